@@ -1,0 +1,143 @@
+# asyncqueue - one Makefile: make, make run, make test, make bench, make install
+#
+# Objects go to $(BUILD)/obj, executables to $(BUILD)/bin, plugins to
+# $(BUILD)/plugins. `make test` builds a separate sanitizer tree in build/san.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+SAN     ?= 0
+DATA    ?= data
+LISTEN  ?= 127.0.0.1:8080
+
+DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev \
+           liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
+           libsodium-dev libical-dev
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl
+BENCH_PKGS = wrk
+
+CC      ?= cc
+PKGS     = libzmq libmicrohttpd lmdb libcurl msgpack jansson libsodium
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -g \
+              -D_GNU_SOURCE -fPIC -Iproto -Iplugins
+ifeq ($(SAN),1)
+  OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+        -fno-sanitize-recover=undefined
+  LDSAN = -fsanitize=address,undefined
+else
+  OPT = -O2
+  LDSAN =
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(CFLAGS_BASE) $(OPT) $(PKG_CFLAGS)
+LDFLAGS += $(LDSAN)
+LDLIBS  += $(PKG_LIBS) -lpthread -ldl -lm
+
+OBJ = $(BUILD)/obj
+BIN = $(BUILD)/bin
+LIB = $(BUILD)/lib
+
+# Each component is a library of its modules; main files are listed apart.
+PROTO_SRC   = $(filter-out proto/aqctl.c,$(wildcard proto/*.c))
+BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c))
+WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
+GATEWAY_SRC = $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+TEST_SRC    = $(wildcard tests/*.c)
+
+objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+
+LIBPROTO   = $(LIB)/libasyncqueue.a
+LIBBROKER  = $(LIB)/libaqbroker.a
+LIBWORKER  = $(LIB)/libaqworker.a
+LIBGATEWAY = $(LIB)/libaqgateway.a
+
+PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
+        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench
+
+.PHONY: all deps test-deps run test bench install clean format check-format
+all: $(PROGS)
+
+$(OBJ)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBPROTO): $(call objs,$(PROTO_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(LIBBROKER): $(call objs,$(BROKER_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(LIBWORKER): $(call objs,$(WORKER_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(LIBGATEWAY): $(call objs,$(GATEWAY_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+
+ALL_LIBS = $(LIBBROKER) $(LIBGATEWAY) $(LIBWORKER) $(LIBPROTO)
+
+$(BIN)/asyncqueue: $(OBJ)/broker/allinone.o $(ALL_LIBS)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-broker: $(OBJ)/broker/main.o $(LIBBROKER) $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-worker: $(OBJ)/workers/main.o $(LIBWORKER) $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-gateway: $(OBJ)/gateway/main.o $(LIBGATEWAY) $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aqctl: $(OBJ)/proto/aqctl.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(ALL_LIBS)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-bench: $(OBJ)/tests/bench.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Debian packages: install only what is missing (no-op when all present).
+define ensure_pkgs
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing missing packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps:
+	$(call ensure_pkgs,$(DEB_PKGS))
+test-deps: deps
+	$(call ensure_pkgs,$(TEST_PKGS))
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(DATA)
+	$(BIN)/asyncqueue --data $(DATA) --listen $(LISTEN)
+
+# The test build: sanitizers on, in its own tree, from scratch.
+test: test-deps
+	rm -rf build/san
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build/san all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	AQ_BUILD=build/san /usr/bin/python3 tests/run.py
+
+bench: test-deps
+	$(call ensure_pkgs,$(BENCH_PKGS))
+	@$(MAKE) --no-print-directory all
+	AQ_BUILD=$(BUILD) /usr/bin/python3 tests/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	           $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/asyncqueue/plugins
+	install -m 755 $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker \
+	           $(BIN)/aq-gateway $(BIN)/aqctl $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LIBPROTO) $(DESTDIR)$(PREFIX)/lib
+	install -m 644 proto/aq_proto.h proto/aq_client.h $(DESTDIR)$(PREFIX)/include
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i */*.c */*.h
+check-format:
+	@clang-format --dry-run --Werror */*.c */*.h

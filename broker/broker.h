@@ -1,0 +1,37 @@
+/*  broker.h - the asyncqueue broker: one event loop that owns all state
+
+    Sockets: a ROUTER for clients (gateways, internal services, aqctl), a
+    ROUTER for workers, a PUB for task events. State lives in LMDB under
+    data_dir. See docs/protocol.md for the dialogs.
+*/
+#ifndef BK_BROKER_H
+#define BK_BROKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *data_dir;         //  LMDB environment and admin.token live here
+    const char *client_endpoints; //  comma-separated list to bind (ROUTER)
+    const char *worker_endpoints; //  comma-separated list to bind (ROUTER)
+    const char *event_endpoints;  //  comma-separated list to bind (PUB), may be NULL
+    int64_t backoff_base_ms;      //  retry back-off base (default 1000)
+    int64_t backoff_cap_ms;       //  retry back-off cap (default 3600000)
+    int heartbeat_ms;             //  worker heartbeat interval (default 1000)
+    int heartbeat_liveness;       //  missed heartbeats before a worker is lost (5)
+    int max_body;                 //  result body cap in bytes (65536)
+    bool nosync;                  //  relaxed durability (MDB_NOSYNC); never the default
+    int64_t map_size;             //  initial LMDB map size in bytes (default 1 GiB)
+    bool verbose;                 //  log every message
+} bk_config_t;
+
+//  Fills cfg with the defaults above (endpoints NULL).
+void bk_config_defaults (bk_config_t *cfg);
+
+//  Runs the broker until *stop becomes non-zero. zmq_ctx may be shared with
+//  other components (inproc endpoints). Returns 0 after a clean shutdown, -1
+//  on a startup failure (already logged as one line).
+int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop);
+
+#endif

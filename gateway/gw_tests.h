@@ -1,0 +1,2 @@
+/*  gw_tests.h - selftests of gateway/ modules: X(name) where name_test exists */
+#define GW_TESTS(X)

@@ -1,0 +1,126 @@
+/*  aq_proto.h - the asyncqueue wire protocol: the one list of messages
+
+    Every message that crosses a ZeroMQ socket is one frame:
+
+        +------+------+---------+-----+----------------------------+
+        | 0xAA | 0xA1 | version | cmd | msgpack map (the fields)   |
+        +------+------+---------+-----+----------------------------+
+
+    (a ROUTER adds the peer's routing id frame in front). The decoder rejects
+    a wrong signature or version as malformed rather than guessing. Fields are
+    a msgpack map with string keys; unknown keys are ignored, so adding an
+    optional key is not a breaking change. docs/protocol.md is the reference.
+
+    In memory a message body is a jansson object (json_t): the project's one
+    document type, shared by the protocol, the store and the REST gateway.
+    Only aq_proto.c includes <msgpack.h>.
+*/
+#ifndef AQ_PROTO_H
+#define AQ_PROTO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AQ_PROTO_SIG0    0xAA
+#define AQ_PROTO_SIG1    0xA1
+#define AQ_PROTO_VERSION 1
+#define AQ_PROTO_HEADER  4          //  signature(2) version(1) command(1)
+#define AQ_PROTO_MAX_MSG (8 << 20)  //  ZMQ_MAXMSGSIZE on every socket
+#define AQ_PROTO_DEPTH   32         //  deepest nesting the decoder accepts
+
+/*  The message table. X(NAME, id, direction). Appending is compatible;
+    renumbering is not (bump AQ_PROTO_VERSION).
+
+    Client requests (DEALER -> broker client ROUTER) all carry
+      corr  uint   correlation id, echoed in the REPLY
+      key   str    API key (task commands) or
+      admin str    admin token from DATA/admin.token (team/key commands)
+    and are answered by exactly one REPLY.                                  */
+#define AQ_PROTO_COMMANDS(X)                                                 \
+    X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str")       \
+    X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
+    X (TASK_LIST,     3, "client>broker  status?, limit?, offset?, sortOrder?") \
+    X (TASK_CANCEL,   4, "client>broker  id:str")                            \
+    X (TASK_RETRY,    5, "client>broker  id:str")                            \
+    X (TASK_ATTEMPTS, 6, "client>broker  id:str")                            \
+    X (TEAM_CREATE,   7, "client>broker  name:str (admin)")                  \
+    X (TEAM_LIST,     8, "client>broker  (admin)")                           \
+    X (KEY_CREATE,    9, "client>broker  team:str name, scope?:full|read (admin)") \
+    X (KEY_LIST,     10, "client>broker  team?:str name (admin)")            \
+    X (KEY_REVOKE,   11, "client>broker  id:str (admin)")                    \
+    X (AUTH,         12, "client>broker  key:str -> teamId, scope")          \
+    X (STATS,        13, "client>broker  -> counters and gauges")            \
+    X (REPLY,        14, "broker>client  corr, status:int, body?:map, error?:str, retryAfter?:uint") \
+    X (HEARTBEAT,    15, "both ways      (no fields)")                       \
+    X (READY,        20, "worker>broker  credit:uint, name?:str")            \
+    X (JOB,          21, "broker>worker  id, attempt, url, method, headers, body?, timeout (s), maxBody") \
+    X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?") \
+    X (BYE,          23, "worker>broker  (no fields) leaving; leases return at once") \
+    X (ERROR,        24, "broker>peer    code:int, reason:str")              \
+    X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId")
+
+typedef enum {
+#define AQ_PROTO_ENUM(name, id, doc) AQ_CMD_##name = id,
+    AQ_PROTO_COMMANDS (AQ_PROTO_ENUM)
+#undef AQ_PROTO_ENUM
+} aq_cmd_t;
+
+//  Status codes in REPLY and ERROR are HTTP's, so the gateway maps them 1:1.
+#define AQ_OK          200
+#define AQ_CREATED     201
+#define AQ_BAD_REQUEST 400
+#define AQ_UNAUTH      401
+#define AQ_FORBIDDEN   403
+#define AQ_NOT_FOUND   404
+#define AQ_CONFLICT    409
+#define AQ_TOO_LARGE   413
+#define AQ_TOO_MANY    429
+#define AQ_INTERNAL    500
+#define AQ_UNAVAILABLE 503
+
+//  Decoder errors (negative, as returned by aq_proto_decode).
+#define AQ_EPROTO_SHORT     -1  //  frame shorter than the header
+#define AQ_EPROTO_SIGNATURE -2  //  not an asyncqueue frame
+#define AQ_EPROTO_VERSION   -3  //  another protocol version
+#define AQ_EPROTO_COMMAND   -4  //  unknown command id
+#define AQ_EPROTO_MALFORMED -5  //  body is not a msgpack map we accept
+#define AQ_EPROTO_NOMEM     -6
+
+//  Name of a command ("TASK_CREATE"), or NULL for an unknown id.
+const char *aq_proto_name (int cmd);
+
+//  Error text for an AQ_EPROTO_* code.
+const char *aq_proto_strerror (int code);
+
+//  Encodes cmd and body (a JSON object; NULL means {}) into one frame.
+//  Returns a malloc'd buffer the caller frees and sets *size; NULL on
+//  failure (a value msgpack cannot carry, or out of memory).
+uint8_t *aq_proto_encode (int cmd, const json_t *body, size_t *size);
+
+//  Decodes one frame. On success returns 0, sets *cmd and *body (a new
+//  reference the caller json_decref's). On failure returns an AQ_EPROTO_*
+//  code and leaves *body NULL. Never reads beyond size; strings must be
+//  UTF-8, map keys strings, nesting at most AQ_PROTO_DEPTH.
+int aq_proto_decode (const uint8_t *data, size_t size, int *cmd, json_t **body);
+
+//  msgpack bytes of one JSON value alone (the store's record encoding).
+//  Same ownership as aq_proto_encode.
+uint8_t *aq_proto_pack (const json_t *value, size_t *size);
+//  Inverse of aq_proto_pack; NULL if malformed. Caller owns the result.
+json_t *aq_proto_unpack (const uint8_t *data, size_t size);
+
+//  ZeroMQ helpers: send one message (routing id first when not NULL).
+//  flags: ZMQ_DONTWAIT or 0. Returns 0, or -1 with errno from zmq_send.
+int aq_proto_send (void *socket, const void *rid, size_t rid_size, int cmd, const json_t *body,
+                   int flags);
+
+//  Field accessors over a body, with a default when absent or mistyped.
+const char *aq_field_str (const json_t *body, const char *key);  //  borrowed or NULL
+int64_t aq_field_int (const json_t *body, const char *key, int64_t dflt);
+bool aq_field_bool (const json_t *body, const char *key, bool dflt);
+
+void aq_proto_test (bool verbose);
+
+#endif

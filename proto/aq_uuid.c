@@ -1,0 +1,72 @@
+/*  aq_uuid.c - time-ordered UUIDs (version 7) as keys and as text */
+#include "aq_uuid.h"
+#include "aq_time.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]) {
+    uint64_t ms = (uint64_t) aq_time_now_ms ();
+    for (int i = 0; i < 6; i++)
+        uuid[i] = (uint8_t) (ms >> (40 - 8 * i));
+    randombytes_buf (uuid + 6, AQ_UUID_SIZE - 6);
+    uuid[6] = (uint8_t) (0x70 | (uuid[6] & 0x0F)); //  version 7
+    uuid[8] = (uint8_t) (0x80 | (uuid[8] & 0x3F)); //  RFC 4122 variant
+}
+
+char *aq_uuid_format (const uint8_t uuid[AQ_UUID_SIZE], char *text) {
+    static const char hex[] = "0123456789abcdef";
+    char *p = text;
+    for (int i = 0; i < AQ_UUID_SIZE; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[uuid[i] >> 4];
+        *p++ = hex[uuid[i] & 15];
+    }
+    *p = '\0';
+    return text;
+}
+
+static int s_nibble (char c) {
+    if (isdigit ((unsigned char) c))
+        return c - '0';
+    c = (char) tolower ((unsigned char) c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int aq_uuid_parse (const char *text, uint8_t uuid[AQ_UUID_SIZE]) {
+    if (!text || strlen (text) != 36)
+        return -1;
+    const char *p = text;
+    for (int i = 0; i < AQ_UUID_SIZE; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            if (*p++ != '-')
+                return -1;
+        }
+        int hi = s_nibble (p[0]), lo = s_nibble (p[1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        uuid[i] = (uint8_t) (hi << 4 | lo);
+        p += 2;
+    }
+    return 0;
+}
+
+void aq_uuid_test (bool verbose) {
+    uint8_t a[AQ_UUID_SIZE], b[AQ_UUID_SIZE], c[AQ_UUID_SIZE];
+    char text[AQ_UUID_TEXT];
+    aq_uuid_new (a);
+    aq_uuid_format (a, text);
+    assert (strlen (text) == 36 && text[14] == '7');
+    assert (aq_uuid_parse (text, b) == 0 && memcmp (a, b, AQ_UUID_SIZE) == 0);
+    assert (aq_uuid_parse ("550E8400-E29B-41D4-A716-446655440000", c) == 0);
+    assert (strcmp (aq_uuid_format (c, text), "550e8400-e29b-41d4-a716-446655440000") == 0);
+    assert (aq_uuid_parse ("550e8400e29b-41d4-a716-4466554400000", c) == -1);
+    assert (aq_uuid_parse ("550e8400-e29b-41d4-a716-44665544000g", c) == -1);
+    assert (aq_uuid_parse ("", c) == -1 && aq_uuid_parse (NULL, c) == -1);
+    if (verbose)
+        printf ("aq_uuid: ok\n");
+}
