@@ -216,7 +216,75 @@ static json_t *s_unpack (const msgpack_object *obj, int depth, int *err) {
     return value;
 }
 
+//  msgpack-c allocates a container's declared element count before reading
+//  it, so a 5-byte "array of 2^32 items" would ask for gigabytes. This scan
+//  walks the encoding first and accepts it only if every length and count
+//  fits in the bytes that are actually there. Returns the bytes one value
+//  spans, or -1.
+static int64_t s_scan (const uint8_t *data, size_t size, int depth) {
+    if (size < 1 || depth > AQ_PROTO_DEPTH + 1)
+        return -1;
+    uint8_t type = data[0];
+    size_t head = 1, length = 0, items = 0;
+#define NEED(n)                                                                                    \
+    if (size < (n))                                                                                \
+        return -1;
+#define BE(bytes) (bytes == 1 ? data[1] : bytes == 2 ? (size_t) data[1] << 8 | data[2] :             \
+                   (size_t) data[1] << 24 | (size_t) data[2] << 16 | (size_t) data[3] << 8 | data[4])
+    if (type <= 0x7f || type >= 0xe0 || type == 0xc0 || type == 0xc2 || type == 0xc3)
+        ;
+    else if ((type & 0xf0) == 0x80)
+        items = 2 * (size_t) (type & 0x0f);
+    else if ((type & 0xf0) == 0x90)
+        items = type & 0x0f;
+    else if ((type & 0xe0) == 0xa0)
+        length = type & 0x1f;
+    else if (type >= 0xc4 && type <= 0xc6) { //  bin
+        size_t n = (size_t) 1 << (type - 0xc4);
+        NEED (1 + n);
+        head += n, length = BE (n);
+    } else if (type >= 0xc7 && type <= 0xc9) { //  ext
+        size_t n = (size_t) 1 << (type - 0xc7);
+        NEED (1 + n);
+        head += n + 1, length = BE (n);
+    } else if (type == 0xca || type == 0xcb)
+        length = type == 0xca ? 4 : 8;
+    else if (type >= 0xcc && type <= 0xd3)
+        length = (size_t) 1 << ((type - 0xcc) & 3);
+    else if (type >= 0xd4 && type <= 0xd8)
+        length = 1 + ((size_t) 1 << (type - 0xd4));
+    else if (type >= 0xd9 && type <= 0xdb) { //  str
+        size_t n = (size_t) 1 << (type - 0xd9);
+        NEED (1 + n);
+        head += n, length = BE (n);
+    } else if (type == 0xdc || type == 0xdd || type == 0xde || type == 0xdf) {
+        size_t n = type == 0xdc || type == 0xde ? 2 : 4;
+        NEED (1 + n);
+        head += n, items = BE (n);
+        if (type >= 0xde)
+            items *= 2;
+    } else
+        return -1; //  0xc1: never used
+#undef BE
+    NEED (head + length);
+    size_t offset = head + length;
+    if (items > size - offset) //  every item takes at least one byte
+        return -1;
+    for (size_t i = 0; i < items; i++) {
+        int64_t span = s_scan (data + offset, size - offset, depth + 1);
+        if (span < 0)
+            return -1;
+        offset += (size_t) span;
+    }
+#undef NEED
+    return (int64_t) offset;
+}
+
 static json_t *s_decode (const uint8_t *data, size_t size, int *err) {
+    if (s_scan (data, size, 0) != (int64_t) size) {
+        *err = AQ_EPROTO_MALFORMED;
+        return NULL;
+    }
     msgpack_unpacked result;
     msgpack_unpacked_init (&result);
     size_t offset = 0;
@@ -359,6 +427,13 @@ void aq_proto_test (bool verbose) {
     for (int i = 7; i < (int) sizeof deep; i++)
         deep[i] = 0x91; //  [[[[...
     assert (aq_proto_decode (deep, sizeof deep, &cmd, &body) != 0);
+
+    //  a declared size beyond the frame is refused before any allocation
+    uint8_t huge[] = {0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x81, 0xA1, 'a', 0xDD,
+                      0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);
+    huge[7] = 0xDB; //  a 4 GiB string
+    assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);
 
     //  random garbage never crashes
     unsigned seed = 42;

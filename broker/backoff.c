@@ -1,0 +1,50 @@
+/*  backoff.c - retry delays: exponential, linear, fixed, exponential_jitter */
+#include "backoff.h"
+
+#include <assert.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+int64_t bk_backoff_ms (const char *strategy, int n, int64_t base_ms, int64_t cap_ms,
+                       int64_t retry_after_ms) {
+    if (n < 1)
+        n = 1;
+    int64_t delay;
+    if (strategy && strcmp (strategy, "linear") == 0)
+        delay = base_ms * n;
+    else if (strategy && strcmp (strategy, "fixed") == 0)
+        delay = base_ms;
+    else {
+        int shift = n - 1 > 40 ? 40 : n - 1;
+        delay = base_ms << shift;
+        if (delay > cap_ms || delay < 0)
+            delay = cap_ms;
+        if (strategy && strcmp (strategy, "exponential_jitter") == 0 && delay > 1)
+            delay = delay / 2 + (int64_t) randombytes_uniform ((uint32_t) (delay / 2 + 1));
+    }
+    if (delay > cap_ms)
+        delay = cap_ms;
+    if (retry_after_ms > delay)
+        delay = retry_after_ms < cap_ms ? retry_after_ms : cap_ms;
+    return delay;
+}
+
+void bk_backoff_test (bool verbose) {
+    assert (bk_backoff_ms ("exponential", 1, 1000, 3600000, -1) == 1000);
+    assert (bk_backoff_ms ("exponential", 3, 1000, 3600000, -1) == 4000);
+    assert (bk_backoff_ms ("exponential", 30, 1000, 3600000, -1) == 3600000);
+    assert (bk_backoff_ms ("exponential", 100, 1000, 3600000, -1) == 3600000);
+    assert (bk_backoff_ms ("linear", 3, 1000, 3600000, -1) == 3000);
+    assert (bk_backoff_ms ("fixed", 7, 1000, 3600000, -1) == 1000);
+    for (int i = 0; i < 1000; i++) {
+        int64_t d = bk_backoff_ms ("exponential_jitter", 3, 1000, 3600000, -1);
+        assert (d >= 2000 && d <= 4000);
+    }
+    //  Retry-After lengthens a delay, never shortens it, and obeys the cap
+    assert (bk_backoff_ms ("fixed", 1, 1000, 3600000, 5000) == 5000);
+    assert (bk_backoff_ms ("fixed", 1, 1000, 3600000, 10) == 1000);
+    assert (bk_backoff_ms ("fixed", 1, 1000, 60000, 7200000) == 60000);
+    if (verbose)
+        printf ("bk_backoff: ok\n");
+}

@@ -1,0 +1,1149 @@
+/*  broker.c - the broker's event loop: requests, dispatch, results, timers
+
+    One thread. Each turn: poll; open one write transaction; handle every
+    message waiting on both ROUTERs (bounded), move due delayed tasks to the
+    ready queue, expire dead workers and leases, dispatch to workers with
+    credit; commit once; only then send replies, jobs and events (group
+    commit: nobody hears of a change before it is on disk).
+*/
+#include "broker.h"
+#include "aq_log.h"
+#include "aq_proto.h"
+#include "aq_time.h"
+#include "aq_uuid.h"
+#include "backoff.h"
+#include "delay.h"
+#include "keys.h"
+#include "lease.h"
+#include "queue.h"
+#include "store.h"
+#include "task.h"
+#include "tasks.h"
+#include "waiters.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_BATCH        1000          //  messages per socket per turn
+#define S_IDEM_TTL     (24 * 3600000LL)
+#define S_MAX_WAIT_S   25
+#define S_REPLY_FAILED "Storage unavailable, try again"
+
+static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",  "250",
+                                     "500", "1000", "2500", "5000", "10000", "+Inf"};
+static const int64_t s_latency_ms[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+                                       INT64_MAX};
+#define S_BUCKETS (sizeof s_latency_ms / sizeof s_latency_ms[0])
+
+typedef struct {
+    void *socket;          //  where to send
+    uint8_t rid[256];      //  routing id, rid_size 0 for PUB
+    size_t rid_size;       //  its length
+    int cmd;               //  command
+    json_t *body;          //  owned
+    char topic[40];        //  PUB topic frame
+    int worker;            //  JOB: worker index, else -1
+    uint8_t id[16];        //  JOB: task id
+    int attempt;           //  JOB: attempt
+} s_out_t;
+
+typedef struct {
+    const bk_config_t *cfg; //  borrowed
+    void *clients;          //  ROUTER for clients
+    void *workers;          //  ROUTER for workers
+    void *events;           //  PUB
+    bk_store_t *store;      //  owned
+    bk_queue_t *queue;      //  owned
+    bk_leases_t *leases;    //  owned
+    bk_waiters_t *waiters;  //  owned
+    s_out_t *out;           //  sends waiting for the commit
+    size_t nout, capout;    //  count, capacity
+    uint64_t seq;           //  last creation sequence used
+    int64_t next_due;       //  earliest delay-queue time (wall ms), INT64_MAX if none
+    char admin[65];         //  admin token
+    int64_t now;            //  wall ms of this turn
+    int64_t mono;           //  mono ms of this turn
+    int64_t last_reader_check; //  mono ms
+    bool recover;           //  re-lease processing tasks at the next turn
+    struct {
+        uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
+        uint64_t latency[S_BUCKETS];
+    } stats;
+} s_broker_t;
+
+void bk_config_defaults (bk_config_t *cfg) {
+    memset (cfg, 0, sizeof *cfg);
+    cfg->backoff_base_ms = 1000;
+    cfg->backoff_cap_ms = 3600000;
+    cfg->heartbeat_ms = 1000;
+    cfg->heartbeat_liveness = 5;
+    cfg->max_body = 65536;
+    cfg->map_size = 1LL << 30;
+}
+
+//  --------------------------------------------------------------------------
+//  Outbox: everything sent waits here until the turn's commit.
+
+static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size_t rid_size,
+                           int cmd, json_t *body) {
+    if (self->nout == self->capout) {
+        self->capout = self->capout ? self->capout * 2 : 256;
+        self->out = realloc (self->out, self->capout * sizeof *self->out);
+        assert (self->out);
+    }
+    s_out_t *out = &self->out[self->nout++];
+    memset (out, 0, offsetof (s_out_t, worker));
+    out->socket = socket;
+    if (rid_size > sizeof out->rid)
+        rid_size = 0;
+    memcpy (out->rid, rid, rid_size);
+    out->rid_size = rid_size;
+    out->cmd = cmd;
+    out->body = body;
+    out->worker = -1;
+    return out;
+}
+
+//  Queues a REPLY; takes ownership of body (may be NULL).
+static void s_reply (s_broker_t *self, const void *rid, size_t rid_size, int64_t corr, int status,
+                     json_t *body, const char *error) {
+    json_t *reply = json_pack ("{s:I, s:i}", "corr", (json_int_t) corr, "status", status);
+    if (body)
+        json_object_set_new (reply, "body", body);
+    if (error)
+        json_object_set_new (reply, "error", json_string (error));
+    s_out_new (self, self->clients, rid, rid_size, AQ_CMD_REPLY, reply);
+}
+
+static int s_send_out (s_broker_t *self, s_out_t *out) {
+    int rc;
+    if (out->rid_size == 0) { //  PUB: topic then event
+        size_t size;
+        uint8_t *data = aq_proto_encode (out->cmd, out->body, &size);
+        rc = data ? zmq_send (out->socket, out->topic, strlen (out->topic),
+                              ZMQ_SNDMORE | ZMQ_DONTWAIT)
+                  : -1;
+        if (rc >= 0)
+            rc = zmq_send (out->socket, data, size, ZMQ_DONTWAIT);
+        free (data);
+    } else
+        rc = aq_proto_send (out->socket, out->rid, out->rid_size, out->cmd, out->body,
+                            ZMQ_DONTWAIT);
+    return rc < 0 ? -1 : 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Task state changes
+
+static void s_notify (s_broker_t *self, const json_t *task) {
+    const char *id = json_string_value (json_object_get (task, "id"));
+    const char *team = json_string_value (json_object_get (task, "teamId"));
+    if (self->events) {
+        json_t *event = json_pack ("{s:s, s:s, s:O, s:I}", "id", id, "teamId", team, "status",
+                                   json_object_get (task, "status"), "at", (json_int_t) self->now);
+        s_out_t *out = s_out_new (self, self->events, NULL, 0, AQ_CMD_EVENT, event);
+        snprintf (out->topic, sizeof out->topic, "%s", team);
+    }
+    bk_waiter_t w;
+    while (bk_waiters_take (self->waiters, id, &w)) {
+        json_t *body = json_pack ("{s:o}", "task", bk_task_public (task));
+        s_reply (self, w.rid, w.rid_size, w.corr, AQ_OK, body, NULL);
+    }
+}
+
+//  Persists a task whose status was old_status; announces a change.
+static int s_save (s_broker_t *self, json_t *task, int old_status) {
+    int rc = bk_tasks_save (self->store, task, old_status);
+    if (rc == 0 && bk_task_status (task) != old_status)
+        s_notify (self, task);
+    return rc;
+}
+
+static void s_set_status (json_t *task, int status) {
+    json_object_set_new (task, "status", json_string (bk_status_name (status)));
+}
+
+//  Puts a task in the ready queue (status pending).
+static int s_make_ready (s_broker_t *self, json_t *task) {
+    uint8_t id[16], team[16];
+    if (bk_tasks_ids (task, id, team) != 0)
+        return BK_ESTORE;
+    s_set_status (task, BK_ST_PENDING);
+    json_object_del (task, "_due");
+    json_object_del (task, "nextAttemptAt");
+    return bk_queue_push (self->queue, (int) json_integer_value (json_object_get (task, "priority")),
+                          team, bk_tasks_seq (task), id);
+}
+
+//  Puts a task in the delay queue until due (status delayed).
+static int s_make_delayed (s_broker_t *self, json_t *task, int64_t due) {
+    uint8_t id[16];
+    if (bk_tasks_ids (task, id, NULL) != 0)
+        return BK_ESTORE;
+    s_set_status (task, BK_ST_DELAYED);
+    json_object_set_new (task, "_due", json_integer (due));
+    if (due < self->next_due)
+        self->next_due = due;
+    return bk_delay_push (self->store, due, BK_DELAY_TASK, id);
+}
+
+static void s_finish (s_broker_t *self, json_t *task, int status, const char *error) {
+    s_set_status (task, status);
+    bk_task_set_time (task, "completedAt", self->now);
+    json_object_del (task, "nextAttemptAt");
+    json_object_del (task, "_due");
+    if (error)
+        json_object_set_new (task, "error", json_string (error));
+    if (status == BK_ST_COMPLETED)
+        self->stats.completed++;
+    else if (status == BK_ST_FAILED)
+        self->stats.failed++;
+}
+
+//  An attempt ended without a usable response: retry later or fail.
+static int s_attempt_failed (s_broker_t *self, json_t *task, const char *error, bool permanent,
+                             int64_t retry_after_ms, bool requeue_now) {
+    int64_t retries = json_integer_value (json_object_get (task, "retryCount"));
+    int64_t max = json_integer_value (json_object_get (task, "maxRetries"));
+    if (permanent || retries >= max) {
+        s_finish (self, task, BK_ST_FAILED, error);
+        return 0;
+    }
+    retries++;
+    self->stats.retried++;
+    json_object_set_new (task, "retryCount", json_integer (retries));
+    json_object_set_new (task, "error", json_string (error));
+    if (requeue_now)
+        return s_make_ready (self, task);
+    int64_t delay = bk_backoff_ms (json_string_value (json_object_get (task, "retryBackoff")),
+                                   (int) retries, self->cfg->backoff_base_ms,
+                                   self->cfg->backoff_cap_ms, retry_after_ms);
+    bk_task_set_time (task, "nextAttemptAt", self->now + delay);
+    return s_make_delayed (self, task, self->now + delay);
+}
+
+static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *task,
+                              int64_t duration, const json_t *status_code, const char *error) {
+    int attempt = (int) json_integer_value (json_object_get (task, "_attempts"));
+    json_t *record = json_pack ("{s:i, s:O, s:I}", "attempt", attempt, "startedAt",
+                                json_object_get (task, "_attemptAt"), "duration",
+                                (json_int_t) duration);
+    if (status_code)
+        json_object_set (record, "statusCode", (json_t *) status_code);
+    if (error)
+        json_object_set_new (record, "error", json_string (error));
+    bk_tasks_add_attempt (self->store, id, attempt, record);
+    json_decref (record);
+    for (size_t i = 0; i < S_BUCKETS; i++)
+        if (duration <= s_latency_ms[i]) {
+            self->stats.latency[i]++;
+            break;
+        }
+}
+
+//  A lease ended without a result: the worker died, stalled or left.
+static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
+    json_t *task = bk_tasks_get (self->store, id);
+    if (task && bk_task_status (task) == BK_ST_PROCESSING &&
+        json_integer_value (json_object_get (task, "_attempts")) == attempt) {
+        self->stats.lost++;
+        int64_t started = json_integer_value (json_object_get (task, "_attemptAt"));
+        s_record_attempt (self, id, task, self->now - started, NULL, "worker lost");
+        s_attempt_failed (self, task, "worker lost", false, -1, true);
+        s_save (self, task, BK_ST_PROCESSING);
+    }
+    json_decref (task);
+}
+
+//  --------------------------------------------------------------------------
+//  Client requests
+
+typedef struct {
+    const uint8_t *rid;  //  routing id of the client
+    size_t rid_size;     //  its length
+    int64_t corr;        //  correlation id
+    json_t *body;        //  request fields, borrowed
+    uint8_t team[16];    //  the caller's team, after auth
+} s_req_t;
+
+static void s_answer (s_broker_t *self, s_req_t *req, int status, json_t *body,
+                      const char *error) {
+    s_reply (self, req->rid, req->rid_size, req->corr, status, body, error);
+}
+
+//  Checks the API key; answers and returns -1 when the caller may not go on.
+static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
+    const char *key = aq_field_str (req->body, "key");
+    bool read_only = false;
+    if (!key || !*key) {
+        s_answer (self, req, AQ_UNAUTH, NULL, "API key required");
+        return -1;
+    }
+    if (bk_keys_check (self->store, key, req->team, &read_only) != 0) {
+        s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+        return -1;
+    }
+    if (write && read_only) {
+        s_answer (self, req, AQ_FORBIDDEN, NULL, "Access denied");
+        return -1;
+    }
+    return 0;
+}
+
+static int s_admin (s_broker_t *self, s_req_t *req) {
+    const char *token = aq_field_str (req->body, "admin");
+    if (!token || strlen (token) != strlen (self->admin) ||
+        sodium_memcmp (token, self->admin, strlen (self->admin)) != 0) {
+        s_answer (self, req, AQ_UNAUTH, NULL, token ? "Invalid admin token" : "Admin token required");
+        return -1;
+    }
+    return 0;
+}
+
+//  The caller's task by "id", or NULL after answering 404.
+static json_t *s_own_task (s_broker_t *self, s_req_t *req, uint8_t id[16]) {
+    json_t *task = NULL;
+    uint8_t team[16];
+    if (aq_uuid_parse (aq_field_str (req->body, "id"), id) == 0)
+        task = bk_tasks_get (self->store, id);
+    if (task && (bk_tasks_ids (task, id, team) != 0 || memcmp (team, req->team, 16) != 0)) {
+        json_decref (task);
+        task = NULL;
+    }
+    if (!task)
+        s_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
+    return task;
+}
+
+static json_t *s_task_body (const json_t *task) {
+    return json_pack ("{s:o}", "task", bk_task_public (task));
+}
+
+static void s_task_create (s_broker_t *self, s_req_t *req) {
+    const char *idem = aq_field_str (req->body, "idem");
+    uint8_t idem_key[16 + 256];
+    size_t idem_size = 0;
+    if (idem && *idem) {
+        if (strlen (idem) > 255) {
+            s_answer (self, req, AQ_BAD_REQUEST, NULL,
+                      "Idempotency-Key must be at most 255 characters");
+            return;
+        }
+        memcpy (idem_key, req->team, 16);
+        memcpy (idem_key + 16, idem, strlen (idem));
+        idem_size = 16 + strlen (idem);
+        bk_val_t val;
+        if (bk_store_get (self->store, BK_DB_IDEM, idem_key, idem_size, &val) == 0 &&
+            val.size == 24) {
+            int64_t created;
+            memcpy (&created, (const uint8_t *) val.data + 16, 8);
+            json_t *task = created + S_IDEM_TTL > self->now ? bk_tasks_get (self->store, val.data)
+                                                            : NULL;
+            if (task) {
+                s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+                json_decref (task);
+                return;
+            }
+        }
+    }
+    const char *error;
+    char errbuf[256];
+    json_t *task = bk_task_from_request (json_object_get (req->body, "task"), self->now, &error,
+                                         errbuf, sizeof errbuf);
+    if (!task) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+        return;
+    }
+    uint8_t id[16];
+    char text[AQ_UUID_TEXT];
+    aq_uuid_new (id);
+    json_object_set_new (task, "id", json_string (aq_uuid_format (id, text)));
+    json_object_set_new (task, "teamId", json_string (aq_uuid_format (req->team, text)));
+    json_object_set_new (task, "_seq", json_integer ((json_int_t) ++self->seq));
+    json_object_set_new (task, "_attempts", json_integer (0));
+    //  keep the public field order: id and teamId first
+    json_t *ordered = json_pack ("{s:O, s:O}", "id", json_object_get (task, "id"), "teamId",
+                                 json_object_get (task, "teamId"));
+    json_object_update_missing (ordered, task);
+    json_decref (task);
+    task = ordered;
+
+    int rc;
+    if (bk_task_status (task) == BK_ST_DELAYED)
+        rc = s_make_delayed (self, task, json_integer_value (json_object_get (task, "delayUntil")));
+    else
+        rc = s_make_ready (self, task);
+    if (rc == 0)
+        rc = s_save (self, task, 0);
+    if (rc == 0 && idem_size) {
+        uint8_t val[24];
+        memcpy (val, id, 16);
+        memcpy (val + 16, &self->now, 8);
+        rc = bk_store_put (self->store, BK_DB_IDEM, idem_key, idem_size, val, sizeof val);
+    }
+    if (rc == 0) {
+        self->stats.created++;
+        s_answer (self, req, AQ_CREATED, s_task_body (task), NULL);
+    } else
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    json_decref (task);
+}
+
+static void s_task_get (s_broker_t *self, s_req_t *req) {
+    uint8_t id[16];
+    json_t *task = s_own_task (self, req, id);
+    if (!task)
+        return;
+    json_t *wait = json_object_get (req->body, "wait");
+    int64_t seconds = json_is_integer (wait) ? json_integer_value (wait) : 0;
+    if (seconds < 0 || seconds > S_MAX_WAIT_S) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, "wait must be a number between 0 and 25");
+    } else if (seconds > 0 && !bk_status_terminal (bk_task_status (task)) &&
+               bk_waiters_add (self->waiters, req->rid, req->rid_size, req->corr,
+                               json_string_value (json_object_get (task, "id")),
+                               self->mono + seconds * 1000)) {
+        //  held: answered on the next status change or at the deadline
+    } else
+        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+    json_decref (task);
+}
+
+//  A query value given as an integer or a decimal string; -1 if invalid.
+static int64_t s_query_int (const json_t *value, int64_t dflt) {
+    if (!value || json_is_null (value))
+        return dflt;
+    if (json_is_integer (value))
+        return json_integer_value (value);
+    const char *text = json_string_value (value);
+    if (!text || !*text || strlen (text) > 9)
+        return -1;
+    int64_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        n = n * 10 + (*p - '0');
+    }
+    return n;
+}
+
+static void s_task_list (s_broker_t *self, s_req_t *req) {
+    const char *status_name = aq_field_str (req->body, "status");
+    int status = 0;
+    if (status_name && !(status = bk_status_parse (status_name))) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL,
+                  "status must be one of: pending, delayed, processing, waiting, polling, "
+                  "completed, failed, timeout, cancelled");
+        return;
+    }
+    int64_t limit = s_query_int (json_object_get (req->body, "limit"), 50);
+    if (limit < 1 || limit > 100) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, "limit must be a number between 1 and 100");
+        return;
+    }
+    int64_t offset = s_query_int (json_object_get (req->body, "offset"), 0);
+    if (offset < 0) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, "offset must be a non-negative number");
+        return;
+    }
+    const char *order = aq_field_str (req->body, "sortOrder");
+    if (order && strcmp (order, "asc") != 0 && strcmp (order, "desc") != 0) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, "sortOrder must be one of: asc, desc");
+        return;
+    }
+    uint64_t total;
+    json_t *records = bk_tasks_list (self->store, req->team, status, (int) limit, (int) offset,
+                                     order && strcmp (order, "asc") == 0, &total);
+    json_t *tasks = json_array ();
+    size_t index;
+    json_t *record;
+    json_array_foreach (records, index, record)
+        json_array_append_new (tasks, bk_task_public (record));
+    json_decref (records);
+    json_t *body = json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", "tasks", tasks, "pagination",
+                              "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
+                              (json_int_t) offset, "hasMore",
+                              (uint64_t) (offset + (int64_t) json_array_size (tasks)) < total);
+    s_answer (self, req, AQ_OK, body, NULL);
+}
+
+static void s_task_cancel (s_broker_t *self, s_req_t *req) {
+    uint8_t id[16], team[16];
+    json_t *task = s_own_task (self, req, id);
+    if (!task)
+        return;
+    int status = bk_task_status (task);
+    int rc = 0;
+    bk_tasks_ids (task, id, team);
+    if (status == BK_ST_PENDING)
+        rc = bk_queue_remove (self->queue,
+                              (int) json_integer_value (json_object_get (task, "priority")), team,
+                              bk_tasks_seq (task));
+    else if (status == BK_ST_DELAYED)
+        rc = bk_delay_remove (self->store, json_integer_value (json_object_get (task, "_due")),
+                              BK_DELAY_TASK, id);
+    else {
+        char error[128];
+        snprintf (error, sizeof error, "Task cannot be cancelled in status %s",
+                  bk_status_name (status));
+        s_answer (self, req, AQ_CONFLICT, NULL, error);
+        json_decref (task);
+        return;
+    }
+    s_finish (self, task, BK_ST_CANCELLED, NULL);
+    if (rc == 0)
+        rc = s_save (self, task, status);
+    if (rc == 0)
+        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+    else
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    json_decref (task);
+}
+
+static void s_task_retry (s_broker_t *self, s_req_t *req) {
+    uint8_t id[16];
+    json_t *task = s_own_task (self, req, id);
+    if (!task)
+        return;
+    int status = bk_task_status (task);
+    if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT) {
+        char error[128];
+        snprintf (error, sizeof error, "Task cannot be retried in status %s",
+                  bk_status_name (status));
+        s_answer (self, req, AQ_CONFLICT, NULL, error);
+        json_decref (task);
+        return;
+    }
+    json_object_set_new (task, "retryCount", json_integer (0));
+    json_object_del (task, "error");
+    json_object_del (task, "result");
+    json_object_del (task, "completedAt");
+    int rc = s_make_ready (self, task);
+    if (rc == 0)
+        rc = s_save (self, task, status);
+    if (rc == 0)
+        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+    else
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    json_decref (task);
+}
+
+static void s_task_attempts (s_broker_t *self, s_req_t *req) {
+    uint8_t id[16];
+    json_t *task = s_own_task (self, req, id);
+    if (task)
+        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)),
+                  NULL);
+    json_decref (task);
+}
+
+static void s_stats (s_broker_t *self, s_req_t *req) {
+    const uint8_t *team = NULL;
+    if (!aq_field_str (req->body, "admin")) {
+        if (s_authenticate (self, req, false) != 0)
+            return;
+        team = req->team;
+    } else if (s_admin (self, req) != 0)
+        return;
+    json_t *tasks = json_object ();
+    for (int st = 1; st < BK_ST_COUNT; st++)
+        json_object_set_new (tasks, bk_status_name (st),
+                             json_integer ((json_int_t) bk_tasks_count (self->store, team, st)));
+    json_t *latency = json_object ();
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < S_BUCKETS; i++) {
+        cumulative += self->stats.latency[i];
+        json_object_set_new (latency, s_latency_le[i], json_integer ((json_int_t) cumulative));
+    }
+    json_t *body = json_pack (
+        "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "tasks", tasks,
+        "counters", "created", (json_int_t) self->stats.created, "dispatched",
+        (json_int_t) self->stats.dispatched, "completed", (json_int_t) self->stats.completed,
+        "failed", (json_int_t) self->stats.failed, "retried", (json_int_t) self->stats.retried,
+        "malformed", (json_int_t) self->stats.malformed, "workerLost",
+        (json_int_t) self->stats.lost, "workers", bk_leases_workers_alive (self->leases),
+        "lmdbBytes", (json_int_t) bk_store_used_bytes (self->store), "attemptLatencyMs", latency);
+    s_answer (self, req, AQ_OK, body, NULL);
+}
+
+static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
+    if (s_admin (self, req) != 0)
+        return;
+    const char *name = aq_field_str (req->body, "name");
+    const char *team = aq_field_str (req->body, "team");
+    json_t *result;
+    switch (cmd) {
+    case AQ_CMD_TEAM_CREATE:
+        result = bk_keys_team_create (self->store, name, self->now);
+        if (!result) {
+            s_answer (self, req, name && *name ? AQ_CONFLICT : AQ_BAD_REQUEST, NULL,
+                      name && *name ? "Team already exists" : "name is required");
+            return;
+        }
+        json_object_del (result, "signingSecret");
+        s_answer (self, req, AQ_CREATED, json_pack ("{s:o}", "team", result), NULL);
+        break;
+    case AQ_CMD_TEAM_LIST:
+        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "teams", bk_keys_team_list (self->store)),
+                  NULL);
+        break;
+    case AQ_CMD_KEY_CREATE:
+        if (!team || !*team) {
+            s_answer (self, req, AQ_BAD_REQUEST, NULL, "team is required");
+            return;
+        }
+        result = bk_keys_create (self->store, team, aq_field_str (req->body, "scope"), self->now);
+        if (!result) {
+            s_answer (self, req, AQ_BAD_REQUEST, NULL, "scope must be one of: full, read");
+            return;
+        }
+        s_answer (self, req, AQ_CREATED, json_pack ("{s:o}", "key", result), NULL);
+        break;
+    case AQ_CMD_KEY_LIST:
+        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "keys", bk_keys_list (self->store, team)),
+                  NULL);
+        break;
+    case AQ_CMD_KEY_REVOKE:
+        result = bk_keys_revoke (self->store, aq_field_str (req->body, "id"), self->now);
+        if (result)
+            s_answer (self, req, AQ_OK, json_pack ("{s:o}", "key", result), NULL);
+        else
+            s_answer (self, req, AQ_NOT_FOUND, NULL, "Key not found");
+        break;
+    }
+}
+
+static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
+                              json_t *body) {
+    s_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
+    switch (cmd) {
+    case AQ_CMD_HEARTBEAT:
+        s_out_new (self, self->clients, rid, rid_size, AQ_CMD_HEARTBEAT, NULL);
+        return;
+    case AQ_CMD_TEAM_CREATE:
+    case AQ_CMD_TEAM_LIST:
+    case AQ_CMD_KEY_CREATE:
+    case AQ_CMD_KEY_LIST:
+    case AQ_CMD_KEY_REVOKE:
+        s_admin_command (self, &req, cmd);
+        return;
+    case AQ_CMD_STATS:
+        s_stats (self, &req);
+        return;
+    }
+    bool write = cmd == AQ_CMD_TASK_CREATE || cmd == AQ_CMD_TASK_CANCEL || cmd == AQ_CMD_TASK_RETRY;
+    bool known = write || cmd == AQ_CMD_TASK_GET || cmd == AQ_CMD_TASK_LIST ||
+                 cmd == AQ_CMD_TASK_ATTEMPTS || cmd == AQ_CMD_AUTH;
+    if (!known) {
+        self->stats.malformed++;
+        json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
+                                   "unexpected command on the client socket");
+        s_out_new (self, self->clients, rid, rid_size, AQ_CMD_ERROR, error);
+        return;
+    }
+    if (s_authenticate (self, &req, write) != 0)
+        return;
+    switch (cmd) {
+    case AQ_CMD_TASK_CREATE:
+        s_task_create (self, &req);
+        break;
+    case AQ_CMD_TASK_GET:
+        s_task_get (self, &req);
+        break;
+    case AQ_CMD_TASK_LIST:
+        s_task_list (self, &req);
+        break;
+    case AQ_CMD_TASK_CANCEL:
+        s_task_cancel (self, &req);
+        break;
+    case AQ_CMD_TASK_RETRY:
+        s_task_retry (self, &req);
+        break;
+    case AQ_CMD_TASK_ATTEMPTS:
+        s_task_attempts (self, &req);
+        break;
+    case AQ_CMD_AUTH: {
+        char team[AQ_UUID_TEXT];
+        const char *key = aq_field_str (body, "key");
+        uint8_t raw[16];
+        bool read_only = false;
+        bk_keys_check (self->store, key, raw, &read_only);
+        s_answer (self, &req, AQ_OK,
+                  json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req.team, team), "scope",
+                             read_only ? "read" : "full"),
+                  NULL);
+        break;
+    }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Worker messages
+
+static void s_result (s_broker_t *self, json_t *body) {
+    uint8_t id[16];
+    int attempt = (int) aq_field_int (body, "attempt", -1);
+    if (aq_uuid_parse (aq_field_str (body, "id"), id) != 0) {
+        self->stats.malformed++;
+        return;
+    }
+    bk_leases_end (self->leases, id, attempt);
+    json_t *task = bk_tasks_get (self->store, id);
+    if (!task || bk_task_status (task) != BK_ST_PROCESSING ||
+        json_integer_value (json_object_get (task, "_attempts")) != attempt) {
+        self->stats.dropped++; //  a stale result: the attempt was already settled
+        json_decref (task);
+        return;
+    }
+    int64_t duration = aq_field_int (body, "duration", 0);
+    json_t *code = json_object_get (body, "statusCode");
+    const char *error = aq_field_str (body, "error");
+    s_record_attempt (self, id, task, duration, json_is_integer (code) ? code : NULL, error);
+    if (json_is_integer (code)) {
+        json_t *result = json_pack ("{s:O, s:O, s:I}", "statusCode", code, "headers",
+                                    json_object_get (body, "headers") ? json_object_get (body, "headers")
+                                                                      : json_object (),
+                                    "duration", (json_int_t) duration);
+        if (json_is_string (json_object_get (body, "body")))
+            json_object_set (result, "body", json_object_get (body, "body"));
+        if (aq_field_bool (body, "bodyTruncated", false))
+            json_object_set_new (result, "bodyTruncated", json_true ());
+        json_object_set_new (task, "result", result);
+    }
+    if (json_is_integer (code) && json_integer_value (code) < 500) {
+        json_object_del (task, "error");
+        s_finish (self, task, BK_ST_COMPLETED, NULL);
+    } else {
+        char text[64];
+        if (!error) {
+            snprintf (text, sizeof text, "HTTP %d", (int) json_integer_value (code));
+            error = text;
+        }
+        int64_t retry_after = aq_field_int (body, "retryAfter", -1);
+        s_attempt_failed (self, task, error, aq_field_bool (body, "permanent", false),
+                          retry_after >= 0 ? retry_after * 1000 : -1, false);
+    }
+    s_save (self, task, BK_ST_PROCESSING);
+    json_decref (task);
+}
+
+static void s_worker_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
+                              json_t *body) {
+    int index = bk_leases_worker (self->leases, rid, rid_size, cmd == AQ_CMD_READY);
+    bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+    if (worker)
+        worker->last_seen = self->mono;
+    switch (cmd) {
+    case AQ_CMD_READY: {
+        int64_t credit = aq_field_int (body, "credit", 0);
+        if (worker) {
+            worker->credit = credit < 0 ? 0 : credit > 100000 ? 100000 : (int) credit;
+            snprintf (worker->name, sizeof worker->name, "%s",
+                      aq_field_str (body, "name") ? aq_field_str (body, "name") : "worker");
+            aq_log (AQ_LOG_INFO, "broker", "worker '%s' ready with %d slots", worker->name,
+                    worker->credit);
+        }
+        return;
+    }
+    case AQ_CMD_RESULT:
+        s_result (self, body);
+        break;
+    case AQ_CMD_HEARTBEAT:
+        break;
+    case AQ_CMD_BYE:
+        if (worker) {
+            aq_log (AQ_LOG_INFO, "broker", "worker '%s' left", worker->name);
+            bk_leases_worker_remove (self->leases, index);
+        }
+        return;
+    default:
+        self->stats.malformed++;
+        s_out_new (self, self->workers, rid, rid_size, AQ_CMD_ERROR,
+                   json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
+                              "unexpected command on the worker socket"));
+        return;
+    }
+    if (!worker) //  a result or heartbeat from before our restart: ask it in
+        s_out_new (self, self->workers, rid, rid_size, AQ_CMD_ERROR,
+                   json_pack ("{s:i, s:s}", "code", 410, "reason", "unknown worker: send READY"));
+}
+
+//  Reads one whole message (all frames) from a ROUTER and handles it.
+//  Returns false when nothing was waiting.
+static bool s_receive (s_broker_t *self, void *socket, bool from_workers) {
+    zmq_msg_t rid, frame;
+    zmq_msg_init (&rid);
+    if (zmq_msg_recv (&rid, socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&rid);
+        return false;
+    }
+    zmq_msg_init (&frame);
+    int parts = 1;
+    bool ok = zmq_msg_more (&rid) && zmq_msg_recv (&frame, socket, 0) >= 0;
+    if (ok)
+        parts++;
+    while (ok && zmq_msg_more (&frame)) { //  extra frames: drain and refuse
+        zmq_msg_t extra;
+        zmq_msg_init (&extra);
+        zmq_msg_recv (&extra, socket, 0);
+        zmq_msg_close (&extra);
+        parts++;
+    }
+    int cmd = 0;
+    json_t *body = NULL;
+    int rc = ok && parts == 2
+                 ? aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body)
+                 : AQ_EPROTO_MALFORMED;
+    const uint8_t *id = zmq_msg_data (&rid);
+    size_t id_size = zmq_msg_size (&rid);
+    if (rc != 0) {
+        self->stats.malformed++;
+        if (self->cfg->verbose)
+            aq_log (AQ_LOG_DEBUG, "broker", "dropped a malformed message: %s",
+                    aq_proto_strerror (rc));
+        json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
+                                   aq_proto_strerror (rc));
+        s_out_new (self, socket, id, id_size, AQ_CMD_ERROR, error);
+    } else if (from_workers)
+        s_worker_message (self, id, id_size, cmd, body);
+    else
+        s_client_message (self, id, id_size, cmd, body);
+    json_decref (body);
+    zmq_msg_close (&frame);
+    zmq_msg_close (&rid);
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Timers and dispatch
+
+static void s_promote_due (s_broker_t *self) {
+    int64_t due;
+    int kind;
+    uint8_t id[16];
+    for (int n = 0; n < 10 * S_BATCH; n++) {
+        if (bk_delay_pop (self->store, self->now, &due, &kind, id) != 0)
+            break;
+        json_t *task = kind == BK_DELAY_TASK ? bk_tasks_get (self->store, id) : NULL;
+        if (task && bk_task_status (task) == BK_ST_DELAYED &&
+            json_integer_value (json_object_get (task, "_due")) == due) {
+            s_make_ready (self, task);
+            s_save (self, task, BK_ST_DELAYED);
+        }
+        json_decref (task);
+    }
+    self->next_due = INT64_MAX;
+    if (bk_delay_next (self->store, &due) == 0)
+        self->next_due = due;
+}
+
+static void s_expire (s_broker_t *self) {
+    int64_t silence = (int64_t) self->cfg->heartbeat_ms * self->cfg->heartbeat_liveness;
+    for (int i = 0; i < bk_leases_worker_count (self->leases); i++) {
+        bk_worker_t *w = bk_leases_worker_at (self->leases, i);
+        if (w && w->last_seen + silence < self->mono) {
+            aq_log (AQ_LOG_WARN, "broker", "worker '%s' lost: silent for %lld ms", w->name,
+                    (long long) (self->mono - w->last_seen));
+            bk_leases_worker_remove (self->leases, i);
+        }
+    }
+    uint8_t id[16];
+    int attempt;
+    while (bk_leases_expired (self->leases, self->mono, id, &attempt))
+        s_lease_lost (self, id, attempt);
+    bk_waiter_t w;
+    while (bk_waiters_expired (self->waiters, self->mono, &w)) {
+        uint8_t raw[16];
+        json_t *task = aq_uuid_parse (w.id, raw) == 0 ? bk_tasks_get (self->store, raw) : NULL;
+        if (task)
+            s_reply (self, w.rid, w.rid_size, w.corr, AQ_OK, s_task_body (task), NULL);
+        else
+            s_reply (self, w.rid, w.rid_size, w.corr, AQ_NOT_FOUND, NULL, "Task not found");
+        json_decref (task);
+    }
+}
+
+static void s_dispatch (s_broker_t *self) {
+    int index;
+    uint8_t id[16];
+    while ((index = bk_leases_next_worker (self->leases)) >= 0) {
+        if (bk_queue_pop (self->queue, id) != 0)
+            break;
+        json_t *task = bk_tasks_get (self->store, id);
+        if (!task || bk_task_status (task) != BK_ST_PENDING) {
+            json_decref (task); //  a stale entry: the task moved on
+            continue;
+        }
+        int attempt = (int) json_integer_value (json_object_get (task, "_attempts")) + 1;
+        json_object_set_new (task, "_attempts", json_integer (attempt));
+        json_object_set_new (task, "_attemptAt", json_integer (self->now));
+        if (!json_object_get (task, "startedAt"))
+            bk_task_set_time (task, "startedAt", self->now);
+        s_set_status (task, BK_ST_PROCESSING);
+        int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
+        json_t *job = json_pack ("{s:O, s:i, s:O, s:O, s:O, s:I, s:i}", "id",
+                                 json_object_get (task, "id"), "attempt", attempt, "url",
+                                 json_object_get (task, "targetUrl"), "method",
+                                 json_object_get (task, "method"), "headers",
+                                 json_object_get (task, "headers"), "timeout",
+                                 (json_int_t) timeout, "maxBody", self->cfg->max_body);
+        if (json_is_string (json_object_get (task, "body")))
+            json_object_set (job, "body", json_object_get (task, "body"));
+        bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+        s_out_t *out = s_out_new (self, self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
+                                  job);
+        out->worker = index;
+        memcpy (out->id, id, 16);
+        out->attempt = attempt;
+        worker->last_sent = self->mono;
+        int64_t grace = (int64_t) self->cfg->heartbeat_ms * self->cfg->heartbeat_liveness;
+        bk_leases_add (self->leases, index, id, attempt, self->mono + timeout * 1000 + grace);
+        s_save (self, task, BK_ST_PENDING);
+        self->stats.dispatched++;
+        json_decref (task);
+    }
+}
+
+static void s_heartbeat (s_broker_t *self) {
+    for (int i = 0; i < bk_leases_worker_count (self->leases); i++) {
+        bk_worker_t *w = bk_leases_worker_at (self->leases, i);
+        if (w && w->last_sent + self->cfg->heartbeat_ms <= self->mono) {
+            w->last_sent = self->mono;
+            s_out_new (self, self->workers, w->rid, w->rid_size, AQ_CMD_HEARTBEAT, NULL);
+        }
+    }
+}
+
+//  Leases every processing task to nobody (an orphan lease), so it either
+//  gets its result from a worker that outlived the broker's memory or
+//  returns to the queue at the deadline. Workers are forgotten too: their
+//  next message is answered with ERROR 410 and they announce themselves.
+static int s_recover_one (void *arg, const uint8_t id[16]) {
+    s_broker_t *self = arg;
+    json_t *task = bk_tasks_get (self->store, id);
+    if (task) {
+        int attempt = (int) json_integer_value (json_object_get (task, "_attempts"));
+        int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
+        int64_t grace = 2LL * self->cfg->heartbeat_ms * self->cfg->heartbeat_liveness;
+        bk_leases_add (self->leases, BK_LEASE_ORPHAN, id, attempt,
+                       self->mono + timeout * 1000 + grace);
+    }
+    json_decref (task);
+    return 0;
+}
+
+static void s_recover (s_broker_t *self) {
+    bk_leases_destroy (&self->leases);
+    self->leases = bk_leases_new ();
+    bk_tasks_each_in_status (self->store, BK_ST_PROCESSING, s_recover_one, self);
+    if (bk_leases_count (self->leases))
+        aq_log (AQ_LOG_INFO, "broker", "%zu tasks were processing: awaiting their results",
+                bk_leases_count (self->leases));
+    self->recover = false;
+}
+
+//  --------------------------------------------------------------------------
+//  Setup
+
+static int s_bind_all (void *socket, const char *list, const char *what) {
+    if (!list || !*list)
+        return 0;
+    char *copy = strdup (list), *save = NULL;
+    int rc = 0;
+    for (char *ep = strtok_r (copy, ",", &save); ep && rc == 0; ep = strtok_r (NULL, ",", &save)) {
+        if (zmq_bind (socket, ep) != 0) {
+            aq_log (AQ_LOG_ERROR, "broker", "cannot bind %s endpoint '%s': %s", what, ep,
+                    zmq_strerror (errno));
+            rc = -1;
+        }
+    }
+    free (copy);
+    return rc;
+}
+
+static void *s_router (void *ctx) {
+    void *socket = zmq_socket (ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0, hwm = 100000;
+    int64_t max = AQ_PROTO_MAX_MSG;
+    zmq_setsockopt (socket, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt (socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    zmq_setsockopt (socket, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    return socket;
+}
+
+//  Reads DATA/admin.token, creating it (0600) on first start.
+static int s_admin_token (s_broker_t *self, const char *dir) {
+    char path[4096];
+    snprintf (path, sizeof path, "%s/admin.token", dir);
+    FILE *file = fopen (path, "r");
+    if (file) {
+        bool ok = fgets (self->admin, sizeof self->admin, file) != NULL;
+        fclose (file);
+        self->admin[strcspn (self->admin, "\r\n")] = '\0';
+        if (ok && strlen (self->admin) >= 32)
+            return 0;
+    }
+    uint8_t raw[32];
+    randombytes_buf (raw, sizeof raw);
+    sodium_bin2hex (self->admin, sizeof self->admin, raw, sizeof raw);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write (fd, self->admin, 64) != 64 || fsync (fd) != 0) {
+        aq_log (AQ_LOG_ERROR, "broker", "cannot write admin token '%s': %s", path,
+                strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return 0;
+}
+
+static uint64_t s_last_seq (bk_store_t *store) {
+    //  Creation sequence numbers: continue after the highest ever used.
+    bk_val_t val;
+    uint64_t seq = 0;
+    if (bk_store_get (store, BK_DB_META, "seq", 3, &val) == 0 && val.size == 8)
+        memcpy (&seq, val.data, 8);
+    return seq;
+}
+
+int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
+    if (sodium_init () < 0)
+        return -1;
+    s_broker_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->cfg = cfg;
+    int rc = -1;
+    char err[512];
+    self->store = bk_store_open (cfg->data_dir, cfg->map_size, cfg->nosync, err, sizeof err);
+    if (!self->store) {
+        aq_log (AQ_LOG_ERROR, "broker", "%s", err);
+        goto out;
+    }
+    if (s_admin_token (self, cfg->data_dir) != 0)
+        goto out;
+    self->queue = bk_queue_new (self->store);
+    self->leases = bk_leases_new ();
+    self->waiters = bk_waiters_new ();
+    self->clients = s_router (zmq_ctx);
+    self->workers = s_router (zmq_ctx);
+    char ipc[4200];
+    snprintf (ipc, sizeof ipc, "ipc://%s/client.ipc", cfg->data_dir);
+    if (s_bind_all (self->clients, cfg->client_endpoints, "client") != 0 ||
+        s_bind_all (self->clients, ipc, "client") != 0 ||
+        s_bind_all (self->workers, cfg->worker_endpoints, "worker") != 0)
+        goto out;
+    snprintf (ipc, sizeof ipc, "%s/client.ipc", cfg->data_dir);
+    chmod (ipc, 0600);
+    if (cfg->event_endpoints && *cfg->event_endpoints) {
+        self->events = zmq_socket (zmq_ctx, ZMQ_PUB);
+        int zero = 0;
+        zmq_setsockopt (self->events, ZMQ_LINGER, &zero, sizeof zero);
+        if (s_bind_all (self->events, cfg->event_endpoints, "event") != 0)
+            goto out;
+    }
+    self->now = aq_time_now_ms ();
+    self->mono = aq_time_mono_ms ();
+    if (bk_store_begin (self->store, false) != 0)
+        goto out;
+    self->seq = s_last_seq (self->store);
+    self->next_due = 0;
+    s_recover (self);
+    bk_store_abort (self->store);
+    self->last_reader_check = self->mono;
+    aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s'",
+            cfg->data_dir, cfg->client_endpoints ? cfg->client_endpoints : "",
+            cfg->worker_endpoints ? cfg->worker_endpoints : "");
+
+    while (!atomic_load (stop)) {
+        //  sleep until the next timer, at most 100 ms (stop flag)
+        int64_t now = aq_time_now_ms (), mono = aq_time_mono_ms ();
+        int64_t wake = 100;
+        if (self->next_due != INT64_MAX && self->next_due - now < wake)
+            wake = self->next_due - now;
+        int64_t deadline = bk_leases_next_deadline (self->leases);
+        if (deadline != INT64_MAX && deadline - mono < wake)
+            wake = deadline - mono;
+        deadline = bk_waiters_next_deadline (self->waiters);
+        if (deadline != INT64_MAX && deadline - mono < wake)
+            wake = deadline - mono;
+        zmq_pollitem_t items[] = {{self->clients, 0, ZMQ_POLLIN, 0},
+                                  {self->workers, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 2, wake < 0 ? 0 : (long) wake) < 0 && errno != EINTR)
+            break;
+
+        self->now = aq_time_now_ms ();
+        self->mono = aq_time_mono_ms ();
+        if (bk_store_begin (self->store, true) != 0) {
+            aq_log (AQ_LOG_ERROR, "broker", "cannot begin a store transaction");
+            break;
+        }
+        if (self->recover)
+            s_recover (self);
+        for (int n = 0; n < S_BATCH && s_receive (self, self->workers, true); n++)
+            ;
+        for (int n = 0; n < S_BATCH && s_receive (self, self->clients, false); n++)
+            ;
+        if (self->next_due <= self->now)
+            s_promote_due (self);
+        s_expire (self);
+        s_dispatch (self);
+        s_heartbeat (self);
+        bk_store_put (self->store, BK_DB_META, "seq", 3, &self->seq, 8);
+        int commit = bk_store_commit (self->store);
+        if (commit != 0) {
+            aq_log (AQ_LOG_ERROR, "broker", "commit failed (%s): %zu messages answered 503",
+                    commit == BK_EFULL ? "disk or map full" : "storage error", self->nout);
+            self->recover = true; //  memory may be ahead of the store
+            self->next_due = 0;
+        }
+        for (size_t i = 0; i < self->nout; i++) {
+            s_out_t *out = &self->out[i];
+            if (commit != 0 && out->cmd == AQ_CMD_REPLY) {
+                json_object_set_new (out->body, "status", json_integer (AQ_UNAVAILABLE));
+                json_object_set_new (out->body, "error", json_string (S_REPLY_FAILED));
+                json_object_del (out->body, "body");
+            }
+            bool skip = commit != 0 && (out->cmd == AQ_CMD_JOB || out->cmd == AQ_CMD_EVENT);
+            if (!skip && s_send_out (self, out) != 0 && out->cmd == AQ_CMD_JOB) {
+                //  unroutable or stalled worker: the job never left; requeue
+                aq_log (AQ_LOG_WARN, "broker", "cannot send a job to a worker: %s",
+                        zmq_strerror (errno));
+                bk_leases_worker_remove (self->leases, out->worker);
+            }
+            json_decref (out->body);
+        }
+        self->nout = 0;
+        if (self->mono - self->last_reader_check > 10000) {
+            int dead = bk_store_reader_check (self->store);
+            if (dead)
+                aq_log (AQ_LOG_WARN, "broker", "cleared %d stale LMDB reader slots", dead);
+            self->last_reader_check = self->mono;
+        }
+    }
+    rc = 0;
+    aq_log (AQ_LOG_INFO, "broker", "stopped");
+out:
+    if (self->clients)
+        zmq_close (self->clients);
+    if (self->workers)
+        zmq_close (self->workers);
+    if (self->events)
+        zmq_close (self->events);
+    bk_waiters_destroy (&self->waiters);
+    bk_leases_destroy (&self->leases);
+    bk_queue_destroy (&self->queue);
+    bk_store_destroy (&self->store);
+    free (self->out);
+    free (self);
+    return rc;
+}

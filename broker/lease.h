@@ -1,0 +1,59 @@
+/*  lease.h - connected workers, their credit, and the tasks leased to them
+
+    In memory only: after a broker restart every task still `processing` is
+    re-leased to nobody (an orphan lease) with a deadline, so a worker that
+    finishes it can still report, and otherwise it returns to the queue.
+*/
+#ifndef BK_LEASE_H
+#define BK_LEASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BK_LEASE_RID 256 //  longest ZeroMQ routing id kept
+#define BK_LEASE_ORPHAN -1
+
+typedef struct _bk_leases_t bk_leases_t;
+
+typedef struct {
+    uint8_t rid[BK_LEASE_RID]; //  routing id on the worker socket
+    size_t rid_size;           //  its length
+    int credit;                //  calls it can take now
+    int64_t last_seen;         //  mono ms of its last message
+    int64_t last_sent;         //  mono ms of our last message to it
+    char name[64];             //  as announced in READY
+    bool alive;                //  slot in use
+} bk_worker_t;
+
+bk_leases_t *bk_leases_new (void);
+void bk_leases_destroy (bk_leases_t **self_p);
+
+//  Index of the worker with this routing id, or -1. With create, a new
+//  worker (credit 0) is added when unknown.
+int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool create);
+//  The worker at an index (borrowed), or NULL when the slot is free.
+bk_worker_t *bk_leases_worker_at (bk_leases_t *self, int index);
+int bk_leases_worker_count (bk_leases_t *self);   //  slots, alive or not
+int bk_leases_workers_alive (bk_leases_t *self);  //  connected workers
+//  Next worker with credit, round-robin; -1 if none.
+int bk_leases_next_worker (bk_leases_t *self);
+//  Forgets a worker; its leases expire at once (their tasks are "worker lost").
+void bk_leases_worker_remove (bk_leases_t *self, int index);
+
+//  Leases task id (attempt) to a worker (or BK_LEASE_ORPHAN) until deadline
+//  (mono ms), taking one credit from the worker.
+void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int attempt,
+                    int64_t deadline);
+//  Ends the lease of id/attempt, returning the credit to its worker.
+//  Returns true if such a lease existed.
+bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int attempt);
+//  Removes one lease past its deadline; true and fills id/attempt.
+bool bk_leases_expired (bk_leases_t *self, int64_t now, uint8_t id[16], int *attempt);
+//  Earliest lease deadline, or INT64_MAX.
+int64_t bk_leases_next_deadline (bk_leases_t *self);
+size_t bk_leases_count (bk_leases_t *self);
+
+void bk_lease_test (bool verbose);
+
+#endif

@@ -1,0 +1,102 @@
+/*  main.c - aq-broker: the broker as its own process */
+#include "aq_config.h"
+#include "aq_log.h"
+#include "broker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static atomic_int s_stop;
+
+static void s_on_signal (int sig) { atomic_store (&s_stop, 1); }
+
+static const char *s_usage =
+    "usage: aq-broker --data DIR [options]\n"
+    "\n"
+    "Runs the asyncqueue broker: the single owner of state (LMDB in DIR).\n"
+    "\n"
+    "  --data DIR             data directory (created if missing; holds the LMDB\n"
+    "                         environment, admin.token and client.ipc)\n"
+    "  --clients EP[,EP]      client endpoints to bind (default tcp://127.0.0.1:5570);\n"
+    "                         ipc://DIR/client.ipc is always bound too\n"
+    "  --workers-endpoint EP  worker endpoint to bind (default tcp://127.0.0.1:5571)\n"
+    "  --events EP            task event PUB endpoint (default tcp://127.0.0.1:5572;\n"
+    "                         'none' disables it)\n"
+    "  --backoff-base-ms N    retry back-off base (default 1000)\n"
+    "  --backoff-cap-ms N     retry back-off cap (default 3600000)\n"
+    "  --heartbeat-ms N       worker heartbeat interval (default 1000); a worker\n"
+    "                         silent for 5 intervals is lost and its tasks return\n"
+    "  --max-response-body N  bytes of a response body kept in result (default 65536)\n"
+    "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
+    "  --nosync               relaxed durability: do not fsync each commit (a power\n"
+    "                         loss may lose the last acknowledged tasks)\n"
+    "  --config FILE          read options from FILE ('option value' per line)\n"
+    "  -v, --verbose          log every malformed message\n"
+    "  -h, --help             this text\n";
+
+int main (int argc, char **argv) {
+    int n;
+    char **args = aq_config_expand (argc, argv, &n);
+    if (!args)
+        return 1;
+    bk_config_t cfg;
+    bk_config_defaults (&cfg);
+    cfg.client_endpoints = "tcp://127.0.0.1:5570";
+    cfg.worker_endpoints = "tcp://127.0.0.1:5571";
+    cfg.event_endpoints = "tcp://127.0.0.1:5572";
+    for (int i = 1; i < n; i++) {
+        const char *arg = args[i];
+        const char *value = i + 1 < n ? args[i + 1] : NULL;
+        bool takes = true;
+        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+            fputs (s_usage, stdout);
+            aq_config_free (&args, n);
+            return 0;
+        } else if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0)
+            cfg.verbose = true, takes = false;
+        else if (strcmp (arg, "--nosync") == 0)
+            cfg.nosync = true, takes = false;
+        else if (!value)
+            goto usage;
+        else if (strcmp (arg, "--data") == 0)
+            cfg.data_dir = value;
+        else if (strcmp (arg, "--clients") == 0)
+            cfg.client_endpoints = value;
+        else if (strcmp (arg, "--workers-endpoint") == 0)
+            cfg.worker_endpoints = value;
+        else if (strcmp (arg, "--events") == 0)
+            cfg.event_endpoints = strcmp (value, "none") == 0 ? NULL : value;
+        else if (strcmp (arg, "--backoff-base-ms") == 0)
+            cfg.backoff_base_ms = atoll (value);
+        else if (strcmp (arg, "--backoff-cap-ms") == 0)
+            cfg.backoff_cap_ms = atoll (value);
+        else if (strcmp (arg, "--heartbeat-ms") == 0)
+            cfg.heartbeat_ms = atoi (value);
+        else if (strcmp (arg, "--max-response-body") == 0)
+            cfg.max_body = atoi (value);
+        else if (strcmp (arg, "--map-size") == 0)
+            cfg.map_size = atoll (value);
+        else
+            goto usage;
+        if (takes)
+            i++;
+    }
+    if (!cfg.data_dir || cfg.heartbeat_ms < 10 || cfg.backoff_base_ms < 1 ||
+        cfg.backoff_cap_ms < cfg.backoff_base_ms || cfg.max_body < 0)
+        goto usage;
+    signal (SIGPIPE, SIG_IGN);
+    signal (SIGINT, s_on_signal);
+    signal (SIGTERM, s_on_signal);
+    void *ctx = zmq_ctx_new ();
+    int rc = bk_broker_run (&cfg, ctx, &s_stop);
+    zmq_ctx_term (ctx);
+    aq_config_free (&args, n);
+    return rc == 0 ? 0 : 1;
+usage:
+    fputs (s_usage, stderr);
+    aq_config_free (&args, n);
+    return 2;
+}

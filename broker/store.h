@@ -1,0 +1,97 @@
+/*  store.h - the broker's LMDB environment: named tables, one transaction
+
+    The only module that includes <lmdb.h>. Values read are borrowed from the
+    map and valid until the transaction ends: copy out before commit/abort.
+    The layout (tables and record shapes) is versioned: changing it means
+    bumping BK_STORE_VERSION; an environment of another version is refused.
+*/
+#ifndef BK_STORE_H
+#define BK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BK_STORE_VERSION 1
+
+typedef enum {
+    BK_DB_META,        //  "version", "seq" -> values
+    BK_DB_TASKS,       //  id(16) -> packed task record
+    BK_DB_READY,       //  255-priority(1) team(16) seq(8) -> id(16)
+    BK_DB_DELAY,       //  due ms(8) kind(1) id(16) -> ""
+    BK_DB_TEAM_TASKS,  //  team(16) seq(8) -> id(16)
+    BK_DB_TEAM_STATUS, //  team(16) status(1) seq(8) -> id(16)
+    BK_DB_COUNTS,      //  team(16) status(1) -> uint64
+    BK_DB_ATTEMPTS,    //  id(16) attempt(2) -> packed attempt record
+    BK_DB_IDEM,        //  team(16) idempotency key -> id(16) created ms(8)
+    BK_DB_KEYS,        //  key id -> packed key record
+    BK_DB_TEAMS,       //  team(16) -> packed team record
+    BK_DB_TEAM_NAMES,  //  name -> team(16)
+    BK_DB_COUNT
+} bk_db_t;
+
+typedef struct _bk_store_t bk_store_t;
+typedef struct _bk_cursor_t bk_cursor_t;
+
+typedef struct {
+    const void *data; //  borrowed from the map until the transaction ends
+    size_t size;
+} bk_val_t;
+
+//  Return codes besides 0.
+#define BK_NOTFOUND 1   //  get/seek found nothing
+#define BK_EFULL    -28 //  the map could not grow (disk full)
+#define BK_ESTORE   -1  //  any other storage failure (logged by the caller)
+
+//  Opens (creating if needed) the environment in dir. map_size is the
+//  initial map size; it grows on demand. nosync trades durability for speed.
+//  Returns NULL and fills err on failure, including a layout version mismatch.
+bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
+                           size_t err_size);
+void bk_store_destroy (bk_store_t **self_p);
+
+//  One transaction at a time per store object. A write transaction grows the
+//  map first when it is more than 3/4 used. 0 or BK_ESTORE.
+int bk_store_begin (bk_store_t *self, bool write);
+//  Commits (fsync unless nosync). 0, BK_EFULL, or BK_ESTORE; the transaction
+//  is over either way.
+int bk_store_commit (bk_store_t *self);
+void bk_store_abort (bk_store_t *self);
+bool bk_store_in_txn (bk_store_t *self);
+
+//  0 (found, *val set), BK_NOTFOUND, or an error.
+int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val);
+//  0 or an error (BK_EFULL when the map is full: abort and retry).
+int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, const void *data,
+                  size_t size);
+//  0 (deleted or absent) or an error.
+int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
+
+//  uint64 counter stored little-endian under key, plus delta (floored at 0).
+int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta);
+uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
+
+//  Cursors live inside the current transaction; close before it ends.
+bk_cursor_t *bk_cursor_open (bk_store_t *self, bk_db_t db);
+void bk_cursor_close (bk_cursor_t **self_p);
+//  First key >= key (key NULL: first key). 0 or BK_NOTFOUND.
+int bk_cursor_seek (bk_cursor_t *self, const void *key, size_t key_size, bk_val_t *k, bk_val_t *v);
+//  Last key of the table, next and previous. 0 or BK_NOTFOUND.
+int bk_cursor_last (bk_cursor_t *self, bk_val_t *k, bk_val_t *v);
+int bk_cursor_next (bk_cursor_t *self, bk_val_t *k, bk_val_t *v);
+int bk_cursor_prev (bk_cursor_t *self, bk_val_t *k, bk_val_t *v);
+//  Deletes the entry under the cursor.
+int bk_cursor_del (bk_cursor_t *self);
+
+//  Bytes used by the data file, and the current map size.
+int64_t bk_store_used_bytes (bk_store_t *self);
+int64_t bk_store_map_bytes (bk_store_t *self);
+//  Clears reader slots of dead processes; returns how many.
+int bk_store_reader_check (bk_store_t *self);
+
+//  Fault seam: replaces the commit (tests simulate a full disk). NULL restores.
+void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void));
+
+void bk_store_test (bool verbose);
+
+#endif

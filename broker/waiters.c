@@ -1,0 +1,120 @@
+/*  waiters.c - held TASK_GET ?wait requests (long polls) */
+#include "waiters.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _bk_waiters_t {
+    bk_waiter_t *items; //  held requests, unordered
+    size_t count, cap;  //  used and allocated
+    json_t *index;      //  task id -> number of waiters
+};
+
+bk_waiters_t *bk_waiters_new (void) {
+    bk_waiters_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->index = json_object ();
+    return self;
+}
+
+void bk_waiters_destroy (bk_waiters_t **self_p) {
+    bk_waiters_t *self = *self_p;
+    if (self) {
+        json_decref (self->index);
+        free (self->items);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void s_index (bk_waiters_t *self, const char *id, int delta) {
+    json_int_t n = json_integer_value (json_object_get (self->index, id)) + delta;
+    if (n > 0)
+        json_object_set_new (self->index, id, json_integer (n));
+    else
+        json_object_del (self->index, id);
+}
+
+bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64_t corr,
+                     const char *id, int64_t deadline) {
+    if (rid_size > sizeof self->items[0].rid || strlen (id) >= sizeof self->items[0].id)
+        return false;
+    if (self->count == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 256;
+        self->items = realloc (self->items, self->cap * sizeof *self->items);
+        assert (self->items);
+    }
+    bk_waiter_t *w = &self->items[self->count++];
+    memcpy (w->rid, rid, rid_size);
+    w->rid_size = rid_size;
+    w->corr = corr;
+    snprintf (w->id, sizeof w->id, "%s", id);
+    w->deadline = deadline;
+    s_index (self, id, 1);
+    return true;
+}
+
+bool bk_waiters_has (bk_waiters_t *self, const char *id) {
+    return json_object_get (self->index, id) != NULL;
+}
+
+static void s_remove (bk_waiters_t *self, size_t i, bk_waiter_t *out) {
+    *out = self->items[i];
+    self->items[i] = self->items[--self->count];
+    s_index (self, out->id, -1);
+}
+
+bool bk_waiters_take (bk_waiters_t *self, const char *id, bk_waiter_t *out) {
+    if (!bk_waiters_has (self, id))
+        return false;
+    for (size_t i = 0; i < self->count; i++)
+        if (strcmp (self->items[i].id, id) == 0) {
+            s_remove (self, i, out);
+            return true;
+        }
+    return false;
+}
+
+bool bk_waiters_expired (bk_waiters_t *self, int64_t now, bk_waiter_t *out) {
+    for (size_t i = 0; i < self->count; i++)
+        if (self->items[i].deadline <= now) {
+            s_remove (self, i, out);
+            return true;
+        }
+    return false;
+}
+
+int64_t bk_waiters_next_deadline (bk_waiters_t *self) {
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->items[i].deadline < next)
+            next = self->items[i].deadline;
+    return next;
+}
+
+size_t bk_waiters_count (bk_waiters_t *self) { return self->count; }
+
+void bk_waiters_test (bool verbose) {
+    bk_waiters_t *waiters = bk_waiters_new ();
+    bk_waiter_t w;
+    assert (bk_waiters_add (waiters, "r1", 2, 1, "task-a", 100));
+    assert (bk_waiters_add (waiters, "r2", 2, 2, "task-a", 200));
+    assert (bk_waiters_add (waiters, "r3", 2, 3, "task-b", 50));
+    assert (bk_waiters_has (waiters, "task-a") && !bk_waiters_has (waiters, "task-c"));
+    assert (bk_waiters_next_deadline (waiters) == 50);
+    assert (bk_waiters_take (waiters, "task-a", &w) && w.corr == 1);
+    assert (bk_waiters_take (waiters, "task-a", &w) && w.corr == 2);
+    assert (!bk_waiters_take (waiters, "task-a", &w) && !bk_waiters_has (waiters, "task-a"));
+    assert (!bk_waiters_expired (waiters, 49, &w));
+    assert (bk_waiters_expired (waiters, 50, &w) && w.corr == 3 && memcmp (w.rid, "r3", 2) == 0);
+    assert (bk_waiters_count (waiters) == 0);
+    for (int i = 0; i < 1000; i++)
+        assert (bk_waiters_add (waiters, "r", 1, i, "many", i));
+    assert (bk_waiters_count (waiters) == 1000);
+    bk_waiters_destroy (&waiters);
+    if (verbose)
+        printf ("bk_waiters: ok\n");
+}
