@@ -15,7 +15,9 @@
 #include "delay.h"
 #include "keys.h"
 #include "lease.h"
+#include "limits.h"
 #include "queue.h"
+#include "signing.h"
 #include "store.h"
 #include "task.h"
 #include "tasks.h"
@@ -64,6 +66,8 @@ typedef struct {
     bk_queue_t *queue;      //  owned
     bk_leases_t *leases;    //  owned
     bk_waiters_t *waiters;  //  owned
+    bk_limits_t *limits;    //  owned
+    json_t *teams;          //  team id -> team record, a cache of BK_DB_TEAMS
     s_out_t *out;           //  sends waiting for the commit
     size_t nout, capout;    //  count, capacity
     uint64_t seq;           //  last creation sequence used
@@ -263,6 +267,20 @@ static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
     json_decref (task);
 }
 
+//  The team record (borrowed, cached: only the broker writes teams).
+static json_t *s_team (s_broker_t *self, const uint8_t team[16]) {
+    char text[AQ_UUID_TEXT];
+    aq_uuid_format (team, text);
+    json_t *record = json_object_get (self->teams, text);
+    if (!record) {
+        record = bk_keys_team_get (self->store, team);
+        if (!record)
+            return NULL;
+        json_object_set_new (self->teams, text, record);
+    }
+    return record;
+}
+
 //  --------------------------------------------------------------------------
 //  Client requests
 
@@ -293,6 +311,21 @@ static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
     }
     if (write && read_only) {
         s_answer (self, req, AQ_FORBIDDEN, NULL, "Access denied");
+        return -1;
+    }
+    json_t *limit = json_object_get (s_team (self, req->team), "rateLimit");
+    double rps = limit ? json_number_value (json_object_get (limit, "rps")) : self->cfg->rate_limit_rps;
+    double burst = limit ? json_number_value (json_object_get (limit, "burst"))
+                         : self->cfg->rate_limit_burst;
+    int retry_after = 1;
+    char team[AQ_UUID_TEXT];
+    if (!bk_limits_take (self->limits, aq_uuid_format (req->team, team), rps, burst, self->mono,
+                         &retry_after)) {
+        json_t *reply = json_pack ("{s:I, s:i, s:s, s:i}", "corr", (json_int_t) req->corr, "status",
+                                   AQ_TOO_MANY, "error",
+                                   "Rate limit exceeded. Upgrade your plan for higher limits.",
+                                   "retryAfter", retry_after);
+        s_out_new (self, self->clients, req->rid, req->rid_size, AQ_CMD_REPLY, reply);
         return -1;
     }
     return 0;
@@ -573,6 +606,22 @@ static void s_stats (s_broker_t *self, s_req_t *req) {
     s_answer (self, req, AQ_OK, body, NULL);
 }
 
+//  Answers with {name: public record or array of them}; takes result.
+static void s_answer_records (s_broker_t *self, s_req_t *req, int status, const char *name,
+                              json_t *result) {
+    json_t *shown;
+    if (json_is_array (result)) {
+        shown = json_array ();
+        size_t index;
+        json_t *item;
+        json_array_foreach (result, index, item)
+            json_array_append_new (shown, bk_task_public (item));
+    } else
+        shown = bk_task_public (result);
+    json_decref (result);
+    s_answer (self, req, status, json_pack ("{s:o}", name, shown), NULL);
+}
+
 static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
     if (s_admin (self, req) != 0)
         return;
@@ -588,11 +637,10 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
             return;
         }
         json_object_del (result, "signingSecret");
-        s_answer (self, req, AQ_CREATED, json_pack ("{s:o}", "team", result), NULL);
+        s_answer_records (self, req, AQ_CREATED, "team", result);
         break;
     case AQ_CMD_TEAM_LIST:
-        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "teams", bk_keys_team_list (self->store)),
-                  NULL);
+        s_answer_records (self, req, AQ_OK, "teams", bk_keys_team_list (self->store));
         break;
     case AQ_CMD_KEY_CREATE:
         if (!team || !*team) {
@@ -604,16 +652,49 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
             s_answer (self, req, AQ_BAD_REQUEST, NULL, "scope must be one of: full, read");
             return;
         }
-        s_answer (self, req, AQ_CREATED, json_pack ("{s:o}", "key", result), NULL);
+        s_answer_records (self, req, AQ_CREATED, "key", result);
         break;
     case AQ_CMD_KEY_LIST:
-        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "keys", bk_keys_list (self->store, team)),
-                  NULL);
+        s_answer_records (self, req, AQ_OK, "keys", bk_keys_list (self->store, team));
         break;
+    case AQ_CMD_TEAM_SECRET:
+    case AQ_CMD_TEAM_LIMIT: {
+        json_t *record = bk_keys_team_find (self->store, team);
+        if (!record) {
+            s_answer (self, req, AQ_NOT_FOUND, NULL, "Team not found");
+            return;
+        }
+        if (cmd == AQ_CMD_TEAM_SECRET && aq_field_bool (req->body, "rotate", false)) {
+            char *whsec = bk_keys_new_secret ();
+            json_object_set_new (record, "signingSecret", json_string (whsec));
+            free (whsec);
+        }
+        if (cmd == AQ_CMD_TEAM_LIMIT) {
+            json_t *rps = json_object_get (req->body, "rps");
+            json_t *burst = json_object_get (req->body, "burst");
+            if (!json_is_number (rps) || json_number_value (rps) < 0 ||
+                (burst && (!json_is_number (burst) || json_number_value (burst) < 0))) {
+                s_answer (self, req, AQ_BAD_REQUEST, NULL, "rps must be a non-negative number");
+                json_decref (record);
+                return;
+            }
+            json_object_set_new (record, "rateLimit",
+                                 json_pack ("{s:O, s:f}", "rps", rps, "burst",
+                                            burst ? json_number_value (burst) : 0.0));
+        }
+        if (bk_keys_team_save (self->store, record) != 0) {
+            s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            json_decref (record);
+            return;
+        }
+        json_object_set (self->teams, json_string_value (json_object_get (record, "id")), record);
+        s_answer_records (self, req, AQ_OK, "team", record);
+        break;
+    }
     case AQ_CMD_KEY_REVOKE:
         result = bk_keys_revoke (self->store, aq_field_str (req->body, "id"), self->now);
         if (result)
-            s_answer (self, req, AQ_OK, json_pack ("{s:o}", "key", result), NULL);
+            s_answer_records (self, req, AQ_OK, "key", result);
         else
             s_answer (self, req, AQ_NOT_FOUND, NULL, "Key not found");
         break;
@@ -632,6 +713,8 @@ static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
     case AQ_CMD_KEY_CREATE:
     case AQ_CMD_KEY_LIST:
     case AQ_CMD_KEY_REVOKE:
+    case AQ_CMD_TEAM_SECRET:
+    case AQ_CMD_TEAM_LIMIT:
         s_admin_command (self, &req, cmd);
         return;
     case AQ_CMD_STATS:
@@ -870,6 +953,26 @@ static void s_expire (s_broker_t *self) {
     }
 }
 
+//  Adds the Standard Webhooks headers to a JOB: webhook-id is the task id,
+//  the same on every attempt, so a target can de-duplicate.
+static void s_sign (s_broker_t *self, const json_t *task, json_t *job, const char *body) {
+    uint8_t team[16], id[16];
+    json_t *headers = json_deep_copy (json_object_get (task, "headers"));
+    const char *task_id = json_string_value (json_object_get (task, "id"));
+    bk_tasks_ids (task, id, team);
+    const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
+    char signature[BK_SIGNING_SIZE], stamp[24];
+    int64_t seconds = self->now / 1000;
+    if (whsec && bk_signing_sign (whsec, task_id, seconds, body, body ? strlen (body) : 0,
+                                  signature) == 0) {
+        snprintf (stamp, sizeof stamp, "%lld", (long long) seconds);
+        json_object_set_new (headers, "webhook-id", json_string (task_id));
+        json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
+        json_object_set_new (headers, "webhook-signature", json_string (signature));
+    }
+    json_object_set_new (job, "headers", headers);
+}
+
 static void s_dispatch (s_broker_t *self) {
     int index;
     uint8_t id[16];
@@ -894,8 +997,12 @@ static void s_dispatch (s_broker_t *self) {
                                  json_object_get (task, "method"), "headers",
                                  json_object_get (task, "headers"), "timeout",
                                  (json_int_t) timeout, "maxBody", self->cfg->max_body);
-        if (json_is_string (json_object_get (task, "body")))
-            json_object_set (job, "body", json_object_get (task, "body"));
+        const char *body = json_string_value (json_object_get (task, "body"));
+        if (body && strcmp (json_string_value (json_object_get (task, "method")), "GET") != 0)
+            json_object_set_new (job, "body", json_string (body));
+        else
+            body = NULL;
+        s_sign (self, task, job, body);
         bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
         s_out_t *out = s_out_new (self, self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
                                   job);
@@ -1034,6 +1141,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->queue = bk_queue_new (self->store);
     self->leases = bk_leases_new ();
     self->waiters = bk_waiters_new ();
+    self->limits = bk_limits_new ();
+    self->teams = json_object ();
     self->clients = s_router (zmq_ctx);
     self->workers = s_router (zmq_ctx);
     char ipc[4200];
@@ -1140,6 +1249,8 @@ out:
     if (self->events)
         zmq_close (self->events);
     bk_waiters_destroy (&self->waiters);
+    bk_limits_destroy (&self->limits);
+    json_decref (self->teams);
     bk_leases_destroy (&self->leases);
     bk_queue_destroy (&self->queue);
     bk_store_destroy (&self->store);

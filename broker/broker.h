@@ -23,6 +23,8 @@ typedef struct {
     int max_body;                 //  result body cap in bytes (65536)
     bool nosync;                  //  relaxed durability (MDB_NOSYNC); never the default
     int64_t map_size;             //  initial LMDB map size in bytes (default 1 GiB)
+    double rate_limit_rps;        //  default per-team requests/s, 0 = unlimited
+    double rate_limit_burst;      //  default bucket size (default: rps)
     bool verbose;                 //  log every message
 } bk_config_t;
 

@@ -39,6 +39,23 @@ json_t *bk_keys_team_find (bk_store_t *store, const char *name) {
     return bk_keys_team_get (store, val.data);
 }
 
+int bk_keys_team_save (bk_store_t *store, const json_t *team) {
+    uint8_t id[16];
+    if (aq_uuid_parse (json_string_value (json_object_get (team, "id")), id) != 0)
+        return BK_ESTORE;
+    return s_save (store, BK_DB_TEAMS, id, 16, team);
+}
+
+char *bk_keys_new_secret (void) {
+    uint8_t secret[32];
+    char b64[64], *whsec = malloc (80);
+    assert (whsec);
+    randombytes_buf (secret, sizeof secret);
+    sodium_bin2base64 (b64, sizeof b64, secret, sizeof secret, sodium_base64_VARIANT_ORIGINAL);
+    snprintf (whsec, 80, "whsec_%s", b64);
+    return whsec;
+}
+
 json_t *bk_keys_team_create (bk_store_t *store, const char *name, int64_t now) {
     size_t len = name ? strlen (name) : 0;
     if (len == 0 || len > 200)
@@ -48,14 +65,12 @@ json_t *bk_keys_team_create (bk_store_t *store, const char *name, int64_t now) {
         json_decref (existing);
         return NULL;
     }
-    uint8_t id[16], secret[32];
-    char text[AQ_UUID_TEXT], b64[64], whsec[80];
+    uint8_t id[16];
+    char text[AQ_UUID_TEXT], *whsec = bk_keys_new_secret ();
     aq_uuid_new (id);
-    randombytes_buf (secret, sizeof secret);
-    sodium_bin2base64 (b64, sizeof b64, secret, sizeof secret, sodium_base64_VARIANT_ORIGINAL);
-    snprintf (whsec, sizeof whsec, "whsec_%s", b64);
     json_t *team = json_pack ("{s:s, s:s, s:I, s:s}", "id", aq_uuid_format (id, text), "name",
                               name, "createdAt", (json_int_t) now, "signingSecret", whsec);
+    free (whsec);
     if (s_save (store, BK_DB_TEAMS, id, 16, team) != 0 ||
         bk_store_put (store, BK_DB_TEAM_NAMES, name, len, id, 16) != 0) {
         json_decref (team);

@@ -20,6 +20,10 @@ json_t *bk_keys_team_find (bk_store_t *store, const char *name);
 json_t *bk_keys_team_get (bk_store_t *store, const uint8_t team[16]);
 //  Creates a team; NULL if the name is taken or invalid. New reference.
 json_t *bk_keys_team_create (bk_store_t *store, const char *name, int64_t now);
+//  Stores a changed team record. 0 or a store error.
+int bk_keys_team_save (bk_store_t *store, const json_t *team);
+//  A new "whsec_..." signing secret (caller frees).
+char *bk_keys_new_secret (void);
 //  All teams, public shape (no signing secret). New reference.
 json_t *bk_keys_team_list (bk_store_t *store);
 

@@ -30,6 +30,9 @@ static const char *s_usage =
     "  --heartbeat-ms N       worker heartbeat interval (default 1000); a worker\n"
     "                         silent for 5 intervals is lost and its tasks return\n"
     "  --max-response-body N  bytes of a response body kept in result (default 65536)\n"
+    "  --rate-limit RPS       default per-team request rate (0 = unlimited, the\n"
+    "                         default); per team: aqctl team limit\n"
+    "  --rate-burst N         default per-team burst (default: the rate)\n"
     "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
     "  --nosync               relaxed durability: do not fsync each commit (a power\n"
     "                         loss may lose the last acknowledged tasks)\n"
@@ -77,6 +80,10 @@ int main (int argc, char **argv) {
             cfg.heartbeat_ms = atoi (value);
         else if (strcmp (arg, "--max-response-body") == 0)
             cfg.max_body = atoi (value);
+        else if (strcmp (arg, "--rate-limit") == 0)
+            cfg.rate_limit_rps = atof (value);
+        else if (strcmp (arg, "--rate-burst") == 0)
+            cfg.rate_limit_burst = atof (value);
         else if (strcmp (arg, "--map-size") == 0)
             cfg.map_size = atoll (value);
         else

@@ -253,8 +253,8 @@ fail:
 //  --------------------------------------------------------------------------
 
 json_t *bk_task_public (const json_t *task) {
-    static const char *times[] = {"delayUntil", "createdAt", "startedAt", "completedAt",
-                                  "nextAttemptAt", NULL};
+    static const char *times[] = {"delayUntil",    "createdAt", "startedAt", "completedAt",
+                                  "nextAttemptAt", "revokedAt", NULL};
     json_t *out = json_object ();
     const char *key;
     json_t *value;

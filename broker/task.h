@@ -41,6 +41,7 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
                               char *errbuf, size_t errbuf_size);
 
 //  The public JSON object of a record: ISO 8601 times, no '_' fields.
+//  Team and key records use it too.
 //  Returns a new reference.
 json_t *bk_task_public (const json_t *task);
 

@@ -54,6 +54,8 @@
     X (STATS,        13, "client>broker  -> counters and gauges")            \
     X (REPLY,        14, "broker>client  corr, status:int, body?:map, error?:str, retryAfter?:uint") \
     X (HEARTBEAT,    15, "both ways      (no fields)")                       \
+    X (TEAM_SECRET,  16, "client>broker  team:str name, rotate?:bool (admin) -> signingSecret") \
+    X (TEAM_LIMIT,   17, "client>broker  team:str name, rps:number (0 = none), burst?:number (admin)") \
     X (READY,        20, "worker>broker  credit:uint, name?:str")            \
     X (JOB,          21, "broker>worker  id, attempt, url, method, headers, body?, timeout (s), maxBody") \
     X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?") \
