@@ -941,16 +941,19 @@ static void s_expire (s_broker_t *self) {
     int attempt;
     while (bk_leases_expired (self->leases, self->mono, id, &attempt))
         s_lease_lost (self, id, attempt);
-    bk_waiter_t w;
-    while (bk_waiters_expired (self->waiters, self->mono, &w)) {
+    size_t count;
+    bk_waiter_t *expired = bk_waiters_expire (self->waiters, self->mono, &count);
+    for (size_t i = 0; i < count; i++) {
+        bk_waiter_t *w = &expired[i];
         uint8_t raw[16];
-        json_t *task = aq_uuid_parse (w.id, raw) == 0 ? bk_tasks_get (self->store, raw) : NULL;
+        json_t *task = aq_uuid_parse (w->id, raw) == 0 ? bk_tasks_get (self->store, raw) : NULL;
         if (task)
-            s_reply (self, w.rid, w.rid_size, w.corr, AQ_OK, s_task_body (task), NULL);
+            s_reply (self, w->rid, w->rid_size, w->corr, AQ_OK, s_task_body (task), NULL);
         else
-            s_reply (self, w.rid, w.rid_size, w.corr, AQ_NOT_FOUND, NULL, "Task not found");
+            s_reply (self, w->rid, w->rid_size, w->corr, AQ_NOT_FOUND, NULL, "Task not found");
         json_decref (task);
     }
+    free (expired);
 }
 
 //  Adds the Standard Webhooks headers to a JOB: webhook-id is the task id,

@@ -11,12 +11,14 @@ struct _bk_waiters_t {
     bk_waiter_t *items; //  held requests, unordered
     size_t count, cap;  //  used and allocated
     json_t *index;      //  task id -> number of waiters
+    int64_t earliest;   //  lower bound of every deadline
 };
 
 bk_waiters_t *bk_waiters_new (void) {
     bk_waiters_t *self = calloc (1, sizeof *self);
     assert (self);
     self->index = json_object ();
+    self->earliest = INT64_MAX;
     return self;
 }
 
@@ -53,6 +55,8 @@ bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64
     w->corr = corr;
     snprintf (w->id, sizeof w->id, "%s", id);
     w->deadline = deadline;
+    if (deadline < self->earliest)
+        self->earliest = deadline;
     s_index (self, id, 1);
     return true;
 }
@@ -78,22 +82,31 @@ bool bk_waiters_take (bk_waiters_t *self, const char *id, bk_waiter_t *out) {
     return false;
 }
 
-bool bk_waiters_expired (bk_waiters_t *self, int64_t now, bk_waiter_t *out) {
-    for (size_t i = 0; i < self->count; i++)
+bk_waiter_t *bk_waiters_expire (bk_waiters_t *self, int64_t now, size_t *count) {
+    *count = 0;
+    if (now < self->earliest)
+        return NULL;
+    bk_waiter_t *out = NULL;
+    size_t cap = 0;
+    self->earliest = INT64_MAX;
+    for (size_t i = 0; i < self->count;) {
         if (self->items[i].deadline <= now) {
-            s_remove (self, i, out);
-            return true;
+            if (*count == cap) {
+                cap = cap ? cap * 2 : 16;
+                out = realloc (out, cap * sizeof *out);
+                assert (out);
+            }
+            s_remove (self, i, &out[(*count)++]); //  moves the last item into i
+        } else {
+            if (self->items[i].deadline < self->earliest)
+                self->earliest = self->items[i].deadline;
+            i++;
         }
-    return false;
+    }
+    return out;
 }
 
-int64_t bk_waiters_next_deadline (bk_waiters_t *self) {
-    int64_t next = INT64_MAX;
-    for (size_t i = 0; i < self->count; i++)
-        if (self->items[i].deadline < next)
-            next = self->items[i].deadline;
-    return next;
-}
+int64_t bk_waiters_next_deadline (bk_waiters_t *self) { return self->earliest; }
 
 size_t bk_waiters_count (bk_waiters_t *self) { return self->count; }
 
@@ -105,15 +118,23 @@ void bk_waiters_test (bool verbose) {
     assert (bk_waiters_add (waiters, "r3", 2, 3, "task-b", 50));
     assert (bk_waiters_has (waiters, "task-a") && !bk_waiters_has (waiters, "task-c"));
     assert (bk_waiters_next_deadline (waiters) == 50);
+    size_t count;
+    assert (bk_waiters_expire (waiters, 49, &count) == NULL && count == 0);
     assert (bk_waiters_take (waiters, "task-a", &w) && w.corr == 1);
     assert (bk_waiters_take (waiters, "task-a", &w) && w.corr == 2);
     assert (!bk_waiters_take (waiters, "task-a", &w) && !bk_waiters_has (waiters, "task-a"));
-    assert (!bk_waiters_expired (waiters, 49, &w));
-    assert (bk_waiters_expired (waiters, 50, &w) && w.corr == 3 && memcmp (w.rid, "r3", 2) == 0);
-    assert (bk_waiters_count (waiters) == 0);
+    bk_waiter_t *gone = bk_waiters_expire (waiters, 50, &count);
+    assert (count == 1 && gone[0].corr == 3 && memcmp (gone[0].rid, "r3", 2) == 0);
+    free (gone);
+    assert (bk_waiters_count (waiters) == 0 && bk_waiters_next_deadline (waiters) == INT64_MAX);
     for (int i = 0; i < 1000; i++)
         assert (bk_waiters_add (waiters, "r", 1, i, "many", i));
-    assert (bk_waiters_count (waiters) == 1000);
+    gone = bk_waiters_expire (waiters, 499, &count);
+    assert (count == 500 && bk_waiters_count (waiters) == 500);
+    for (size_t i = 0; i < count; i++)
+        assert (gone[i].deadline <= 499);
+    free (gone);
+    assert (bk_waiters_next_deadline (waiters) == 500);
     bk_waiters_destroy (&waiters);
     if (verbose)
         printf ("bk_waiters: ok\n");

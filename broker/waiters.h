@@ -30,8 +30,11 @@ bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64
 bool bk_waiters_has (bk_waiters_t *self, const char *id);
 //  Removes one waiter for task id into *out; false when none is left.
 bool bk_waiters_take (bk_waiters_t *self, const char *id, bk_waiter_t *out);
-//  Removes one waiter past its deadline into *out; false when none.
-bool bk_waiters_expired (bk_waiters_t *self, int64_t now, bk_waiter_t *out);
+//  Removes every waiter past its deadline, returning them as an array the
+//  caller frees (NULL when none) and their number in *count. One pass, and
+//  none at all before the earliest deadline.
+bk_waiter_t *bk_waiters_expire (bk_waiters_t *self, int64_t now, size_t *count);
+//  A time no later than the earliest deadline (INT64_MAX when empty).
 int64_t bk_waiters_next_deadline (bk_waiters_t *self);
 size_t bk_waiters_count (bk_waiters_t *self);
 
