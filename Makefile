@@ -34,7 +34,7 @@ CFLAGS  += $(CFLAGS_BASE) $(OPT) $(PKG_CFLAGS)
 LDFLAGS += $(LDSAN)
 LDLIBS  += $(PKG_LIBS) -lpthread -ldl -lm
 
-OBJ = $(BUILD)/obj
+OBJ = $(BUILD)/obj$(if $(filter 1,$(SAN)),-san)
 BIN = $(BUILD)/bin
 LIB = $(BUILD)/lib
 

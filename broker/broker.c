@@ -785,6 +785,14 @@ static void s_result (s_broker_t *self, json_t *body) {
         json_decref (task);
         return;
     }
+    if (aq_field_bool (body, "refused", false)) {
+        //  the worker never started the call (full, or stopping): not an attempt
+        json_object_set_new (task, "_attempts", json_integer (attempt - 1));
+        s_make_ready (self, task);
+        s_save (self, task, BK_ST_PROCESSING);
+        json_decref (task);
+        return;
+    }
     int64_t duration = aq_field_int (body, "duration", 0);
     json_t *code = json_object_get (body, "statusCode");
     const char *error = aq_field_str (body, "error");

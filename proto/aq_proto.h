@@ -58,7 +58,7 @@
     X (TEAM_LIMIT,   17, "client>broker  team:str name, rps:number (0 = none), burst?:number (admin)") \
     X (READY,        20, "worker>broker  credit:uint, name?:str")            \
     X (JOB,          21, "broker>worker  id, attempt, url, method, headers, body?, timeout (s), maxBody") \
-    X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?") \
+    X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?, refused?") \
     X (BYE,          23, "worker>broker  (no fields) leaving; leases return at once") \
     X (ERROR,        24, "broker>peer    code:int, reason:str")              \
     X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId")

@@ -1,0 +1,102 @@
+/*  main.c - aq-worker: runs HTTP calls for an asyncqueue broker
+
+    Parses the command line and runs wk_worker_run until SIGINT or SIGTERM
+    (a second signal stops at once, abandoning calls in flight).
+*/
+#include "aq_log.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static atomic_int s_stop; //  signals received
+
+static void s_on_signal (int signum) { atomic_fetch_add (&s_stop, 1); }
+
+static void s_usage (FILE *out) {
+    fprintf (out,
+             "usage: aq-worker [options]\n"
+             "\n"
+             "Takes HTTP call jobs from an asyncqueue broker, runs them, reports results.\n"
+             "\n"
+             "  --broker EP              the broker's worker endpoint\n"
+             "                           (default tcp://127.0.0.1:5571)\n"
+             "  --slots N                calls in flight at once, 1..100000 (default 64)\n"
+             "  --allow-private-targets  allow calls to loopback, private, link-local, CGNAT\n"
+             "                           and other non-public addresses (development, tests)\n"
+             "  --heartbeat-ms N         heartbeat interval, 10..600000 ms (default 1000);\n"
+             "                           the worker reconnects after 5 silent intervals\n"
+             "  --name S                 name shown in the broker's stats (default host:pid)\n"
+             "  -v, --verbose            log every call and debug messages\n"
+             "  -h, --help               this text\n"
+             "\n"
+             "Runs until SIGINT or SIGTERM, then finishes the calls in flight (each bounded\n"
+             "by its task's timeout), reports them and says BYE; a second signal stops at once.\n");
+}
+
+//  The integer in text within [min, max], or -1.
+static long s_number (const char *text, long min, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol (text, &end, 10);
+    return errno || end == text || *end || value < min || value > max ? -1 : value;
+}
+
+int main (int argc, char **argv) {
+    wk_config_t cfg;
+    wk_config_defaults (&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes_value = strcmp (arg, "--broker") == 0 || strcmp (arg, "--slots") == 0 ||
+                           strcmp (arg, "--heartbeat-ms") == 0 || strcmp (arg, "--name") == 0;
+        if (takes_value && !value) {
+            fprintf (stderr, "aq-worker: '%s' needs a value (see --help)\n", arg);
+            return 1;
+        }
+        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+            s_usage (stdout);
+            return 0;
+        } else if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0) {
+            cfg.verbose = true;
+            aq_log_set_level (AQ_LOG_DEBUG);
+        } else if (strcmp (arg, "--allow-private-targets") == 0)
+            cfg.allow_private = true;
+        else if (strcmp (arg, "--broker") == 0)
+            cfg.broker_endpoint = value;
+        else if (strcmp (arg, "--name") == 0)
+            cfg.name = value;
+        else if (strcmp (arg, "--slots") == 0 &&
+                 (cfg.slots = (int) s_number (value, 1, 100000)) < 0) {
+            fprintf (stderr, "aq-worker: --slots must be a number between 1 and 100000\n");
+            return 1;
+        } else if (strcmp (arg, "--heartbeat-ms") == 0 &&
+                   (cfg.heartbeat_ms = (int) s_number (value, 10, 600000)) < 0) {
+            fprintf (stderr, "aq-worker: --heartbeat-ms must be a number between 10 and 600000\n");
+            return 1;
+        } else if (!takes_value) {
+            fprintf (stderr, "aq-worker: unknown option '%s' (see --help)\n", arg);
+            return 1;
+        }
+        i += takes_value;
+    }
+
+    struct sigaction action = {.sa_handler = s_on_signal}; //  no SA_RESTART: wake zmq_poll
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+
+    void *ctx = zmq_ctx_new ();
+    if (!ctx) {
+        fprintf (stderr, "aq-worker: cannot create a ZeroMQ context: %s\n", zmq_strerror (errno));
+        return 1;
+    }
+    int rc = wk_worker_run (&cfg, ctx, &s_stop);
+    zmq_ctx_term (ctx);
+    return rc == 0 ? 0 : 1;
+}
