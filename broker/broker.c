@@ -68,6 +68,7 @@ typedef struct {
     bk_waiters_t *waiters;  //  owned
     bk_limits_t *limits;    //  owned
     json_t *teams;          //  team id -> team record, a cache of BK_DB_TEAMS
+    json_t *keys;           //  key id -> key record, a cache of BK_DB_KEYS
     s_out_t *out;           //  sends waiting for the commit
     size_t nout, capout;    //  count, capacity
     uint64_t seq;           //  last creation sequence used
@@ -76,6 +77,7 @@ typedef struct {
     int64_t now;            //  wall ms of this turn
     int64_t mono;           //  mono ms of this turn
     int64_t last_reader_check; //  mono ms
+    int64_t last_release;   //  mono ms of the last bk_store_release_pages
     bool recover;           //  re-lease processing tasks at the next turn
     struct {
         uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
@@ -108,7 +110,8 @@ static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size
     out->socket = socket;
     if (rid_size > sizeof out->rid)
         rid_size = 0;
-    memcpy (out->rid, rid, rid_size);
+    if (rid_size)
+        memcpy (out->rid, rid, rid_size);
     out->rid_size = rid_size;
     out->cmd = cmd;
     out->body = body;
@@ -305,7 +308,7 @@ static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
         s_answer (self, req, AQ_UNAUTH, NULL, "API key required");
         return -1;
     }
-    if (bk_keys_check (self->store, key, req->team, &read_only) != 0) {
+    if (bk_keys_check (self->store, self->keys, key, req->team, &read_only) != 0) {
         s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
         return -1;
     }
@@ -692,7 +695,7 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
         break;
     }
     case AQ_CMD_KEY_REVOKE:
-        result = bk_keys_revoke (self->store, aq_field_str (req->body, "id"), self->now);
+        result = bk_keys_revoke (self->store, self->keys, aq_field_str (req->body, "id"), self->now);
         if (result)
             s_answer_records (self, req, AQ_OK, "key", result);
         else
@@ -757,7 +760,7 @@ static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
         const char *key = aq_field_str (body, "key");
         uint8_t raw[16];
         bool read_only = false;
-        bk_keys_check (self->store, key, raw, &read_only);
+        bk_keys_check (self->store, self->keys, key, raw, &read_only);
         s_answer (self, &req, AQ_OK,
                   json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req.team, team), "scope",
                              read_only ? "read" : "full"),
@@ -1154,6 +1157,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->waiters = bk_waiters_new ();
     self->limits = bk_limits_new ();
     self->teams = json_object ();
+    self->keys = json_object ();
     self->clients = s_router (zmq_ctx);
     self->workers = s_router (zmq_ctx);
     char ipc[4200];
@@ -1243,6 +1247,10 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             json_decref (out->body);
         }
         self->nout = 0;
+        if (self->mono - self->last_release > 1000) {
+            bk_store_release_pages (self->store);
+            self->last_release = self->mono;
+        }
         if (self->mono - self->last_reader_check > 10000) {
             int dead = bk_store_reader_check (self->store);
             if (dead)
@@ -1262,6 +1270,7 @@ out:
     bk_waiters_destroy (&self->waiters);
     bk_limits_destroy (&self->limits);
     json_decref (self->teams);
+    json_decref (self->keys);
     bk_leases_destroy (&self->leases);
     bk_queue_destroy (&self->queue);
     bk_store_destroy (&self->store);

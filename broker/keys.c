@@ -158,9 +158,11 @@ json_t *bk_keys_list (bk_store_t *store, const char *team_name) {
     return keys;
 }
 
-json_t *bk_keys_revoke (bk_store_t *store, const char *id, int64_t now) {
+json_t *bk_keys_revoke (bk_store_t *store, json_t *cache, const char *id, int64_t now) {
     if (!id || strlen (id) != S_ID_HEX)
         return NULL;
+    if (cache)
+        json_object_del (cache, id);
     json_t *record = s_load (store, BK_DB_KEYS, id, S_ID_HEX);
     if (!record)
         return NULL;
@@ -172,13 +174,22 @@ json_t *bk_keys_revoke (bk_store_t *store, const char *id, int64_t now) {
     return out;
 }
 
-int bk_keys_check (bk_store_t *store, const char *key, uint8_t team[16], bool *read_only) {
+int bk_keys_check (bk_store_t *store, json_t *cache, const char *key, uint8_t team[16],
+                   bool *read_only) {
     if (!key || strlen (key) < 4 + S_ID_HEX + 1 || strncmp (key, "aq_", 3) != 0 ||
         key[3 + S_ID_HEX] != '_' || strlen (key) > 120)
         return -1;
-    json_t *record = s_load (store, BK_DB_KEYS, key + 3, S_ID_HEX);
-    if (!record)
-        return -1;
+    char id[S_ID_HEX + 1];
+    memcpy (id, key + 3, S_ID_HEX);
+    id[S_ID_HEX] = '\0';
+    json_t *record = json_incref (json_object_get (cache, id));
+    if (!record) {
+        record = s_load (store, BK_DB_KEYS, id, S_ID_HEX);
+        if (!record)
+            return -1;
+        if (cache && json_object_size (cache) < 100000)
+            json_object_set (cache, id, record);
+    }
     char hash[65];
     s_hash (key, hash);
     const char *stored = json_string_value (json_object_get (record, "hash"));
@@ -198,6 +209,7 @@ void bk_keys_test (bool verbose) {
     assert (mkdtemp (dir));
     bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
     assert (store);
+    json_t *cache = json_object ();
     assert (bk_store_begin (store, true) == 0);
     json_t *full = bk_keys_create (store, "acme", NULL, 1);
     json_t *read = bk_keys_create (store, "acme", "read", 2);
@@ -210,20 +222,20 @@ void bk_keys_test (bool verbose) {
 
     uint8_t team[16], team2[16];
     bool read_only = true;
-    assert (bk_keys_check (store, secret, team, &read_only) == 0 && !read_only);
-    assert (bk_keys_check (store, json_string_value (json_object_get (read, "secret")), team2,
+    assert (bk_keys_check (store, cache, secret, team, &read_only) == 0 && !read_only);
+    assert (bk_keys_check (store, cache, json_string_value (json_object_get (read, "secret")), team2,
                            &read_only) == 0 &&
             read_only);
     assert (memcmp (team, team2, 16) == 0);
-    assert (bk_keys_check (store, json_string_value (json_object_get (other, "secret")), team2,
+    assert (bk_keys_check (store, cache, json_string_value (json_object_get (other, "secret")), team2,
                            &read_only) == 0 &&
             memcmp (team, team2, 16) != 0);
     char forged[128];
     snprintf (forged, sizeof forged, "%s", secret);
     forged[strlen (forged) - 1] ^= 1;
-    assert (bk_keys_check (store, forged, team, &read_only) == -1);
-    assert (bk_keys_check (store, "garbage", team, &read_only) == -1);
-    assert (bk_keys_check (store, NULL, team, &read_only) == -1);
+    assert (bk_keys_check (store, cache, forged, team, &read_only) == -1);
+    assert (bk_keys_check (store, cache, "garbage", team, &read_only) == -1);
+    assert (bk_keys_check (store, cache, NULL, team, &read_only) == -1);
 
     json_t *list = bk_keys_list (store, "acme");
     assert (json_array_size (list) == 2 && !json_object_get (json_array_get (list, 0), "hash"));
@@ -232,11 +244,13 @@ void bk_keys_test (bool verbose) {
     assert (json_array_size (teams) == 2);
     json_decref (teams);
 
-    json_t *revoked = bk_keys_revoke (store, json_string_value (json_object_get (full, "id")), 9);
+    json_t *revoked = bk_keys_revoke (store, cache, json_string_value (json_object_get (full, "id")), 9);
     assert (revoked && json_is_true (json_object_get (revoked, "revoked")));
-    assert (bk_keys_check (store, secret, team, &read_only) == -1);
-    assert (!bk_keys_revoke (store, "0000000000000000", 9));
+    assert (bk_keys_check (store, cache, secret, team, &read_only) == -1);
+    assert (!bk_keys_revoke (store, cache, "0000000000000000", 9));
     json_decref (revoked);
+    assert (bk_keys_check (store, NULL, "garbage", team, &read_only) == -1);
+    json_decref (cache);
     bk_store_abort (store);
     json_decref (full);
     json_decref (read);

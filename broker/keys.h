@@ -35,11 +35,13 @@ json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *sc
 //  Keys (without secrets), of one team when team_name is not NULL.
 json_t *bk_keys_list (bk_store_t *store, const char *team_name);
 //  Revokes a key by id; returns its public object or NULL if unknown.
-json_t *bk_keys_revoke (bk_store_t *store, const char *id, int64_t now);
+json_t *bk_keys_revoke (bk_store_t *store, json_t *cache, const char *id, int64_t now);
 
 //  Checks an API key. Returns 0 and fills team and *read_only, or -1 when
-//  the key is malformed, unknown or revoked.
-int bk_keys_check (bk_store_t *store, const char *key, uint8_t team[16], bool *read_only);
+//  the key is malformed, unknown or revoked. cache (a JSON object, or NULL)
+//  keeps key records by id across calls; bk_keys_revoke evicts from it.
+int bk_keys_check (bk_store_t *store, json_t *cache, const char *key, uint8_t team[16],
+                   bool *read_only);
 
 void bk_keys_test (bool verbose);
 

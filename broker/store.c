@@ -13,12 +13,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *s_db_names[BK_DB_COUNT] = {
     "meta",   "tasks",    "ready", "delay", "team_tasks", "team_status",
     "counts", "attempts", "idem",  "keys",  "teams",      "team_names"};
+
+#define S_DELTA_KEY 32   //  longest counter key kept in memory
+#define S_DELTAS    1024 //  distinct counters changed in one transaction
+
+typedef struct {
+    bk_db_t db;               //  table of the counter
+    uint8_t key[S_DELTA_KEY]; //  its key
+    size_t key_size;          //  key length, 0 for a free slot
+    int64_t delta;            //  change not yet written
+} s_delta_t;
 
 struct _bk_store_t {
     MDB_env *env;            //  the environment
@@ -27,6 +38,10 @@ struct _bk_store_t {
     bool write;              //  is txn a write transaction
     bool grow;               //  grow the map before the next write
     int (*commit_hook) (void); //  fault seam, NULL in production
+    uintptr_t map_start;     //  the map's address range, once found
+    uintptr_t map_end;       //  (see bk_store_release_pages)
+    s_delta_t *deltas;       //  counter changes of this transaction
+    size_t ndeltas;          //  used entries
 };
 
 struct _bk_cursor_t {
@@ -120,6 +135,7 @@ void bk_store_destroy (bk_store_t **self_p) {
         mdb_txn_abort (self->txn);
     if (self->env)
         mdb_env_close (self->env);
+    free (self->deltas);
     free (self);
     *self_p = NULL;
 }
@@ -147,9 +163,30 @@ int bk_store_begin (bk_store_t *self, bool write) {
     return 0;
 }
 
+static int s_put_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
+                          int64_t delta);
+
+//  Writes the counter changes kept in memory: many changes to one counter
+//  in a transaction cost one read and one write.
+static int s_flush_deltas (bk_store_t *self) {
+    int rc = 0;
+    for (size_t i = 0; i < self->ndeltas && rc == 0; i++) {
+        s_delta_t *d = &self->deltas[i];
+        if (d->delta)
+            rc = s_put_counter (self, d->db, d->key, d->key_size, d->delta);
+    }
+    self->ndeltas = 0;
+    return rc;
+}
+
 int bk_store_commit (bk_store_t *self) {
     assert (self->txn);
-    int rc;
+    int rc = s_flush_deltas (self);
+    if (rc != 0) {
+        mdb_txn_abort (self->txn);
+        self->txn = NULL;
+        return rc;
+    }
     if (self->commit_hook && (rc = self->commit_hook ()) != 0) {
         mdb_txn_abort (self->txn);
         self->txn = NULL;
@@ -163,6 +200,7 @@ int bk_store_commit (bk_store_t *self) {
 }
 
 void bk_store_abort (bk_store_t *self) {
+    self->ndeltas = 0;
     if (self->txn)
         mdb_txn_abort (self->txn);
     self->txn = NULL;
@@ -196,7 +234,8 @@ int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
     return rc == MDB_NOTFOUND ? 0 : s_code (rc);
 }
 
-uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
+static uint64_t s_stored_counter (bk_store_t *self, bk_db_t db, const void *key,
+                                  size_t key_size) {
     bk_val_t val;
     uint64_t count = 0;
     if (bk_store_get (self, db, key, key_size, &val) == 0 && val.size == sizeof count)
@@ -204,10 +243,48 @@ uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t
     return count;
 }
 
-int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta) {
-    int64_t count = (int64_t) bk_store_counter (self, db, key, key_size) + delta;
+static int s_put_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
+                          int64_t delta) {
+    int64_t count = (int64_t) s_stored_counter (self, db, key, key_size) + delta;
     uint64_t value = count < 0 ? 0 : (uint64_t) count;
     return bk_store_put (self, db, key, key_size, &value, sizeof value);
+}
+
+static s_delta_t *s_delta (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
+    for (size_t i = 0; i < self->ndeltas; i++) {
+        s_delta_t *d = &self->deltas[i];
+        if (d->db == db && d->key_size == key_size && memcmp (d->key, key, key_size) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
+    int64_t count = (int64_t) s_stored_counter (self, db, key, key_size);
+    s_delta_t *d = s_delta (self, db, key, key_size);
+    if (d)
+        count += d->delta;
+    return count < 0 ? 0 : (uint64_t) count;
+}
+
+int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta) {
+    assert (self->txn && self->write);
+    s_delta_t *d = s_delta (self, db, key, key_size);
+    if (!d && (key_size > S_DELTA_KEY || self->ndeltas == S_DELTAS))
+        return s_put_counter (self, db, key, key_size, delta);
+    if (!d) {
+        if (!self->deltas) {
+            self->deltas = calloc (S_DELTAS, sizeof *self->deltas);
+            assert (self->deltas);
+        }
+        d = &self->deltas[self->ndeltas++];
+        d->db = db;
+        memcpy (d->key, key, key_size);
+        d->key_size = key_size;
+        d->delta = 0;
+    }
+    d->delta += delta;
+    return 0;
 }
 
 bk_cursor_t *bk_cursor_open (bk_store_t *self, bk_db_t db) {
@@ -279,6 +356,40 @@ int64_t bk_store_map_bytes (bk_store_t *self) {
     return (int64_t) info.me_mapsize;
 }
 
+//  The map's address range, from /proc/self/maps (LMDB reports it only for
+//  MDB_FIXEDMAP): the mapping that contains a pointer into the map.
+static bool s_find_map (uintptr_t inside, uintptr_t *start, uintptr_t *end) {
+    FILE *maps = fopen ("/proc/self/maps", "r");
+    if (!maps)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets (line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (sscanf (line, "%lx-%lx", &lo, &hi) == 2 && inside >= lo && inside < hi)
+            *start = lo, *end = hi, found = true;
+    }
+    fclose (maps);
+    return found;
+}
+
+void bk_store_release_pages (bk_store_t *self) {
+    assert (!self->txn);
+    if (bk_store_used_bytes (self) < (16 << 20) || bk_store_begin (self, false) != 0)
+        return;
+    bk_val_t val;
+    uintptr_t inside = 0;
+    if (bk_store_get (self, BK_DB_META, "version", 7, &val) == 0)
+        inside = (uintptr_t) val.data;
+    bk_store_abort (self);
+    if (inside && !(inside >= self->map_start && inside < self->map_end) &&
+        !s_find_map (inside, &self->map_start, &self->map_end))
+        return;
+    //  The map is read-only (no MDB_WRITEMAP): dropping pages loses nothing.
+    if (self->map_end > self->map_start)
+        madvise ((void *) self->map_start, self->map_end - self->map_start, MADV_DONTNEED);
+}
+
 int bk_store_reader_check (bk_store_t *self) {
     int dead = 0;
     mdb_reader_check (self->env, &dead);
@@ -302,6 +413,15 @@ void bk_store_test (bool verbose) {
     assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 5) == 0);
     assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, -7) == 0);
     assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 0);
+    assert (bk_store_add (store, BK_DB_COUNTS, "m", 1, 3) == 0);
+    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
+    assert (bk_store_commit (store) == 0);
+    assert (bk_store_begin (store, true) == 0);
+    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
+    assert (bk_store_add (store, BK_DB_COUNTS, "m", 1, 2) == 0);
+    bk_store_abort (store); //  the uncommitted change is gone
+    assert (bk_store_begin (store, true) == 0);
+    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
     assert (bk_store_commit (store) == 0);
 
     //  grows a 1 MiB map well past its size, one commit at a time

@@ -68,6 +68,8 @@ int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
 int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
 
 //  uint64 counter stored little-endian under key, plus delta (floored at 0).
+//  Changes stay in memory until commit, so many changes to one counter in a
+//  transaction cost one read and one write; bk_store_counter sees them.
 int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta);
 uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
 
@@ -86,6 +88,11 @@ int bk_cursor_del (bk_cursor_t *self);
 //  Bytes used by the data file, and the current map size.
 int64_t bk_store_used_bytes (bk_store_t *self);
 int64_t bk_store_map_bytes (bk_store_t *self);
+//  Drops the process's mapping of the store's pages (they stay in the page
+//  cache and come back on access), so the broker's resident memory is its
+//  own plus the store's hot pages, not every page it ever read. Call
+//  outside a transaction.
+void bk_store_release_pages (bk_store_t *self);
 //  Clears reader slots of dead processes; returns how many.
 int bk_store_reader_check (bk_store_t *self);
 

@@ -8,11 +8,23 @@
 #include <stdio.h>
 #include <string.h>
 
+//  Random bytes drawn from the kernel 4 KiB at a time: one getrandom()
+//  per UUID was the broker's most frequent system call. (A process that
+//  forks after drawing would repeat the pool in the child; none does.)
+static __thread uint8_t s_pool[4096];
+static __thread size_t s_pool_left;
+
 void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]) {
     uint64_t ms = (uint64_t) aq_time_now_ms ();
     for (int i = 0; i < 6; i++)
         uuid[i] = (uint8_t) (ms >> (40 - 8 * i));
-    randombytes_buf (uuid + 6, AQ_UUID_SIZE - 6);
+    if (s_pool_left < AQ_UUID_SIZE - 6) {
+        randombytes_buf (s_pool, sizeof s_pool);
+        s_pool_left = sizeof s_pool;
+    }
+    memcpy (uuid + 6, s_pool + sizeof s_pool - s_pool_left, AQ_UUID_SIZE - 6);
+    sodium_memzero (s_pool + sizeof s_pool - s_pool_left, AQ_UUID_SIZE - 6);
+    s_pool_left -= AQ_UUID_SIZE - 6;
     uuid[6] = (uint8_t) (0x70 | (uuid[6] & 0x0F)); //  version 7
     uuid[8] = (uint8_t) (0x80 | (uuid[8] & 0x3F)); //  RFC 4122 variant
 }
@@ -61,6 +73,10 @@ void aq_uuid_test (bool verbose) {
     aq_uuid_new (a);
     aq_uuid_format (a, text);
     assert (strlen (text) == 36 && text[14] == '7');
+    for (int i = 0; i < 1000; i++) { //  across pool refills, never a repeat
+        aq_uuid_new (c);
+        assert (memcmp (a, c, AQ_UUID_SIZE) != 0);
+    }
     assert (aq_uuid_parse (text, b) == 0 && memcmp (a, b, AQ_UUID_SIZE) == 0);
     assert (aq_uuid_parse ("550E8400-E29B-41D4-A716-446655440000", c) == 0);
     assert (strcmp (aq_uuid_format (c, text), "550e8400-e29b-41d4-a716-446655440000") == 0);

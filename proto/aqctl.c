@@ -1,0 +1,662 @@
+/*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, stats
+
+    aqctl [--data DIR | --broker EP] [--key KEY] [--admin-token T] [--json] COMMAND
+
+    Built on the client library (aq_client.h); every command is one request
+    to the broker's client socket. Output is the reply's JSON, pretty-printed
+    (compact with --json); `key create` prints the new key alone. Exit codes:
+    0 success, 1 the broker refused or could not be reached, 2 bad usage.
+*/
+#include "aq_client.h"
+#include "aq_time.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TIMEOUT_MS 5000 //  how long to wait for the broker
+#define S_WATCH_WAIT 25   //  long poll seconds per `task watch` round
+
+static const char *s_usage =
+    "usage: aqctl [--data DIR | --broker EP] [--key KEY] [--admin-token T] [--json] COMMAND\n"
+    "\n"
+    "Talks to the asyncqueue broker's client socket.\n"
+    "  --data DIR         use ipc://DIR/client.ipc and the admin token in DIR/admin.token\n"
+    "  --broker EP        broker client endpoint (default $AQ_BROKER or tcp://127.0.0.1:5570)\n"
+    "  --key KEY          API key for task commands (default $AQ_API_KEY)\n"
+    "  --admin-token T    admin token for team and key commands (default $AQ_ADMIN_TOKEN,\n"
+    "                     or DIR/admin.token with --data)\n"
+    "  --json             compact JSON output (default: pretty-printed)\n"
+    "  --help             this text\n"
+    "\n"
+    "Teams and keys (admin token):\n"
+    "  team create NAME\n"
+    "  team list\n"
+    "  team secret NAME [--rotate]                   the whsec_ signing secret of outgoing calls\n"
+    "  team limit NAME --rps N [--burst M]           per-team request rate limit (0 = none)\n"
+    "  key create --team NAME [--scope full|read]   prints only the new key\n"
+    "  key list [--team NAME]\n"
+    "  key revoke ID\n"
+    "\n"
+    "Tasks (API key):\n"
+    "  task create --url URL [--method M] [--header 'K: V']... [--body S]\n"
+    "              [--delay-until ISO] [--max-retries N] [--priority N]\n"
+    "              [--retry-backoff S] [--timeout N] [--max-wait-time N]\n"
+    "              [--on-complete-url URL] [--idempotency-key K]\n"
+    "  task create --json '{...}'                    a POST /v1/tasks body (flags override)\n"
+    "  task get ID [--wait N]                        long poll up to N <= 25 s\n"
+    "  task list [--status S] [--limit N] [--offset N] [--sort asc|desc]\n"
+    "  task cancel ID\n"
+    "  task retry ID                                 replay a failed or timed-out task\n"
+    "  task attempts ID\n"
+    "  task watch ID                                 one line per status change until done\n"
+    "\n"
+    "  stats                                         counters and queue depths (key or admin)\n"
+    "\n"
+    "Exit status: 0 ok, 1 refused by the broker or broker unreachable, 2 bad usage.\n";
+
+typedef struct {
+    const char *endpoint; //  broker client endpoint
+    char *admin;          //  admin token or NULL
+    bool compact;         //  --json
+    aq_client_t *client;  //  the connection
+} s_ctl_t;
+
+//  Command arguments after the command words: positionals and --options.
+typedef struct {
+    int argc;    //  remaining arguments
+    char **argv; //  borrowed from main
+} s_args_t;
+
+static int s_usage_error (const char *fmt, const char *arg) {
+    fprintf (stderr, "aqctl: ");
+    fprintf (stderr, fmt, arg);
+    fprintf (stderr, "\n(see aqctl --help)\n");
+    return 2;
+}
+
+//  Reads DIR/admin.token, trimmed. Returns a new string or NULL (errno set).
+static char *s_read_token (const char *dir) {
+    char path[4096];
+    snprintf (path, sizeof path, "%s/admin.token", dir);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return NULL;
+    char line[512] = "";
+    char *token = NULL;
+    if (fgets (line, sizeof line, file)) {
+        line[strcspn (line, " \t\r\n")] = 0;
+        token = line[0] ? strdup (line) : NULL;
+    }
+    if (!token)
+        errno = ENODATA;
+    fclose (file);
+    return token;
+}
+
+static void s_print (s_ctl_t *self, const json_t *value) {
+    size_t flags = JSON_ENCODE_ANY | (self->compact ? JSON_COMPACT : JSON_INDENT (2));
+    char *text = json_dumps (value, flags);
+    if (text)
+        puts (text);
+    free (text);
+}
+
+//  Checks the outcome of aq_client_call. Returns the REPLY (caller owns) on
+//  a 2xx status; otherwise prints why, frees it and returns NULL.
+static json_t *s_check (s_ctl_t *self, int status, json_t *reply) {
+    if (status < 0) {
+        if (errno == ETIMEDOUT)
+            fprintf (stderr, "aqctl: no answer from broker at '%s'\n", self->endpoint);
+        else if (errno == ENOTCONN)
+            fprintf (stderr, "aqctl: cannot reach broker at '%s': is asyncqueue running?\n",
+                     self->endpoint);
+        else
+            fprintf (stderr, "aqctl: cannot talk to broker at '%s': %s\n", self->endpoint,
+                     strerror (errno));
+        return NULL;
+    }
+    if (status < 200 || status > 299) {
+        const char *error = aq_client_reply_error (reply);
+        fprintf (stderr, "aqctl: %s (HTTP %d)\n", error ? error : "request failed", status);
+        int64_t retry_after = aq_field_int (reply, "retryAfter", 0);
+        if (retry_after > 0)
+            fprintf (stderr, "aqctl: retry after %lld s\n", (long long) retry_after);
+        json_decref (reply);
+        return NULL;
+    }
+    return reply;
+}
+
+//  Sends one request: see s_check.
+static json_t *s_request (s_ctl_t *self, int cmd, json_t *fields) {
+    json_t *reply = NULL;
+    int status = aq_client_call (self->client, cmd, fields, &reply);
+    return s_check (self, status, reply);
+}
+
+//  Consumes the value of option `name` at argv[*i] (as "--name V" or
+//  "--name=V"). Returns the value, or NULL if argv[*i] is not that option.
+//  *missing is set when the option has no value.
+static const char *s_option (s_args_t *args, int *i, const char *name, bool *missing) {
+    const char *arg = args->argv[*i];
+    size_t len = strlen (name);
+    if (strncmp (arg, name, len) != 0)
+        return NULL;
+    if (arg[len] == '=')
+        return arg + len + 1;
+    if (arg[len] != 0)
+        return NULL;
+    if (*i + 1 >= args->argc) {
+        *missing = true;
+        return NULL;
+    }
+    return args->argv[++*i];
+}
+
+//  Option parsing shared by every command: a table of names and slots.
+typedef struct {
+    const char *name;  //  "--team"
+    const char **slot; //  where the value goes
+} s_opt_t;
+
+//  Splits args into positionals (up to max_pos) and the table's options.
+//  Returns 0, or 2 after printing a usage error.
+static int s_parse (s_args_t *args, const s_opt_t *opts, const char **pos, int max_pos,
+                    int *npos) {
+    *npos = 0;
+    for (int i = 0; i < args->argc; i++) {
+        const char *arg = args->argv[i];
+        if (arg[0] == '-' && arg[1] == '-') {
+            bool missing = false, known = false;
+            for (const s_opt_t *opt = opts; opt && opt->name; opt++) {
+                const char *value = s_option (args, &i, opt->name, &missing);
+                if (missing)
+                    return s_usage_error ("option '%s' needs a value", opt->name);
+                if (value) {
+                    *opt->slot = value;
+                    known = true;
+                    break;
+                }
+            }
+            if (!known)
+                return s_usage_error ("unknown option '%s'", arg);
+        }
+        else if (*npos < max_pos)
+            pos[(*npos)++] = arg;
+        else
+            return s_usage_error ("unexpected argument '%s'", arg);
+    }
+    return 0;
+}
+
+//  A numeric option goes to the broker as an integer when it is one, else as
+//  the string given, so the broker's validation message names the field.
+static json_t *s_number (const char *text) {
+    char *end;
+    errno = 0;
+    long long value = strtoll (text, &end, 10);
+    if (errno == 0 && end != text && *end == 0)
+        return json_integer (value);
+    return json_string (text);
+}
+
+//  Prints body[member] of a successful reply (the whole body if member is
+//  NULL). Returns the exit status.
+static int s_show (s_ctl_t *self, int cmd, json_t *fields, const char *member) {
+    json_t *reply = s_request (self, cmd, fields);
+    json_decref (fields);
+    if (!reply)
+        return 1;
+    json_t *body = aq_client_reply_body (reply);
+    json_t *value = member ? json_object_get (body, member) : body;
+    s_print (self, value ? value : json_null ());
+    json_decref (reply);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  team, key
+
+static int s_team (s_ctl_t *self, const char *verb, s_args_t *args) {
+    const char *pos[1], *rps = NULL, *burst = NULL;
+    int npos;
+    bool rotate = false;
+    for (int i = 0; i < args->argc; i++) //  a switch s_parse does not know
+        if (strcmp (args->argv[i], "--rotate") == 0) {
+            rotate = true;
+            args->argv[i--] = args->argv[--args->argc];
+        }
+    const s_opt_t opts[] = {{"--rps", &rps}, {"--burst", &burst}, {NULL, NULL}};
+    if (s_parse (args, opts, pos, 1, &npos))
+        return 2;
+    if (strcmp (verb, "secret") == 0 && npos == 1 && !rps && !burst)
+        return s_show (self, AQ_CMD_TEAM_SECRET,
+                       json_pack ("{s:s, s:b}", "team", pos[0], "rotate", rotate), "team");
+    if (strcmp (verb, "limit") == 0 && npos == 1 && rps && !rotate) {
+        json_t *fields = json_pack ("{s:s, s:f}", "team", pos[0], "rps", atof (rps));
+        if (burst)
+            json_object_set_new (fields, "burst", json_real (atof (burst)));
+        return s_show (self, AQ_CMD_TEAM_LIMIT, fields, "team");
+    }
+    if (strcmp (verb, "create") == 0) {
+        if (npos != 1)
+            return s_usage_error ("%s", "team create needs a NAME");
+        return s_show (self, AQ_CMD_TEAM_CREATE, json_pack ("{s:s}", "name", pos[0]), "team");
+    }
+    if (strcmp (verb, "list") == 0 && npos == 0)
+        return s_show (self, AQ_CMD_TEAM_LIST, NULL, "teams");
+    return s_usage_error ("unknown command 'team %s'", verb);
+}
+
+static int s_key (s_ctl_t *self, const char *verb, s_args_t *args) {
+    const char *team = NULL, *scope = NULL;
+    const s_opt_t opts[] = {{"--team", &team}, {"--scope", &scope}, {NULL, NULL}};
+    const char *pos[1];
+    int npos;
+    if (s_parse (args, opts, pos, 1, &npos))
+        return 2;
+    if (strcmp (verb, "create") == 0) {
+        if (!team || npos)
+            return s_usage_error ("%s", "usage: key create --team NAME [--scope full|read]");
+        json_t *fields = json_pack ("{s:s}", "team", team);
+        if (scope)
+            json_object_set_new (fields, "scope", json_string (scope));
+        json_t *reply = s_request (self, AQ_CMD_KEY_CREATE, fields);
+        json_decref (fields);
+        if (!reply)
+            return 1;
+        const char *secret = aq_field_str (json_object_get (aq_client_reply_body (reply), "key"),
+                                           "secret");
+        int rc = 0;
+        if (secret)
+            puts (secret);
+        else {
+            fprintf (stderr, "aqctl: the broker's reply holds no key secret\n");
+            rc = 1;
+        }
+        json_decref (reply);
+        return rc;
+    }
+    if (strcmp (verb, "list") == 0 && !scope && !npos) {
+        json_t *fields = team ? json_pack ("{s:s}", "team", team) : NULL;
+        return s_show (self, AQ_CMD_KEY_LIST, fields, "keys");
+    }
+    if (strcmp (verb, "revoke") == 0 && !team && !scope) {
+        if (npos != 1)
+            return s_usage_error ("%s", "key revoke needs a key ID");
+        return s_show (self, AQ_CMD_KEY_REVOKE, json_pack ("{s:s}", "id", pos[0]), "key");
+    }
+    return s_usage_error ("bad arguments to 'key %s'", verb);
+}
+
+//  --------------------------------------------------------------------------
+//  task
+
+//  Builds a POST /v1/tasks body from --json and the flags. Returns it (caller
+//  owns) or NULL after printing a usage error.
+static json_t *s_task_body (s_args_t *args, const char **idem) {
+    const char *url = NULL, *method = NULL, *body = NULL, *delay = NULL, *retries = NULL,
+               *priority = NULL, *backoff = NULL, *timeout = NULL, *max_wait = NULL,
+               *on_complete = NULL, *json = NULL;
+    const s_opt_t opts[] = {{"--url", &url},
+                            {"--method", &method},
+                            {"--body", &body},
+                            {"--delay-until", &delay},
+                            {"--max-retries", &retries},
+                            {"--priority", &priority},
+                            {"--retry-backoff", &backoff},
+                            {"--timeout", &timeout},
+                            {"--max-wait-time", &max_wait},
+                            {"--on-complete-url", &on_complete},
+                            {"--idempotency-key", idem},
+                            {"--json", &json},
+                            {NULL, NULL}};
+    //  --header repeats, so take those out first.
+    json_t *headers = json_object ();
+    s_args_t rest = {0, calloc ((size_t) args->argc + 1, sizeof (char *))};
+    for (int i = 0; i < args->argc; i++) {
+        bool missing = false;
+        const char *header = s_option (args, &i, "--header", &missing);
+        if (missing) {
+            s_usage_error ("option '%s' needs a value", "--header");
+            goto fail;
+        }
+        if (!header) {
+            rest.argv[rest.argc++] = args->argv[i];
+            continue;
+        }
+        const char *colon = strchr (header, ':');
+        if (!colon || colon == header) {
+            s_usage_error ("--header '%s' is not 'Name: value'", header);
+            goto fail;
+        }
+        const char *value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        char *name = strndup (header, (size_t) (colon - header));
+        json_object_set_new (headers, name, json_string (value));
+        free (name);
+    }
+    const char *pos[1];
+    int npos;
+    if (s_parse (&rest, opts, pos, 0, &npos))
+        goto fail;
+    json_t *task = NULL;
+    if (json) {
+        json_error_t error;
+        task = json_loads (json, JSON_REJECT_DUPLICATES, &error);
+        if (!task || !json_is_object (task)) {
+            if (task)
+                fprintf (stderr, "aqctl: --json must be a JSON object\n");
+            else
+                fprintf (stderr, "aqctl: invalid --json at line %d, column %d: %s\n", error.line,
+                         error.column, error.text);
+            json_decref (task);
+            goto fail_usage;
+        }
+    }
+    else
+        task = json_object ();
+    if (!url && !json_object_get (task, "targetUrl")) {
+        json_decref (task);
+        s_usage_error ("%s", "task create needs --url URL (or --json with targetUrl)");
+        goto fail;
+    }
+    if (url)
+        json_object_set_new (task, "targetUrl", json_string (url));
+    if (method)
+        json_object_set_new (task, "method", json_string (method));
+    if (json_object_size (headers)) {
+        json_t *given = json_object_get (task, "headers");
+        if (json_is_object (given))
+            json_object_update (given, headers);
+        else
+            json_object_set (task, "headers", headers);
+    }
+    if (body)
+        json_object_set_new (task, "body", json_string (body));
+    if (delay)
+        json_object_set_new (task, "delayUntil", json_string (delay));
+    if (backoff)
+        json_object_set_new (task, "retryBackoff", json_string (backoff));
+    if (on_complete)
+        json_object_set_new (task, "onCompleteUrl", json_string (on_complete));
+    if (retries)
+        json_object_set_new (task, "maxRetries", s_number (retries));
+    if (priority)
+        json_object_set_new (task, "priority", s_number (priority));
+    if (timeout)
+        json_object_set_new (task, "timeout", s_number (timeout));
+    if (max_wait)
+        json_object_set_new (task, "maxWaitTime", s_number (max_wait));
+    json_decref (headers);
+    free (rest.argv);
+    return task;
+fail_usage:
+    fprintf (stderr, "(see aqctl --help)\n");
+fail:
+    json_decref (headers);
+    free (rest.argv);
+    return NULL;
+}
+
+static const char *s_terminal[] = {"completed", "failed", "timeout", "cancelled", NULL};
+
+static bool s_is_terminal (const char *status) {
+    for (const char **t = s_terminal; status && *t; t++)
+        if (strcmp (status, *t) == 0)
+            return true;
+    return false;
+}
+
+//  One line per observed status: time, id, status and what is known.
+static void s_watch_line (s_ctl_t *self, json_t *task) {
+    if (self->compact) {
+        s_print (self, task);
+        fflush (stdout);
+        return;
+    }
+    char now[32];
+    aq_time_format (aq_time_now_ms (), now);
+    const char *status = aq_field_str (task, "status");
+    printf ("%s %s %s", now, aq_field_str (task, "id"), status ? status : "?");
+    json_t *result = json_object_get (task, "result");
+    int64_t code = aq_field_int (result, "statusCode", -1);
+    if (code >= 0)
+        printf (" HTTP %lld in %lld ms", (long long) code,
+                (long long) aq_field_int (result, "duration", 0));
+    int64_t retries = aq_field_int (task, "retryCount", 0);
+    if (retries > 0)
+        printf (" retry %lld/%lld", (long long) retries,
+                (long long) aq_field_int (task, "maxRetries", 0));
+    const char *next = aq_field_str (task, "nextAttemptAt");
+    if (next && strcmp (status ? status : "", "delayed") == 0)
+        printf (" next at %s", next);
+    const char *error = aq_field_str (task, "error");
+    if (error)
+        printf (": %s", error);
+    printf ("\n");
+    fflush (stdout);
+}
+
+static int s_task_watch (s_ctl_t *self, const char *id) {
+    char *last = NULL;
+    int rc = 0;
+    for (int wait = 0;; wait = S_WATCH_WAIT) {
+        json_t *fields = json_pack ("{s:s}", "id", id);
+        if (wait)
+            json_object_set_new (fields, "wait", json_integer (wait));
+        json_t *reply = NULL;
+        int code = aq_client_call (self->client, AQ_CMD_TASK_GET, fields, &reply);
+        int err = errno;
+        json_decref (fields);
+        errno = err;
+        if (code < 0 && errno == ETIMEDOUT)
+            continue; //  the broker restarted under the long poll: ask again
+        reply = s_check (self, code, reply);
+        if (!reply) {
+            rc = 1;
+            break;
+        }
+        json_t *task = aq_client_reply_task (reply);
+        const char *status = aq_field_str (task, "status");
+        if (!last || !status || strcmp (last, status) != 0) {
+            s_watch_line (self, task);
+            free (last);
+            last = strdup (status ? status : "");
+        }
+        bool done = s_is_terminal (status);
+        json_decref (reply);
+        if (done)
+            break;
+    }
+    free (last);
+    return rc;
+}
+
+static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
+    if (strcmp (verb, "create") == 0) {
+        const char *idem = NULL;
+        json_t *task = s_task_body (args, &idem);
+        if (!task)
+            return 2;
+        json_t *fields = json_pack ("{s:o}", "task", task);
+        if (idem)
+            json_object_set_new (fields, "idem", json_string (idem));
+        return s_show (self, AQ_CMD_TASK_CREATE, fields, "task");
+    }
+    if (strcmp (verb, "list") == 0) {
+        const char *status = NULL, *limit = NULL, *offset = NULL, *sort = NULL;
+        const s_opt_t opts[] = {{"--status", &status},
+                                {"--limit", &limit},
+                                {"--offset", &offset},
+                                {"--sort", &sort},
+                                {NULL, NULL}};
+        int npos;
+        if (s_parse (args, opts, NULL, 0, &npos))
+            return 2;
+        json_t *fields = json_object ();
+        if (status)
+            json_object_set_new (fields, "status", json_string (status));
+        if (limit)
+            json_object_set_new (fields, "limit", json_string (limit));
+        if (offset)
+            json_object_set_new (fields, "offset", json_string (offset));
+        if (sort)
+            json_object_set_new (fields, "sortOrder", json_string (sort));
+        return s_show (self, AQ_CMD_TASK_LIST, fields, NULL);
+    }
+    const char *verbs[] = {"get", "cancel", "retry", "attempts", "watch", NULL};
+    const char **known = verbs;
+    while (*known && strcmp (*known, verb) != 0)
+        known++;
+    if (!*known)
+        return s_usage_error ("unknown command 'task %s'", verb);
+    const char *wait = NULL;
+    const s_opt_t get_opts[] = {{"--wait", &wait}, {NULL, NULL}};
+    bool is_get = strcmp (verb, "get") == 0;
+    const char *pos[1];
+    int npos;
+    if (s_parse (args, is_get ? get_opts : NULL, pos, 1, &npos))
+        return 2;
+    if (npos != 1)
+        return s_usage_error ("task %s needs a task ID", verb);
+    json_t *fields = json_pack ("{s:s}", "id", pos[0]);
+    if (is_get) {
+        if (wait)
+            json_object_set_new (fields, "wait", s_number (wait));
+        return s_show (self, AQ_CMD_TASK_GET, fields, "task");
+    }
+    if (strcmp (verb, "cancel") == 0)
+        return s_show (self, AQ_CMD_TASK_CANCEL, fields, "task");
+    if (strcmp (verb, "retry") == 0)
+        return s_show (self, AQ_CMD_TASK_RETRY, fields, "task");
+    if (strcmp (verb, "attempts") == 0)
+        return s_show (self, AQ_CMD_TASK_ATTEMPTS, fields, "attempts");
+    json_decref (fields);
+    return s_task_watch (self, pos[0]);
+}
+
+//  --------------------------------------------------------------------------
+
+typedef struct {
+    const char *data, *broker, *key, *admin; //  global options as given
+    bool compact;                            //  --json
+} s_globals_t;
+
+//  If argv[*i] is a global option, consumes it (and its value) and returns
+//  1; 0 if it is not one; 2 after a usage error. --json is compact output
+//  unless body_json (in `task create` it carries the task).
+static int s_global (s_globals_t *g, int argc, char **argv, int *i, bool body_json) {
+    s_args_t all = {argc, argv};
+    bool missing = false;
+    const char *value;
+    if (strcmp (argv[*i], "--json") == 0 && !body_json)
+        g->compact = true;
+    else if ((value = s_option (&all, i, "--data", &missing)))
+        g->data = value;
+    else if ((value = s_option (&all, i, "--broker", &missing)))
+        g->broker = value;
+    else if ((value = s_option (&all, i, "--key", &missing)))
+        g->key = value;
+    else if ((value = s_option (&all, i, "--admin-token", &missing)))
+        g->admin = value;
+    else if (missing)
+        return s_usage_error ("option '%s' needs a value", argv[*i]);
+    else
+        return 0;
+    return 1;
+}
+
+int main (int argc, char **argv) {
+    s_ctl_t ctl = {.endpoint = NULL};
+    s_globals_t g = {NULL, NULL, NULL, NULL, false};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+            fputs (s_usage, stdout);
+            return 0;
+        }
+        int rc = s_global (&g, argc, argv, &i, false);
+        if (rc == 0)
+            return s_usage_error ("unknown option '%s'", argv[i]);
+        if (rc == 2)
+            return 2;
+    }
+    if (i >= argc)
+        return s_usage_error ("%s", "no command given");
+    const char *group = argv[i++];
+    const char *verb = i < argc && argv[i][0] != '-' ? argv[i++] : "";
+    if (strcmp (group, "help") == 0 || strcmp (verb, "--help") == 0) {
+        fputs (s_usage, stdout);
+        return 0;
+    }
+    //  Global options may also follow the command.
+    bool body_json = strcmp (group, "task") == 0 && strcmp (verb, "create") == 0;
+    s_args_t args = {0, argv + i};
+    for (; i < argc; i++) {
+        int rc = s_global (&g, argc, argv, &i, body_json);
+        if (rc == 2)
+            return 2;
+        if (rc == 0)
+            args.argv[args.argc++] = argv[i];
+    }
+    const char *data = g.data, *broker = g.broker, *key = g.key, *admin = g.admin;
+    ctl.compact = g.compact;
+    if (data && broker)
+        return s_usage_error ("%s", "give --data or --broker, not both");
+    if (strcmp (group, "stats") == 0) {
+        if (*verb || args.argc)
+            return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
+    }
+    else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task"))
+        return s_usage_error ("unknown command '%s'", group);
+
+    char endpoint[4200];
+    if (data)
+        snprintf (endpoint, sizeof endpoint, "ipc://%s/client.ipc", data);
+    else
+        snprintf (endpoint, sizeof endpoint, "%s",
+                  broker ? broker
+                         : getenv ("AQ_BROKER") ? getenv ("AQ_BROKER") : "tcp://127.0.0.1:5570");
+    ctl.endpoint = endpoint;
+    key = key ? key : getenv ("AQ_API_KEY");
+    admin = admin ? admin : getenv ("AQ_ADMIN_TOKEN");
+    bool wants_admin = strcmp (group, "team") == 0 || strcmp (group, "key") == 0;
+    if (admin)
+        ctl.admin = strdup (admin);
+    else if (data && (wants_admin || (!key && strcmp (group, "stats") == 0))) {
+        ctl.admin = s_read_token (data);
+        if (!ctl.admin) {
+            fprintf (stderr, "aqctl: cannot read admin token '%s/admin.token': %s\n", data,
+                     strerror (errno));
+            return 1;
+        }
+    }
+    ctl.client = aq_client_new (endpoint);
+    if (!ctl.client) {
+        fprintf (stderr, "aqctl: bad broker endpoint '%s': %s\n", endpoint, strerror (errno));
+        free (ctl.admin);
+        return 2;
+    }
+    aq_client_set_timeout (ctl.client, S_TIMEOUT_MS);
+    if (key)
+        aq_client_set_key (ctl.client, key);
+    if (ctl.admin)
+        aq_client_set_admin (ctl.client, ctl.admin);
+
+    int rc;
+    if (strcmp (group, "team") == 0)
+        rc = s_team (&ctl, verb, &args);
+    else if (strcmp (group, "key") == 0)
+        rc = s_key (&ctl, verb, &args);
+    else if (strcmp (group, "task") == 0)
+        rc = s_task (&ctl, verb, &args);
+    else
+        rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
+    aq_client_destroy (&ctl.client);
+    free (ctl.admin);
+    return rc;
+}
