@@ -61,7 +61,8 @@ typedef struct {
     const bk_config_t *cfg; //  borrowed
     void *clients;          //  ROUTER for clients
     void *workers;          //  ROUTER for workers
-    void *events;           //  PUB
+    void *events;           //  XPUB: events go out only while someone subscribes
+    int subscribers;        //  subscriptions seen on events, minus unsubscriptions
     bk_store_t *store;      //  owned
     bk_queue_t *queue;      //  owned
     bk_leases_t *leases;    //  owned
@@ -153,7 +154,7 @@ static int s_send_out (s_broker_t *self, s_out_t *out) {
 static void s_notify (s_broker_t *self, const json_t *task) {
     const char *id = json_string_value (json_object_get (task, "id"));
     const char *team = json_string_value (json_object_get (task, "teamId"));
-    if (self->events) {
+    if (self->events && self->subscribers > 0) {
         json_t *event = json_pack ("{s:s, s:s, s:O, s:I}", "id", id, "teamId", team, "status",
                                    json_object_get (task, "status"), "at", (json_int_t) self->now);
         s_out_t *out = s_out_new (self, self->events, NULL, 0, AQ_CMD_EVENT, event);
@@ -1070,6 +1071,18 @@ static void s_recover (s_broker_t *self) {
     self->recover = false;
 }
 
+//  Counts subscriptions on the XPUB socket: a byte 1 or 0 and a topic.
+static void s_subscriptions (s_broker_t *self) {
+    uint8_t frame[256];
+    int size;
+    while ((size = zmq_recv (self->events, frame, sizeof frame, ZMQ_DONTWAIT)) > 0) {
+        if (frame[0] == 1)
+            self->subscribers++;
+        else if (frame[0] == 0 && self->subscribers > 0)
+            self->subscribers--;
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Setup
 
@@ -1169,7 +1182,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     snprintf (ipc, sizeof ipc, "%s/client.ipc", cfg->data_dir);
     chmod (ipc, 0600);
     if (cfg->event_endpoints && *cfg->event_endpoints) {
-        self->events = zmq_socket (zmq_ctx, ZMQ_PUB);
+        self->events = zmq_socket (zmq_ctx, ZMQ_XPUB);
         int zero = 0;
         zmq_setsockopt (self->events, ZMQ_LINGER, &zero, sizeof zero);
         if (s_bind_all (self->events, cfg->event_endpoints, "event") != 0)
@@ -1201,9 +1214,13 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         if (deadline != INT64_MAX && deadline - mono < wake)
             wake = deadline - mono;
         zmq_pollitem_t items[] = {{self->clients, 0, ZMQ_POLLIN, 0},
-                                  {self->workers, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll (items, 2, wake < 0 ? 0 : (long) wake) < 0 && errno != EINTR)
+                                  {self->workers, 0, ZMQ_POLLIN, 0},
+                                  {self->events, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, self->events ? 3 : 2, wake < 0 ? 0 : (long) wake) < 0 &&
+            errno != EINTR)
             break;
+        if (self->events)
+            s_subscriptions (self);
 
         self->now = aq_time_now_ms ();
         self->mono = aq_time_mono_ms ();
