@@ -1,0 +1,108 @@
+/*  example.c - the smallest useful provider: copy this folder to start one
+
+    It follows a generic job API (docs/plugins.md):
+      submit  POST <targetUrl>       -> 2xx {"id": "j1", "statusUrl": "/jobs/j1"}
+      poll    GET  <statusUrl>       -> {"status": "queued" | "running" | "done" | "failed",
+                                         "error": "...", ...}
+      cancel  DELETE <statusUrl>
+    statusUrl may be relative to the submit URL. The last poll response is
+    the task's result.
+
+    A provider does no I/O: the host makes the requests and calls plan ()
+    with the submit's answer, then poll () with each status answer.
+*/
+#include "aq_plugin.h"
+
+#include <string.h>
+
+typedef struct {
+    const aq_host_t *host; //  the host's services: keep them for the ops
+} s_example_t;
+
+//  Called once at load. Return NULL to refuse to load (log why first).
+static void *s_open (const aq_host_t *host, const char *config) {
+    s_example_t *self = host->alloc (sizeof *self);
+    if (self)
+        self->host = host;
+    return self;
+}
+
+static void s_close (void **state_p) {
+    s_example_t *self = *state_p;
+    if (self) {
+        self->host->free (self);
+        *state_p = NULL;
+    }
+}
+
+//  Sets a FAILED status with a copy of error.
+static void s_fail (const aq_host_t *host, aq_provider_status_t *status, const char *error) {
+    status->state = AQ_POLL_FAILED;
+    status->error = host->strdup (error);
+}
+
+static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
+                   aq_provider_status_t *status) {
+    const aq_host_t *host = ((s_example_t *) state)->host;
+    if (initial->status < 200 || initial->status > 299) {
+        s_fail (host, status, "job submit failed");
+        return 0;
+    }
+    //  Every string handed back comes from host->alloc / strdup / url_resolve
+    plan->status_url =
+        host->url_resolve (initial->url, host->json_get_str (initial->body, "statusUrl"));
+    if (!plan->status_url) {
+        s_fail (host, status, "job submit response has no statusUrl");
+        return 0;
+    }
+    plan->job_id = host->strdup (host->json_get_str (initial->body, "id"));
+    plan->cancel_url = host->strdup (plan->status_url);
+    plan->cancel_method = host->strdup ("DELETE");
+    status->state = AQ_POLL_RUNNING;
+    return 0;
+}
+
+static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
+                   aq_provider_status_t *status) {
+    const aq_host_t *host = ((s_example_t *) state)->host;
+    const char *value = host->json_get_str (response->body, "status");
+    if (response->status >= 500)
+        status->state = AQ_POLL_RUNNING; //  a hiccup: poll again
+    else if (response->status < 200 || response->status > 299)
+        s_fail (host, status, "job status check failed");
+    else if (value && (strcmp (value, "queued") == 0 || strcmp (value, "running") == 0))
+        status->state = AQ_POLL_RUNNING;
+    else if (value && strcmp (value, "done") == 0)
+        status->state = AQ_POLL_DONE;
+    else {
+        const char *error = host->json_get_str (response->body, "error");
+        s_fail (host, status, error ? error : "job failed");
+    }
+    return 0;
+}
+
+static const aq_provider_ops_t s_ops = {
+    .abi = AQ_PROVIDER_ABI,
+    .size = sizeof (aq_provider_ops_t),
+    .submit_method = "POST",
+    .submit_url = "https://jobs.example.com/v1/jobs",
+    .auth_header = "Authorization",
+    .auth_format = "Bearer {token}",
+    .plan = s_plan,
+    .poll = s_poll,
+};
+
+static const aq_plugin_t s_plugin = {
+    .abi = AQ_PLUGIN_ABI,
+    .size = sizeof (aq_plugin_t),
+    .name = "example",
+    .version = "1.0.0",
+    .kind = AQ_PLUGIN_PROVIDER,
+    .open = s_open,
+    .close = s_close,
+    .ops = &s_ops,
+};
+
+AQ_PLUGIN_EXPORT const aq_plugin_t *aq_plugin_entry (void) {
+    return &s_plugin;
+}

@@ -1,0 +1,1483 @@
+/*  loader.c - loads plugins from a directory and calls them for the host
+
+    The host side of aq_plugin.h: the host table (JSON through jansson, logs
+    through aq_log), the directory scan with its refusals, and wrappers that
+    check every answer a plugin gives before the broker sees it.
+*/
+#include "loader.h"
+#include "aq_log.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+_Static_assert(AQ_PLUGIN_LOG_DEBUG == AQ_LOG_DEBUG && AQ_PLUGIN_LOG_INFO == AQ_LOG_INFO &&
+                   AQ_PLUGIN_LOG_WARN == AQ_LOG_WARN && AQ_PLUGIN_LOG_ERROR == AQ_LOG_ERROR,
+               "plugin log levels are aq_log levels");
+
+#define S_COMPONENT "plugins"
+#define S_NAME_MAX  63    //  longest plugin name
+#define S_SIZE_MAX  65536 //  a larger descriptor or table is garbage
+#define S_ERROR_MAX 512   //  longest error text the wrappers make
+
+//  The smallest tables ABI 1 accepts: every field ABI 1 started with.
+#define S_END_OF(type, field) (offsetof (type, field) + sizeof (((type *) 0)->field))
+#define S_PLUGIN_MIN          S_END_OF (aq_plugin_t, ops)
+#define S_PROVIDER_MIN        S_END_OF (aq_provider_ops_t, poll)
+#define S_VAULT_MIN           S_END_OF (aq_vault_ops_t, open)
+
+typedef struct s_plugin_t s_plugin_t;
+
+struct _aq_plugin_provider_t {
+    const s_plugin_t *plugin;     //  the loaded plugin
+    const aq_provider_ops_t *ops; //  its provider table
+};
+
+struct _aq_plugin_vault_t {
+    const s_plugin_t *plugin;  //  the loaded plugin
+    const aq_vault_ops_t *ops; //  its vault table
+};
+
+struct s_plugin_t {
+    void *dl;                      //  dlopen handle
+    const aq_plugin_t *desc;       //  the plugin's descriptor
+    void *state;                   //  what its open returned
+    char *path;                    //  where it was loaded from
+    aq_plugin_provider_t provider; //  handle, when kind is AQ_PLUGIN_PROVIDER
+    aq_plugin_vault_t vault;       //  handle, when kind is AQ_PLUGIN_VAULT
+};
+
+struct _aq_plugin_loader_t {
+    char *config;         //  passed to every open
+    s_plugin_t **plugins; //  loaded, in load order
+    size_t count;         //  how many
+};
+
+// ---------------------------------------------------------------------------
+//  The host table
+
+//  The plugin being called on this thread, to tag its log lines.
+static __thread const char *s_current;
+
+static void s_host_log (int level, const char *fmt, ...) {
+    char line[1536];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    if (level < AQ_LOG_DEBUG)
+        level = AQ_LOG_DEBUG;
+    if (level > AQ_LOG_ERROR)
+        level = AQ_LOG_ERROR;
+    aq_log (level, s_current ? s_current : "plugin", "%s", line);
+}
+
+static void *s_host_alloc (size_t size) {
+    return calloc (1, size ? size : 1);
+}
+
+static void s_host_free (void *ptr) {
+    free (ptr);
+}
+
+static char *s_host_strdup (const char *s) {
+    return s ? strdup (s) : NULL;
+}
+
+static void *s_host_json_parse (const char *text, size_t len) {
+    return text ? json_loadb (text, len, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+static void s_host_json_free (void *doc) {
+    json_decref ((json_t *) doc);
+}
+
+//  The value at a dot path: keys through objects, decimal indexes through
+//  arrays. Borrowed from doc; NULL if any step is missing.
+static const json_t *s_json_at (const json_t *doc, const char *path) {
+    if (!doc || !path || !*path)
+        return doc;
+    const json_t *node = doc;
+    const char *step = path;
+    while (node) {
+        const char *dot = strchr (step, '.');
+        size_t len = dot ? (size_t) (dot - step) : strlen (step);
+        if (json_is_object (node))
+            node = json_object_getn (node, step, len);
+        else if (json_is_array (node) && len > 0 && len < 10) {
+            size_t index = 0;
+            for (size_t i = 0; i < len && node; i++)
+                if (isdigit ((unsigned char) step[i]))
+                    index = index * 10 + (size_t) (step[i] - '0');
+                else
+                    node = NULL;
+            node = node ? json_array_get (node, index) : NULL;
+        } else
+            node = NULL;
+        if (!dot)
+            break;
+        step = dot + 1;
+    }
+    return node;
+}
+
+static const char *s_host_json_get_str (const void *doc, const char *path) {
+    return json_string_value (s_json_at ((const json_t *) doc, path));
+}
+
+static int s_host_json_get_int (const void *doc, const char *path, int64_t *value) {
+    const json_t *node = s_json_at ((const json_t *) doc, path);
+    if (!json_is_integer (node))
+        return -1;
+    *value = (int64_t) json_integer_value (node);
+    return 0;
+}
+
+static char *s_host_json_get_text (const void *doc, const char *path) {
+    const json_t *node = s_json_at ((const json_t *) doc, path);
+    if (!node || json_is_null (node))
+        return NULL;
+    if (json_is_string (node))
+        return strdup (json_string_value (node));
+    return json_dumps (node, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static char *s_host_render_template (const char *tmpl, const void *doc) {
+    if (!tmpl)
+        return NULL;
+    char *out = NULL;
+    size_t out_size = 0;
+    FILE *stream = open_memstream (&out, &out_size);
+    if (!stream)
+        return NULL;
+    bool ok = true;
+    const char *at = tmpl;
+    while (ok) {
+        const char *open = strstr (at, "{{");
+        if (!open) {
+            fputs (at, stream);
+            break;
+        }
+        fwrite (at, 1, (size_t) (open - at), stream);
+        const char *close = strstr (open + 2, "}}");
+        const char *start = open + 2;
+        if (!close) {
+            ok = false;
+            break;
+        }
+        const char *end = close;
+        while (start < end && isspace ((unsigned char) *start))
+            start++;
+        while (end > start && isspace ((unsigned char) end[-1]))
+            end--;
+        char path[256];
+        size_t len = (size_t) (end - start);
+        if (len == 0 || len >= sizeof path) {
+            ok = false;
+            break;
+        }
+        memcpy (path, start, len);
+        path[len] = 0;
+        char *value = s_host_json_get_text (doc, path);
+        if (value)
+            fputs (value, stream);
+        else
+            ok = false;
+        free (value);
+        at = close + 2;
+    }
+    if (fclose (stream) != 0)
+        ok = false;
+    if (!ok) {
+        free (out);
+        return NULL;
+    }
+    return out;
+}
+
+static const char *s_host_http_header (const aq_http_response_t *response, const char *name) {
+    if (!name || !AQ_PLUGIN_HAS (response, headers) ||
+        !json_is_object ((const json_t *) response->headers))
+        return NULL;
+    const char *key;
+    const json_t *value;
+    json_object_foreach ((json_t *) response->headers, key, value) {
+        if (strcasecmp (key, name) == 0)
+            return json_string_value (value);
+    }
+    return NULL;
+}
+
+//  Length of the "http:" or "https:" scheme prefix of url, or 0.
+static size_t s_http_scheme (const char *url) {
+    if (strncasecmp (url, "http:", 5) == 0)
+        return 5;
+    if (strncasecmp (url, "https:", 6) == 0)
+        return 6;
+    return 0;
+}
+
+//  True if ref starts with a scheme ("x:" before any / ? #).
+static bool s_has_scheme (const char *ref) {
+    if (!isalpha ((unsigned char) *ref))
+        return false;
+    for (const char *p = ref; *p; p++) {
+        if (*p == ':')
+            return true;
+        if (!isalnum ((unsigned char) *p) && *p != '+' && *p != '-' && *p != '.')
+            return false;
+    }
+    return false;
+}
+
+//  Removes "." and ".." segments from the path at the start of text (up to
+//  ? or #), in place (RFC 3986 5.2.4).
+static void s_remove_dot_segments (char *text) {
+    size_t path_len = strcspn (text, "?#");
+    char *tail = text + path_len;
+    char *out = text;
+    const char *in = text;
+    while (in < tail) {
+        size_t seg = 1 + strcspn (in + 1, "/?#"); //  "/segment"
+        if (in + seg > tail)
+            seg = (size_t) (tail - in);
+        if (seg == 2 && strncmp (in, "/.", 2) == 0) {
+            in += 2;
+            if (in == tail)
+                *out++ = '/';
+        } else if (seg == 3 && strncmp (in, "/..", 3) == 0) {
+            in += 3;
+            while (out > text && *--out != '/')
+                ;
+            if (in == tail)
+                *out++ = '/';
+        } else {
+            memmove (out, in, seg);
+            out += seg;
+            in += seg;
+        }
+    }
+    memmove (out, tail, strlen (tail) + 1);
+}
+
+static char *s_host_url_resolve (const char *base, const char *ref) {
+    if (!ref)
+        return NULL;
+    if (s_has_scheme (ref))
+        return s_http_scheme (ref) ? strdup (ref) : NULL;
+    size_t scheme = base ? s_http_scheme (base) : 0;
+    if (!scheme || strncmp (base + scheme, "//", 2) != 0)
+        return NULL;
+    size_t authority_end = scheme + 2 + strcspn (base + scheme + 2, "/?#");
+    size_t path_end = authority_end + strcspn (base + authority_end, "?#");
+    size_t no_fragment = strcspn (base, "#");
+    char *out = NULL;
+    int rc;
+    if (strncmp (ref, "//", 2) == 0)
+        rc = asprintf (&out, "%.*s%s", (int) scheme, base, ref);
+    else if (*ref == '/')
+        rc = asprintf (&out, "%.*s%s", (int) authority_end, base, ref);
+    else if (*ref == '?')
+        rc = asprintf (&out, "%.*s%s", (int) path_end, base, ref);
+    else if (*ref == '#' || *ref == 0)
+        rc = asprintf (&out, "%.*s%s", (int) no_fragment, base, ref);
+    else {
+        size_t dir_end = path_end;
+        while (dir_end > authority_end && base[dir_end - 1] != '/')
+            dir_end--;
+        if (dir_end == authority_end)
+            rc = asprintf (&out, "%.*s/%s", (int) authority_end, base, ref);
+        else
+            rc = asprintf (&out, "%.*s%s", (int) dir_end, base, ref);
+    }
+    if (rc < 0)
+        return NULL;
+    s_remove_dot_segments (out + authority_end);
+    return out;
+}
+
+static const aq_host_t s_host = {
+    .abi = AQ_PLUGIN_ABI,
+    .size = sizeof (aq_host_t),
+    .log = s_host_log,
+    .alloc = s_host_alloc,
+    .free = s_host_free,
+    .strdup = s_host_strdup,
+    .json_parse = s_host_json_parse,
+    .json_free = s_host_json_free,
+    .json_get_str = s_host_json_get_str,
+    .json_get_int = s_host_json_get_int,
+    .json_get_text = s_host_json_get_text,
+    .render_template = s_host_render_template,
+    .http_header = s_host_http_header,
+    .url_resolve = s_host_url_resolve,
+};
+
+const aq_host_t *aq_plugin_host (void) {
+    return &s_host;
+}
+
+// ---------------------------------------------------------------------------
+//  Loading
+
+aq_plugin_loader_t *aq_plugin_loader_new (const char *config) {
+    aq_plugin_loader_t *self = calloc (1, sizeof *self);
+    if (self && config && !(self->config = strdup (config))) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static void s_plugin_destroy (s_plugin_t **self_p) {
+    s_plugin_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->state && self->desc->close) {
+        s_current = self->desc->name;
+        self->desc->close (&self->state);
+        s_current = NULL;
+    }
+    if (self->dl)
+        dlclose (self->dl);
+    free (self->path);
+    free (self);
+    *self_p = NULL;
+}
+
+void aq_plugin_loader_destroy (aq_plugin_loader_t **self_p) {
+    aq_plugin_loader_t *self = *self_p;
+    if (!self)
+        return;
+    while (self->count > 0)
+        s_plugin_destroy (&self->plugins[--self->count]);
+    free (self->plugins);
+    free (self->config);
+    free (self);
+    *self_p = NULL;
+}
+
+static s_plugin_t *s_find (aq_plugin_loader_t *self, const char *name, int kind) {
+    for (size_t i = 0; i < self->count; i++) {
+        s_plugin_t *plugin = self->plugins[i];
+        if ((!kind || plugin->desc->kind == kind) && strcmp (plugin->desc->name, name) == 0)
+            return plugin;
+    }
+    return NULL;
+}
+
+static bool s_valid_name (const char *name) {
+    size_t len = name ? strlen (name) : 0;
+    if (len == 0 || len > S_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!islower ((unsigned char) name[i]) && !isdigit ((unsigned char) name[i]) &&
+            name[i] != '-' && name[i] != '_')
+            return false;
+    return true;
+}
+
+//  Checks the kind-specific table; logs and returns -1 if it is unusable.
+static int s_check_ops (s_plugin_t *plugin) {
+    const aq_plugin_t *desc = plugin->desc;
+    const char *name = desc->name;
+    const uint32_t *header = desc->ops; //  every table starts {abi, size}
+    if (desc->kind != AQ_PLUGIN_PROVIDER && desc->kind != AQ_PLUGIN_VAULT) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' has unknown kind %d", name, desc->kind);
+        return -1;
+    }
+    bool provider = desc->kind == AQ_PLUGIN_PROVIDER;
+    const char *what = provider ? "provider" : "vault";
+    unsigned host_abi = provider ? AQ_PROVIDER_ABI : AQ_VAULT_ABI;
+    size_t min = provider ? S_PROVIDER_MIN : S_VAULT_MIN;
+    if (!header) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' has no %s table", name, what);
+        return -1;
+    }
+    if (header[0] != host_abi) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' is not binary compatible: %s ABI %u, host has %u", name, what,
+                header[0], host_abi);
+        return -1;
+    }
+    if (header[1] < min || header[1] > S_SIZE_MAX) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' has a malformed %s table: %u bytes, ABI %u needs at least %zu", name,
+                what, header[1], host_abi, min);
+        return -1;
+    }
+    bool complete;
+    if (provider) {
+        plugin->provider.plugin = plugin;
+        plugin->provider.ops = desc->ops;
+        complete = plugin->provider.ops->plan && plugin->provider.ops->poll;
+    } else {
+        plugin->vault.plugin = plugin;
+        plugin->vault.ops = desc->ops;
+        complete = plugin->vault.ops->seal && plugin->vault.ops->open;
+    }
+    if (!complete) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' lacks a required %s operation", name, what);
+        return -1;
+    }
+    return 0;
+}
+
+//  Loads, checks and opens the plugin at path. 0 if it joined self, else -1
+//  (logged once).
+static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem) {
+    int rc = -1;
+    s_plugin_t *plugin = calloc (1, sizeof *plugin);
+    if (!plugin || !(plugin->path = strdup (path))) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': out of memory", stem);
+        goto out;
+    }
+    plugin->dl = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+    if (!plugin->dl) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': %s", stem, dlerror ());
+        goto out;
+    }
+    aq_plugin_entry_fn *entry;
+    *(void **) &entry = dlsym (plugin->dl, "aq_plugin_entry");
+    if (!entry) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' has no aq_plugin_entry symbol", stem);
+        goto out;
+    }
+    const aq_plugin_t *desc = entry ();
+    if (!desc) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' returned no descriptor", stem);
+        goto out;
+    }
+    //  Only {abi, size} are common to every ABI: check them before anything.
+    if (desc->abi != AQ_PLUGIN_ABI) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' is not binary compatible: ABI %u, host has %d", stem, desc->abi,
+                AQ_PLUGIN_ABI);
+        goto out;
+    }
+    if (desc->size < S_PLUGIN_MIN || desc->size > S_SIZE_MAX) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' has a malformed descriptor: %u bytes, ABI %d needs at least %zu", stem,
+                desc->size, AQ_PLUGIN_ABI, S_PLUGIN_MIN);
+        goto out;
+    }
+    if (!s_valid_name (desc->name)) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' has an invalid name: it needs 1 to %d of a-z 0-9 - _", stem,
+                S_NAME_MAX);
+        goto out;
+    }
+    if (!desc->open) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' has no open operation", desc->name);
+        goto out;
+    }
+    plugin->desc = desc;
+    if (s_check_ops (plugin) != 0)
+        goto out;
+    s_plugin_t *loaded = s_find (self, desc->name, 0);
+    if (loaded) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' is already loaded from '%s'; ignoring '%s'",
+                desc->name, loaded->path, path);
+        goto out;
+    }
+    s_plugin_t **plugins = realloc (self->plugins, (self->count + 1) * sizeof *plugins);
+    if (!plugins) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': out of memory", stem);
+        goto out;
+    }
+    self->plugins = plugins;
+    s_current = desc->name;
+    plugin->state = desc->open (&s_host, self->config);
+    s_current = NULL;
+    if (!plugin->state) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' failed to open; skipped", desc->name);
+        goto out;
+    }
+    aq_log (AQ_LOG_INFO, S_COMPONENT, "loaded %s plugin '%s' %s from '%s'",
+            desc->kind == AQ_PLUGIN_PROVIDER ? "provider" : "vault", desc->name,
+            desc->version ? desc->version : "", path);
+    self->plugins[self->count++] = plugin;
+    plugin = NULL;
+    rc = 0;
+out:
+    s_plugin_destroy (&plugin);
+    return rc;
+}
+
+static int s_is_shared_object (const struct dirent *entry) {
+    size_t len = strlen (entry->d_name);
+    return entry->d_name[0] != '.' && len > 3 && strcmp (entry->d_name + len - 3, ".so") == 0;
+}
+
+int aq_plugin_loader_load_dir (aq_plugin_loader_t *self, const char *dir) {
+    assert (self);
+    assert (dir);
+    struct dirent **entries;
+    int n = scandir (dir, &entries, s_is_shared_object, alphasort);
+    if (n < 0) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot read plugin directory '%s': %s", dir,
+                strerror (errno));
+        return -1;
+    }
+    int loaded = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX], stem[256];
+        const char *name = entries[i]->d_name;
+        snprintf (stem, sizeof stem, "%.*s", (int) (strlen (name) - 3), name);
+        struct stat st;
+        if (snprintf (path, sizeof path, "%s/%s", dir, name) >= (int) sizeof path)
+            aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': path too long", stem);
+        else if (stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+            aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': '%s' is not a file", stem,
+                    path);
+        else if (s_load (self, path, stem) == 0)
+            loaded++;
+        free (entries[i]);
+    }
+    free (entries);
+    return loaded;
+}
+
+char *aq_plugin_loader_default_dir (void) {
+    const char *env = getenv ("AQ_PLUGIN_DIR");
+    if (env && *env)
+        return strdup (env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr (exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0; //  exe is now the program's directory
+    const char *candidates[] = {"../plugins", "../lib/asyncqueue/plugins"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char *dir = NULL;
+        struct stat st;
+        if (asprintf (&dir, "%s/%s", exe, candidates[i]) < 0)
+            return NULL;
+        char *real = stat (dir, &st) == 0 && S_ISDIR (st.st_mode) ? realpath (dir, NULL) : NULL;
+        free (dir);
+        if (real)
+            return real;
+    }
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------
+//  Finding
+
+const aq_plugin_provider_t *aq_plugin_loader_provider (aq_plugin_loader_t *self, const char *name) {
+    assert (self);
+    s_plugin_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
+    return plugin ? &plugin->provider : NULL;
+}
+
+static int s_compare_names (const void *a, const void *b) {
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+char *aq_plugin_loader_providers (aq_plugin_loader_t *self) {
+    assert (self);
+    const char **names = calloc (self->count + 1, sizeof *names);
+    if (!names)
+        return NULL;
+    size_t count = 0, size = 1;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->plugins[i]->desc->kind == AQ_PLUGIN_PROVIDER) {
+            names[count] = self->plugins[i]->desc->name;
+            size += strlen (names[count++]) + 2;
+        }
+    qsort (names, count, sizeof *names, s_compare_names);
+    char *list = malloc (size);
+    if (list) {
+        *list = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (i)
+                strcat (list, ", ");
+            strcat (list, names[i]);
+        }
+    }
+    free (names);
+    return list;
+}
+
+const aq_plugin_vault_t *aq_plugin_loader_vault (aq_plugin_loader_t *self, const char *name) {
+    assert (self);
+    s_plugin_t *plugin = s_find (self, name ? name : "vault-sodium", AQ_PLUGIN_VAULT);
+    for (size_t i = 0; !plugin && !name && i < self->count; i++)
+        if (self->plugins[i]->desc->kind == AQ_PLUGIN_VAULT)
+            plugin = self->plugins[i];
+    return plugin ? &plugin->vault : NULL;
+}
+
+const char *aq_plugin_provider_name (const aq_plugin_provider_t *self) {
+    return self->plugin->desc->name;
+}
+
+const char *aq_plugin_vault_name (const aq_plugin_vault_t *self) {
+    return self->plugin->desc->name;
+}
+
+const char *aq_plugin_provider_auth_format (const aq_plugin_provider_t *self) {
+    return AQ_PLUGIN_GET (self->ops, auth_format, NULL);
+}
+
+const aq_provider_ops_t *aq_plugin_provider_ops (const aq_plugin_provider_t *self) {
+    return self->ops;
+}
+
+// ---------------------------------------------------------------------------
+//  Calling providers
+
+void aq_plugin_response_init (aq_http_response_t *self, const char *url, int status,
+                              const json_t *headers, const char *body, size_t body_size) {
+    memset (self, 0, sizeof *self);
+    self->size = sizeof *self;
+    self->status = status;
+    self->url = url;
+    self->headers = headers;
+    self->text = body ? body : "";
+    self->text_len = body ? body_size : 0;
+    if (body && body_size)
+        self->body = json_loadb (body, body_size, JSON_DECODE_ANY, NULL);
+}
+
+void aq_plugin_response_release (aq_http_response_t *self) {
+    json_decref ((json_t *) self->body);
+    self->body = NULL;
+}
+
+void aq_plugin_plan_release (aq_provider_plan_t *plan) {
+    free (plan->status_url);
+    free (plan->result_url);
+    free (plan->cancel_url);
+    free (plan->cancel_method);
+    free (plan->job_id);
+    uint32_t size = plan->size;
+    memset (plan, 0, sizeof *plan);
+    plan->size = size;
+}
+
+void aq_plugin_status_release (aq_provider_status_t *status) {
+    free (status->error);
+    uint32_t size = status->size;
+    memset (status, 0, sizeof *status);
+    status->size = size;
+}
+
+static void s_status_fail (aq_provider_status_t *status, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  Sets status to FAILED with a formatted error (NULL if out of memory).
+static void s_status_fail (aq_provider_status_t *status, const char *fmt, ...) {
+    char error[S_ERROR_MAX];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (error, sizeof error, fmt, args);
+    va_end (args);
+    free (status->error);
+    status->error = strdup (error);
+    status->state = AQ_POLL_FAILED;
+    status->fetch_result = false;
+    status->retry_ms = 0;
+}
+
+//  Keeps a plugin's error text fit for a task: at most S_ERROR_MAX - 1
+//  bytes cut on a character boundary, valid UTF-8, no control characters.
+static void s_clean_error (char *error) {
+    unsigned char *at = (unsigned char *) error;
+    size_t len = strlen (error), i = 0;
+    while (i < len) {
+        size_t n = at[i] < 0x80         ? 1
+                   : (at[i] >> 5) == 6  ? 2
+                   : (at[i] >> 4) == 14 ? 3
+                   : (at[i] >> 3) == 30 ? 4
+                                        : 0;
+        bool valid = n > 0 && i + n <= len;
+        for (size_t k = 1; valid && k < n; k++)
+            valid = (at[i + k] & 0xC0) == 0x80;
+        if (!valid)
+            n = 1;
+        if (i + n >= S_ERROR_MAX)
+            break;
+        if (!valid)
+            at[i] = '?';
+        else if (n == 1 && (at[i] < 0x20 || at[i] == 0x7F))
+            at[i] = ' ';
+        i += n;
+    }
+    at[i] = 0;
+}
+
+static void s_reset_status (aq_provider_status_t *status) {
+    memset (status, 0, sizeof *status);
+    status->size = sizeof *status;
+}
+
+//  Makes status usable whatever the plugin did; final after the result
+//  fetch. Returns rc, or -1 if the plugin broke its contract.
+static int s_settle (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
+                     aq_provider_status_t *status, int rc, bool final) {
+    const char *name = self->plugin->desc->name;
+    const char *broken = NULL;
+    if (rc != 0)
+        broken = "could not read the response";
+    else if (status->state == AQ_POLL_RUNNING) {
+        if (final)
+            broken = "left the job running after its result";
+        else if (!plan->status_url || !*plan->status_url)
+            broken = "gave no status URL";
+        free (status->error);
+        status->error = NULL;
+        status->fetch_result = false;
+    } else if (status->state == AQ_POLL_DONE || status->state == AQ_POLL_FAILED) {
+        if (final)
+            status->fetch_result = false;
+        else if (status->fetch_result && (!plan->result_url || !*plan->result_url))
+            broken = "gave no result URL";
+        if (status->state == AQ_POLL_DONE) {
+            free (status->error);
+            status->error = NULL;
+        } else if (!status->error && !status->fetch_result)
+            s_status_fail (status, "provider '%s' reported a failure", name);
+        status->retry_ms = 0;
+    } else
+        broken = "answered an unknown state";
+    if (broken) {
+        aq_log (AQ_LOG_WARN, S_COMPONENT, "provider '%s' %s", name, broken);
+        s_status_fail (status, "provider '%s' %s", name, broken);
+        return -1;
+    }
+    if (status->error)
+        s_clean_error (status->error);
+    return 0;
+}
+
+int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_response_t *initial,
+                             aq_provider_plan_t *plan, aq_provider_status_t *status) {
+    assert (self && initial && plan && status);
+    memset (plan, 0, sizeof *plan);
+    plan->size = sizeof *plan;
+    s_reset_status (status);
+    s_current = self->plugin->desc->name;
+    int rc = self->ops->plan (self->plugin->state, initial, plan, status);
+    s_current = NULL;
+    return s_settle (self, plan, status, rc, false);
+}
+
+int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
+                             const aq_http_response_t *response, aq_provider_status_t *status) {
+    assert (self && plan && response && status);
+    s_reset_status (status);
+    s_current = self->plugin->desc->name;
+    int rc = self->ops->poll (self->plugin->state, plan, response, status);
+    s_current = NULL;
+    return s_settle (self, plan, status, rc, false);
+}
+
+int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
+                               const aq_http_response_t *response, aq_provider_status_t *status) {
+    assert (self && plan && response && status);
+    int rc = 0;
+    int (*result) (void *, const aq_provider_plan_t *, const aq_http_response_t *,
+                   aq_provider_status_t *) = AQ_PLUGIN_GET (self->ops, result, NULL);
+    if (result) {
+        s_current = self->plugin->desc->name;
+        rc = result (self->plugin->state, plan, response, status);
+        s_current = NULL;
+    } else if (status->state == AQ_POLL_DONE && (response->status < 200 || response->status > 299))
+        s_status_fail (status, "HTTP %d", response->status);
+    return s_settle (self, plan, status, rc, true);
+}
+
+// ---------------------------------------------------------------------------
+//  Calling vaults
+
+int aq_plugin_vault_seal (const aq_plugin_vault_t *self, const char *team, const char *token_id,
+                          const void *value, size_t len, uint8_t **sealed, size_t *sealed_len) {
+    assert (self && team && token_id && (value || !len) && sealed && sealed_len);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    s_current = self->plugin->desc->name;
+    int rc = self->ops->seal (self->plugin->state, team, token_id, value, len, &out, &out_len);
+    s_current = NULL;
+    if (rc != 0 || !out) {
+        free (out);
+        aq_log (AQ_LOG_ERROR, S_COMPONENT, "vault '%s' could not seal token '%s'",
+                self->plugin->desc->name, token_id);
+        return -1;
+    }
+    *sealed = out;
+    *sealed_len = out_len;
+    return 0;
+}
+
+int aq_plugin_vault_open (const aq_plugin_vault_t *self, const char *team, const char *token_id,
+                          const uint8_t *sealed, size_t sealed_len, char **value, size_t *len) {
+    assert (self && team && token_id && value && len);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    s_current = self->plugin->desc->name;
+    int rc = sealed ? self->ops->open (self->plugin->state, team, token_id, sealed, sealed_len,
+                                       &out, &out_len)
+                    : -1;
+    s_current = NULL;
+    if (rc != 0 || !out) {
+        if (out)
+            explicit_bzero (out, out_len);
+        free (out);
+        return -1;
+    }
+    *value = (char *) out;
+    *len = out_len;
+    return 0;
+}
+
+void aq_plugin_secret_free (char **value_p, size_t len) {
+    if (!*value_p)
+        return;
+    explicit_bzero (*value_p, len);
+    free (*value_p);
+    *value_p = NULL;
+}
+
+// ---------------------------------------------------------------------------
+//  Selftest: the host table, then (when the plugins are built) loading and
+//  refusals, the vault, and each shipped provider against its API's shapes.
+
+#define S_STREQ(a, b) ((a) && strcmp ((a), (b)) == 0)
+
+//  Sends stderr (where aq_log writes) to path; returns the saved stderr.
+static int s_capture_begin (const char *path) {
+    fflush (stderr);
+    int saved = dup (2);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    assert (saved >= 0 && fd >= 0);
+    dup2 (fd, 2);
+    close (fd);
+    return saved;
+}
+
+//  Everything logged since s_capture_begin. Caller frees.
+static char *s_captured (const char *path) {
+    fflush (stderr);
+    FILE *file = fopen (path, "r");
+    assert (file);
+    char *text = calloc (1, 1 << 20);
+    assert (text);
+    size_t len = fread (text, 1, (1 << 20) - 1, file);
+    text[len] = 0;
+    fclose (file);
+    return text;
+}
+
+static void s_capture_end (int saved) {
+    fflush (stderr);
+    dup2 (saved, 2);
+    close (saved);
+}
+
+static void s_test_host (bool verbose) {
+    const aq_host_t *host = aq_plugin_host ();
+    assert (host->abi == AQ_PLUGIN_ABI && host->size == sizeof (aq_host_t));
+    assert (AQ_PLUGIN_HAS (host, url_resolve));
+    const char *text = "{\"a\": {\"b\": \"x\", \"n\": 42, \"f\": 1.5, \"t\": true, \"z\": null,"
+                       " \"list\": [{\"u\": \"first\"}, \"second\"]}}";
+    void *doc = host->json_parse (text, strlen (text));
+    assert (doc);
+    assert (S_STREQ (host->json_get_str (doc, "a.b"), "x"));
+    assert (S_STREQ (host->json_get_str (doc, "a.list.0.u"), "first"));
+    assert (S_STREQ (host->json_get_str (doc, "a.list.1"), "second"));
+    assert (!host->json_get_str (doc, "a.n"));
+    assert (!host->json_get_str (doc, "a.list.2"));
+    assert (!host->json_get_str (doc, "a.list.x"));
+    assert (!host->json_get_str (doc, "a.b.c"));
+    assert (!host->json_get_str (doc, "a..b"));
+    assert (!host->json_get_str (NULL, "a"));
+    int64_t n = 0;
+    assert (host->json_get_int (doc, "a.n", &n) == 0 && n == 42);
+    assert (host->json_get_int (doc, "a.b", &n) == -1);
+    assert (host->json_get_int (doc, "nope", &n) == -1);
+    const char *paths[] = {"a.b", "a.n", "a.f", "a.t", "a.list.0", "a.z", "nope"};
+    const char *texts[] = {"x", "42", "1.5", "true", "{\"u\":\"first\"}", NULL, NULL};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        char *value = host->json_get_text (doc, paths[i]);
+        assert (texts[i] ? S_STREQ (value, texts[i]) : value == NULL);
+        host->free (value);
+    }
+    char *out = host->render_template ("https://h/{{a.b}}/{{ a.n }}?q={{a.list.1}}&t={{a.t}}", doc);
+    assert (S_STREQ (out, "https://h/x/42?q=second&t=true"));
+    host->free (out);
+    out = host->render_template ("no placeholders", doc);
+    assert (S_STREQ (out, "no placeholders"));
+    host->free (out);
+    out = host->render_template ("", doc);
+    assert (S_STREQ (out, ""));
+    host->free (out);
+    const char *bad[] = {"{{a.nope}}", "x{{a.b", "{{}}", "{{ a.z }}", "{{a.b}}{{a.missing}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert (host->render_template (bad[i], doc) == NULL);
+    assert (host->render_template ("{{a.b}}", NULL) == NULL);
+    host->json_free (doc);
+    host->json_free (NULL);
+    assert (host->json_parse ("{nope", 5) == NULL);
+
+    const char *cases[][3] = {
+        {"https://api.x.com/v1/predictions", "/v1/predictions/abc",
+         "https://api.x.com/v1/predictions/abc"},
+        {"http://127.0.0.1:8080/jobs", "jobs/1", "http://127.0.0.1:8080/jobs/1"},
+        {"http://h/a/b/c?x=1", "d", "http://h/a/b/d"},
+        {"http://h/a/b/c", "../d", "http://h/a/d"},
+        {"http://h/a/b/c", "./d/./e", "http://h/a/b/d/e"},
+        {"http://h/a/b/c", "../../../../d", "http://h/d"},
+        {"http://h/a/b", "?q=1", "http://h/a/b?q=1"},
+        {"http://h/a?z#f", "", "http://h/a?z"},
+        {"http://h", "x", "http://h/x"},
+        {"http://h:1/a", "//other/p", "http://other/p"},
+        {"http://h/a", "HTTPS://o/p", "HTTPS://o/p"},
+        {"http://h/a/b", "/../x", "http://h/x"},
+        {NULL, "https://o/", "https://o/"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        out = host->url_resolve (cases[i][0], cases[i][1]);
+        if (verbose)
+            printf ("resolve '%s' '%s' -> '%s'\n", cases[i][0], cases[i][1], out);
+        assert (S_STREQ (out, cases[i][2]));
+        host->free (out);
+    }
+    assert (host->url_resolve ("http://h/a", "ftp://o/p") == NULL);
+    assert (host->url_resolve ("not a url", "x") == NULL);
+    assert (host->url_resolve ("mailto:x@y", "x") == NULL);
+    assert (host->url_resolve ("http://h/", NULL) == NULL);
+
+    json_t *headers = json_pack ("{s:s, s:i}", "retry-after", "7", "x-number", 3);
+    aq_http_response_t response;
+    aq_plugin_response_init (&response, "http://h/", 200, headers, "[1]", 3);
+    assert (json_is_array ((const json_t *) response.body));
+    assert (S_STREQ (host->http_header (&response, "Retry-After"), "7"));
+    assert (host->http_header (&response, "x-number") == NULL);
+    assert (host->http_header (&response, "nope") == NULL);
+    aq_plugin_response_release (&response);
+    aq_plugin_response_init (&response, "http://h/", 204, NULL, NULL, 0);
+    assert (response.body == NULL && S_STREQ (response.text, "") && response.text_len == 0);
+    assert (host->http_header (&response, "retry-after") == NULL);
+    aq_plugin_response_release (&response);
+    aq_plugin_response_init (&response, "http://h/", 200, NULL, "<html>", 6);
+    assert (response.body == NULL && S_STREQ (response.text, "<html>"));
+    aq_plugin_response_release (&response);
+    json_decref (headers);
+
+    uint8_t *zeroed = host->alloc (16);
+    for (size_t i = 0; i < 16; i++)
+        assert (zeroed[i] == 0);
+    host->free (zeroed);
+    assert (host->strdup (NULL) == NULL);
+}
+
+//  The status after plan () on an initial response (code, body).
+static aq_provider_status_t s_plan_with (const aq_plugin_provider_t *provider, const char *url,
+                                         int code, const char *body, aq_provider_plan_t *plan) {
+    aq_http_response_t response;
+    aq_provider_status_t status;
+    aq_plugin_response_init (&response, url, code, NULL, body, strlen (body));
+    aq_plugin_provider_plan (provider, &response, plan, &status);
+    aq_plugin_response_release (&response);
+    return status;
+}
+
+//  The status after poll () on a status response (code, headers, body).
+static aq_provider_status_t s_poll_with (const aq_plugin_provider_t *provider,
+                                         const aq_provider_plan_t *plan, int code,
+                                         const json_t *headers, const char *body) {
+    aq_http_response_t response;
+    aq_provider_status_t status;
+    aq_plugin_response_init (&response, plan->status_url, code, headers, body, strlen (body));
+    aq_plugin_provider_poll (provider, plan, &response, &status);
+    aq_plugin_response_release (&response);
+    return status;
+}
+
+//  Runs result () on a result response (code, body) over status.
+static void s_result_with (const aq_plugin_provider_t *provider, const aq_provider_plan_t *plan,
+                           aq_provider_status_t *status, int code, const char *body) {
+    aq_http_response_t response;
+    aq_plugin_response_init (&response, plan->result_url, code, NULL, body, strlen (body));
+    aq_plugin_provider_result (provider, plan, &response, status);
+    aq_plugin_response_release (&response);
+}
+
+//  True if status is state, with that error (NULL: none) and fetch_result.
+static bool s_is (const aq_provider_status_t *status, int state, const char *error, bool fetch) {
+    bool same_error = error ? S_STREQ (status->error, error) : status->error == NULL;
+    if (status->state != state || !same_error || status->fetch_result != fetch)
+        printf ("status %d error '%s' fetch %d\n", status->state,
+                status->error ? status->error : "(null)", status->fetch_result);
+    return status->state == state && same_error && status->fetch_result == fetch;
+}
+
+static void s_test_fal (const aq_plugin_provider_t *fal) {
+    assert (S_STREQ (aq_plugin_provider_name (fal), "fal"));
+    assert (S_STREQ (aq_plugin_provider_auth_format (fal), "Key {token}"));
+    assert (S_STREQ (aq_plugin_provider_ops (fal)->submit_method, "POST"));
+    aq_provider_plan_t plan;
+    aq_provider_status_t status =
+        s_plan_with (fal, "http://127.0.0.1:9/fal-ai/flux", 200,
+                     "{\"request_id\": \"req-1\", \"status\": \"IN_QUEUE\", \"queue_position\": 0,"
+                     " \"status_url\": \"http://m/fal-ai/flux/requests/req-1/status\","
+                     " \"response_url\": \"http://m/fal-ai/flux/requests/req-1\","
+                     " \"cancel_url\": \"http://m/fal-ai/flux/requests/req-1/cancel\"}",
+                     &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.status_url, "http://m/fal-ai/flux/requests/req-1/status"));
+    assert (S_STREQ (plan.result_url, "http://m/fal-ai/flux/requests/req-1"));
+    assert (S_STREQ (plan.cancel_url, "http://m/fal-ai/flux/requests/req-1/cancel"));
+    assert (S_STREQ (plan.cancel_method, "PUT"));
+    assert (S_STREQ (plan.job_id, "req-1"));
+    assert (plan.interval_ms == 1000);
+
+    status =
+        s_poll_with (fal, &plan, 202, NULL, "{\"status\": \"IN_QUEUE\", \"queue_position\": 2}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 0);
+    status = s_poll_with (fal, &plan, 202, NULL, "{\"status\": \"IN_PROGRESS\", \"logs\": []}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    json_t *headers = json_pack ("{s:s}", "retry-after", "3");
+    status = s_poll_with (fal, &plan, 503, headers, "busy");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 3000);
+    json_decref (headers);
+    status = s_poll_with (fal, &plan, 404, NULL, "{\"detail\": \"Request not found\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal status check failed: HTTP 404", false));
+    aq_plugin_status_release (&status);
+
+    //  COMPLETED: the result comes from response_url, which may hold an error
+    status = s_poll_with (fal, &plan, 200, NULL, "{\"status\": \"COMPLETED\"}");
+    assert (s_is (&status, AQ_POLL_DONE, NULL, true));
+    s_result_with (fal, &plan, &status, 200, "{\"images\": [{\"url\": \"https://x/1.png\"}]}");
+    assert (s_is (&status, AQ_POLL_DONE, NULL, false));
+    status = s_poll_with (fal, &plan, 200, NULL, "{\"status\": \"COMPLETED\"}");
+    s_result_with (fal, &plan, &status, 422,
+                   "{\"detail\": [{\"loc\": [\"body\", \"prompt\"], \"msg\": \"field required\","
+                   " \"type\": \"value_error.missing\"}]}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request failed: field required", false));
+    aq_plugin_status_release (&status);
+    status =
+        s_poll_with (fal, &plan, 200, NULL, "{\"status\": \"COMPLETED\", \"error\": \"NSFW\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request failed: NSFW", true));
+    s_result_with (fal, &plan, &status, 200, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request failed: NSFW", false));
+    aq_plugin_status_release (&status);
+
+    //  Any other status is a failure whose error is read from response_url
+    status = s_poll_with (fal, &plan, 200, NULL, "{\"status\": \"ERROR\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request ended with status 'ERROR'", true));
+    s_result_with (fal, &plan, &status, 500, "{\"detail\": \"GPU exploded\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request failed: GPU exploded", false));
+    aq_plugin_status_release (&status);
+    status = s_poll_with (fal, &plan, 200, NULL, "not json");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request ended with status '(none)'", true));
+    s_result_with (fal, &plan, &status, 500, "oops");
+    assert (s_is (&status, AQ_POLL_FAILED, "fal request ended with status '(none)'", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+
+    //  Missing URLs are derived from response_url
+    status = s_plan_with (
+        fal, "http://m/app", 200,
+        "{\"request_id\": \"r2\", \"response_url\": \"http://m/app/requests/r2\"}", &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.status_url, "http://m/app/requests/r2/status"));
+    assert (S_STREQ (plan.result_url, "http://m/app/requests/r2"));
+    assert (S_STREQ (plan.cancel_url, "http://m/app/requests/r2/cancel"));
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (fal, "http://m/app", 200,
+                          "{\"status_url\": \"http://m/app/requests/r3/status\"}", &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.result_url, "http://m/app/requests/r3"));
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (fal, "http://m/app", 422, "{\"detail\": \"Invalid model\"}", &plan);
+    assert (s_is (&status, AQ_POLL_FAILED, "fal submit failed: HTTP 422: Invalid model", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (fal, "http://m/app", 200, "<html>", &plan);
+    assert (s_is (&status, AQ_POLL_FAILED, "fal submit response has no status_url", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+}
+
+static void s_test_replicate (const aq_plugin_provider_t *replicate) {
+    assert (S_STREQ (aq_plugin_provider_auth_format (replicate), "Bearer {token}"));
+    aq_provider_plan_t plan;
+    aq_provider_status_t status = s_plan_with (
+        replicate, "http://m/v1/predictions", 201,
+        "{\"id\": \"abc123\", \"status\": \"starting\", \"output\": null, \"error\": null,"
+        " \"urls\": {\"get\": \"http://m/v1/predictions/abc123\","
+        " \"cancel\": \"http://m/v1/predictions/abc123/cancel\"}}",
+        &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.status_url, "http://m/v1/predictions/abc123"));
+    assert (plan.result_url == NULL);
+    assert (S_STREQ (plan.cancel_url, "http://m/v1/predictions/abc123/cancel"));
+    assert (S_STREQ (plan.cancel_method, "POST"));
+    assert (S_STREQ (plan.job_id, "abc123"));
+
+    status = s_poll_with (replicate, &plan, 200, NULL,
+                          "{\"id\": \"abc123\", \"status\": \"processing\"}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    status = s_poll_with (replicate, &plan, 200, NULL,
+                          "{\"status\": \"succeeded\", \"output\": [\"https://x/out.png\"]}");
+    assert (s_is (&status, AQ_POLL_DONE, NULL, false));
+    const char *failures[][2] = {
+        {"{\"status\": \"failed\", \"error\": \"CUDA out of memory\"}",
+         "replicate prediction failed: CUDA out of memory"},
+        {"{\"status\": \"failed\", \"error\": null}", "replicate prediction failed"},
+        {"{\"status\": \"canceled\"}", "replicate prediction canceled"},
+        {"{\"status\": \"aborted\"}", "replicate prediction aborted"},
+        {"{\"status\": \"weird\"}", "replicate prediction has unknown status 'weird'"},
+        {"[]", "replicate prediction has unknown status '(none)'"},
+    };
+    for (size_t i = 0; i < sizeof failures / sizeof *failures; i++) {
+        status = s_poll_with (replicate, &plan, 200, NULL, failures[i][0]);
+        assert (s_is (&status, AQ_POLL_FAILED, failures[i][1], false));
+        aq_plugin_status_release (&status);
+    }
+    json_t *headers = json_pack ("{s:s}", "Retry-After", "2");
+    status = s_poll_with (replicate, &plan, 429, headers, "{\"detail\": \"throttled\"}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 2000);
+    json_decref (headers);
+    status = s_poll_with (replicate, &plan, 401, NULL, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "replicate status check failed: HTTP 401", false));
+    aq_plugin_status_release (&status);
+    //  No result op: the default keeps DONE on 2xx, fails it otherwise
+    status.state = AQ_POLL_DONE;
+    status.fetch_result = true;
+    s_result_with (replicate, &plan, &status, 200, "{}");
+    assert (s_is (&status, AQ_POLL_DONE, NULL, false));
+    status.fetch_result = true;
+    s_result_with (replicate, &plan, &status, 500, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "HTTP 500", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+
+    //  No urls: built from the id on the submit URL's host
+    status = s_plan_with (replicate, "http://m:8/v1/predictions", 201,
+                          "{\"id\": \"xyz\", \"status\": \"starting\"}", &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.status_url, "http://m:8/v1/predictions/xyz"));
+    assert (S_STREQ (plan.cancel_url, "http://m:8/v1/predictions/xyz/cancel"));
+    aq_plugin_plan_release (&plan);
+    //  "Prefer: wait" can answer a finished prediction
+    status = s_plan_with (replicate, "http://m/v1/predictions", 201,
+                          "{\"id\": \"q\", \"status\": \"succeeded\", \"output\": \"hi\","
+                          " \"urls\": {\"get\": \"http://m/v1/predictions/q\"}}",
+                          &plan);
+    assert (s_is (&status, AQ_POLL_DONE, NULL, false));
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (replicate, "http://m/v1/predictions", 422,
+                          "{\"title\": \"Invalid input\", \"detail\": \"prompt is required\","
+                          " \"status\": 422}",
+                          &plan);
+    assert (s_is (&status, AQ_POLL_FAILED, "replicate submit failed: HTTP 422: prompt is required",
+                  false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (replicate, "http://m/v1/predictions", 201, "{\"status\": \"starting\"}",
+                          &plan);
+    assert (s_is (&status, AQ_POLL_FAILED, "replicate submit response has no urls.get", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+}
+
+static void s_test_example (const aq_plugin_provider_t *example) {
+    aq_provider_plan_t plan;
+    aq_provider_status_t status =
+        s_plan_with (example, "http://127.0.0.1:5/jobs", 202,
+                     "{\"id\": \"j1\", \"statusUrl\": \"/jobs/j1\"}", &plan);
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    assert (S_STREQ (plan.status_url, "http://127.0.0.1:5/jobs/j1"));
+    assert (S_STREQ (plan.cancel_url, "http://127.0.0.1:5/jobs/j1"));
+    assert (S_STREQ (plan.cancel_method, "DELETE"));
+    assert (S_STREQ (plan.job_id, "j1"));
+    status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"queued\"}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"running\"}");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    status = s_poll_with (example, &plan, 502, NULL, "bad gateway");
+    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
+    status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"done\", \"output\": 7}");
+    assert (s_is (&status, AQ_POLL_DONE, NULL, false));
+    status = s_poll_with (example, &plan, 200, NULL,
+                          "{\"status\": \"failed\", \"error\": \"disk full\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "disk full", false));
+    aq_plugin_status_release (&status);
+    status = s_poll_with (example, &plan, 404, NULL, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "job status check failed", false));
+    aq_plugin_status_release (&status);
+    //  A provider's error text is made fit for a task: one line, bounded, UTF-8
+    status = s_poll_with (example, &plan, 200, NULL,
+                          "{\"status\": \"failed\", \"error\": \"line 1\\r\\nline 2\\u00e9\"}");
+    assert (s_is (&status, AQ_POLL_FAILED, "line 1  line 2\xc3\xa9", false));
+    aq_plugin_status_release (&status);
+    char body[2200] = "{\"status\": \"failed\", \"error\": \"";
+    for (size_t i = strlen (body); i < 2100; i++)
+        body[i] = 'x';
+    strcpy (body + 2100, "\"}");
+    status = s_poll_with (example, &plan, 200, NULL, body);
+    assert (status.state == AQ_POLL_FAILED && strlen (status.error) == S_ERROR_MAX - 1);
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+    status = s_plan_with (example, "http://127.0.0.1:5/jobs", 200, "{}", &plan);
+    assert (s_is (&status, AQ_POLL_FAILED, "job submit response has no statusUrl", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+}
+
+//  The test plugin built before `result` existed: its table's size says the
+//  field is absent, so the host's default runs (its own would abort).
+static void s_test_old (const aq_plugin_provider_t *old) {
+    aq_provider_plan_t plan;
+    aq_provider_status_t status = s_plan_with (old, "http://m/x/submit", 200, "{}", &plan);
+    assert (s_is (&status, AQ_POLL_DONE, NULL, true));
+    assert (S_STREQ (plan.result_url, "http://m/x/result"));
+    s_result_with (old, &plan, &status, 404, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "HTTP 404", false));
+    aq_plugin_status_release (&status);
+    //  A state that does not exist fails the task, not the process
+    status = s_poll_with (old, &plan, 200, NULL, "{}");
+    assert (s_is (&status, AQ_POLL_FAILED, "provider 'old' answered an unknown state", false));
+    aq_plugin_status_release (&status);
+    aq_plugin_plan_release (&plan);
+}
+
+//  Seals a value, checks it opens only as sealed, returns the sealed copy.
+static uint8_t *s_test_vault (const aq_plugin_vault_t *vault, const char *secret, size_t *size) {
+    size_t len = strlen (secret);
+    uint8_t *sealed = NULL, *other = NULL;
+    size_t sealed_len = 0, other_len = 0;
+    assert (aq_plugin_vault_seal (vault, "team-a", "tok_1", secret, len, &sealed, &sealed_len) ==
+            0);
+    assert (sealed_len == len + 41);
+    assert (!memmem (sealed, sealed_len, secret, len));
+    assert (aq_plugin_vault_seal (vault, "team-a", "tok_1", secret, len, &other, &other_len) == 0);
+    assert (other_len == sealed_len && memcmp (sealed, other, sealed_len) != 0); //  fresh nonce
+    free (other);
+
+    char *value = NULL;
+    size_t value_len = 0;
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", sealed, sealed_len, &value,
+                                  &value_len) == 0);
+    assert (value_len == len && memcmp (value, secret, len) == 0 && value[len] == 0);
+    aq_plugin_secret_free (&value, value_len);
+    assert (value == NULL);
+    aq_plugin_secret_free (&value, 0);
+    //  Another team, another token id, any changed byte, a cut: nothing opens
+    assert (aq_plugin_vault_open (vault, "team-b", "tok_1", sealed, sealed_len, &value,
+                                  &value_len) == -1);
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_2", sealed, sealed_len, &value,
+                                  &value_len) == -1);
+    assert (aq_plugin_vault_open (vault, "team-atok_1", "", sealed, sealed_len, &value,
+                                  &value_len) == -1);
+    uint8_t *copy = malloc (sealed_len);
+    assert (copy);
+    for (size_t at = 0; at < sealed_len; at++) {
+        memcpy (copy, sealed, sealed_len);
+        copy[at] ^= 0x01;
+        assert (aq_plugin_vault_open (vault, "team-a", "tok_1", copy, sealed_len, &value,
+                                      &value_len) == -1);
+    }
+    free (copy);
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", sealed, sealed_len - 1, &value,
+                                  &value_len) == -1);
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", sealed, 0, &value, &value_len) == -1);
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", NULL, 0, &value, &value_len) == -1);
+    assert (value == NULL);
+    //  An empty value seals and opens too
+    assert (aq_plugin_vault_seal (vault, "t", "tok_e", "", 0, &other, &other_len) == 0);
+    assert (aq_plugin_vault_open (vault, "t", "tok_e", other, other_len, &value, &value_len) == 0);
+    assert (value_len == 0 && value[0] == 0);
+    aq_plugin_secret_free (&value, value_len);
+    free (other);
+    *size = sealed_len;
+    return sealed;
+}
+
+//  A loader over config with dir loaded; how many loaded in *loaded.
+static aq_plugin_loader_t *s_loader (const char *config, const char *dir, int *loaded) {
+    aq_plugin_loader_t *loader = aq_plugin_loader_new (config);
+    assert (loader);
+    *loaded = aq_plugin_loader_load_dir (loader, dir);
+    return loader;
+}
+
+void aq_plugin_loader_test (bool verbose) {
+    s_test_host (verbose);
+    char *dir = aq_plugin_loader_default_dir ();
+    struct stat st;
+    char path[PATH_MAX];
+    if (!dir || snprintf (path, sizeof path, "%s/fal.so", dir) < 0 || stat (path, &st) != 0) {
+        printf ("aq_plugin_loader: no built plugins at '%s' (set AQ_PLUGIN_DIR); plugin checks "
+                "skipped\n",
+                dir ? dir : "<bin>/../plugins");
+        free (dir);
+        return;
+    }
+    char test_dir[PATH_MAX], data[] = "/tmp/aq-plugin-test-XXXXXX";
+    snprintf (path, sizeof path, "%s/../plugins-test", dir);
+    bool refusals = realpath (path, test_dir) != NULL; //  the test plugins are built
+    if (!refusals)
+        printf ("aq_plugin_loader: no test plugins at '%s'; refusal checks skipped\n", path);
+    assert (mkdtemp (data));
+    char log[128], key_file[128], junk_dir[128];
+    snprintf (log, sizeof log, "%s/log", data);
+    snprintf (key_file, sizeof key_file, "%s/vault.key", data);
+    snprintf (junk_dir, sizeof junk_dir, "%s/junk", data);
+    unsetenv ("AQ_VAULT_KEY");
+    int saved = s_capture_begin (log);
+
+    //  The shipped plugins load; the key file appears, 0600
+    int loaded = 0;
+    aq_plugin_loader_t *loader = s_loader (data, dir, &loaded);
+    assert (loaded == 4);
+    char *names = aq_plugin_loader_providers (loader);
+    assert (S_STREQ (names, "example, fal, replicate"));
+    free (names);
+    assert (aq_plugin_loader_provider (loader, "nope") == NULL);
+    assert (aq_plugin_loader_provider (loader, "vault-sodium") == NULL);
+    const aq_plugin_vault_t *vault = aq_plugin_loader_vault (loader, NULL);
+    assert (vault && S_STREQ (aq_plugin_vault_name (vault), "vault-sodium"));
+    assert (aq_plugin_loader_vault (loader, "vault-sodium") == vault);
+    assert (aq_plugin_loader_vault (loader, "fal") == NULL);
+    assert (stat (key_file, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 65);
+    char key_hex[80] = "";
+    FILE *file = fopen (key_file, "r");
+    assert (file && fgets (key_hex, sizeof key_hex, file));
+    fclose (file);
+    key_hex[64] = 0;
+
+    //  Test plugins: all refused but "old"; a junk file and a missing
+    //  directory are logged, not fatal
+    if (refusals)
+        assert (aq_plugin_loader_load_dir (loader, test_dir) == 1);
+    assert (mkdir (junk_dir, 0700) == 0);
+    snprintf (path, sizeof path, "%s/junk.so", junk_dir);
+    file = fopen (path, "w");
+    assert (file && fputs ("not an ELF file\n", file) >= 0);
+    fclose (file);
+    snprintf (path, sizeof path, "%s/dir.so", junk_dir);
+    assert (mkdir (path, 0700) == 0);
+    assert (aq_plugin_loader_load_dir (loader, junk_dir) == 0);
+    assert (aq_plugin_loader_load_dir (loader, "/nonexistent/plugins") == -1);
+    assert (aq_plugin_loader_load_dir (loader, dir) == 0); //  all duplicates now
+    names = aq_plugin_loader_providers (loader);
+    assert (S_STREQ (names, refusals ? "example, fal, old, replicate" : "example, fal, replicate"));
+    free (names);
+
+    char *lines = s_captured (log);
+    char expect[3 * PATH_MAX];
+    assert (strstr (lines, "info plugins: loaded provider plugin 'fal' 1.0.0 from '"));
+    assert (strstr (lines, "info plugins: loaded vault plugin 'vault-sodium' 1.0.0 from '"));
+    assert (strstr (lines, "info vault-sodium: created vault key file '"));
+    snprintf (expect, sizeof expect,
+              "plugin 'fal' is already loaded from '%s/fal.so'; ignoring '%s/dup_fal.so'", dir,
+              test_dir);
+    assert (!refusals || strstr (lines, expect));
+    assert (!refusals ||
+            strstr (lines,
+                    "error plugins: plugin 'bad_abi' is not binary compatible: ABI 2, host has 1"));
+    assert (!refusals ||
+            strstr (lines, "error plugins: plugin 'bad_size' has a malformed descriptor: 8 bytes"));
+    assert (!refusals || strstr (lines, "error open-fails: refusing to open, as the test asks"));
+    assert (!refusals ||
+            strstr (lines, "error plugins: plugin 'open-fails' failed to open; skipped"));
+    assert (strstr (lines, "error plugins: cannot load plugin 'junk': "));
+    assert (strstr (lines, "error plugins: cannot load plugin 'dir': "));
+    assert (strstr (lines, "error plugins: cannot read plugin directory '/nonexistent/plugins': "));
+    free (lines);
+
+    //  Providers against their APIs' shapes
+    s_test_fal (aq_plugin_loader_provider (loader, "fal"));
+    s_test_replicate (aq_plugin_loader_provider (loader, "replicate"));
+    s_test_example (aq_plugin_loader_provider (loader, "example"));
+    if (refusals)
+        s_test_old (aq_plugin_loader_provider (loader, "old"));
+
+    //  The vault; its key survives a restart
+    const char *secret = "sk-live-0123456789abcdef";
+    size_t sealed_len = 0;
+    uint8_t *sealed = s_test_vault (vault, secret, &sealed_len);
+    aq_plugin_loader_destroy (&loader);
+    assert (loader == NULL);
+    aq_plugin_loader_destroy (&loader);
+    loader = s_loader (data, dir, &loaded);
+    vault = aq_plugin_loader_vault (loader, NULL);
+    char *value = NULL;
+    size_t value_len = 0;
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", sealed, sealed_len, &value,
+                                  &value_len) == 0);
+    assert (value_len == strlen (secret) && memcmp (value, secret, value_len) == 0);
+    aq_plugin_secret_free (&value, value_len);
+    aq_plugin_loader_destroy (&loader);
+
+    //  A key from the environment wins; values sealed under the file's key stay shut
+    setenv ("AQ_VAULT_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    loader = s_loader (data, dir, &loaded);
+    vault = aq_plugin_loader_vault (loader, NULL);
+    assert (loaded == 4 && vault);
+    assert (aq_plugin_vault_open (vault, "team-a", "tok_1", sealed, sealed_len, &value,
+                                  &value_len) == -1);
+    free (s_test_vault (vault, secret, &sealed_len));
+    aq_plugin_loader_destroy (&loader);
+
+    //  A malformed key, a readable key file, no key at all: no vault, the
+    //  providers still load, and the process goes on
+    setenv ("AQ_VAULT_KEY", "deadbeefcafe", 1);
+    loader = s_loader (data, dir, &loaded);
+    assert (loaded == 3 && aq_plugin_loader_vault (loader, NULL) == NULL);
+    assert (aq_plugin_loader_provider (loader, "fal"));
+    aq_plugin_loader_destroy (&loader);
+    unsetenv ("AQ_VAULT_KEY");
+    assert (chmod (key_file, 0644) == 0);
+    loader = s_loader (data, dir, &loaded);
+    assert (loaded == 3 && aq_plugin_loader_vault (loader, NULL) == NULL);
+    aq_plugin_loader_destroy (&loader);
+    assert (chmod (key_file, 0600) == 0);
+    loader = s_loader (NULL, dir, &loaded);
+    assert (loaded == 3 && aq_plugin_loader_vault (loader, NULL) == NULL);
+    aq_plugin_loader_destroy (&loader);
+
+    lines = s_captured (log);
+    s_capture_end (saved);
+    if (verbose)
+        fputs (lines, stdout);
+    assert (strstr (lines, "error vault-sodium: AQ_VAULT_KEY must be 64 hex characters"));
+    assert (strstr (lines, "must not be readable by others (mode 0644, needs 0600)"));
+    assert (strstr (lines,
+                    "error vault-sodium: no vault key: set AQ_VAULT_KEY or give a data directory"));
+    assert (strstr (lines, "plugin 'vault-sodium' failed to open; skipped"));
+    //  Never a secret in a log line
+    assert (!strstr (lines, secret) && !strstr (lines, key_hex) && !strstr (lines, "deadbeefcafe"));
+    free (lines);
+    free (sealed);
+
+    snprintf (path, sizeof path, "%s/dir.so", junk_dir);
+    rmdir (path);
+    snprintf (path, sizeof path, "%s/junk.so", junk_dir);
+    unlink (path);
+    rmdir (junk_dir);
+    unlink (key_file);
+    unlink (log);
+    rmdir (data);
+    free (dir);
+    if (verbose)
+        printf ("aq_plugin_loader: ok\n");
+}

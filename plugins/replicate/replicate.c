@@ -1,0 +1,183 @@
+/*  replicate.c - provider plugin for Replicate's predictions API
+
+    Submit: POST https://api.replicate.com/v1/predictions with
+    "Authorization: Bearer <token>" answers a prediction {id, status,
+    urls: {get, cancel}, output, error}. Poll: GET urls.get answers the same
+    prediction; status starting or processing runs, succeeded is done, and
+    failed, canceled or aborted end it. The last prediction is the result
+    (no separate fetch). Cancel: POST urls.cancel.
+
+    Pure functions over the host's JSON access: no I/O here. The loader's
+    selftest (plugins/loader.c) runs these against Replicate's shapes.
+*/
+#include "aq_plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const aq_host_t *host; //  the host's services
+} s_replicate_t;
+
+static void *s_open (const aq_host_t *host, const char *config) {
+    s_replicate_t *self = host->alloc (sizeof *self);
+    if (self)
+        self->host = host;
+    return self;
+}
+
+static void s_close (void **state_p) {
+    s_replicate_t *self = *state_p;
+    if (self) {
+        self->host->free (self);
+        *state_p = NULL;
+    }
+}
+
+static bool s_success (int status) {
+    return status >= 200 && status <= 299;
+}
+
+//  Replaces *error_p with a formatted copy (host->alloc'd, bounded).
+static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...) {
+    char text[400];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    host->free (*error_p);
+    *error_p = host->strdup (text);
+}
+
+//  Sets status from a prediction.
+static void s_classify (const aq_host_t *host, const void *prediction,
+                        aq_provider_status_t *status) {
+    const char *value = host->json_get_str (prediction, "status");
+    if (value && (strcmp (value, "starting") == 0 || strcmp (value, "processing") == 0))
+        status->state = AQ_POLL_RUNNING;
+    else if (value && strcmp (value, "succeeded") == 0)
+        status->state = AQ_POLL_DONE;
+    else if (value && strcmp (value, "failed") == 0) {
+        char *error = host->json_get_text (prediction, "error");
+        status->state = AQ_POLL_FAILED;
+        if (error)
+            s_set_error (host, &status->error, "replicate prediction failed: %s", error);
+        else
+            s_set_error (host, &status->error, "replicate prediction failed");
+        host->free (error);
+    } else if (value && (strcmp (value, "canceled") == 0 || strcmp (value, "aborted") == 0)) {
+        status->state = AQ_POLL_FAILED;
+        s_set_error (host, &status->error, "replicate prediction %s", value);
+    } else {
+        status->state = AQ_POLL_FAILED;
+        s_set_error (host, &status->error, "replicate prediction has unknown status '%s'",
+                     value ? value : "(none)");
+    }
+}
+
+static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
+                   aq_provider_status_t *status) {
+    const aq_host_t *host = ((s_replicate_t *) state)->host;
+    const void *doc = initial->body;
+    if (!s_success (initial->status)) {
+        //  Replicate's errors: {"title": ..., "detail": ..., "status": 422}
+        char *detail = host->json_get_text (doc, "detail");
+        if (!detail)
+            detail = host->json_get_text (doc, "title");
+        status->state = AQ_POLL_FAILED;
+        if (detail)
+            s_set_error (host, &status->error, "replicate submit failed: HTTP %d: %s",
+                         initial->status, detail);
+        else
+            s_set_error (host, &status->error, "replicate submit failed: HTTP %d", initial->status);
+        host->free (detail);
+        return 0;
+    }
+    const char *id = host->json_get_str (doc, "id");
+    const char *get = host->json_get_str (doc, "urls.get");
+    const char *cancel = host->json_get_str (doc, "urls.cancel");
+    plan->job_id = host->strdup (id);
+    if (get)
+        plan->status_url = host->strdup (get);
+    else if (id && strlen (id) < 200 &&
+             strspn (id, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen (id)) {
+        char path[256];
+        snprintf (path, sizeof path, "/v1/predictions/%s", id);
+        plan->status_url = host->url_resolve (initial->url, path);
+    }
+    if (!plan->status_url) {
+        status->state = AQ_POLL_FAILED;
+        s_set_error (host, &status->error, "replicate submit response has no urls.get");
+        return 0;
+    }
+    if (cancel)
+        plan->cancel_url = host->strdup (cancel);
+    else {
+        plan->cancel_url = host->alloc (strlen (plan->status_url) + sizeof "/cancel");
+        if (plan->cancel_url)
+            sprintf (plan->cancel_url, "%s/cancel", plan->status_url);
+    }
+    plan->cancel_method = host->strdup ("POST");
+    plan->interval_ms = 1000;
+    if (!plan->cancel_url || !plan->cancel_method)
+        return -1; //  out of memory
+    //  With "Prefer: wait" the prediction may already be finished
+    if (!host->json_get_str (doc, "status"))
+        status->state = AQ_POLL_RUNNING;
+    else
+        s_classify (host, doc, status);
+    return 0;
+}
+
+static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
+                   aq_provider_status_t *status) {
+    const aq_host_t *host = ((s_replicate_t *) state)->host;
+    if (response->status == 429 || response->status >= 500) {
+        //  throttled or briefly broken: ask again, when told to if told
+        const char *after = host->http_header (response, "retry-after");
+        unsigned long seconds =
+            after && *after >= '0' && *after <= '9' ? strtoul (after, NULL, 10) : 0;
+        status->state = AQ_POLL_RUNNING;
+        status->retry_ms = (uint32_t) (seconds < 3600 ? seconds : 3600) * 1000;
+        return 0;
+    }
+    if (!s_success (response->status)) {
+        status->state = AQ_POLL_FAILED;
+        s_set_error (host, &status->error, "replicate status check failed: HTTP %d",
+                     response->status);
+        return 0;
+    }
+    s_classify (host, response->body, status);
+    return 0;
+}
+
+static const aq_provider_ops_t s_ops = {
+    .abi = AQ_PROVIDER_ABI,
+    .size = sizeof (aq_provider_ops_t),
+    .submit_method = "POST",
+    .submit_url = "https://api.replicate.com/v1/predictions",
+    .auth_header = "Authorization",
+    .auth_format = "Bearer {token}",
+    .plan = s_plan,
+    .poll = s_poll,
+    .result = NULL, //  the last poll's prediction is the result
+};
+
+static const aq_plugin_t s_plugin = {
+    .abi = AQ_PLUGIN_ABI,
+    .size = sizeof (aq_plugin_t),
+    .name = "replicate",
+    .version = "1.0.0",
+    .kind = AQ_PLUGIN_PROVIDER,
+    .open = s_open,
+    .close = s_close,
+    .ops = &s_ops,
+};
+
+AQ_PLUGIN_EXPORT const aq_plugin_t *aq_plugin_entry (void) {
+    return &s_plugin;
+}

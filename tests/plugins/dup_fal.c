@@ -1,0 +1,37 @@
+/*  dup_fal.c - test plugin named like the real fal: refused as a duplicate */
+#include "aq_plugin.h"
+
+static void *s_open (const aq_host_t *host, const char *config) {
+    return (void *) host;
+}
+
+static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
+                   aq_provider_status_t *status) {
+    return -1;
+}
+
+static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
+                   aq_provider_status_t *status) {
+    return -1;
+}
+
+static const aq_provider_ops_t s_ops = {
+    .abi = AQ_PROVIDER_ABI,
+    .size = sizeof (aq_provider_ops_t),
+    .plan = s_plan,
+    .poll = s_poll,
+};
+
+static const aq_plugin_t s_plugin = {
+    .abi = AQ_PLUGIN_ABI,
+    .size = sizeof (aq_plugin_t),
+    .name = "fal",
+    .version = "0.0.0",
+    .kind = AQ_PLUGIN_PROVIDER,
+    .open = s_open,
+    .ops = &s_ops,
+};
+
+AQ_PLUGIN_EXPORT const aq_plugin_t *aq_plugin_entry (void) {
+    return &s_plugin;
+}
