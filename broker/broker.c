@@ -884,10 +884,11 @@ static bool s_receive (s_broker_t *self, void *socket, bool from_workers) {
     bool ok = zmq_msg_more (&rid) && zmq_msg_recv (&frame, socket, 0) >= 0;
     if (ok)
         parts++;
-    while (ok && zmq_msg_more (&frame)) { //  extra frames: drain and refuse
+    bool more = ok && zmq_msg_more (&frame);
+    while (more) { //  extra frames: drain and refuse
         zmq_msg_t extra;
         zmq_msg_init (&extra);
-        zmq_msg_recv (&extra, socket, 0);
+        more = zmq_msg_recv (&extra, socket, 0) >= 0 && zmq_msg_more (&extra);
         zmq_msg_close (&extra);
         parts++;
     }
