@@ -1,2 +1,2 @@
 /*  gw_tests.h - selftests of gateway/ modules: X(name) where name_test exists */
-#define GW_TESTS(X)
+#define GW_TESTS(X) X (gw_json) X (gw_routes) X (gw_metrics) X (gw_http) X (gw_gateway)

@@ -311,22 +311,39 @@ static int64_t s_scan (const uint8_t *data, size_t size, int depth) {
     return (int64_t) offset;
 }
 
+//  Each thread keeps one msgpack zone and clears it after every decode:
+//  a fresh zone costs an 8 KiB allocation per message.
+static pthread_key_t s_zone_key;
+static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
+
+static void s_zone_free (void *zone) { msgpack_zone_free ((msgpack_zone *) zone); }
+static void s_zone_init (void) { pthread_key_create (&s_zone_key, s_zone_free); }
+
 static json_t *s_decode (const uint8_t *data, size_t size, int *err) {
     if (s_scan (data, size, 0) != (int64_t) size) {
         *err = AQ_EPROTO_MALFORMED;
         return NULL;
     }
-    msgpack_unpacked result;
-    msgpack_unpacked_init (&result);
+    pthread_once (&s_zone_once, s_zone_init);
+    msgpack_zone *zone = pthread_getspecific (s_zone_key);
+    if (!zone) {
+        zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);
+        if (!zone) {
+            *err = AQ_EPROTO_NOMEM;
+            return NULL;
+        }
+        pthread_setspecific (s_zone_key, zone);
+    }
+    msgpack_object object;
     size_t offset = 0;
     json_t *value = NULL;
-    if (msgpack_unpack_next (&result, (const char *) data, size, &offset) ==
+    if (msgpack_unpack ((const char *) data, size, &offset, zone, &object) ==
             MSGPACK_UNPACK_SUCCESS &&
         offset == size)
-        value = s_unpack (&result.data, 0, err);
+        value = s_unpack (&object, 0, err);
     else
         *err = AQ_EPROTO_MALFORMED;
-    msgpack_unpacked_destroy (&result);
+    msgpack_zone_clear (zone);
     return value;
 }
 

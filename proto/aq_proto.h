@@ -28,7 +28,7 @@
 #define AQ_PROTO_VERSION 1
 #define AQ_PROTO_HEADER  4          //  signature(2) version(1) command(1)
 #define AQ_PROTO_MAX_MSG (8 << 20)  //  ZMQ_MAXMSGSIZE on every socket
-#define AQ_PROTO_DEPTH   32         //  deepest nesting the decoder accepts
+#define AQ_PROTO_DEPTH   40         //  deepest nesting the decoder accepts
 
 /*  The message table. X(NAME, id, direction). Appending is compatible;
     renumbering is not (bump AQ_PROTO_VERSION).

@@ -1,0 +1,182 @@
+/*  allinone.c - asyncqueue: broker, gateway and workers in one process
+
+    Threads over inproc:// endpoints sharing one ZeroMQ context. Shutdown
+    order keeps every task: the gateway stops taking requests, workers finish
+    their calls and report them, then the broker commits and stops.
+*/
+#include "../gateway/gateway.h"
+#include "../workers/worker.h"
+#include "aq_config.h"
+#include "aq_log.h"
+#include "broker.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_CLIENTS "inproc://aq-clients"
+#define S_WORKERS "inproc://aq-workers"
+
+static atomic_int s_stop_broker, s_stop_workers, s_stop_gateway;
+static atomic_int s_failed;
+static void *s_ctx;
+static bk_config_t s_broker;
+static wk_config_t s_worker;
+static gw_config_t s_gateway;
+
+static void *s_run_broker (void *arg) {
+    if (bk_broker_run (&s_broker, s_ctx, &s_stop_broker) != 0)
+        atomic_store (&s_failed, 1);
+    return NULL;
+}
+
+static void *s_run_worker (void *arg) {
+    wk_config_t cfg = s_worker;
+    char name[64];
+    snprintf (name, sizeof name, "asyncqueue-worker-%d", (int) (intptr_t) arg);
+    cfg.name = name;
+    if (wk_worker_run (&cfg, s_ctx, &s_stop_workers) != 0)
+        atomic_store (&s_failed, 1);
+    return NULL;
+}
+
+static void *s_run_gateway (void *arg) {
+    if (gw_gateway_run (&s_gateway, s_ctx, &s_stop_gateway) != 0)
+        atomic_store (&s_failed, 1);
+    return NULL;
+}
+
+static const char *s_usage =
+    "usage: asyncqueue --data DIR --listen HOST:PORT [options]\n"
+    "\n"
+    "Runs broker, REST gateway and workers in one process.\n"
+    "\n"
+    "  --data DIR               data directory (default ./data)\n"
+    "  --listen HOST:PORT       REST API address (default 127.0.0.1:8080)\n"
+    "  --workers N              worker threads (default 2)\n"
+    "  --slots N                concurrent calls per worker thread (default 64)\n"
+    "  --allow-private-targets  allow calls to loopback/private addresses\n"
+    "                           (development and tests; off by default: SSRF guard)\n"
+    "  --clients EP[,EP]        also bind the broker's client socket here, for\n"
+    "                           internal services (ipc://DIR/client.ipc always is)\n"
+    "  --workers-endpoint EP    also accept external aq-worker processes here\n"
+    "  --events EP              publish task events here (PUB)\n"
+    "  --backoff-base-ms N      retry back-off base (default 1000)\n"
+    "  --backoff-cap-ms N       retry back-off cap (default 3600000)\n"
+    "  --max-body BYTES         request body limit (default 1048576)\n"
+    "  --max-connections N      open HTTP connections in all (default 20000)\n"
+    "  --per-ip N               open HTTP connections per client address (default 1000)\n"
+    "  --nosync                 relaxed durability (no fsync per commit)\n"
+    "  --config FILE            read options from FILE ('option value' per line)\n"
+    "  -v, --verbose            more logging\n"
+    "  -h, --help               this text\n";
+
+int main (int argc, char **argv) {
+    int n;
+    char **args = aq_config_expand (argc, argv, &n);
+    if (!args)
+        return 1;
+    bk_config_defaults (&s_broker);
+    wk_config_defaults (&s_worker);
+    gw_config_defaults (&s_gateway);
+    s_broker.data_dir = "data";
+    s_gateway.listen = "127.0.0.1:8080";
+    int workers = 2;
+    static char clients[4096], worker_eps[4096];
+    snprintf (clients, sizeof clients, "%s", S_CLIENTS);
+    snprintf (worker_eps, sizeof worker_eps, "%s", S_WORKERS);
+    for (int i = 1; i < n; i++) {
+        const char *arg = args[i];
+        const char *value = i + 1 < n ? args[i + 1] : NULL;
+        bool takes = true;
+        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+            fputs (s_usage, stdout);
+            aq_config_free (&args, n);
+            return 0;
+        } else if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0)
+            s_broker.verbose = s_worker.verbose = s_gateway.verbose = true, takes = false;
+        else if (strcmp (arg, "--allow-private-targets") == 0)
+            s_worker.allow_private = true, takes = false;
+        else if (strcmp (arg, "--nosync") == 0)
+            s_broker.nosync = true, takes = false;
+        else if (!value)
+            goto usage;
+        else if (strcmp (arg, "--data") == 0)
+            s_broker.data_dir = value;
+        else if (strcmp (arg, "--listen") == 0)
+            s_gateway.listen = value;
+        else if (strcmp (arg, "--workers") == 0)
+            workers = atoi (value);
+        else if (strcmp (arg, "--slots") == 0)
+            s_worker.slots = atoi (value);
+        else if (strcmp (arg, "--clients") == 0)
+            snprintf (clients, sizeof clients, "%s,%s", S_CLIENTS, value);
+        else if (strcmp (arg, "--workers-endpoint") == 0)
+            snprintf (worker_eps, sizeof worker_eps, "%s,%s", S_WORKERS, value);
+        else if (strcmp (arg, "--events") == 0)
+            s_broker.event_endpoints = value;
+        else if (strcmp (arg, "--backoff-base-ms") == 0)
+            s_broker.backoff_base_ms = atoll (value);
+        else if (strcmp (arg, "--backoff-cap-ms") == 0)
+            s_broker.backoff_cap_ms = atoll (value);
+        else if (strcmp (arg, "--max-body") == 0)
+            s_gateway.max_body = (size_t) atoll (value);
+        else if (strcmp (arg, "--per-ip") == 0)
+            s_gateway.per_ip_connections = atoi (value);
+        else if (strcmp (arg, "--max-connections") == 0)
+            s_gateway.max_connections = atoi (value);
+        else
+            goto usage;
+        if (takes)
+            i++;
+    }
+    if (workers < 0 || workers > 64 || s_worker.slots < 1)
+        goto usage;
+    s_broker.client_endpoints = clients;
+    s_broker.worker_endpoints = worker_eps;
+    s_worker.broker_endpoint = S_WORKERS;
+    s_gateway.broker_endpoint = S_CLIENTS;
+
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL); //  threads inherit: only sigwait sees them
+    signal (SIGPIPE, SIG_IGN);
+    s_ctx = zmq_ctx_new ();
+    pthread_t broker, gateway, *worker = calloc ((size_t) workers + 1, sizeof *worker);
+    pthread_create (&broker, NULL, s_run_broker, NULL);
+    for (int i = 0; i < workers; i++)
+        pthread_create (&worker[i], NULL, s_run_worker, (void *) (intptr_t) (i + 1));
+    pthread_create (&gateway, NULL, s_run_gateway, NULL);
+    aq_log (AQ_LOG_INFO, "asyncqueue", "serving http://%s with %d workers, data in '%s'",
+            s_gateway.listen, workers, s_broker.data_dir);
+
+    //  wait for a signal, or for a component that could not start
+    struct timespec tick = {0, 100 * 1000000};
+    while (!atomic_load (&s_failed)) {
+        int sig = sigtimedwait (&signals, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+    }
+    aq_log (AQ_LOG_INFO, "asyncqueue", "shutting down");
+    atomic_store (&s_stop_gateway, 1);
+    pthread_join (gateway, NULL);
+    atomic_store (&s_stop_workers, 1);
+    for (int i = 0; i < workers; i++)
+        pthread_join (worker[i], NULL);
+    atomic_store (&s_stop_broker, 1);
+    pthread_join (broker, NULL);
+    free (worker);
+    zmq_ctx_term (s_ctx);
+    aq_config_free (&args, n);
+    return atomic_load (&s_failed) ? 1 : 0;
+usage:
+    fputs (s_usage, stderr);
+    aq_config_free (&args, n);
+    return 2;
+}

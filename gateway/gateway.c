@@ -1,0 +1,272 @@
+/*  gateway.c - the REST gateway's loop: one DEALER to the broker, one HTTP server
+
+    for (;;) { zmq_poll (DEALER + the HTTP server's epoll fd, its timeout);
+               drain the DEALER (its fd signals an edge, not a message);
+               run the HTTP server; }
+    Nothing here outlives a request: any number of gateways can front one
+    broker, and a restarted gateway has nothing to recover.
+*/
+#include "gateway.h"
+#include "http.h"
+
+#include "aq_log.h"
+#include "aq_proto.h"
+#include "aq_time.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_STOP_CHECK_MS 100    //  *stop is looked at this often
+#define S_HWM           100000 //  messages queued each way before sends fail
+
+void gw_config_defaults (gw_config_t *cfg) {
+    assert (cfg);
+    *cfg = (gw_config_t){
+        .listen = "127.0.0.1:8080",
+        .broker_endpoint = "tcp://127.0.0.1:5570",
+        .max_body = 1 << 20,
+        .max_connections = 20000,
+        .per_ip_connections = 1000,
+        .connection_timeout_s = 30,
+        .request_deadline_s = 60,
+        .verbose = false,
+    };
+}
+
+//  Each connection is a descriptor: lift the soft limit towards the hard
+//  one so max_connections can be reached.
+static void s_raise_fd_limit (int connections) {
+    rlim_t wanted = (rlim_t) connections + 64; //  and a few of our own
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted)
+        return;
+    limit.rlim_cur =
+        limit.rlim_max == RLIM_INFINITY || limit.rlim_max > wanted ? wanted : limit.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &limit);
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (rlim_t) connections)
+        aq_log (AQ_LOG_WARN, "gateway", "only %llu file descriptors for %d connections",
+                (unsigned long long) limit.rlim_cur, connections);
+}
+
+//  Hands every message waiting on the DEALER to the HTTP side.
+static void s_drain (void *dealer, gw_http_t *http) {
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&frame);
+            return;
+        }
+        int cmd;
+        json_t *body;
+        int rc = aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body);
+        if (rc == 0)
+            gw_http_deliver (http, cmd, body);
+        else
+            aq_log (AQ_LOG_WARN, "gateway", "dropped a message from the broker: %s",
+                    aq_proto_strerror (rc));
+        json_decref (body);
+        zmq_msg_close (&frame);
+    }
+}
+
+int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
+    assert (cfg && zmq_ctx && stop);
+    s_raise_fd_limit (cfg->max_connections);
+    void *dealer = zmq_socket (zmq_ctx, ZMQ_DEALER);
+    if (!dealer) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot create the broker socket: %s",
+                zmq_strerror (errno));
+        return -1;
+    }
+    int linger = 0, hwm = S_HWM;
+    int64_t max_msg = AQ_PROTO_MAX_MSG;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
+    if (zmq_connect (dealer, cfg->broker_endpoint) != 0) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot connect to broker '%s': %s", cfg->broker_endpoint,
+                zmq_strerror (errno));
+        zmq_close (dealer);
+        return -1;
+    }
+    gw_http_t *http = gw_http_new (cfg, dealer);
+    if (!http) {
+        zmq_close (dealer);
+        return -1;
+    }
+    aq_log (AQ_LOG_INFO, "gateway", "broker at '%s'", cfg->broker_endpoint);
+    int rc = 0;
+    while (!atomic_load (stop)) {
+        zmq_pollitem_t items[] = {{dealer, 0, ZMQ_POLLIN, 0},
+                                  {NULL, gw_http_fd (http), ZMQ_POLLIN, 0}};
+        long timeout = gw_http_timeout (http);
+        if (zmq_poll (items, 2, timeout < S_STOP_CHECK_MS ? timeout : S_STOP_CHECK_MS) < 0 &&
+            errno != EINTR) {
+            if (errno != ETERM) {
+                aq_log (AQ_LOG_ERROR, "gateway", "cannot poll: %s", zmq_strerror (errno));
+                rc = -1;
+            }
+            break;
+        }
+        s_drain (dealer, http);
+        gw_http_run (http);
+    }
+    gw_http_destroy (&http);
+    zmq_close (dealer);
+    aq_log (AQ_LOG_INFO, "gateway", "stopped");
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: the real loop in a thread, a fake broker, a blocking client.
+
+typedef struct {
+    gw_config_t cfg; //  what to run
+    void *ctx;       //  shared ZeroMQ context
+    atomic_int stop; //  set to end it
+    int rc;          //  gw_gateway_run's result
+} s_run_t;
+
+static void *s_runner (void *arg) {
+    s_run_t *run = (s_run_t *) arg;
+    run->rc = gw_gateway_run (&run->cfg, run->ctx, &run->stop);
+    return NULL;
+}
+
+//  Sends request to 127.0.0.1:port, returns the response text (caller frees).
+static char *s_fetch (int port, const char *request) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int fd;
+    for (int tries = 0;; tries++) { //  the gateway thread may not listen yet
+        fd = socket (AF_INET, SOCK_STREAM, 0);
+        assert (fd >= 0);
+        if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+            break;
+        close (fd);
+        assert (tries < 50);
+        usleep (50 * 1000);
+    }
+    struct timeval wait = {.tv_sec = 5};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    assert (send (fd, request, strlen (request), 0) == (ssize_t) strlen (request));
+    char *text = calloc (1, 4096);
+    assert (text);
+    size_t size = 0;
+    ssize_t n;
+    while (size < 4095 && (n = recv (fd, text + size, 4095 - size, 0)) > 0)
+        size += (size_t) n; //  "Connection: close" ends it
+    close (fd);
+    return text;
+}
+
+typedef struct {
+    int port;            //  where to connect
+    const char *request; //  what to send
+    char *text;          //  the response, malloc'd
+} s_fetch_t;
+
+static void *s_fetcher (void *arg) {
+    s_fetch_t *fetch = (s_fetch_t *) arg;
+    fetch->text = s_fetch (fetch->port, fetch->request);
+    return NULL;
+}
+
+static int s_free_port (void) {
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t size = sizeof addr;
+    assert (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
+    assert (getsockname (fd, (struct sockaddr *) &addr, &size) == 0);
+    close (fd);
+    return ntohs (addr.sin_port);
+}
+
+void gw_gateway_test (bool verbose) {
+    if (verbose)
+        printf (" * gw_gateway: ");
+    void *ctx = zmq_ctx_new ();
+    assert (ctx);
+    atomic_int stop = 0;
+
+    //  Startup failures return -1 at once
+    gw_config_t cfg;
+    gw_config_defaults (&cfg);
+    assert (cfg.max_body == 1048576 && strcmp (cfg.listen, "127.0.0.1:8080") == 0);
+    cfg.broker_endpoint = "bogus://x";
+    assert (gw_gateway_run (&cfg, ctx, &stop) == -1);
+    cfg.broker_endpoint = "inproc://gw-gateway-test";
+    cfg.listen = "256.0.0.1:80";
+    assert (gw_gateway_run (&cfg, ctx, &stop) == -1);
+
+    //  The loop serves until stopped; a fake broker answers one request
+    void *router = zmq_socket (ctx, ZMQ_ROUTER);
+    assert (zmq_bind (router, "inproc://gw-gateway-test") == 0);
+    s_run_t run = {.ctx = ctx};
+    gw_config_defaults (&run.cfg);
+    run.cfg.broker_endpoint = "inproc://gw-gateway-test";
+    char listen_on[32];
+    int port = s_free_port ();
+    snprintf (listen_on, sizeof listen_on, "127.0.0.1:%d", port);
+    run.cfg.listen = listen_on;
+    pthread_t thread;
+    assert (pthread_create (&thread, NULL, s_runner, &run) == 0);
+
+    //  A client thread asks; this thread plays the broker
+    s_fetch_t fetch = {.port = port,
+                       .request = "GET /v1/tasks/abc/attempts HTTP/1.1\r\nHost: x\r\n"
+                                  "Authorization: Bearer k\r\nConnection: close\r\n\r\n"};
+    pthread_t client;
+    assert (pthread_create (&client, NULL, s_fetcher, &fetch) == 0);
+    bool answered = false;
+    int64_t until = aq_time_mono_ms () + 5000;
+    while (!answered && aq_time_mono_ms () < until) {
+        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_t rid, frame;
+        zmq_msg_init (&rid);
+        zmq_msg_init (&frame);
+        assert (zmq_msg_recv (&rid, router, 0) >= 0 && zmq_msg_recv (&frame, router, 0) >= 0);
+        int cmd;
+        json_t *msg;
+        assert (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &msg) == 0);
+        if (cmd == AQ_CMD_TASK_ATTEMPTS) {
+            assert (strcmp (aq_field_str (msg, "id"), "abc") == 0);
+            json_t *reply = json_pack ("{sO si s{s[]}}", "corr", json_object_get (msg, "corr"),
+                                       "status", 200, "body", "attempts");
+            assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_REPLY,
+                                   reply, 0) == 0);
+            json_decref (reply);
+            answered = true;
+        }
+        json_decref (msg);
+        zmq_msg_close (&rid);
+        zmq_msg_close (&frame);
+    }
+    assert (answered);
+    pthread_join (client, NULL);
+    assert (strstr (fetch.text, "HTTP/1.1 200 OK\r\n"));
+    assert (strstr (fetch.text, "{\"attempts\":[]}"));
+    free (fetch.text);
+
+    atomic_store (&run.stop, 1);
+    pthread_join (thread, NULL);
+    assert (run.rc == 0);
+    zmq_close (router);
+    zmq_ctx_term (ctx);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,946 @@
+/*  http.c - libmicrohttpd glue: HTTP requests held while the broker answers
+
+    The only file that includes <microhttpd.h>. The daemon runs in external
+    mode on its epoll set, so its one fd joins the caller's zmq_poll. A
+    complete request is translated (routes.c); if it needs the broker, the
+    connection is suspended, the request sent with a fresh correlation id,
+    and the corr -> request table finds it again when the REPLY comes in
+    (no pointer ever goes on the wire). A long poll is a suspended
+    connection and a table entry: no thread, no buffer beyond MHD's.
+
+    Limits, because libmicrohttpd has no absolute timeout of its own:
+    - a body over max_body is refused from Content-Length before it is read,
+      and a chunked one is thrown away once it passes the limit (413 when
+      it ends, connection closed if it goes on much longer);
+    - every connection must deliver its current request within
+      request_deadline_s of the previous one ending (or of connecting), and
+      read its response as fast; a client trickling bytes is shut down;
+    - a request held for the broker gets 503 after wait + 10 s;
+    - header size (MHD's per-connection memory), idle timeout, connection
+      counts in total and per address are MHD options.
+*/
+#include "http.h"
+#include "json.h"
+#include "routes.h"
+
+#include "aq_log.h"
+#include "aq_proto.h"
+#include "aq_time.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_SWEEP_MS     250       //  deadlines are checked this often
+#define S_PING_MS      1000      //  an idle broker is pinged this often
+#define S_PING_SLOW_MS 5000      //  and this often while it does not answer
+#define S_FRESH_MS     3000      //  /healthz: the broker spoke this recently
+#define S_GRACE_S      10        //  a reply may take the long poll's wait + this
+#define S_MEMORY_LIMIT 32768     //  per connection: request line, headers, read buffer
+#define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
+#define S_BUCKETS      1024      //  initial size of the corr table (a power of two)
+#define S_BACKLOG      4096      //  listen backlog
+
+typedef struct _s_conn_t s_conn_t;
+typedef struct _s_request_t s_request_t;
+
+//  One TCP connection, from MHD's NOTIFY_CONNECTION.
+struct _s_conn_t {
+    s_conn_t *prev, *next; //  in gw_http_t.conns
+    int fd;                //  its socket, shut down to cut it off
+    int64_t deadline;      //  mono ms the current exchange must end by, 0 while held
+    bool cut;              //  shut down already
+};
+
+enum { S_RECEIVING, S_HELD, S_ANSWERED, S_DONE };
+
+//  One HTTP request, MHD's con_cls.
+struct _s_request_t {
+    struct MHD_Connection *connection; //  MHD's
+    s_conn_t *conn;                    //  its connection's record, or NULL
+    s_request_t *chain;                //  next in its corr bucket
+    const gw_route_t *route;           //  matched route, NULL for 404/405
+    const char *method;                //  MHD's, valid while the request lives
+    const char *url;                   //  idem
+    uint64_t corr;                     //  correlation id while held
+    int64_t started;                   //  mono ms of the first callback
+    int64_t expires;                   //  mono ms to give up on the broker
+    int state;                         //  S_RECEIVING .. S_DONE
+    bool keep_body;                    //  the route takes a body
+    bool too_large;                    //  body over max_body: 413
+    char *body;                        //  received body, malloc'd
+    size_t body_size;                  //  bytes in body
+    size_t body_cap;                   //  bytes allocated
+    size_t received;                   //  body bytes seen, kept or not
+    gw_response_t response;            //  the answer, once known
+};
+
+struct _gw_http_t {
+    struct MHD_Daemon *daemon; //  external mode, epoll, suspend/resume
+    void *dealer;              //  to the broker (borrowed)
+    size_t max_body;           //  request body limit in bytes
+    int64_t deadline_ms;       //  per-request deadline
+    bool verbose;              //  log every request
+    int port;                  //  bound TCP port
+    uint64_t next_corr;        //  last correlation id used
+    s_request_t **table;       //  corr -> held request, chained
+    size_t buckets;            //  table size, a power of two
+    size_t held;               //  requests in the table
+    s_conn_t *conns;           //  open connections
+    size_t connections;        //  how many
+    uint64_t cutoffs;          //  connections cut off by the deadline
+    int64_t broker_seen;       //  mono ms of the broker's last message, 0 never
+    int64_t last_ping;         //  mono ms of our last HEARTBEAT
+    int64_t next_sweep;        //  mono ms of the next deadline check
+};
+
+//  --------------------------------------------------------------------------
+//  corr -> request table
+
+static void s_table_grow (gw_http_t *self) {
+    size_t buckets = self->buckets * 2;
+    s_request_t **table = calloc (buckets, sizeof *table);
+    if (!table)
+        return; //  longer chains, still correct
+    for (size_t i = 0; i < self->buckets; i++) {
+        s_request_t *req = self->table[i];
+        while (req) {
+            s_request_t *next = req->chain;
+            size_t slot = req->corr & (buckets - 1);
+            req->chain = table[slot];
+            table[slot] = req;
+            req = next;
+        }
+    }
+    free (self->table);
+    self->table = table;
+    self->buckets = buckets;
+}
+
+static void s_table_put (gw_http_t *self, s_request_t *req) {
+    if (self->held >= self->buckets * 2)
+        s_table_grow (self);
+    size_t slot = req->corr & (self->buckets - 1);
+    req->chain = self->table[slot];
+    self->table[slot] = req;
+    self->held++;
+}
+
+//  Removes and returns the request held under corr, or NULL.
+static s_request_t *s_table_take (gw_http_t *self, uint64_t corr) {
+    s_request_t **link = &self->table[corr & (self->buckets - 1)];
+    for (; *link; link = &(*link)->chain) {
+        s_request_t *req = *link;
+        if (req->corr == corr) {
+            *link = req->chain;
+            req->chain = NULL;
+            self->held--;
+            return req;
+        }
+    }
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Answering
+
+static bool s_broker_ok (gw_http_t *self) {
+    return self->broker_seen && aq_time_mono_ms () - self->broker_seen <= S_FRESH_MS;
+}
+
+//  Queues req->response (taking its body). On the first callback this also
+//  makes MHD close the connection after it, without reading the body.
+static enum MHD_Result s_answer (gw_http_t *self, s_request_t *req) {
+    gw_response_t *answer = &req->response;
+    if (!answer->body && gw_response_error (answer, 500, "Internal error") != 0)
+        return MHD_NO;
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (answer->body_size, answer->body, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        return MHD_NO;
+    answer->body = NULL; //  MHD frees it
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, answer->content_type);
+    if (answer->retry_after > 0) {
+        char seconds[16];
+        snprintf (seconds, sizeof seconds, "%d", answer->retry_after);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (answer->allow[0])
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, answer->allow);
+    enum MHD_Result rc = MHD_queue_response (req->connection, (unsigned) answer->status, response);
+    MHD_destroy_response (response);
+    req->state = S_DONE;
+    int64_t now = aq_time_mono_ms ();
+    if (req->conn && !req->conn->cut)
+        req->conn->deadline = now + self->deadline_ms; //  to read the response
+    if (self->verbose)
+        aq_log (AQ_LOG_INFO, "gateway", "%s %s %d %lld ms", req->method, req->url, answer->status,
+                (long long) (now - req->started));
+    return rc;
+}
+
+//  Resumes a held request with req->response set.
+static void s_resume (s_request_t *req) {
+    req->state = S_ANSWERED;
+    MHD_resume_connection (req->connection);
+}
+
+//  --------------------------------------------------------------------------
+//  MHD callbacks
+
+static s_conn_t *s_conn_of (struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (s_conn_t *) info->socket_context : NULL;
+}
+
+static enum MHD_Result s_collect_arg (void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+    //  Not checked as UTF-8 here: routes.c refuses or sanitizes what it uses.
+    json_t *pair = json_array ();
+    if (pair) {
+        json_array_append_new (pair, json_string_nocheck (key));
+        json_array_append_new (pair, value ? json_string_nocheck (value) : json_null ());
+        json_array_append_new ((json_t *) cls, pair);
+    }
+    return MHD_YES;
+}
+
+//  The declared Content-Length exceeds the limit (or cannot be a number).
+static bool s_declared_too_large (gw_http_t *self, struct MHD_Connection *connection) {
+    const char *length =
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!length)
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long size = strtoull (length, &end, 10);
+    if (errno == ERANGE)
+        return true;
+    return end != length && size > self->max_body;
+}
+
+static enum MHD_Result s_receive (gw_http_t *self, s_request_t *req, const char *data,
+                                  size_t size) {
+    req->received += size;
+    if (req->too_large || req->received > self->max_body) {
+        req->too_large = true;
+        free (req->body);
+        req->body = NULL;
+        req->body_size = req->body_cap = 0;
+        return req->received - self->max_body > S_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (!req->keep_body)
+        return MHD_YES;
+    if (req->body_size + size > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
+        while (cap < req->body_size + size)
+            cap *= 2;
+        if (cap > self->max_body)
+            cap = self->max_body;
+        char *body = realloc (req->body, cap);
+        if (!body)
+            return MHD_NO;
+        req->body = body;
+        req->body_cap = cap;
+    }
+    memcpy (req->body + req->body_size, data, size);
+    req->body_size += size;
+    return MHD_YES;
+}
+
+//  The whole request is in: answer it here or send it to the broker.
+static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
+    if (req->too_large) {
+        gw_response_error (&req->response, 413, "Request body too large");
+        return s_answer (self, req);
+    }
+    struct MHD_Connection *connection = req->connection;
+    json_t *query = json_array ();
+    if (query)
+        MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_collect_arg, query);
+    gw_request_t in = {
+        .method = req->method,
+        .path = req->url,
+        .authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_AUTHORIZATION),
+        .idempotency_key =
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Idempotency-Key"),
+        .query = query,
+        .body = req->body,
+        .body_size = req->body_size,
+    };
+    gw_action_t action;
+    gw_routes_translate (&in, &action);
+    json_decref (query);
+    free (req->body);
+    req->body = NULL;
+    req->body_size = req->body_cap = 0;
+    req->route = action.route;
+
+    if (action.cmd == 0) {
+        if (action.response.status == 0) //  a local route: /healthz
+            gw_routes_healthz (s_broker_ok (self), &action.response);
+        req->response = action.response;
+        action.response.body = NULL; //  moved
+        gw_action_release (&action);
+        return s_answer (self, req);
+    }
+    uint64_t corr = ++self->next_corr;
+    size_t size = 0;
+    uint8_t *frame = NULL;
+    if (json_object_set_new (action.msg, "corr", json_integer ((json_int_t) corr)) == 0)
+        frame = aq_proto_encode (action.cmd, action.msg, &size);
+    int wait_s = action.wait_s;
+    gw_action_release (&action);
+    if (!frame) { //  a body the codec cannot carry: nested deeper than AQ_PROTO_DEPTH
+        gw_response_error (&req->response, 400, GW_JSON_TOO_DEEP);
+        return s_answer (self, req);
+    }
+    int rc = zmq_send (self->dealer, frame, size, ZMQ_DONTWAIT);
+    free (frame);
+    if (rc < 0) {
+        aq_log (AQ_LOG_WARN, "gateway", "cannot send to the broker: %s", zmq_strerror (errno));
+        gw_response_error (&req->response, 503, "Broker unavailable");
+        return s_answer (self, req);
+    }
+    req->corr = corr;
+    req->state = S_HELD;
+    req->expires = aq_time_mono_ms () + (int64_t) (wait_s + S_GRACE_S) * 1000;
+    if (req->conn)
+        req->conn->deadline = 0; //  held: the broker's bound applies instead
+    s_table_put (self, req);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
+    gw_http_t *self = (gw_http_t *) cls;
+    s_request_t *req = (s_request_t *) *con_cls;
+    if (!req) { //  headers are in
+        req = calloc (1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->connection = connection;
+        req->conn = s_conn_of (connection);
+        req->method = method;
+        req->url = url;
+        req->started = aq_time_mono_ms ();
+        gw_match_t match;
+        req->keep_body =
+            gw_routes_find (method, url, &match) == 0 && (match.route->flags & GW_ROUTE_BODY);
+        *con_cls = req;
+        if (s_declared_too_large (self, connection)) {
+            gw_response_error (&req->response, 413, "Request body too large");
+            return s_answer (self, req);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t size = *upload_data_size;
+        *upload_data_size = 0;
+        return s_receive (self, req, upload_data, size);
+    }
+    switch (req->state) {
+    case S_RECEIVING:
+        return s_dispatch (self, req);
+    case S_ANSWERED:
+        return s_answer (self, req);
+    default:
+        return MHD_YES;
+    }
+}
+
+static void s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    gw_http_t *self = (gw_http_t *) cls;
+    s_conn_t *conn = s_conn_of (connection);
+    if (conn && !conn->cut)
+        conn->deadline = aq_time_mono_ms () + self->deadline_ms; //  for the next request
+    s_request_t *req = (s_request_t *) *con_cls;
+    if (!req)
+        return;
+    if (req->state == S_HELD)
+        s_table_take (self, req->corr);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && self->verbose)
+        aq_log (AQ_LOG_INFO, "gateway", "%s %s ended before its response was sent (%d)",
+                req->method, req->url, (int) toe);
+    gw_response_release (&req->response);
+    free (req->body);
+    free (req);
+    *con_cls = NULL;
+}
+
+static void s_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    gw_http_t *self = (gw_http_t *) cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        s_conn_t *conn = calloc (1, sizeof *conn);
+        if (!conn)
+            return; //  no deadline for this one; MHD's idle timeout still applies
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn->fd = info ? info->connect_fd : -1;
+        conn->deadline = aq_time_mono_ms () + self->deadline_ms;
+        conn->next = self->conns;
+        if (self->conns)
+            self->conns->prev = conn;
+        self->conns = conn;
+        self->connections++;
+        *socket_context = conn;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_conn_t *conn = (s_conn_t *) *socket_context;
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            self->conns = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        self->connections--;
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+static void s_mhd_log (void *cls, const char *fmt, va_list args) {
+    gw_http_t *self = (gw_http_t *) cls;
+    char line[512];
+    vsnprintf (line, sizeof line, fmt, args);
+    line[strcspn (line, "\n")] = 0;
+    aq_log (self->verbose ? AQ_LOG_INFO : AQ_LOG_DEBUG, "gateway", "http: %s", line);
+}
+
+//  --------------------------------------------------------------------------
+//  Listening
+
+//  Binds and listens on "HOST:PORT" ("[v6]:PORT" too). Returns the socket,
+//  or -1 after logging one line.
+static int s_listen (const char *listen_on, int *family) {
+    char host[256];
+    const char *port;
+    const char *colon = strrchr (listen_on, ':');
+    size_t host_size = colon ? (size_t) (colon - listen_on) : 0;
+    if (!colon || host_size >= sizeof host || !colon[1]) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': expected HOST:PORT", listen_on);
+        return -1;
+    }
+    memcpy (host, listen_on, host_size);
+    host[host_size] = 0;
+    port = colon + 1;
+    if (host[0] == '[' && host_size >= 2 && host[host_size - 1] == ']') {
+        memmove (host, host + 1, host_size - 2);
+        host[host_size - 2] = 0;
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo (host[0] ? host : NULL, port, &hints, &found);
+    if (rc != 0) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, gai_strerror (rc));
+        return -1;
+    }
+    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind (fd, found->ai_addr, found->ai_addrlen) != 0 || listen (fd, S_BACKLOG) != 0) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        fd = -1;
+    }
+    *family = found->ai_family;
+    freeaddrinfo (found);
+    return fd;
+}
+
+static int s_bound_port (int fd) {
+    struct sockaddr_storage addr;
+    socklen_t size = sizeof addr;
+    if (getsockname (fd, (struct sockaddr *) &addr, &size) != 0)
+        return 0;
+    if (addr.ss_family == AF_INET6)
+        return ntohs (((struct sockaddr_in6 *) &addr)->sin6_port);
+    return ntohs (((struct sockaddr_in *) &addr)->sin_port);
+}
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+gw_http_t *gw_http_new (const gw_config_t *cfg, void *dealer) {
+    assert (cfg && dealer);
+    gw_http_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->dealer = dealer;
+    self->max_body = cfg->max_body;
+    self->deadline_ms = (int64_t) cfg->request_deadline_s * 1000;
+    self->verbose = cfg->verbose;
+    self->buckets = S_BUCKETS;
+    self->table = calloc (self->buckets, sizeof *self->table);
+    self->next_sweep = aq_time_mono_ms () + S_SWEEP_MS;
+    int family = AF_INET;
+    int fd = self->table ? s_listen (cfg->listen, &family) : -1;
+    if (fd < 0) {
+        free (self->table);
+        free (self);
+        return NULL;
+    }
+    self->port = s_bound_port (fd);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    self->daemon = MHD_start_daemon (
+        flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned) cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) cfg->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) S_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
+        s_completed, self, MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_END);
+    if (!self->daemon) {
+        aq_log (AQ_LOG_ERROR, "gateway", "cannot start the HTTP server on '%s'", cfg->listen);
+        close (fd);
+        free (self->table);
+        free (self);
+        return NULL;
+    }
+    aq_log (AQ_LOG_INFO, "gateway", "listening on '%s' (port %d)", cfg->listen, self->port);
+    return self;
+}
+
+void gw_http_destroy (gw_http_t **self_p) {
+    assert (self_p);
+    gw_http_t *self = *self_p;
+    if (!self)
+        return;
+    //  MHD refuses to stop with suspended connections: answer them first
+    for (size_t i = 0; i < self->buckets; i++) {
+        while (self->table[i]) {
+            s_request_t *req = s_table_take (self, self->table[i]->corr);
+            gw_response_error (&req->response, 503, "Gateway shutting down");
+            s_resume (req);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        MHD_run (self->daemon);     //  a chance to send those answers
+    MHD_stop_daemon (self->daemon); //  closes the listening socket, frees every record
+    assert (self->connections == 0 && self->conns == NULL);
+    free (self->table);
+    free (self);
+    *self_p = NULL;
+}
+
+int gw_http_fd (gw_http_t *self) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info ? info->epoll_fd : -1;
+}
+
+int gw_http_port (gw_http_t *self) {
+    return self->port;
+}
+
+long gw_http_timeout (gw_http_t *self) {
+    int64_t due = self->next_sweep - aq_time_mono_ms ();
+    long timeout = due < 0 ? 0 : (long) due;
+    MHD_UNSIGNED_LONG_LONG mhd;
+    if (MHD_get_timeout (self->daemon, &mhd) == MHD_YES && mhd < (MHD_UNSIGNED_LONG_LONG) timeout)
+        timeout = (long) mhd;
+    return timeout;
+}
+
+//  Cuts off connections past their deadline and gives up on late replies.
+static void s_sweep (gw_http_t *self, int64_t now) {
+    for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (conn->cut || !conn->deadline || now < conn->deadline || conn->fd < 0)
+            continue;
+        //  MHD sees the end of stream at once and closes it the usual way
+        shutdown (conn->fd, SHUT_RDWR);
+        conn->cut = true;
+        self->cutoffs++;
+        aq_log (AQ_LOG_DEBUG, "gateway", "cut off a client past the %lld s request deadline",
+                (long long) (self->deadline_ms / 1000));
+    }
+    for (size_t i = 0; i < self->buckets; i++) {
+        s_request_t **link = &self->table[i];
+        while (*link) {
+            s_request_t *req = *link;
+            if (now < req->expires) {
+                link = &req->chain;
+                continue;
+            }
+            *link = req->chain;
+            req->chain = NULL;
+            self->held--;
+            aq_log (AQ_LOG_WARN, "gateway", "no reply from the broker for %s %s", req->method,
+                    req->url);
+            gw_response_error (&req->response, 503, "Broker unavailable");
+            s_resume (req);
+        }
+    }
+}
+
+void gw_http_run (gw_http_t *self) {
+    MHD_run (self->daemon);
+    int64_t now = aq_time_mono_ms ();
+    if (now >= self->next_sweep) {
+        s_sweep (self, now);
+        self->next_sweep = now + S_SWEEP_MS;
+    }
+    //  Any answer (HEARTBEAT, ERROR) shows the broker is alive. While pings
+    //  go unanswered they queue in the DEALER: send fewer.
+    bool unanswered = self->last_ping > self->broker_seen;
+    if (now - self->broker_seen >= S_PING_MS &&
+        now - self->last_ping >= (unanswered ? S_PING_SLOW_MS : S_PING_MS)) {
+        aq_proto_send (self->dealer, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+        self->last_ping = now;
+    }
+}
+
+void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
+    self->broker_seen = aq_time_mono_ms ();
+    if (cmd == AQ_CMD_ERROR) {
+        aq_log (AQ_LOG_WARN, "gateway", "broker error %lld: %s",
+                (long long) aq_field_int (body, "code", 0),
+                aq_field_str (body, "reason") ? aq_field_str (body, "reason") : "");
+        return;
+    }
+    if (cmd != AQ_CMD_REPLY)
+        return;
+    int64_t corr = aq_field_int (body, "corr", 0);
+    s_request_t *req = corr > 0 ? s_table_take (self, (uint64_t) corr) : NULL;
+    if (!req) {
+        aq_log (AQ_LOG_DEBUG, "gateway", "reply %lld came too late", (long long) corr);
+        return;
+    }
+    json_t *gateway = NULL;
+    if (req->route && req->route->id == GW_ROUTE_METRICS)
+        gateway = json_pack ("{sI sI sI}", "connections", (json_int_t) self->connections, "held",
+                             (json_int_t) self->held, "cutoffs", (json_int_t) self->cutoffs);
+    if (gw_routes_reply (req->route, body, gateway, &req->response) != 0)
+        gw_response_error (&req->response, 500, "Internal error");
+    json_decref (gateway);
+    s_resume (req);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: the server in this thread, a fake broker on an inproc ROUTER,
+//  clients on non-blocking sockets, all pumped by one loop.
+
+typedef struct {
+    void *ctx;       //  ZeroMQ context
+    void *router;    //  the fake broker
+    void *dealer;    //  the gateway's socket
+    gw_http_t *http; //  the server
+    int requests;    //  protocol requests the fake broker saw
+    json_t *last;    //  the last one (its fields)
+    int last_cmd;    //  and its command
+} s_harness_t;
+
+//  The fake broker: answers what the selftest expects.
+static void s_fake_broker (s_harness_t *h) {
+    for (;;) {
+        zmq_msg_t rid, frame;
+        zmq_msg_init (&rid);
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&rid, h->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&rid);
+            zmq_msg_close (&frame);
+            return;
+        }
+        assert (zmq_msg_recv (&frame, h->router, 0) >= 0);
+        int cmd;
+        json_t *msg;
+        assert (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &msg) == 0);
+        json_t *reply = NULL;
+        json_int_t corr = json_integer_value (json_object_get (msg, "corr"));
+        if (cmd == AQ_CMD_HEARTBEAT)
+            aq_proto_send (h->router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_HEARTBEAT,
+                           NULL, 0);
+        else {
+            h->requests++;
+            h->last_cmd = cmd;
+            json_decref (h->last);
+            h->last = json_incref (msg);
+            const char *id = aq_field_str (msg, "id");
+            if (cmd == AQ_CMD_TASK_GET && id && strcmp (id, "held") == 0)
+                reply = NULL; //  never answered
+            else if (cmd == AQ_CMD_TASK_GET)
+                reply = json_pack ("{sI si s{s{ss ss}}}", "corr", corr, "status", 200, "body",
+                                   "task", "id", id, "status", "pending");
+            else if (cmd == AQ_CMD_TASK_CREATE)
+                reply = json_pack ("{sI si s{s{ss sO}}}", "corr", corr, "status", 201, "body",
+                                   "task", "id", "t1", "targetUrl",
+                                   json_object_get (json_object_get (msg, "task"), "targetUrl"));
+            else if (cmd == AQ_CMD_STATS)
+                reply = json_pack ("{sI si s{s{si} si}}", "corr", corr, "status", 200, "body",
+                                   "tasks", "pending", 2, "workers", 1);
+            else
+                reply = json_pack ("{sI si ss si}", "corr", corr, "status", 429, "error",
+                                   "Rate limit exceeded. Upgrade your plan for higher limits.",
+                                   "retryAfter", 7);
+        }
+        if (reply)
+            assert (aq_proto_send (h->router, zmq_msg_data (&rid), zmq_msg_size (&rid),
+                                   AQ_CMD_REPLY, reply, 0) == 0);
+        json_decref (reply);
+        json_decref (msg);
+        zmq_msg_close (&rid);
+        zmq_msg_close (&frame);
+    }
+}
+
+//  One turn of the gateway loop (as gateway.c runs it) plus the fake broker.
+static void s_pump (s_harness_t *h, long max_ms) {
+    zmq_pollitem_t items[] = {{h->dealer, 0, ZMQ_POLLIN, 0},
+                              {NULL, gw_http_fd (h->http), ZMQ_POLLIN, 0},
+                              {h->router, 0, ZMQ_POLLIN, 0}};
+    long timeout = gw_http_timeout (h->http);
+    zmq_poll (items, 3, timeout < max_ms ? timeout : max_ms);
+    s_fake_broker (h);
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, h->dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&frame);
+            break;
+        }
+        int cmd;
+        json_t *body;
+        if (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body) == 0)
+            gw_http_deliver (h->http, cmd, body);
+        json_decref (body);
+        zmq_msg_close (&frame);
+    }
+    gw_http_run (h->http);
+}
+
+static int s_client (s_harness_t *h) {
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons (gw_http_port (h->http))};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
+    fcntl (fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+//  Reads one response from fd while pumping, for at most max_ms. Returns
+//  the raw text (caller frees); *closed tells whether the peer closed.
+static char *s_read_response (s_harness_t *h, int fd, long max_ms, bool *closed) {
+    size_t size = 0, cap = 65536;
+    char *text = calloc (1, cap);
+    assert (text);
+    *closed = false;
+    int64_t until = aq_time_mono_ms () + max_ms;
+    while (aq_time_mono_ms () < until) {
+        s_pump (h, 10);
+        ssize_t n = recv (fd, text + size, cap - size - 1, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            *closed = true;
+            break;
+        }
+        if (n > 0) {
+            size += (size_t) n;
+            text[size] = 0;
+            char *end = strstr (text, "\r\n\r\n");
+            const char *length = strcasestr (text, "Content-Length: ");
+            if (end && length && size >= (size_t) (end + 4 - text) + strtoul (length + 16, 0, 10))
+                break;
+        }
+    }
+    return text;
+}
+
+static char *s_exchange (s_harness_t *h, const char *request) {
+    int fd = s_client (h);
+    assert (send (fd, request, strlen (request), 0) == (ssize_t) strlen (request));
+    bool closed;
+    char *text = s_read_response (h, fd, 3000, &closed);
+    close (fd);
+    return text;
+}
+
+static void s_expect (const char *text, const char *what) {
+    if (!strstr (text, what)) {
+        fprintf (stderr, "gw_http: missing '%s' in:\n%s\n", what, text);
+        assert (false);
+    }
+}
+
+void gw_http_test (bool verbose) {
+    if (verbose)
+        printf (" * gw_http: ");
+
+    s_harness_t h = {.ctx = zmq_ctx_new ()};
+    h.router = zmq_socket (h.ctx, ZMQ_ROUTER);
+    h.dealer = zmq_socket (h.ctx, ZMQ_DEALER);
+    assert (zmq_bind (h.router, "inproc://gw-http-test") == 0);
+    assert (zmq_connect (h.dealer, "inproc://gw-http-test") == 0);
+    gw_config_t cfg;
+    gw_config_defaults (&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.max_body = 1000;
+    cfg.request_deadline_s = 1;
+    cfg.verbose = verbose;
+
+    //  Bad listen addresses fail with NULL (and one log line)
+    cfg.listen = "nowhere";
+    assert (gw_http_new (&cfg, h.dealer) == NULL);
+    cfg.listen = "127.0.0.1:0";
+    h.http = gw_http_new (&cfg, h.dealer);
+    assert (h.http && gw_http_port (h.http) > 0 && gw_http_fd (h.http) >= 0);
+
+    //  Local answers
+    char *text = s_exchange (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 200 OK\r\n");
+    s_expect (text, "Content-Type: application/json\r\n");
+    s_expect (text, "\r\n\r\n{\"status\":\"ok\",\"broker\":");
+    free (text);
+    text = s_exchange (&h, "GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 404 Not Found\r\n");
+    s_expect (text, "{\"error\":\"Not found\"}");
+    free (text);
+    text = s_exchange (&h, "DELETE /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 405 Method Not Allowed\r\n");
+    s_expect (text, "Allow: GET, POST\r\n");
+    free (text);
+    text = s_exchange (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 401 Unauthorized\r\n");
+    s_expect (text, "{\"error\":\"API key required\"}");
+    free (text);
+    assert (h.requests == 0);
+
+    //  Through the broker: request translated, reply mapped
+    text = s_exchange (&h, "GET /v1/tasks/abc?wait=0 HTTP/1.1\r\nHost: x\r\n"
+                           "Authorization: Bearer k1\r\n\r\n");
+    s_expect (text, "HTTP/1.1 200 OK\r\n");
+    s_expect (text, "{\"task\":{\"id\":\"abc\",\"status\":\"pending\"}}");
+    assert (h.requests == 1 && h.last_cmd == AQ_CMD_TASK_GET);
+    assert (strcmp (aq_field_str (h.last, "key"), "k1") == 0);
+    assert (aq_field_int (h.last, "wait", -1) == 0 && aq_field_int (h.last, "corr", 0) > 0);
+    free (text);
+    const char *create = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                         "Idempotency-Key: order-1\r\nContent-Length: 26\r\n\r\n"
+                         "{\"targetUrl\": \"https://x\"}";
+    text = s_exchange (&h, create);
+    s_expect (text, "HTTP/1.1 201 Created\r\n");
+    s_expect (text, "{\"task\":{\"id\":\"t1\",\"targetUrl\":\"https://x\"}}");
+    assert (h.last_cmd == AQ_CMD_TASK_CREATE);
+    assert (strcmp (aq_field_str (h.last, "idem"), "order-1") == 0);
+    free (text);
+    text = s_exchange (&h, "POST /v1/tasks/abc/cancel HTTP/1.1\r\nHost: x\r\n"
+                           "Authorization: Bearer k1\r\n\r\n");
+    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    s_expect (text, "Retry-After: 7\r\n");
+    s_expect (text, "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}");
+    free (text);
+    text = s_exchange (&h, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n\r\n");
+    s_expect (text, "Content-Type: text/plain; version=0.0.4\r\n");
+    s_expect (text, "asyncqueue_tasks{status=\"pending\"} 2\n");
+    s_expect (text, "asyncqueue_workers_connected 1\n");
+    s_expect (text, "asyncqueue_gateway_connections ");
+    free (text);
+
+    //  Keep-alive: two requests on one connection
+    int fd = s_client (&h);
+    const char *two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    bool closed;
+    for (int i = 0; i < 2; i++) {
+        assert (send (fd, two, strlen (two), 0) > 0);
+        text = s_read_response (&h, fd, 3000, &closed);
+        s_expect (text, "{\"status\":\"ok\",\"broker\":\"ok\"}");
+        assert (!closed);
+        free (text);
+    }
+    close (fd);
+
+    //  Bodies: declared too large is refused before it is sent; a chunked
+    //  one is refused once it passes the limit; bad JSON is located
+    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 2097152\r\n\r\n");
+    s_expect (text, "HTTP/1.1 413 ");
+    s_expect (text, "{\"error\":\"Request body too large\"}");
+    free (text);
+    fd = s_client (&h);
+    const char *head = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    assert (send (fd, head, strlen (head), 0) > 0);
+    char chunk[600];
+    snprintf (chunk, sizeof chunk, "200\r\n%0512d\r\n", 0);
+    for (int i = 0; i < 3; i++)
+        assert (send (fd, chunk, strlen (chunk), 0) > 0);
+    assert (send (fd, "0\r\n\r\n", 5, 0) == 5);
+    text = s_read_response (&h, fd, 3000, &closed);
+    s_expect (text, "HTTP/1.1 413 ");
+    free (text);
+    close (fd);
+    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 9\r\n\r\n{\"a\": 1,}");
+    s_expect (text, "HTTP/1.1 400 Bad Request\r\n");
+    s_expect (text, "{\"error\":\"Invalid JSON at line 1, column 9\"}");
+    free (text);
+    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 0\r\n\r\n");
+    s_expect (text, "{\"error\":\"Request body must be a JSON object\"}");
+    free (text);
+    text = s_exchange (&h, "GET /v1/tasks?limit=5&x=1 HTTP/1.1\r\nHost: x\r\n"
+                           "Authorization: Bearer k1\r\n\r\n");
+    s_expect (text, "{\"error\":\"Unknown query parameter: x\"}");
+    free (text);
+
+    //  A slow client is cut off by the deadline while others are served
+    int64_t start = aq_time_mono_ms ();
+    int slow = s_client (&h);
+    assert (send (slow, "GET /healthz HTTP/1.1\r\n", 23, 0) == 23);
+    closed = false;
+    while (!closed && aq_time_mono_ms () - start < 4000) {
+        text = s_read_response (&h, slow, 200, &closed);
+        assert (text[0] == 0); //  never answered
+        free (text);
+        if (!closed && send (slow, "X", 1, MSG_NOSIGNAL) != 1)
+            closed = true;
+    }
+    int64_t took = aq_time_mono_ms () - start;
+    assert (closed && took >= 900 && took < 2500);
+    close (slow);
+    text = s_exchange (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 200 OK\r\n");
+    free (text);
+
+    //  A request the broker never answers is held (not cut off); shutting
+    //  down answers it with 503
+    fd = s_client (&h);
+    const char *held = "GET /v1/tasks/held?wait=3 HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer k1\r\n\r\n";
+    assert (send (fd, held, strlen (held), 0) > 0);
+    text = s_read_response (&h, fd, 1500, &closed);
+    assert (text[0] == 0 && !closed && h.http->held == 1);
+    free (text);
+    gw_http_destroy (&h.http);
+    assert (h.http == NULL);
+    gw_http_destroy (&h.http);
+    char buf[1024];
+    ssize_t n = recv (fd, buf, sizeof buf - 1, 0);
+    assert (n > 0);
+    buf[n] = 0;
+    s_expect (buf, "HTTP/1.1 503 Service Unavailable\r\n");
+    s_expect (buf, "{\"error\":\"Gateway shutting down\"}");
+    close (fd);
+
+    json_decref (h.last);
+    zmq_close (h.router);
+    zmq_close (h.dealer);
+    zmq_ctx_term (h.ctx);
+    if (verbose)
+        printf ("OK\n");
+}

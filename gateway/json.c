@@ -1,0 +1,210 @@
+/*  json.c - strict parsing of REST request bodies (the gateway's jansson parser)
+
+    The only gateway file that parses JSON. jansson does the syntax (with
+    JSON_REJECT_DUPLICATES) and reports where it stopped; a walk over the
+    parsed document then enforces the depth and size limits, which jansson
+    has no runtime options for.
+*/
+#include "json.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char s_not_object[] = "Request body must be a JSON object";
+
+static bool s_blank (const char *text, size_t size) {
+    for (size_t i = 0; i < size; i++)
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
+            return false;
+    return true;
+}
+
+//  Checks the limits over value at depth (1 for the top-level container).
+//  Returns NULL, or the client message of the first limit exceeded.
+static const char *s_check (const json_t *value, int depth) {
+    switch (json_typeof (value)) {
+    case JSON_OBJECT: {
+        if (depth > GW_JSON_MAX_DEPTH)
+            return GW_JSON_TOO_DEEP;
+        const char *key;
+        json_t *member;
+        json_object_foreach ((json_t *) value, key, member) {
+            if (strlen (key) > GW_JSON_MAX_KEY)
+                return "JSON object keys must be at most 256 bytes";
+            const char *error = s_check (member, depth + 1);
+            if (error)
+                return error;
+        }
+        return NULL;
+    }
+    case JSON_ARRAY: {
+        if (depth > GW_JSON_MAX_DEPTH)
+            return GW_JSON_TOO_DEEP;
+        size_t index;
+        json_t *item;
+        json_array_foreach (value, index, item) {
+            const char *error = s_check (item, depth + 1);
+            if (error)
+                return error;
+        }
+        return NULL;
+    }
+    case JSON_STRING:
+        if (json_string_length (value) > GW_JSON_MAX_STRING)
+            return "JSON strings must be at most 262144 bytes";
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+json_t *gw_json_parse_object (const char *text, size_t size, char *error, size_t error_size) {
+    assert (error && error_size >= GW_JSON_ERROR_MAX);
+    if (!text || s_blank (text, size)) {
+        snprintf (error, error_size, "%s", s_not_object);
+        return NULL;
+    }
+    json_error_t where;
+    json_t *value = json_loadb (text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &where);
+    if (!value) {
+        //  jansson counts from 1 and points at the end of the bad token; an
+        //  undecodable first byte comes back as column 0.
+        snprintf (error, error_size, "Invalid JSON at line %d, column %d",
+                  where.line > 0 ? where.line : 1, where.column > 0 ? where.column : 1);
+        return NULL;
+    }
+    if (!json_is_object (value)) {
+        json_decref (value);
+        snprintf (error, error_size, "%s", s_not_object);
+        return NULL;
+    }
+    const char *limit = s_check (value, 1);
+    if (limit) {
+        json_decref (value);
+        snprintf (error, error_size, "%s", limit);
+        return NULL;
+    }
+    return value;
+}
+
+char *gw_json_dump (const json_t *value, size_t *size) {
+    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text && size)
+        *size = strlen (text);
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+static void s_expect_error (const char *text, const char *message) {
+    char error[GW_JSON_ERROR_MAX];
+    json_t *value = gw_json_parse_object (text, text ? strlen (text) : 0, error, sizeof error);
+    if (value || strcmp (error, message) != 0) {
+        fprintf (stderr, "gw_json: '%s' gave '%s', expected '%s'\n", text, value ? "ok" : error,
+                 message);
+        assert (false);
+    }
+}
+
+static char *s_nested (int depth) {
+    char *text = malloc ((size_t) depth * 7 + 16);
+    assert (text);
+    char *p = text;
+    for (int i = 0; i < depth; i++)
+        p += sprintf (p, "{\"a\":");
+    p += sprintf (p, "1");
+    for (int i = 0; i < depth; i++)
+        *p++ = '}';
+    *p = 0;
+    return text;
+}
+
+void gw_json_test (bool verbose) {
+    if (verbose)
+        printf (" * gw_json: ");
+
+    //  A good body, with its member order kept
+    char error[GW_JSON_ERROR_MAX];
+    const char *good = "{\"targetUrl\": \"https://api.example.com/webhook\", \"maxRetries\": 3,"
+                       " \"headers\": {\"Authorization\": \"Bearer x\"}, \"body\": \"\\u00e9\"}";
+    json_t *task = gw_json_parse_object (good, strlen (good), error, sizeof error);
+    assert (task);
+    assert (json_integer_value (json_object_get (task, "maxRetries")) == 3);
+    assert (strcmp (json_string_value (json_object_get (task, "body")), "\xc3\xa9") == 0);
+    size_t size = 0;
+    char *text = gw_json_dump (task, &size);
+    assert (text && size == strlen (text));
+    assert (strncmp (text, "{\"targetUrl\":\"https://api.example.com/webhook\",\"maxRetries\":3,",
+                     62) == 0);
+    free (text);
+    json_decref (task);
+
+    //  Not a size-terminated string: only size bytes are read
+    task = gw_json_parse_object ("{\"a\":1}garbage", 7, error, sizeof error);
+    assert (task);
+    json_decref (task);
+
+    //  Empty, blank and non-object bodies
+    s_expect_error (NULL, "Request body must be a JSON object");
+    s_expect_error ("", "Request body must be a JSON object");
+    s_expect_error (" \r\n\t", "Request body must be a JSON object");
+    s_expect_error ("[1, 2]", "Request body must be a JSON object");
+    s_expect_error ("\"text\"", "Request body must be a JSON object");
+    s_expect_error ("42", "Request body must be a JSON object");
+    s_expect_error ("null", "Request body must be a JSON object");
+
+    //  Malformed JSON is located (line, column of the token's end)
+    s_expect_error ("{\"targetUrl\": \"x\", bad}", "Invalid JSON at line 1, column 22");
+    s_expect_error ("{\"a\": 1,}", "Invalid JSON at line 1, column 9");
+    s_expect_error ("{\n  \"a\": tru\n}", "Invalid JSON at line 2, column 10");
+    s_expect_error ("{\"a\":", "Invalid JSON at line 1, column 5");
+    s_expect_error ("{\"a\":1} x", "Invalid JSON at line 1, column 9");
+    s_expect_error ("{\"a\":1,\"a\":2}", "Invalid JSON at line 1, column 10");
+    s_expect_error ("{\"a\":\"\\u0000\"}", "Invalid JSON at line 1, column 13");
+    s_expect_error ("\xff", "Invalid JSON at line 1, column 1");
+    s_expect_error ("{\"a\":\"\xc3\x28\"}", "Invalid JSON at line 1, column 6");
+    s_expect_error ("nul", "Invalid JSON at line 1, column 3");
+
+    //  Nesting: 32 levels pass, 33 do not; arrays count as levels too
+    char *deep = s_nested (GW_JSON_MAX_DEPTH);
+    task = gw_json_parse_object (deep, strlen (deep), error, sizeof error);
+    assert (task);
+    json_decref (task);
+    free (deep);
+    deep = s_nested (GW_JSON_MAX_DEPTH + 1);
+    s_expect_error (deep, "JSON nesting must be at most 32 levels deep");
+    free (deep);
+    s_expect_error ("{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+                    "JSON nesting must be at most 32 levels deep");
+
+    //  String and key sizes
+    size_t big = GW_JSON_MAX_STRING + 1;
+    char *long_text = malloc (big + 16);
+    assert (long_text);
+    memcpy (long_text, "{\"a\":\"", 6);
+    memset (long_text + 6, 'x', big);
+    memcpy (long_text + 6 + big, "\"}", 3);
+    s_expect_error (long_text, "JSON strings must be at most 262144 bytes");
+    memcpy (long_text + 6 + big - 1, "\"}", 3); //  exactly the limit
+    task = gw_json_parse_object (long_text, strlen (long_text), error, sizeof error);
+    assert (task);
+    json_decref (task);
+    memcpy (long_text, "{\"", 2);
+    memset (long_text + 2, 'k', GW_JSON_MAX_KEY + 1);
+    memcpy (long_text + 2 + GW_JSON_MAX_KEY + 1, "\":1}", 5);
+    s_expect_error (long_text, "JSON object keys must be at most 256 bytes");
+    free (long_text);
+
+    //  Dumping scalars works too (JSON_ENCODE_ANY)
+    json_t *scalar = json_string ("x");
+    text = gw_json_dump (scalar, NULL);
+    assert (text && strcmp (text, "\"x\"") == 0);
+    free (text);
+    json_decref (scalar);
+
+    if (verbose)
+        printf ("OK\n");
+}

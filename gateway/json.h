@@ -1,0 +1,36 @@
+/*  json.h - strict parsing of REST request bodies (the gateway's jansson parser)
+
+    A request body must be one JSON object: duplicate keys, trailing bytes,
+    invalid UTF-8 and \u0000 are refused; nesting and string sizes are
+    bounded. Error text is the client message, in the API's style.
+*/
+#ifndef GW_JSON_H
+#define GW_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GW_JSON_MAX_DEPTH  32     //  nested objects/arrays, the top-level object is 1
+#define GW_JSON_MAX_STRING 262144 //  bytes in one string value
+#define GW_JSON_MAX_KEY    256    //  bytes in one object key
+#define GW_JSON_ERROR_MAX  128    //  room for any message below
+#define GW_JSON_TOO_DEEP   "JSON nesting must be at most 32 levels deep"
+
+//  Parses text (size bytes, need not be terminated) as one JSON object.
+//  Returns a new reference the caller json_decref's, or NULL with the client
+//  message in error (at least GW_JSON_ERROR_MAX bytes):
+//    "Request body must be a JSON object"        empty, blank or not an object
+//    "Invalid JSON at line L, column C"           syntax, encoding, duplicate key
+//    GW_JSON_TOO_DEEP
+//    "JSON strings must be at most 262144 bytes"
+//    "JSON object keys must be at most 256 bytes"
+json_t *gw_json_parse_object (const char *text, size_t size, char *error, size_t error_size);
+
+//  Compact JSON text of value (any type), malloc'd; the caller frees.
+//  Sets *size when size is not NULL. NULL only when out of memory.
+char *gw_json_dump (const json_t *value, size_t *size);
+
+void gw_json_test (bool verbose);
+
+#endif

@@ -1,0 +1,95 @@
+/*  main.c - aq-gateway: the REST gateway as its own process
+
+    aq-gateway --broker EP --listen HOST:PORT [--max-body BYTES] [-v] [--help]
+    Runs until SIGINT or SIGTERM. A startup failure prints one line, exit 1.
+*/
+#include "gateway.h"
+
+#include "aq_log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static atomic_int s_stop = 0;
+
+static void s_on_signal (int signum) {
+    atomic_store (&s_stop, 1);
+}
+
+static void s_usage (FILE *out) {
+    fprintf (out, "usage: aq-gateway [--broker EP] [--listen HOST:PORT] [--max-body BYTES]\n"
+                  "                  [--max-connections N] [--per-ip N] [--timeout S]\n"
+                  "                  [--deadline S] [-v] [--help]\n"
+                  "  --broker EP          the broker's client endpoint (tcp://127.0.0.1:5570)\n"
+                  "  --listen HOST:PORT   where to serve HTTP (127.0.0.1:8080)\n"
+                  "  --max-body BYTES     request body limit, 413 beyond it (1048576)\n"
+                  "  --max-connections N  open connections in total (20000)\n"
+                  "  --per-ip N           open connections per client address (1000)\n"
+                  "  --timeout S          idle connection timeout in seconds (30)\n"
+                  "  --deadline S         seconds a client has to send one request (60)\n"
+                  "  -v                   log every request\n");
+}
+
+//  Parses a positive integer option value, or prints one line and exits 1.
+static long long s_number (const char *name, const char *text, long long max) {
+    char *end;
+    errno = 0;
+    long long value = text ? strtoll (text, &end, 10) : 0;
+    if (!text || errno || end == text || *end || value < 1 || value > max) {
+        fprintf (stderr, "aq-gateway: invalid value for %s: '%s'\n", name, text ? text : "");
+        exit (1);
+    }
+    return value;
+}
+
+int main (int argc, char **argv) {
+    gw_config_t cfg;
+    gw_config_defaults (&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0) {
+            s_usage (stdout);
+            return 0;
+        } else if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0)
+            cfg.verbose = true;
+        else if (strcmp (arg, "--broker") == 0 && value)
+            cfg.broker_endpoint = argv[++i];
+        else if (strcmp (arg, "--listen") == 0 && value)
+            cfg.listen = argv[++i];
+        else if (strcmp (arg, "--max-body") == 0)
+            cfg.max_body = (size_t) s_number (arg, argv[++i], 1LL << 30);
+        else if (strcmp (arg, "--max-connections") == 0)
+            cfg.max_connections = (int) s_number (arg, argv[++i], 1000000);
+        else if (strcmp (arg, "--per-ip") == 0)
+            cfg.per_ip_connections = (int) s_number (arg, argv[++i], 1000000);
+        else if (strcmp (arg, "--timeout") == 0)
+            cfg.connection_timeout_s = (int) s_number (arg, argv[++i], 86400);
+        else if (strcmp (arg, "--deadline") == 0)
+            cfg.request_deadline_s = (int) s_number (arg, argv[++i], 86400);
+        else {
+            fprintf (stderr, "aq-gateway: unknown or incomplete option '%s' (see --help)\n", arg);
+            return 1;
+        }
+    }
+
+    struct sigaction action = {.sa_handler = s_on_signal}; //  no SA_RESTART: poll wakes up
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+
+    void *ctx = zmq_ctx_new ();
+    if (!ctx) {
+        fprintf (stderr, "aq-gateway: cannot create a ZeroMQ context: %s\n", zmq_strerror (errno));
+        return 1;
+    }
+    int rc = gw_gateway_run (&cfg, ctx, &s_stop);
+    zmq_ctx_term (ctx);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,30 @@
+/*  metrics.h - a STATS reply as Prometheus text (exposition format 0.0.4) */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define GW_METRICS_CONTENT_TYPE "text/plain; version=0.0.4"
+
+//  Renders whatever the broker's STATS body holds:
+//    tasks {status: n}        asyncqueue_tasks{status="..."} gauge
+//    counters {name: n}       asyncqueue_tasks_<name>_total counters (created,
+//                             dispatched, completed, failed, retried),
+//                             asyncqueue_malformed_messages_total, else
+//                             asyncqueue_<name>_total
+//    workers n                asyncqueue_workers_connected gauge
+//    lmdbBytes n              asyncqueue_lmdb_bytes gauge
+//    attemptLatencyMs {le: n} asyncqueue_attempt_duration_ms histogram; counts
+//                             are cumulative (attempts with duration <= le ms),
+//                             "+Inf" is the total; attemptLatencySumMs, when
+//                             present, gives _sum
+//    any other number         asyncqueue_<snake_name> gauge
+//    any other {k: n}         asyncqueue_<snake_name>{key="k"} gauge
+//  plus gateway {name: n} (may be NULL) as asyncqueue_gateway_<name> gauges.
+//  Returns malloc'd text the caller frees; NULL when out of memory.
+char *gw_metrics_render (const json_t *stats, const json_t *gateway);
+
+void gw_metrics_test (bool verbose);
+
+#endif

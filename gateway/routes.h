@@ -1,0 +1,110 @@
+/*  routes.h - the REST routing table: HTTP requests to protocol requests and back
+
+    Knows nothing of libmicrohttpd: http.c hands it a gw_request_t (borrowed
+    strings) and gets a gw_action_t back, either a protocol request to send
+    or a response to give at once. A broker REPLY becomes a gw_response_t
+    through gw_routes_reply.
+*/
+#ifndef GW_ROUTES_H
+#define GW_ROUTES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    GW_ROUTE_TASK_CREATE = 1, //  POST /v1/tasks
+    GW_ROUTE_TASK_LIST,       //  GET  /v1/tasks
+    GW_ROUTE_TASK_GET,        //  GET  /v1/tasks/:id
+    GW_ROUTE_TASK_CANCEL,     //  POST /v1/tasks/:id/cancel
+    GW_ROUTE_TASK_ATTEMPTS,   //  GET  /v1/tasks/:id/attempts
+    GW_ROUTE_TASK_RETRY,      //  POST /v1/tasks/:id/retry
+    GW_ROUTE_HEALTHZ,         //  GET  /healthz (answered by the gateway)
+    GW_ROUTE_METRICS,         //  GET  /metrics (STATS rendered as Prometheus text)
+} gw_route_id_t;
+
+#define GW_ROUTE_BODY   1 //  takes a JSON object body
+#define GW_ROUTE_LOCAL  2 //  answered by the gateway, no key, no broker
+#define GW_ROUTE_STRICT 4 //  unknown query parameters are a 400
+
+#define GW_ALLOW_MAX 32 //  room for an Allow header value
+
+typedef struct {
+    const char *method;    //  "GET" or "POST"
+    const char *pattern;   //  "/v1/tasks/:id/cancel"; ":id" matches one segment
+    gw_route_id_t id;      //  which route
+    int cmd;               //  AQ_CMD_* sent to the broker, 0 when local
+    unsigned flags;        //  GW_ROUTE_*
+    const char *params[5]; //  query parameters it accepts, NULL-terminated
+} gw_route_t;
+
+typedef struct {
+    const gw_route_t *route;  //  the matched route, NULL when status is set
+    int status;               //  0 when matched, else 404 or 405
+    char allow[GW_ALLOW_MAX]; //  methods the path accepts (for a 405), "" for a 404
+    const char *id;           //  the :id segment inside the path (not terminated)
+    size_t id_size;           //  its length, 0 when the route has no :id
+} gw_match_t;
+
+//  Finds the route for method and path (the path without its query string).
+//  Returns 0 with match->route set, or -1 with match->status 404 or 405.
+//  match->id points into path: valid while path is.
+int gw_routes_find (const char *method, const char *path, gw_match_t *match);
+
+//  One HTTP request as received; every pointer is borrowed.
+typedef struct {
+    const char *method;          //  request method
+    const char *path;            //  URL-decoded path, no query string
+    const char *authorization;   //  Authorization header, or NULL
+    const char *idempotency_key; //  Idempotency-Key header, or NULL
+    const json_t *query;         //  [[name, value or null], ...] in arrival order, or NULL
+    const char *body;            //  request body, or NULL
+    size_t body_size;            //  its length
+} gw_request_t;
+
+//  An HTTP response ready to queue.
+typedef struct {
+    int status;               //  HTTP status, 0 while unset
+    char *body;               //  malloc'd text, owned (NULL only while unset)
+    size_t body_size;         //  its length
+    const char *content_type; //  static string
+    int retry_after;          //  seconds for Retry-After, 0 for none
+    char allow[GW_ALLOW_MAX]; //  Allow header value, "" for none
+} gw_response_t;
+
+//  What to do with a request.
+typedef struct {
+    const gw_route_t *route; //  matched route, NULL with a 404/405
+    int cmd;                 //  AQ_CMD_* to send, 0 when answered here
+    json_t *msg;             //  fields of the request to send (owned), corr not set
+    int wait_s;              //  seconds the broker may hold it (GET ?wait=N)
+    gw_response_t response;  //  the local answer when cmd is 0 (unset for /healthz)
+} gw_action_t;
+
+//  Translates req. Always fills action: either cmd and msg (send it), or a
+//  local response (404, 405, 401 "API key required", 400 for a bad query
+//  or body), or, for a GW_ROUTE_LOCAL route, neither (the caller answers).
+//  The caller releases action with gw_action_release.
+void gw_routes_translate (const gw_request_t *req, gw_action_t *action);
+void gw_action_release (gw_action_t *self);
+
+//  Maps a broker REPLY {status, body?, error?, retryAfter?} to an HTTP
+//  response for route: the body verbatim as compact JSON, {"error": error},
+//  Retry-After; /metrics renders a 200 body as Prometheus text (gateway
+//  may add gauges of the gateway itself, or be NULL). Returns 0, or -1 when
+//  out of memory (response then unset).
+int gw_routes_reply (const gw_route_t *route, const json_t *reply, const json_t *gateway,
+                     gw_response_t *response);
+
+//  {"status":"ok","broker":"ok"|"unreachable"} for GET /healthz.
+int gw_routes_healthz (bool broker_ok, gw_response_t *response);
+
+//  Sets response to status with {"error": message}. Returns 0 or -1 (out of memory).
+int gw_response_error (gw_response_t *self, int status, const char *message);
+//  Frees the body; the struct may be reused.
+void gw_response_release (gw_response_t *self);
+
+void gw_routes_test (bool verbose);
+
+#endif
