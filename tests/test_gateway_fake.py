@@ -503,5 +503,13 @@ def main():
     return 1 if failed else 0
 
 
+def test_gateway_against_fake_broker():
+    """The real aq-gateway in front of a Python fake broker: every check above."""
+    assert main() == 0, "some gateway checks failed (see the output)"
+
+
+test_gateway_against_fake_broker.timeout = 180
+
+
 if __name__ == "__main__":
     sys.exit(main())
