@@ -52,9 +52,6 @@ typedef struct {
     int cmd;               //  command
     json_t *body;          //  owned
     char topic[40];        //  PUB topic frame
-    int worker;            //  JOB: worker index, else -1
-    uint8_t id[16];        //  JOB: task id
-    int attempt;           //  JOB: attempt
 } s_out_t;
 
 typedef struct {
@@ -107,7 +104,7 @@ static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size
         assert (self->out);
     }
     s_out_t *out = &self->out[self->nout++];
-    memset (out, 0, offsetof (s_out_t, worker));
+    memset (out, 0, sizeof *out);
     out->socket = socket;
     if (rid_size > sizeof out->rid)
         rid_size = 0;
@@ -116,7 +113,6 @@ static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size
     out->rid_size = rid_size;
     out->cmd = cmd;
     out->body = body;
-    out->worker = -1;
     return out;
 }
 
@@ -1019,12 +1015,25 @@ static void s_dispatch (s_broker_t *self) {
         else
             body = NULL;
         s_sign (self, task, job, body);
+        //  Sent now, before the commit: a worker's result is handled in a
+        //  later turn, after this one committed; if the commit fails the
+        //  task is still pending and may run twice (at least once holds).
+        //  This keeps an fsync out of the due-to-call latency.
         bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-        s_out_t *out = s_out_new (self, self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
-                                  job);
-        out->worker = index;
-        memcpy (out->id, id, 16);
-        out->attempt = attempt;
+        int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+                                  ZMQ_DONTWAIT);
+        json_decref (job);
+        if (sent != 0) {
+            //  unroutable or stalled worker: the job never left; requeue
+            aq_log (AQ_LOG_WARN, "broker", "cannot send a job to worker '%s': %s", worker->name,
+                    zmq_strerror (errno));
+            bk_leases_worker_remove (self->leases, index);
+            json_decref (task);
+            task = bk_tasks_get (self->store, id);
+            s_make_ready (self, task);
+            json_decref (task);
+            continue;
+        }
         worker->last_sent = self->mono;
         int64_t grace = (int64_t) self->cfg->heartbeat_ms * self->cfg->heartbeat_liveness;
         bk_leases_add (self->leases, index, id, attempt, self->mono + timeout * 1000 + grace);
@@ -1255,13 +1264,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
                 json_object_set_new (out->body, "error", json_string (S_REPLY_FAILED));
                 json_object_del (out->body, "body");
             }
-            bool skip = commit != 0 && (out->cmd == AQ_CMD_JOB || out->cmd == AQ_CMD_EVENT);
-            if (!skip && s_send_out (self, out) != 0 && out->cmd == AQ_CMD_JOB) {
-                //  unroutable or stalled worker: the job never left; requeue
-                aq_log (AQ_LOG_WARN, "broker", "cannot send a job to a worker: %s",
-                        zmq_strerror (errno));
-                bk_leases_worker_remove (self->leases, out->worker);
-            }
+            if (!(commit != 0 && out->cmd == AQ_CMD_EVENT) && s_send_out (self, out) != 0)
+                self->stats.dropped++; //  a client or worker gone away
             json_decref (out->body);
         }
         self->nout = 0;
