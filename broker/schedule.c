@@ -1,0 +1,330 @@
+/*  schedule.c - scheduled tasks' schedules: validation, next fire time, preview
+
+    Dispatches on the schedule kind to cron.c, rrule.c and aq_time; zone.c
+    resolves local times. See schedule.h for the rules.
+*/
+#include "schedule.h"
+
+#include "aq_time.h"
+#include "cron.h"
+#include "rrule.h"
+#include "zone.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_CRON, S_RRULE, S_ONCE, S_EVENT };
+
+static const char *s_kinds[] = {"cron", "rrule", "once", "event", NULL};
+
+//  A schedule, parsed
+typedef struct {
+    int kind;              //  S_CRON ...
+    const bk_zone_t *zone; //  its time zone
+    bk_cron_t cron;        //  S_CRON: the expression
+    bk_rrule_t *rrule;     //  S_RRULE: the rule (owned)
+    int64_t once_ms;       //  S_ONCE: the instant
+} s_parsed_t;
+
+static int64_t s_floordiv (int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+//  An ISO 8601 date-time: with Z or an offset, that instant; without, a
+//  local time in zone. Returns 0 and sets *ms, or -1.
+static int s_parse_once (const char *expr, const bk_zone_t *zone, int64_t *ms) {
+    size_t len = strlen (expr);
+    if (len < 16 || len > 40 || !strchr ("Tt ", expr[10]))
+        return -1; //  a date alone is not a date-time
+    if (strpbrk (expr + 11, "Zz+-"))
+        return aq_time_parse (expr, ms);
+    char buf[48];
+    snprintf (buf, sizeof buf, "%sZ", expr);
+    int64_t civil_ms;
+    if (aq_time_parse (buf, &civil_ms))
+        return -1;
+    int64_t civil = s_floordiv (civil_ms, 1000);
+    int64_t utc = bk_zone_civil_to_utc (zone, civil);
+    //  In a spring-forward gap the fraction goes too: the gap's end, exactly
+    *ms = utc * 1000 + (bk_zone_utc_to_civil (zone, utc) == civil ? civil_ms - civil * 1000 : 0);
+    return 0;
+}
+
+//  Parses a schedule; returns 0, or -1 with the API error in errbuf
+static int s_parse (const char *kind, const char *expr, const char *timezone, int64_t anchor_ms,
+                    s_parsed_t *self, char *errbuf) {
+    memset (self, 0, sizeof *self);
+    self->kind = -1;
+    for (int i = 0; kind && s_kinds[i]; i++)
+        if (strcmp (kind, s_kinds[i]) == 0)
+            self->kind = i;
+    if (self->kind < 0) {
+        snprintf (errbuf, BK_SCHEDULE_ERRLEN,
+                  "schedule_kind must be one of: cron, rrule, once, event");
+        return -1;
+    }
+    bool blank = !expr || expr[strspn (expr, " \t\r\n")] == '\0';
+    if (self->kind != S_EVENT && blank) {
+        snprintf (errbuf, BK_SCHEDULE_ERRLEN, "schedule_expr is required");
+        return -1;
+    }
+    self->zone = bk_zone_load (timezone ? timezone : "UTC");
+    if (!self->zone) {
+        snprintf (errbuf, BK_SCHEDULE_ERRLEN, "timezone must be a valid IANA time zone");
+        return -1;
+    }
+    char why[BK_CRON_ERRLEN > BK_RRULE_ERRLEN ? BK_CRON_ERRLEN : BK_RRULE_ERRLEN];
+    switch (self->kind) {
+    case S_CRON:
+        if (bk_cron_parse (expr, &self->cron, why)) {
+            snprintf (errbuf, BK_SCHEDULE_ERRLEN, "Invalid cron expression: %s", why);
+            return -1;
+        }
+        break;
+    case S_RRULE:
+        if (bk_rrule_parse (expr, self->zone, s_floordiv (anchor_ms, 1000), &self->rrule, why)) {
+            snprintf (errbuf, BK_SCHEDULE_ERRLEN, "Invalid RRULE: %s", why);
+            return -1;
+        }
+        break;
+    case S_ONCE:
+        if (s_parse_once (expr, self->zone, &self->once_ms)) {
+            snprintf (errbuf, BK_SCHEDULE_ERRLEN, "schedule_expr must be an ISO 8601 date-time");
+            return -1;
+        }
+        break;
+    default:
+        if (expr && (!*expr || strlen (expr) > BK_SCHEDULE_EVENT_MAX)) {
+            snprintf (errbuf, BK_SCHEDULE_ERRLEN,
+                      "schedule_expr must be an event name of 1 to %d characters",
+                      BK_SCHEDULE_EVENT_MAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void s_release (s_parsed_t *self) {
+    if (self->rrule)
+        bk_rrule_destroy (&self->rrule);
+}
+
+static int64_t s_next (const s_parsed_t *self, int64_t after_ms) {
+    //  cron and rrule times are whole seconds: after a whole second is
+    //  after the ms in it
+    int64_t after_s = s_floordiv (after_ms, 1000), next = -1;
+    switch (self->kind) {
+    case S_CRON:
+        next = bk_cron_next (&self->cron, self->zone, after_s);
+        break;
+    case S_RRULE:
+        next = bk_rrule_next (self->rrule, after_s);
+        break;
+    case S_ONCE:
+        return self->once_ms > after_ms ? self->once_ms : -1;
+    default:
+        return -1;
+    }
+    return next < 0 ? -1 : next * 1000;
+}
+
+int bk_schedule_validate (const char *kind, const char *expr, const char *timezone, char *errbuf) {
+    assert (errbuf);
+    s_parsed_t parsed;
+    int rc = s_parse (kind, expr, timezone, aq_time_now_ms (), &parsed, errbuf);
+    s_release (&parsed);
+    return rc;
+}
+
+int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezone,
+                          int64_t anchor_utc_ms, int64_t after_utc_ms) {
+    s_parsed_t parsed;
+    char errbuf[BK_SCHEDULE_ERRLEN];
+    int64_t next = -1;
+    if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0)
+        next = s_next (&parsed, after_utc_ms);
+    s_release (&parsed);
+    return next;
+}
+
+json_t *bk_schedule_preview (const char *kind, const char *expr, const char *timezone,
+                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count) {
+    s_parsed_t parsed;
+    char errbuf[BK_SCHEDULE_ERRLEN];
+    json_t *times = NULL;
+    if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0) {
+        times = json_array ();
+        if (count > BK_SCHEDULE_PREVIEW_MAX)
+            count = BK_SCHEDULE_PREVIEW_MAX;
+        int64_t at = after_utc_ms;
+        for (int i = 0; i < count && (at = s_next (&parsed, at)) >= 0; i++) {
+            char iso[32];
+            json_array_append_new (times, json_string (aq_time_format (at, iso)));
+        }
+    }
+    s_release (&parsed);
+    return times;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+static void s_expect_invalid (const char *kind, const char *expr, const char *tz,
+                              const char *message) {
+    char err[BK_SCHEDULE_ERRLEN] = "";
+    int rc = bk_schedule_validate (kind, expr, tz, err);
+    if (rc != -1 || strcmp (err, message) != 0) {
+        fprintf (stderr, "schedule %s '%s' in %s: rc %d, error '%s', expected '%s'\n",
+                 kind ? kind : "(null)", expr ? expr : "(null)", tz ? tz : "(null)", rc, err,
+                 message);
+        assert (false);
+    }
+    assert (bk_schedule_next (kind, expr, tz, 0, 0) == -1);
+    assert (bk_schedule_preview (kind, expr, tz, 0, 0, 5) == NULL);
+}
+
+static int64_t s_ms (const char *iso) {
+    int64_t ms;
+    int rc = aq_time_parse (iso, &ms);
+    assert (rc == 0);
+    return ms;
+}
+
+//  Asserts the preview of a schedule after base is exactly expect (JSON)
+static void s_expect_preview (const char *kind, const char *expr, const char *tz,
+                              const char *anchor, const char *base, int count, const char *expect) {
+    json_t *got = bk_schedule_preview (kind, expr, tz, s_ms (anchor), s_ms (base), count);
+    json_t *want = json_loads (expect, 0, NULL);
+    assert (want);
+    if (!got || !json_equal (got, want)) {
+        char *text = got ? json_dumps (got, 0) : NULL;
+        fprintf (stderr, "preview %s '%s' in %s after %s: %s, expected %s\n", kind, expr, tz, base,
+                 text ? text : "NULL", expect);
+        free (text);
+        assert (false);
+    }
+    json_decref (got);
+    json_decref (want);
+}
+
+void bk_schedule_test (bool verbose) {
+    char err[BK_SCHEDULE_ERRLEN];
+
+    //  Valid schedules of every kind
+    assert (bk_schedule_validate ("cron", "*/15 9-17 * * MON-FRI", "Europe/Chisinau", err) == 0);
+    assert (bk_schedule_validate ("cron", "@daily", NULL, err) == 0);
+    assert (bk_schedule_validate ("rrule", "FREQ=SECONDLY;INTERVAL=2", "UTC", err) == 0);
+    assert (bk_schedule_validate ("rrule",
+                                  "DTSTART;TZID=America/New_York:20240101T090000\n"
+                                  "RRULE:FREQ=WEEKLY;BYDAY=MO",
+                                  "UTC", err) == 0);
+    assert (bk_schedule_validate ("once", "2030-01-15T10:30:00Z", NULL, err) == 0);
+    assert (bk_schedule_validate ("once", "2030-01-15T10:30:00", "Australia/Lord_Howe", err) == 0);
+    assert (bk_schedule_validate ("once", "2030-01-15T10:30:00.250+02:00", "UTC", err) == 0);
+    assert (bk_schedule_validate ("event", "invoice.paid", NULL, err) == 0);
+    assert (bk_schedule_validate ("event", NULL, NULL, err) == 0);
+
+    //  Errors in the API's words
+    s_expect_invalid (NULL, "* * * * *", NULL,
+                      "schedule_kind must be one of: cron, rrule, once, event");
+    s_expect_invalid ("weekly", "* * * * *", NULL,
+                      "schedule_kind must be one of: cron, rrule, once, event");
+    s_expect_invalid ("CRON", "* * * * *", NULL,
+                      "schedule_kind must be one of: cron, rrule, once, event");
+    s_expect_invalid ("cron", NULL, NULL, "schedule_expr is required");
+    s_expect_invalid ("cron", "  ", NULL, "schedule_expr is required");
+    s_expect_invalid ("rrule", "", NULL, "schedule_expr is required");
+    s_expect_invalid ("once", NULL, NULL, "schedule_expr is required");
+    s_expect_invalid ("cron", "* * * * *", "Mars/Olympus_Mons",
+                      "timezone must be a valid IANA time zone");
+    s_expect_invalid ("cron", "* * * * *", "", "timezone must be a valid IANA time zone");
+    s_expect_invalid ("cron", "* * * * *", "../../etc/passwd",
+                      "timezone must be a valid IANA time zone");
+    s_expect_invalid ("event", "x", "Europe/Nowhere", "timezone must be a valid IANA time zone");
+    s_expect_invalid ("cron", "61 * * * *", NULL,
+                      "Invalid cron expression: minute: 61 is out of range 0-59");
+    s_expect_invalid ("cron", "* * * *", NULL,
+                      "Invalid cron expression: expected 5 fields (minute hour day-of-month month "
+                      "day-of-week), got 4");
+    s_expect_invalid ("rrule", "FREQ=DAILY;BYHOUR=25", NULL,
+                      "Invalid RRULE: invalid BYHOUR value '25'");
+    s_expect_invalid ("rrule", "DTSTART;TZID=Mars/Base:20240101T090000\nRRULE:FREQ=DAILY", NULL,
+                      "Invalid RRULE: unknown time zone 'Mars/Base' in DTSTART");
+    s_expect_invalid ("once", "2030-01-15", NULL, "schedule_expr must be an ISO 8601 date-time");
+    s_expect_invalid ("once", "tomorrow at noon", NULL,
+                      "schedule_expr must be an ISO 8601 date-time");
+    s_expect_invalid ("once", "2030-02-30T10:00:00Z", NULL,
+                      "schedule_expr must be an ISO 8601 date-time");
+    s_expect_invalid ("once", "2030-01-15T25:00:00", NULL,
+                      "schedule_expr must be an ISO 8601 date-time");
+    s_expect_invalid ("event", "", NULL,
+                      "schedule_expr must be an event name of 1 to 200 characters");
+
+    //  Next fire times in ms, strictly after `after`
+    int64_t anchor = s_ms ("2024-01-01T00:00:00.400Z");
+    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
+                              s_ms ("2024-01-01T00:14:59.999Z")) == s_ms ("2024-01-01T00:15:00Z"));
+    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
+                              s_ms ("2024-01-01T00:15:00Z")) == s_ms ("2024-01-01T00:30:00Z"));
+    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
+                              s_ms ("2024-01-01T00:15:00.001Z")) == s_ms ("2024-01-01T00:30:00Z"));
+    assert (bk_schedule_next ("cron", "0 0 30 2 *", NULL, anchor, anchor) == -1);
+    //  an RRULE without DTSTART starts at the anchor, in whole seconds
+    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor, anchor) ==
+            s_ms ("2024-01-01T00:00:02Z"));
+    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
+                              s_ms ("2024-01-01T00:00:01.999Z")) == s_ms ("2024-01-01T00:00:02Z"));
+    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
+                              s_ms ("2024-01-01T00:00:02Z")) == s_ms ("2024-01-01T00:00:04Z"));
+    assert (bk_schedule_next ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
+                              s_ms ("2024-01-02T00:00:00Z")) == -1);
+    assert (bk_schedule_next ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
+                              s_ms ("2024-01-01T12:00:00Z")) == s_ms ("2024-01-02T00:00:00Z"));
+    //  once: its instant while in the future, ms kept
+    int64_t once = s_ms ("2024-06-01T10:00:00.250Z");
+    assert (bk_schedule_next ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once - 1) == once);
+    assert (bk_schedule_next ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once) == -1);
+    assert (bk_schedule_next ("once", "2024-06-01T13:00:00.250+03:00", "America/New_York", anchor,
+                              anchor) == once);
+    //  without an offset it is local time in the zone, DST rules included
+    assert (bk_schedule_next ("once", "2024-06-01T13:00:00.250", "Europe/Chisinau", anchor,
+                              anchor) == once);
+    assert (bk_schedule_next ("once", "2024-03-31T02:30:00.500", "Europe/Chisinau", anchor,
+                              anchor) == s_ms ("2024-03-31T00:00:00Z")); //  gap: its end
+    assert (bk_schedule_next ("once", "2024-11-03 01:30", "America/New_York", anchor, anchor) ==
+            s_ms ("2024-11-03T05:30:00Z")); //  overlap: the first (EDT)
+    assert (bk_schedule_next ("event", "invoice.paid", NULL, anchor, anchor) == -1);
+
+    //  Previews: the DST rules in the three test zones, as ISO strings
+    s_expect_preview ("cron", "30 2 * * *", "Europe/Chisinau", "2024-01-01T00:00:00Z",
+                      "2024-03-29T12:00:00Z", 4,
+                      "[\"2024-03-30T00:30:00.000Z\", \"2024-03-31T00:00:00.000Z\","
+                      " \"2024-03-31T23:30:00.000Z\", \"2024-04-01T23:30:00.000Z\"]");
+    s_expect_preview ("cron", "30 1 * * *", "America/New_York", "2024-01-01T00:00:00Z",
+                      "2024-11-02T12:00:00Z", 2,
+                      "[\"2024-11-03T05:30:00.000Z\", \"2024-11-04T06:30:00.000Z\"]");
+    s_expect_preview ("rrule", "FREQ=DAILY;BYHOUR=2;BYMINUTE=15;BYSECOND=0", "Australia/Lord_Howe",
+                      "2024-10-01T00:00:00Z", "2024-10-04T00:00:00Z", 3,
+                      "[\"2024-10-04T15:45:00.000Z\", \"2024-10-05T15:30:00.000Z\","
+                      " \"2024-10-06T15:15:00.000Z\"]");
+    s_expect_preview ("rrule", "FREQ=DAILY;COUNT=2", "UTC", "2024-01-01T00:00:00Z",
+                      "2023-12-01T00:00:00Z", 5,
+                      "[\"2024-01-01T00:00:00.000Z\", \"2024-01-02T00:00:00.000Z\"]");
+    s_expect_preview ("once", "2024-06-01T10:00:00Z", NULL, "2024-01-01T00:00:00Z",
+                      "2024-01-01T00:00:00Z", 3, "[\"2024-06-01T10:00:00.000Z\"]");
+    s_expect_preview ("once", "2024-06-01T10:00:00Z", NULL, "2024-01-01T00:00:00Z",
+                      "2024-07-01T00:00:00Z", 3, "[]");
+    s_expect_preview ("event", "invoice.paid", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z",
+                      3, "[]");
+    s_expect_preview ("cron", "@hourly", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", 0,
+                      "[]");
+    json_t *many = bk_schedule_preview ("cron", "* * * * *", NULL, 0, 0, 5000);
+    assert (many && json_array_size (many) == BK_SCHEDULE_PREVIEW_MAX);
+    json_decref (many);
+    if (verbose)
+        printf ("bk_schedule: ok\n");
+}
