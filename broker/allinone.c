@@ -70,6 +70,8 @@ static const char *s_usage =
     "  --max-body BYTES         request body limit (default 1048576)\n"
     "  --max-connections N      open HTTP connections in all (default 20000)\n"
     "  --per-ip N               open HTTP connections per client address (default 1000)\n"
+    "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
+    "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --nosync                 relaxed durability (no fsync per commit)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
     "  -v, --verbose            more logging\n"
@@ -125,6 +127,8 @@ int main (int argc, char **argv) {
             s_broker.backoff_cap_ms = atoll (value);
         else if (strcmp (arg, "--max-body") == 0)
             s_gateway.max_body = (size_t) atoll (value);
+        else if (strcmp (arg, "--plugins") == 0)
+            s_broker.plugin_dir = value;
         else if (strcmp (arg, "--per-ip") == 0)
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)

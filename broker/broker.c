@@ -21,12 +21,14 @@
 #include "store.h"
 #include "task.h"
 #include "tasks.h"
+#include "tokens.h"
 #include "waiters.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,8 @@ typedef struct {
     bk_limits_t *limits;    //  owned
     json_t *teams;          //  team id -> team record, a cache of BK_DB_TEAMS
     json_t *keys;           //  key id -> key record, a cache of BK_DB_KEYS
+    aq_plugin_loader_t *plugins; //  owned: providers and the vault
+    const aq_plugin_vault_t *vault; //  borrowed from plugins, NULL if none
     s_out_t *out;           //  sends waiting for the commit
     size_t nout, capout;    //  count, capacity
     uint64_t seq;           //  last creation sequence used
@@ -169,6 +173,13 @@ static int s_save (s_broker_t *self, json_t *task, int old_status) {
     if (rc == 0 && bk_task_status (task) != old_status)
         s_notify (self, task);
     return rc;
+}
+
+//  BLAKE2b of a one-time token, in hex, into hex[65]; returns hex.
+static char *s_hash_hex (const char *token, char hex[65]) {
+    uint8_t hash[32];
+    crypto_generichash (hash, sizeof hash, (const uint8_t *) token, strlen (token), NULL, 0);
+    return sodium_bin2hex (hex, 65, hash, sizeof hash);
 }
 
 static void s_set_status (json_t *task, int status) {
@@ -391,8 +402,12 @@ static void s_task_create (s_broker_t *self, s_req_t *req) {
     char errbuf[256];
     json_t *task = bk_task_from_request (json_object_get (req->body, "task"), self->now, &error,
                                          errbuf, sizeof errbuf);
-    if (!task) {
+    if (task)
+        error = bk_tokens_check_headers (self->store, req->team, json_object_get (task, "headers"),
+                                         errbuf, sizeof errbuf);
+    if (!task || error) {
         s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+        json_decref (task);
         return;
     }
     uint8_t id[16];
@@ -522,7 +537,13 @@ static void s_task_cancel (s_broker_t *self, s_req_t *req) {
     else if (status == BK_ST_DELAYED)
         rc = bk_delay_remove (self->store, json_integer_value (json_object_get (task, "_due")),
                               BK_DELAY_TASK, id);
-    else {
+    else if (status == BK_ST_WAITING) {
+        rc = bk_delay_remove (self->store,
+                              json_integer_value (json_object_get (task, "_deadline")),
+                              BK_DELAY_TIMEOUT, id);
+        json_object_del (task, "_signal");
+        json_object_del (task, "_deadline");
+    } else {
         char error[128];
         snprintf (error, sizeof error, "Task cannot be cancelled in status %s",
                   bk_status_name (status));
@@ -701,6 +722,116 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
     }
 }
 
+//  POST /v1/tasks/:id/signal: with the team's key, or with the one-time
+//  signal token the waiting call carried (then "key" holds "sig_...").
+static void s_task_signal (s_broker_t *self, s_req_t *req) {
+    const char *key = aq_field_str (req->body, "key");
+    bool by_token = key && strncmp (key, "sig_", 4) == 0;
+    if (!by_token && s_authenticate (self, req, true) != 0)
+        return;
+    uint8_t id[16];
+    json_t *task = NULL;
+    if (aq_uuid_parse (aq_field_str (req->body, "id"), id) == 0)
+        task = bk_tasks_get (self->store, id);
+    if (task && by_token) {
+        char hash[65];
+        const char *stored = json_string_value (json_object_get (task, "_signal"));
+        s_hash_hex (key, hash);
+        if (!stored || strlen (stored) != 64 || sodium_memcmp (stored, hash, 64) != 0) {
+            s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+            json_decref (task);
+            return;
+        }
+        bk_tasks_ids (task, id, req->team);
+    } else if (task) {
+        uint8_t team[16];
+        bk_tasks_ids (task, id, team);
+        if (memcmp (team, req->team, 16) != 0) {
+            json_decref (task);
+            task = NULL;
+        }
+    } else if (by_token) {
+        s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+        return;
+    }
+    if (!task) {
+        s_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
+        return;
+    }
+    json_t *signal = json_object_get (req->body, "signal");
+    const char *outcome = aq_field_str (signal, "status");
+    int status = bk_task_status (task);
+    const char *field;
+    json_t *value;
+    const char *error = NULL;
+    char errbuf[128];
+    if (!json_is_object (signal))
+        error = "Request body must be a JSON object";
+    else
+        json_object_foreach (signal, field, value)
+            if (strcmp (field, "status") != 0 && strcmp (field, "result") != 0 && !error) {
+                snprintf (errbuf, sizeof errbuf, "Unknown field: %.100s", field);
+                error = errbuf;
+            }
+    if (!error && (!outcome || (strcmp (outcome, "completed") != 0 && strcmp (outcome, "failed") != 0)))
+        error = "status must be one of: completed, failed";
+    if (error) {
+        s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+        json_decref (task);
+        return;
+    }
+    if (status != BK_ST_WAITING) {
+        snprintf (errbuf, sizeof errbuf, "Task cannot be signalled in status %s",
+                  bk_status_name (status));
+        s_answer (self, req, AQ_CONFLICT, NULL, errbuf);
+        json_decref (task);
+        return;
+    }
+    int rc = bk_delay_remove (self->store,
+                              json_integer_value (json_object_get (task, "_deadline")),
+                              BK_DELAY_TIMEOUT, id);
+    json_object_del (task, "_signal"); //  one time only
+    json_object_del (task, "_deadline");
+    if (json_object_get (signal, "result"))
+        json_object_set (task, "result", json_object_get (signal, "result"));
+    bool completed = strcmp (outcome, "completed") == 0;
+    s_finish (self, task, completed ? BK_ST_COMPLETED : BK_ST_FAILED,
+              completed ? NULL : "failed by signal");
+    if (rc == 0)
+        rc = s_save (self, task, status);
+    if (rc == 0)
+        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+    else
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    json_decref (task);
+}
+
+static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
+    if (!self->vault) {
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, "Token vault unavailable");
+        return;
+    }
+    json_t *result = NULL;
+    if (cmd == AQ_CMD_TOKEN_CREATE) {
+        const char *error;
+        char errbuf[160];
+        result = bk_tokens_create (self->store, self->vault, req->team,
+                                   json_object_get (req->body, "token"), self->now, &error,
+                                   errbuf, sizeof errbuf);
+        if (result)
+            s_answer_records (self, req, AQ_CREATED, "token", result);
+        else if (error)
+            s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+        else
+            s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    } else if (cmd == AQ_CMD_TOKEN_LIST)
+        s_answer_records (self, req, AQ_OK, "tokens", bk_tokens_list (self->store, req->team));
+    else if ((result = bk_tokens_delete (self->store, req->team, aq_field_str (req->body, "id"))))
+        s_answer_records (self, req, AQ_OK, "token", result);
+    else
+        s_answer (self, req, AQ_NOT_FOUND, NULL, "Token not found");
+}
+
 static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
                               json_t *body) {
     s_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
@@ -720,10 +851,15 @@ static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
     case AQ_CMD_STATS:
         s_stats (self, &req);
         return;
+    case AQ_CMD_TASK_SIGNAL:
+        s_task_signal (self, &req);
+        return;
     }
-    bool write = cmd == AQ_CMD_TASK_CREATE || cmd == AQ_CMD_TASK_CANCEL || cmd == AQ_CMD_TASK_RETRY;
+    bool write = cmd == AQ_CMD_TASK_CREATE || cmd == AQ_CMD_TASK_CANCEL ||
+                 cmd == AQ_CMD_TASK_RETRY || cmd == AQ_CMD_TOKEN_CREATE ||
+                 cmd == AQ_CMD_TOKEN_DELETE;
     bool known = write || cmd == AQ_CMD_TASK_GET || cmd == AQ_CMD_TASK_LIST ||
-                 cmd == AQ_CMD_TASK_ATTEMPTS || cmd == AQ_CMD_AUTH;
+                 cmd == AQ_CMD_TASK_ATTEMPTS || cmd == AQ_CMD_AUTH || cmd == AQ_CMD_TOKEN_LIST;
     if (!known) {
         self->stats.malformed++;
         json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
@@ -751,6 +887,11 @@ static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
         break;
     case AQ_CMD_TASK_ATTEMPTS:
         s_task_attempts (self, &req);
+        break;
+    case AQ_CMD_TOKEN_CREATE:
+    case AQ_CMD_TOKEN_LIST:
+    case AQ_CMD_TOKEN_DELETE:
+        s_tokens (self, &req, cmd);
         break;
     case AQ_CMD_AUTH: {
         char team[AQ_UUID_TEXT];
@@ -808,7 +949,20 @@ static void s_result (s_broker_t *self, json_t *body) {
             json_object_set_new (result, "bodyTruncated", json_true ());
         json_object_set_new (task, "result", result);
     }
-    if (json_is_integer (code) && json_integer_value (code) < 500) {
+    const char *wait = aq_field_str (json_object_get (body, "headers"), "asyncqueue-wait");
+    if (json_is_integer (code) && json_integer_value (code) == 202 && wait &&
+        strcasecmp (wait, "true") == 0) {
+        //  the target will signal the outcome; it has maxWaitTime to do so
+        json_object_del (task, "error");
+        s_set_status (task, BK_ST_WAITING);
+        uint8_t raw[16];
+        bk_tasks_ids (task, raw, NULL);
+        int64_t due = self->now + json_integer_value (json_object_get (task, "maxWaitTime")) * 1000;
+        json_object_set_new (task, "_deadline", json_integer (due));
+        bk_delay_push (self->store, due, BK_DELAY_TIMEOUT, raw);
+        if (due < self->next_due)
+            self->next_due = due;
+    } else if (json_is_integer (code) && json_integer_value (code) < 500) {
         json_object_del (task, "error");
         s_finish (self, task, BK_ST_COMPLETED, NULL);
     } else {
@@ -923,11 +1077,21 @@ static void s_promote_due (s_broker_t *self) {
     for (int n = 0; n < 10 * S_BATCH; n++) {
         if (bk_delay_pop (self->store, self->now, &due, &kind, id) != 0)
             break;
-        json_t *task = kind == BK_DELAY_TASK ? bk_tasks_get (self->store, id) : NULL;
-        if (task && bk_task_status (task) == BK_ST_DELAYED &&
+        json_t *task = bk_tasks_get (self->store, id);
+        int status = bk_task_status (task);
+        if (kind == BK_DELAY_TASK && status == BK_ST_DELAYED &&
             json_integer_value (json_object_get (task, "_due")) == due) {
             s_make_ready (self, task);
             s_save (self, task, BK_ST_DELAYED);
+        } else if (kind == BK_DELAY_TIMEOUT && status == BK_ST_WAITING &&
+                   json_integer_value (json_object_get (task, "_deadline")) == due) {
+            char error[96];
+            snprintf (error, sizeof error, "Task exceeded maxWaitTime of %llds",
+                      (long long) json_integer_value (json_object_get (task, "maxWaitTime")));
+            json_object_del (task, "_signal");
+            json_object_del (task, "_deadline");
+            s_finish (self, task, BK_ST_TIMEOUT, error);
+            s_save (self, task, status);
         }
         json_decref (task);
     }
@@ -965,13 +1129,33 @@ static void s_expire (s_broker_t *self) {
     free (expired);
 }
 
-//  Adds the Standard Webhooks headers to a JOB: webhook-id is the task id,
-//  the same on every attempt, so a target can de-duplicate.
-static void s_sign (s_broker_t *self, const json_t *task, json_t *job, const char *body) {
+//  The headers of a JOB: the task's headers with token ids replaced by
+//  their values, the Standard Webhooks headers (webhook-id is the task id,
+//  the same on every attempt, so a target can de-duplicate) and the
+//  one-time AsyncQueue-Signal-Token a waiting target signals with (its hash
+//  goes in the task). Returns NULL and sets *error when a token is gone.
+static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, char *error,
+                              size_t error_size) {
     uint8_t team[16], id[16];
     json_t *headers = json_deep_copy (json_object_get (task, "headers"));
     const char *task_id = json_string_value (json_object_get (task, "id"));
     bk_tasks_ids (task, id, team);
+    const char *name;
+    json_t *value;
+    json_object_foreach (headers, name, value) {
+        const char *text = json_string_value (value);
+        if (!bk_tokens_is_id (text))
+            continue;
+        char *secret = NULL;
+        size_t size = 0;
+        if (bk_tokens_open (self->store, self->vault, team, text, &secret, &size) != 0) {
+            snprintf (error, error_size, "Token %s not found", text);
+            json_decref (headers);
+            return NULL;
+        }
+        json_object_set_new (headers, name, json_stringn (secret, size));
+        aq_plugin_secret_free (&secret, size);
+    }
     const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
     char signature[BK_SIGNING_SIZE], stamp[24];
     int64_t seconds = self->now / 1000;
@@ -982,7 +1166,13 @@ static void s_sign (s_broker_t *self, const json_t *task, json_t *job, const cha
         json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
         json_object_set_new (headers, "webhook-signature", json_string (signature));
     }
-    json_object_set_new (job, "headers", headers);
+    uint8_t raw[16];
+    char token[4 + 33] = "sig_", hash[65];
+    randombytes_buf (raw, sizeof raw);
+    sodium_bin2hex (token + 4, sizeof token - 4, raw, sizeof raw);
+    json_object_set_new (headers, "AsyncQueue-Signal-Token", json_string (token));
+    json_object_set_new (task, "_signal", json_string (s_hash_hex (token, hash)));
+    return headers;
 }
 
 static void s_dispatch (s_broker_t *self) {
@@ -1014,7 +1204,17 @@ static void s_dispatch (s_broker_t *self) {
             json_object_set_new (job, "body", json_string (body));
         else
             body = NULL;
-        s_sign (self, task, job, body);
+        char error[128];
+        json_t *headers = s_job_headers (self, task, body, error, sizeof error);
+        if (!headers) {
+            json_decref (job);
+            s_record_attempt (self, id, task, 0, NULL, error);
+            s_finish (self, task, BK_ST_FAILED, error); //  no retry: the token is gone
+            s_save (self, task, BK_ST_PENDING);
+            json_decref (task);
+            continue;
+        }
+        json_object_set_new (job, "headers", headers);
         //  Sent now, before the commit: a worker's result is handled in a
         //  later turn, after this one committed; if the commit fails the
         //  task is still pending and may run twice (at least once holds).
@@ -1181,6 +1381,14 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->limits = bk_limits_new ();
     self->teams = json_object ();
     self->keys = json_object ();
+    self->plugins = aq_plugin_loader_new (cfg->data_dir);
+    char *plugin_dir = cfg->plugin_dir ? strdup (cfg->plugin_dir) : aq_plugin_loader_default_dir ();
+    if (plugin_dir && aq_plugin_loader_load_dir (self->plugins, plugin_dir) < 0)
+        aq_log (AQ_LOG_WARN, "broker", "cannot read plugin directory '%s'", plugin_dir);
+    free (plugin_dir);
+    self->vault = aq_plugin_loader_vault (self->plugins, NULL);
+    if (!self->vault)
+        aq_log (AQ_LOG_WARN, "broker", "no vault plugin loaded: /v1/tokens is unavailable");
     self->clients = s_router (zmq_ctx);
     self->workers = s_router (zmq_ctx);
     char ipc[4200];
@@ -1293,6 +1501,7 @@ out:
     bk_limits_destroy (&self->limits);
     json_decref (self->teams);
     json_decref (self->keys);
+    aq_plugin_loader_destroy (&self->plugins);
     bk_leases_destroy (&self->leases);
     bk_queue_destroy (&self->queue);
     bk_store_destroy (&self->store);

@@ -25,6 +25,7 @@ typedef struct {
     int64_t map_size;             //  initial LMDB map size in bytes (default 1 GiB)
     double rate_limit_rps;        //  default per-team requests/s, 0 = unlimited
     double rate_limit_burst;      //  default bucket size (default: rps)
+    const char *plugin_dir;       //  provider and vault plugins (NULL: the default)
     bool verbose;                 //  log every message
 } bk_config_t;
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_STORE_VERSION 1
+#define BK_STORE_VERSION 1 //  adding a table is compatible; reshaping records is not
 
 typedef enum {
     BK_DB_META,        //  "version", "seq" -> values
@@ -27,6 +27,7 @@ typedef enum {
     BK_DB_KEYS,        //  key id -> packed key record
     BK_DB_TEAMS,       //  team(16) -> packed team record
     BK_DB_TEAM_NAMES,  //  name -> team(16)
+    BK_DB_TOKENS,      //  team(16) token id -> packed token record (value sealed)
     BK_DB_COUNT
 } bk_db_t;
 

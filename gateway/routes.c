@@ -52,6 +52,25 @@ static const gw_route_t s_routes[] = {
      AQ_CMD_TASK_RETRY,
      GW_ROUTE_STRICT,
      {NULL}},
+    {"POST",
+     "/v1/tasks/:id/signal",
+     GW_ROUTE_TASK_SIGNAL,
+     AQ_CMD_TASK_SIGNAL,
+     GW_ROUTE_BODY | GW_ROUTE_STRICT,
+     {NULL}},
+    {"POST",
+     "/v1/tokens",
+     GW_ROUTE_TOKEN_CREATE,
+     AQ_CMD_TOKEN_CREATE,
+     GW_ROUTE_BODY | GW_ROUTE_STRICT,
+     {NULL}},
+    {"GET", "/v1/tokens", GW_ROUTE_TOKEN_LIST, AQ_CMD_TOKEN_LIST, GW_ROUTE_STRICT, {NULL}},
+    {"DELETE",
+     "/v1/tokens/:id",
+     GW_ROUTE_TOKEN_DELETE,
+     AQ_CMD_TOKEN_DELETE,
+     GW_ROUTE_STRICT,
+     {NULL}},
     {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, {NULL}},
     {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, {NULL}},
 };
@@ -288,7 +307,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     }
     if (match.id && json_object_set_new (msg, "id", json_stringn (match.id, match.id_size)) != 0) {
         status = 404;
-        snprintf (error, sizeof error, "Task not found");
+        snprintf (error, sizeof error, route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found"
+                                                                           : "Task not found");
         goto out;
     }
     if ((route->flags & GW_ROUTE_STRICT) &&
@@ -302,7 +322,11 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
             status = 400;
             goto out;
         }
-        json_object_set_new (msg, "task", task);
+        //  the body travels under the name of what it describes
+        const char *member = route->id == GW_ROUTE_TOKEN_CREATE  ? "token"
+                             : route->id == GW_ROUTE_TASK_SIGNAL ? "signal"
+                                                                 : "task";
+        json_object_set_new (msg, member, task);
     }
     if (route->id == GW_ROUTE_TASK_CREATE && req->idempotency_key) {
         const char *idem;

@@ -20,6 +20,10 @@ typedef enum {
     GW_ROUTE_TASK_CANCEL,     //  POST /v1/tasks/:id/cancel
     GW_ROUTE_TASK_ATTEMPTS,   //  GET  /v1/tasks/:id/attempts
     GW_ROUTE_TASK_RETRY,      //  POST /v1/tasks/:id/retry
+    GW_ROUTE_TASK_SIGNAL,     //  POST /v1/tasks/:id/signal
+    GW_ROUTE_TOKEN_CREATE,    //  POST /v1/tokens
+    GW_ROUTE_TOKEN_LIST,      //  GET  /v1/tokens
+    GW_ROUTE_TOKEN_DELETE,    //  DELETE /v1/tokens/:id
     GW_ROUTE_HEALTHZ,         //  GET  /healthz (answered by the gateway)
     GW_ROUTE_METRICS,         //  GET  /metrics (STATS rendered as Prometheus text)
 } gw_route_id_t;

@@ -61,6 +61,10 @@
     X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?, refused?") \
     X (BYE,          23, "worker>broker  (no fields) leaving; leases return at once") \
     X (ERROR,        24, "broker>peer    code:int, reason:str")              \
+    X (TOKEN_CREATE, 25, "client>broker  token:{name, value} -> token {id, name, createdAt}") \
+    X (TOKEN_LIST,   26, "client>broker  -> tokens [{id, name, createdAt}]") \
+    X (TOKEN_DELETE, 27, "client>broker  id:str -> token") \
+    X (TASK_SIGNAL,  28, "client>broker  id, signal:{status: completed|failed, result?}; key may be the task's sig_ token") \
     X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId")
 
 typedef enum {

@@ -13,6 +13,7 @@
         /retry-after/<s>      503 with Retry-After: s
         /big/<bytes>          200 with a body of that many bytes
         /fail-first/<n>/<name> 503 for the first n requests naming <name>, then 200
+        /wait                 202 with AsyncQueue-Wait: true (the task waits for a signal)
         anything else         200 {"ok":true}
 
     Every request except the control endpoints is recorded in memory (method,
@@ -610,6 +611,17 @@ static enum MHD_Result s_behave (struct MHD_Connection *conn, const char *url, s
         MHD_add_response_header (response, "Retry-After", text);
         MHD_add_response_header (response, "Content-Type", "application/json");
         enum MHD_Result rc = MHD_queue_response (conn, MHD_HTTP_SERVICE_UNAVAILABLE, response);
+        MHD_destroy_response (response);
+        return rc;
+    }
+    if (strncmp (url, "/wait", 5) == 0 && (url[5] == '\0' || url[5] == '/')) {
+        struct MHD_Response *response =
+            MHD_create_response_from_buffer (17, "{\"accepted\":true}", MHD_RESPMEM_PERSISTENT);
+        if (!response)
+            return MHD_NO;
+        MHD_add_response_header (response, "AsyncQueue-Wait", "true");
+        MHD_add_response_header (response, "Content-Type", "application/json");
+        enum MHD_Result rc = MHD_queue_response (conn, MHD_HTTP_ACCEPTED, response);
         MHD_destroy_response (response);
         return rc;
     }
