@@ -40,6 +40,7 @@
 #define S_IDEM_TTL     (24 * 3600000LL)
 #define S_MAX_WAIT_S   25
 #define S_REPLY_FAILED "Storage unavailable, try again"
+#define S_NOTIFY_TRIES 4             //  onCompleteUrl deliveries: the first and 3 retries
 
 static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",  "250",
                                      "500", "1000", "2500", "5000", "10000", "+Inf"};
@@ -210,7 +211,27 @@ static int s_make_delayed (s_broker_t *self, json_t *task, int64_t due) {
     return bk_delay_push (self->store, due, BK_DELAY_TASK, id);
 }
 
+static int s_make_ready (s_broker_t *self, json_t *task);
+static json_t *s_task_body (const json_t *task);
+static json_t *s_team (s_broker_t *self, const uint8_t team[16]);
+
+//  Queues the delivery of a finished task to its onCompleteUrl: it takes a
+//  worker slot like a call (the ready queue), as kind "notify".
+static void s_notify_queue (s_broker_t *self, json_t *task) {
+    uint8_t id[16], team[16];
+    if (bk_tasks_ids (task, id, team) != 0)
+        return;
+    bk_queue_push (self->queue, (int) json_integer_value (json_object_get (task, "priority")),
+                   team, bk_tasks_seq (task), id);
+}
+
 static void s_finish (s_broker_t *self, json_t *task, int status, const char *error) {
+    if (status != BK_ST_CANCELLED && json_is_string (json_object_get (task, "onCompleteUrl"))) {
+        json_object_set_new (task, "_notify", json_pack ("{s:i, s:b}", "attempt", 0, "inflight", 0));
+        json_object_set_new (task, "onComplete", json_pack ("{s:s, s:i}", "status", "pending",
+                                                            "attempts", 0));
+        s_notify_queue (self, task);
+    }
     s_set_status (task, status);
     bk_task_set_time (task, "completedAt", self->now);
     json_object_del (task, "nextAttemptAt");
@@ -265,9 +286,17 @@ static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *ta
 }
 
 //  A lease ended without a result: the worker died, stalled or left.
+static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const json_t *result);
+
 static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
     json_t *task = bk_tasks_get (self->store, id);
-    if (task && bk_task_status (task) == BK_ST_PROCESSING &&
+    json_t *notify = json_object_get (task, "_notify");
+    if (notify && json_is_true (json_object_get (notify, "inflight")) &&
+        json_integer_value (json_object_get (notify, "attempt")) == attempt) {
+        json_t *lost = json_pack ("{s:s}", "error", "worker lost");
+        s_notify_result (self, task, attempt, lost);
+        json_decref (lost);
+    } else if (task && bk_task_status (task) == BK_ST_PROCESSING &&
         json_integer_value (json_object_get (task, "_attempts")) == attempt) {
         self->stats.lost++;
         int64_t started = json_integer_value (json_object_get (task, "_attemptAt"));
@@ -579,6 +608,8 @@ static void s_task_retry (s_broker_t *self, s_req_t *req) {
     json_object_del (task, "error");
     json_object_del (task, "result");
     json_object_del (task, "completedAt");
+    json_object_del (task, "_notify");
+    json_object_del (task, "onComplete");
     int rc = s_make_ready (self, task);
     if (rc == 0)
         rc = s_save (self, task, status);
@@ -920,6 +951,17 @@ static void s_result (s_broker_t *self, json_t *body) {
     }
     bk_leases_end (self->leases, id, attempt);
     json_t *task = bk_tasks_get (self->store, id);
+    const char *kind = aq_field_str (body, "kind");
+    if (kind && strcmp (kind, "notify") == 0) {
+        json_t *notify = json_object_get (task, "_notify");
+        if (notify && json_is_true (json_object_get (notify, "inflight")) &&
+            json_integer_value (json_object_get (notify, "attempt")) == attempt)
+            s_notify_result (self, task, attempt, body);
+        else
+            self->stats.dropped++;
+        json_decref (task);
+        return;
+    }
     if (!task || bk_task_status (task) != BK_ST_PROCESSING ||
         json_integer_value (json_object_get (task, "_attempts")) != attempt) {
         self->stats.dropped++; //  a stale result: the attempt was already settled
@@ -1083,6 +1125,12 @@ static void s_promote_due (s_broker_t *self) {
             json_integer_value (json_object_get (task, "_due")) == due) {
             s_make_ready (self, task);
             s_save (self, task, BK_ST_DELAYED);
+        } else if (kind == BK_DELAY_NOTIFY && json_object_get (task, "_notify") &&
+                   json_integer_value (json_object_get (json_object_get (task, "_notify"), "due")) ==
+                       due) {
+            json_object_del (json_object_get (task, "_notify"), "due");
+            s_notify_queue (self, task);
+            s_save (self, task, status);
         } else if (kind == BK_DELAY_TIMEOUT && status == BK_ST_WAITING &&
                    json_integer_value (json_object_get (task, "_deadline")) == due) {
             char error[96];
@@ -1175,6 +1223,81 @@ static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, 
     return headers;
 }
 
+//  An onCompleteUrl delivery answered (or failed): record it on the task,
+//  retry with back-off up to S_NOTIFY_TRIES, then give up. Saves the task.
+static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const json_t *result) {
+    int status = bk_task_status (task);
+    json_t *code = json_object_get (result, "statusCode");
+    const char *error = aq_field_str (result, "error");
+    char text[64];
+    json_t *outcome = json_pack ("{s:s, s:i}", "status", "delivered", "attempts", attempt);
+    if (json_is_integer (code))
+        json_object_set (outcome, "statusCode", code);
+    bool delivered = json_is_integer (code) && json_integer_value (code) >= 200 &&
+                     json_integer_value (code) < 300;
+    if (delivered) {
+        char stamp[32];
+        json_object_set_new (outcome, "deliveredAt",
+                             json_string (aq_time_format (self->now, stamp)));
+        json_object_del (task, "_notify");
+    } else {
+        if (!error) {
+            snprintf (text, sizeof text, "HTTP %d", (int) json_integer_value (code));
+            error = text;
+        }
+        json_object_set_new (outcome, "error", json_string (error));
+        bool permanent = aq_field_bool (result, "permanent", false);
+        if (attempt < S_NOTIFY_TRIES && !permanent) {
+            json_object_set_new (outcome, "status", json_string ("retrying"));
+            int64_t due = self->now + bk_backoff_ms ("exponential", attempt,
+                                                     self->cfg->backoff_base_ms,
+                                                     self->cfg->backoff_cap_ms, -1);
+            json_object_set_new (task, "_notify", json_pack ("{s:i, s:b, s:I}", "attempt", attempt,
+                                                             "inflight", 0, "due", (json_int_t) due));
+            uint8_t id[16];
+            bk_tasks_ids (task, id, NULL);
+            bk_delay_push (self->store, due, BK_DELAY_NOTIFY, id);
+            if (due < self->next_due)
+                self->next_due = due;
+        } else {
+            json_object_set_new (outcome, "status", json_string ("failed"));
+            json_object_del (task, "_notify");
+        }
+    }
+    json_object_set_new (task, "onComplete", outcome);
+    s_save (self, task, status);
+}
+
+//  Builds the JOB that POSTs a finished task to its onCompleteUrl: the same
+//  JSON GET /v1/tasks/:id returns, signed like every call (webhook-id is
+//  "<task id>.complete", the same on every delivery attempt).
+static json_t *s_notify_job (s_broker_t *self, json_t *task, int attempt) {
+    uint8_t id[16], team[16];
+    bk_tasks_ids (task, id, team);
+    json_t *shown = s_task_body (task);
+    char *body = json_dumps (shown, JSON_COMPACT);
+    json_decref (shown);
+    char msg_id[AQ_UUID_TEXT + 16], stamp[24], signature[BK_SIGNING_SIZE];
+    snprintf (msg_id, sizeof msg_id, "%s.complete", json_string_value (json_object_get (task, "id")));
+    int64_t seconds = self->now / 1000;
+    snprintf (stamp, sizeof stamp, "%lld", (long long) seconds);
+    json_t *headers = json_pack ("{s:s}", "Content-Type", "application/json");
+    const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
+    if (whsec && body &&
+        bk_signing_sign (whsec, msg_id, seconds, body, strlen (body), signature) == 0) {
+        json_object_set_new (headers, "webhook-id", json_string (msg_id));
+        json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
+        json_object_set_new (headers, "webhook-signature", json_string (signature));
+    }
+    json_t *job = json_pack ("{s:O, s:i, s:s, s:O, s:s, s:o, s:s, s:i, s:i}", "id",
+                             json_object_get (task, "id"), "attempt", attempt, "kind", "notify",
+                             "url", json_object_get (task, "onCompleteUrl"), "method", "POST",
+                             "headers", headers, "body", body ? body : "{}", "timeout", 30,
+                             "maxBody", 1024);
+    free (body);
+    return job;
+}
+
 static void s_dispatch (s_broker_t *self) {
     int index;
     uint8_t id[16];
@@ -1182,6 +1305,29 @@ static void s_dispatch (s_broker_t *self) {
         if (bk_queue_pop (self->queue, id) != 0)
             break;
         json_t *task = bk_tasks_get (self->store, id);
+        json_t *notify = json_object_get (task, "_notify");
+        if (notify && bk_status_terminal (bk_task_status (task)) &&
+            !json_is_true (json_object_get (notify, "inflight")) &&
+            !json_object_get (notify, "due")) {
+            int attempt = (int) json_integer_value (json_object_get (notify, "attempt")) + 1;
+            json_t *job = s_notify_job (self, task, attempt);
+            bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+            int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
+                                      job, ZMQ_DONTWAIT);
+            json_decref (job);
+            if (sent != 0) {
+                bk_leases_worker_remove (self->leases, index);
+                s_notify_queue (self, task);
+            } else {
+                worker->last_sent = self->mono;
+                json_object_set_new (notify, "attempt", json_integer (attempt));
+                json_object_set_new (notify, "inflight", json_true ());
+                bk_leases_add (self->leases, index, id, attempt, self->mono + 40000);
+                s_save (self, task, bk_task_status (task));
+            }
+            json_decref (task);
+            continue;
+        }
         if (!task || bk_task_status (task) != BK_ST_PENDING) {
             json_decref (task); //  a stale entry: the task moved on
             continue;

@@ -57,8 +57,8 @@
     X (TEAM_SECRET,  16, "client>broker  team:str name, rotate?:bool (admin) -> signingSecret") \
     X (TEAM_LIMIT,   17, "client>broker  team:str name, rps:number (0 = none), burst?:number (admin)") \
     X (READY,        20, "worker>broker  credit:uint, name?:str")            \
-    X (JOB,          21, "broker>worker  id, attempt, url, method, headers, body?, timeout (s), maxBody") \
-    X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?, refused?") \
+    X (JOB,          21, "broker>worker  id, attempt, url, method, headers, body?, timeout (s), maxBody, kind?") \
+    X (RESULT,       22, "worker>broker  id, attempt, duration (ms), statusCode?, headers?, body?, bodyTruncated?, retryAfter?, error?, permanent?, refused?, kind? (echoed)") \
     X (BYE,          23, "worker>broker  (no fields) leaving; leases return at once") \
     X (ERROR,        24, "broker>peer    code:int, reason:str")              \
     X (TOKEN_CREATE, 25, "client>broker  token:{name, value} -> token {id, name, createdAt}") \

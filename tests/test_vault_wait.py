@@ -167,3 +167,78 @@ def test_waiting_task_can_be_cancelled():
     task_id, _, _ = s_waiting_task(aq, auth, target)
     r = requests.post(aq.url('/v1/tasks/%s/cancel' % task_id), headers=auth)
     assert r.status_code == 200 and r.json()['task']['status'] == 'cancelled', r.text
+
+
+# ---------------------------------------------------------------------------
+# onCompleteUrl
+
+def s_verify(secret, headers, body):
+    """Standard Webhooks: v1,base64(HMAC-SHA256(key, id.timestamp.body))."""
+    import base64
+    import hashlib
+    import hmac
+    key = base64.b64decode(secret[len('whsec_'):])
+    signed = '%s.%s.%s' % (headers['webhook-id'], headers['webhook-timestamp'], body)
+    mac = base64.b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()
+    return headers['webhook-signature'] == 'v1,' + mac
+
+
+def s_notify_server():
+    target = aqtest.start_target()
+    aq = aqtest.start_allinone(extra=('--backoff-base-ms', '200'))
+    team = 'notify-%d' % random.randrange(1 << 30)
+    auth = {'Authorization': 'Bearer ' + aq.new_key(team)}
+    import json
+    secret = json.loads(aq.aqctl('team', 'secret', team, '--json'))['signingSecret']
+    return target, aq, auth, secret
+
+
+def test_on_complete_url_gets_completed_failed_and_timeout_tasks():
+    import json
+    target, aq, auth, secret = s_notify_server()
+    tag = '%08x' % random.randrange(1 << 32)
+    cases = [('completed', {'targetUrl': target.url('/ok')}),
+             ('failed', {'targetUrl': target.url('/status/500'), 'maxRetries': 0}),
+             ('timeout', {'targetUrl': target.url('/wait'), 'maxWaitTime': 1})]
+    ids = {}
+    for status, task in cases:
+        task['onCompleteUrl'] = target.url('/ok/notify-%s-%s' % (tag, status))
+        r = s_create_task(aq, auth, **task)
+        assert r.status_code == 201, r.text
+        ids[status] = r.json()['task']['id']
+    for status, _ in cases:
+        got = target.wait_requests('/ok/notify-%s-%s' % (tag, status), 1, timeout=15)[0]
+        assert got['method'] == 'POST'
+        sent = json.loads(got['body'])['task']
+        assert sent['id'] == ids[status] and sent['status'] == status, sent
+        assert got['headers']['webhook-id'] == ids[status] + '.complete'
+        assert s_verify(secret, got['headers'], got['body']), got['headers']
+        task = s_wait_status(aq, auth, ids[status], [status])
+        wait_until(lambda: requests.get(aq.url('/v1/tasks/' + ids[status]), headers=auth)
+                   .json()['task'].get('onComplete', {}).get('status') == 'delivered', 10,
+                   'onComplete delivered for the %s task' % status)
+
+
+def test_on_complete_url_retries_then_records_the_outcome():
+    target, aq, auth, _ = s_notify_server()
+    tag = '%08x' % random.randrange(1 << 32)
+    r = s_create_task(aq, auth, targetUrl=target.url('/ok'),
+                      onCompleteUrl=target.url('/fail-first/2/n%s' % tag))
+    task_id = r.json()['task']['id']
+    wait_until(lambda: requests.get(aq.url('/v1/tasks/' + task_id), headers=auth)
+               .json()['task'].get('onComplete', {}).get('status') == 'delivered', 15,
+               'the third delivery to succeed')
+    done = requests.get(aq.url('/v1/tasks/' + task_id), headers=auth).json()['task']
+    assert done['onComplete']['attempts'] == 3 and done['onComplete']['statusCode'] == 200
+    assert len(target.requests('/fail-first/2/n' + tag)) == 3
+
+    r = s_create_task(aq, auth, targetUrl=target.url('/ok'),
+                      onCompleteUrl=target.url('/status/500/never-%s' % tag))
+    task_id = r.json()['task']['id']
+    wait_until(lambda: requests.get(aq.url('/v1/tasks/' + task_id), headers=auth)
+               .json()['task'].get('onComplete', {}).get('status') == 'failed', 20,
+               'deliveries to give up')
+    done = requests.get(aq.url('/v1/tasks/' + task_id), headers=auth).json()['task']
+    assert done['onComplete'] == {'status': 'failed', 'attempts': 4, 'statusCode': 500,
+                                  'error': 'HTTP 500'}, done['onComplete']
+    assert done['status'] == 'completed'

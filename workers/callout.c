@@ -588,6 +588,9 @@ int wk_callout_start (wk_callout_t *self, const json_t *job) {
     json_int_t attempt = json_integer_value (json_object_get (job, "attempt"));
     s_call_t *call = calloc (1, sizeof *call);
     json_t *result = json_pack ("{s:s, s:I}", "id", id ? id : "", "attempt", attempt);
+    json_t *kind = json_object_get (job, "kind"); //  echoed so the broker knows the call
+    if (result && json_is_string (kind))
+        json_object_set (result, "kind", kind);
     json_t *headers = json_object ();
     if (!call || !result || !headers) {
         free (call);

@@ -135,6 +135,9 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
     json_t *result = json_pack ("{s:s, s:I, s:i, s:s, s:b}", "id", id ? id : "", "attempt",
                                 json_integer_value (json_object_get (job, "attempt")), "duration",
                                 0, "error", refusal, "refused", 1);
+    json_t *kind = json_object_get (job, "kind");
+    if (result && json_is_string (kind))
+        json_object_set (result, "kind", kind);
     if (result)
         json_array_append_new (self->outbox, result);
 }
