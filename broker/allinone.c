@@ -70,6 +70,8 @@ static const char *s_usage =
     "  --max-body BYTES         request body limit (default 1048576)\n"
     "  --max-connections N      open HTTP connections in all (default 20000)\n"
     "  --per-ip N               open HTTP connections per client address (default 1000)\n"
+    "  --poll-interval-ms N     polling interval when the provider or pollConfig\n"
+    "                           gives none (default 2000)\n"
     "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --nosync                 relaxed durability (no fsync per commit)\n"
@@ -127,6 +129,8 @@ int main (int argc, char **argv) {
             s_broker.backoff_cap_ms = atoll (value);
         else if (strcmp (arg, "--max-body") == 0)
             s_gateway.max_body = (size_t) atoll (value);
+        else if (strcmp (arg, "--poll-interval-ms") == 0)
+            s_broker.poll_interval_ms = atoll (value);
         else if (strcmp (arg, "--plugins") == 0)
             s_broker.plugin_dir = value;
         else if (strcmp (arg, "--per-ip") == 0)

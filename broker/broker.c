@@ -15,6 +15,7 @@
 #include "delay.h"
 #include "keys.h"
 #include "lease.h"
+#include "poll.h"
 #include "limits.h"
 #include "queue.h"
 #include "signing.h"
@@ -96,6 +97,7 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->heartbeat_liveness = 5;
     cfg->max_body = 65536;
     cfg->map_size = 1LL << 30;
+    cfg->poll_interval_ms = 2000;
 }
 
 //  --------------------------------------------------------------------------
@@ -213,6 +215,10 @@ static int s_make_delayed (s_broker_t *self, json_t *task, int64_t due) {
 
 static int s_make_ready (s_broker_t *self, json_t *task);
 static json_t *s_task_body (const json_t *task);
+static void s_poll_later (s_broker_t *self, json_t *task, int64_t ms);
+static void s_provider_cancel (s_broker_t *self, json_t *task);
+static void s_clear_deadline (s_broker_t *self, json_t *task);
+static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json_t *answer);
 static json_t *s_team (s_broker_t *self, const uint8_t team[16]);
 
 //  Queues the delivery of a finished task to its onCompleteUrl: it takes a
@@ -296,6 +302,11 @@ static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
         json_t *lost = json_pack ("{s:s}", "error", "worker lost");
         s_notify_result (self, task, attempt, lost);
         json_decref (lost);
+    } else if (task && bk_task_status (task) == BK_ST_POLLING &&
+               json_is_true (json_object_get (json_object_get (task, "_poll"), "inflight")) &&
+               aq_field_int (json_object_get (task, "_poll"), "seq", -1) == attempt) {
+        s_poll_later (self, task, 0); //  a lost poll is asked again
+        s_save (self, task, BK_ST_POLLING);
     } else if (task && bk_task_status (task) == BK_ST_PROCESSING &&
         json_integer_value (json_object_get (task, "_attempts")) == attempt) {
         self->stats.lost++;
@@ -434,6 +445,14 @@ static void s_task_create (s_broker_t *self, s_req_t *req) {
     if (task)
         error = bk_tokens_check_headers (self->store, req->team, json_object_get (task, "headers"),
                                          errbuf, sizeof errbuf);
+    const char *provider = aq_field_str (task, "provider");
+    if (task && !error && provider && !aq_plugin_loader_provider (self->plugins, provider)) {
+        char *names = aq_plugin_loader_providers (self->plugins);
+        snprintf (errbuf, sizeof errbuf, "Unknown provider: %.64s. Loaded providers: %s", provider,
+                  names && *names ? names : "none");
+        free (names);
+        error = errbuf;
+    }
     if (!task || error) {
         s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
         json_decref (task);
@@ -566,12 +585,11 @@ static void s_task_cancel (s_broker_t *self, s_req_t *req) {
     else if (status == BK_ST_DELAYED)
         rc = bk_delay_remove (self->store, json_integer_value (json_object_get (task, "_due")),
                               BK_DELAY_TASK, id);
-    else if (status == BK_ST_WAITING) {
-        rc = bk_delay_remove (self->store,
-                              json_integer_value (json_object_get (task, "_deadline")),
-                              BK_DELAY_TIMEOUT, id);
+    else if (status == BK_ST_WAITING || status == BK_ST_POLLING) {
+        if (status == BK_ST_POLLING)
+            s_provider_cancel (self, task);
+        s_clear_deadline (self, task);
         json_object_del (task, "_signal");
-        json_object_del (task, "_deadline");
     } else {
         char error[128];
         snprintf (error, sizeof error, "Task cannot be cancelled in status %s",
@@ -952,6 +970,30 @@ static void s_result (s_broker_t *self, json_t *body) {
     bk_leases_end (self->leases, id, attempt);
     json_t *task = bk_tasks_get (self->store, id);
     const char *kind = aq_field_str (body, "kind");
+    if (kind && strcmp (kind, "cancel") == 0) { //  fire and forget
+        json_decref (task);
+        return;
+    }
+    if (kind && strcmp (kind, "poll") == 0) {
+        json_t *poll = json_object_get (task, "_poll");
+        if (bk_task_status (task) == BK_ST_POLLING && poll &&
+            json_is_true (json_object_get (poll, "inflight")) &&
+            aq_field_int (poll, "seq", -1) == attempt) {
+            json_object_set_new (poll, "inflight", json_false ());
+            int64_t code = aq_field_int (body, "statusCode", 0);
+            int stage = (int) aq_field_int (poll, "stage", BK_POLL_STATUS);
+            //  a transport error, or a 5xx while running: ask again later (a
+            //  finished job's result URL may answer an error: that is its result)
+            if (code == 0 || (code >= 500 && stage == BK_POLL_STATUS))
+                s_poll_later (self, task, aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
+            else
+                s_poll_answer (self, task, stage, body);
+            s_save (self, task, BK_ST_POLLING);
+        } else
+            self->stats.dropped++;
+        json_decref (task);
+        return;
+    }
     if (kind && strcmp (kind, "notify") == 0) {
         json_t *notify = json_object_get (task, "_notify");
         if (notify && json_is_true (json_object_get (notify, "inflight")) &&
@@ -992,7 +1034,18 @@ static void s_result (s_broker_t *self, json_t *body) {
         json_object_set_new (task, "result", result);
     }
     const char *wait = aq_field_str (json_object_get (body, "headers"), "asyncqueue-wait");
-    if (json_is_integer (code) && json_integer_value (code) == 202 && wait &&
+    bool polls = json_object_get (task, "provider") || json_object_get (task, "pollConfig");
+    if (polls && json_is_integer (code) && json_integer_value (code) < 500) {
+        //  a job API: a 2xx starts polling; any other answer means no job
+        json_object_del (task, "error");
+        if (json_integer_value (code) >= 200 && json_integer_value (code) < 300)
+            s_poll_answer (self, task, BK_POLL_INITIAL, body);
+        else {
+            char text[32];
+            snprintf (text, sizeof text, "HTTP %d", (int) json_integer_value (code));
+            s_finish (self, task, BK_ST_FAILED, text);
+        }
+    } else if (json_is_integer (code) && json_integer_value (code) == 202 && wait &&
         strcasecmp (wait, "true") == 0) {
         //  the target will signal the outcome; it has maxWaitTime to do so
         json_object_del (task, "error");
@@ -1131,8 +1184,16 @@ static void s_promote_due (s_broker_t *self) {
             json_object_del (json_object_get (task, "_notify"), "due");
             s_notify_queue (self, task);
             s_save (self, task, status);
-        } else if (kind == BK_DELAY_TIMEOUT && status == BK_ST_WAITING &&
+        } else if (kind == BK_DELAY_POLL && status == BK_ST_POLLING &&
+                   aq_field_int (json_object_get (task, "_poll"), "due", -1) == due) {
+            json_object_del (json_object_get (task, "_poll"), "due");
+            s_notify_queue (self, task); //  into the ready queue: takes a worker slot
+            s_save (self, task, status);
+        } else if (kind == BK_DELAY_TIMEOUT &&
+                   (status == BK_ST_WAITING || status == BK_ST_POLLING) &&
                    json_integer_value (json_object_get (task, "_deadline")) == due) {
+            if (status == BK_ST_POLLING)
+                s_provider_cancel (self, task);
             char error[96];
             snprintf (error, sizeof error, "Task exceeded maxWaitTime of %llds",
                       (long long) json_integer_value (json_object_get (task, "maxWaitTime")));
@@ -1221,6 +1282,134 @@ static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, 
     json_object_set_new (headers, "AsyncQueue-Signal-Token", json_string (token));
     json_object_set_new (task, "_signal", json_string (s_hash_hex (token, hash)));
     return headers;
+}
+
+//  Removes a waiting or polling task's maxWaitTime timer.
+static void s_clear_deadline (s_broker_t *self, json_t *task) {
+    uint8_t id[16];
+    json_t *deadline = json_object_get (task, "_deadline");
+    if (deadline && bk_tasks_ids (task, id, NULL) == 0)
+        bk_delay_remove (self->store, json_integer_value (deadline), BK_DELAY_TIMEOUT, id);
+    json_object_del (task, "_deadline");
+}
+
+static void s_set_deadline (s_broker_t *self, json_t *task) {
+    uint8_t id[16];
+    bk_tasks_ids (task, id, NULL);
+    int64_t due = self->now + json_integer_value (json_object_get (task, "maxWaitTime")) * 1000;
+    json_object_set_new (task, "_deadline", json_integer (due));
+    bk_delay_push (self->store, due, BK_DELAY_TIMEOUT, id);
+    if (due < self->next_due)
+        self->next_due = due;
+}
+
+//  Schedules the next status request of a polling task after ms.
+static void s_poll_later (s_broker_t *self, json_t *task, int64_t ms) {
+    uint8_t id[16];
+    bk_tasks_ids (task, id, NULL);
+    json_t *poll = json_object_get (task, "_poll");
+    int64_t due = self->now + ms;
+    json_object_set_new (poll, "due", json_integer (due));
+    json_object_set_new (poll, "inflight", json_false ());
+    bk_delay_push (self->store, due, BK_DELAY_POLL, id);
+    if (due < self->next_due)
+        self->next_due = due;
+}
+
+static json_t *s_result_of (const json_t *answer) {
+    json_t *headers = json_object_get (answer, "headers");
+    json_t *result = json_pack ("{s:O, s:o, s:I}", "statusCode", json_object_get (answer, "statusCode"),
+                                "headers", headers ? json_incref (headers) : json_object (),
+                                "duration", (json_int_t) aq_field_int (answer, "duration", 0));
+    if (json_is_string (json_object_get (answer, "body")))
+        json_object_set (result, "body", json_object_get (answer, "body"));
+    if (aq_field_bool (answer, "bodyTruncated", false))
+        json_object_set_new (result, "bodyTruncated", json_true ());
+    return result;
+}
+
+//  Fire and forget: asks the provider to cancel the job (fal cancel_url,
+//  Replicate urls.cancel), on a worker slot if one is free now.
+static void s_provider_cancel (s_broker_t *self, json_t *task) {
+    json_t *poll = json_object_get (task, "_poll");
+    const char *url = aq_field_str (poll, "cancelUrl");
+    int index = url ? bk_leases_next_worker (self->leases) : -1;
+    if (!url)
+        return;
+    if (index < 0) {
+        aq_log (AQ_LOG_WARN, "broker", "no free worker to cancel task '%s' at its provider",
+                aq_field_str (task, "id"));
+        return;
+    }
+    char error[128];
+    json_t *headers = s_job_headers (self, task, NULL, error, sizeof error);
+    if (!headers)
+        return;
+    const char *method = aq_field_str (poll, "cancelMethod");
+    json_t *job = json_pack ("{s:O, s:i, s:s, s:s, s:s, s:o, s:i, s:i}", "id",
+                             json_object_get (task, "id"), "attempt", 0, "kind", "cancel", "url",
+                             url, "method", method ? method : "POST", "headers", headers,
+                             "timeout", 30, "maxBody", 1024);
+    bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+    uint8_t id[16];
+    bk_tasks_ids (task, id, NULL);
+    if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+                       ZMQ_DONTWAIT) == 0)
+        bk_leases_add (self->leases, index, id, 0, self->mono + 40000);
+    json_decref (job);
+}
+
+//  A polling task's answer (the call's, a status request's or the result
+//  request's): decide with poll.c, then poll again, fetch, or finish.
+static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json_t *answer) {
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    int64_t next_ms = 0;
+    char *error = NULL;
+    bk_poll_state_t state;
+    if (name && !provider) {
+        error = strdup ("provider plugin is no longer loaded");
+        state = BK_POLL_FAILED;
+    } else
+        state = bk_poll_step (provider, task, stage, answer, self->cfg->poll_interval_ms, &next_ms,
+                              &error);
+    json_t *poll = json_object_get (task, "_poll");
+    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH)) {
+        s_set_status (task, BK_ST_POLLING);
+        s_set_deadline (self, task);
+    }
+    if (state == BK_POLL_RUNNING) {
+        json_object_set_new (poll, "stage", json_integer (BK_POLL_STATUS));
+        s_poll_later (self, task, next_ms);
+    } else if (state == BK_POLL_FETCH) {
+        json_object_set_new (poll, "stage", json_integer (BK_POLL_RESULT));
+        s_poll_later (self, task, 0);
+    } else {
+        s_clear_deadline (self, task);
+        json_object_set_new (task, "result", s_result_of (answer));
+        s_finish (self, task, state == BK_POLL_DONE ? BK_ST_COMPLETED : BK_ST_FAILED, error);
+        if (state == BK_POLL_DONE)
+            json_object_del (task, "error");
+    }
+    free (error);
+}
+
+//  The JOB of a polling task's next request: a GET of the status URL (or
+//  the result URL) with the task's headers.
+static json_t *s_poll_job (s_broker_t *self, json_t *task, int seq) {
+    json_t *poll = json_object_get (task, "_poll");
+    bool result = aq_field_int (poll, "stage", BK_POLL_STATUS) == BK_POLL_RESULT;
+    const char *url = aq_field_str (poll, result ? "resultUrl" : "statusUrl");
+    char error[128];
+    json_t *headers = url ? s_job_headers (self, task, NULL, error, sizeof error) : NULL;
+    if (!headers)
+        return NULL;
+    int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
+    return json_pack ("{s:O, s:i, s:s, s:s, s:s, s:o, s:I, s:i}", "id",
+                      json_object_get (task, "id"), "attempt", seq, "kind", "poll", "url", url,
+                      "method", "GET", "headers", headers, "timeout", (json_int_t) timeout,
+                      "maxBody", self->cfg->max_body);
 }
 
 //  An onCompleteUrl delivery answered (or failed): record it on the task,
@@ -1325,6 +1514,32 @@ static void s_dispatch (s_broker_t *self) {
                 bk_leases_add (self->leases, index, id, attempt, self->mono + 40000);
                 s_save (self, task, bk_task_status (task));
             }
+            json_decref (task);
+            continue;
+        }
+        json_t *poll = json_object_get (task, "_poll");
+        if (poll && bk_task_status (task) == BK_ST_POLLING &&
+            !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due")) {
+            int seq = (int) aq_field_int (poll, "seq", 0) + 1;
+            json_t *job = s_poll_job (self, task, seq);
+            bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+            if (!job) {
+                s_clear_deadline (self, task);
+                s_finish (self, task, BK_ST_FAILED, "poll request cannot be made");
+                s_save (self, task, BK_ST_POLLING);
+            } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
+                                      job, ZMQ_DONTWAIT) != 0) {
+                bk_leases_worker_remove (self->leases, index);
+                s_notify_queue (self, task); //  back in the queue for another worker
+            } else {
+                worker->last_sent = self->mono;
+                json_object_set_new (poll, "seq", json_integer (seq));
+                json_object_set_new (poll, "inflight", json_true ());
+                int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
+                bk_leases_add (self->leases, index, id, seq, self->mono + timeout * 1000 + 10000);
+                s_save (self, task, BK_ST_POLLING);
+            }
+            json_decref (job);
             json_decref (task);
             continue;
         }

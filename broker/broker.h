@@ -26,6 +26,7 @@ typedef struct {
     double rate_limit_rps;        //  default per-team requests/s, 0 = unlimited
     double rate_limit_burst;      //  default bucket size (default: rps)
     const char *plugin_dir;       //  provider and vault plugins (NULL: the default)
+    int64_t poll_interval_ms;     //  polling interval when none is given (2000)
     bool verbose;                 //  log every message
 } bk_config_t;
 

@@ -33,6 +33,8 @@ static const char *s_usage =
     "  --rate-limit RPS       default per-team request rate (0 = unlimited, the\n"
     "                         default); per team: aqctl team limit\n"
     "  --rate-burst N         default per-team burst (default: the rate)\n"
+    "  --poll-interval-ms N   polling interval when the provider or pollConfig\n"
+    "                         gives none (default 2000)\n"
     "  --plugins DIR          plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                         build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
@@ -86,6 +88,8 @@ int main (int argc, char **argv) {
             cfg.rate_limit_rps = atof (value);
         else if (strcmp (arg, "--rate-burst") == 0)
             cfg.rate_limit_burst = atof (value);
+        else if (strcmp (arg, "--poll-interval-ms") == 0)
+            cfg.poll_interval_ms = atoll (value);
         else if (strcmp (arg, "--plugins") == 0)
             cfg.plugin_dir = value;
         else if (strcmp (arg, "--map-size") == 0)

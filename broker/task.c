@@ -5,6 +5,7 @@
 */
 #include "task.h"
 #include "aq_time.h"
+#include "poll.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -230,15 +231,20 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
         json_object_set (task, "onCompleteUrl", value);
     }
     if (GIVEN ("provider")) {
-        //  No provider plugins are loaded by this build yet.
-        snprintf (errbuf, errbuf_size, "Unknown provider: %.64s. Loaded providers: none",
-                  json_is_string (value) ? json_string_value (value) : "(not a string)");
-        *error = errbuf;
-        goto fail;
+        if (!json_is_string (value)) { //  the broker checks it names a loaded plugin
+            *error = "provider must be a string";
+            goto fail;
+        }
+        json_object_set (task, "provider", value);
     }
     if (GIVEN ("pollConfig")) {
-        *error = "pollConfig is not supported by this server yet";
-        goto fail;
+        if ((*error = bk_poll_check_config (value, errbuf, errbuf_size)))
+            goto fail;
+        if (json_object_get (task, "provider")) {
+            *error = "provider and pollConfig cannot be used together";
+            goto fail;
+        }
+        json_object_set_new (task, "pollConfig", json_deep_copy (value));
     }
 #undef GIVEN
     bool later = delay_until > now;
@@ -333,8 +339,8 @@ void bk_task_test (bool verbose) {
          "onCompleteUrl must be a valid HTTP/HTTPS URL"},
         {"{\"targetUrl\": \"http://x\", \"delayuntil\": \"2024-01-01\"}",
          "Unknown field: delayuntil"},
-        {"{\"targetUrl\": \"http://x\", \"provider\": \"x\"}",
-         "Unknown provider: x. Loaded providers: none"},
+        {"{\"targetUrl\": \"http://x\", \"provider\": 5}", "provider must be a string"},
+        {"{\"targetUrl\": \"http://x\", \"pollConfig\": {}}", "pollConfig.urlTemplate is required"},
         {"[]", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

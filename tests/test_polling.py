@@ -1,0 +1,216 @@
+"""test_polling.py - long-running jobs: pollConfig, fal and Replicate (issue 4)
+
+A local mock provider (a real HTTP server in this process) speaks a generic
+job API, fal's queue API and Replicate's predictions API; the all-in-one
+`asyncqueue` drives tasks to completed, failed or timeout against it.
+"""
+
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+import aqtest
+from aqtest import wait_until
+
+
+class Mock:
+    """Jobs finish after `polls` status requests with the outcome their
+    name asks for: 'ok', 'fail' or 'never' (runs until cancelled)."""
+
+    def __init__(self):
+        self.jobs = {}
+        self.cancels = []
+        self.lock = threading.Lock()
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = json.loads(self.rfile.read(length) or b'{}')
+                self.reply(*mock.post(self.path, body, dict(self.headers)))
+
+            def do_PUT(self):
+                self.reply(*mock.cancel(self.path))
+
+            def do_GET(self):
+                self.reply(*mock.get(self.path))
+
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.base = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def new_job(self, outcome, auth):
+        with self.lock:
+            job = '%s-%08x' % (outcome, random.randrange(1 << 32))
+            self.jobs[job] = {'outcome': outcome, 'polls': 0, 'auth': auth}
+            return job
+
+    def step(self, job):
+        with self.lock:
+            j = self.jobs[job]
+            j['polls'] += 1
+            if job in self.cancels or j['outcome'] == 'never' or j['polls'] < 2:
+                return 'running'
+            return j['outcome']
+
+    def post(self, path, body, headers):
+        outcome = body.get('outcome', 'ok')
+        auth = headers.get('Authorization')
+        if path == '/jobs':
+            return 200, {'id': self.new_job(outcome, auth)}
+        if path.startswith('/fal/'):
+            job = self.new_job(outcome, auth)
+            base = self.base + '/fal/requests/' + job
+            return 200, {'request_id': job, 'status_url': base + '/status',
+                         'response_url': base, 'cancel_url': base + '/cancel',
+                         'status': 'IN_QUEUE'}
+        if path == '/v1/predictions':
+            job = self.new_job(outcome, auth)
+            return 201, self.prediction(job, 'starting')
+        if path.startswith('/v1/predictions/') and path.endswith('/cancel'):
+            return self.cancel(path)
+        return 404, {'error': 'no such path'}
+
+    def prediction(self, job, status):
+        base = self.base + '/v1/predictions/' + job
+        body = {'id': job, 'status': status, 'urls': {'get': base, 'cancel': base + '/cancel'}}
+        if status == 'succeeded':
+            body['output'] = ['https://example.com/out.png']
+        if status == 'failed':
+            body['error'] = 'out of GPUs'
+        return body
+
+    def cancel(self, path):
+        job = path.split('/')[-2]
+        with self.lock:
+            self.cancels.append(job)
+        return 200, {'ok': True}
+
+    def get(self, path):
+        parts = path.split('/')
+        if path.startswith('/jobs/'):
+            state = {'running': 'busy', 'ok': 'done', 'fail': 'broken'}[self.step(parts[2])]
+            return 200, {'data': {'state': state}}
+        if path.startswith('/fal/requests/') and path.endswith('/status'):
+            state = self.step(parts[3])
+            return 200, {'status': {'running': 'IN_PROGRESS', 'ok': 'COMPLETED',
+                                    'fail': 'ERROR'}[state]}
+        if path.startswith('/fal/requests/'):
+            job = parts[3]
+            if self.jobs[job]['outcome'] == 'fail':
+                return 500, {'detail': 'model crashed'}
+            return 200, {'images': [{'url': 'https://example.com/cat.png'}]}
+        if path.startswith('/v1/predictions/'):
+            state = self.step(parts[3])
+            return 200, self.prediction(parts[3], {'running': 'processing', 'ok': 'succeeded',
+                                                   'fail': 'failed'}[state])
+        return 404, {'error': 'no such path'}
+
+
+def s_setup():
+    mock = Mock()
+    aq = aqtest.start_allinone(extra=('--poll-interval-ms', '200'))
+    auth = {'Authorization': 'Bearer ' + aq.new_key('poll-%d' % random.randrange(1 << 30))}
+    return mock, aq, auth
+
+
+def s_run(aq, auth, statuses, timeout=20.0, **task):
+    r = requests.post(aq.url('/v1/tasks'), json=task, headers=auth, timeout=10)
+    assert r.status_code == 201, r.text
+    task_id = r.json()['task']['id']
+    seen = {}
+
+    def check():
+        seen['task'] = requests.get(aq.url('/v1/tasks/' + task_id), headers=auth).json()['task']
+        return seen['task']['status'] in statuses
+    wait_until(check, timeout, 'task to reach %s' % statuses)
+    return seen['task']
+
+
+def test_poll_config_to_completed_and_failed():
+    mock, aq, auth = s_setup()
+    config = {'urlTemplate': mock.base + '/jobs/{{id}}', 'statusPath': 'data.state',
+              'doneValues': ['done'], 'failValues': ['broken'], 'intervalSeconds': 1}
+    task = s_run(aq, auth, ['completed', 'failed'], targetUrl=mock.base + '/jobs',
+                 body=json.dumps({'outcome': 'ok'}), pollConfig=config)
+    assert task['status'] == 'completed', task
+    assert json.loads(task['result']['body']) == {'data': {'state': 'done'}}
+    task = s_run(aq, auth, ['completed', 'failed'], targetUrl=mock.base + '/jobs',
+                 body=json.dumps({'outcome': 'fail'}), pollConfig=config)
+    assert task['status'] == 'failed' and task['error'] == 'Polling status: broken', task
+
+
+def test_fal_to_completed_failed_and_timeout_with_cancel():
+    mock, aq, auth = s_setup()
+    task = s_run(aq, auth, ['completed', 'failed'], provider='fal',
+                 targetUrl=mock.base + '/fal/fast-sdxl', headers={'Authorization': 'Key k-1'},
+                 body=json.dumps({'outcome': 'ok'}))
+    assert task['status'] == 'completed', task
+    assert json.loads(task['result']['body'])['images'][0]['url'].endswith('cat.png')
+    task = s_run(aq, auth, ['completed', 'failed'], provider='fal',
+                 targetUrl=mock.base + '/fal/fast-sdxl', body=json.dumps({'outcome': 'fail'}))
+    assert task['status'] == 'failed' and task['error'] == 'fal request failed: model crashed', task
+    task = s_run(aq, auth, ['timeout'], provider='fal', maxWaitTime=2,
+                 targetUrl=mock.base + '/fal/fast-sdxl', body=json.dumps({'outcome': 'never'}))
+    job = [j for j in mock.jobs if j.startswith('never')][0]
+    wait_until(lambda: job in mock.cancels, 10, 'the cancel_url to be called')
+
+
+def test_replicate_to_completed_failed_and_cancel_while_polling():
+    mock, aq, auth = s_setup()
+    task = s_run(aq, auth, ['completed', 'failed'], provider='replicate',
+                 targetUrl=mock.base + '/v1/predictions', headers={'Authorization': 'Bearer r8'},
+                 body=json.dumps({'outcome': 'ok'}))
+    assert task['status'] == 'completed', task
+    assert json.loads(task['result']['body'])['status'] == 'succeeded'
+    task = s_run(aq, auth, ['completed', 'failed'], provider='replicate',
+                 targetUrl=mock.base + '/v1/predictions', body=json.dumps({'outcome': 'fail'}))
+    assert task['status'] == 'failed' and 'out of GPUs' in task['error'], task
+    task = s_run(aq, auth, ['polling'], provider='replicate',
+                 targetUrl=mock.base + '/v1/predictions', body=json.dumps({'outcome': 'never'}))
+    r = requests.post(aq.url('/v1/tasks/%s/cancel' % task['id']), headers=auth)
+    assert r.status_code == 200 and r.json()['task']['status'] == 'cancelled', r.text
+    job = [j for j in mock.jobs if j.startswith('never')][0]
+    wait_until(lambda: job in mock.cancels, 10, 'urls.cancel to be called')
+
+
+def test_unknown_provider_lists_the_loaded_ones():
+    mock, aq, auth = s_setup()
+    r = requests.post(aq.url('/v1/tasks'), json={'targetUrl': mock.base + '/x', 'provider': 'nope'},
+                      headers=auth)
+    assert r.status_code == 400, r.text
+    assert r.json() == {'error': 'Unknown provider: nope. Loaded providers: example, fal, replicate'}
+
+
+def test_polling_resumes_after_broker_kill9():
+    mock = Mock()
+    broker = aqtest.start_broker()
+    aqtest.start_workers(broker, 1, slots=8, allow_private=True)
+    key = broker.new_key('poll-restart')
+    cli = broker.client(key=key)
+    task = cli.create(targetUrl=mock.base + '/jobs', body=json.dumps({'outcome': 'ok'}),
+                      pollConfig={'urlTemplate': mock.base + '/jobs/{{id}}',
+                                  'statusPath': 'data.state', 'doneValues': ['done'],
+                                  'failValues': ['broken'], 'intervalSeconds': 1})
+    cli.wait_status(task['id'], ['polling'], timeout=10)
+    broker.kill9()
+    broker.restart()
+    cli = broker.client(key=key)
+    done = cli.wait_terminal(task['id'], timeout=20)
+    assert done['status'] == 'completed', done
+    job = [j for j in mock.jobs if j.startswith('ok')][0]
+    assert mock.jobs[job]['polls'] >= 2
