@@ -140,13 +140,15 @@ COMMANDS = {
     'TASK_RETRY': 5, 'TASK_ATTEMPTS': 6, 'TEAM_CREATE': 7, 'TEAM_LIST': 8,
     'KEY_CREATE': 9, 'KEY_LIST': 10, 'KEY_REVOKE': 11, 'AUTH': 12, 'STATS': 13,
     'REPLY': 14, 'HEARTBEAT': 15, 'TEAM_SECRET': 16, 'TEAM_LIMIT': 17, 'READY': 20, 'JOB': 21, 'RESULT': 22,
-    'BYE': 23, 'ERROR': 24, 'EVENT': 30,
+    'BYE': 23, 'ERROR': 24, 'TOKEN_CREATE': 25, 'TOKEN_LIST': 26, 'TOKEN_DELETE': 27,
+    'TASK_SIGNAL': 28, 'EVENT': 30,
 }
 NAMES = {v: k for k, v in COMMANDS.items()}
 ADMIN_COMMANDS = {'TEAM_CREATE', 'TEAM_LIST', 'KEY_CREATE', 'KEY_LIST', 'KEY_REVOKE',
                   'TEAM_SECRET', 'TEAM_LIMIT'}
 CLIENT_COMMANDS = ADMIN_COMMANDS | {'TASK_CREATE', 'TASK_GET', 'TASK_LIST', 'TASK_CANCEL',
-                                    'TASK_RETRY', 'TASK_ATTEMPTS', 'AUTH', 'STATS'}
+                                    'TASK_RETRY', 'TASK_ATTEMPTS', 'AUTH', 'STATS',
+                                    'TOKEN_CREATE', 'TOKEN_LIST', 'TOKEN_DELETE', 'TASK_SIGNAL'}
 
 
 class ProtocolError(Exception):
@@ -840,3 +842,84 @@ def cluster(workers=1, slots=8, allow_private=True, **broker_args):
     key = broker.new_key('team-%d' % random.randrange(1 << 30))
     cli = broker.client(key=key)
     return target, broker, procs, cli
+
+
+# ---------------------------------------------------------------------------
+# The all-in-one server and aqctl (REST tests)
+
+def aqctl(data, *args, check=True, timeout=30):
+    """Runs `aqctl --data DATA ARGS...`; returns its stdout (stripped).
+    stderr goes to tmpdir()/aqctl.log. With check, a non-zero exit raises."""
+    argv = [binary('aqctl'), '--data', data] + [str(a) for a in args]
+    log_path = os.path.join(tmpdir(), 'aqctl.log')
+    with open(log_path, 'ab') as log:
+        log.write(('=== %s\n' % ' '.join(argv)).encode())
+        log.flush()
+        run = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, timeout=timeout)
+    out = run.stdout.decode('utf-8', 'replace').strip()
+    if check and run.returncode != 0:
+        raise AssertionError('aqctl %s exited with %s; stdout %r (stderr in aqctl.log)'
+                             % (' '.join(str(a) for a in args), describe_status(run.returncode), out))
+    return out
+
+
+class AllInOne:
+    """`asyncqueue` (broker, gateway and workers in one process) on a free
+    port with a temp data dir, --allow-private-targets by default.
+    .url(path) for HTTP; new_key(), admin(), client(), stats() as on
+    Broker, through ipc://DATA/client.ipc (which the all-in-one always binds)."""
+
+    def __init__(self, name='aq', data=None, workers=None, allow_private=True, extra=()):
+        self.name = name
+        self.data = data or os.path.join(tmpdir(), name + '.data')
+        os.makedirs(self.data, exist_ok=True)
+        self.port = free_port()
+        self.base = 'http://127.0.0.1:%d' % self.port
+        self.client_ep = 'ipc://%s/client.ipc' % self.data
+        args = [binary('asyncqueue'), '--data', self.data, '--listen', '127.0.0.1:%d' % self.port]
+        if workers is not None:
+            args += ['--workers', workers]
+        if allow_private:
+            args.append('--allow-private-targets')
+        args += list(extra)
+        self.proc = Proc(name, args)
+        self._admin = None
+        self.http = requests.Session()
+        self.wait_ready()
+
+    admin_token = Broker.admin_token
+    client = Broker.client
+    admin = Broker.admin
+    stats = Broker.stats
+    wait_workers = Broker.wait_workers
+    new_key = Broker.new_key
+
+    def wait_ready(self, timeout=20.0):
+        """Waits for admin.token and a /healthz that reports the broker ok."""
+        token = os.path.join(self.data, 'admin.token')
+
+        def up():
+            self.proc.check_alive()
+            if not (os.path.exists(token) and os.path.getsize(token) > 0):
+                return False
+            try:
+                reply = self.http.get(self.base + '/healthz', timeout=1)
+                return reply.status_code == 200 and reply.json().get('broker') == 'ok'
+            except (requests.RequestException, ValueError):
+                return False
+        wait_until(up, timeout, '%s to answer /healthz with the broker ok' % self.name,
+                   interval=0.05)
+
+    def url(self, path):
+        return self.base + path
+
+    def aqctl(self, *args, **kwargs):
+        return aqctl(self.data, *args, **kwargs)
+
+    def restart(self, timeout=20.0):
+        self.proc.restart()
+        self.wait_ready(timeout)
+
+
+def start_allinone(**kwargs):
+    return AllInOne(**kwargs)
