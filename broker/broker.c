@@ -221,9 +221,10 @@ static void s_clear_deadline (s_broker_t *self, json_t *task);
 static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json_t *answer);
 static json_t *s_team (s_broker_t *self, const uint8_t team[16]);
 
-//  Queues the delivery of a finished task to its onCompleteUrl: it takes a
-//  worker slot like a call (the ready queue), as kind "notify".
-static void s_notify_queue (s_broker_t *self, json_t *task) {
+//  Puts a task in the ready queue whatever its status, for a request other
+//  than its call (a poll, an onCompleteUrl delivery): s_dispatch decides
+//  from the record what the JOB is, and drops entries that are stale.
+static void s_enqueue (s_broker_t *self, json_t *task) {
     uint8_t id[16], team[16];
     if (bk_tasks_ids (task, id, team) != 0)
         return;
@@ -236,7 +237,7 @@ static void s_finish (s_broker_t *self, json_t *task, int status, const char *er
         json_object_set_new (task, "_notify", json_pack ("{s:i, s:b}", "attempt", 0, "inflight", 0));
         json_object_set_new (task, "onComplete", json_pack ("{s:s, s:i}", "status", "pending",
                                                             "attempts", 0));
-        s_notify_queue (self, task);
+        s_enqueue (self, task);
     }
     s_set_status (task, status);
     bk_task_set_time (task, "completedAt", self->now);
@@ -1182,12 +1183,14 @@ static void s_promote_due (s_broker_t *self) {
                    json_integer_value (json_object_get (json_object_get (task, "_notify"), "due")) ==
                        due) {
             json_object_del (json_object_get (task, "_notify"), "due");
-            s_notify_queue (self, task);
+            json_object_set_new (json_object_get (task, "_notify"), "inflight", json_false ());
+            s_enqueue (self, task);
             s_save (self, task, status);
         } else if (kind == BK_DELAY_POLL && status == BK_ST_POLLING &&
                    aq_field_int (json_object_get (task, "_poll"), "due", -1) == due) {
             json_object_del (json_object_get (task, "_poll"), "due");
-            s_notify_queue (self, task); //  into the ready queue: takes a worker slot
+            json_object_set_new (json_object_get (task, "_poll"), "inflight", json_false ());
+            s_enqueue (self, task); //  into the ready queue: takes a worker slot
             s_save (self, task, status);
         } else if (kind == BK_DELAY_TIMEOUT &&
                    (status == BK_ST_WAITING || status == BK_ST_POLLING) &&
@@ -1395,6 +1398,19 @@ static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json
     free (error);
 }
 
+//  A request in flight for a poll or a delivery is also timed in the delay
+//  queue, which survives a broker restart where leases do not: if its answer
+//  has not come by then (state->due still matches), it is asked again.
+static void s_watchdog (s_broker_t *self, json_t *task, json_t *state, int kind, int64_t ms) {
+    uint8_t id[16];
+    bk_tasks_ids (task, id, NULL);
+    int64_t due = self->now + ms;
+    json_object_set_new (state, "due", json_integer (due));
+    bk_delay_push (self->store, due, kind, id);
+    if (due < self->next_due)
+        self->next_due = due;
+}
+
 //  The JOB of a polling task's next request: a GET of the status URL (or
 //  the result URL) with the task's headers.
 static json_t *s_poll_job (s_broker_t *self, json_t *task, int seq) {
@@ -1506,12 +1522,13 @@ static void s_dispatch (s_broker_t *self) {
             json_decref (job);
             if (sent != 0) {
                 bk_leases_worker_remove (self->leases, index);
-                s_notify_queue (self, task);
+                s_enqueue (self, task);
             } else {
                 worker->last_sent = self->mono;
                 json_object_set_new (notify, "attempt", json_integer (attempt));
                 json_object_set_new (notify, "inflight", json_true ());
                 bk_leases_add (self->leases, index, id, attempt, self->mono + 40000);
+                s_watchdog (self, task, notify, BK_DELAY_NOTIFY, 45000);
                 s_save (self, task, bk_task_status (task));
             }
             json_decref (task);
@@ -1530,13 +1547,14 @@ static void s_dispatch (s_broker_t *self) {
             } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
                                       job, ZMQ_DONTWAIT) != 0) {
                 bk_leases_worker_remove (self->leases, index);
-                s_notify_queue (self, task); //  back in the queue for another worker
+                s_enqueue (self, task); //  back in the queue for another worker
             } else {
                 worker->last_sent = self->mono;
                 json_object_set_new (poll, "seq", json_integer (seq));
                 json_object_set_new (poll, "inflight", json_true ());
                 int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
                 bk_leases_add (self->leases, index, id, seq, self->mono + timeout * 1000 + 10000);
+                s_watchdog (self, task, poll, BK_DELAY_POLL, timeout * 1000 + 15000);
                 s_save (self, task, BK_ST_POLLING);
             }
             json_decref (job);
