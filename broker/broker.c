@@ -1280,7 +1280,7 @@ static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, 
     }
     uint8_t raw[16];
     char token[4 + 33] = "sig_", hash[65];
-    randombytes_buf (raw, sizeof raw);
+    aq_uuid_random (raw, sizeof raw);
     sodium_bin2hex (token + 4, sizeof token - 4, raw, sizeof raw);
     json_object_set_new (headers, "AsyncQueue-Signal-Token", json_string (token));
     json_object_set_new (task, "_signal", json_string (s_hash_hex (token, hash)));

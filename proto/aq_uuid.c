@@ -14,17 +14,25 @@
 static __thread uint8_t s_pool[4096];
 static __thread size_t s_pool_left;
 
+void aq_uuid_random (uint8_t *out, size_t n) {
+    while (n > 0) {
+        if (s_pool_left == 0) {
+            randombytes_buf (s_pool, sizeof s_pool);
+            s_pool_left = sizeof s_pool;
+        }
+        size_t take = n < s_pool_left ? n : s_pool_left;
+        uint8_t *from = s_pool + sizeof s_pool - s_pool_left;
+        memcpy (out, from, take);
+        sodium_memzero (from, take); //  never hand out the same bytes twice
+        s_pool_left -= take, out += take, n -= take;
+    }
+}
+
 void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]) {
     uint64_t ms = (uint64_t) aq_time_now_ms ();
     for (int i = 0; i < 6; i++)
         uuid[i] = (uint8_t) (ms >> (40 - 8 * i));
-    if (s_pool_left < AQ_UUID_SIZE - 6) {
-        randombytes_buf (s_pool, sizeof s_pool);
-        s_pool_left = sizeof s_pool;
-    }
-    memcpy (uuid + 6, s_pool + sizeof s_pool - s_pool_left, AQ_UUID_SIZE - 6);
-    sodium_memzero (s_pool + sizeof s_pool - s_pool_left, AQ_UUID_SIZE - 6);
-    s_pool_left -= AQ_UUID_SIZE - 6;
+    aq_uuid_random (uuid + 6, AQ_UUID_SIZE - 6);
     uuid[6] = (uint8_t) (0x70 | (uuid[6] & 0x0F)); //  version 7
     uuid[8] = (uint8_t) (0x80 | (uuid[8] & 0x3F)); //  RFC 4122 variant
 }

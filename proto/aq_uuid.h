@@ -3,6 +3,7 @@
 #define AQ_UUID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define AQ_UUID_SIZE 16 //  raw bytes
@@ -11,6 +12,10 @@
 //  A new UUIDv7: 48-bit ms timestamp, then random bits (libsodium's RNG).
 //  Raw UUIDs sort by creation time, which keeps LMDB inserts append-like.
 void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]);
+
+//  n random bytes from the same per-thread pool (kernel randomness drawn
+//  4 KiB at a time): for ids and one-time tokens on hot paths.
+void aq_uuid_random (uint8_t *out, size_t n);
 
 //  "550e8400-e29b-41d4-a716-446655440000" into text; returns text.
 char *aq_uuid_format (const uint8_t uuid[AQ_UUID_SIZE], char *text);
