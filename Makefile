@@ -53,7 +53,7 @@ LIBWORKER  = $(LIB)/libaqworker.a
 LIBGATEWAY = $(LIB)/libaqgateway.a
 
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
-        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench
+        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello
 
 .PHONY: all deps test-deps run test bench install clean format check-format
 all: $(PROGS)
@@ -88,6 +88,8 @@ $(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(ALL_LIBS)
 $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-bench: $(OBJ)/tests/bench.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder
@@ -142,7 +144,7 @@ run: deps
 	$(BIN)/asyncqueue --data $(DATA) --listen $(LISTEN)
 
 # The test build: sanitizers on, in its own tree, from scratch.
-test: test-deps
+test: test-deps check-format
 	rm -rf build/san
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/san all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -165,7 +167,10 @@ install: all
 clean:
 	rm -rf build
 
+FORMATTED = $(wildcard */*.c */*.h plugins/*/*.c tests/plugins/*.c)
 format:
-	clang-format -i */*.c */*.h
+	clang-format -i $(FORMATTED)
 check-format:
-	@clang-format --dry-run --Werror */*.c */*.h
+	@if command -v clang-format >/dev/null; then \
+	  clang-format --dry-run --Werror $(FORMATTED) && echo "clang-format: clean"; \
+	else echo "clang-format not installed: format not checked"; fi

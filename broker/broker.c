@@ -37,52 +37,52 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_BATCH        1000          //  messages per socket per turn
+#define S_BATCH        1000 //  messages per socket per turn
 #define S_IDEM_TTL     (24 * 3600000LL)
 #define S_MAX_WAIT_S   25
 #define S_REPLY_FAILED "Storage unavailable, try again"
-#define S_NOTIFY_TRIES 4             //  onCompleteUrl deliveries: the first and 3 retries
+#define S_NOTIFY_TRIES 4 //  onCompleteUrl deliveries: the first and 3 retries
 
-static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",  "250",
+static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",   "250",
                                      "500", "1000", "2500", "5000", "10000", "+Inf"};
-static const int64_t s_latency_ms[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-                                       INT64_MAX};
+static const int64_t s_latency_ms[] = {5,   10,   25,   50,   100,   250,
+                                       500, 1000, 2500, 5000, 10000, INT64_MAX};
 #define S_BUCKETS (sizeof s_latency_ms / sizeof s_latency_ms[0])
 
 typedef struct {
-    void *socket;          //  where to send
-    uint8_t rid[256];      //  routing id, rid_size 0 for PUB
-    size_t rid_size;       //  its length
-    int cmd;               //  command
-    json_t *body;          //  owned
-    char topic[40];        //  PUB topic frame
+    void *socket;     //  where to send
+    uint8_t rid[256]; //  routing id, rid_size 0 for PUB
+    size_t rid_size;  //  its length
+    int cmd;          //  command
+    json_t *body;     //  owned
+    char topic[40];   //  PUB topic frame
 } s_out_t;
 
 typedef struct {
-    const bk_config_t *cfg; //  borrowed
-    void *clients;          //  ROUTER for clients
-    void *workers;          //  ROUTER for workers
-    void *events;           //  XPUB: events go out only while someone subscribes
-    int subscribers;        //  subscriptions seen on events, minus unsubscriptions
-    bk_store_t *store;      //  owned
-    bk_queue_t *queue;      //  owned
-    bk_leases_t *leases;    //  owned
-    bk_waiters_t *waiters;  //  owned
-    bk_limits_t *limits;    //  owned
-    json_t *teams;          //  team id -> team record, a cache of BK_DB_TEAMS
-    json_t *keys;           //  key id -> key record, a cache of BK_DB_KEYS
-    aq_plugin_loader_t *plugins; //  owned: providers and the vault
+    const bk_config_t *cfg;         //  borrowed
+    void *clients;                  //  ROUTER for clients
+    void *workers;                  //  ROUTER for workers
+    void *events;                   //  XPUB: events go out only while someone subscribes
+    int subscribers;                //  subscriptions seen on events, minus unsubscriptions
+    bk_store_t *store;              //  owned
+    bk_queue_t *queue;              //  owned
+    bk_leases_t *leases;            //  owned
+    bk_waiters_t *waiters;          //  owned
+    bk_limits_t *limits;            //  owned
+    json_t *teams;                  //  team id -> team record, a cache of BK_DB_TEAMS
+    json_t *keys;                   //  key id -> key record, a cache of BK_DB_KEYS
+    aq_plugin_loader_t *plugins;    //  owned: providers and the vault
     const aq_plugin_vault_t *vault; //  borrowed from plugins, NULL if none
-    s_out_t *out;           //  sends waiting for the commit
-    size_t nout, capout;    //  count, capacity
-    uint64_t seq;           //  last creation sequence used
-    int64_t next_due;       //  earliest delay-queue time (wall ms), INT64_MAX if none
-    char admin[65];         //  admin token
-    int64_t now;            //  wall ms of this turn
-    int64_t mono;           //  mono ms of this turn
-    int64_t last_reader_check; //  mono ms
-    int64_t last_release;   //  mono ms of the last bk_store_release_pages
-    bool recover;           //  re-lease processing tasks at the next turn
+    s_out_t *out;                   //  sends waiting for the commit
+    size_t nout, capout;            //  count, capacity
+    uint64_t seq;                   //  last creation sequence used
+    int64_t next_due;               //  earliest delay-queue time (wall ms), INT64_MAX if none
+    char admin[65];                 //  admin token
+    int64_t now;                    //  wall ms of this turn
+    int64_t mono;                   //  mono ms of this turn
+    int64_t last_reader_check;      //  mono ms
+    int64_t last_release;           //  mono ms of the last bk_store_release_pages
+    bool recover;                   //  re-lease processing tasks at the next turn
     struct {
         uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
         uint64_t latency[S_BUCKETS];
@@ -146,8 +146,8 @@ static int s_send_out (s_broker_t *self, s_out_t *out) {
             rc = zmq_send (out->socket, data, size, ZMQ_DONTWAIT);
         free (data);
     } else
-        rc = aq_proto_send (out->socket, out->rid, out->rid_size, out->cmd, out->body,
-                            ZMQ_DONTWAIT);
+        rc =
+            aq_proto_send (out->socket, out->rid, out->rid_size, out->cmd, out->body, ZMQ_DONTWAIT);
     return rc < 0 ? -1 : 0;
 }
 
@@ -197,8 +197,9 @@ static int s_make_ready (s_broker_t *self, json_t *task) {
     s_set_status (task, BK_ST_PENDING);
     json_object_del (task, "_due");
     json_object_del (task, "nextAttemptAt");
-    return bk_queue_push (self->queue, (int) json_integer_value (json_object_get (task, "priority")),
-                          team, bk_tasks_seq (task), id);
+    return bk_queue_push (self->queue,
+                          (int) json_integer_value (json_object_get (task, "priority")), team,
+                          bk_tasks_seq (task), id);
 }
 
 //  Puts a task in the delay queue until due (status delayed).
@@ -228,15 +229,16 @@ static void s_enqueue (s_broker_t *self, json_t *task) {
     uint8_t id[16], team[16];
     if (bk_tasks_ids (task, id, team) != 0)
         return;
-    bk_queue_push (self->queue, (int) json_integer_value (json_object_get (task, "priority")),
-                   team, bk_tasks_seq (task), id);
+    bk_queue_push (self->queue, (int) json_integer_value (json_object_get (task, "priority")), team,
+                   bk_tasks_seq (task), id);
 }
 
 static void s_finish (s_broker_t *self, json_t *task, int status, const char *error) {
     if (status != BK_ST_CANCELLED && json_is_string (json_object_get (task, "onCompleteUrl"))) {
-        json_object_set_new (task, "_notify", json_pack ("{s:i, s:b}", "attempt", 0, "inflight", 0));
-        json_object_set_new (task, "onComplete", json_pack ("{s:s, s:i}", "status", "pending",
-                                                            "attempts", 0));
+        json_object_set_new (task, "_notify",
+                             json_pack ("{s:i, s:b}", "attempt", 0, "inflight", 0));
+        json_object_set_new (task, "onComplete",
+                             json_pack ("{s:s, s:i}", "status", "pending", "attempts", 0));
         s_enqueue (self, task);
     }
     s_set_status (task, status);
@@ -266,9 +268,9 @@ static int s_attempt_failed (s_broker_t *self, json_t *task, const char *error, 
     json_object_set_new (task, "error", json_string (error));
     if (requeue_now)
         return s_make_ready (self, task);
-    int64_t delay = bk_backoff_ms (json_string_value (json_object_get (task, "retryBackoff")),
-                                   (int) retries, self->cfg->backoff_base_ms,
-                                   self->cfg->backoff_cap_ms, retry_after_ms);
+    int64_t delay =
+        bk_backoff_ms (json_string_value (json_object_get (task, "retryBackoff")), (int) retries,
+                       self->cfg->backoff_base_ms, self->cfg->backoff_cap_ms, retry_after_ms);
     bk_task_set_time (task, "nextAttemptAt", self->now + delay);
     return s_make_delayed (self, task, self->now + delay);
 }
@@ -276,9 +278,9 @@ static int s_attempt_failed (s_broker_t *self, json_t *task, const char *error, 
 static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *task,
                               int64_t duration, const json_t *status_code, const char *error) {
     int attempt = (int) json_integer_value (json_object_get (task, "_attempts"));
-    json_t *record = json_pack ("{s:i, s:O, s:I}", "attempt", attempt, "startedAt",
-                                json_object_get (task, "_attemptAt"), "duration",
-                                (json_int_t) duration);
+    json_t *record =
+        json_pack ("{s:i, s:O, s:I}", "attempt", attempt, "startedAt",
+                   json_object_get (task, "_attemptAt"), "duration", (json_int_t) duration);
     if (status_code)
         json_object_set (record, "statusCode", (json_t *) status_code);
     if (error)
@@ -309,7 +311,7 @@ static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
         s_poll_later (self, task, 0); //  a lost poll is asked again
         s_save (self, task, BK_ST_POLLING);
     } else if (task && bk_task_status (task) == BK_ST_PROCESSING &&
-        json_integer_value (json_object_get (task, "_attempts")) == attempt) {
+               json_integer_value (json_object_get (task, "_attempts")) == attempt) {
         self->stats.lost++;
         int64_t started = json_integer_value (json_object_get (task, "_attemptAt"));
         s_record_attempt (self, id, task, self->now - started, NULL, "worker lost");
@@ -337,15 +339,14 @@ static json_t *s_team (s_broker_t *self, const uint8_t team[16]) {
 //  Client requests
 
 typedef struct {
-    const uint8_t *rid;  //  routing id of the client
-    size_t rid_size;     //  its length
-    int64_t corr;        //  correlation id
-    json_t *body;        //  request fields, borrowed
-    uint8_t team[16];    //  the caller's team, after auth
+    const uint8_t *rid; //  routing id of the client
+    size_t rid_size;    //  its length
+    int64_t corr;       //  correlation id
+    json_t *body;       //  request fields, borrowed
+    uint8_t team[16];   //  the caller's team, after auth
 } s_req_t;
 
-static void s_answer (s_broker_t *self, s_req_t *req, int status, json_t *body,
-                      const char *error) {
+static void s_answer (s_broker_t *self, s_req_t *req, int status, json_t *body, const char *error) {
     s_reply (self, req->rid, req->rid_size, req->corr, status, body, error);
 }
 
@@ -366,17 +367,17 @@ static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
         return -1;
     }
     json_t *limit = json_object_get (s_team (self, req->team), "rateLimit");
-    double rps = limit ? json_number_value (json_object_get (limit, "rps")) : self->cfg->rate_limit_rps;
-    double burst = limit ? json_number_value (json_object_get (limit, "burst"))
-                         : self->cfg->rate_limit_burst;
+    double rps =
+        limit ? json_number_value (json_object_get (limit, "rps")) : self->cfg->rate_limit_rps;
+    double burst =
+        limit ? json_number_value (json_object_get (limit, "burst")) : self->cfg->rate_limit_burst;
     int retry_after = 1;
     char team[AQ_UUID_TEXT];
     if (!bk_limits_take (self->limits, aq_uuid_format (req->team, team), rps, burst, self->mono,
                          &retry_after)) {
-        json_t *reply = json_pack ("{s:I, s:i, s:s, s:i}", "corr", (json_int_t) req->corr, "status",
-                                   AQ_TOO_MANY, "error",
-                                   "Rate limit exceeded. Upgrade your plan for higher limits.",
-                                   "retryAfter", retry_after);
+        json_t *reply = json_pack (
+            "{s:I, s:i, s:s, s:i}", "corr", (json_int_t) req->corr, "status", AQ_TOO_MANY, "error",
+            "Rate limit exceeded. Upgrade your plan for higher limits.", "retryAfter", retry_after);
         s_out_new (self, self->clients, req->rid, req->rid_size, AQ_CMD_REPLY, reply);
         return -1;
     }
@@ -387,7 +388,8 @@ static int s_admin (s_broker_t *self, s_req_t *req) {
     const char *token = aq_field_str (req->body, "admin");
     if (!token || strlen (token) != strlen (self->admin) ||
         sodium_memcmp (token, self->admin, strlen (self->admin)) != 0) {
-        s_answer (self, req, AQ_UNAUTH, NULL, token ? "Invalid admin token" : "Admin token required");
+        s_answer (self, req, AQ_UNAUTH, NULL,
+                  token ? "Invalid admin token" : "Admin token required");
         return -1;
     }
     return 0;
@@ -430,8 +432,8 @@ static void s_task_create (s_broker_t *self, s_req_t *req) {
             val.size == 24) {
             int64_t created;
             memcpy (&created, (const uint8_t *) val.data + 16, 8);
-            json_t *task = created + S_IDEM_TTL > self->now ? bk_tasks_get (self->store, val.data)
-                                                            : NULL;
+            json_t *task =
+                created + S_IDEM_TTL > self->now ? bk_tasks_get (self->store, val.data) : NULL;
             if (task) {
                 s_answer (self, req, AQ_OK, s_task_body (task), NULL);
                 json_decref (task);
@@ -564,10 +566,10 @@ static void s_task_list (s_broker_t *self, s_req_t *req) {
     json_array_foreach (records, index, record)
         json_array_append_new (tasks, bk_task_public (record));
     json_decref (records);
-    json_t *body = json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", "tasks", tasks, "pagination",
-                              "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
-                              (json_int_t) offset, "hasMore",
-                              (uint64_t) (offset + (int64_t) json_array_size (tasks)) < total);
+    json_t *body =
+        json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", "tasks", tasks, "pagination", "total",
+                   (json_int_t) total, "limit", (json_int_t) limit, "offset", (json_int_t) offset,
+                   "hasMore", (uint64_t) (offset + (int64_t) json_array_size (tasks)) < total);
     s_answer (self, req, AQ_OK, body, NULL);
 }
 
@@ -643,8 +645,8 @@ static void s_task_attempts (s_broker_t *self, s_req_t *req) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (task)
-        s_answer (self, req, AQ_OK, json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)),
-                  NULL);
+        s_answer (self, req, AQ_OK,
+                  json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)), NULL);
     json_decref (task);
 }
 
@@ -667,8 +669,8 @@ static void s_stats (s_broker_t *self, s_req_t *req) {
         json_object_set_new (latency, s_latency_le[i], json_integer ((json_int_t) cumulative));
     }
     json_t *body = json_pack (
-        "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "tasks", tasks,
-        "counters", "created", (json_int_t) self->stats.created, "dispatched",
+        "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "tasks", tasks, "counters",
+        "created", (json_int_t) self->stats.created, "dispatched",
         (json_int_t) self->stats.dispatched, "completed", (json_int_t) self->stats.completed,
         "failed", (json_int_t) self->stats.failed, "retried", (json_int_t) self->stats.retried,
         "malformed", (json_int_t) self->stats.malformed, "workerLost",
@@ -763,7 +765,8 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
         break;
     }
     case AQ_CMD_KEY_REVOKE:
-        result = bk_keys_revoke (self->store, self->keys, aq_field_str (req->body, "id"), self->now);
+        result =
+            bk_keys_revoke (self->store, self->keys, aq_field_str (req->body, "id"), self->now);
         if (result)
             s_answer_records (self, req, AQ_OK, "key", result);
         else
@@ -818,12 +821,13 @@ static void s_task_signal (s_broker_t *self, s_req_t *req) {
     if (!json_is_object (signal))
         error = "Request body must be a JSON object";
     else
-        json_object_foreach (signal, field, value)
-            if (strcmp (field, "status") != 0 && strcmp (field, "result") != 0 && !error) {
-                snprintf (errbuf, sizeof errbuf, "Unknown field: %.100s", field);
-                error = errbuf;
-            }
-    if (!error && (!outcome || (strcmp (outcome, "completed") != 0 && strcmp (outcome, "failed") != 0)))
+        json_object_foreach (signal, field, value) if (strcmp (field, "status") != 0 &&
+                                                       strcmp (field, "result") != 0 && !error) {
+            snprintf (errbuf, sizeof errbuf, "Unknown field: %.100s", field);
+            error = errbuf;
+        }
+    if (!error &&
+        (!outcome || (strcmp (outcome, "completed") != 0 && strcmp (outcome, "failed") != 0)))
         error = "status must be one of: completed, failed";
     if (error) {
         s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
@@ -837,8 +841,7 @@ static void s_task_signal (s_broker_t *self, s_req_t *req) {
         json_decref (task);
         return;
     }
-    int rc = bk_delay_remove (self->store,
-                              json_integer_value (json_object_get (task, "_deadline")),
+    int rc = bk_delay_remove (self->store, json_integer_value (json_object_get (task, "_deadline")),
                               BK_DELAY_TIMEOUT, id);
     json_object_del (task, "_signal"); //  one time only
     json_object_del (task, "_deadline");
@@ -866,8 +869,8 @@ static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
         const char *error;
         char errbuf[160];
         result = bk_tokens_create (self->store, self->vault, req->team,
-                                   json_object_get (req->body, "token"), self->now, &error,
-                                   errbuf, sizeof errbuf);
+                                   json_object_get (req->body, "token"), self->now, &error, errbuf,
+                                   sizeof errbuf);
         if (result)
             s_answer_records (self, req, AQ_CREATED, "token", result);
         else if (error)
@@ -986,7 +989,8 @@ static void s_result (s_broker_t *self, json_t *body) {
             //  a transport error, or a 5xx while running: ask again later (a
             //  finished job's result URL may answer an error: that is its result)
             if (code == 0 || (code >= 500 && stage == BK_POLL_STATUS))
-                s_poll_later (self, task, aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
+                s_poll_later (self, task,
+                              aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
             else
                 s_poll_answer (self, task, stage, body);
             s_save (self, task, BK_ST_POLLING);
@@ -1024,10 +1028,10 @@ static void s_result (s_broker_t *self, json_t *body) {
     const char *error = aq_field_str (body, "error");
     s_record_attempt (self, id, task, duration, json_is_integer (code) ? code : NULL, error);
     if (json_is_integer (code)) {
-        json_t *result = json_pack ("{s:O, s:O, s:I}", "statusCode", code, "headers",
-                                    json_object_get (body, "headers") ? json_object_get (body, "headers")
-                                                                      : json_object (),
-                                    "duration", (json_int_t) duration);
+        json_t *result = json_pack (
+            "{s:O, s:O, s:I}", "statusCode", code, "headers",
+            json_object_get (body, "headers") ? json_object_get (body, "headers") : json_object (),
+            "duration", (json_int_t) duration);
         if (json_is_string (json_object_get (body, "body")))
             json_object_set (result, "body", json_object_get (body, "body"));
         if (aq_field_bool (body, "bodyTruncated", false))
@@ -1047,7 +1051,7 @@ static void s_result (s_broker_t *self, json_t *body) {
             s_finish (self, task, BK_ST_FAILED, text);
         }
     } else if (json_is_integer (code) && json_integer_value (code) == 202 && wait &&
-        strcasecmp (wait, "true") == 0) {
+               strcasecmp (wait, "true") == 0) {
         //  the target will signal the outcome; it has maxWaitTime to do so
         json_object_del (task, "error");
         s_set_status (task, BK_ST_WAITING);
@@ -1150,8 +1154,8 @@ static bool s_receive (s_broker_t *self, void *socket, bool from_workers) {
         if (self->cfg->verbose)
             aq_log (AQ_LOG_DEBUG, "broker", "dropped a malformed message: %s",
                     aq_proto_strerror (rc));
-        json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
-                                   aq_proto_strerror (rc));
+        json_t *error =
+            json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason", aq_proto_strerror (rc));
         s_out_new (self, socket, id, id_size, AQ_CMD_ERROR, error);
     } else if (from_workers)
         s_worker_message (self, id, id_size, cmd, body);
@@ -1180,8 +1184,8 @@ static void s_promote_due (s_broker_t *self) {
             s_make_ready (self, task);
             s_save (self, task, BK_ST_DELAYED);
         } else if (kind == BK_DELAY_NOTIFY && json_object_get (task, "_notify") &&
-                   json_integer_value (json_object_get (json_object_get (task, "_notify"), "due")) ==
-                       due) {
+                   json_integer_value (
+                       json_object_get (json_object_get (task, "_notify"), "due")) == due) {
             json_object_del (json_object_get (task, "_notify"), "due");
             json_object_set_new (json_object_get (task, "_notify"), "inflight", json_false ());
             s_enqueue (self, task);
@@ -1271,8 +1275,8 @@ static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, 
     const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
     char signature[BK_SIGNING_SIZE], stamp[24];
     int64_t seconds = self->now / 1000;
-    if (whsec && bk_signing_sign (whsec, task_id, seconds, body, body ? strlen (body) : 0,
-                                  signature) == 0) {
+    if (whsec &&
+        bk_signing_sign (whsec, task_id, seconds, body, body ? strlen (body) : 0, signature) == 0) {
         snprintf (stamp, sizeof stamp, "%lld", (long long) seconds);
         json_object_set_new (headers, "webhook-id", json_string (task_id));
         json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
@@ -1321,9 +1325,10 @@ static void s_poll_later (s_broker_t *self, json_t *task, int64_t ms) {
 
 static json_t *s_result_of (const json_t *answer) {
     json_t *headers = json_object_get (answer, "headers");
-    json_t *result = json_pack ("{s:O, s:o, s:I}", "statusCode", json_object_get (answer, "statusCode"),
-                                "headers", headers ? json_incref (headers) : json_object (),
-                                "duration", (json_int_t) aq_field_int (answer, "duration", 0));
+    json_t *result =
+        json_pack ("{s:O, s:o, s:I}", "statusCode", json_object_get (answer, "statusCode"),
+                   "headers", headers ? json_incref (headers) : json_object (), "duration",
+                   (json_int_t) aq_field_int (answer, "duration", 0));
     if (json_is_string (json_object_get (answer, "body")))
         json_object_set (result, "body", json_object_get (answer, "body"));
     if (aq_field_bool (answer, "bodyTruncated", false))
@@ -1349,10 +1354,10 @@ static void s_provider_cancel (s_broker_t *self, json_t *task) {
     if (!headers)
         return;
     const char *method = aq_field_str (poll, "cancelMethod");
-    json_t *job = json_pack ("{s:O, s:i, s:s, s:s, s:s, s:o, s:i, s:i}", "id",
-                             json_object_get (task, "id"), "attempt", 0, "kind", "cancel", "url",
-                             url, "method", method ? method : "POST", "headers", headers,
-                             "timeout", 30, "maxBody", 1024);
+    json_t *job =
+        json_pack ("{s:O, s:i, s:s, s:s, s:s, s:o, s:i, s:i}", "id", json_object_get (task, "id"),
+                   "attempt", 0, "kind", "cancel", "url", url, "method", method ? method : "POST",
+                   "headers", headers, "timeout", 30, "maxBody", 1024);
     bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
@@ -1454,11 +1459,12 @@ static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const 
         bool permanent = aq_field_bool (result, "permanent", false);
         if (attempt < S_NOTIFY_TRIES && !permanent) {
             json_object_set_new (outcome, "status", json_string ("retrying"));
-            int64_t due = self->now + bk_backoff_ms ("exponential", attempt,
-                                                     self->cfg->backoff_base_ms,
-                                                     self->cfg->backoff_cap_ms, -1);
-            json_object_set_new (task, "_notify", json_pack ("{s:i, s:b, s:I}", "attempt", attempt,
-                                                             "inflight", 0, "due", (json_int_t) due));
+            int64_t due =
+                self->now + bk_backoff_ms ("exponential", attempt, self->cfg->backoff_base_ms,
+                                           self->cfg->backoff_cap_ms, -1);
+            json_object_set_new (task, "_notify",
+                                 json_pack ("{s:i, s:b, s:I}", "attempt", attempt, "inflight", 0,
+                                            "due", (json_int_t) due));
             uint8_t id[16];
             bk_tasks_ids (task, id, NULL);
             bk_delay_push (self->store, due, BK_DELAY_NOTIFY, id);
@@ -1483,7 +1489,8 @@ static json_t *s_notify_job (s_broker_t *self, json_t *task, int attempt) {
     char *body = json_dumps (shown, JSON_COMPACT);
     json_decref (shown);
     char msg_id[AQ_UUID_TEXT + 16], stamp[24], signature[BK_SIGNING_SIZE];
-    snprintf (msg_id, sizeof msg_id, "%s.complete", json_string_value (json_object_get (task, "id")));
+    snprintf (msg_id, sizeof msg_id, "%s.complete",
+              json_string_value (json_object_get (task, "id")));
     int64_t seconds = self->now / 1000;
     snprintf (stamp, sizeof stamp, "%lld", (long long) seconds);
     json_t *headers = json_pack ("{s:s}", "Content-Type", "application/json");
@@ -1494,11 +1501,11 @@ static json_t *s_notify_job (s_broker_t *self, json_t *task, int attempt) {
         json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
         json_object_set_new (headers, "webhook-signature", json_string (signature));
     }
-    json_t *job = json_pack ("{s:O, s:i, s:s, s:O, s:s, s:o, s:s, s:i, s:i}", "id",
-                             json_object_get (task, "id"), "attempt", attempt, "kind", "notify",
-                             "url", json_object_get (task, "onCompleteUrl"), "method", "POST",
-                             "headers", headers, "body", body ? body : "{}", "timeout", 30,
-                             "maxBody", 1024);
+    json_t *job =
+        json_pack ("{s:O, s:i, s:s, s:O, s:s, s:o, s:s, s:i, s:i}", "id",
+                   json_object_get (task, "id"), "attempt", attempt, "kind", "notify", "url",
+                   json_object_get (task, "onCompleteUrl"), "method", "POST", "headers", headers,
+                   "body", body ? body : "{}", "timeout", 30, "maxBody", 1024);
     free (body);
     return job;
 }
@@ -1517,8 +1524,8 @@ static void s_dispatch (s_broker_t *self) {
             int attempt = (int) json_integer_value (json_object_get (notify, "attempt")) + 1;
             json_t *job = s_notify_job (self, task, attempt);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-            int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
-                                      job, ZMQ_DONTWAIT);
+            int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+                                      ZMQ_DONTWAIT);
             json_decref (job);
             if (sent != 0) {
                 bk_leases_worker_remove (self->leases, index);
@@ -1544,8 +1551,8 @@ static void s_dispatch (s_broker_t *self) {
                 s_clear_deadline (self, task);
                 s_finish (self, task, BK_ST_FAILED, "poll request cannot be made");
                 s_save (self, task, BK_ST_POLLING);
-            } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB,
-                                      job, ZMQ_DONTWAIT) != 0) {
+            } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+                                      ZMQ_DONTWAIT) != 0) {
                 bk_leases_worker_remove (self->leases, index);
                 s_enqueue (self, task); //  back in the queue for another worker
             } else {
@@ -1572,12 +1579,11 @@ static void s_dispatch (s_broker_t *self) {
             bk_task_set_time (task, "startedAt", self->now);
         s_set_status (task, BK_ST_PROCESSING);
         int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
-        json_t *job = json_pack ("{s:O, s:i, s:O, s:O, s:O, s:I, s:i}", "id",
-                                 json_object_get (task, "id"), "attempt", attempt, "url",
-                                 json_object_get (task, "targetUrl"), "method",
-                                 json_object_get (task, "method"), "headers",
-                                 json_object_get (task, "headers"), "timeout",
-                                 (json_int_t) timeout, "maxBody", self->cfg->max_body);
+        json_t *job = json_pack (
+            "{s:O, s:i, s:O, s:O, s:O, s:I, s:i}", "id", json_object_get (task, "id"), "attempt",
+            attempt, "url", json_object_get (task, "targetUrl"), "method",
+            json_object_get (task, "method"), "headers", json_object_get (task, "headers"),
+            "timeout", (json_int_t) timeout, "maxBody", self->cfg->max_body);
         const char *body = json_string_value (json_object_get (task, "body"));
         if (body && strcmp (json_string_value (json_object_get (task, "method")), "GET") != 0)
             json_object_set_new (job, "body", json_string (body));
@@ -1794,8 +1800,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     s_recover (self);
     bk_store_abort (self->store);
     self->last_reader_check = self->mono;
-    aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s'",
-            cfg->data_dir, cfg->client_endpoints ? cfg->client_endpoints : "",
+    aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s'", cfg->data_dir,
+            cfg->client_endpoints ? cfg->client_endpoints : "",
             cfg->worker_endpoints ? cfg->worker_endpoints : "");
 
     while (!atomic_load (stop)) {

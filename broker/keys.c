@@ -68,8 +68,8 @@ json_t *bk_keys_team_create (bk_store_t *store, const char *name, int64_t now) {
     uint8_t id[16];
     char text[AQ_UUID_TEXT], *whsec = bk_keys_new_secret ();
     aq_uuid_new (id);
-    json_t *team = json_pack ("{s:s, s:s, s:I, s:s}", "id", aq_uuid_format (id, text), "name",
-                              name, "createdAt", (json_int_t) now, "signingSecret", whsec);
+    json_t *team = json_pack ("{s:s, s:s, s:I, s:s}", "id", aq_uuid_format (id, text), "name", name,
+                              "createdAt", (json_int_t) now, "signingSecret", whsec);
     free (whsec);
     if (s_save (store, BK_DB_TEAMS, id, 16, team) != 0 ||
         bk_store_put (store, BK_DB_TEAM_NAMES, name, len, id, 16) != 0) {
@@ -107,8 +107,7 @@ static json_t *s_key_public (const json_t *record) {
     return out;
 }
 
-json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *scope,
-                        int64_t now) {
+json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *scope, int64_t now) {
     if (!scope)
         scope = "full";
     if (strcmp (scope, "full") != 0 && strcmp (scope, "read") != 0)
@@ -127,10 +126,10 @@ json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *sc
                        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf (key, sizeof key, "aq_%s_%s", id, secret);
     s_hash (key, hash);
-    json_t *record = json_pack ("{s:s, s:O, s:O, s:s, s:I, s:b, s:s}", "id", id, "teamId",
-                                json_object_get (team, "id"), "team", json_object_get (team, "name"),
-                                "scope", scope, "createdAt", (json_int_t) now, "revoked", 0, "hash",
-                                hash);
+    json_t *record =
+        json_pack ("{s:s, s:O, s:O, s:s, s:I, s:b, s:s}", "id", id, "teamId",
+                   json_object_get (team, "id"), "team", json_object_get (team, "name"), "scope",
+                   scope, "createdAt", (json_int_t) now, "revoked", 0, "hash", hash);
     json_decref (team);
     json_t *out = NULL;
     if (s_save (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0) {
@@ -168,8 +167,8 @@ json_t *bk_keys_revoke (bk_store_t *store, json_t *cache, const char *id, int64_
         return NULL;
     json_object_set_new (record, "revoked", json_true ());
     json_object_set_new (record, "revokedAt", json_integer (now));
-    json_t *out = s_save (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0 ? s_key_public (record)
-                                                                        : NULL;
+    json_t *out =
+        s_save (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0 ? s_key_public (record) : NULL;
     json_decref (record);
     return out;
 }
@@ -223,12 +222,12 @@ void bk_keys_test (bool verbose) {
     uint8_t team[16], team2[16];
     bool read_only = true;
     assert (bk_keys_check (store, cache, secret, team, &read_only) == 0 && !read_only);
-    assert (bk_keys_check (store, cache, json_string_value (json_object_get (read, "secret")), team2,
-                           &read_only) == 0 &&
+    assert (bk_keys_check (store, cache, json_string_value (json_object_get (read, "secret")),
+                           team2, &read_only) == 0 &&
             read_only);
     assert (memcmp (team, team2, 16) == 0);
-    assert (bk_keys_check (store, cache, json_string_value (json_object_get (other, "secret")), team2,
-                           &read_only) == 0 &&
+    assert (bk_keys_check (store, cache, json_string_value (json_object_get (other, "secret")),
+                           team2, &read_only) == 0 &&
             memcmp (team, team2, 16) != 0);
     char forged[128];
     snprintf (forged, sizeof forged, "%s", secret);
@@ -244,7 +243,8 @@ void bk_keys_test (bool verbose) {
     assert (json_array_size (teams) == 2);
     json_decref (teams);
 
-    json_t *revoked = bk_keys_revoke (store, cache, json_string_value (json_object_get (full, "id")), 9);
+    json_t *revoked =
+        bk_keys_revoke (store, cache, json_string_value (json_object_get (full, "id")), 9);
     assert (revoked && json_is_true (json_object_get (revoked, "revoked")));
     assert (bk_keys_check (store, cache, secret, team, &read_only) == -1);
     assert (!bk_keys_revoke (store, cache, "0000000000000000", 9));

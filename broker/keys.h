@@ -30,8 +30,7 @@ json_t *bk_keys_team_list (bk_store_t *store);
 //  Creates a key for the team named team_name (creating the team if
 //  needed) with scope "full" or "read". Returns the public key object with
 //  `secret`, the only time it is ever shown; NULL on a store failure.
-json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *scope,
-                        int64_t now);
+json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *scope, int64_t now);
 //  Keys (without secrets), of one team when team_name is not NULL.
 json_t *bk_keys_list (bk_store_t *store, const char *team_name);
 //  Revokes a key by id; returns its public object or NULL if unknown.

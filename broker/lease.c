@@ -53,7 +53,8 @@ int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool 
     if (!create || rid_size > BK_LEASE_RID)
         return -1;
     if (free_slot < 0) {
-        self->workers = realloc (self->workers, (size_t) (self->nworkers + 1) * sizeof *self->workers);
+        self->workers =
+            realloc (self->workers, (size_t) (self->nworkers + 1) * sizeof *self->workers);
         assert (self->workers);
         free_slot = self->nworkers++;
     }
@@ -71,7 +72,9 @@ bk_worker_t *bk_leases_worker_at (bk_leases_t *self, int index) {
     return &self->workers[index];
 }
 
-int bk_leases_worker_count (bk_leases_t *self) { return self->nworkers; }
+int bk_leases_worker_count (bk_leases_t *self) {
+    return self->nworkers;
+}
 
 int bk_leases_workers_alive (bk_leases_t *self) {
     int alive = 0;
@@ -154,7 +157,9 @@ int64_t bk_leases_next_deadline (bk_leases_t *self) {
     return next;
 }
 
-size_t bk_leases_count (bk_leases_t *self) { return self->nleases; }
+size_t bk_leases_count (bk_leases_t *self) {
+    return self->nleases;
+}
 
 void bk_lease_test (bool verbose) {
     bk_leases_t *leases = bk_leases_new ();

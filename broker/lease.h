@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_LEASE_RID 256 //  longest ZeroMQ routing id kept
+#define BK_LEASE_RID    256 //  longest ZeroMQ routing id kept
 #define BK_LEASE_ORPHAN -1
 
 typedef struct _bk_leases_t bk_leases_t;
@@ -34,8 +34,8 @@ void bk_leases_destroy (bk_leases_t **self_p);
 int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool create);
 //  The worker at an index (borrowed), or NULL when the slot is free.
 bk_worker_t *bk_leases_worker_at (bk_leases_t *self, int index);
-int bk_leases_worker_count (bk_leases_t *self);   //  slots, alive or not
-int bk_leases_workers_alive (bk_leases_t *self);  //  connected workers
+int bk_leases_worker_count (bk_leases_t *self);  //  slots, alive or not
+int bk_leases_workers_alive (bk_leases_t *self); //  connected workers
 //  Next worker with credit, round-robin; -1 if none.
 int bk_leases_next_worker (bk_leases_t *self);
 //  Forgets a worker; its leases expire at once (their tasks are "worker lost").

@@ -11,7 +11,9 @@
 
 static atomic_int s_stop;
 
-static void s_on_signal (int sig) { atomic_store (&s_stop, 1); }
+static void s_on_signal (int sig) {
+    atomic_store (&s_stop, 1);
+}
 
 static const char *s_usage =
     "usage: aq-broker --data DIR [options]\n"

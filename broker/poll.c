@@ -32,8 +32,7 @@ const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t err
         size_t index;
         json_t *item;
         bool ok = json_is_array (value);
-        json_array_foreach (value, index, item)
-            ok = ok && json_is_string (item);
+        json_array_foreach (value, index, item) ok = ok && json_is_string (item);
         if (!ok) {
             snprintf (errbuf, errbuf_size, "pollConfig.%s must be an array of strings", lists[i]);
             return errbuf;
@@ -49,13 +48,14 @@ const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t err
 static bool s_in (const json_t *list, const char *text) {
     size_t index;
     json_t *item;
-    json_array_foreach (list, index, item)
-        if (text && strcmp (json_string_value (item), text) == 0)
-            return true;
+    json_array_foreach (list, index,
+                        item) if (text && strcmp (json_string_value (item), text) == 0) return true;
     return false;
 }
 
-static char *s_strdup_or_null (const char *text) { return text ? strdup (text) : NULL; }
+static char *s_strdup_or_null (const char *text) {
+    return text ? strdup (text) : NULL;
+}
 
 static void s_set_str (json_t *poll, const char *key, const char *value) {
     if (value)
@@ -77,7 +77,8 @@ static bk_poll_state_t s_config_step (json_t *task, int stage, const json_t *ans
     *next_ms = interval ? (int64_t) (json_number_value (interval) * 1000) : interval_ms;
     bk_poll_state_t state = BK_POLL_RUNNING;
     if (stage == BK_POLL_INITIAL) {
-        char *url = doc ? host->render_template (json_string_value (json_object_get (config, "urlTemplate")), doc)
+        char *url = doc ? host->render_template (
+                              json_string_value (json_object_get (config, "urlTemplate")), doc)
                         : NULL;
         if (!url) {
             *error = strdup ("pollConfig.urlTemplate cannot be filled from the response");
@@ -86,7 +87,8 @@ static bk_poll_state_t s_config_step (json_t *task, int stage, const json_t *ans
             json_object_set_new (poll, "statusUrl", json_string (url));
         free (url);
     } else {
-        char *status = doc ? host->json_get_text (doc, json_string_value (json_object_get (config, "statusPath")))
+        char *status = doc ? host->json_get_text (
+                                 doc, json_string_value (json_object_get (config, "statusPath")))
                            : NULL;
         if (s_in (json_object_get (config, "doneValues"), status))
             state = BK_POLL_DONE;
@@ -120,10 +122,9 @@ bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task
                       : stage == BK_POLL_STATUS ? aq_field_str (poll, "statusUrl")
                                                 : aq_field_str (poll, "resultUrl");
     aq_http_response_t response = {.size = sizeof response};
-    aq_plugin_response_init (&response, url ? url : "",
-                             (int) aq_field_int (answer, "statusCode", 0),
-                             json_object_get (answer, "headers"), text ? text : "",
-                             text ? strlen (text) : 0);
+    aq_plugin_response_init (
+        &response, url ? url : "", (int) aq_field_int (answer, "statusCode", 0),
+        json_object_get (answer, "headers"), text ? text : "", text ? strlen (text) : 0);
     //  the plan as stored: the strings stay ours, the plugin only reads them
     aq_provider_plan_t plan = {.size = sizeof plan};
     plan.status_url = s_strdup_or_null (aq_field_str (poll, "statusUrl"));
@@ -180,16 +181,19 @@ void bk_poll_test (bool verbose) {
     int64_t next;
     char *error;
     json_t *answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", "{\"id\": \"j-7\"}");
-    assert (bk_poll_step (NULL, task, BK_POLL_INITIAL, answer, 2000, &next, &error) == BK_POLL_RUNNING);
+    assert (bk_poll_step (NULL, task, BK_POLL_INITIAL, answer, 2000, &next, &error) ==
+            BK_POLL_RUNNING);
     assert (next == 1000);
     assert (strcmp (aq_field_str (json_object_get (task, "_poll"), "statusUrl"),
                     "http://x/jobs/j-7") == 0);
     json_decref (answer);
     answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", "{\"state\": \"busy\"}");
-    assert (bk_poll_step (NULL, task, BK_POLL_STATUS, answer, 2000, &next, &error) == BK_POLL_RUNNING);
+    assert (bk_poll_step (NULL, task, BK_POLL_STATUS, answer, 2000, &next, &error) ==
+            BK_POLL_RUNNING);
     json_decref (answer);
     answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", "{\"state\": \"bad\"}");
-    assert (bk_poll_step (NULL, task, BK_POLL_STATUS, answer, 2000, &next, &error) == BK_POLL_FAILED);
+    assert (bk_poll_step (NULL, task, BK_POLL_STATUS, answer, 2000, &next, &error) ==
+            BK_POLL_FAILED);
     assert (strcmp (error, "Polling status: bad") == 0);
     free (error);
     json_decref (answer);
@@ -198,7 +202,8 @@ void bk_poll_test (bool verbose) {
     json_decref (answer);
     //  a first answer the template cannot use fails the task
     answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", "not json");
-    assert (bk_poll_step (NULL, task, BK_POLL_INITIAL, answer, 2000, &next, &error) == BK_POLL_FAILED);
+    assert (bk_poll_step (NULL, task, BK_POLL_INITIAL, answer, 2000, &next, &error) ==
+            BK_POLL_FAILED);
     free (error);
     json_decref (answer);
     json_decref (task);

@@ -9,9 +9,9 @@
 #define S_KEY 25 //  priority(1) team(16) seq(8)
 
 struct _bk_queue_t {
-    bk_store_t *store;       //  borrowed
-    uint8_t last[256][16];   //  team served last, per priority byte
-    bool has_last[256];      //  whether last[] is set
+    bk_store_t *store;     //  borrowed
+    uint8_t last[256][16]; //  team served last, per priority byte
+    bool has_last[256];    //  whether last[] is set
 };
 
 bk_queue_t *bk_queue_new (bk_store_t *store) {

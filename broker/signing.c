@@ -39,11 +39,13 @@ void bk_signing_test (bool verbose) {
     //  The Standard Webhooks specification's published example
     char sig[BK_SIGNING_SIZE];
     const char *body = "{\"test\": 2432232314}";
-    assert (bk_signing_sign ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                             1614265330, body, strlen (body), sig) == 0);
+    assert (bk_signing_sign ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen (body),
+                             sig) == 0);
     assert (strcmp (sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=") == 0);
-    assert (bk_signing_sign ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                             1614265331, body, strlen (body), sig) == 0);
+    assert (bk_signing_sign ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, body, strlen (body),
+                             sig) == 0);
     assert (strcmp (sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=") != 0);
     assert (bk_signing_sign ("nope", "m", 1, NULL, 0, sig) == -1);
     assert (bk_signing_sign ("whsec_!!!", "m", 1, NULL, 0, sig) == -1);

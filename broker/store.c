@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 static const char *s_db_names[BK_DB_COUNT] = {
-    "meta",   "tasks",    "ready", "delay", "team_tasks", "team_status",
-    "counts", "attempts", "idem",  "keys",  "teams",      "team_names", "tokens"};
+    "meta",     "tasks", "ready", "delay", "team_tasks", "team_status", "counts",
+    "attempts", "idem",  "keys",  "teams", "team_names", "tokens"};
 
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction
@@ -32,16 +32,16 @@ typedef struct {
 } s_delta_t;
 
 struct _bk_store_t {
-    MDB_env *env;            //  the environment
-    MDB_dbi dbi[BK_DB_COUNT]; //  open tables
-    MDB_txn *txn;            //  the current transaction, or NULL
-    bool write;              //  is txn a write transaction
-    bool grow;               //  grow the map before the next write
+    MDB_env *env;              //  the environment
+    MDB_dbi dbi[BK_DB_COUNT];  //  open tables
+    MDB_txn *txn;              //  the current transaction, or NULL
+    bool write;                //  is txn a write transaction
+    bool grow;                 //  grow the map before the next write
     int (*commit_hook) (void); //  fault seam, NULL in production
-    uintptr_t map_start;     //  the map's address range, once found
-    uintptr_t map_end;       //  (see bk_store_release_pages)
-    s_delta_t *deltas;       //  counter changes of this transaction
-    size_t ndeltas;          //  used entries
+    uintptr_t map_start;       //  the map's address range, once found
+    uintptr_t map_end;         //  (see bk_store_release_pages)
+    s_delta_t *deltas;         //  counter changes of this transaction
+    size_t ndeltas;            //  used entries
 };
 
 struct _bk_cursor_t {
@@ -206,7 +206,9 @@ void bk_store_abort (bk_store_t *self) {
     self->txn = NULL;
 }
 
-bool bk_store_in_txn (bk_store_t *self) { return self->txn != NULL; }
+bool bk_store_in_txn (bk_store_t *self) {
+    return self->txn != NULL;
+}
 
 int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val) {
     assert (self->txn);
@@ -234,8 +236,7 @@ int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
     return rc == MDB_NOTFOUND ? 0 : s_code (rc);
 }
 
-static uint64_t s_stored_counter (bk_store_t *self, bk_db_t db, const void *key,
-                                  size_t key_size) {
+static uint64_t s_stored_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
     bk_val_t val;
     uint64_t count = 0;
     if (bk_store_get (self, db, key, key_size, &val) == 0 && val.size == sizeof count)
@@ -319,8 +320,7 @@ static int s_cursor_get (bk_cursor_t *self, MDB_val *k, MDB_cursor_op op, bk_val
     return s_code (rc);
 }
 
-int bk_cursor_seek (bk_cursor_t *self, const void *key, size_t key_size, bk_val_t *k,
-                    bk_val_t *v) {
+int bk_cursor_seek (bk_cursor_t *self, const void *key, size_t key_size, bk_val_t *k, bk_val_t *v) {
     MDB_val mk = {key_size, (void *) key};
     return s_cursor_get (self, &mk, key ? MDB_SET_RANGE : MDB_FIRST, k, v);
 }
@@ -340,7 +340,9 @@ int bk_cursor_prev (bk_cursor_t *self, bk_val_t *k, bk_val_t *v) {
     return s_cursor_get (self, &mk, MDB_PREV, k, v);
 }
 
-int bk_cursor_del (bk_cursor_t *self) { return s_code (mdb_cursor_del (self->cursor, 0)); }
+int bk_cursor_del (bk_cursor_t *self) {
+    return s_code (mdb_cursor_del (self->cursor, 0));
+}
 
 int64_t bk_store_used_bytes (bk_store_t *self) {
     MDB_envinfo info;
@@ -396,11 +398,15 @@ int bk_store_reader_check (bk_store_t *self) {
     return dead;
 }
 
-void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) { self->commit_hook = hook; }
+void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) {
+    self->commit_hook = hook;
+}
 
 //  --------------------------------------------------------------------------
 
-static int s_disk_full (void) { return ENOSPC; }
+static int s_disk_full (void) {
+    return ENOSPC;
+}
 
 void bk_store_test (bool verbose) {
     char dir[] = "/tmp/aq-store-test-XXXXXX", err[256];

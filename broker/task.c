@@ -14,9 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *s_status_names[BK_ST_COUNT] = {
-    NULL,      "pending", "delayed", "processing", "waiting",
-    "polling", "completed", "failed", "timeout",    "cancelled"};
+static const char *s_status_names[BK_ST_COUNT] = {NULL,      "pending",  "delayed",   "processing",
+                                                  "waiting", "polling",  "completed", "failed",
+                                                  "timeout", "cancelled"};
 
 const char *bk_status_name (int status) {
     return status > 0 && status < BK_ST_COUNT ? s_status_names[status] : NULL;
@@ -48,10 +48,10 @@ void bk_task_set_time (json_t *task, const char *field, int64_t ms) {
 //  --------------------------------------------------------------------------
 //  Validation
 
-static const char *s_fields[] = {"targetUrl",  "method",     "headers",       "body",
-                                 "maxWaitTime", "timeout",   "delayUntil",    "maxRetries",
+static const char *s_fields[] = {"targetUrl",    "method",   "headers",       "body",
+                                 "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
                                  "retryBackoff", "priority", "onCompleteUrl", "provider",
-                                 "pollConfig", NULL};
+                                 "pollConfig",   NULL};
 
 //  http(s)://host[...] with no spaces or control characters, <= 2048 bytes.
 static bool s_valid_url (const json_t *value) {
@@ -111,8 +111,8 @@ static const char *s_check_headers (const json_t *headers) {
     return NULL;
 }
 
-json_t *bk_task_from_request (const json_t *request, int64_t now, const char **error,
-                              char *errbuf, size_t errbuf_size) {
+json_t *bk_task_from_request (const json_t *request, int64_t now, const char **error, char *errbuf,
+                              size_t errbuf_size) {
     *error = NULL;
     if (!json_is_object (request)) {
         *error = "Request body must be a JSON object";
@@ -371,8 +371,7 @@ void bk_task_test (bool verbose) {
     assert (json_integer_value (json_object_get (out, "maxWaitTime")) == 30);
     assert (json_integer_value (json_object_get (out, "priority")) == 5);
     assert (json_integer_value (json_object_get (out, "retryCount")) == 0);
-    assert (strcmp (json_string_value (json_object_get (out, "retryBackoff")), "exponential") ==
-            0);
+    assert (strcmp (json_string_value (json_object_get (out, "retryBackoff")), "exponential") == 0);
     assert (strcmp (json_string_value (json_object_get (out, "delayUntil")),
                     "2030-01-01T00:00:00.000Z") == 0);
     assert (strcmp (json_string_value (json_object_get (out, "createdAt")),

@@ -37,8 +37,8 @@ int bk_task_status (const json_t *task);
 //  applied and status pending or delayed (relative to now), without id,
 //  teamId or bookkeeping. On a validation failure returns NULL and sets
 //  *error to the client message (a static string or one written in errbuf).
-json_t *bk_task_from_request (const json_t *request, int64_t now, const char **error,
-                              char *errbuf, size_t errbuf_size);
+json_t *bk_task_from_request (const json_t *request, int64_t now, const char **error, char *errbuf,
+                              size_t errbuf_size);
 
 //  The public JSON object of a record: ISO 8601 times, no '_' fields.
 //  Team and key records use it too.

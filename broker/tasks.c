@@ -95,8 +95,8 @@ uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status) {
     return bk_store_counter (store, BK_DB_COUNTS, key, 17);
 }
 
-json_t *bk_tasks_list (bk_store_t *store, const uint8_t team[16], int status, int limit,
-                       int offset, bool ascending, uint64_t *total) {
+json_t *bk_tasks_list (bk_store_t *store, const uint8_t team[16], int status, int limit, int offset,
+                       bool ascending, uint64_t *total) {
     *total = bk_tasks_count (store, team, status);
     json_t *tasks = json_array ();
     bk_db_t db = status ? BK_DB_TEAM_STATUS : BK_DB_TEAM_TASKS;
@@ -185,8 +185,9 @@ json_t *bk_tasks_attempts (bk_store_t *store, const uint8_t id[16]) {
         json_t *started = json_object_get (attempt, "startedAt");
         if (json_is_integer (started)) {
             char stamp[32];
-            json_object_set_new (attempt, "startedAt",
-                                 json_string (aq_time_format (json_integer_value (started), stamp)));
+            json_object_set_new (
+                attempt, "startedAt",
+                json_string (aq_time_format (json_integer_value (started), stamp)));
         }
         if (attempt)
             json_array_append_new (list, attempt);
@@ -257,8 +258,8 @@ void bk_tasks_test (bool verbose) {
     bk_tasks_each_in_status (store, BK_ST_DELAYED, s_collect, &seen);
     assert (seen == 6);
 
-    json_t *attempt = json_pack ("{s:i, s:I, s:i, s:i}", "attempt", 1, "startedAt",
-                                 (json_int_t) 0, "duration", 12, "statusCode", 503);
+    json_t *attempt = json_pack ("{s:i, s:I, s:i, s:i}", "attempt", 1, "startedAt", (json_int_t) 0,
+                                 "duration", 12, "statusCode", 503);
     assert (bk_tasks_add_attempt (store, ids[1], 1, attempt) == 0);
     json_object_set_new (attempt, "attempt", json_integer (2));
     assert (bk_tasks_add_attempt (store, ids[1], 2, attempt) == 0);

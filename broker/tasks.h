@@ -26,8 +26,8 @@ int bk_tasks_save (bk_store_t *store, const json_t *task, int old_status);
 
 //  One page of a team's tasks, newest first unless ascending; status 0 for
 //  all. Sets *total to the count matching. Returns an array of records.
-json_t *bk_tasks_list (bk_store_t *store, const uint8_t team[16], int status, int limit,
-                       int offset, bool ascending, uint64_t *total);
+json_t *bk_tasks_list (bk_store_t *store, const uint8_t team[16], int status, int limit, int offset,
+                       bool ascending, uint64_t *total);
 //  Number of tasks in a status (0: all), for one team or (team NULL) all.
 uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status);
 //  Every task id currently in a status, across teams (startup recovery).

@@ -43,9 +43,9 @@ static json_t *s_public (const json_t *record) {
     return out;
 }
 
-json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault,
-                          const uint8_t team[16], const json_t *request, int64_t now,
-                          const char **error, char *errbuf, size_t errbuf_size) {
+json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault, const uint8_t team[16],
+                          const json_t *request, int64_t now, const char **error, char *errbuf,
+                          size_t errbuf_size) {
     *error = NULL;
     if (!json_is_object (request)) {
         *error = "Request body must be a JSON object";
@@ -53,12 +53,12 @@ json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault,
     }
     const char *field;
     json_t *value;
-    json_object_foreach ((json_t *) request, field, value)
-        if (strcmp (field, "name") != 0 && strcmp (field, "value") != 0) {
-            snprintf (errbuf, errbuf_size, "Unknown field: %.100s", field);
-            *error = errbuf;
-            return NULL;
-        }
+    json_object_foreach ((json_t *) request, field,
+                         value) if (strcmp (field, "name") != 0 && strcmp (field, "value") != 0) {
+        snprintf (errbuf, errbuf_size, "Unknown field: %.100s", field);
+        *error = errbuf;
+        return NULL;
+    }
     json_t *name = json_object_get (request, "name");
     json_t *secret = json_object_get (request, "value");
     if (!name || json_is_null (name))
@@ -227,7 +227,8 @@ void bk_tokens_test (bool verbose) {
     }
     if (vault) {
         json_t *body = json_pack ("{s:s, s:s}", "name", "fal key", "value", "Key s3cret-value");
-        json_t *token = bk_tokens_create (store, vault, team, body, 1, &error, errbuf, sizeof errbuf);
+        json_t *token =
+            bk_tokens_create (store, vault, team, body, 1, &error, errbuf, sizeof errbuf);
         json_decref (body);
         assert (token && !json_object_get (token, "sealed") && !json_object_get (token, "value"));
         const char *id = json_string_value (json_object_get (token, "id"));

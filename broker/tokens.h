@@ -24,9 +24,9 @@ bool bk_tokens_is_id (const char *text);
 //  stores the token. Returns the public record (new reference), or NULL
 //  with *error set to the client message (400), or to NULL after a vault
 //  or store failure.
-json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault,
-                          const uint8_t team[16], const json_t *request, int64_t now,
-                          const char **error, char *errbuf, size_t errbuf_size);
+json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault, const uint8_t team[16],
+                          const json_t *request, int64_t now, const char **error, char *errbuf,
+                          size_t errbuf_size);
 //  The team's tokens, public records (never values). New reference.
 json_t *bk_tokens_list (bk_store_t *store, const uint8_t team[16]);
 //  Deletes a token; returns its public record, or NULL if it is unknown.

@@ -106,9 +106,13 @@ bk_waiter_t *bk_waiters_expire (bk_waiters_t *self, int64_t now, size_t *count) 
     return out;
 }
 
-int64_t bk_waiters_next_deadline (bk_waiters_t *self) { return self->earliest; }
+int64_t bk_waiters_next_deadline (bk_waiters_t *self) {
+    return self->earliest;
+}
 
-size_t bk_waiters_count (bk_waiters_t *self) { return self->count; }
+size_t bk_waiters_count (bk_waiters_t *self) {
+    return self->count;
+}
 
 void bk_waiters_test (bool verbose) {
     bk_waiters_t *waiters = bk_waiters_new ();

@@ -14,11 +14,11 @@
 typedef struct _bk_waiters_t bk_waiters_t;
 
 typedef struct {
-    uint8_t rid[256];  //  routing id of the client
-    size_t rid_size;   //  its length
-    int64_t corr;      //  correlation id of the request
-    char id[40];       //  task id text
-    int64_t deadline;  //  mono ms
+    uint8_t rid[256]; //  routing id of the client
+    size_t rid_size;  //  its length
+    int64_t corr;     //  correlation id of the request
+    char id[40];      //  task id text
+    int64_t deadline; //  mono ms
 } bk_waiter_t;
 
 bk_waiters_t *bk_waiters_new (void);

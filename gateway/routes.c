@@ -307,8 +307,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     }
     if (match.id && json_object_set_new (msg, "id", json_stringn (match.id, match.id_size)) != 0) {
         status = 404;
-        snprintf (error, sizeof error, route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found"
-                                                                           : "Task not found");
+        snprintf (error, sizeof error,
+                  route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found" : "Task not found");
         goto out;
     }
     if ((route->flags & GW_ROUTE_STRICT) &&

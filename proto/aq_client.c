@@ -210,14 +210,13 @@ static int s_read_one (aq_client_t *self, int64_t *corr, json_t **reply) {
             *reply = body;
             body = NULL;
             rc = 1;
-        }
-        else if (cmd == AQ_CMD_ERROR) {
+        } else if (cmd == AQ_CMD_ERROR) {
             //  The broker could not read a request of ours: make it a reply.
             *corr = aq_field_int (body, "corr", 0);
             const char *reason = aq_field_str (body, "reason");
             *reply = json_pack ("{s:I, s:I, s:s}", "corr", (json_int_t) *corr, "status",
-                                (json_int_t) aq_field_int (body, "code", AQ_BAD_REQUEST),
-                                "error", reason ? reason : "protocol error");
+                                (json_int_t) aq_field_int (body, "code", AQ_BAD_REQUEST), "error",
+                                reason ? reason : "protocol error");
             rc = *reply ? 1 : 0;
         }
     }
@@ -382,8 +381,7 @@ static bool s_streq (const char *a, const char *b) {
     return a && b && strcmp (a, b) == 0;
 }
 
-static void s_fake_reply (void *router, zmq_msg_t *rid, int64_t corr, int status,
-                          json_t *request) {
+static void s_fake_reply (void *router, zmq_msg_t *rid, int64_t corr, int status, json_t *request) {
     json_t *reply = json_pack ("{s:I, s:i}", "corr", (json_int_t) corr, "status", status);
     if (request)
         json_object_set_new (reply, "body", json_pack ("{s:O}", "request", request));
@@ -416,35 +414,30 @@ static void *s_fake_broker (void *router) {
         if (s_streq (mode, "slow")) {
             usleep (600 * 1000);
             s_fake_reply (router, &rid, corr, 200, request);
-        }
-        else if (s_streq (mode, "stale")) {
+        } else if (s_streq (mode, "stale")) {
             s_fake_reply (router, &rid, corr + 1000, 200, request);
             assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid),
                                    AQ_CMD_HEARTBEAT, NULL, 0) == 0);
             assert (zmq_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), ZMQ_SNDMORE) >= 0);
             assert (zmq_send (router, "garbage", 7, 0) == 7);
             s_fake_reply (router, &rid, corr, 404, NULL);
-        }
-        else if (s_streq (mode, "error")) {
+        } else if (s_streq (mode, "error")) {
             json_t *error = json_pack ("{s:i, s:s}", "code", 400, "reason", "malformed message");
             assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_ERROR,
                                    error, 0) == 0);
             json_decref (error);
-        }
-        else if (s_streq (mode, "hold") && held < 64) {
+        } else if (s_streq (mode, "hold") && held < 64) {
             zmq_msg_init (&held_rid[held]);
             zmq_msg_copy (&held_rid[held], &rid);
             held_corr[held++] = corr;
-        }
-        else if (s_streq (mode, "flush")) {
+        } else if (s_streq (mode, "flush")) {
             while (held > 0) {
                 held--;
                 s_fake_reply (router, &held_rid[held], held_corr[held], 202, request);
                 zmq_msg_close (&held_rid[held]);
             }
             s_fake_reply (router, &rid, corr, 200, request);
-        }
-        else {
+        } else {
             s_fake_reply (router, &rid, corr, 200, request);
             quit = s_streq (mode, "quit");
         }

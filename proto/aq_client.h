@@ -113,8 +113,7 @@ int aq_client_recv (aq_client_t *self, int64_t *corr, json_t **reply, int timeou
 //  aq_client_call. `id` is a task id (borrowed).
 //  TASK_CREATE: task is a POST /v1/tasks body; idem, when not NULL, is the
 //  Idempotency-Key (the same key within 24 h gives 200 and the first task).
-int aq_client_task_create (aq_client_t *self, const json_t *task, const char *idem,
-                           json_t **reply);
+int aq_client_task_create (aq_client_t *self, const json_t *task, const char *idem, json_t **reply);
 //  TASK_GET: wait_s 0..25 holds the reply until the status changes.
 int aq_client_task_get (aq_client_t *self, const char *id, int wait_s, json_t **reply);
 //  TASK_LIST: query holds status, limit, offset, sortOrder (any of them, or

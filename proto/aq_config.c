@@ -87,14 +87,16 @@ void aq_config_test (bool verbose) {
     int fd = mkstemp (path);
     assert (fd >= 0);
     FILE *file = fdopen (fd, "w");
-    fprintf (file, "# a comment\nlisten 127.0.0.1:9999\n  workers = 4  \nallow-private-targets\n\n");
+    fprintf (file,
+             "# a comment\nlisten 127.0.0.1:9999\n  workers = 4  \nallow-private-targets\n\n");
     fclose (file);
     char *argv[] = {"prog", "--config", path, "--workers", "2", NULL};
     int argc;
     char **out = aq_config_expand (5, argv, &argc);
     assert (out && argc == 8);
-    const char *want[] = {"prog", "--listen", "127.0.0.1:9999", "--workers", "4",
-                          "--allow-private-targets", "--workers", "2"};
+    const char *want[] = {"prog",      "--listen", "127.0.0.1:9999",
+                          "--workers", "4",        "--allow-private-targets",
+                          "--workers", "2"};
     for (int i = 0; i < argc; i++)
         assert (strcmp (out[i], want[i]) == 0);
     assert (out[argc] == NULL);

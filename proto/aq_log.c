@@ -9,12 +9,14 @@
 
 static int s_level = -1;
 
-void aq_log_set_level (int level) { s_level = level; }
+void aq_log_set_level (int level) {
+    s_level = level;
+}
 
 static int s_current_level (void) {
     if (s_level < 0) {
         const char *env = getenv ("AQ_LOG_LEVEL");
-        s_level = !env                        ? AQ_LOG_INFO
+        s_level = !env                         ? AQ_LOG_INFO
                   : strcmp (env, "debug") == 0 ? AQ_LOG_DEBUG
                   : strcmp (env, "warn") == 0  ? AQ_LOG_WARN
                   : strcmp (env, "error") == 0 ? AQ_LOG_ERROR

@@ -125,7 +125,9 @@ static void s_buffer_free (void *buffer) {
     msgpack_sbuffer_free ((msgpack_sbuffer *) buffer);
 }
 
-static void s_buffer_init (void) { pthread_key_create (&s_buffer_key, s_buffer_free); }
+static void s_buffer_init (void) {
+    pthread_key_create (&s_buffer_key, s_buffer_free);
+}
 
 static msgpack_sbuffer *s_thread_buffer (void) {
     pthread_once (&s_buffer_once, s_buffer_init);
@@ -232,8 +234,8 @@ static json_t *s_unpack (const msgpack_object *obj, int depth, int *err) {
             json_t *member = NULL;
             if (kv->key.type == MSGPACK_OBJECT_STR)
                 member = s_unpack (&kv->val, depth + 1, err);
-            if (!member || json_object_setn_new (value, kv->key.via.str.ptr,
-                                                 kv->key.via.str.size, member) != 0) {
+            if (!member || json_object_setn_new (value, kv->key.via.str.ptr, kv->key.via.str.size,
+                                                 member) != 0) {
                 json_decref (value);
                 value = NULL;
             }
@@ -260,8 +262,11 @@ static int64_t s_scan (const uint8_t *data, size_t size, int depth) {
 #define NEED(n)                                                                                    \
     if (size < (n))                                                                                \
         return -1;
-#define BE(bytes) (bytes == 1 ? data[1] : bytes == 2 ? (size_t) data[1] << 8 | data[2] :             \
-                   (size_t) data[1] << 24 | (size_t) data[2] << 16 | (size_t) data[3] << 8 | data[4])
+#define BE(bytes)                                                                                  \
+    (bytes == 1 ? data[1]                                                                          \
+     : bytes == 2                                                                                  \
+         ? (size_t) data[1] << 8 | data[2]                                                         \
+         : (size_t) data[1] << 24 | (size_t) data[2] << 16 | (size_t) data[3] << 8 | data[4])
     if (type <= 0x7f || type >= 0xe0 || type == 0xc0 || type == 0xc2 || type == 0xc3)
         ;
     else if ((type & 0xf0) == 0x80)
@@ -316,8 +321,12 @@ static int64_t s_scan (const uint8_t *data, size_t size, int depth) {
 static pthread_key_t s_zone_key;
 static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
 
-static void s_zone_free (void *zone) { msgpack_zone_free ((msgpack_zone *) zone); }
-static void s_zone_init (void) { pthread_key_create (&s_zone_key, s_zone_free); }
+static void s_zone_free (void *zone) {
+    msgpack_zone_free ((msgpack_zone *) zone);
+}
+static void s_zone_init (void) {
+    pthread_key_create (&s_zone_key, s_zone_free);
+}
 
 static json_t *s_decode (const uint8_t *data, size_t size, int *err) {
     if (s_scan (data, size, 0) != (int64_t) size) {
@@ -477,8 +486,9 @@ void aq_proto_test (bool verbose) {
     assert (aq_proto_decode (deep, sizeof deep, &cmd, &body) != 0);
 
     //  a declared size beyond the frame is refused before any allocation
-    uint8_t huge[] = {0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x81, 0xA1, 'a', 0xDD,
-                      0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    uint8_t huge[] = {
+        0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x81, 0xA1, 'a', 0xDD, 0xFF, 0xFF, 0xFF,
+        0xFF, 0x01};
     assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);
     huge[7] = 0xDB; //  a 4 GiB string
     assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);

@@ -26,9 +26,9 @@
 #define AQ_PROTO_SIG0    0xAA
 #define AQ_PROTO_SIG1    0xA1
 #define AQ_PROTO_VERSION 1
-#define AQ_PROTO_HEADER  4          //  signature(2) version(1) command(1)
-#define AQ_PROTO_MAX_MSG (8 << 20)  //  ZMQ_MAXMSGSIZE on every socket
-#define AQ_PROTO_DEPTH   40         //  deepest nesting the decoder accepts
+#define AQ_PROTO_HEADER  4         //  signature(2) version(1) command(1)
+#define AQ_PROTO_MAX_MSG (8 << 20) //  ZMQ_MAXMSGSIZE on every socket
+#define AQ_PROTO_DEPTH   40        //  deepest nesting the decoder accepts
 
 /*  The message table. X(NAME, id, direction). Appending is compatible;
     renumbering is not (bump AQ_PROTO_VERSION).
@@ -38,6 +38,7 @@
       key   str    API key (task commands) or
       admin str    admin token from DATA/admin.token (team/key commands)
     and are answered by exactly one REPLY.                                  */
+// clang-format off
 #define AQ_PROTO_COMMANDS(X)                                                 \
     X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str")       \
     X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
@@ -67,6 +68,8 @@
     X (TASK_SIGNAL,  28, "client>broker  id, signal:{status: completed|failed, result?}; key may be the task's sig_ token") \
     X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId")
 
+// clang-format on
+
 typedef enum {
 #define AQ_PROTO_ENUM(name, id, doc) AQ_CMD_##name = id,
     AQ_PROTO_COMMANDS (AQ_PROTO_ENUM)
@@ -87,11 +90,11 @@ typedef enum {
 #define AQ_UNAVAILABLE 503
 
 //  Decoder errors (negative, as returned by aq_proto_decode).
-#define AQ_EPROTO_SHORT     -1  //  frame shorter than the header
-#define AQ_EPROTO_SIGNATURE -2  //  not an asyncqueue frame
-#define AQ_EPROTO_VERSION   -3  //  another protocol version
-#define AQ_EPROTO_COMMAND   -4  //  unknown command id
-#define AQ_EPROTO_MALFORMED -5  //  body is not a msgpack map we accept
+#define AQ_EPROTO_SHORT     -1 //  frame shorter than the header
+#define AQ_EPROTO_SIGNATURE -2 //  not an asyncqueue frame
+#define AQ_EPROTO_VERSION   -3 //  another protocol version
+#define AQ_EPROTO_COMMAND   -4 //  unknown command id
+#define AQ_EPROTO_MALFORMED -5 //  body is not a msgpack map we accept
 #define AQ_EPROTO_NOMEM     -6
 
 //  Name of a command ("TASK_CREATE"), or NULL for an unknown id.
@@ -123,7 +126,7 @@ int aq_proto_send (void *socket, const void *rid, size_t rid_size, int cmd, cons
                    int flags);
 
 //  Field accessors over a body, with a default when absent or mistyped.
-const char *aq_field_str (const json_t *body, const char *key);  //  borrowed or NULL
+const char *aq_field_str (const json_t *body, const char *key); //  borrowed or NULL
 int64_t aq_field_int (const json_t *body, const char *key, int64_t dflt);
 bool aq_field_bool (const json_t *body, const char *key, bool dflt);
 

@@ -125,9 +125,15 @@ void aq_time_test (bool verbose) {
     assert (aq_time_parse ("2024-01-15T05:00-0530", &ms) == 0 && ms == 1705314600000);
     assert (aq_time_parse ("2024-01-15", &ms) == 0 && ms == 1705276800000);
     assert (aq_time_parse ("2024-02-29T00:00:00Z", &ms) == 0);
-    const char *bad[] = {"",           "tomorrow",          "2023-02-29T00:00:00Z",
-                         "2024-13-01", "2024-01-15T24:00Z", "2024-01-15T10:30:00Zjunk",
-                         "2024-1-5",   "2024-01-15T10:30:00.Z", NULL};
+    const char *bad[] = {"",
+                         "tomorrow",
+                         "2023-02-29T00:00:00Z",
+                         "2024-13-01",
+                         "2024-01-15T24:00Z",
+                         "2024-01-15T10:30:00Zjunk",
+                         "2024-1-5",
+                         "2024-01-15T10:30:00.Z",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         assert (aq_time_parse (bad[i], &ms) == -1);
     assert (aq_time_parse (NULL, &ms) == -1);

@@ -163,8 +163,7 @@ typedef struct {
 
 //  Splits args into positionals (up to max_pos) and the table's options.
 //  Returns 0, or 2 after printing a usage error.
-static int s_parse (s_args_t *args, const s_opt_t *opts, const char **pos, int max_pos,
-                    int *npos) {
+static int s_parse (s_args_t *args, const s_opt_t *opts, const char **pos, int max_pos, int *npos) {
     *npos = 0;
     for (int i = 0; i < args->argc; i++) {
         const char *arg = args->argv[i];
@@ -182,8 +181,7 @@ static int s_parse (s_args_t *args, const s_opt_t *opts, const char **pos, int m
             }
             if (!known)
                 return s_usage_error ("unknown option '%s'", arg);
-        }
-        else if (*npos < max_pos)
+        } else if (*npos < max_pos)
             pos[(*npos)++] = arg;
         else
             return s_usage_error ("unexpected argument '%s'", arg);
@@ -267,8 +265,8 @@ static int s_key (s_ctl_t *self, const char *verb, s_args_t *args) {
         json_decref (fields);
         if (!reply)
             return 1;
-        const char *secret = aq_field_str (json_object_get (aq_client_reply_body (reply), "key"),
-                                           "secret");
+        const char *secret =
+            aq_field_str (json_object_get (aq_client_reply_body (reply), "key"), "secret");
         int rc = 0;
         if (secret)
             puts (secret);
@@ -356,8 +354,7 @@ static json_t *s_task_body (s_args_t *args, const char **idem) {
             json_decref (task);
             goto fail_usage;
         }
-    }
-    else
+    } else
         task = json_object ();
     if (!url && !json_object_get (task, "targetUrl")) {
         json_decref (task);
@@ -610,8 +607,7 @@ int main (int argc, char **argv) {
     if (strcmp (group, "stats") == 0) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
-    }
-    else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task"))
+    } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task"))
         return s_usage_error ("unknown command '%s'", group);
 
     char endpoint[4200];
@@ -619,8 +615,9 @@ int main (int argc, char **argv) {
         snprintf (endpoint, sizeof endpoint, "ipc://%s/client.ipc", data);
     else
         snprintf (endpoint, sizeof endpoint, "%s",
-                  broker ? broker
-                         : getenv ("AQ_BROKER") ? getenv ("AQ_BROKER") : "tcp://127.0.0.1:5570");
+                  broker                 ? broker
+                  : getenv ("AQ_BROKER") ? getenv ("AQ_BROKER")
+                                         : "tcp://127.0.0.1:5570");
     ctl.endpoint = endpoint;
     key = key ? key : getenv ("AQ_API_KEY");
     admin = admin ? admin : getenv ("AQ_ADMIN_TOKEN");

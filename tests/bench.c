@@ -62,8 +62,7 @@ static json_t *s_task (const s_plan_t *plan) {
         snprintf (due_text, sizeof due_text, "%lld", (long long) due);
         json_object_set_new (task, "delayUntil", json_string (aq_time_format (due, iso)));
         json_object_set_new (task, "headers", json_pack ("{s:s}", "X-Due-Ms", due_text));
-    }
-    else if (plan->delayed)
+    } else if (plan->delayed)
         json_object_set_new (task, "delayUntil",
                              json_string (aq_time_format (aq_time_now_ms () + S_FAR_FUTURE, iso)));
     return task;
@@ -200,9 +199,9 @@ static json_t *s_http_get (const char *url, const char *path) {
     if (fd < 0 || connect (fd, ai->ai_addr, ai->ai_addrlen) != 0)
         goto out;
     char request[512];
-    int rlen = snprintf (request, sizeof request,
-                         "GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n", path, host,
-                         port);
+    int rlen =
+        snprintf (request, sizeof request,
+                  "GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n", path, host, port);
     if (write (fd, request, (size_t) rlen) != rlen)
         goto out;
     size_t size = 0, cap = 65536;
@@ -237,11 +236,12 @@ static int64_t s_target_count (const char *url) {
 //  --------------------------------------------------------------------------
 
 static int s_usage (void) {
-    fprintf (stderr,
-             "usage: aq-bench create  --broker EP --key K --count N [--pipeline P] [--conns C]\n"
-             "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
-             "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
-             "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n");
+    fprintf (
+        stderr,
+        "usage: aq-bench create  --broker EP --key K --count N [--pipeline P] [--conns C]\n"
+        "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
+        "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
+        "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n");
     return 2;
 }
 
@@ -279,8 +279,8 @@ static int s_e2e (s_plan_t *plan, int max_seconds) {
     }
     int64_t elapsed = last_change - start;
     if (received < created)
-        fprintf (stderr, "aq-bench: target received %lld of %lld callbacks\n",
-                 (long long) received, (long long) created);
+        fprintf (stderr, "aq-bench: target received %lld of %lld callbacks\n", (long long) received,
+                 (long long) created);
     fprintf (stderr, "aq-bench: %lld created in %lld ms, %lld callbacks in %lld ms\n",
              (long long) created, (long long) ms, (long long) received, (long long) elapsed);
     printf ("bench e2e_callbacks_per_s %.0f callbacks/s\n",

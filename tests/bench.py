@@ -9,17 +9,33 @@ Starts the real processes on loopback and prints, exactly,
     bench dispatch_p99_ms <x> ms                       at 1,000 tasks/s
     bench fill_create_per_s <n> tasks/s              the 1,000,000-task fill itself
     bench broker_rss_mib_1m_delayed <x> MiB          broker VmRSS holding them
+    bench http_hello_per_s <n> req/s                 wrk against a hello-world MHD server
+    bench http_create_per_s <n> req/s                wrk POST /v1/tasks (durable creates)
+    bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue
+    bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
 
 Phase 1: aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
 aq-target; aq-bench create, e2e and latency. Phase 2: a fresh aq-broker and
 aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
+Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
+all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
+--latency` in turn; the creates POST a far-future task with a Lua script.
+Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
+`GET /v1/tasks/:id?wait=25` on a delayed task from asyncio, then the
+gateway's VmRSS.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
 missing, or whose run fails or overruns its time budget, is skipped with a
 note on stderr. Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
-in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts).
+in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
+AQ_BENCH_PHASES (comma-separated subset of traffic,fill,http,polls; default
+all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_POLLS (default 10000).
 """
+import asyncio
+import json
 import os
+import re
+import resource
 import shutil
 import signal
 import socket
@@ -27,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 BUILD = os.environ.get("AQ_BUILD", "build")
 BIN = os.path.join(BUILD, "bin")
@@ -39,6 +57,10 @@ LATENCY_RATE = 1000                  # tasks per second
 LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
+PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls").split(",")
+WRK_SECONDS = int(os.environ.get("AQ_BENCH_WRK_SECONDS", "10"))
+POLLS = int(os.environ.get("AQ_BENCH_POLLS", "10000"))
+FAR = "2099-01-01T00:00:00.000Z"     # a delayUntil that never comes during the run
 
 
 def note(text):
@@ -258,12 +280,247 @@ def phase_fill(tmp):
         procs.stop()
 
 
+def wait_port(proc, port, what, timeout=20):
+    """Waits until something accepts on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s: %s" % (what, proc.returncode, tail(proc.log)))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s does not accept on port %d within %d s" % (what, port, timeout))
+
+
+def listening_port(proc, what):
+    """The port of a test server that prints `listening <port>` first."""
+    line = proc.stdout.readline().decode().split()
+    if len(line) != 2 or line[0] != "listening":
+        raise RuntimeError("%s did not say where it listens: %s" % (what, tail(proc.log)))
+    return int(line[1])
+
+
+def http(method, url, key=None, body=None, timeout=30):
+    """(status, parsed JSON or text) of one request."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk(url, seconds, script=None, budget=None):
+    """Runs wrk -t2 -c50 --latency; returns {rate, p99_ms, non2xx, errors, requests}."""
+    args = ["wrk", "-t2", "-c50", "-d%ds" % seconds, "--latency"]
+    if script:
+        args += ["-s", script]
+    run = subprocess.run(args + [url], capture_output=True, text=True,
+                         timeout=budget or seconds + 60)
+    out = run.stdout
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    p99 = re.search(r"^\s+99%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M)
+    total = re.search(r"(\d+) requests in", out)
+    if run.returncode != 0 or not rate or not p99:
+        raise RuntimeError("wrk %s failed (%d): %s %s" % (url, run.returncode, out[-500:],
+                                                         run.stderr[-500:]))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rate": float(rate.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errors.group(1).strip() if errors else "",
+            "requests": int(total.group(1)) if total else 0}
+
+
+CREATE_LUA = """-- POST /v1/tasks with a far-future task: durable creates, never dispatched
+wrk.method = "POST"
+wrk.body = '{"targetUrl": "https://api.example.com/webhook", "delayUntil": "%s", "body": "{\\\\"orderId\\\\": 12345}"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def phase_http(tmp):
+    """http_hello_per_s, http_create_per_s, http_create_p99_ms: wrk against
+    aq-hello and the all-in-one asyncqueue, one after the other."""
+    missing = [p for p in ("asyncqueue", "aqctl", "aq-hello") if not program(p)]
+    if missing or not shutil.which("wrk"):
+        note("%s not available: skipped http_hello_per_s, http_create_per_s, http_create_p99_ms"
+             % ", ".join(missing + ([] if shutil.which("wrk") else ["wrk"])))
+        return
+    procs = Procs(tmp)
+    try:
+        hello = procs.start("aq-hello", ["--port", "0", "--threads", "2"], stdout=subprocess.PIPE)
+        hello_port = listening_port(hello, "aq-hello")
+        data = os.path.join(tmp, "data-http")
+        os.mkdir(data)
+        port = free_port()
+        server = procs.start("asyncqueue", ["--data", data, "--listen", "127.0.0.1:%d" % port])
+        wait_port(server, port, "asyncqueue")
+        key = create_key(data, "bench-http")
+        status, body = http("POST", "http://127.0.0.1:%d/v1/tasks" % port, key,
+                            {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
+        if status != 201:
+            raise RuntimeError("a first create answered %d: %s" % (status, body))
+        script = os.path.join(tmp, "create.lua")
+        with open(script, "w") as f:
+            f.write(CREATE_LUA % (FAR, key))
+
+        result = wrk("http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
+        figure("bench http_hello_per_s %.0f req/s" % result["rate"])
+        note("aq-hello: p99 %.2f ms, %d requests%s" % (
+            result["p99_ms"], result["requests"],
+            ", socket errors: " + result["errors"] if result["errors"] else ""))
+        hello_rate = result["rate"]
+
+        result = wrk("http://127.0.0.1:%d/v1/tasks" % port, WRK_SECONDS, script)
+        if result["non2xx"]:
+            note("creates: %d of %d answers were not 2xx" % (result["non2xx"], result["requests"]))
+        figure("bench http_create_per_s %.0f req/s" % (result["rate"] * (
+            1 - result["non2xx"] / max(1, result["requests"]))))
+        figure("bench http_create_p99_ms %.2f ms" % result["p99_ms"])
+        status, body = http("GET", "http://127.0.0.1:%d/v1/tasks?limit=1" % port, key)
+        stored = body["pagination"]["total"] if status == 200 else -1
+        note("creates: %.0f%% of the hello-world rate in this run; %d tasks stored; "
+             "data dir %.1f MiB%s" % (100.0 * result["rate"] / max(1.0, hello_rate), stored,
+                                      du_mib(data), ", socket errors: " + result["errors"]
+                                      if result["errors"] else ""))
+        for proc in procs.procs:
+            if proc.poll() is not None:
+                note("%s exited with %s during the run: %s"
+                     % (proc.name, proc.returncode, tail(proc.log)))
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        note("http phase stopped: %s" % e)
+    finally:
+        procs.stop()
+
+
+async def s_hold_polls(port, path, key, count, held):
+    """Opens count connections, each sending one long poll; calls
+    held(connections) once all are sent; returns (early answers, errors)."""
+    request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+               % (path, key)).encode()
+    streams = []
+    errors = 0
+    early = 0
+    batch = 500
+    for start in range(0, count, batch):
+        opened = await asyncio.gather(*[asyncio.open_connection("127.0.0.1", port)
+                                        for _ in range(min(batch, count - start))],
+                                      return_exceptions=True)
+        for item in opened:
+            if isinstance(item, Exception):
+                errors += 1
+                continue
+            reader, writer = item
+            writer.write(request)
+            streams.append((reader, writer))
+        await asyncio.gather(*[w.drain() for _, w in streams[-batch:]], return_exceptions=True)
+    await held(streams)
+    for reader, writer in streams:
+        if reader._buffer or reader.at_eof():   # answered (or closed) before the measurement
+            early += 1
+        writer.close()
+    await asyncio.gather(*[w.wait_closed() for _, w in streams], return_exceptions=True)
+    return len(streams), early, errors
+
+
+def phase_polls(tmp):
+    """gateway_rss_mib_10k_polls: aq-gateway holding POLLS long polls."""
+    missing = [p for p in ("aq-broker", "aq-gateway", "aqctl") if not program(p)]
+    if missing:
+        note("%s not built: skipped gateway_rss_mib_10k_polls" % ", ".join(missing))
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = POLLS + 1000
+    if soft < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+        except (ValueError, OSError):
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < need:
+        note("fd limit %d < %d: skipped gateway_rss_mib_10k_polls (raise ulimit -n)" % (soft, need))
+        return
+    procs = Procs(tmp)
+    try:
+        data = os.path.join(tmp, "data-polls")
+        os.mkdir(data)
+        broker, client, _ = start_broker(procs, data)
+        port = free_port()
+        gateway = procs.start("aq-gateway", ["--broker", client, "--listen", "127.0.0.1:%d" % port,
+                                             "--per-ip", str(POLLS + 100),
+                                             "--max-connections", str(POLLS + 100)])
+        wait_port(gateway, port, "aq-gateway")
+        key = create_key(data, "bench-polls")
+        base = "http://127.0.0.1:%d" % port
+        status, body = http("POST", base + "/v1/tasks", key,
+                            {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
+        if status != 201:
+            raise RuntimeError("create answered %d: %s" % (status, body))
+        task_id = body["task"]["id"]
+        idle = rss_mib(gateway.pid)["VmRSS"]
+        measured = {}
+
+        async def held(streams):
+            # the gateway counts the requests it holds for the broker
+            deadline = time.time() + 20
+            count = 0
+            while time.time() < deadline:
+                status, text = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: http("GET", base + "/metrics", key))
+                match = re.search(r"^asyncqueue_gateway_held (\d+)", text if status == 200 else "",
+                                  re.M)
+                count = int(match.group(1)) if match else 0
+                if count >= len(streams):
+                    break
+                await asyncio.sleep(0.2)
+            measured["held"] = count
+            measured["gateway"] = rss_mib(gateway.pid)
+            measured["broker"] = rss_mib(broker.pid)
+
+        started = time.time()
+        opened, early, errors = asyncio.run(s_hold_polls(port, "/v1/tasks/%s?wait=25" % task_id,
+                                                         key, POLLS, held))
+        rss = measured["gateway"]
+        name = "gateway_rss_mib_10k_polls" if POLLS == 10000 else "gateway_rss_mib_%d_polls" % POLLS
+        figure("bench %s %.1f MiB" % (name, rss["VmRSS"]))
+        note("polls: %d connections open, %d held by the gateway, %d answered early, %d failed "
+             "to connect, in %.1f s; gateway VmRSS %.1f MiB (%.1f idle, anon %.1f), broker "
+             "VmRSS %.1f MiB" % (opened, measured.get("held", 0), early, errors,
+                                 time.time() - started, rss["VmRSS"], idle,
+                                 rss.get("RssAnon", 0), measured["broker"]["VmRSS"]))
+        for proc in procs.procs:
+            if proc.poll() is not None:
+                note("%s exited with %s during the run: %s"
+                     % (proc.name, proc.returncode, tail(proc.log)))
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        note("polls phase stopped: %s" % e)
+    finally:
+        procs.stop()
+
+
 def main():
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="aq-bench-")
     try:
-        phase_traffic(tmp)
-        phase_fill(tmp)
+        for name, phase in (("traffic", phase_traffic), ("fill", phase_fill),
+                            ("http", phase_http), ("polls", phase_polls)):
+            if name in PHASES:
+                phase(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     note("benchmark took %.0f s (AQ_BUILD=%s)" % (time.time() - started, BUILD))

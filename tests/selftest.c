@@ -23,7 +23,7 @@ WK_TESTS (DECLARE)
 GW_TESTS (DECLARE)
 
 typedef struct {
-    const char *name;           //  module name
+    const char *name;            //  module name
     void (*test) (bool verbose); //  its selftest
 } s_entry_t;
 
@@ -53,7 +53,6 @@ int main (int argc, char **argv) {
         if (pid == 0) {
             t->test (verbose);
             exit (0); //  not _exit: LeakSanitizer checks at exit
-
         }
         int status = 0;
         waitpid (pid, &status, 0);

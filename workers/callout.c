@@ -160,7 +160,9 @@ static int64_t s_retry_after (const char *value) {
 }
 
 //  A character allowed in a header name (RFC 9110 token).
-static bool s_is_tchar (int c) { return isalnum (c) || (c && strchr ("!#$%&'*+-.^_`|~", c)); }
+static bool s_is_tchar (int c) {
+    return isalnum (c) || (c && strchr ("!#$%&'*+-.^_`|~", c));
+}
 
 static bool s_is_token (const char *name) {
     for (const char *c = name; *c; c++)
@@ -540,7 +542,9 @@ static void s_call_finish (s_call_t **call_p, CURLcode code) {
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode s_curl_rc; //  curl_global_init's outcome
 
-static void s_curl_init (void) { s_curl_rc = curl_global_init (CURL_GLOBAL_DEFAULT); }
+static void s_curl_init (void) {
+    s_curl_rc = curl_global_init (CURL_GLOBAL_DEFAULT);
+}
 
 wk_callout_t *wk_callout_new (bool allow_private) {
     pthread_once (&s_curl_once, s_curl_init);
@@ -914,7 +918,9 @@ static json_int_t s_int (const json_t *object, const char *key) {
     return json_integer_value (json_object_get (object, key));
 }
 
-static bool s_streq (const char *a, const char *b) { return a && b && strcmp (a, b) == 0; }
+static bool s_streq (const char *a, const char *b) {
+    return a && b && strcmp (a, b) == 0;
+}
 
 static void s_expect_error (wk_callout_t *callout, json_t *job, const char *error, bool permanent) {
     json_t *result = s_call (callout, job);

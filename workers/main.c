@@ -15,7 +15,9 @@
 
 static atomic_int s_stop; //  signals received
 
-static void s_on_signal (int signum) { atomic_fetch_add (&s_stop, 1); }
+static void s_on_signal (int signum) {
+    atomic_fetch_add (&s_stop, 1);
+}
 
 static void s_usage (FILE *out) {
     fprintf (out,
