@@ -414,7 +414,7 @@ static json_t *s_task_body (const json_t *task) {
     return json_pack ("{s:o}", "task", bk_task_public (task));
 }
 
-static void s_task_create (s_broker_t *self, s_req_t *req) {
+static void s_task_create (s_broker_t *self, s_req_t *req, int cmd) {
     const char *idem = aq_field_str (req->body, "idem");
     uint8_t idem_key[16 + 256];
     size_t idem_size = 0;
@@ -496,7 +496,7 @@ static void s_task_create (s_broker_t *self, s_req_t *req) {
     json_decref (task);
 }
 
-static void s_task_get (s_broker_t *self, s_req_t *req) {
+static void s_task_get (s_broker_t *self, s_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -533,7 +533,7 @@ static int64_t s_query_int (const json_t *value, int64_t dflt) {
     return n;
 }
 
-static void s_task_list (s_broker_t *self, s_req_t *req) {
+static void s_task_list (s_broker_t *self, s_req_t *req, int cmd) {
     const char *status_name = aq_field_str (req->body, "status");
     int status = 0;
     if (status_name && !(status = bk_status_parse (status_name))) {
@@ -573,7 +573,7 @@ static void s_task_list (s_broker_t *self, s_req_t *req) {
     s_answer (self, req, AQ_OK, body, NULL);
 }
 
-static void s_task_cancel (s_broker_t *self, s_req_t *req) {
+static void s_task_cancel (s_broker_t *self, s_req_t *req, int cmd) {
     uint8_t id[16], team[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -611,7 +611,7 @@ static void s_task_cancel (s_broker_t *self, s_req_t *req) {
     json_decref (task);
 }
 
-static void s_task_retry (s_broker_t *self, s_req_t *req) {
+static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -641,7 +641,7 @@ static void s_task_retry (s_broker_t *self, s_req_t *req) {
     json_decref (task);
 }
 
-static void s_task_attempts (s_broker_t *self, s_req_t *req) {
+static void s_task_attempts (s_broker_t *self, s_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (task)
@@ -650,7 +650,7 @@ static void s_task_attempts (s_broker_t *self, s_req_t *req) {
     json_decref (task);
 }
 
-static void s_stats (s_broker_t *self, s_req_t *req) {
+static void s_stats (s_broker_t *self, s_req_t *req, int cmd) {
     const uint8_t *team = NULL;
     if (!aq_field_str (req->body, "admin")) {
         if (s_authenticate (self, req, false) != 0)
@@ -696,8 +696,6 @@ static void s_answer_records (s_broker_t *self, s_req_t *req, int status, const 
 }
 
 static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
-    if (s_admin (self, req) != 0)
-        return;
     const char *name = aq_field_str (req->body, "name");
     const char *team = aq_field_str (req->body, "team");
     json_t *result;
@@ -777,7 +775,7 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
 
 //  POST /v1/tasks/:id/signal: with the team's key, or with the one-time
 //  signal token the waiting call carried (then "key" holds "sig_...").
-static void s_task_signal (s_broker_t *self, s_req_t *req) {
+static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
     const char *key = aq_field_str (req->body, "key");
     bool by_token = key && strncmp (key, "sig_", 4) == 0;
     if (!by_token && s_authenticate (self, req, true) != 0)
@@ -885,80 +883,75 @@ static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
         s_answer (self, req, AQ_NOT_FOUND, NULL, "Token not found");
 }
 
+static void s_auth_reply (s_broker_t *self, s_req_t *req, int cmd) {
+    char team[AQ_UUID_TEXT];
+    uint8_t raw[16];
+    bool read_only = false;
+    bk_keys_check (self->store, self->keys, aq_field_str (req->body, "key"), raw, &read_only);
+    s_answer (self, req, AQ_OK,
+              json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req->team, team), "scope",
+                         read_only ? "read" : "full"),
+              NULL);
+}
+
+//  Who may send a client command, checked before its handler runs.
+typedef enum {
+    S_OWN,   //  the handler checks (STATS: key or admin; TASK_SIGNAL: key or sig_ token)
+    S_ADMIN, //  the admin token
+    S_READ,  //  any API key of the team
+    S_WRITE  //  a full-scope API key
+} s_access_t;
+
+typedef struct {
+    int cmd;                                            //  AQ_CMD_*
+    s_access_t access;                                  //  who may send it
+    void (*handler) (s_broker_t *, s_req_t *, int cmd); //  answers it
+} s_route_t;
+
+static const s_route_t s_client_routes[] = {
+    {AQ_CMD_TASK_CREATE, S_WRITE, s_task_create},
+    {AQ_CMD_TASK_GET, S_READ, s_task_get},
+    {AQ_CMD_TASK_LIST, S_READ, s_task_list},
+    {AQ_CMD_TASK_CANCEL, S_WRITE, s_task_cancel},
+    {AQ_CMD_TASK_RETRY, S_WRITE, s_task_retry},
+    {AQ_CMD_TASK_ATTEMPTS, S_READ, s_task_attempts},
+    {AQ_CMD_TASK_SIGNAL, S_OWN, s_task_signal},
+    {AQ_CMD_TOKEN_CREATE, S_WRITE, s_tokens},
+    {AQ_CMD_TOKEN_LIST, S_READ, s_tokens},
+    {AQ_CMD_TOKEN_DELETE, S_WRITE, s_tokens},
+    {AQ_CMD_AUTH, S_READ, s_auth_reply},
+    {AQ_CMD_STATS, S_OWN, s_stats},
+    {AQ_CMD_TEAM_CREATE, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_LIST, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_CREATE, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_LIST, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_REVOKE, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_SECRET, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_LIMIT, S_ADMIN, s_admin_command},
+};
+
 static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
                               json_t *body) {
     s_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
-    switch (cmd) {
-    case AQ_CMD_HEARTBEAT:
+    if (cmd == AQ_CMD_HEARTBEAT) {
         s_out_new (self, self->clients, rid, rid_size, AQ_CMD_HEARTBEAT, NULL);
         return;
-    case AQ_CMD_TEAM_CREATE:
-    case AQ_CMD_TEAM_LIST:
-    case AQ_CMD_KEY_CREATE:
-    case AQ_CMD_KEY_LIST:
-    case AQ_CMD_KEY_REVOKE:
-    case AQ_CMD_TEAM_SECRET:
-    case AQ_CMD_TEAM_LIMIT:
-        s_admin_command (self, &req, cmd);
-        return;
-    case AQ_CMD_STATS:
-        s_stats (self, &req);
-        return;
-    case AQ_CMD_TASK_SIGNAL:
-        s_task_signal (self, &req);
+    }
+    for (size_t i = 0; i < sizeof s_client_routes / sizeof s_client_routes[0]; i++) {
+        const s_route_t *route = &s_client_routes[i];
+        if (route->cmd != cmd)
+            continue;
+        if (route->access == S_ADMIN ? s_admin (self, &req) != 0
+            : route->access == S_OWN ? false
+                                     : s_authenticate (self, &req, route->access == S_WRITE) != 0)
+            return;
+        route->handler (self, &req, cmd);
         return;
     }
-    bool write = cmd == AQ_CMD_TASK_CREATE || cmd == AQ_CMD_TASK_CANCEL ||
-                 cmd == AQ_CMD_TASK_RETRY || cmd == AQ_CMD_TOKEN_CREATE ||
-                 cmd == AQ_CMD_TOKEN_DELETE;
-    bool known = write || cmd == AQ_CMD_TASK_GET || cmd == AQ_CMD_TASK_LIST ||
-                 cmd == AQ_CMD_TASK_ATTEMPTS || cmd == AQ_CMD_AUTH || cmd == AQ_CMD_TOKEN_LIST;
-    if (!known) {
-        self->stats.malformed++;
-        json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
-                                   "unexpected command on the client socket");
-        s_out_new (self, self->clients, rid, rid_size, AQ_CMD_ERROR, error);
-        return;
-    }
-    if (s_authenticate (self, &req, write) != 0)
-        return;
-    switch (cmd) {
-    case AQ_CMD_TASK_CREATE:
-        s_task_create (self, &req);
-        break;
-    case AQ_CMD_TASK_GET:
-        s_task_get (self, &req);
-        break;
-    case AQ_CMD_TASK_LIST:
-        s_task_list (self, &req);
-        break;
-    case AQ_CMD_TASK_CANCEL:
-        s_task_cancel (self, &req);
-        break;
-    case AQ_CMD_TASK_RETRY:
-        s_task_retry (self, &req);
-        break;
-    case AQ_CMD_TASK_ATTEMPTS:
-        s_task_attempts (self, &req);
-        break;
-    case AQ_CMD_TOKEN_CREATE:
-    case AQ_CMD_TOKEN_LIST:
-    case AQ_CMD_TOKEN_DELETE:
-        s_tokens (self, &req, cmd);
-        break;
-    case AQ_CMD_AUTH: {
-        char team[AQ_UUID_TEXT];
-        const char *key = aq_field_str (body, "key");
-        uint8_t raw[16];
-        bool read_only = false;
-        bk_keys_check (self->store, self->keys, key, raw, &read_only);
-        s_answer (self, &req, AQ_OK,
-                  json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req.team, team), "scope",
-                             read_only ? "read" : "full"),
-                  NULL);
-        break;
-    }
-    }
+    self->stats.malformed++;
+    json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
+                               "unexpected command on the client socket");
+    s_out_new (self, self->clients, rid, rid_size, AQ_CMD_ERROR, error);
 }
 
 //  --------------------------------------------------------------------------
