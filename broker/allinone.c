@@ -75,6 +75,8 @@ static const char *s_usage =
     "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --nosync                 relaxed durability (no fsync per commit)\n"
+    "  --heartbeat-ms N, --max-response-body N, --rate-limit RPS, --rate-burst N,\n"
+    "  --map-size BYTES         as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
@@ -109,8 +111,8 @@ int main (int argc, char **argv) {
             s_broker.nosync = true, takes = false;
         else if (!value)
             goto usage;
-        else if (strcmp (arg, "--data") == 0)
-            s_broker.data_dir = value;
+        else if (bk_config_option (&s_broker, arg, value))
+            ;
         else if (strcmp (arg, "--listen") == 0)
             s_gateway.listen = value;
         else if (strcmp (arg, "--workers") == 0)
@@ -121,18 +123,8 @@ int main (int argc, char **argv) {
             snprintf (clients, sizeof clients, "%s,%s", S_CLIENTS, value);
         else if (strcmp (arg, "--workers-endpoint") == 0)
             snprintf (worker_eps, sizeof worker_eps, "%s,%s", S_WORKERS, value);
-        else if (strcmp (arg, "--events") == 0)
-            s_broker.event_endpoints = value;
-        else if (strcmp (arg, "--backoff-base-ms") == 0)
-            s_broker.backoff_base_ms = atoll (value);
-        else if (strcmp (arg, "--backoff-cap-ms") == 0)
-            s_broker.backoff_cap_ms = atoll (value);
         else if (strcmp (arg, "--max-body") == 0)
             s_gateway.max_body = (size_t) atoll (value);
-        else if (strcmp (arg, "--poll-interval-ms") == 0)
-            s_broker.poll_interval_ms = atoll (value);
-        else if (strcmp (arg, "--plugins") == 0)
-            s_broker.plugin_dir = value;
         else if (strcmp (arg, "--per-ip") == 0)
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)
@@ -142,8 +134,14 @@ int main (int argc, char **argv) {
         if (takes)
             i++;
     }
+    const char *problem = bk_config_check (&s_broker);
     if (workers < 0 || workers > 64 || s_worker.slots < 1)
-        goto usage;
+        problem = "--workers must be 0 to 64 and --slots at least 1";
+    if (problem) {
+        fprintf (stderr, "asyncqueue: %s\n", problem);
+        aq_config_free (&args, n);
+        return 2;
+    }
     s_broker.client_endpoints = clients;
     s_broker.worker_endpoints = worker_eps;
     s_worker.broker_endpoint = S_WORKERS;

@@ -100,6 +100,46 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->poll_interval_ms = 2000;
 }
 
+bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
+    if (strcmp (name, "--data") == 0)
+        cfg->data_dir = value;
+    else if (strcmp (name, "--events") == 0)
+        cfg->event_endpoints = strcmp (value, "none") == 0 ? NULL : value;
+    else if (strcmp (name, "--backoff-base-ms") == 0)
+        cfg->backoff_base_ms = atoll (value);
+    else if (strcmp (name, "--backoff-cap-ms") == 0)
+        cfg->backoff_cap_ms = atoll (value);
+    else if (strcmp (name, "--heartbeat-ms") == 0)
+        cfg->heartbeat_ms = atoi (value);
+    else if (strcmp (name, "--max-response-body") == 0)
+        cfg->max_body = atoi (value);
+    else if (strcmp (name, "--rate-limit") == 0)
+        cfg->rate_limit_rps = atof (value);
+    else if (strcmp (name, "--rate-burst") == 0)
+        cfg->rate_limit_burst = atof (value);
+    else if (strcmp (name, "--poll-interval-ms") == 0)
+        cfg->poll_interval_ms = atoll (value);
+    else if (strcmp (name, "--plugins") == 0)
+        cfg->plugin_dir = value;
+    else if (strcmp (name, "--map-size") == 0)
+        cfg->map_size = atoll (value);
+    else
+        return false;
+    return true;
+}
+
+const char *bk_config_check (const bk_config_t *cfg) {
+    if (!cfg->data_dir || !*cfg->data_dir)
+        return "--data DIR is required";
+    if (cfg->heartbeat_ms < 10)
+        return "--heartbeat-ms must be at least 10";
+    if (cfg->backoff_base_ms < 1 || cfg->backoff_cap_ms < cfg->backoff_base_ms)
+        return "--backoff-base-ms must be at least 1 and at most --backoff-cap-ms";
+    if (cfg->max_body < 0 || cfg->poll_interval_ms < 1 || cfg->rate_limit_rps < 0)
+        return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
+    return NULL;
+}
+
 //  --------------------------------------------------------------------------
 //  Outbox: everything sent waits here until the turn's commit.
 

@@ -33,6 +33,16 @@ typedef struct {
 //  Fills cfg with the defaults above (endpoints NULL).
 void bk_config_defaults (bk_config_t *cfg);
 
+//  Applies one command-line option that takes a value (--data, --events,
+//  --backoff-base-ms, --backoff-cap-ms, --heartbeat-ms, --max-response-body,
+//  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size),
+//  shared by aq-broker and asyncqueue. value is borrowed for cfg's life.
+//  Returns false when name is not one of them.
+bool bk_config_option (bk_config_t *cfg, const char *name, const char *value);
+
+//  NULL when cfg can run, else what is wrong with it.
+const char *bk_config_check (const bk_config_t *cfg);
+
 //  Runs the broker until *stop becomes non-zero. zmq_ctx may be shared with
 //  other components (inproc endpoints). Returns 0 after a clean shutdown, -1
 //  on a startup failure (already logged as one line).

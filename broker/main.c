@@ -70,40 +70,23 @@ int main (int argc, char **argv) {
             cfg.nosync = true, takes = false;
         else if (!value)
             goto usage;
-        else if (strcmp (arg, "--data") == 0)
-            cfg.data_dir = value;
+        else if (bk_config_option (&cfg, arg, value))
+            ;
         else if (strcmp (arg, "--clients") == 0)
             cfg.client_endpoints = value;
         else if (strcmp (arg, "--workers-endpoint") == 0)
             cfg.worker_endpoints = value;
-        else if (strcmp (arg, "--events") == 0)
-            cfg.event_endpoints = strcmp (value, "none") == 0 ? NULL : value;
-        else if (strcmp (arg, "--backoff-base-ms") == 0)
-            cfg.backoff_base_ms = atoll (value);
-        else if (strcmp (arg, "--backoff-cap-ms") == 0)
-            cfg.backoff_cap_ms = atoll (value);
-        else if (strcmp (arg, "--heartbeat-ms") == 0)
-            cfg.heartbeat_ms = atoi (value);
-        else if (strcmp (arg, "--max-response-body") == 0)
-            cfg.max_body = atoi (value);
-        else if (strcmp (arg, "--rate-limit") == 0)
-            cfg.rate_limit_rps = atof (value);
-        else if (strcmp (arg, "--rate-burst") == 0)
-            cfg.rate_limit_burst = atof (value);
-        else if (strcmp (arg, "--poll-interval-ms") == 0)
-            cfg.poll_interval_ms = atoll (value);
-        else if (strcmp (arg, "--plugins") == 0)
-            cfg.plugin_dir = value;
-        else if (strcmp (arg, "--map-size") == 0)
-            cfg.map_size = atoll (value);
         else
             goto usage;
         if (takes)
             i++;
     }
-    if (!cfg.data_dir || cfg.heartbeat_ms < 10 || cfg.backoff_base_ms < 1 ||
-        cfg.backoff_cap_ms < cfg.backoff_base_ms || cfg.max_body < 0)
-        goto usage;
+    const char *problem = bk_config_check (&cfg);
+    if (problem) {
+        fprintf (stderr, "aq-broker: %s\n", problem);
+        aq_config_free (&args, n);
+        return 2;
+    }
     signal (SIGPIPE, SIG_IGN);
     signal (SIGINT, s_on_signal);
     signal (SIGTERM, s_on_signal);
