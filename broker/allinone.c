@@ -70,6 +70,8 @@ static const char *s_usage =
     "  --max-body BYTES         request body limit (default 1048576)\n"
     "  --max-connections N      open HTTP connections in all (default 20000)\n"
     "  --per-ip N               open HTTP connections per client address (default 1000)\n"
+    "  --timeout S              idle HTTP connection timeout in seconds (default 30)\n"
+    "  --deadline S             seconds a client has to send one request (default 60)\n"
     "  --poll-interval-ms N     polling interval when the provider or pollConfig\n"
     "                           gives none (default 2000)\n"
     "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
@@ -125,6 +127,10 @@ int main (int argc, char **argv) {
             snprintf (worker_eps, sizeof worker_eps, "%s,%s", S_WORKERS, value);
         else if (strcmp (arg, "--max-body") == 0)
             s_gateway.max_body = (size_t) atoll (value);
+        else if (strcmp (arg, "--timeout") == 0)
+            s_gateway.connection_timeout_s = atoi (value);
+        else if (strcmp (arg, "--deadline") == 0)
+            s_gateway.request_deadline_s = atoi (value);
         else if (strcmp (arg, "--per-ip") == 0)
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)

@@ -86,6 +86,7 @@ typedef struct {
     struct {
         uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
         uint64_t latency[S_BUCKETS];
+        uint64_t latency_sum_ms;
     } stats;
 } s_broker_t;
 
@@ -327,6 +328,7 @@ static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *ta
         json_object_set_new (record, "error", json_string (error));
     bk_tasks_add_attempt (self->store, id, attempt, record);
     json_decref (record);
+    self->stats.latency_sum_ms += (uint64_t) (duration > 0 ? duration : 0);
     for (size_t i = 0; i < S_BUCKETS; i++)
         if (duration <= s_latency_ms[i]) {
             self->stats.latency[i]++;
@@ -716,6 +718,8 @@ static void s_stats (s_broker_t *self, s_req_t *req, int cmd) {
         "malformed", (json_int_t) self->stats.malformed, "workerLost",
         (json_int_t) self->stats.lost, "workers", bk_leases_workers_alive (self->leases),
         "lmdbBytes", (json_int_t) bk_store_used_bytes (self->store), "attemptLatencyMs", latency);
+    json_object_set_new (body, "attemptLatencySumMs",
+                         json_integer ((json_int_t) self->stats.latency_sum_ms));
     s_answer (self, req, AQ_OK, body, NULL);
 }
 
@@ -799,7 +803,11 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
             return;
         }
         json_object_set (self->teams, json_string_value (json_object_get (record, "id")), record);
-        s_answer_records (self, req, AQ_OK, "team", record);
+        json_t *shown = json_deep_copy (record);
+        if (cmd != AQ_CMD_TEAM_SECRET) //  the secret is shown by TEAM_SECRET alone
+            json_object_del (shown, "signingSecret");
+        json_decref (record);
+        s_answer_records (self, req, AQ_OK, "team", shown);
         break;
     }
     case AQ_CMD_KEY_REVOKE:

@@ -242,3 +242,17 @@ def test_on_complete_url_retries_then_records_the_outcome():
     assert done['onComplete'] == {'status': 'failed', 'attempts': 4, 'statusCode': 500,
                                   'error': 'HTTP 500'}, done['onComplete']
     assert done['status'] == 'completed'
+
+
+def test_team_secret_shown_only_by_team_secret():
+    import json
+    aq = aqtest.start_allinone()
+    aq.new_key('secretive')
+    limited = json.loads(aq.aqctl('team', 'limit', 'secretive', '--rps', '5', '--json'))
+    assert 'signingSecret' not in limited and limited['rateLimit']['rps'] == 5
+    listed = aq.aqctl('team', 'list', '--json')
+    assert 'whsec_' not in listed
+    shown = json.loads(aq.aqctl('team', 'secret', 'secretive', '--json'))
+    assert shown['signingSecret'].startswith('whsec_')
+    rotated = json.loads(aq.aqctl('team', 'secret', 'secretive', '--rotate', '--json'))
+    assert rotated['signingSecret'] != shown['signingSecret']
