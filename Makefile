@@ -55,7 +55,7 @@ LIBGATEWAY = $(LIB)/libaqgateway.a
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
         $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello
 
-.PHONY: all deps test-deps run test bench install clean format check-format
+.PHONY: all deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
 
 $(OBJ)/%.o: %.c $(wildcard */*.h)
@@ -137,6 +137,12 @@ deps:
 	$(call ensure_pkgs,$(DEB_PKGS))
 test-deps: deps
 	$(call ensure_pkgs,$(TEST_PKGS))
+	@command -v node >/dev/null || $(MAKE) --no-print-directory node-deps
+
+# The API tests run the seed's JavaScript example and lint the OpenAPI
+# document with @redocly/cli (tests/node): both need Node.js 20.
+node-deps:
+	$(call ensure_pkgs,nodejs npm)
 
 run: deps
 	@$(MAKE) --no-print-directory all
