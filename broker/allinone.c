@@ -29,6 +29,7 @@ static wk_config_t s_worker;
 static gw_config_t s_gateway;
 
 static void *s_run_broker (void *arg) {
+    pthread_setname_np (pthread_self (), "aq-broker");
     if (bk_broker_run (&s_broker, s_ctx, &s_stop_broker) != 0)
         atomic_store (&s_failed, 1);
     return NULL;
@@ -39,12 +40,16 @@ static void *s_run_worker (void *arg) {
     char name[64];
     snprintf (name, sizeof name, "asyncqueue-worker-%d", (int) (intptr_t) arg);
     cfg.name = name;
+    char thread[16];
+    snprintf (thread, sizeof thread, "aq-worker-%d", (int) (intptr_t) arg);
+    pthread_setname_np (pthread_self (), thread);
     if (wk_worker_run (&cfg, s_ctx, &s_stop_workers) != 0)
         atomic_store (&s_failed, 1);
     return NULL;
 }
 
 static void *s_run_gateway (void *arg) {
+    pthread_setname_np (pthread_self (), "aq-gateway");
     if (gw_gateway_run (&s_gateway, s_ctx, &s_stop_gateway) != 0)
         atomic_store (&s_failed, 1);
     return NULL;
