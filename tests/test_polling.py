@@ -46,6 +46,9 @@ class Mock:
             def do_PUT(self):
                 self.reply(*mock.cancel(self.path))
 
+            def do_DELETE(self):
+                self.reply(*mock.cancel(self.path + '/cancel'))
+
             def do_GET(self):
                 self.reply(*mock.get(self.path))
 
@@ -78,6 +81,9 @@ class Mock:
             return 200, {'request_id': job, 'status_url': base + '/status',
                          'response_url': base, 'cancel_url': base + '/cancel',
                          'status': 'IN_QUEUE'}
+        if path == '/example':
+            job = self.new_job(outcome, auth)
+            return 202, {'id': job, 'statusUrl': '/example/' + job}
         if path == '/v1/predictions':
             job = self.new_job(outcome, auth)
             return 201, self.prediction(job, 'starting')
@@ -114,6 +120,12 @@ class Mock:
             if self.jobs[job]['outcome'] == 'fail':
                 return 500, {'detail': 'model crashed'}
             return 200, {'images': [{'url': 'https://example.com/cat.png'}]}
+        if path.startswith('/example/'):
+            state = self.step(parts[2])
+            body = {'status': {'running': 'running', 'ok': 'done', 'fail': 'failed'}[state]}
+            if state == 'fail':
+                body['error'] = 'example job failed'
+            return 200, body
         if path.startswith('/v1/predictions/'):
             state = self.step(parts[3])
             return 200, self.prediction(parts[3], {'running': 'processing', 'ok': 'succeeded',
@@ -188,6 +200,34 @@ def test_replicate_to_completed_failed_and_cancel_while_polling():
     wait_until(lambda: job in mock.cancels, 10, 'urls.cancel to be called')
 
 
+def test_example_provider_and_timeouts_of_every_kind():
+    mock, aq, auth = s_setup()
+    # the template provider of docs/plugins.md, end to end
+    task = s_run(aq, auth, ['completed', 'failed'], provider='example',
+                 targetUrl=mock.base + '/example', body=json.dumps({'outcome': 'ok'}))
+    assert task['status'] == 'completed' and json.loads(task['result']['body']) == {
+        'status': 'done'}, task
+    task = s_run(aq, auth, ['completed', 'failed'], provider='example',
+                 targetUrl=mock.base + '/example', body=json.dumps({'outcome': 'fail'}))
+    assert task['status'] == 'failed' and 'example job failed' in task['error'], task
+    # maxWaitTime ends polling for a pollConfig, a Replicate and an example job
+    config = {'urlTemplate': mock.base + '/jobs/{{id}}', 'statusPath': 'data.state',
+              'doneValues': ['done'], 'failValues': ['broken']}
+    ends = [s_run(aq, auth, ['timeout'], maxWaitTime=1, targetUrl=mock.base + '/jobs',
+                  body=json.dumps({'outcome': 'never'}), pollConfig=config),
+            s_run(aq, auth, ['timeout'], maxWaitTime=1, provider='replicate',
+                  targetUrl=mock.base + '/v1/predictions', body=json.dumps({'outcome': 'never'})),
+            s_run(aq, auth, ['timeout'], maxWaitTime=1, provider='example',
+                  targetUrl=mock.base + '/example', body=json.dumps({'outcome': 'never'}))]
+    for task in ends:
+        assert task['error'] == 'Task exceeded maxWaitTime of 1s', task
+    never = [j for j in mock.jobs if j.startswith('never')]
+    assert len(never) == 3
+    # the providers with a cancel URL were asked to stop (pollConfig has none)
+    wait_until(lambda: len([j for j in never if j in mock.cancels]) == 2, 10,
+               'Replicate and example jobs to be cancelled')
+
+
 def test_unknown_provider_lists_the_loaded_ones():
     mock, aq, auth = s_setup()
     r = requests.post(aq.url('/v1/tasks'), json={'targetUrl': mock.base + '/x', 'provider': 'nope'},
@@ -214,3 +254,22 @@ def test_polling_resumes_after_broker_kill9():
     assert done['status'] == 'completed', done
     job = [j for j in mock.jobs if j.startswith('ok')][0]
     assert mock.jobs[job]['polls'] >= 2
+
+
+def test_plugin_of_another_abi_is_refused_and_the_server_keeps_running():
+    import os
+    import shutil
+    plugins = os.path.join(aqtest.tmpdir(), 'plugins')
+    os.makedirs(plugins)
+    build = os.path.dirname(os.path.dirname(aqtest.binary('asyncqueue')))
+    for name in ('fal.so', 'vault-sodium.so'):
+        shutil.copy(os.path.join(build, 'plugins', name), plugins)
+    shutil.copy(os.path.join(build, 'plugins-test', 'bad_abi.so'), plugins)
+    aq = aqtest.start_allinone(extra=('--plugins', plugins))
+    log = aq.proc.log()
+    assert 'is not binary compatible: ABI 2, host has 1' in log, log[-2000:]
+    auth = {'Authorization': 'Bearer ' + aq.new_key('abi')}
+    r = requests.post(aq.url('/v1/tasks'), json={'targetUrl': 'http://127.0.0.1:9/x',
+                                                 'provider': 'replicate'}, headers=auth)
+    assert r.json() == {'error': 'Unknown provider: replicate. Loaded providers: fal'}, r.text
+    assert requests.get(aq.url('/healthz')).json()['status'] == 'ok'
