@@ -1029,7 +1029,10 @@ static void s_result (s_broker_t *self, json_t *body) {
             int stage = (int) aq_field_int (poll, "stage", BK_POLL_STATUS);
             //  a transport error, or a 5xx while running: ask again later (a
             //  finished job's result URL may answer an error: that is its result)
-            if (code == 0 || (code >= 500 && stage == BK_POLL_STATUS))
+            if (aq_field_bool (body, "permanent", false)) { //  e.g. refused by the SSRF guard
+                s_clear_deadline (self, task);
+                s_finish (self, task, BK_ST_FAILED, aq_field_str (body, "error"));
+            } else if (code == 0 || (code >= 500 && stage == BK_POLL_STATUS))
                 s_poll_later (self, task,
                               aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
             else

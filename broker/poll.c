@@ -75,6 +75,7 @@ static bk_poll_state_t s_config_step (json_t *task, int stage, const json_t *ans
     json_t *poll = json_object_get (task, "_poll");
     json_t *interval = json_object_get (config, "intervalSeconds");
     *next_ms = interval ? (int64_t) (json_number_value (interval) * 1000) : interval_ms;
+    json_object_set_new (poll, "interval", json_integer (*next_ms)); //  also after errors
     bk_poll_state_t state = BK_POLL_RUNNING;
     if (stage == BK_POLL_INITIAL) {
         char *url = doc ? host->render_template (
@@ -148,6 +149,9 @@ bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task
         json_t *was = json_object_get (poll, "fetchState");
         status.state = json_is_integer (was) ? (int) json_integer_value (was) : AQ_POLL_DONE;
         status.fetch_result = true;
+        //  the error poll () gave, for result () to keep or replace
+        const char *said = aq_field_str (poll, "fetchError");
+        status.error = said ? aq_plugin_host ()->strdup (said) : NULL;
         aq_plugin_provider_result (provider, &plan, &response, &status);
     }
     bk_poll_state_t state;
@@ -158,6 +162,8 @@ bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task
     } else if (status.fetch_result && stage != BK_POLL_RESULT && aq_field_str (poll, "resultUrl")) {
         state = BK_POLL_FETCH;
         json_object_set_new (poll, "fetchState", json_integer (status.state));
+        if (status.error)
+            json_object_set_new (poll, "fetchError", json_string (status.error));
     } else if (status.state == AQ_POLL_DONE)
         state = BK_POLL_DONE;
     else {
