@@ -456,6 +456,27 @@ static json_t *s_task_body (const json_t *task) {
     return json_pack ("{s:o}", "task", bk_task_public (task));
 }
 
+//  Saves a task changed by a request (rc: how the change went so far) and
+//  answers with it, or with 503 when the store failed. Takes the task.
+static void s_answer_saved (s_broker_t *self, s_req_t *req, json_t *task, int old_status, int rc) {
+    if (rc == 0)
+        rc = s_save (self, task, old_status);
+    if (rc == 0)
+        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+    else
+        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    json_decref (task);
+}
+
+//  409 "Task cannot be <done> in status <status>". Takes the task.
+static void s_answer_conflict (s_broker_t *self, s_req_t *req, json_t *task, const char *done) {
+    char error[128];
+    snprintf (error, sizeof error, "Task cannot be %s in status %s", done,
+              bk_status_name (bk_task_status (task)));
+    s_answer (self, req, AQ_CONFLICT, NULL, error);
+    json_decref (task);
+}
+
 static void s_task_create (s_broker_t *self, s_req_t *req, int cmd) {
     const char *idem = aq_field_str (req->body, "idem");
     uint8_t idem_key[16 + 256];
@@ -636,21 +657,11 @@ static void s_task_cancel (s_broker_t *self, s_req_t *req, int cmd) {
         s_clear_deadline (self, task);
         json_object_del (task, "_signal");
     } else {
-        char error[128];
-        snprintf (error, sizeof error, "Task cannot be cancelled in status %s",
-                  bk_status_name (status));
-        s_answer (self, req, AQ_CONFLICT, NULL, error);
-        json_decref (task);
+        s_answer_conflict (self, req, task, "cancelled");
         return;
     }
     s_finish (self, task, BK_ST_CANCELLED, NULL);
-    if (rc == 0)
-        rc = s_save (self, task, status);
-    if (rc == 0)
-        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
-    else
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
-    json_decref (task);
+    s_answer_saved (self, req, task, status, rc);
 }
 
 static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
@@ -660,11 +671,7 @@ static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
         return;
     int status = bk_task_status (task);
     if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT) {
-        char error[128];
-        snprintf (error, sizeof error, "Task cannot be retried in status %s",
-                  bk_status_name (status));
-        s_answer (self, req, AQ_CONFLICT, NULL, error);
-        json_decref (task);
+        s_answer_conflict (self, req, task, "retried");
         return;
     }
     json_object_set_new (task, "retryCount", json_integer (0));
@@ -673,14 +680,7 @@ static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
     json_object_del (task, "completedAt");
     json_object_del (task, "_notify");
     json_object_del (task, "onComplete");
-    int rc = s_make_ready (self, task);
-    if (rc == 0)
-        rc = s_save (self, task, status);
-    if (rc == 0)
-        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
-    else
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
-    json_decref (task);
+    s_answer_saved (self, req, task, status, s_make_ready (self, task));
 }
 
 static void s_task_attempts (s_broker_t *self, s_req_t *req, int cmd) {
@@ -881,10 +881,7 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
         return;
     }
     if (status != BK_ST_WAITING) {
-        snprintf (errbuf, sizeof errbuf, "Task cannot be signalled in status %s",
-                  bk_status_name (status));
-        s_answer (self, req, AQ_CONFLICT, NULL, errbuf);
-        json_decref (task);
+        s_answer_conflict (self, req, task, "signalled");
         return;
     }
     int rc = bk_delay_remove (self->store, json_integer_value (json_object_get (task, "_deadline")),
@@ -896,13 +893,7 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
     bool completed = strcmp (outcome, "completed") == 0;
     s_finish (self, task, completed ? BK_ST_COMPLETED : BK_ST_FAILED,
               completed ? NULL : "failed by signal");
-    if (rc == 0)
-        rc = s_save (self, task, status);
-    if (rc == 0)
-        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
-    else
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
-    json_decref (task);
+    s_answer_saved (self, req, task, status, rc);
 }
 
 static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
