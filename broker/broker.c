@@ -37,7 +37,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_BATCH        1000 //  messages per socket per turn
+#define S_BATCH        1000       //  messages per socket per turn
+#define S_TURN_BYTES   (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
 #define S_IDEM_TTL     (24 * 3600000LL)
 #define S_MAX_WAIT_S   25
 #define S_REPLY_FAILED "Storage unavailable, try again"
@@ -1155,9 +1156,9 @@ static void s_worker_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
                    json_pack ("{s:i, s:s}", "code", 410, "reason", "unknown worker: send READY"));
 }
 
-//  Reads one whole message (all frames) from a ROUTER and handles it.
-//  Returns false when nothing was waiting.
-static bool s_receive (s_broker_t *self, void *socket, bool from_workers) {
+//  Reads one whole message (all frames) from a ROUTER and handles it,
+//  adding its size to *bytes. Returns false when nothing was waiting.
+static bool s_receive (s_broker_t *self, void *socket, bool from_workers, size_t *bytes) {
     zmq_msg_t rid, frame;
     zmq_msg_init (&rid);
     if (zmq_msg_recv (&rid, socket, ZMQ_DONTWAIT) < 0) {
@@ -1184,6 +1185,7 @@ static bool s_receive (s_broker_t *self, void *socket, bool from_workers) {
                  : AQ_EPROTO_MALFORMED;
     const uint8_t *id = zmq_msg_data (&rid);
     size_t id_size = zmq_msg_size (&rid);
+    *bytes += zmq_msg_size (&frame);
     if (rc != 0) {
         self->stats.malformed++;
         if (self->cfg->verbose)
@@ -1868,9 +1870,17 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         }
         if (self->recover)
             s_recover (self);
-        for (int n = 0; n < S_BATCH && s_receive (self, self->workers, true); n++)
+        //  A turn takes in at most S_BATCH messages and S_TURN_BYTES per
+        //  socket, so one transaction stays well inside the store's headroom.
+        size_t bytes = 0;
+        for (int n = 0;
+             n < S_BATCH && bytes < S_TURN_BYTES && s_receive (self, self->workers, true, &bytes);
+             n++)
             ;
-        for (int n = 0; n < S_BATCH && s_receive (self, self->clients, false); n++)
+        bytes = 0;
+        for (int n = 0;
+             n < S_BATCH && bytes < S_TURN_BYTES && s_receive (self, self->clients, false, &bytes);
+             n++)
             ;
         if (self->next_due <= self->now)
             s_promote_due (self);

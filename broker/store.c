@@ -58,13 +58,22 @@ static int s_code (int rc) {
     return BK_ESTORE;
 }
 
-static int s_grow (bk_store_t *self) {
+//  Doubles the map until the used part plus the headroom one transaction
+//  may need fits: a quarter of the map, and at least BK_STORE_HEADROOM.
+static int s_grow (bk_store_t *self, bool force) {
     MDB_envinfo info;
+    MDB_stat stat;
     mdb_env_info (self->env, &info);
-    size_t size = info.me_mapsize * 2;
-    int rc = mdb_env_set_mapsize (self->env, size);
+    mdb_env_stat (self->env, &stat);
+    size_t used = (info.me_last_pgno + 1) * stat.ms_psize, size = info.me_mapsize;
+    if (force)
+        size *= 2;
+    while (used + (size / 4 > BK_STORE_HEADROOM ? size / 4 : BK_STORE_HEADROOM) > size)
+        size *= 2;
     self->grow = false;
-    return rc == 0 ? 0 : BK_ESTORE;
+    if (size == info.me_mapsize)
+        return 0;
+    return mdb_env_set_mapsize (self->env, size) == 0 ? 0 : BK_ESTORE;
 }
 
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
@@ -142,14 +151,8 @@ void bk_store_destroy (bk_store_t **self_p) {
 
 int bk_store_begin (bk_store_t *self, bool write) {
     assert (!self->txn);
-    if (write) {
-        MDB_envinfo info;
-        MDB_stat stat;
-        mdb_env_info (self->env, &info);
-        mdb_env_stat (self->env, &stat);
-        if (self->grow || (info.me_last_pgno + 1) * stat.ms_psize > info.me_mapsize / 4 * 3)
-            s_grow (self);
-    }
+    if (write)
+        s_grow (self, self->grow);
     int rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &self->txn);
     if (rc == MDB_MAP_RESIZED) { //  another process grew the map
         mdb_env_set_mapsize (self->env, 0);

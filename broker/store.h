@@ -51,8 +51,14 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
                            size_t err_size);
 void bk_store_destroy (bk_store_t **self_p);
 
-//  One transaction at a time per store object. A write transaction grows the
-//  map first when it is more than 3/4 used. 0 or BK_ESTORE.
+//  Room a write transaction may always use: the broker bounds the bytes it
+//  takes in per turn well below this (BK_TURN_BYTES in broker.c).
+#define BK_STORE_HEADROOM (64u << 20)
+
+//  One transaction at a time per store object. A write transaction first
+//  grows the map (doubling) until a quarter of it, and at least
+//  BK_STORE_HEADROOM, is free, so MDB_MAP_FULL does not happen short of a
+//  full disk. 0 or BK_ESTORE.
 int bk_store_begin (bk_store_t *self, bool write);
 //  Commits (fsync unless nosync). 0, BK_EFULL, or BK_ESTORE; the transaction
 //  is over either way.

@@ -647,3 +647,26 @@ def test_aqctl_key_create_prints_a_working_key():
             reply = cli.call('AUTH', {'key': out.strip()})
         assert reply.get('status') == 200, reply
         assert reply['body'].get('scope') == (scope or 'full') and reply['body'].get('teamId'), reply
+
+
+@aqtest.timeout(120)
+def test_store_map_grows_under_load_and_survives_restart():
+    """A 1 MiB LMDB map filled far past its size: every create succeeds,
+    the data file grows, and every task is there after a restart."""
+    import os
+    broker = aqtest.start_broker(extra=('--map-size', str(1 << 20)))
+    cli = broker.client(key=broker.new_key('grow'))
+    body = 'x' * 2000
+    tasks = [{'targetUrl': 'http://127.0.0.1:9/grow', 'body': body,
+              'delayUntil': iso(now_ms() + 3600 * 1000)} for _ in range(3000)]
+    created = cli.create_many(tasks)
+    assert len(created) == 3000
+    size = os.path.getsize(os.path.join(broker.data, 'data.mdb'))
+    assert size > 6 << 20, 'data.mdb is only %d bytes' % size
+    broker.kill9()
+    broker.restart()
+    cli = broker.client(key=cli.key)
+    reply = cli.call('TASK_LIST', {'status': 'delayed', 'limit': 1})
+    assert reply['body']['pagination']['total'] == 3000, reply
+    for task in random.sample(created, 50):
+        assert cli.get(task['id'])['status'] == 'delayed'
