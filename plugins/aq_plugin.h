@@ -96,6 +96,11 @@ typedef struct aq_host_s {
     //  "//host/x" or an absolute URL). Caller frees with free; NULL if
     //  neither gives an absolute http(s) URL.
     char *(*url_resolve) (const char *base, const char *ref);
+    //  Replaces *error_p (freeing the old text, NULL ok) with the formatted
+    //  message, at most 400 bytes, allocated like alloc: a provider's
+    //  aq_provider_status_t.error.
+    void (*set_error) (char **error_p, const char *fmt, ...)
+        __attribute__ ((format (printf, 2, 3)));
 } aq_host_t;
 
 //  Plugin -> host, append-only: what aq_plugin_entry returns (static storage).

@@ -306,6 +306,16 @@ static char *s_host_url_resolve (const char *base, const char *ref) {
     return out;
 }
 
+static void s_host_set_error (char **error_p, const char *fmt, ...) {
+    char text[400];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    s_host_free (*error_p);
+    *error_p = s_host_strdup (text);
+}
+
 static const aq_host_t s_host = {
     .abi = AQ_PLUGIN_ABI,
     .size = sizeof (aq_host_t),
@@ -321,6 +331,7 @@ static const aq_host_t s_host = {
     .render_template = s_host_render_template,
     .http_header = s_host_http_header,
     .url_resolve = s_host_url_resolve,
+    .set_error = s_host_set_error,
 };
 
 const aq_host_t *aq_plugin_host (void) {

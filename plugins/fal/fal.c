@@ -39,20 +39,6 @@ static bool s_success (int status) {
     return status >= 200 && status <= 299;
 }
 
-//  Replaces *error_p with a formatted copy (host->alloc'd, bounded).
-static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...) {
-    char text[400];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (text, sizeof text, fmt, args);
-    va_end (args);
-    host->free (*error_p);
-    *error_p = host->strdup (text);
-}
-
 //  fal's error text in a body: {"detail": "..."}, {"detail": [{"msg": ...}]}
 //  or {"error": ...}. Caller frees with host->free; NULL if none.
 static char *s_detail (const aq_host_t *host, const void *body) {
@@ -91,13 +77,13 @@ static void s_classify (const aq_host_t *host, const char *value, const void *do
         char *error = host->json_get_text (doc, "error");
         status->state = error ? AQ_POLL_FAILED : AQ_POLL_DONE;
         if (error)
-            s_set_error (host, &status->error, "fal request failed: %s", error);
+            host->set_error (&status->error, "fal request failed: %s", error);
         host->free (error);
         status->fetch_result = true;
     } else {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "fal request ended with status '%s'",
-                     value ? value : "(none)");
+        host->set_error (&status->error, "fal request ended with status '%s'",
+                         value ? value : "(none)");
         status->fetch_result = true; //  the error is read from response_url
     }
 }
@@ -110,10 +96,10 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
         char *detail = s_detail (host, doc);
         status->state = AQ_POLL_FAILED;
         if (detail)
-            s_set_error (host, &status->error, "fal submit failed: HTTP %d: %s", initial->status,
-                         detail);
+            host->set_error (&status->error, "fal submit failed: HTTP %d: %s", initial->status,
+                             detail);
         else
-            s_set_error (host, &status->error, "fal submit failed: HTTP %d", initial->status);
+            host->set_error (&status->error, "fal submit failed: HTTP %d", initial->status);
         host->free (detail);
         return 0;
     }
@@ -131,7 +117,7 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
     plan->interval_ms = 1000;
     if (!plan->status_url) {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "fal submit response has no status_url");
+        host->set_error (&status->error, "fal submit response has no status_url");
         return 0;
     }
     if (!plan->result_url || !plan->cancel_url || !plan->cancel_method)
@@ -155,7 +141,7 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
     }
     if (!s_success (response->status)) {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "fal status check failed: HTTP %d", response->status);
+        host->set_error (&status->error, "fal status check failed: HTTP %d", response->status);
         return 0;
     }
     s_classify (host, host->json_get_str (response->body, "status"), response->body, status);
@@ -169,11 +155,11 @@ static int s_result (void *state, const aq_provider_plan_t *plan,
     if (status->state == AQ_POLL_DONE && !s_success (response->status)) {
         status->state = AQ_POLL_FAILED;
         if (detail)
-            s_set_error (host, &status->error, "fal request failed: %s", detail);
+            host->set_error (&status->error, "fal request failed: %s", detail);
         else
-            s_set_error (host, &status->error, "fal request failed: HTTP %d", response->status);
+            host->set_error (&status->error, "fal request failed: HTTP %d", response->status);
     } else if (status->state == AQ_POLL_FAILED && detail)
-        s_set_error (host, &status->error, "fal request failed: %s", detail);
+        host->set_error (&status->error, "fal request failed: %s", detail);
     host->free (detail);
     return 0;
 }

@@ -39,20 +39,6 @@ static bool s_success (int status) {
     return status >= 200 && status <= 299;
 }
 
-//  Replaces *error_p with a formatted copy (host->alloc'd, bounded).
-static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void s_set_error (const aq_host_t *host, char **error_p, const char *fmt, ...) {
-    char text[400];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (text, sizeof text, fmt, args);
-    va_end (args);
-    host->free (*error_p);
-    *error_p = host->strdup (text);
-}
-
 //  Sets status from a prediction.
 static void s_classify (const aq_host_t *host, const void *prediction,
                         aq_provider_status_t *status) {
@@ -65,17 +51,17 @@ static void s_classify (const aq_host_t *host, const void *prediction,
         char *error = host->json_get_text (prediction, "error");
         status->state = AQ_POLL_FAILED;
         if (error)
-            s_set_error (host, &status->error, "replicate prediction failed: %s", error);
+            host->set_error (&status->error, "replicate prediction failed: %s", error);
         else
-            s_set_error (host, &status->error, "replicate prediction failed");
+            host->set_error (&status->error, "replicate prediction failed");
         host->free (error);
     } else if (value && (strcmp (value, "canceled") == 0 || strcmp (value, "aborted") == 0)) {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "replicate prediction %s", value);
+        host->set_error (&status->error, "replicate prediction %s", value);
     } else {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "replicate prediction has unknown status '%s'",
-                     value ? value : "(none)");
+        host->set_error (&status->error, "replicate prediction has unknown status '%s'",
+                         value ? value : "(none)");
     }
 }
 
@@ -90,10 +76,10 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
             detail = host->json_get_text (doc, "title");
         status->state = AQ_POLL_FAILED;
         if (detail)
-            s_set_error (host, &status->error, "replicate submit failed: HTTP %d: %s",
-                         initial->status, detail);
+            host->set_error (&status->error, "replicate submit failed: HTTP %d: %s",
+                             initial->status, detail);
         else
-            s_set_error (host, &status->error, "replicate submit failed: HTTP %d", initial->status);
+            host->set_error (&status->error, "replicate submit failed: HTTP %d", initial->status);
         host->free (detail);
         return 0;
     }
@@ -111,7 +97,7 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
     }
     if (!plan->status_url) {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "replicate submit response has no urls.get");
+        host->set_error (&status->error, "replicate submit response has no urls.get");
         return 0;
     }
     if (cancel)
@@ -147,8 +133,8 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
     }
     if (!s_success (response->status)) {
         status->state = AQ_POLL_FAILED;
-        s_set_error (host, &status->error, "replicate status check failed: HTTP %d",
-                     response->status);
+        host->set_error (&status->error, "replicate status check failed: HTTP %d",
+                         response->status);
         return 0;
     }
     s_classify (host, response->body, status);
