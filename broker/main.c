@@ -1,6 +1,7 @@
 /*  main.c - aq-broker: the broker as its own process */
 #include "aq_config.h"
 #include "aq_log.h"
+#include "aq_main.h"
 #include "broker.h"
 
 #include <signal.h>
@@ -9,10 +10,8 @@
 #include <string.h>
 #include <zmq.h>
 
-static atomic_int s_stop;
-
-static void s_on_signal (int sig) {
-    atomic_store (&s_stop, 1);
+static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
+    return bk_broker_run (cfg, ctx, stop);
 }
 
 static const char *s_usage =
@@ -87,14 +86,9 @@ int main (int argc, char **argv) {
         aq_config_free (&args, n);
         return 2;
     }
-    signal (SIGPIPE, SIG_IGN);
-    signal (SIGINT, s_on_signal);
-    signal (SIGTERM, s_on_signal);
-    void *ctx = zmq_ctx_new ();
-    int rc = bk_broker_run (&cfg, ctx, &s_stop);
-    zmq_ctx_term (ctx);
+    int rc = aq_main_run ("aq-broker", s_run, &cfg);
     aq_config_free (&args, n);
-    return rc == 0 ? 0 : 1;
+    return rc;
 usage:
     fputs (s_usage, stderr);
     aq_config_free (&args, n);

@@ -6,6 +6,7 @@
 #include "gateway.h"
 
 #include "aq_log.h"
+#include "aq_main.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,12 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
-
-static atomic_int s_stop = 0;
-
-static void s_on_signal (int signum) {
-    atomic_store (&s_stop, 1);
-}
 
 static void s_usage (FILE *out) {
     fprintf (out, "usage: aq-gateway [--broker EP] [--listen HOST:PORT] [--max-body BYTES]\n"
@@ -45,6 +40,10 @@ static long long s_number (const char *name, const char *text, long long max) {
         exit (1);
     }
     return value;
+}
+
+static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
+    return gw_gateway_run (cfg, ctx, stop);
 }
 
 int main (int argc, char **argv) {
@@ -78,18 +77,5 @@ int main (int argc, char **argv) {
         }
     }
 
-    struct sigaction action = {.sa_handler = s_on_signal}; //  no SA_RESTART: poll wakes up
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
-    signal (SIGPIPE, SIG_IGN);
-
-    void *ctx = zmq_ctx_new ();
-    if (!ctx) {
-        fprintf (stderr, "aq-gateway: cannot create a ZeroMQ context: %s\n", zmq_strerror (errno));
-        return 1;
-    }
-    int rc = gw_gateway_run (&cfg, ctx, &s_stop);
-    zmq_ctx_term (ctx);
-    return rc == 0 ? 0 : 1;
+    return aq_main_run ("aq-gateway", s_run, &cfg);
 }

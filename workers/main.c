@@ -4,6 +4,7 @@
     (a second signal stops at once, abandoning calls in flight).
 */
 #include "aq_log.h"
+#include "aq_main.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -12,12 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
-
-static atomic_int s_stop; //  signals received
-
-static void s_on_signal (int signum) {
-    atomic_fetch_add (&s_stop, 1);
-}
 
 static void s_usage (FILE *out) {
     fprintf (out,
@@ -46,6 +41,10 @@ static long s_number (const char *text, long min, long max) {
     errno = 0;
     long value = strtol (text, &end, 10);
     return errno || end == text || *end || value < min || value > max ? -1 : value;
+}
+
+static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
+    return wk_worker_run (cfg, ctx, stop);
 }
 
 int main (int argc, char **argv) {
@@ -87,18 +86,5 @@ int main (int argc, char **argv) {
         i += takes_value;
     }
 
-    struct sigaction action = {.sa_handler = s_on_signal}; //  no SA_RESTART: wake zmq_poll
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
-    signal (SIGPIPE, SIG_IGN);
-
-    void *ctx = zmq_ctx_new ();
-    if (!ctx) {
-        fprintf (stderr, "aq-worker: cannot create a ZeroMQ context: %s\n", zmq_strerror (errno));
-        return 1;
-    }
-    int rc = wk_worker_run (&cfg, ctx, &s_stop);
-    zmq_ctx_term (ctx);
-    return rc == 0 ? 0 : 1;
+    return aq_main_run ("aq-worker", s_run, &cfg);
 }
