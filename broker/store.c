@@ -1,9 +1,9 @@
 /*  store.c - the broker's LMDB environment: named tables, one transaction
 
     The only file that includes <lmdb.h>. Full sync is the default; the map
-    grows before a write transaction when it is 3/4 used (and after a
-    MDB_MAP_FULL, for the retry), so a large backlog never fails for lack of
-    map space; only a full disk does.
+    grows before a write transaction until BK_STORE_HEADROOM (or a quarter)
+    is free, and doubles again after a MDB_MAP_FULL, so a large backlog never
+    fails for lack of map space; only a full disk does.
 */
 #include "store.h"
 
