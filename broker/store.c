@@ -209,10 +209,6 @@ void bk_store_abort (bk_store_t *self) {
     self->txn = NULL;
 }
 
-bool bk_store_in_txn (bk_store_t *self) {
-    return self->txn != NULL;
-}
-
 int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val) {
     assert (self->txn);
     MDB_val k = {key_size, (void *) key}, v;

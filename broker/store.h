@@ -64,7 +64,6 @@ int bk_store_begin (bk_store_t *self, bool write);
 //  is over either way.
 int bk_store_commit (bk_store_t *self);
 void bk_store_abort (bk_store_t *self);
-bool bk_store_in_txn (bk_store_t *self);
 
 //  0 (found, *val set), BK_NOTFOUND, or an error.
 int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val);
