@@ -66,7 +66,19 @@
     X (TOKEN_LIST,   26, "client>broker  -> tokens [{id, name, createdAt}]") \
     X (TOKEN_DELETE, 27, "client>broker  id:str -> token") \
     X (TASK_SIGNAL,  28, "client>broker  id, signal:{status: completed|failed, result?}; key may be the task's sig_ token") \
-    X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId")
+    X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId") \
+    X (SCHEDULE_CREATE,  31, "client>broker  schedule:{REST body of POST /tasks} -> 201 task") \
+    X (SCHEDULE_LIST,    32, "client>broker  status?, created_by?, schedule_kind?, limit?, offset? -> tasks, pagination") \
+    X (SCHEDULE_GET,     33, "client>broker  id -> task") \
+    X (SCHEDULE_UPDATE,  34, "client>broker  id, schedule:{partial REST body} -> task") \
+    X (SCHEDULE_RUN_NOW, 35, "client>broker  id -> 201 run") \
+    X (SCHEDULE_SNOOZE,  36, "client>broker  id, snooze:{delay_seconds, reason?} -> task") \
+    X (SCHEDULE_PAUSE,   37, "client>broker  id -> task") \
+    X (SCHEDULE_RESUME,  38, "client>broker  id -> task") \
+    X (SCHEDULE_CANCEL,  39, "client>broker  id -> task") \
+    X (SCHEDULE_RUNS,    40, "client>broker  id, limit?, offset? -> runs, pagination") \
+    X (SCHEDULE_PREVIEW, 41, "client>broker  id, count? | schedule:{schedule_kind, schedule_expr?, timezone?, count?} -> fire_times") \
+    X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs")
 
 // clang-format on
 

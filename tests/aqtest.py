@@ -141,14 +141,21 @@ COMMANDS = {
     'KEY_CREATE': 9, 'KEY_LIST': 10, 'KEY_REVOKE': 11, 'AUTH': 12, 'STATS': 13,
     'REPLY': 14, 'HEARTBEAT': 15, 'TEAM_SECRET': 16, 'TEAM_LIMIT': 17, 'READY': 20, 'JOB': 21, 'RESULT': 22,
     'BYE': 23, 'ERROR': 24, 'TOKEN_CREATE': 25, 'TOKEN_LIST': 26, 'TOKEN_DELETE': 27,
-    'TASK_SIGNAL': 28, 'EVENT': 30,
+    'TASK_SIGNAL': 28, 'EVENT': 30, 'SCHEDULE_CREATE': 31, 'SCHEDULE_LIST': 32,
+    'SCHEDULE_GET': 33, 'SCHEDULE_UPDATE': 34, 'SCHEDULE_RUN_NOW': 35, 'SCHEDULE_SNOOZE': 36,
+    'SCHEDULE_PAUSE': 37, 'SCHEDULE_RESUME': 38, 'SCHEDULE_CANCEL': 39, 'SCHEDULE_RUNS': 40,
+    'SCHEDULE_PREVIEW': 41, 'EVENT_FIRE': 42,
 }
 NAMES = {v: k for k, v in COMMANDS.items()}
 ADMIN_COMMANDS = {'TEAM_CREATE', 'TEAM_LIST', 'KEY_CREATE', 'KEY_LIST', 'KEY_REVOKE',
                   'TEAM_SECRET', 'TEAM_LIMIT'}
 CLIENT_COMMANDS = ADMIN_COMMANDS | {'TASK_CREATE', 'TASK_GET', 'TASK_LIST', 'TASK_CANCEL',
                                     'TASK_RETRY', 'TASK_ATTEMPTS', 'AUTH', 'STATS',
-                                    'TOKEN_CREATE', 'TOKEN_LIST', 'TOKEN_DELETE', 'TASK_SIGNAL'}
+                                    'TOKEN_CREATE', 'TOKEN_LIST', 'TOKEN_DELETE', 'TASK_SIGNAL',
+                                    'SCHEDULE_CREATE', 'SCHEDULE_LIST', 'SCHEDULE_GET',
+                                    'SCHEDULE_UPDATE', 'SCHEDULE_RUN_NOW', 'SCHEDULE_SNOOZE',
+                                    'SCHEDULE_PAUSE', 'SCHEDULE_RESUME', 'SCHEDULE_CANCEL',
+                                    'SCHEDULE_RUNS', 'SCHEDULE_PREVIEW', 'EVENT_FIRE'}
 
 
 class ProtocolError(Exception):
