@@ -15,19 +15,25 @@
 #define BK_STORE_VERSION 1 //  adding a table is compatible; reshaping records is not
 
 typedef enum {
-    BK_DB_META,        //  "version", "seq" -> values
-    BK_DB_TASKS,       //  id(16) -> packed task record
-    BK_DB_READY,       //  255-priority(1) team(16) seq(8) -> id(16)
-    BK_DB_DELAY,       //  due ms(8) kind(1) id(16) -> ""
-    BK_DB_TEAM_TASKS,  //  team(16) seq(8) -> id(16)
-    BK_DB_TEAM_STATUS, //  team(16) status(1) seq(8) -> id(16)
-    BK_DB_COUNTS,      //  team(16) status(1) -> uint64
-    BK_DB_ATTEMPTS,    //  id(16) attempt(2) -> packed attempt record
-    BK_DB_IDEM,        //  team(16) idempotency key -> id(16) created ms(8)
-    BK_DB_KEYS,        //  key id -> packed key record
-    BK_DB_TEAMS,       //  team(16) -> packed team record
-    BK_DB_TEAM_NAMES,  //  name -> team(16)
-    BK_DB_TOKENS,      //  team(16) token id -> packed token record (value sealed)
+    BK_DB_META,           //  "version", "seq" -> values
+    BK_DB_TASKS,          //  id(16) -> packed task record
+    BK_DB_READY,          //  255-priority(1) team(16) seq(8) -> id(16)
+    BK_DB_DELAY,          //  due ms(8) kind(1) id(16) -> ""
+    BK_DB_TEAM_TASKS,     //  team(16) seq(8) -> id(16)
+    BK_DB_TEAM_STATUS,    //  team(16) status(1) seq(8) -> id(16)
+    BK_DB_COUNTS,         //  team(16) status(1) -> uint64
+    BK_DB_ATTEMPTS,       //  id(16) attempt(2) -> packed attempt record
+    BK_DB_IDEM,           //  team(16) idempotency key -> id(16) created ms(8)
+    BK_DB_KEYS,           //  key id -> packed key record
+    BK_DB_TEAMS,          //  team(16) -> packed team record
+    BK_DB_TEAM_NAMES,     //  name -> team(16)
+    BK_DB_TOKENS,         //  team(16) token id -> packed token record (value sealed)
+    BK_DB_SCHEDULES,      //  id(16) -> packed scheduled-task record
+    BK_DB_TEAM_SCHEDULES, //  team(16) id(16) -> ""
+    BK_DB_EVENT_NAMES,    //  team(16) event name 0 id(16) -> ""
+    BK_DB_RUNS,           //  run id(16) -> packed run record
+    BK_DB_SCHEDULE_RUNS,  //  schedule id(16) run id(16) -> ""
+    BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe start ms(8) | packed concurrency record
     BK_DB_COUNT
 } bk_db_t;
 

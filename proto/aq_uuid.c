@@ -35,6 +35,16 @@ void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]) {
     aq_uuid_random (uuid + 6, AQ_UUID_SIZE - 6);
     uuid[6] = (uint8_t) (0x70 | (uuid[6] & 0x0F)); //  version 7
     uuid[8] = (uint8_t) (0x80 | (uuid[8] & 0x3F)); //  RFC 4122 variant
+    //  Monotonic per thread (RFC 9562 6.2, method 3): within a millisecond,
+    //  or when the clock steps back, the next id is the last one plus one
+    //  in its low 56 random bits, so ids sort in creation order.
+    static __thread uint8_t last[AQ_UUID_SIZE];
+    if (memcmp (uuid, last, AQ_UUID_SIZE) <= 0) {
+        memcpy (uuid, last, AQ_UUID_SIZE);
+        for (int i = AQ_UUID_SIZE - 1; i >= 9 && ++uuid[i] == 0; i--)
+            ;
+    }
+    memcpy (last, uuid, AQ_UUID_SIZE);
 }
 
 char *aq_uuid_format (const uint8_t uuid[AQ_UUID_SIZE], char *text) {
@@ -81,9 +91,11 @@ void aq_uuid_test (bool verbose) {
     aq_uuid_new (a);
     aq_uuid_format (a, text);
     assert (strlen (text) == 36 && text[14] == '7');
-    for (int i = 0; i < 1000; i++) { //  across pool refills, never a repeat
+    memcpy (b, a, AQ_UUID_SIZE);
+    for (int i = 0; i < 1000; i++) { //  across pool refills: increasing, so never a repeat
         aq_uuid_new (c);
-        assert (memcmp (a, c, AQ_UUID_SIZE) != 0);
+        assert (memcmp (b, c, AQ_UUID_SIZE) < 0);
+        memcpy (b, c, AQ_UUID_SIZE);
     }
     assert (aq_uuid_parse (text, b) == 0 && memcmp (a, b, AQ_UUID_SIZE) == 0);
     assert (aq_uuid_parse ("550E8400-E29B-41D4-A716-446655440000", c) == 0);

@@ -10,7 +10,8 @@
 #define AQ_UUID_TEXT 37 //  36 characters and a NUL
 
 //  A new UUIDv7: 48-bit ms timestamp, then random bits (libsodium's RNG).
-//  Raw UUIDs sort by creation time, which keeps LMDB inserts append-like.
+//  Raw UUIDs sort by creation time, which keeps LMDB inserts append-like;
+//  within one thread they strictly increase, even within a millisecond.
 void aq_uuid_new (uint8_t uuid[AQ_UUID_SIZE]);
 
 //  n random bytes from the same per-thread pool (kernel randomness drawn
