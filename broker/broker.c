@@ -7,6 +7,7 @@
     commit: nobody hears of a change before it is on disk).
 */
 #include "broker.h"
+#include "broker_int.h"
 #include "aq_log.h"
 #include "aq_proto.h"
 #include "aq_time.h"
@@ -18,6 +19,7 @@
 #include "poll.h"
 #include "limits.h"
 #include "queue.h"
+#include "scheduler.h"
 #include "signing.h"
 #include "store.h"
 #include "task.h"
@@ -49,47 +51,7 @@ static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",   "25
 static const int64_t s_latency_ms[] = {5,   10,   25,   50,   100,   250,
                                        500, 1000, 2500, 5000, 10000, INT64_MAX};
 #define S_BUCKETS (sizeof s_latency_ms / sizeof s_latency_ms[0])
-
-typedef struct {
-    void *socket;     //  where to send
-    uint8_t rid[256]; //  routing id, rid_size 0 for PUB
-    size_t rid_size;  //  its length
-    int cmd;          //  command
-    json_t *body;     //  owned
-    char topic[40];   //  PUB topic frame
-} s_out_t;
-
-typedef struct {
-    const bk_config_t *cfg;         //  borrowed
-    void *clients;                  //  ROUTER for clients
-    void *workers;                  //  ROUTER for workers
-    void *events;                   //  XPUB: events go out only while someone subscribes
-    int subscribers;                //  subscriptions seen on events, minus unsubscriptions
-    bk_store_t *store;              //  owned
-    bk_queue_t *queue;              //  owned
-    bk_leases_t *leases;            //  owned
-    bk_waiters_t *waiters;          //  owned
-    bk_limits_t *limits;            //  owned
-    json_t *teams;                  //  team id -> team record, a cache of BK_DB_TEAMS
-    json_t *keys;                   //  key id -> key record, a cache of BK_DB_KEYS
-    aq_plugin_loader_t *plugins;    //  owned: providers and the vault
-    const aq_plugin_vault_t *vault; //  borrowed from plugins, NULL if none
-    s_out_t *out;                   //  sends waiting for the commit
-    size_t nout, capout;            //  count, capacity
-    uint64_t seq;                   //  last creation sequence used
-    int64_t next_due;               //  earliest delay-queue time (wall ms), INT64_MAX if none
-    char admin[65];                 //  admin token
-    int64_t now;                    //  wall ms of this turn
-    int64_t mono;                   //  mono ms of this turn
-    int64_t last_reader_check;      //  mono ms
-    int64_t last_release;           //  mono ms of the last bk_store_release_pages
-    bool recover;                   //  re-lease processing tasks at the next turn
-    struct {
-        uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
-        uint64_t latency[S_BUCKETS];
-        uint64_t latency_sum_ms;
-    } stats;
-} s_broker_t;
+_Static_assert(S_BUCKETS == BK_LATENCY_BUCKETS, "one histogram");
 
 void bk_config_defaults (bk_config_t *cfg) {
     memset (cfg, 0, sizeof *cfg);
@@ -145,14 +107,14 @@ const char *bk_config_check (const bk_config_t *cfg) {
 //  --------------------------------------------------------------------------
 //  Outbox: everything sent waits here until the turn's commit.
 
-static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size_t rid_size,
-                           int cmd, json_t *body) {
+static bk_out_t *s_out_new (bk_broker_t *self, void *socket, const void *rid, size_t rid_size,
+                            int cmd, json_t *body) {
     if (self->nout == self->capout) {
         self->capout = self->capout ? self->capout * 2 : 256;
         self->out = realloc (self->out, self->capout * sizeof *self->out);
         assert (self->out);
     }
-    s_out_t *out = &self->out[self->nout++];
+    bk_out_t *out = &self->out[self->nout++];
     memset (out, 0, sizeof *out);
     out->socket = socket;
     if (rid_size > sizeof out->rid)
@@ -166,7 +128,7 @@ static s_out_t *s_out_new (s_broker_t *self, void *socket, const void *rid, size
 }
 
 //  Queues a REPLY; takes ownership of body (may be NULL).
-static void s_reply (s_broker_t *self, const void *rid, size_t rid_size, int64_t corr, int status,
+static void s_reply (bk_broker_t *self, const void *rid, size_t rid_size, int64_t corr, int status,
                      json_t *body, const char *error) {
     json_t *reply = json_pack ("{s:I, s:i}", "corr", (json_int_t) corr, "status", status);
     if (body)
@@ -176,7 +138,7 @@ static void s_reply (s_broker_t *self, const void *rid, size_t rid_size, int64_t
     s_out_new (self, self->clients, rid, rid_size, AQ_CMD_REPLY, reply);
 }
 
-static int s_send_out (s_broker_t *self, s_out_t *out) {
+static int s_send_out (bk_broker_t *self, bk_out_t *out) {
     int rc;
     if (out->rid_size == 0) { //  PUB: topic then event
         size_t size;
@@ -196,13 +158,13 @@ static int s_send_out (s_broker_t *self, s_out_t *out) {
 //  --------------------------------------------------------------------------
 //  Task state changes
 
-static void s_notify (s_broker_t *self, const json_t *task) {
+static void s_notify (bk_broker_t *self, const json_t *task) {
     const char *id = json_string_value (json_object_get (task, "id"));
     const char *team = json_string_value (json_object_get (task, "teamId"));
     if (self->events && self->subscribers > 0) {
         json_t *event = json_pack ("{s:s, s:s, s:O, s:I}", "id", id, "teamId", team, "status",
                                    json_object_get (task, "status"), "at", (json_int_t) self->now);
-        s_out_t *out = s_out_new (self, self->events, NULL, 0, AQ_CMD_EVENT, event);
+        bk_out_t *out = s_out_new (self, self->events, NULL, 0, AQ_CMD_EVENT, event);
         snprintf (out->topic, sizeof out->topic, "%s", team);
     }
     bk_waiter_t w;
@@ -213,7 +175,7 @@ static void s_notify (s_broker_t *self, const json_t *task) {
 }
 
 //  Persists a task whose status was old_status; announces a change.
-static int s_save (s_broker_t *self, json_t *task, int old_status) {
+static int s_save (bk_broker_t *self, json_t *task, int old_status) {
     int rc = bk_tasks_save (self->store, task, old_status);
     if (rc == 0 && bk_task_status (task) != old_status)
         s_notify (self, task);
@@ -232,7 +194,7 @@ static void s_set_status (json_t *task, int status) {
 }
 
 //  Puts a task in the ready queue (status pending).
-static int s_make_ready (s_broker_t *self, json_t *task) {
+static int s_make_ready (bk_broker_t *self, json_t *task) {
     uint8_t id[16], team[16];
     if (bk_tasks_ids (task, id, team) != 0)
         return BK_ESTORE;
@@ -245,29 +207,33 @@ static int s_make_ready (s_broker_t *self, json_t *task) {
 }
 
 //  Puts a task in the delay queue until due (status delayed).
-static int s_make_delayed (s_broker_t *self, json_t *task, int64_t due) {
+static int s_make_delayed (bk_broker_t *self, json_t *task, int64_t due) {
     uint8_t id[16];
     if (bk_tasks_ids (task, id, NULL) != 0)
         return BK_ESTORE;
     s_set_status (task, BK_ST_DELAYED);
     json_object_set_new (task, "_due", json_integer (due));
-    if (due < self->next_due)
-        self->next_due = due;
-    return bk_delay_push (self->store, due, BK_DELAY_TASK, id);
+    return bk_broker_timer (self, due, BK_DELAY_TASK, id);
 }
 
-static int s_make_ready (s_broker_t *self, json_t *task);
+int bk_broker_timer (bk_broker_t *self, int64_t due, int kind, const uint8_t id[16]) {
+    if (due < self->next_due)
+        self->next_due = due;
+    return bk_delay_push (self->store, due, kind, id);
+}
+
+static int s_make_ready (bk_broker_t *self, json_t *task);
 static json_t *s_task_body (const json_t *task);
-static void s_poll_later (s_broker_t *self, json_t *task, int64_t ms);
-static void s_provider_cancel (s_broker_t *self, json_t *task);
-static void s_clear_deadline (s_broker_t *self, json_t *task);
-static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json_t *answer);
-static json_t *s_team (s_broker_t *self, const uint8_t team[16]);
+static void s_poll_later (bk_broker_t *self, json_t *task, int64_t ms);
+static void s_provider_cancel (bk_broker_t *self, json_t *task);
+static void s_clear_deadline (bk_broker_t *self, json_t *task);
+static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer);
+static json_t *s_team (bk_broker_t *self, const uint8_t team[16]);
 
 //  Puts a task in the ready queue whatever its status, for a request other
 //  than its call (a poll, an onCompleteUrl delivery): s_dispatch decides
 //  from the record what the JOB is, and drops entries that are stale.
-static void s_enqueue (s_broker_t *self, json_t *task) {
+static void s_enqueue (bk_broker_t *self, json_t *task) {
     uint8_t id[16], team[16];
     if (bk_tasks_ids (task, id, team) != 0)
         return;
@@ -275,7 +241,7 @@ static void s_enqueue (s_broker_t *self, json_t *task) {
                    bk_tasks_seq (task), id);
 }
 
-static void s_finish (s_broker_t *self, json_t *task, int status, const char *error) {
+static void s_finish (bk_broker_t *self, json_t *task, int status, const char *error) {
     if (status != BK_ST_CANCELLED && json_is_string (json_object_get (task, "onCompleteUrl"))) {
         json_object_set_new (task, "_notify",
                              json_pack ("{s:i, s:b}", "attempt", 0, "inflight", 0));
@@ -289,6 +255,8 @@ static void s_finish (s_broker_t *self, json_t *task, int status, const char *er
     json_object_del (task, "_due");
     if (error)
         json_object_set_new (task, "error", json_string (error));
+    if (json_object_get (task, "runId"))
+        bk_scheduler_step_done (self, task); //  a step of a scheduled run
     if (status == BK_ST_COMPLETED)
         self->stats.completed++;
     else if (status == BK_ST_FAILED)
@@ -296,7 +264,7 @@ static void s_finish (s_broker_t *self, json_t *task, int status, const char *er
 }
 
 //  An attempt ended without a usable response: retry later or fail.
-static int s_attempt_failed (s_broker_t *self, json_t *task, const char *error, bool permanent,
+static int s_attempt_failed (bk_broker_t *self, json_t *task, const char *error, bool permanent,
                              int64_t retry_after_ms, bool requeue_now) {
     int64_t retries = json_integer_value (json_object_get (task, "retryCount"));
     int64_t max = json_integer_value (json_object_get (task, "maxRetries"));
@@ -317,7 +285,7 @@ static int s_attempt_failed (s_broker_t *self, json_t *task, const char *error, 
     return s_make_delayed (self, task, self->now + delay);
 }
 
-static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *task,
+static void s_record_attempt (bk_broker_t *self, const uint8_t id[16], json_t *task,
                               int64_t duration, const json_t *status_code, const char *error) {
     int attempt = (int) json_integer_value (json_object_get (task, "_attempts"));
     json_t *record =
@@ -338,9 +306,9 @@ static void s_record_attempt (s_broker_t *self, const uint8_t id[16], json_t *ta
 }
 
 //  A lease ended without a result: the worker died, stalled or left.
-static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const json_t *result);
+static void s_notify_result (bk_broker_t *self, json_t *task, int attempt, const json_t *result);
 
-static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
+static void s_lease_lost (bk_broker_t *self, const uint8_t id[16], int attempt) {
     json_t *task = bk_tasks_get (self->store, id);
     json_t *notify = json_object_get (task, "_notify");
     if (notify && json_is_true (json_object_get (notify, "inflight")) &&
@@ -365,7 +333,7 @@ static void s_lease_lost (s_broker_t *self, const uint8_t id[16], int attempt) {
 }
 
 //  The team record (borrowed, cached: only the broker writes teams).
-static json_t *s_team (s_broker_t *self, const uint8_t team[16]) {
+static json_t *s_team (bk_broker_t *self, const uint8_t team[16]) {
     char text[AQ_UUID_TEXT];
     aq_uuid_format (team, text);
     json_t *record = json_object_get (self->teams, text);
@@ -381,32 +349,25 @@ static json_t *s_team (s_broker_t *self, const uint8_t team[16]) {
 //  --------------------------------------------------------------------------
 //  Client requests
 
-typedef struct {
-    const uint8_t *rid; //  routing id of the client
-    size_t rid_size;    //  its length
-    int64_t corr;       //  correlation id
-    json_t *body;       //  request fields, borrowed
-    uint8_t team[16];   //  the caller's team, after auth
-} s_req_t;
-
-static void s_answer (s_broker_t *self, s_req_t *req, int status, json_t *body, const char *error) {
+void bk_broker_answer (bk_broker_t *self, bk_req_t *req, int status, json_t *body,
+                       const char *error) {
     s_reply (self, req->rid, req->rid_size, req->corr, status, body, error);
 }
 
 //  Checks the API key; answers and returns -1 when the caller may not go on.
-static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
+static int s_authenticate (bk_broker_t *self, bk_req_t *req, bool write) {
     const char *key = aq_field_str (req->body, "key");
     bool read_only = false;
     if (!key || !*key) {
-        s_answer (self, req, AQ_UNAUTH, NULL, "API key required");
+        bk_broker_answer (self, req, AQ_UNAUTH, NULL, "API key required");
         return -1;
     }
     if (bk_keys_check (self->store, self->keys, key, req->team, &read_only) != 0) {
-        s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+        bk_broker_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
         return -1;
     }
     if (write && read_only) {
-        s_answer (self, req, AQ_FORBIDDEN, NULL, "Access denied");
+        bk_broker_answer (self, req, AQ_FORBIDDEN, NULL, "Access denied");
         return -1;
     }
     json_t *limit = json_object_get (s_team (self, req->team), "rateLimit");
@@ -427,19 +388,19 @@ static int s_authenticate (s_broker_t *self, s_req_t *req, bool write) {
     return 0;
 }
 
-static int s_admin (s_broker_t *self, s_req_t *req) {
+static int s_admin (bk_broker_t *self, bk_req_t *req) {
     const char *token = aq_field_str (req->body, "admin");
     if (!token || strlen (token) != strlen (self->admin) ||
         sodium_memcmp (token, self->admin, strlen (self->admin)) != 0) {
-        s_answer (self, req, AQ_UNAUTH, NULL,
-                  token ? "Invalid admin token" : "Admin token required");
+        bk_broker_answer (self, req, AQ_UNAUTH, NULL,
+                          token ? "Invalid admin token" : "Admin token required");
         return -1;
     }
     return 0;
 }
 
 //  The caller's task by "id", or NULL after answering 404.
-static json_t *s_own_task (s_broker_t *self, s_req_t *req, uint8_t id[16]) {
+static json_t *s_own_task (bk_broker_t *self, bk_req_t *req, uint8_t id[16]) {
     json_t *task = NULL;
     uint8_t team[16];
     if (aq_uuid_parse (aq_field_str (req->body, "id"), id) == 0)
@@ -449,7 +410,7 @@ static json_t *s_own_task (s_broker_t *self, s_req_t *req, uint8_t id[16]) {
         task = NULL;
     }
     if (!task)
-        s_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
+        bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
     return task;
 }
 
@@ -459,33 +420,81 @@ static json_t *s_task_body (const json_t *task) {
 
 //  Saves a task changed by a request (rc: how the change went so far) and
 //  answers with it, or with 503 when the store failed. Takes the task.
-static void s_answer_saved (s_broker_t *self, s_req_t *req, json_t *task, int old_status, int rc) {
+static void s_answer_saved (bk_broker_t *self, bk_req_t *req, json_t *task, int old_status,
+                            int rc) {
     if (rc == 0)
         rc = s_save (self, task, old_status);
     if (rc == 0)
-        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+        bk_broker_answer (self, req, AQ_OK, s_task_body (task), NULL);
     else
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
     json_decref (task);
 }
 
 //  409 "Task cannot be <done> in status <status>". Takes the task.
-static void s_answer_conflict (s_broker_t *self, s_req_t *req, json_t *task, const char *done) {
+static void s_answer_conflict (bk_broker_t *self, bk_req_t *req, json_t *task, const char *done) {
     char error[128];
     snprintf (error, sizeof error, "Task cannot be %s in status %s", done,
               bk_status_name (bk_task_status (task)));
-    s_answer (self, req, AQ_CONFLICT, NULL, error);
+    bk_broker_answer (self, req, AQ_CONFLICT, NULL, error);
     json_decref (task);
 }
 
-static void s_task_create (s_broker_t *self, s_req_t *req, int cmd) {
+json_t *bk_broker_task_build (bk_broker_t *self, const uint8_t team[16], const json_t *request,
+                              char *errbuf, size_t size) {
+    const char *error;
+    json_t *task = bk_task_from_request (request, self->now, &error, errbuf, size);
+    if (task)
+        error = bk_tokens_check_headers (self->store, team, json_object_get (task, "headers"),
+                                         errbuf, size);
+    const char *provider = aq_field_str (task, "provider");
+    if (task && !error && provider && !aq_plugin_loader_provider (self->plugins, provider)) {
+        char *names = aq_plugin_loader_providers (self->plugins);
+        snprintf (errbuf, size, "Unknown provider: %.64s. Loaded providers: %s", provider,
+                  names && *names ? names : "none");
+        free (names);
+        error = errbuf;
+    }
+    if (task && !error) {
+        //  the public field order: id and teamId first
+        uint8_t id[16];
+        char text[AQ_UUID_TEXT];
+        aq_uuid_new (id);
+        json_t *ordered = json_pack ("{s:s, s:s}", "id", aq_uuid_format (id, text), "teamId",
+                                     aq_uuid_format (team, text));
+        json_object_update_missing (ordered, task);
+        json_decref (task);
+        return ordered;
+    }
+    if (error != errbuf)
+        snprintf (errbuf, size, "%s", error);
+    json_decref (task);
+    return NULL;
+}
+
+int bk_broker_task_insert (bk_broker_t *self, json_t *task) {
+    json_object_set_new (task, "_seq", json_integer ((json_int_t) ++self->seq));
+    json_object_set_new (task, "_attempts", json_integer (0));
+    int rc;
+    if (bk_task_status (task) == BK_ST_DELAYED)
+        rc = s_make_delayed (self, task, json_integer_value (json_object_get (task, "delayUntil")));
+    else
+        rc = s_make_ready (self, task);
+    if (rc == 0)
+        rc = s_save (self, task, 0);
+    if (rc == 0)
+        self->stats.created++;
+    return rc;
+}
+
+static void s_task_create (bk_broker_t *self, bk_req_t *req, int cmd) {
     const char *idem = aq_field_str (req->body, "idem");
     uint8_t idem_key[16 + 256];
     size_t idem_size = 0;
     if (idem && *idem) {
         if (strlen (idem) > 255) {
-            s_answer (self, req, AQ_BAD_REQUEST, NULL,
-                      "Idempotency-Key must be at most 255 characters");
+            bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                              "Idempotency-Key must be at most 255 characters");
             return;
         }
         memcpy (idem_key, req->team, 16);
@@ -499,68 +508,36 @@ static void s_task_create (s_broker_t *self, s_req_t *req, int cmd) {
             json_t *task =
                 created + S_IDEM_TTL > self->now ? bk_tasks_get (self->store, val.data) : NULL;
             if (task) {
-                s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+                bk_broker_answer (self, req, AQ_OK, s_task_body (task), NULL);
                 json_decref (task);
                 return;
             }
         }
     }
-    const char *error;
     char errbuf[256];
-    json_t *task = bk_task_from_request (json_object_get (req->body, "task"), self->now, &error,
+    json_t *task = bk_broker_task_build (self, req->team, json_object_get (req->body, "task"),
                                          errbuf, sizeof errbuf);
-    if (task)
-        error = bk_tokens_check_headers (self->store, req->team, json_object_get (task, "headers"),
-                                         errbuf, sizeof errbuf);
-    const char *provider = aq_field_str (task, "provider");
-    if (task && !error && provider && !aq_plugin_loader_provider (self->plugins, provider)) {
-        char *names = aq_plugin_loader_providers (self->plugins);
-        snprintf (errbuf, sizeof errbuf, "Unknown provider: %.64s. Loaded providers: %s", provider,
-                  names && *names ? names : "none");
-        free (names);
-        error = errbuf;
-    }
-    if (!task || error) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
-        json_decref (task);
+    if (!task) {
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, errbuf);
         return;
     }
+    int rc = bk_broker_task_insert (self, task);
     uint8_t id[16];
-    char text[AQ_UUID_TEXT];
-    aq_uuid_new (id);
-    json_object_set_new (task, "id", json_string (aq_uuid_format (id, text)));
-    json_object_set_new (task, "teamId", json_string (aq_uuid_format (req->team, text)));
-    json_object_set_new (task, "_seq", json_integer ((json_int_t) ++self->seq));
-    json_object_set_new (task, "_attempts", json_integer (0));
-    //  keep the public field order: id and teamId first
-    json_t *ordered = json_pack ("{s:O, s:O}", "id", json_object_get (task, "id"), "teamId",
-                                 json_object_get (task, "teamId"));
-    json_object_update_missing (ordered, task);
-    json_decref (task);
-    task = ordered;
-
-    int rc;
-    if (bk_task_status (task) == BK_ST_DELAYED)
-        rc = s_make_delayed (self, task, json_integer_value (json_object_get (task, "delayUntil")));
-    else
-        rc = s_make_ready (self, task);
-    if (rc == 0)
-        rc = s_save (self, task, 0);
+    bk_tasks_ids (task, id, NULL);
     if (rc == 0 && idem_size) {
         uint8_t val[24];
         memcpy (val, id, 16);
         memcpy (val + 16, &self->now, 8);
         rc = bk_store_put (self->store, BK_DB_IDEM, idem_key, idem_size, val, sizeof val);
     }
-    if (rc == 0) {
-        self->stats.created++;
-        s_answer (self, req, AQ_CREATED, s_task_body (task), NULL);
-    } else
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+    if (rc == 0)
+        bk_broker_answer (self, req, AQ_CREATED, s_task_body (task), NULL);
+    else
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
     json_decref (task);
 }
 
-static void s_task_get (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_get (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -568,19 +545,20 @@ static void s_task_get (s_broker_t *self, s_req_t *req, int cmd) {
     json_t *wait = json_object_get (req->body, "wait");
     int64_t seconds = json_is_integer (wait) ? json_integer_value (wait) : 0;
     if (seconds < 0 || seconds > S_MAX_WAIT_S) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, "wait must be a number between 0 and 25");
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                          "wait must be a number between 0 and 25");
     } else if (seconds > 0 && !bk_status_terminal (bk_task_status (task)) &&
                bk_waiters_add (self->waiters, req->rid, req->rid_size, req->corr,
                                json_string_value (json_object_get (task, "id")),
                                self->mono + seconds * 1000)) {
         //  held: answered on the next status change or at the deadline
     } else
-        s_answer (self, req, AQ_OK, s_task_body (task), NULL);
+        bk_broker_answer (self, req, AQ_OK, s_task_body (task), NULL);
     json_decref (task);
 }
 
 //  A query value given as an integer or a decimal string; -1 if invalid.
-static int64_t s_query_int (const json_t *value, int64_t dflt) {
+int64_t bk_broker_query_int (const json_t *value, int64_t dflt) {
     if (!value || json_is_null (value))
         return dflt;
     if (json_is_integer (value))
@@ -597,28 +575,29 @@ static int64_t s_query_int (const json_t *value, int64_t dflt) {
     return n;
 }
 
-static void s_task_list (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_list (bk_broker_t *self, bk_req_t *req, int cmd) {
     const char *status_name = aq_field_str (req->body, "status");
     int status = 0;
     if (status_name && !(status = bk_status_parse (status_name))) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL,
-                  "status must be one of: pending, delayed, processing, waiting, polling, "
-                  "completed, failed, timeout, cancelled");
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                          "status must be one of: pending, delayed, processing, waiting, polling, "
+                          "completed, failed, timeout, cancelled");
         return;
     }
-    int64_t limit = s_query_int (json_object_get (req->body, "limit"), 50);
+    int64_t limit = bk_broker_query_int (json_object_get (req->body, "limit"), 50);
     if (limit < 1 || limit > 100) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, "limit must be a number between 1 and 100");
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                          "limit must be a number between 1 and 100");
         return;
     }
-    int64_t offset = s_query_int (json_object_get (req->body, "offset"), 0);
+    int64_t offset = bk_broker_query_int (json_object_get (req->body, "offset"), 0);
     if (offset < 0) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, "offset must be a non-negative number");
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, "offset must be a non-negative number");
         return;
     }
     const char *order = aq_field_str (req->body, "sortOrder");
     if (order && strcmp (order, "asc") != 0 && strcmp (order, "desc") != 0) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, "sortOrder must be one of: asc, desc");
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, "sortOrder must be one of: asc, desc");
         return;
     }
     uint64_t total;
@@ -634,10 +613,10 @@ static void s_task_list (s_broker_t *self, s_req_t *req, int cmd) {
         json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", "tasks", tasks, "pagination", "total",
                    (json_int_t) total, "limit", (json_int_t) limit, "offset", (json_int_t) offset,
                    "hasMore", (uint64_t) (offset + (int64_t) json_array_size (tasks)) < total);
-    s_answer (self, req, AQ_OK, body, NULL);
+    bk_broker_answer (self, req, AQ_OK, body, NULL);
 }
 
-static void s_task_cancel (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16], team[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -665,7 +644,7 @@ static void s_task_cancel (s_broker_t *self, s_req_t *req, int cmd) {
     s_answer_saved (self, req, task, status, rc);
 }
 
-static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_retry (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (!task)
@@ -684,16 +663,17 @@ static void s_task_retry (s_broker_t *self, s_req_t *req, int cmd) {
     s_answer_saved (self, req, task, status, s_make_ready (self, task));
 }
 
-static void s_task_attempts (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_attempts (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
     json_t *task = s_own_task (self, req, id);
     if (task)
-        s_answer (self, req, AQ_OK,
-                  json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)), NULL);
+        bk_broker_answer (self, req, AQ_OK,
+                          json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)),
+                          NULL);
     json_decref (task);
 }
 
-static void s_stats (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
     const uint8_t *team = NULL;
     if (!aq_field_str (req->body, "admin")) {
         if (s_authenticate (self, req, false) != 0)
@@ -721,11 +701,11 @@ static void s_stats (s_broker_t *self, s_req_t *req, int cmd) {
         "lmdbBytes", (json_int_t) bk_store_used_bytes (self->store), "attemptLatencyMs", latency);
     json_object_set_new (body, "attemptLatencySumMs",
                          json_integer ((json_int_t) self->stats.latency_sum_ms));
-    s_answer (self, req, AQ_OK, body, NULL);
+    bk_broker_answer (self, req, AQ_OK, body, NULL);
 }
 
 //  Answers with {name: public record or array of them}; takes result.
-static void s_answer_records (s_broker_t *self, s_req_t *req, int status, const char *name,
+static void s_answer_records (bk_broker_t *self, bk_req_t *req, int status, const char *name,
                               json_t *result) {
     json_t *shown;
     if (json_is_array (result)) {
@@ -737,10 +717,10 @@ static void s_answer_records (s_broker_t *self, s_req_t *req, int status, const 
     } else
         shown = bk_task_public (result);
     json_decref (result);
-    s_answer (self, req, status, json_pack ("{s:o}", name, shown), NULL);
+    bk_broker_answer (self, req, status, json_pack ("{s:o}", name, shown), NULL);
 }
 
-static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_admin_command (bk_broker_t *self, bk_req_t *req, int cmd) {
     const char *name = aq_field_str (req->body, "name");
     const char *team = aq_field_str (req->body, "team");
     json_t *result;
@@ -748,8 +728,8 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
     case AQ_CMD_TEAM_CREATE:
         result = bk_keys_team_create (self->store, name, self->now);
         if (!result) {
-            s_answer (self, req, name && *name ? AQ_CONFLICT : AQ_BAD_REQUEST, NULL,
-                      name && *name ? "Team already exists" : "name is required");
+            bk_broker_answer (self, req, name && *name ? AQ_CONFLICT : AQ_BAD_REQUEST, NULL,
+                              name && *name ? "Team already exists" : "name is required");
             return;
         }
         json_object_del (result, "signingSecret");
@@ -760,12 +740,12 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
         break;
     case AQ_CMD_KEY_CREATE:
         if (!team || !*team) {
-            s_answer (self, req, AQ_BAD_REQUEST, NULL, "team is required");
+            bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, "team is required");
             return;
         }
         result = bk_keys_create (self->store, team, aq_field_str (req->body, "scope"), self->now);
         if (!result) {
-            s_answer (self, req, AQ_BAD_REQUEST, NULL, "scope must be one of: full, read");
+            bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, "scope must be one of: full, read");
             return;
         }
         s_answer_records (self, req, AQ_CREATED, "key", result);
@@ -777,7 +757,7 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
     case AQ_CMD_TEAM_LIMIT: {
         json_t *record = bk_keys_team_find (self->store, team);
         if (!record) {
-            s_answer (self, req, AQ_NOT_FOUND, NULL, "Team not found");
+            bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Team not found");
             return;
         }
         if (cmd == AQ_CMD_TEAM_SECRET && aq_field_bool (req->body, "rotate", false)) {
@@ -790,7 +770,8 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
             json_t *burst = json_object_get (req->body, "burst");
             if (!json_is_number (rps) || json_number_value (rps) < 0 ||
                 (burst && (!json_is_number (burst) || json_number_value (burst) < 0))) {
-                s_answer (self, req, AQ_BAD_REQUEST, NULL, "rps must be a non-negative number");
+                bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                                  "rps must be a non-negative number");
                 json_decref (record);
                 return;
             }
@@ -799,7 +780,7 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
                                             burst ? json_number_value (burst) : 0.0));
         }
         if (bk_keys_team_save (self->store, record) != 0) {
-            s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
             json_decref (record);
             return;
         }
@@ -817,14 +798,14 @@ static void s_admin_command (s_broker_t *self, s_req_t *req, int cmd) {
         if (result)
             s_answer_records (self, req, AQ_OK, "key", result);
         else
-            s_answer (self, req, AQ_NOT_FOUND, NULL, "Key not found");
+            bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Key not found");
         break;
     }
 }
 
 //  POST /v1/tasks/:id/signal: with the team's key, or with the one-time
 //  signal token the waiting call carried (then "key" holds "sig_...").
-static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_task_signal (bk_broker_t *self, bk_req_t *req, int cmd) {
     const char *key = aq_field_str (req->body, "key");
     bool by_token = key && strncmp (key, "sig_", 4) == 0;
     if (!by_token && s_authenticate (self, req, true) != 0)
@@ -838,7 +819,7 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
         const char *stored = json_string_value (json_object_get (task, "_signal"));
         s_hash_hex (key, hash);
         if (!stored || strlen (stored) != 64 || sodium_memcmp (stored, hash, 64) != 0) {
-            s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+            bk_broker_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
             json_decref (task);
             return;
         }
@@ -851,11 +832,11 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
             task = NULL;
         }
     } else if (by_token) {
-        s_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
+        bk_broker_answer (self, req, AQ_UNAUTH, NULL, "Invalid or revoked API key");
         return;
     }
     if (!task) {
-        s_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
+        bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
         return;
     }
     json_t *signal = json_object_get (req->body, "signal");
@@ -877,7 +858,7 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
         (!outcome || (strcmp (outcome, "completed") != 0 && strcmp (outcome, "failed") != 0)))
         error = "status must be one of: completed, failed";
     if (error) {
-        s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
         json_decref (task);
         return;
     }
@@ -897,9 +878,9 @@ static void s_task_signal (s_broker_t *self, s_req_t *req, int cmd) {
     s_answer_saved (self, req, task, status, rc);
 }
 
-static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_tokens (bk_broker_t *self, bk_req_t *req, int cmd) {
     if (!self->vault) {
-        s_answer (self, req, AQ_UNAVAILABLE, NULL, "Token vault unavailable");
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, "Token vault unavailable");
         return;
     }
     json_t *result = NULL;
@@ -912,26 +893,26 @@ static void s_tokens (s_broker_t *self, s_req_t *req, int cmd) {
         if (result)
             s_answer_records (self, req, AQ_CREATED, "token", result);
         else if (error)
-            s_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+            bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
         else
-            s_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
     } else if (cmd == AQ_CMD_TOKEN_LIST)
         s_answer_records (self, req, AQ_OK, "tokens", bk_tokens_list (self->store, req->team));
     else if ((result = bk_tokens_delete (self->store, req->team, aq_field_str (req->body, "id"))))
         s_answer_records (self, req, AQ_OK, "token", result);
     else
-        s_answer (self, req, AQ_NOT_FOUND, NULL, "Token not found");
+        bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Token not found");
 }
 
-static void s_auth_reply (s_broker_t *self, s_req_t *req, int cmd) {
+static void s_auth_reply (bk_broker_t *self, bk_req_t *req, int cmd) {
     char team[AQ_UUID_TEXT];
     uint8_t raw[16];
     bool read_only = false;
     bk_keys_check (self->store, self->keys, aq_field_str (req->body, "key"), raw, &read_only);
-    s_answer (self, req, AQ_OK,
-              json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req->team, team), "scope",
-                         read_only ? "read" : "full"),
-              NULL);
+    bk_broker_answer (self, req, AQ_OK,
+                      json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req->team, team), "scope",
+                                 read_only ? "read" : "full"),
+                      NULL);
 }
 
 //  Who may send a client command, checked before its handler runs.
@@ -943,9 +924,9 @@ typedef enum {
 } s_access_t;
 
 typedef struct {
-    int cmd;                                            //  AQ_CMD_*
-    s_access_t access;                                  //  who may send it
-    void (*handler) (s_broker_t *, s_req_t *, int cmd); //  answers it
+    int cmd;                                              //  AQ_CMD_*
+    s_access_t access;                                    //  who may send it
+    void (*handler) (bk_broker_t *, bk_req_t *, int cmd); //  answers it
 } s_route_t;
 
 static const s_route_t s_client_routes[] = {
@@ -968,11 +949,23 @@ static const s_route_t s_client_routes[] = {
     {AQ_CMD_KEY_REVOKE, S_ADMIN, s_admin_command},
     {AQ_CMD_TEAM_SECRET, S_ADMIN, s_admin_command},
     {AQ_CMD_TEAM_LIMIT, S_ADMIN, s_admin_command},
+    {AQ_CMD_SCHEDULE_CREATE, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_LIST, S_READ, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_GET, S_READ, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_UPDATE, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_RUN_NOW, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_SNOOZE, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_PAUSE, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_RESUME, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_CANCEL, S_WRITE, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_RUNS, S_READ, bk_scheduler_command},
+    {AQ_CMD_SCHEDULE_PREVIEW, S_READ, bk_scheduler_command},
+    {AQ_CMD_EVENT_FIRE, S_WRITE, bk_scheduler_command},
 };
 
-static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
+static void s_client_message (bk_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
                               json_t *body) {
-    s_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
+    bk_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
     if (cmd == AQ_CMD_HEARTBEAT) {
         s_out_new (self, self->clients, rid, rid_size, AQ_CMD_HEARTBEAT, NULL);
         return;
@@ -997,7 +990,7 @@ static void s_client_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
 //  --------------------------------------------------------------------------
 //  Worker messages
 
-static void s_result (s_broker_t *self, json_t *body) {
+static void s_result (bk_broker_t *self, json_t *body) {
     uint8_t id[16];
     int attempt = (int) aq_field_int (body, "attempt", -1);
     if (aq_uuid_parse (aq_field_str (body, "id"), id) != 0) {
@@ -1095,9 +1088,7 @@ static void s_result (s_broker_t *self, json_t *body) {
         bk_tasks_ids (task, raw, NULL);
         int64_t due = self->now + json_integer_value (json_object_get (task, "maxWaitTime")) * 1000;
         json_object_set_new (task, "_deadline", json_integer (due));
-        bk_delay_push (self->store, due, BK_DELAY_TIMEOUT, raw);
-        if (due < self->next_due)
-            self->next_due = due;
+        bk_broker_timer (self, due, BK_DELAY_TIMEOUT, raw);
     } else if (json_is_integer (code) && json_integer_value (code) < 500) {
         json_object_del (task, "error");
         s_finish (self, task, BK_ST_COMPLETED, NULL);
@@ -1115,7 +1106,7 @@ static void s_result (s_broker_t *self, json_t *body) {
     json_decref (task);
 }
 
-static void s_worker_message (s_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
+static void s_worker_message (bk_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
                               json_t *body) {
     int index = bk_leases_worker (self->leases, rid, rid_size, cmd == AQ_CMD_READY);
     bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
@@ -1158,7 +1149,7 @@ static void s_worker_message (s_broker_t *self, const uint8_t *rid, size_t rid_s
 
 //  Reads one whole message (all frames) from a ROUTER and handles it,
 //  adding its size to *bytes. Returns false when nothing was waiting.
-static bool s_receive (s_broker_t *self, void *socket, bool from_workers, size_t *bytes) {
+static bool s_receive (bk_broker_t *self, void *socket, bool from_workers, size_t *bytes) {
     zmq_msg_t rid, frame;
     zmq_msg_init (&rid);
     if (zmq_msg_recv (&rid, socket, ZMQ_DONTWAIT) < 0) {
@@ -1207,13 +1198,17 @@ static bool s_receive (s_broker_t *self, void *socket, bool from_workers, size_t
 //  --------------------------------------------------------------------------
 //  Timers and dispatch
 
-static void s_promote_due (s_broker_t *self) {
+static void s_promote_due (bk_broker_t *self) {
     int64_t due;
     int kind;
     uint8_t id[16];
     for (int n = 0; n < 10 * S_BATCH; n++) {
         if (bk_delay_pop (self->store, self->now, &due, &kind, id) != 0)
             break;
+        if (kind == BK_DELAY_SCHEDULE || kind == BK_DELAY_RUN) {
+            bk_scheduler_due (self, kind, id, due);
+            continue;
+        }
         json_t *task = bk_tasks_get (self->store, id);
         int status = bk_task_status (task);
         if (kind == BK_DELAY_TASK && status == BK_ST_DELAYED &&
@@ -1253,7 +1248,7 @@ static void s_promote_due (s_broker_t *self) {
         self->next_due = due;
 }
 
-static void s_expire (s_broker_t *self) {
+static void s_expire (bk_broker_t *self) {
     int64_t silence = (int64_t) self->cfg->heartbeat_ms * self->cfg->heartbeat_liveness;
     for (int i = 0; i < bk_leases_worker_count (self->leases); i++) {
         bk_worker_t *w = bk_leases_worker_at (self->leases, i);
@@ -1287,7 +1282,7 @@ static void s_expire (s_broker_t *self) {
 //  the same on every attempt, so a target can de-duplicate) and the
 //  one-time AsyncQueue-Signal-Token a waiting target signals with (its hash
 //  goes in the task). Returns NULL and sets *error when a token is gone.
-static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, char *error,
+static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body, char *error,
                               size_t error_size) {
     uint8_t team[16], id[16];
     json_t *headers = json_deep_copy (json_object_get (task, "headers"));
@@ -1329,7 +1324,7 @@ static json_t *s_job_headers (s_broker_t *self, json_t *task, const char *body, 
 }
 
 //  Removes a waiting or polling task's maxWaitTime timer.
-static void s_clear_deadline (s_broker_t *self, json_t *task) {
+static void s_clear_deadline (bk_broker_t *self, json_t *task) {
     uint8_t id[16];
     json_t *deadline = json_object_get (task, "_deadline");
     if (deadline && bk_tasks_ids (task, id, NULL) == 0)
@@ -1337,27 +1332,23 @@ static void s_clear_deadline (s_broker_t *self, json_t *task) {
     json_object_del (task, "_deadline");
 }
 
-static void s_set_deadline (s_broker_t *self, json_t *task) {
+static void s_set_deadline (bk_broker_t *self, json_t *task) {
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
     int64_t due = self->now + json_integer_value (json_object_get (task, "maxWaitTime")) * 1000;
     json_object_set_new (task, "_deadline", json_integer (due));
-    bk_delay_push (self->store, due, BK_DELAY_TIMEOUT, id);
-    if (due < self->next_due)
-        self->next_due = due;
+    bk_broker_timer (self, due, BK_DELAY_TIMEOUT, id);
 }
 
 //  Schedules the next status request of a polling task after ms.
-static void s_poll_later (s_broker_t *self, json_t *task, int64_t ms) {
+static void s_poll_later (bk_broker_t *self, json_t *task, int64_t ms) {
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
     json_t *poll = json_object_get (task, "_poll");
     int64_t due = self->now + ms;
     json_object_set_new (poll, "due", json_integer (due));
     json_object_set_new (poll, "inflight", json_false ());
-    bk_delay_push (self->store, due, BK_DELAY_POLL, id);
-    if (due < self->next_due)
-        self->next_due = due;
+    bk_broker_timer (self, due, BK_DELAY_POLL, id);
 }
 
 static json_t *s_result_of (const json_t *answer) {
@@ -1375,7 +1366,7 @@ static json_t *s_result_of (const json_t *answer) {
 
 //  Fire and forget: asks the provider to cancel the job (fal cancel_url,
 //  Replicate urls.cancel), on a worker slot if one is free now.
-static void s_provider_cancel (s_broker_t *self, json_t *task) {
+static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_t *poll = json_object_get (task, "_poll");
     const char *url = aq_field_str (poll, "cancelUrl");
     int index = url ? bk_leases_next_worker (self->leases) : -1;
@@ -1406,7 +1397,7 @@ static void s_provider_cancel (s_broker_t *self, json_t *task) {
 
 //  A polling task's answer (the call's, a status request's or the result
 //  request's): decide with poll.c, then poll again, fetch, or finish.
-static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json_t *answer) {
+static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer) {
     const char *name = aq_field_str (task, "provider");
     const aq_plugin_provider_t *provider =
         name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
@@ -1443,19 +1434,17 @@ static void s_poll_answer (s_broker_t *self, json_t *task, int stage, const json
 //  A request in flight for a poll or a delivery is also timed in the delay
 //  queue, which survives a broker restart where leases do not: if its answer
 //  has not come by then (state->due still matches), it is asked again.
-static void s_watchdog (s_broker_t *self, json_t *task, json_t *state, int kind, int64_t ms) {
+static void s_watchdog (bk_broker_t *self, json_t *task, json_t *state, int kind, int64_t ms) {
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
     int64_t due = self->now + ms;
     json_object_set_new (state, "due", json_integer (due));
-    bk_delay_push (self->store, due, kind, id);
-    if (due < self->next_due)
-        self->next_due = due;
+    bk_broker_timer (self, due, kind, id);
 }
 
 //  The JOB of a polling task's next request: a GET of the status URL (or
 //  the result URL) with the task's headers.
-static json_t *s_poll_job (s_broker_t *self, json_t *task, int seq) {
+static json_t *s_poll_job (bk_broker_t *self, json_t *task, int seq) {
     json_t *poll = json_object_get (task, "_poll");
     bool result = aq_field_int (poll, "stage", BK_POLL_STATUS) == BK_POLL_RESULT;
     const char *url = aq_field_str (poll, result ? "resultUrl" : "statusUrl");
@@ -1472,7 +1461,7 @@ static json_t *s_poll_job (s_broker_t *self, json_t *task, int seq) {
 
 //  An onCompleteUrl delivery answered (or failed): record it on the task,
 //  retry with back-off up to S_NOTIFY_TRIES, then give up. Saves the task.
-static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const json_t *result) {
+static void s_notify_result (bk_broker_t *self, json_t *task, int attempt, const json_t *result) {
     int status = bk_task_status (task);
     json_t *code = json_object_get (result, "statusCode");
     const char *error = aq_field_str (result, "error");
@@ -1504,9 +1493,7 @@ static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const 
                                             "due", (json_int_t) due));
             uint8_t id[16];
             bk_tasks_ids (task, id, NULL);
-            bk_delay_push (self->store, due, BK_DELAY_NOTIFY, id);
-            if (due < self->next_due)
-                self->next_due = due;
+            bk_broker_timer (self, due, BK_DELAY_NOTIFY, id);
         } else {
             json_object_set_new (outcome, "status", json_string ("failed"));
             json_object_del (task, "_notify");
@@ -1519,7 +1506,7 @@ static void s_notify_result (s_broker_t *self, json_t *task, int attempt, const 
 //  Builds the JOB that POSTs a finished task to its onCompleteUrl: the same
 //  JSON GET /v1/tasks/:id returns, signed like every call (webhook-id is
 //  "<task id>.complete", the same on every delivery attempt).
-static json_t *s_notify_job (s_broker_t *self, json_t *task, int attempt) {
+static json_t *s_notify_job (bk_broker_t *self, json_t *task, int attempt) {
     uint8_t id[16], team[16];
     bk_tasks_ids (task, id, team);
     json_t *shown = s_task_body (task);
@@ -1547,7 +1534,7 @@ static json_t *s_notify_job (s_broker_t *self, json_t *task, int attempt) {
     return job;
 }
 
-static void s_dispatch (s_broker_t *self) {
+static void s_dispatch (bk_broker_t *self) {
     int index;
     uint8_t id[16];
     while ((index = bk_leases_next_worker (self->leases)) >= 0) {
@@ -1665,7 +1652,7 @@ static void s_dispatch (s_broker_t *self) {
     }
 }
 
-static void s_heartbeat (s_broker_t *self) {
+static void s_heartbeat (bk_broker_t *self) {
     for (int i = 0; i < bk_leases_worker_count (self->leases); i++) {
         bk_worker_t *w = bk_leases_worker_at (self->leases, i);
         if (w && w->last_sent + self->cfg->heartbeat_ms <= self->mono) {
@@ -1680,7 +1667,7 @@ static void s_heartbeat (s_broker_t *self) {
 //  returns to the queue at the deadline. Workers are forgotten too: their
 //  next message is answered with ERROR 410 and they announce themselves.
 static int s_recover_one (void *arg, const uint8_t id[16]) {
-    s_broker_t *self = arg;
+    bk_broker_t *self = arg;
     json_t *task = bk_tasks_get (self->store, id);
     if (task) {
         int attempt = (int) json_integer_value (json_object_get (task, "_attempts"));
@@ -1693,7 +1680,7 @@ static int s_recover_one (void *arg, const uint8_t id[16]) {
     return 0;
 }
 
-static void s_recover (s_broker_t *self) {
+static void s_recover (bk_broker_t *self) {
     bk_leases_destroy (&self->leases);
     self->leases = bk_leases_new ();
     bk_tasks_each_in_status (self->store, BK_ST_PROCESSING, s_recover_one, self);
@@ -1704,7 +1691,7 @@ static void s_recover (s_broker_t *self) {
 }
 
 //  Counts subscriptions on the XPUB socket: a byte 1 or 0 and a topic.
-static void s_subscriptions (s_broker_t *self) {
+static void s_subscriptions (bk_broker_t *self) {
     uint8_t frame[256];
     int size;
     while ((size = zmq_recv (self->events, frame, sizeof frame, ZMQ_DONTWAIT)) > 0) {
@@ -1747,7 +1734,7 @@ static void *s_router (void *ctx) {
 }
 
 //  Reads DATA/admin.token, creating it (0600) on first start.
-static int s_admin_token (s_broker_t *self, const char *dir) {
+static int s_admin_token (bk_broker_t *self, const char *dir) {
     char path[4096];
     snprintf (path, sizeof path, "%s/admin.token", dir);
     FILE *file = fopen (path, "r");
@@ -1785,7 +1772,7 @@ static uint64_t s_last_seq (bk_store_t *store) {
 int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
     if (sodium_init () < 0)
         return -1;
-    s_broker_t *self = calloc (1, sizeof *self);
+    bk_broker_t *self = calloc (1, sizeof *self);
     assert (self);
     self->cfg = cfg;
     int rc = -1;
@@ -1896,7 +1883,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             self->next_due = 0;
         }
         for (size_t i = 0; i < self->nout; i++) {
-            s_out_t *out = &self->out[i];
+            bk_out_t *out = &self->out[i];
             if (commit != 0 && out->cmd == AQ_CMD_REPLY) {
                 json_object_set_new (out->body, "status", json_integer (AQ_UNAVAILABLE));
                 json_object_set_new (out->body, "error", json_string (S_REPLY_FAILED));

@@ -12,10 +12,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BK_DELAY_TASK    1 //  a delayed or retrying task becomes ready
-#define BK_DELAY_TIMEOUT 2 //  a waiting task's maxWaitTime ends
-#define BK_DELAY_NOTIFY  3 //  an onCompleteUrl delivery is retried
-#define BK_DELAY_POLL    4 //  a polling task's next status request
+#define BK_DELAY_TASK     1 //  a delayed or retrying task becomes ready
+#define BK_DELAY_TIMEOUT  2 //  a waiting task's maxWaitTime ends
+#define BK_DELAY_NOTIFY   3 //  an onCompleteUrl delivery is retried
+#define BK_DELAY_POLL     4 //  a polling task's next status request
+#define BK_DELAY_SCHEDULE 5 //  a scheduled task's next fire time (id: the schedule)
+#define BK_DELAY_RUN      6 //  a failed run is retried from its failed step (id: the run)
 
 int bk_delay_push (bk_store_t *store, int64_t due, int kind, const uint8_t id[16]);
 int bk_delay_remove (bk_store_t *store, int64_t due, int kind, const uint8_t id[16]);

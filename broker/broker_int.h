@@ -1,0 +1,97 @@
+/*  broker_int.h - the broker's state and helpers, for its own modules only
+
+    broker.c owns the loop and the /v1/tasks engine; scheduler.c (the
+    /tasks schedules and their runs) works on the same state inside the
+    same turn and transaction through the helpers below. Nothing outside
+    broker/ includes this header.
+*/
+#ifndef BK_BROKER_INT_H
+#define BK_BROKER_INT_H
+
+#include "aq_plugin.h"
+#include "broker.h"
+#include "keys.h"
+#include "lease.h"
+#include "limits.h"
+#include "loader.h"
+#include "queue.h"
+#include "store.h"
+#include "waiters.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BK_LATENCY_BUCKETS 12 //  attempt latency histogram buckets
+
+typedef struct {
+    void *socket;     //  where to send
+    uint8_t rid[256]; //  routing id, rid_size 0 for PUB
+    size_t rid_size;  //  its length
+    int cmd;          //  command
+    json_t *body;     //  owned
+    char topic[40];   //  PUB topic frame
+} bk_out_t;
+
+struct _bk_broker_t {
+    const bk_config_t *cfg;         //  borrowed
+    void *clients;                  //  ROUTER for clients
+    void *workers;                  //  ROUTER for workers
+    void *events;                   //  XPUB: events go out only while someone subscribes
+    int subscribers;                //  subscriptions seen on events, minus unsubscriptions
+    bk_store_t *store;              //  owned
+    bk_queue_t *queue;              //  owned
+    bk_leases_t *leases;            //  owned
+    bk_waiters_t *waiters;          //  owned
+    bk_limits_t *limits;            //  owned
+    json_t *teams;                  //  team id -> team record, a cache of BK_DB_TEAMS
+    json_t *keys;                   //  key id -> key record, a cache of BK_DB_KEYS
+    aq_plugin_loader_t *plugins;    //  owned: providers and the vault
+    const aq_plugin_vault_t *vault; //  borrowed from plugins, NULL if none
+    bk_out_t *out;                  //  sends waiting for the commit
+    size_t nout, capout;            //  count, capacity
+    uint64_t seq;                   //  last creation sequence used
+    int64_t next_due;               //  earliest delay-queue time (wall ms), INT64_MAX if none
+    char admin[65];                 //  admin token
+    int64_t now;                    //  wall ms of this turn
+    int64_t mono;                   //  mono ms of this turn
+    int64_t last_reader_check;      //  mono ms
+    int64_t last_release;           //  mono ms of the last bk_store_release_pages
+    bool recover;                   //  re-lease processing tasks at the next turn
+    struct {
+        uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
+        uint64_t latency[BK_LATENCY_BUCKETS];
+        uint64_t latency_sum_ms;
+    } stats;
+};
+
+typedef struct _bk_broker_t bk_broker_t;
+
+typedef struct {
+    const uint8_t *rid; //  routing id of the client
+    size_t rid_size;    //  its length
+    int64_t corr;       //  correlation id
+    json_t *body;       //  request fields, borrowed
+    uint8_t team[16];   //  the caller's team, after auth
+} bk_req_t;
+
+//  Queues the REPLY to a request (sent after the commit); takes body.
+void bk_broker_answer (bk_broker_t *self, bk_req_t *req, int status, json_t *body,
+                       const char *error);
+
+//  Puts an item in the delay queue and wakes the loop in time for it.
+int bk_broker_timer (bk_broker_t *self, int64_t due, int kind, const uint8_t id[16]);
+
+//  A /v1/tasks task from a POST /v1/tasks body, checked as that endpoint
+//  checks it (fields, tokens of the team, provider): a new record with its
+//  id and team, not yet stored, or NULL with the API error in errbuf.
+json_t *bk_broker_task_build (bk_broker_t *self, const uint8_t team[16], const json_t *request,
+                              char *errbuf, size_t size);
+//  Queues a built task (ready or delayed) and stores it. 0 or a store error.
+int bk_broker_task_insert (bk_broker_t *self, json_t *task);
+
+//  A query value given as an integer or a decimal string; dflt when
+//  absent, -1 when invalid.
+int64_t bk_broker_query_int (const json_t *value, int64_t dflt);
+
+#endif
