@@ -1202,11 +1202,14 @@ static void s_promote_due (bk_broker_t *self) {
     int64_t due;
     int kind;
     uint8_t id[16];
-    for (int n = 0; n < 10 * S_BATCH; n++) {
+    //  A run writes a few records (schedule, run, step task): fewer per turn,
+    //  so the transaction stays inside the store's headroom.
+    for (int n = 0, runs = 0; n < 10 * S_BATCH && runs < S_BATCH; n++) {
         if (bk_delay_pop (self->store, self->now, &due, &kind, id) != 0)
             break;
         if (kind == BK_DELAY_SCHEDULE || kind == BK_DELAY_RUN) {
             bk_scheduler_due (self, kind, id, due);
+            runs++;
             continue;
         }
         json_t *task = bk_tasks_get (self->store, id);
