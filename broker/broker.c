@@ -458,10 +458,10 @@ json_t *bk_broker_task_build (bk_broker_t *self, const uint8_t team[16], const j
     if (task && !error) {
         //  the public field order: id and teamId first
         uint8_t id[16];
-        char text[AQ_UUID_TEXT];
+        char id_text[AQ_UUID_TEXT], team_text[AQ_UUID_TEXT];
         aq_uuid_new (id);
-        json_t *ordered = json_pack ("{s:s, s:s}", "id", aq_uuid_format (id, text), "teamId",
-                                     aq_uuid_format (team, text));
+        json_t *ordered = json_pack ("{s:s, s:s}", "id", aq_uuid_format (id, id_text), "teamId",
+                                     aq_uuid_format (team, team_text));
         json_object_update_missing (ordered, task);
         json_decref (task);
         return ordered;
