@@ -339,8 +339,7 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         req->url = url;
         req->started = aq_time_mono_ms ();
         gw_match_t match;
-        req->keep_body =
-            gw_routes_find (method, url, &match) == 0 && (match.route->flags & GW_ROUTE_BODY);
+        req->keep_body = gw_routes_find (method, url, &match) == 0 && match.route->body;
         *con_cls = req;
         if (s_declared_too_large (self, connection)) {
             gw_response_error (&req->response, 413, "Request body too large");
@@ -843,6 +842,37 @@ void gw_http_test (bool verbose) {
     s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
     s_expect (text, "Retry-After: 7\r\n");
     s_expect (text, "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}");
+    free (text);
+    //  PUT bodies are read as POST bodies are, whole or chunked
+    text = s_exchange (&h, "PUT /tasks/s1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 17\r\n\r\n{\"priority\":  2 }");
+    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
+            strcmp (aq_field_str (h.last, "id"), "s1") == 0);
+    assert (aq_field_int (json_object_get (h.last, "schedule"), "priority", 0) == 2);
+    free (text);
+    text = s_exchange (&h, "PUT /tasks/s2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n"
+                           "7\r\n{\"title\r\n9\r\n\": \"Daily\r\n2\r\n\"}\r\n0\r\n\r\n");
+    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
+            strcmp (aq_field_str (h.last, "id"), "s2") == 0);
+    assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "title"), "Daily") == 0);
+    free (text);
+    text = s_exchange (&h, "PUT /tasks/s1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 0\r\n\r\n");
+    s_expect (text, "{\"error\":\"Request body must be a JSON object\"}");
+    free (text);
+    text = s_exchange (&h, "DELETE /tasks/s1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    s_expect (text, "HTTP/1.1 405 Method Not Allowed\r\n");
+    s_expect (text, "Allow: GET, PUT\r\n");
+    free (text);
+    text = s_exchange (&h, "POST /tasks/preview HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+                           "Content-Length: 26\r\n\r\n{\"schedule_kind\": \"event\"}");
+    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_PREVIEW && !json_object_get (h.last, "id"));
+    assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "schedule_kind"),
+                    "event") == 0);
     free (text);
     text = s_exchange (&h, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n\r\n");
     s_expect (text, "Content-Type: text/plain; version=0.0.4\r\n");

@@ -1,11 +1,11 @@
 /*  routes.c - the REST routing table: HTTP requests to protocol requests and back
 
     One table lists every endpoint: method, path pattern, the protocol
-    command it becomes, whether it takes a body, which query parameters it
-    accepts. The gateway decides only what needs no state: unknown paths
-    (404), wrong methods (405), a missing key (401), malformed query values
-    and bodies (400). Everything else is the broker's call, and its REPLY is
-    passed through unchanged.
+    command it becomes, the member its JSON body travels as (if it takes
+    one), which query parameters it accepts. The gateway decides only what
+    needs no state: unknown paths (404), wrong methods (405), a missing key
+    (401), malformed query values and bodies (400). Everything else is the
+    broker's call, and its REPLY is passed through unchanged.
 */
 #include "routes.h"
 #include "json.h"
@@ -20,59 +20,162 @@
 #include <string.h>
 #include <strings.h>
 
+//  The first route whose pattern and method both match wins: a literal path
+//  ("POST /tasks/preview") goes before any route of its method whose ":id"
+//  would match it too. The Allow header of a 405 lists methods in this order.
 static const gw_route_t s_routes[] = {
     {"GET",
      "/v1/tasks",
      GW_ROUTE_TASK_LIST,
      AQ_CMD_TASK_LIST,
      GW_ROUTE_STRICT,
+     NULL,
      {"status", "limit", "offset", "sortOrder", NULL}},
     {"POST",
      "/v1/tasks",
      GW_ROUTE_TASK_CREATE,
      AQ_CMD_TASK_CREATE,
-     GW_ROUTE_BODY | GW_ROUTE_STRICT,
+     GW_ROUTE_STRICT,
+     "task",
      {NULL}},
-    {"GET", "/v1/tasks/:id", GW_ROUTE_TASK_GET, AQ_CMD_TASK_GET, GW_ROUTE_STRICT, {"wait", NULL}},
+    {"GET",
+     "/v1/tasks/:id",
+     GW_ROUTE_TASK_GET,
+     AQ_CMD_TASK_GET,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"wait", NULL}},
     {"POST",
      "/v1/tasks/:id/cancel",
      GW_ROUTE_TASK_CANCEL,
      AQ_CMD_TASK_CANCEL,
      GW_ROUTE_STRICT,
+     NULL,
      {NULL}},
     {"GET",
      "/v1/tasks/:id/attempts",
      GW_ROUTE_TASK_ATTEMPTS,
      AQ_CMD_TASK_ATTEMPTS,
      GW_ROUTE_STRICT,
+     NULL,
      {NULL}},
     {"POST",
      "/v1/tasks/:id/retry",
      GW_ROUTE_TASK_RETRY,
      AQ_CMD_TASK_RETRY,
      GW_ROUTE_STRICT,
+     NULL,
      {NULL}},
     {"POST",
      "/v1/tasks/:id/signal",
      GW_ROUTE_TASK_SIGNAL,
      AQ_CMD_TASK_SIGNAL,
-     GW_ROUTE_BODY | GW_ROUTE_STRICT,
+     GW_ROUTE_STRICT,
+     "signal",
      {NULL}},
     {"POST",
      "/v1/tokens",
      GW_ROUTE_TOKEN_CREATE,
      AQ_CMD_TOKEN_CREATE,
-     GW_ROUTE_BODY | GW_ROUTE_STRICT,
+     GW_ROUTE_STRICT,
+     "token",
      {NULL}},
-    {"GET", "/v1/tokens", GW_ROUTE_TOKEN_LIST, AQ_CMD_TOKEN_LIST, GW_ROUTE_STRICT, {NULL}},
+    {"GET", "/v1/tokens", GW_ROUTE_TOKEN_LIST, AQ_CMD_TOKEN_LIST, GW_ROUTE_STRICT, NULL, {NULL}},
     {"DELETE",
      "/v1/tokens/:id",
      GW_ROUTE_TOKEN_DELETE,
      AQ_CMD_TOKEN_DELETE,
      GW_ROUTE_STRICT,
+     NULL,
      {NULL}},
-    {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, {NULL}},
-    {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, {NULL}},
+    //  Scheduled tasks (seed 002): snake_case, as the seed names them
+    {"GET",
+     "/tasks",
+     GW_ROUTE_SCHEDULE_LIST,
+     AQ_CMD_SCHEDULE_LIST,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"status", "created_by", "schedule_kind", "limit", "offset", NULL}},
+    {"POST",
+     "/tasks",
+     GW_ROUTE_SCHEDULE_CREATE,
+     AQ_CMD_SCHEDULE_CREATE,
+     GW_ROUTE_STRICT,
+     "schedule",
+     {NULL}},
+    {"GET",
+     "/tasks/:id",
+     GW_ROUTE_SCHEDULE_GET,
+     AQ_CMD_SCHEDULE_GET,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"PUT",
+     "/tasks/:id",
+     GW_ROUTE_SCHEDULE_UPDATE,
+     AQ_CMD_SCHEDULE_UPDATE,
+     GW_ROUTE_STRICT,
+     "schedule",
+     {NULL}},
+    {"POST",
+     "/tasks/preview",
+     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT,
+     AQ_CMD_SCHEDULE_PREVIEW,
+     GW_ROUTE_STRICT,
+     "schedule",
+     {NULL}},
+    {"POST",
+     "/tasks/:id/run_now",
+     GW_ROUTE_SCHEDULE_RUN_NOW,
+     AQ_CMD_SCHEDULE_RUN_NOW,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"POST",
+     "/tasks/:id/snooze",
+     GW_ROUTE_SCHEDULE_SNOOZE,
+     AQ_CMD_SCHEDULE_SNOOZE,
+     GW_ROUTE_STRICT,
+     "snooze",
+     {NULL}},
+    {"POST",
+     "/tasks/:id/pause",
+     GW_ROUTE_SCHEDULE_PAUSE,
+     AQ_CMD_SCHEDULE_PAUSE,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"POST",
+     "/tasks/:id/resume",
+     GW_ROUTE_SCHEDULE_RESUME,
+     AQ_CMD_SCHEDULE_RESUME,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"POST",
+     "/tasks/:id/cancel",
+     GW_ROUTE_SCHEDULE_CANCEL,
+     AQ_CMD_SCHEDULE_CANCEL,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"GET",
+     "/tasks/:id/runs",
+     GW_ROUTE_SCHEDULE_RUNS,
+     AQ_CMD_SCHEDULE_RUNS,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"limit", "offset", NULL}},
+    {"GET",
+     "/tasks/:id/preview",
+     GW_ROUTE_SCHEDULE_PREVIEW,
+     AQ_CMD_SCHEDULE_PREVIEW,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"count", NULL}},
+    {"POST", "/events", GW_ROUTE_EVENT_FIRE, AQ_CMD_EVENT_FIRE, GW_ROUTE_STRICT, "event", {NULL}},
+    {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
+    {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, NULL, {NULL}},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
 
@@ -316,17 +419,13 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
         status = 400;
         goto out;
     }
-    if (route->flags & GW_ROUTE_BODY) {
-        json_t *task = gw_json_parse_object (req->body, req->body_size, error, sizeof error);
-        if (!task) {
+    if (route->body) { //  under the name of what it describes
+        json_t *object = gw_json_parse_object (req->body, req->body_size, error, sizeof error);
+        if (!object) {
             status = 400;
             goto out;
         }
-        //  the body travels under the name of what it describes
-        const char *member = route->id == GW_ROUTE_TOKEN_CREATE  ? "token"
-                             : route->id == GW_ROUTE_TASK_SIGNAL ? "signal"
-                                                                 : "task";
-        json_object_set_new (msg, member, task);
+        json_object_set_new (msg, route->body, object);
     }
     if (route->id == GW_ROUTE_TASK_CREATE && req->idempotency_key) {
         const char *idem;
@@ -479,6 +578,27 @@ void gw_routes_test (bool verbose) {
     s_expect_route ("POST", "/v1/tasks/abc/retry", GW_ROUTE_TASK_RETRY, "abc");
     s_expect_route ("GET", "/healthz", GW_ROUTE_HEALTHZ, NULL);
     s_expect_route ("GET", "/metrics", GW_ROUTE_METRICS, NULL);
+    s_expect_route ("POST", "/tasks", GW_ROUTE_SCHEDULE_CREATE, NULL);
+    s_expect_route ("GET", "/tasks", GW_ROUTE_SCHEDULE_LIST, NULL);
+    s_expect_route ("GET", "/tasks/", GW_ROUTE_SCHEDULE_LIST, NULL);
+    s_expect_route ("GET", "/tasks/s1", GW_ROUTE_SCHEDULE_GET, "s1");
+    s_expect_route ("PUT", "/tasks/s1", GW_ROUTE_SCHEDULE_UPDATE, "s1");
+    s_expect_route ("PUT", "/tasks/s1/", GW_ROUTE_SCHEDULE_UPDATE, "s1");
+    s_expect_route ("POST", "/tasks/s1/run_now", GW_ROUTE_SCHEDULE_RUN_NOW, "s1");
+    s_expect_route ("POST", "/tasks/s1/snooze", GW_ROUTE_SCHEDULE_SNOOZE, "s1");
+    s_expect_route ("POST", "/tasks/s1/pause", GW_ROUTE_SCHEDULE_PAUSE, "s1");
+    s_expect_route ("POST", "/tasks/s1/resume", GW_ROUTE_SCHEDULE_RESUME, "s1");
+    s_expect_route ("POST", "/tasks/s1/cancel", GW_ROUTE_SCHEDULE_CANCEL, "s1");
+    s_expect_route ("GET", "/tasks/s1/runs", GW_ROUTE_SCHEDULE_RUNS, "s1");
+    s_expect_route ("GET", "/tasks/s1/preview", GW_ROUTE_SCHEDULE_PREVIEW, "s1");
+    s_expect_route ("POST", "/events", GW_ROUTE_EVENT_FIRE, NULL);
+    //  "preview" is a literal for POST, an id for the methods of /tasks/:id
+    s_expect_route ("POST", "/tasks/preview", GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, NULL);
+    s_expect_route ("POST", "/tasks/preview/", GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, NULL);
+    s_expect_route ("GET", "/tasks/preview", GW_ROUTE_SCHEDULE_GET, "preview");
+    s_expect_route ("PUT", "/tasks/preview", GW_ROUTE_SCHEDULE_UPDATE, "preview");
+    s_expect_route ("GET", "/tasks/preview/preview", GW_ROUTE_SCHEDULE_PREVIEW, "preview");
+    s_expect_route ("POST", "/tasks/preview/cancel", GW_ROUTE_SCHEDULE_CANCEL, "preview");
 
     //  404 and 405 with the methods the path accepts
     s_expect_miss ("GET", "/", 404, "");
@@ -493,6 +613,24 @@ void gw_routes_test (bool verbose) {
     s_expect_miss ("GET", "/v1/tasks/abc/cancel", 405, "POST");
     s_expect_miss ("get", "/healthz", 405, "GET");
     s_expect_miss ("POST", "/metrics", 405, "GET");
+    s_expect_miss ("GET", "/tasks//runs", 404, "");
+    s_expect_miss ("GET", "/tasks/s1/attempts", 404, "");
+    s_expect_miss ("POST", "/tasks/s1/retry", 404, "");
+    s_expect_miss ("POST", "/tasks/s1/run_now/x", 404, "");
+    s_expect_miss ("POST", "/task", 404, "");
+    s_expect_miss ("POST", "/events/x", 404, "");
+    s_expect_miss ("DELETE", "/tasks", 405, "GET, POST");
+    s_expect_miss ("PUT", "/tasks", 405, "GET, POST");
+    s_expect_miss ("DELETE", "/tasks/x", 405, "GET, PUT");
+    s_expect_miss ("POST", "/tasks/x", 405, "GET, PUT");
+    s_expect_miss ("DELETE", "/tasks/preview", 405, "GET, PUT, POST");
+    s_expect_miss ("GET", "/tasks/x/run_now", 405, "POST");
+    s_expect_miss ("PUT", "/tasks/x/snooze", 405, "POST");
+    s_expect_miss ("GET", "/tasks/x/cancel", 405, "POST");
+    s_expect_miss ("POST", "/tasks/x/runs", 405, "GET");
+    s_expect_miss ("POST", "/tasks/x/preview", 405, "GET");
+    s_expect_miss ("GET", "/events", 405, "POST");
+    s_expect_miss ("PUT", "/v1/tasks/x", 405, "GET");
 
     gw_request_t req = {.method = "GET", .path = "/nowhere"};
     s_expect_local (&req, 404, "Not found");
@@ -638,6 +776,126 @@ void gw_routes_test (bool verbose) {
     text = s_expect_send (&req, AQ_CMD_STATS);
     assert (strcmp (text, "{\"key\":\"k\"}") == 0);
     free (text);
+    json_decref (query);
+
+    //  Scheduled tasks: bodies travel as "schedule", "snooze", "event"
+    req = (gw_request_t){.method = "POST",
+                         .path = "/tasks",
+                         .authorization = "Bearer k",
+                         .idempotency_key = "order-1"};
+    s_expect_local (&req, 400, "Request body must be a JSON object");
+    req.body = "{\"title\": \"Nightly\", \"schedule_kind\": \"cron\"}";
+    req.body_size = strlen (req.body);
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_CREATE);
+    assert (strcmp (text, "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
+                          "\"schedule_kind\":\"cron\"}}") == 0); //  no Idempotency-Key
+    free (text);
+    req.method = "PUT";
+    req.path = "/tasks/s1";
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_UPDATE);
+    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"schedule\":{\"title\":\"Nightly\","
+                          "\"schedule_kind\":\"cron\"}}") == 0);
+    free (text);
+    req.method = "POST";
+    req.path = "/tasks/preview";
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_PREVIEW);
+    assert (strcmp (text, "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
+                          "\"schedule_kind\":\"cron\"}}") == 0);
+    free (text);
+    req.path = "/tasks/s1/snooze";
+    req.body = "{\"delay_seconds\": 3600}";
+    req.body_size = strlen (req.body);
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_SNOOZE);
+    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"snooze\":{\"delay_seconds\":3600}}") ==
+            0);
+    free (text);
+    req.path = "/events";
+    req.body = "{\"name\": \"invoice.paid\", \"data\": {\"id\": 7}}";
+    req.body_size = strlen (req.body);
+    text = s_expect_send (&req, AQ_CMD_EVENT_FIRE);
+    assert (strcmp (text, "{\"key\":\"k\",\"event\":{\"name\":\"invoice.paid\","
+                          "\"data\":{\"id\":7}}}") == 0);
+    free (text);
+    req.body = "[]";
+    req.body_size = 2;
+    s_expect_local (&req, 400, "Request body must be a JSON object");
+    req.method = "PUT";
+    req.path = "/tasks/s1";
+    s_expect_local (&req, 400, "Request body must be a JSON object");
+    req.path = "/tasks/\xc3\x28";
+    s_expect_local (&req, 404, "Task not found");
+
+    //  run_now, pause, resume, cancel: the id alone, a body is ignored
+    req = (gw_request_t){.method = "POST",
+                         .path = "/tasks/s1/run_now",
+                         .authorization = "Bearer k",
+                         .body = "not json",
+                         .body_size = 8};
+    struct {
+        const char *path;
+        int cmd;
+    } idonly[] = {{"/tasks/s1/run_now", AQ_CMD_SCHEDULE_RUN_NOW},
+                  {"/tasks/s1/pause", AQ_CMD_SCHEDULE_PAUSE},
+                  {"/tasks/s1/resume", AQ_CMD_SCHEDULE_RESUME},
+                  {"/tasks/s1/cancel", AQ_CMD_SCHEDULE_CANCEL}};
+    for (size_t i = 0; i < sizeof idonly / sizeof idonly[0]; i++) {
+        req.path = idonly[i].path;
+        text = s_expect_send (&req, idonly[i].cmd);
+        assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\"}") == 0);
+        free (text);
+    }
+    req.method = "GET";
+    req.path = "/tasks/s1";
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_GET);
+    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\"}") == 0);
+    free (text);
+    req.authorization = NULL;
+    s_expect_local (&req, 401, "API key required");
+    req.authorization = "Bearer k";
+
+    //  Query parameters: the list's five, runs' limit and offset, preview's
+    //  count, as strings; any other is refused
+    req = (gw_request_t){.method = "GET", .path = "/tasks", .authorization = "Bearer k"};
+    query = s_query_of ("status", "active", "created_by", "550e8400-e29b-41d4-a716-446655440000");
+    json_array_append_new (query, json_pack ("[ss]", "schedule_kind", "cron"));
+    json_array_append_new (query, json_pack ("[ss]", "limit", "10"));
+    json_array_append_new (query, json_pack ("[ss]", "offset", "20"));
+    req.query = query;
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_LIST);
+    assert (strcmp (text, "{\"key\":\"k\",\"status\":\"active\",\"created_by\":"
+                          "\"550e8400-e29b-41d4-a716-446655440000\",\"schedule_kind\":\"cron\","
+                          "\"limit\":\"10\",\"offset\":\"20\"}") == 0);
+    free (text);
+    json_decref (query);
+    query = s_query_of ("sortOrder", "asc", NULL, NULL);
+    req.query = query;
+    s_expect_local (&req, 400, "Unknown query parameter: sortOrder");
+    json_decref (query);
+    query = s_query_of ("limit", "1", "limit", "2");
+    req.query = query;
+    s_expect_local (&req, 400, "Duplicate query parameter: limit");
+    req.path = "/tasks/s1/runs";
+    s_expect_local (&req, 400, "Duplicate query parameter: limit");
+    json_decref (query);
+    query = s_query_of ("limit", "5", "offset", "x");
+    req.query = query;
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_RUNS);
+    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"limit\":\"5\",\"offset\":\"x\"}") == 0);
+    free (text);
+    json_decref (query);
+    req.path = "/tasks/s1/preview";
+    query = s_query_of ("count", "10", NULL, NULL);
+    req.query = query;
+    text = s_expect_send (&req, AQ_CMD_SCHEDULE_PREVIEW);
+    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"count\":\"10\"}") == 0);
+    free (text);
+    req.path = "/tasks/s1";
+    s_expect_local (&req, 400, "Unknown query parameter: count");
+    req.method = "POST";
+    req.path = "/tasks/preview";
+    req.body = "{}";
+    req.body_size = 2;
+    s_expect_local (&req, 400, "Unknown query parameter: count");
     json_decref (query);
 
     //  Replies: body verbatim, error envelope, Retry-After

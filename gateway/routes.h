@@ -14,33 +14,47 @@
 #include <stdint.h>
 
 typedef enum {
-    GW_ROUTE_TASK_CREATE = 1, //  POST /v1/tasks
-    GW_ROUTE_TASK_LIST,       //  GET  /v1/tasks
-    GW_ROUTE_TASK_GET,        //  GET  /v1/tasks/:id
-    GW_ROUTE_TASK_CANCEL,     //  POST /v1/tasks/:id/cancel
-    GW_ROUTE_TASK_ATTEMPTS,   //  GET  /v1/tasks/:id/attempts
-    GW_ROUTE_TASK_RETRY,      //  POST /v1/tasks/:id/retry
-    GW_ROUTE_TASK_SIGNAL,     //  POST /v1/tasks/:id/signal
-    GW_ROUTE_TOKEN_CREATE,    //  POST /v1/tokens
-    GW_ROUTE_TOKEN_LIST,      //  GET  /v1/tokens
-    GW_ROUTE_TOKEN_DELETE,    //  DELETE /v1/tokens/:id
-    GW_ROUTE_HEALTHZ,         //  GET  /healthz (answered by the gateway)
-    GW_ROUTE_METRICS,         //  GET  /metrics (STATS rendered as Prometheus text)
+    GW_ROUTE_TASK_CREATE = 1,        //  POST /v1/tasks
+    GW_ROUTE_TASK_LIST,              //  GET  /v1/tasks
+    GW_ROUTE_TASK_GET,               //  GET  /v1/tasks/:id
+    GW_ROUTE_TASK_CANCEL,            //  POST /v1/tasks/:id/cancel
+    GW_ROUTE_TASK_ATTEMPTS,          //  GET  /v1/tasks/:id/attempts
+    GW_ROUTE_TASK_RETRY,             //  POST /v1/tasks/:id/retry
+    GW_ROUTE_TASK_SIGNAL,            //  POST /v1/tasks/:id/signal
+    GW_ROUTE_TOKEN_CREATE,           //  POST /v1/tokens
+    GW_ROUTE_TOKEN_LIST,             //  GET  /v1/tokens
+    GW_ROUTE_TOKEN_DELETE,           //  DELETE /v1/tokens/:id
+    GW_ROUTE_HEALTHZ,                //  GET  /healthz (answered by the gateway)
+    GW_ROUTE_METRICS,                //  GET  /metrics (STATS rendered as Prometheus text)
+    GW_ROUTE_SCHEDULE_CREATE,        //  POST /tasks
+    GW_ROUTE_SCHEDULE_LIST,          //  GET  /tasks
+    GW_ROUTE_SCHEDULE_GET,           //  GET  /tasks/:id
+    GW_ROUTE_SCHEDULE_UPDATE,        //  PUT  /tasks/:id
+    GW_ROUTE_SCHEDULE_RUN_NOW,       //  POST /tasks/:id/run_now
+    GW_ROUTE_SCHEDULE_SNOOZE,        //  POST /tasks/:id/snooze
+    GW_ROUTE_SCHEDULE_PAUSE,         //  POST /tasks/:id/pause
+    GW_ROUTE_SCHEDULE_RESUME,        //  POST /tasks/:id/resume
+    GW_ROUTE_SCHEDULE_CANCEL,        //  POST /tasks/:id/cancel
+    GW_ROUTE_SCHEDULE_RUNS,          //  GET  /tasks/:id/runs
+    GW_ROUTE_SCHEDULE_PREVIEW,       //  GET  /tasks/:id/preview
+    GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
+    GW_ROUTE_EVENT_FIRE,             //  POST /events
 } gw_route_id_t;
 
-#define GW_ROUTE_BODY   1 //  takes a JSON object body
-#define GW_ROUTE_LOCAL  2 //  answered by the gateway, no key, no broker
-#define GW_ROUTE_STRICT 4 //  unknown query parameters are a 400
+#define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
+#define GW_ROUTE_STRICT 2 //  unknown query parameters are a 400
 
-#define GW_ALLOW_MAX 32 //  room for an Allow header value
+#define GW_ROUTE_PARAMS 5  //  most query parameters a route accepts
+#define GW_ALLOW_MAX    32 //  room for an Allow header value
 
 typedef struct {
-    const char *method;    //  "GET" or "POST"
-    const char *pattern;   //  "/v1/tasks/:id/cancel"; ":id" matches one segment
-    gw_route_id_t id;      //  which route
-    int cmd;               //  AQ_CMD_* sent to the broker, 0 when local
-    unsigned flags;        //  GW_ROUTE_*
-    const char *params[5]; //  query parameters it accepts, NULL-terminated
+    const char *method;                      //  "GET", "POST", "PUT" or "DELETE"
+    const char *pattern;                     //  "/v1/tasks/:id/cancel"; ":id" matches one segment
+    gw_route_id_t id;                        //  which route
+    int cmd;                                 //  AQ_CMD_* sent to the broker, 0 when local
+    unsigned flags;                          //  GW_ROUTE_*
+    const char *body;                        //  the JSON body travels as this member; NULL: ignored
+    const char *params[GW_ROUTE_PARAMS + 1]; //  query parameters it accepts, NULL-terminated
 } gw_route_t;
 
 typedef struct {

@@ -1,4 +1,4 @@
-/*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, stats
+/*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, schedules, stats
 
     aqctl [--data DIR | --broker EP] [--key KEY] [--admin-token T] [--json] COMMAND
 
@@ -51,6 +51,23 @@ static const char *s_usage =
     "  task retry ID                                 replay a failed or timed-out task\n"
     "  task attempts ID\n"
     "  task watch ID                                 one line per status change until done\n"
+    "\n"
+    "Scheduled tasks and events (API key):\n"
+    "  schedule create --json '{...}' | --file FILE\n"
+    "                                                a POST /tasks body; --file - reads stdin\n"
+    "  schedule list [--status S] [--kind K] [--created-by UUID] [--limit N] [--offset N]\n"
+    "  schedule get ID\n"
+    "  schedule update ID --json '{...}' | --file FILE\n"
+    "  schedule run-now ID                           start a run now\n"
+    "  schedule snooze ID SECONDS [--reason R]       no scheduled run for SECONDS (<= 604800)\n"
+    "  schedule pause ID | resume ID | cancel ID\n"
+    "  schedule runs ID [--limit N] [--offset N]\n"
+    "  schedule preview ID [--count N]               the next N fire times (default 5)\n"
+    "  schedule preview --kind K [--expr E] [--timezone Z] [--count N]\n"
+    "                                                those of a schedule not created\n"
+    "  event fire NAME [--data JSON]                 run the event schedules waiting for NAME\n"
+    "                                                (here --data is the event's: put the\n"
+    "                                                global --data DIR before the command)\n"
     "\n"
     "  stats                                         counters and queue depths (key or admin)\n"
     "\n"
@@ -537,20 +554,219 @@ static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
 }
 
 //  --------------------------------------------------------------------------
+//  schedule, event
+
+//  The JSON object of --json TEXT or --file FILE ("-" for stdin), exactly
+//  one of them given. Returns it (caller owns) or NULL after printing a
+//  usage error.
+static json_t *s_body_arg (const char *text, const char *file, const char *command) {
+    if (!text == !file) {
+        s_usage_error ("%s needs --json '{...}' or --file FILE", command);
+        return NULL;
+    }
+    json_error_t error;
+    json_t *body = NULL;
+    if (text)
+        body = json_loads (text, JSON_REJECT_DUPLICATES, &error);
+    else if (strcmp (file, "-") == 0)
+        body = json_loadf (stdin, JSON_REJECT_DUPLICATES, &error);
+    else {
+        FILE *in = fopen (file, "r");
+        if (!in) {
+            fprintf (stderr, "aqctl: cannot read '%s': %s\n", file, strerror (errno));
+            return NULL;
+        }
+        body = json_loadf (in, JSON_REJECT_DUPLICATES, &error);
+        fclose (in);
+    }
+    const char *where = text ? "--json" : file;
+    if (!body)
+        fprintf (stderr, "aqctl: invalid JSON in '%s' at line %d, column %d: %s\n", where,
+                 error.line, error.column, error.text);
+    else if (!json_is_object (body)) {
+        fprintf (stderr, "aqctl: '%s' must hold a JSON object\n", where);
+        json_decref (body);
+        body = NULL;
+    }
+    if (!body)
+        fprintf (stderr, "(see aqctl --help)\n");
+    return body;
+}
+
+//  Sets fields[name] to the string value when value is given.
+static void s_set_str (json_t *fields, const char *name, const char *value) {
+    if (value)
+        json_object_set_new (fields, name, json_string (value));
+}
+
+static int s_schedule (s_ctl_t *self, const char *verb, s_args_t *args) {
+    const char *json = NULL, *file = NULL, *status = NULL, *kind = NULL, *created_by = NULL,
+               *limit = NULL, *offset = NULL, *reason = NULL, *count = NULL, *expr = NULL,
+               *timezone = NULL;
+    const s_opt_t body_opts[] = {{"--json", &json}, {"--file", &file}, {NULL, NULL}};
+    const s_opt_t list_opts[] = {{"--status", &status},         {"--kind", &kind},
+                                 {"--created-by", &created_by}, {"--limit", &limit},
+                                 {"--offset", &offset},         {NULL, NULL}};
+    const s_opt_t page_opts[] = {{"--limit", &limit}, {"--offset", &offset}, {NULL, NULL}};
+    const s_opt_t snooze_opts[] = {{"--reason", &reason}, {NULL, NULL}};
+    const s_opt_t preview_opts[] = {{"--count", &count},
+                                    {"--kind", &kind},
+                                    {"--expr", &expr},
+                                    {"--timezone", &timezone},
+                                    {NULL, NULL}};
+    //  Each verb: its command, options, positionals and the reply member shown
+    static const struct {
+        const char *verb; //  as typed
+        int cmd;          //  AQ_CMD_*
+        int npos;         //  positionals (ID, SECONDS); -1: ID, or none with --kind
+        const char *show; //  member of the reply body printed, NULL for all of it
+    } verbs[] = {{"create", AQ_CMD_SCHEDULE_CREATE, 0, "task"},
+                 {"list", AQ_CMD_SCHEDULE_LIST, 0, NULL},
+                 {"get", AQ_CMD_SCHEDULE_GET, 1, "task"},
+                 {"update", AQ_CMD_SCHEDULE_UPDATE, 1, "task"},
+                 {"run-now", AQ_CMD_SCHEDULE_RUN_NOW, 1, "run"},
+                 {"snooze", AQ_CMD_SCHEDULE_SNOOZE, 2, "task"},
+                 {"pause", AQ_CMD_SCHEDULE_PAUSE, 1, "task"},
+                 {"resume", AQ_CMD_SCHEDULE_RESUME, 1, "task"},
+                 {"cancel", AQ_CMD_SCHEDULE_CANCEL, 1, "task"},
+                 {"runs", AQ_CMD_SCHEDULE_RUNS, 1, NULL},
+                 {"preview", AQ_CMD_SCHEDULE_PREVIEW, -1, NULL}};
+    size_t v = 0, nverbs = sizeof verbs / sizeof verbs[0];
+    while (v < nverbs && strcmp (verbs[v].verb, verb) != 0)
+        v++;
+    if (v == nverbs)
+        return s_usage_error ("unknown command 'schedule %s'", verb);
+    const s_opt_t *opts = NULL;
+    if (verbs[v].cmd == AQ_CMD_SCHEDULE_CREATE || verbs[v].cmd == AQ_CMD_SCHEDULE_UPDATE)
+        opts = body_opts;
+    else if (verbs[v].cmd == AQ_CMD_SCHEDULE_LIST)
+        opts = list_opts;
+    else if (verbs[v].cmd == AQ_CMD_SCHEDULE_RUNS)
+        opts = page_opts;
+    else if (verbs[v].cmd == AQ_CMD_SCHEDULE_SNOOZE)
+        opts = snooze_opts;
+    else if (verbs[v].cmd == AQ_CMD_SCHEDULE_PREVIEW)
+        opts = preview_opts;
+    const char *pos[2];
+    int npos;
+    if (s_parse (args, opts, pos, 2, &npos))
+        return 2;
+    int want = verbs[v].npos;
+    if (want < 0) //  preview: ID, or a schedule given by --kind
+        want = kind || expr || timezone ? 0 : 1;
+    if (npos != want) {
+        if (verbs[v].cmd == AQ_CMD_SCHEDULE_SNOOZE)
+            return s_usage_error ("%s", "usage: schedule snooze ID SECONDS [--reason R]");
+        if (verbs[v].cmd == AQ_CMD_SCHEDULE_PREVIEW)
+            return s_usage_error ("%s", "usage: schedule preview ID [--count N] | "
+                                        "preview --kind K [--expr E] [--timezone Z] [--count N]");
+        return npos < want ? s_usage_error ("schedule %s needs a scheduled task ID", verb)
+                           : s_usage_error ("unexpected argument '%s'", pos[want]);
+    }
+    json_t *fields = json_object ();
+    if (want >= 1)
+        json_object_set_new (fields, "id", json_string (pos[0]));
+    switch (verbs[v].cmd) {
+    case AQ_CMD_SCHEDULE_CREATE:
+    case AQ_CMD_SCHEDULE_UPDATE: {
+        char command[32];
+        snprintf (command, sizeof command, "schedule %s", verb);
+        json_t *body = s_body_arg (json, file, command);
+        if (!body) {
+            json_decref (fields);
+            return 2;
+        }
+        json_object_set_new (fields, "schedule", body);
+        break;
+    }
+    case AQ_CMD_SCHEDULE_LIST: //  as a query string carries them
+        s_set_str (fields, "status", status);
+        s_set_str (fields, "schedule_kind", kind);
+        s_set_str (fields, "created_by", created_by);
+        s_set_str (fields, "limit", limit);
+        s_set_str (fields, "offset", offset);
+        break;
+    case AQ_CMD_SCHEDULE_RUNS:
+        s_set_str (fields, "limit", limit);
+        s_set_str (fields, "offset", offset);
+        break;
+    case AQ_CMD_SCHEDULE_SNOOZE: {
+        json_t *snooze = json_pack ("{s:o}", "delay_seconds", s_number (pos[1]));
+        s_set_str (snooze, "reason", reason);
+        json_object_set_new (fields, "snooze", snooze);
+        break;
+    }
+    case AQ_CMD_SCHEDULE_PREVIEW:
+        if (want == 1) //  GET /tasks/:id/preview?count=N
+            s_set_str (fields, "count", count);
+        else { //  POST /tasks/preview
+            if (!kind) {
+                json_decref (fields);
+                return s_usage_error ("%s", "schedule preview needs an ID or --kind K");
+            }
+            json_t *schedule = json_pack ("{s:s}", "schedule_kind", kind);
+            s_set_str (schedule, "schedule_expr", expr);
+            s_set_str (schedule, "timezone", timezone);
+            if (count)
+                json_object_set_new (schedule, "count", s_number (count));
+            json_object_set_new (fields, "schedule", schedule);
+        }
+        break;
+    default:
+        break;
+    }
+    return s_show (self, verbs[v].cmd, fields, verbs[v].show);
+}
+
+static int s_event (s_ctl_t *self, const char *verb, s_args_t *args) {
+    if (strcmp (verb, "fire") != 0)
+        return s_usage_error ("unknown command 'event %s'", verb);
+    const char *data = NULL;
+    const s_opt_t opts[] = {{"--data", &data}, {NULL, NULL}};
+    const char *pos[1];
+    int npos;
+    if (s_parse (args, opts, pos, 1, &npos))
+        return 2;
+    if (npos != 1)
+        return s_usage_error ("%s", "usage: event fire NAME [--data JSON]");
+    json_t *event = json_pack ("{s:s}", "name", pos[0]);
+    if (data) {
+        json_error_t error;
+        json_t *value = json_loads (data, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+        if (!value) {
+            json_decref (event);
+            fprintf (stderr, "aqctl: invalid --data at line %d, column %d: %s\n", error.line,
+                     error.column, error.text);
+            fprintf (stderr, "(see aqctl --help)\n");
+            return 2;
+        }
+        json_object_set_new (event, "data", value);
+    }
+    return s_show (self, AQ_CMD_EVENT_FIRE, json_pack ("{s:o}", "event", event), NULL);
+}
+
+//  --------------------------------------------------------------------------
 
 typedef struct {
     const char *data, *broker, *key, *admin; //  global options as given
     bool compact;                            //  --json
 } s_globals_t;
 
+//  Options a command takes for itself, which are global options elsewhere.
+#define S_OWN_JSON 1 //  --json carries a body: task create, schedule create and update
+#define S_OWN_DATA 2 //  --data carries the event's data: event fire
+
 //  If argv[*i] is a global option, consumes it (and its value) and returns
-//  1; 0 if it is not one; 2 after a usage error. --json is compact output
-//  unless body_json (in `task create` it carries the task).
-static int s_global (s_globals_t *g, int argc, char **argv, int *i, bool body_json) {
+//  1; 0 if it is not one (or is the command's own); 2 after a usage error.
+//  --json is compact output.
+static int s_global (s_globals_t *g, int argc, char **argv, int *i, unsigned own) {
     s_args_t all = {argc, argv};
     bool missing = false;
     const char *value;
-    if (strcmp (argv[*i], "--json") == 0 && !body_json)
+    if ((own & S_OWN_DATA) && strncmp (argv[*i], "--data", 6) == 0 &&
+        (argv[*i][6] == 0 || argv[*i][6] == '='))
+        return 0;
+    if (strcmp (argv[*i], "--json") == 0 && !(own & S_OWN_JSON))
         g->compact = true;
     else if ((value = s_option (&all, i, "--data", &missing)))
         g->data = value;
@@ -576,7 +792,7 @@ int main (int argc, char **argv) {
             fputs (s_usage, stdout);
             return 0;
         }
-        int rc = s_global (&g, argc, argv, &i, false);
+        int rc = s_global (&g, argc, argv, &i, 0);
         if (rc == 0)
             return s_usage_error ("unknown option '%s'", argv[i]);
         if (rc == 2)
@@ -591,10 +807,16 @@ int main (int argc, char **argv) {
         return 0;
     }
     //  Global options may also follow the command.
-    bool body_json = strcmp (group, "task") == 0 && strcmp (verb, "create") == 0;
+    unsigned own = 0;
+    if ((strcmp (group, "task") == 0 && strcmp (verb, "create") == 0) ||
+        (strcmp (group, "schedule") == 0 &&
+         (strcmp (verb, "create") == 0 || strcmp (verb, "update") == 0)))
+        own |= S_OWN_JSON;
+    if (strcmp (group, "event") == 0)
+        own |= S_OWN_DATA;
     s_args_t args = {0, argv + i};
     for (; i < argc; i++) {
-        int rc = s_global (&g, argc, argv, &i, body_json);
+        int rc = s_global (&g, argc, argv, &i, own);
         if (rc == 2)
             return 2;
         if (rc == 0)
@@ -607,7 +829,8 @@ int main (int argc, char **argv) {
     if (strcmp (group, "stats") == 0) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
-    } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task"))
+    } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task") &&
+               strcmp (group, "schedule") && strcmp (group, "event"))
         return s_usage_error ("unknown command '%s'", group);
 
     char endpoint[4200];
@@ -651,6 +874,10 @@ int main (int argc, char **argv) {
         rc = s_key (&ctl, verb, &args);
     else if (strcmp (group, "task") == 0)
         rc = s_task (&ctl, verb, &args);
+    else if (strcmp (group, "schedule") == 0)
+        rc = s_schedule (&ctl, verb, &args);
+    else if (strcmp (group, "event") == 0)
+        rc = s_event (&ctl, verb, &args);
     else
         rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
     aq_client_destroy (&ctl.client);
