@@ -85,6 +85,12 @@ static int64_t s_next_fire (const json_t *record, int64_t after_ms) {
                              s_str (record, "timezone"), s_int (record, "_anchor", 0), after_ms);
 }
 
+//  Where an RRULE without DTSTART starts: the current minute, so its fire
+//  times fall on whole minutes unless the rule says BYSECOND.
+static int64_t s_anchor (bk_broker_t *self) {
+    return self->now - self->now % 60000;
+}
+
 //  Takes the schedule's fire time out of the delay queue.
 static int s_disarm (bk_broker_t *self, json_t *record) {
     json_t *due = json_object_get (record, "_due");
@@ -427,7 +433,7 @@ static void s_create (bk_broker_t *self, bk_req_t *req) {
     json_object_set_new (record, "snooze_reason", json_null ());
     s_set_time (record, "created_at", self->now);
     s_set_time (record, "updated_at", self->now);
-    json_object_set_new (record, "_anchor", json_integer (self->now));
+    json_object_set_new (record, "_anchor", json_integer (s_anchor (self)));
     int rc = s_arm (self, record, s_next_fire (record, self->now));
     if (rc == 0)
         rc = bk_schedules_save (self->store, record, NULL);
@@ -513,7 +519,7 @@ static void s_update (bk_broker_t *self, bk_req_t *req, json_t *old) {
     int rc = 0;
     if (json_object_get (changes, "schedule_kind") || json_object_get (changes, "schedule_expr") ||
         json_object_get (changes, "timezone")) {
-        json_object_set_new (record, "_anchor", json_integer (self->now));
+        json_object_set_new (record, "_anchor", json_integer (s_anchor (self)));
         rc = s_disarm (self, record);
         if (rc == 0)
             rc = s_arm (self, record, s_next_fire (record, self->now));
@@ -631,7 +637,7 @@ static void s_preview (bk_broker_t *self, bk_req_t *req) {
         json_decref (record);
         return;
     }
-    int64_t anchor = s_int (record, "_anchor", self->now);
+    int64_t anchor = s_int (record, "_anchor", s_anchor (self));
     json_t *times =
         bk_schedule_preview (s_str (record, "schedule_kind"), s_str (record, "schedule_expr"),
                              s_str (record, "timezone"), anchor, self->now, (int) count);
