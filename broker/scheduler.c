@@ -17,7 +17,7 @@
 #define S_REPLY_FAILED "Storage unavailable, try again"
 #define S_PREVIEW_DFLT 5
 
-static const char *s_kinds = "cron, rrule, once, event";
+static const char *s_kinds[] = {"cron", "rrule", "once", "event", NULL};
 
 //  --------------------------------------------------------------------------
 //  Helpers
@@ -138,7 +138,8 @@ static int s_run_step (bk_broker_t *self, json_t *run) {
     int step = (int) s_int (run, "step", 0);
     json_t *request = json_deep_copy (json_array_get (json_object_get (run, "_steps"), step));
     json_t *event = json_object_get (run, "event");
-    if (event && !json_object_get (request, "body")) {
+    if (event && !json_is_null (json_object_get (event, "data")) &&
+        !json_object_get (request, "body")) {
         //  an event's data is the body of steps that bring none
         char *text = json_dumps (json_object_get (event, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
         if (text)
@@ -476,16 +477,18 @@ static void s_list (bk_broker_t *self, bk_req_t *req) {
     const char *kind = aq_field_str (req->body, "schedule_kind");
     const char *created_by = aq_field_str (req->body, "created_by");
     uint8_t uuid[16];
-    char error[80];
     if (status && strcmp (status, "active") != 0 && strcmp (status, "paused") != 0 &&
         strcmp (status, "canceled") != 0) {
         bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
                           "status must be one of: active, paused, canceled");
         return;
     }
-    if (kind && !strstr (s_kinds, kind)) {
-        snprintf (error, sizeof error, "schedule_kind must be one of: %s", s_kinds);
-        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
+    bool known = !kind;
+    for (int i = 0; kind && s_kinds[i]; i++)
+        known = known || strcmp (kind, s_kinds[i]) == 0;
+    if (!known) {
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
+                          "schedule_kind must be one of: cron, rrule, once, event");
         return;
     }
     if (created_by && aq_uuid_parse (created_by, uuid) != 0) {
