@@ -13,6 +13,8 @@ Starts the real processes on loopback and prints, exactly,
     bench http_create_per_s <n> req/s                wrk POST /v1/tasks (durable creates)
     bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue
     bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
+    bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
+    bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
 
 Phase 1: aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
 aq-target; aq-bench create, e2e and latency. Phase 2: a fresh aq-broker and
@@ -23,13 +25,22 @@ all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
 Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
 `GET /v1/tasks/:id?wait=25` on a delayed task from asyncio, then the
 gateway's VmRSS.
+Phase 5 (schedules): aq-broker + 2 aq-worker + aq-target; 100,000 active
+`once` schedules created by pipelined SCHEDULE_CREATE (the test harness's
+protocol client, tests/aqtest.py), their fire times spread evenly over a
+30 s window that opens 30 s after the creation starts; the broker's VmRSS
+once they are created (idle, before the window); then they fire against
+the target, and every schedule's run is read back with SCHEDULE_RUNS:
+lateness is the run's started_at minus its scheduled_at.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
 missing, or whose run fails or overruns its time budget, is skipped with a
 note on stderr. Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
 in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
-AQ_BENCH_PHASES (comma-separated subset of traffic,fill,http,polls; default
-all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_POLLS (default 10000).
+AQ_BENCH_PHASES (comma-separated subset of traffic,fill,http,polls,schedules;
+default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_POLLS (default
+10000), AQ_BENCH_SCHEDULES (default 100000), AQ_BENCH_SCHEDULE_LEAD and
+AQ_BENCH_SCHEDULE_WINDOW (seconds, default 30 and 30).
 """
 import asyncio
 import json
@@ -57,9 +68,13 @@ LATENCY_RATE = 1000                  # tasks per second
 LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
-PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls").split(",")
+PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls,schedules").split(",")
 WRK_SECONDS = int(os.environ.get("AQ_BENCH_WRK_SECONDS", "10"))
 POLLS = int(os.environ.get("AQ_BENCH_POLLS", "10000"))
+SCHEDULES = int(os.environ.get("AQ_BENCH_SCHEDULES", "100000"))
+SCHEDULE_LEAD = float(os.environ.get("AQ_BENCH_SCHEDULE_LEAD", "30"))     # s to the first fire time
+SCHEDULE_WINDOW = float(os.environ.get("AQ_BENCH_SCHEDULE_WINDOW", "30"))  # s the fire times span
+SCHEDULE_AGENT = "5f0c6d4e-2b1a-4e3f-9c8d-7a6b5c4d3e2f"                 # created_by
 FAR = "2099-01-01T00:00:00.000Z"     # a delayUntil that never comes during the run
 
 
@@ -513,12 +528,197 @@ def phase_polls(tmp):
         procs.stop()
 
 
+def percentile(sorted_values, fraction):
+    """The nearest-rank percentile of an ascending list."""
+    rank = max(1, int(-(-fraction * len(sorted_values) // 1)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def pipelined(cli, count, make, handle, timeout):
+    """Sends make(i) -> (command, fields) for i in range(count) on an
+    aqtest.Client, PIPELINE in flight, and calls handle(i, reply) for each
+    REPLY, keeping no reply (100,000 schedule objects would weigh hundreds
+    of MiB here). Raises RuntimeError if the replies stop before timeout."""
+    by_corr = {}
+    sent = done = 0
+    deadline = time.monotonic() + timeout
+    while done < count:
+        while sent < count and sent - done < PIPELINE:
+            command, fields = make(sent)
+            by_corr[cli.send(command, fields)] = sent
+            sent += 1
+        reply = cli.recv_reply(max(0.0, min(1.0, deadline - time.monotonic())))
+        if reply is None:
+            if time.monotonic() >= deadline:
+                raise RuntimeError("%d of %d replies within %g s" % (done, count, timeout))
+            continue
+        index = by_corr.pop(reply.get("corr"), None)
+        if index is not None:
+            handle(index, reply)
+            done += 1
+
+
+def target_count(base):
+    with urllib.request.urlopen(base + "/_stats", timeout=10) as response:
+        return json.loads(response.read().decode())["count"]
+
+
+def phase_schedules(tmp):
+    """broker_rss_mib_100k_schedules, schedule_lateness_p99_ms: SCHEDULES once
+    schedules fired over SCHEDULE_WINDOW seconds against a local target."""
+    missing = [p for p in ("aq-broker", "aq-worker", "aq-target", "aqctl") if not program(p)]
+    if missing:
+        note("%s not built: skipped broker_rss_mib_100k_schedules, schedule_lateness_p99_ms"
+             % ", ".join(missing))
+        return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import aqtest
+    except ImportError as e:
+        note("cannot import tests/aqtest.py (%s): skipped the schedules phase" % e)
+        return
+    procs = Procs(tmp)
+    cli = None
+    rss_name = ("broker_rss_mib_100k_schedules" if SCHEDULES == 100000
+                else "broker_rss_mib_%d_schedules" % SCHEDULES)
+    try:
+        data = os.path.join(tmp, "data-schedules")
+        os.mkdir(data)
+        broker, client, workers = start_broker(procs, data)
+        key = create_key(data, "bench-schedules")
+        target = procs.start("aq-target", ["--port", "0"], stdout=subprocess.PIPE)
+        base = "http://127.0.0.1:%d" % listening_port(target, "aq-target")
+        for _ in range(2):
+            procs.start("aq-worker", ["--broker", workers, "--allow-private-targets"])
+        cli = aqtest.Client(client, key=key)
+        try:
+            probe = cli.call("SCHEDULE_LIST", {"limit": "1"}, timeout=10)
+        except AssertionError:
+            probe = {"status": "no reply"}
+        if probe.get("status") != 200:
+            note("the broker does not serve SCHEDULE_LIST (%s): skipped %s, "
+                 "schedule_lateness_p99_ms" % (probe.get("error") or probe.get("status"), rss_name))
+            return
+
+        # create: fire times evenly over the window, which opens SCHEDULE_LEAD s from now
+        begin = time.time() * 1000.0
+        first = begin + SCHEDULE_LEAD * 1000.0
+        step = SCHEDULE_WINDOW * 1000.0 / max(1, SCHEDULES)
+        ids, refused = [], []
+
+        def make_create(i):
+            return ("SCHEDULE_CREATE", {"schedule": {
+                "title": "bench once %d" % i, "description": "schedules phase",
+                "schedule_kind": "once", "schedule_expr": aqtest.iso(first + i * step),
+                "payload": {"targetUrl": base + "/ok/sched", "maxRetries": 0},
+                "created_by": SCHEDULE_AGENT}})
+
+        def created_one(i, reply):
+            if reply.get("status") == 201:
+                ids.append(reply["body"]["task"]["id"])
+            else:
+                refused.append(reply)
+        try:
+            pipelined(cli, SCHEDULES, make_create, created_one, SCHEDULE_LEAD + 60)
+        except RuntimeError as e:
+            note("schedule creation stopped: %s: skipped %s, schedule_lateness_p99_ms"
+                 % (e, rss_name))
+            return
+        created = time.time() * 1000.0
+        note("schedules: %d created in %.1f s (%.0f/s)%s" % (
+            len(ids), (created - begin) / 1000.0, len(ids) * 1000.0 / max(1.0, created - begin),
+            ", %d refused, e.g. %s" % (len(refused), refused[0]) if refused else ""))
+        if not ids:
+            note("no schedule was created: skipped %s, schedule_lateness_p99_ms" % rss_name)
+            return
+
+        time.sleep(1)  # let the last commit settle
+        rss = rss_mib(broker.pid)
+        figure("bench %s %.1f MiB" % (rss_name, rss["VmRSS"]))
+        idle = time.time() * 1000.0 < first
+        note("broker holding %d schedules: VmRSS %.1f MiB (anon %.1f, file %.1f), peak %.1f MiB, "
+             "data dir %.1f MiB%s" % (len(ids), rss["VmRSS"], rss.get("RssAnon", 0),
+                                      rss.get("RssFile", 0), rss.get("VmHWM", 0), du_mib(data),
+                                      "" if idle else "; measured after the window opened "
+                                      "(creation overran the lead), so not idle"))
+
+        # fire: wait until the target has seen every call, or the window plus 20 s
+        last = first + SCHEDULE_WINDOW * 1000.0
+        deadline = last + 20000.0
+        calls = 0
+        while time.time() * 1000.0 < deadline:
+            calls = target_count(base)
+            if calls >= len(ids) and time.time() * 1000.0 > last:
+                break
+            time.sleep(0.5)
+        for proc in procs.procs:
+            if proc.poll() is not None:
+                note("%s exited with %s during the run: %s"
+                     % (proc.name, proc.returncode, tail(proc.log)))
+        note("schedules: the target saw %d calls for %d schedules by %.1f s after the last "
+             "fire time" % (calls, len(ids), (time.time() * 1000.0 - last) / 1000.0))
+
+        # read every schedule's runs back (in chunks, as much as 60 s allows)
+        lateness, statuses, counts = [], {}, {"read": 0, "refused": 0}
+
+        def runs_of(i, reply):
+            counts["read"] += 1
+            runs = (reply.get("body") or {}).get("runs") if reply.get("status") == 200 else None
+            if runs is None:
+                counts["refused"] += 1
+                return
+            if not runs:
+                statuses["no run"] = statuses.get("no run", 0) + 1
+            for run in runs:
+                status = str(run.get("status"))
+                statuses[status] = statuses.get(status, 0) + 1
+                if run.get("started_at") and run.get("scheduled_at"):
+                    lateness.append(aqtest.parse_iso(run["started_at"])
+                                    - aqtest.parse_iso(run["scheduled_at"]))
+        read_deadline = time.monotonic() + 60
+        chunk = 10000
+        for start in range(0, len(ids), chunk):
+            left = read_deadline - time.monotonic()
+            if left <= 0:
+                note("reading runs: 60 s went by after %d schedules" % counts["read"])
+                break
+            part = ids[start:start + chunk]
+            try:
+                pipelined(cli, len(part),
+                          lambda i, part=part: ("SCHEDULE_RUNS", {"id": part[i], "limit": "5"}),
+                          runs_of, max(5.0, left))
+            except RuntimeError as e:
+                note("reading runs stopped: %s" % e)
+                break
+        read, unreadable = counts["read"], counts["refused"]
+        if not lateness:
+            note("no run with started_at and scheduled_at among %d schedules read (%s): "
+                 "skipped schedule_lateness_p99_ms" % (read, statuses))
+            return
+        lateness.sort()
+        figure("bench schedule_lateness_p99_ms %.1f ms" % percentile(lateness, 0.99))
+        note("lateness over %d runs of %d schedules read (of %d): p50 %.1f ms, p99 %.1f ms, "
+             "max %.1f ms, min %.1f ms; run statuses %s%s" % (
+                 len(lateness), read, len(ids), percentile(lateness, 0.5),
+                 percentile(lateness, 0.99), lateness[-1], lateness[0],
+                 json.dumps(statuses, sort_keys=True),
+                 ", %d SCHEDULE_RUNS refused" % unreadable if unreadable else ""))
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError,
+            AssertionError) as e:
+        note("schedules phase stopped: %s" % e)
+    finally:
+        if cli is not None:
+            cli.close()
+        procs.stop()
+
+
 def main():
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="aq-bench-")
     try:
         for name, phase in (("traffic", phase_traffic), ("fill", phase_fill),
-                            ("http", phase_http), ("polls", phase_polls)):
+                            ("http", phase_http), ("polls", phase_polls),
+                            ("schedules", phase_schedules)):
             if name in PHASES:
                 phase(tmp)
     finally:
