@@ -2,9 +2,9 @@
 #include "sched_task.h"
 #include "aq_uuid.h"
 #include "schedule.h"
+#include "task.h"
 
 #include <assert.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,21 +17,6 @@ static const char *s_fields[] = {"title",           "description",
                                  "concurrency_key", NULL};
 
 static const char *s_strategies[] = {"exponential_jitter", "linear", "fixed", NULL};
-
-//  An integer (or a real without fraction) in [min, max].
-static bool s_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out) {
-    double number;
-    if (json_is_integer (value))
-        number = (double) json_integer_value (value);
-    else if (json_is_real (value))
-        number = json_real_value (value);
-    else
-        return false;
-    if (number != floor (number) || number < (double) min || number > (double) max)
-        return false;
-    *out = (int64_t) number;
-    return true;
-}
 
 //  A string of min..max bytes.
 static bool s_string_in (const json_t *value, size_t min, size_t max) {
@@ -96,10 +81,10 @@ static int s_check (json_t *record, char *errbuf) {
         return s_fail (errbuf, "created_by is required");
     if (aq_uuid_parse (json_string_value (value), uuid) != 0)
         return s_fail (errbuf, "created_by must be a UUID");
-    if (!s_integer_in (json_object_get (record, "priority"), 1, 9, &number))
+    if (!bk_task_integer_in (json_object_get (record, "priority"), 1, 9, &number))
         return s_fail (errbuf, "priority must be an integer between 1 and 9");
     json_object_set_new (record, "priority", json_integer (number));
-    if (!s_integer_in (json_object_get (record, "max_retries"), 0, 10, &number))
+    if (!bk_task_integer_in (json_object_get (record, "max_retries"), 0, 10, &number))
         return s_fail (errbuf, "max_retries must be an integer between 0 and 10");
     json_object_set_new (record, "max_retries", json_integer (number));
     const char *strategy = json_string_value (json_object_get (record, "backoff_strategy"));
@@ -114,7 +99,7 @@ static int s_check (json_t *record, char *errbuf) {
         return s_fail (errbuf, "dedupe_key must be a string of 1 to 200 characters");
     json_t *window = json_object_get (record, "dedupe_window_seconds");
     if (!json_is_null (window)) {
-        if (!s_integer_in (window, 1, 2592000, &number))
+        if (!bk_task_integer_in (window, 1, 2592000, &number))
             return s_fail (errbuf,
                            "dedupe_window_seconds must be an integer between 1 and 2592000");
         json_object_set_new (record, "dedupe_window_seconds", json_integer (number));
@@ -194,7 +179,7 @@ int bk_sched_task_snooze (const json_t *request, int64_t *seconds, const char **
     value = json_object_get (request, "delay_seconds");
     if (!value || json_is_null (value))
         return s_fail (errbuf, "delay_seconds is required");
-    if (!s_integer_in (value, 1, BK_SCHED_TASK_SNOOZE_MAX, seconds))
+    if (!bk_task_integer_in (value, 1, BK_SCHED_TASK_SNOOZE_MAX, seconds))
         return s_fail (errbuf, "delay_seconds must be an integer between 1 and 604800");
     value = json_object_get (request, "reason");
     if (value && !json_is_null (value) && !s_string_in (value, 0, 500))

@@ -1,8 +1,8 @@
 /*  schedules.c - scheduled tasks and their runs in the store, with indexes */
 #include "schedules.h"
 #include "aq_proto.h"
-#include "aq_time.h"
 #include "aq_uuid.h"
+#include "task.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -280,24 +280,14 @@ int bk_runkeys_set_concurrency (bk_store_t *store, const uint8_t team[16], const
 
 //  --------------------------------------------------------------------------
 
+static bool s_is_time (const char *field) {
+    size_t len = strlen (field);
+    return (len > 3 && strcmp (field + len - 3, "_at") == 0) ||
+           (len > 6 && strcmp (field + len - 6, "_until") == 0);
+}
+
 json_t *bk_schedules_public (const json_t *record) {
-    json_t *out = json_object ();
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) record, key, value) {
-        if (key[0] == '_')
-            continue;
-        size_t len = strlen (key);
-        bool is_time = (len > 3 && strcmp (key + len - 3, "_at") == 0) ||
-                       (len > 6 && strcmp (key + len - 6, "_until") == 0);
-        if (is_time && json_is_integer (value)) {
-            char stamp[32];
-            json_object_set_new (out, key,
-                                 json_string (aq_time_format (json_integer_value (value), stamp)));
-        } else
-            json_object_set (out, key, value);
-    }
-    return out;
+    return bk_task_public_with (record, s_is_time);
 }
 
 //  --------------------------------------------------------------------------

@@ -70,7 +70,7 @@ static bool s_valid_url (const json_t *value) {
 }
 
 //  An integer (or an integral real) within [min, max].
-static bool s_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out) {
+bool bk_task_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out) {
     double number;
     if (json_is_integer (value))
         number = (double) json_integer_value (value);
@@ -174,14 +174,14 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
     }
 
     number = 30;
-    if (GIVEN ("maxWaitTime") && !s_integer_in (value, 1, 86400, &number)) {
+    if (GIVEN ("maxWaitTime") && !bk_task_integer_in (value, 1, 86400, &number)) {
         *error = "maxWaitTime must be a number between 1 and 86400";
         goto fail;
     }
     json_object_set_new (task, "maxWaitTime", json_integer (number));
 
     number = 30;
-    if (GIVEN ("timeout") && !s_integer_in (value, 1, 300, &number)) {
+    if (GIVEN ("timeout") && !bk_task_integer_in (value, 1, 300, &number)) {
         *error = "timeout must be a number between 1 and 300";
         goto fail;
     }
@@ -195,7 +195,7 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
     bk_task_set_time (task, "delayUntil", delay_until);
 
     number = 3;
-    if (GIVEN ("maxRetries") && !s_integer_in (value, 0, 10, &number)) {
+    if (GIVEN ("maxRetries") && !bk_task_integer_in (value, 0, 10, &number)) {
         *error = "maxRetries must be a number between 0 and 10";
         goto fail;
     }
@@ -217,7 +217,7 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
     json_object_set_new (task, "retryBackoff", json_string (backoff));
 
     number = 5;
-    if (GIVEN ("priority") && !s_integer_in (value, 1, 10, &number)) {
+    if (GIVEN ("priority") && !bk_task_integer_in (value, 1, 10, &number)) {
         *error = "priority must be an integer between 1 and 10";
         goto fail;
     }
@@ -258,19 +258,27 @@ fail:
 
 //  --------------------------------------------------------------------------
 
-json_t *bk_task_public (const json_t *task) {
+static bool s_task_time (const char *field) {
     static const char *times[] = {"delayUntil",    "createdAt", "startedAt", "completedAt",
                                   "nextAttemptAt", "revokedAt", NULL};
+    for (int i = 0; times[i]; i++)
+        if (strcmp (field, times[i]) == 0)
+            return true;
+    return false;
+}
+
+json_t *bk_task_public (const json_t *task) {
+    return bk_task_public_with (task, s_task_time);
+}
+
+json_t *bk_task_public_with (const json_t *record, bool (*is_time) (const char *field)) {
     json_t *out = json_object ();
     const char *key;
     json_t *value;
-    json_object_foreach ((json_t *) task, key, value) {
+    json_object_foreach ((json_t *) record, key, value) {
         if (key[0] == '_')
             continue;
-        bool is_time = false;
-        for (int i = 0; times[i] && !is_time; i++)
-            is_time = strcmp (key, times[i]) == 0;
-        if (is_time && json_is_integer (value)) {
+        if (json_is_integer (value) && is_time (key)) {
             char stamp[32];
             json_object_set_new (out, key,
                                  json_string (aq_time_format (json_integer_value (value), stamp)));

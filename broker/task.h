@@ -44,6 +44,13 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
 //  Team and key records use it too.
 //  Returns a new reference.
 json_t *bk_task_public (const json_t *task);
+//  The same walk for any record: fields is_time says are times, when
+//  integers (ms), become ISO 8601; '_' fields are left out.
+json_t *bk_task_public_with (const json_t *record, bool (*is_time) (const char *field));
+
+//  True when value is an integer (or a real without fraction) in
+//  [min, max]; sets *out.
+bool bk_task_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out);
 
 //  Sets a field to an integer millisecond time, or removes it when ms < 0.
 void bk_task_set_time (json_t *task, const char *field, int64_t ms);

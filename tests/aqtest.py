@@ -23,6 +23,7 @@ exited with a non-zero status.
 
 import atexit
 import datetime
+import http.client
 import json
 import os
 import random
@@ -620,6 +621,76 @@ atexit.register(cleanup)
 
 def processes():
     return list(_procs)
+
+
+# ---------------------------------------------------------------------------
+# A raw HTTP client (http.client: every byte and header as sent)
+
+class HttpReply:
+    def __init__(self, status, headers, data, elapsed):
+        self.status = status
+        self.headers = headers          # lower-case names
+        self.data = data                # bytes
+        self.elapsed = elapsed          # seconds
+        self.text = data.decode('utf-8', 'replace')
+        try:
+            self.json = json.loads(self.text)
+        except ValueError:
+            self.json = None
+
+    @property
+    def error(self):
+        return self.json.get('error') if isinstance(self.json, dict) else None
+
+    def __repr__(self):
+        return '%d %s' % (self.status, self.text[:800])
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection. call() sends a request with
+    `Authorization: Bearer <key>` (the connection's key unless key= is
+    given; key=None sends none) and returns an HttpReply."""
+
+    def __init__(self, port, key=None, timeout=40.0):
+        self.port = port
+        self.key = key
+        self.conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+
+    def call(self, method, path, body=None, key='', headers=None):
+        hdrs = {}
+        key = self.key if key == '' else key
+        if key is not None:
+            hdrs['Authorization'] = 'Bearer ' + key
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        if body is not None:
+            hdrs['Content-Type'] = 'application/json'
+        hdrs.update(headers or {})
+        start = time.monotonic()
+        try:
+            self.conn.request(method, path, body=body, headers=hdrs)
+            response = self.conn.getresponse()
+            data = response.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            raise
+        elapsed = time.monotonic() - start
+        return HttpReply(response.status, {k.lower(): v for k, v in response.getheaders()},
+                         data, elapsed)
+
+    def get(self, path, **kw):
+        return self.call('GET', path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.call('POST', path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.call('PUT', path, body, **kw)
+
+    def close(self):
+        self.conn.close()
 
 
 # ---------------------------------------------------------------------------

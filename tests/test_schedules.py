@@ -63,59 +63,12 @@ NOT_FOUND = {'error': 'Task not found'}
 # ---------------------------------------------------------------------------
 # HTTP
 
-class s_Reply:
-    def __init__(self, status, headers, data):
-        self.status = status
-        self.headers = headers          # lower-case names
-        self.text = data.decode('utf-8', 'replace')
-        try:
-            self.json = json.loads(self.text)
-        except ValueError:
-            self.json = None
-
-    @property
-    def error(self):
-        return self.json.get('error') if isinstance(self.json, dict) else None
-
-    def __repr__(self):
-        return '%d %s' % (self.status, self.text[:800])
-
-
-class s_Api:
+class s_Api(aqtest.HttpClient):
     """One keep-alive connection with a team's key (key=None: none sent)."""
 
     def __init__(self, port, key, team=None):
-        self.port = port
-        self.key = key
+        super().__init__(port, key)
         self.team = team
-        self.conn = http.client.HTTPConnection('127.0.0.1', port, timeout=40)
-
-    def call(self, method, path, body=None, key=''):
-        key = self.key if key == '' else key
-        headers = {'Authorization': 'Bearer ' + key} if key is not None else {}
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode('utf-8')
-        if body is not None:
-            headers['Content-Type'] = 'application/json'
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-            data = response.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            raise
-        return s_Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-
-    def get(self, path, **kw):
-        return self.call('GET', path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.call('POST', path, body, **kw)
-
-    def put(self, path, body=None, **kw):
-        return self.call('PUT', path, body, **kw)
 
     def create(self, body):
         reply = self.post('/tasks', body)
