@@ -842,18 +842,13 @@ static void s_task_signal (bk_broker_t *self, bk_req_t *req, int cmd) {
     json_t *signal = json_object_get (req->body, "signal");
     const char *outcome = aq_field_str (signal, "status");
     int status = bk_task_status (task);
-    const char *field;
-    json_t *value;
+    static const char *const fields[] = {"status", "result", NULL};
     const char *error = NULL;
     char errbuf[128];
     if (!json_is_object (signal))
         error = "Request body must be a JSON object";
     else
-        json_object_foreach (signal, field, value) if (strcmp (field, "status") != 0 &&
-                                                       strcmp (field, "result") != 0 && !error) {
-            snprintf (errbuf, sizeof errbuf, "Unknown field: %.100s", field);
-            error = errbuf;
-        }
+        error = bk_task_unknown_field (signal, fields, "", errbuf, sizeof errbuf);
     if (!error &&
         (!outcome || (strcmp (outcome, "completed") != 0 && strcmp (outcome, "failed") != 0)))
         error = "status must be one of: completed, failed";

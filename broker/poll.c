@@ -1,6 +1,7 @@
 /*  poll.c - following a long-running job: pollConfig and provider plugins */
 #include "poll.h"
 #include "aq_proto.h"
+#include "task.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -10,17 +11,11 @@
 const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t errbuf_size) {
     if (!json_is_object (config))
         return "pollConfig must be an object";
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) config, key, value) {
-        if (strcmp (key, "urlTemplate") && strcmp (key, "statusPath") &&
-            strcmp (key, "doneValues") && strcmp (key, "failValues") &&
-            strcmp (key, "intervalSeconds")) {
-            snprintf (errbuf, errbuf_size, "Unknown field: pollConfig.%.100s", key);
-            return errbuf;
-        }
-    }
-    value = json_object_get (config, "urlTemplate");
+    static const char *const fields[] = {"urlTemplate", "statusPath",      "doneValues",
+                                         "failValues",  "intervalSeconds", NULL};
+    if (bk_task_unknown_field (config, fields, "pollConfig.", errbuf, errbuf_size))
+        return errbuf;
+    json_t *value = json_object_get (config, "urlTemplate");
     if (!json_is_string (value) || json_string_length (value) == 0)
         return "pollConfig.urlTemplate is required";
     value = json_object_get (config, "statusPath");

@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *s_fields[] = {"title",           "description",
-                                 "schedule_kind",   "schedule_expr",
-                                 "timezone",        "payload",
-                                 "created_by",      "priority",
-                                 "max_retries",     "backoff_strategy",
-                                 "dedupe_key",      "dedupe_window_seconds",
-                                 "concurrency_key", NULL};
+static const char *const s_fields[] = {"title",           "description",
+                                       "schedule_kind",   "schedule_expr",
+                                       "timezone",        "payload",
+                                       "created_by",      "priority",
+                                       "max_retries",     "backoff_strategy",
+                                       "dedupe_key",      "dedupe_window_seconds",
+                                       "concurrency_key", NULL};
 
 static const char *s_strategies[] = {"exponential_jitter", "linear", "fixed", NULL};
 
@@ -119,15 +119,8 @@ json_t *bk_sched_task_from_request (const json_t *request, const json_t *old, ch
     }
     const char *key;
     json_t *value;
-    json_object_foreach ((json_t *) request, key, value) {
-        bool known = false;
-        for (int i = 0; s_fields[i] && !known; i++)
-            known = strcmp (key, s_fields[i]) == 0;
-        if (!known) {
-            snprintf (errbuf, BK_SCHED_TASK_ERRLEN, "Unknown field: %.100s", key);
-            return NULL;
-        }
-    }
+    if (bk_task_unknown_field (request, s_fields, "", errbuf, BK_SCHED_TASK_ERRLEN))
+        return NULL;
     json_t *record;
     if (old)
         record = json_deep_copy (old);
@@ -169,14 +162,10 @@ int bk_sched_task_snooze (const json_t *request, int64_t *seconds, const char **
                           char *errbuf) {
     if (!json_is_object (request))
         return s_fail (errbuf, "Request body must be a JSON object");
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) request, key, value) if (strcmp (key, "delay_seconds") != 0 &&
-                                                             strcmp (key, "reason") != 0) {
-        snprintf (errbuf, BK_SCHED_TASK_ERRLEN, "Unknown field: %.100s", key);
+    static const char *const fields[] = {"delay_seconds", "reason", NULL};
+    if (bk_task_unknown_field (request, fields, "", errbuf, BK_SCHED_TASK_ERRLEN))
         return -1;
-    }
-    value = json_object_get (request, "delay_seconds");
+    json_t *value = json_object_get (request, "delay_seconds");
     if (!value || json_is_null (value))
         return s_fail (errbuf, "delay_seconds is required");
     if (!bk_task_integer_in (value, 1, BK_SCHED_TASK_SNOOZE_MAX, seconds))

@@ -605,15 +605,11 @@ static void s_runs (bk_broker_t *self, bk_req_t *req, json_t *record) {
 static void s_preview (bk_broker_t *self, bk_req_t *req) {
     json_t *given = json_object_get (req->body, "schedule");
     json_t *record = NULL;
-    const char *key;
-    json_t *value;
+    static const char *const fields[] = {"schedule_kind", "schedule_expr", "timezone", "count",
+                                         NULL};
+    char error[140];
     if (given) {
-        json_object_foreach (given, key, value) if (strcmp (key, "schedule_kind") != 0 &&
-                                                    strcmp (key, "schedule_expr") != 0 &&
-                                                    strcmp (key, "timezone") != 0 &&
-                                                    strcmp (key, "count") != 0) {
-            char error[140];
-            snprintf (error, sizeof error, "Unknown field: %.100s", key);
+        if (bk_task_unknown_field (given, fields, "", error, sizeof error)) {
             bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
             return;
         }
@@ -657,16 +653,13 @@ static void s_preview (bk_broker_t *self, bk_req_t *req) {
 
 static void s_event (bk_broker_t *self, bk_req_t *req) {
     json_t *event = json_object_get (req->body, "event");
-    const char *key;
-    json_t *value;
+    static const char *const fields[] = {"name", "data", NULL};
+    char error[140];
     if (!json_is_object (event)) {
         bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, "Request body must be a JSON object");
         return;
     }
-    json_object_foreach (event, key,
-                         value) if (strcmp (key, "name") != 0 && strcmp (key, "data") != 0) {
-        char error[140];
-        snprintf (error, sizeof error, "Unknown field: %.100s", key);
+    if (bk_task_unknown_field (event, fields, "", error, sizeof error)) {
         bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
         return;
     }

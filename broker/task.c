@@ -48,10 +48,10 @@ void bk_task_set_time (json_t *task, const char *field, int64_t ms) {
 //  --------------------------------------------------------------------------
 //  Validation
 
-static const char *s_fields[] = {"targetUrl",    "method",   "headers",       "body",
-                                 "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
-                                 "retryBackoff", "priority", "onCompleteUrl", "provider",
-                                 "pollConfig",   NULL};
+static const char *const s_fields[] = {"targetUrl",    "method",   "headers",       "body",
+                                       "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
+                                       "retryBackoff", "priority", "onCompleteUrl", "provider",
+                                       "pollConfig",   NULL};
 
 //  http(s)://host[...] with no spaces or control characters, <= 2048 bytes.
 static bool s_valid_url (const json_t *value) {
@@ -70,6 +70,22 @@ static bool s_valid_url (const json_t *value) {
 }
 
 //  An integer (or an integral real) within [min, max].
+const char *bk_task_unknown_field (const json_t *object, const char *const known[],
+                                   const char *prefix, char *errbuf, size_t size) {
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) object, key, value) {
+        bool found = false;
+        for (int i = 0; known[i] && !found; i++)
+            found = strcmp (key, known[i]) == 0;
+        if (!found) {
+            snprintf (errbuf, size, "Unknown field: %s%.100s", prefix, key);
+            return errbuf;
+        }
+    }
+    return NULL;
+}
+
 bool bk_task_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out) {
     double number;
     if (json_is_integer (value))
@@ -118,18 +134,9 @@ json_t *bk_task_from_request (const json_t *request, int64_t now, const char **e
         *error = "Request body must be a JSON object";
         return NULL;
     }
-    const char *key;
+    if ((*error = bk_task_unknown_field (request, s_fields, "", errbuf, errbuf_size)))
+        return NULL;
     json_t *value;
-    json_object_foreach ((json_t *) request, key, value) {
-        bool known = false;
-        for (int i = 0; s_fields[i] && !known; i++)
-            known = strcmp (key, s_fields[i]) == 0;
-        if (!known) {
-            snprintf (errbuf, errbuf_size, "Unknown field: %.100s", key);
-            *error = errbuf;
-            return NULL;
-        }
-    }
     //  null stands for "not given" for every optional field
 #define GIVEN(name) (value = json_object_get (request, name), value && !json_is_null (value))
     json_t *task = json_object ();

@@ -48,6 +48,11 @@ json_t *bk_task_public (const json_t *task);
 //  integers (ms), become ISO 8601; '_' fields are left out.
 json_t *bk_task_public_with (const json_t *record, bool (*is_time) (const char *field));
 
+//  Checks that every field of object is one of known (NULL-terminated).
+//  Returns NULL, or errbuf holding "Unknown field: <prefix><name>".
+const char *bk_task_unknown_field (const json_t *object, const char *const known[],
+                                   const char *prefix, char *errbuf, size_t size);
+
 //  True when value is an integer (or a real without fraction) in
 //  [min, max]; sets *out.
 bool bk_task_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out);

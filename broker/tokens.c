@@ -2,6 +2,7 @@
 #include "tokens.h"
 #include "aq_proto.h"
 #include "aq_uuid.h"
+#include "task.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -51,14 +52,9 @@ json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault, con
         *error = "Request body must be a JSON object";
         return NULL;
     }
-    const char *field;
-    json_t *value;
-    json_object_foreach ((json_t *) request, field,
-                         value) if (strcmp (field, "name") != 0 && strcmp (field, "value") != 0) {
-        snprintf (errbuf, errbuf_size, "Unknown field: %.100s", field);
-        *error = errbuf;
+    static const char *const fields[] = {"name", "value", NULL};
+    if ((*error = bk_task_unknown_field (request, fields, "", errbuf, errbuf_size)))
         return NULL;
-    }
     json_t *name = json_object_get (request, "name");
     json_t *secret = json_object_get (request, "value");
     if (!name || json_is_null (name))
