@@ -8,6 +8,7 @@
 #include "json.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,157 @@ json_t *gw_json_parse_object (const char *text, size_t size, char *error, size_t
     return value;
 }
 
+//  --------------------------------------------------------------------------
+//  Dumping: jansson's compact text, written straight into one buffer.
+//  json_dumps costs the gateway more than the rest of a reply (it keeps a
+//  hash of the containers on its path, keyed by "%p" text, to find loops);
+//  this writes the same bytes (gw_json_test compares the two).
+
+#define S_DUMP_DEPTH 2048 //  deeper is refused, as jansson refuses a loop
+
+typedef struct {
+    char *data;  //  malloc'd, NULL once out of memory
+    size_t size; //  bytes written
+    size_t cap;  //  bytes allocated
+} s_text_t;
+
+static int s_put (s_text_t *text, const char *bytes, size_t size) {
+    if (text->size + size + 1 > text->cap) {
+        size_t cap = text->cap;
+        while (text->size + size + 1 > cap)
+            cap *= 2;
+        char *data = realloc (text->data, cap);
+        if (!data)
+            return -1;
+        text->data = data;
+        text->cap = cap;
+    }
+    memcpy (text->data + text->size, bytes, size);
+    text->size += size;
+    return 0;
+}
+
+//  Length of the valid UTF-8 sequence at p (at most left bytes), 0 if
+//  invalid: jansson's rules (no overlong forms, surrogates or > U+10FFFF).
+static size_t s_utf8_length (const unsigned char *p, size_t left) {
+    size_t length = p[0] < 0x80                    ? 1
+                    : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+                    : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+                    : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                                   : 0;
+    if (length == 0 || length > left)
+        return 0;
+    uint32_t code = length == 1 ? p[0] : p[0] & (0x7F >> length);
+    for (size_t i = 1; i < length; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        code = (code << 6) | (p[i] & 0x3F);
+    }
+    if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF) || (length == 3 && code < 0x800) ||
+        (length == 4 && code < 0x10000))
+        return 0;
+    return length;
+}
+
+static int s_put_string (s_text_t *text, const char *string, size_t size) {
+    const unsigned char *p = (const unsigned char *) string, *end = p + size;
+    if (s_put (text, "\"", 1) != 0)
+        return -1;
+    while (p < end) {
+        const unsigned char *run = p; //  bytes copied as they are
+        size_t length;
+        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' &&
+               (length = s_utf8_length (p, (size_t) (end - p))) != 0)
+            p += length;
+        if (p > run && s_put (text, (const char *) run, (size_t) (p - run)) != 0)
+            return -1;
+        if (p == end)
+            break;
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            return -1; //  invalid UTF-8
+        char escape[8];
+        const char *seq = *p == '"'    ? "\\\""
+                          : *p == '\\' ? "\\\\"
+                          : *p == '\b' ? "\\b"
+                          : *p == '\f' ? "\\f"
+                          : *p == '\n' ? "\\n"
+                          : *p == '\r' ? "\\r"
+                          : *p == '\t' ? "\\t"
+                                       : NULL;
+        if (!seq) {
+            snprintf (escape, sizeof escape, "\\u%04X", *p);
+            seq = escape;
+        }
+        if (s_put (text, seq, strlen (seq)) != 0)
+            return -1;
+        p++;
+    }
+    return s_put (text, "\"", 1);
+}
+
+static int s_put_value (s_text_t *text, const json_t *value, int depth) {
+    char number[64];
+    switch (json_typeof (value)) {
+    case JSON_OBJECT: {
+        if (depth > S_DUMP_DEPTH || s_put (text, "{", 1) != 0)
+            return -1;
+        bool first = true;
+        const char *key;
+        size_t key_size;
+        json_t *member;
+        json_object_keylen_foreach ((json_t *) value, key, key_size, member) {
+            if ((!first && s_put (text, ",", 1) != 0) || s_put_string (text, key, key_size) != 0 ||
+                s_put (text, ":", 1) != 0 || s_put_value (text, member, depth + 1) != 0)
+                return -1;
+            first = false;
+        }
+        return s_put (text, "}", 1);
+    }
+    case JSON_ARRAY: {
+        if (depth > S_DUMP_DEPTH || s_put (text, "[", 1) != 0)
+            return -1;
+        size_t index;
+        json_t *item;
+        json_array_foreach (value, index, item) {
+            if ((index > 0 && s_put (text, ",", 1) != 0) ||
+                s_put_value (text, item, depth + 1) != 0)
+                return -1;
+        }
+        return s_put (text, "]", 1);
+    }
+    case JSON_STRING:
+        return s_put_string (text, json_string_value (value), json_string_length (value));
+    case JSON_INTEGER: {
+        int n =
+            snprintf (number, sizeof number, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
+        return s_put (text, number, (size_t) n);
+    }
+    case JSON_REAL: { //  rare: jansson's own formatting, to the byte
+        char *real = json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT);
+        int rc = real ? s_put (text, real, strlen (real)) : -1;
+        free (real);
+        return rc;
+    }
+    case JSON_TRUE:
+        return s_put (text, "true", 4);
+    case JSON_FALSE:
+        return s_put (text, "false", 5);
+    case JSON_NULL:
+        return s_put (text, "null", 4);
+    }
+    return -1;
+}
+
 char *gw_json_dump (const json_t *value, size_t *size) {
-    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (text && size)
-        *size = strlen (text);
-    return text;
+    s_text_t text = {.data = malloc (512), .cap = 512};
+    if (!text.data || !value || s_put_value (&text, value, 1) != 0) {
+        free (text.data);
+        return NULL;
+    }
+    text.data[text.size] = 0;
+    if (size)
+        *size = text.size;
+    return text.data;
 }
 
 //  --------------------------------------------------------------------------
@@ -204,6 +351,31 @@ void gw_json_test (bool verbose) {
     assert (text && strcmp (text, "\"x\"") == 0);
     free (text);
     json_decref (scalar);
+
+    //  The dump is jansson's compact text, byte for byte
+    json_t *all = json_pack (
+        "{s:s, s:I, s:I, s:i, s:f, s:f, s:f, s:f, s:b, s:b, s:n, s:[], s:{}, s:[s, [i, {s:s}]]}",
+        "text",
+        "tab\t nl\n cr\r bs\b ff\f q\" back\\ slash/ del\x7f \x01\x1f \xc3\xa9 "
+        "\xe2\x82\xac \xf0\x9f\x98\x80",
+        "max", (json_int_t) INT64_MAX, "min", (json_int_t) INT64_MIN, "zero", 0, "real", 1.5,
+        "whole", 3.0, "big", 1e300, "small", -2.5e-7, "yes", 1, "no", 0, "none", "empty", "nothing",
+        "nested", "a", 7, "\xc3\xa9\"k\n", "v");
+    assert (all);
+    json_object_set_new (all, "nul", json_stringn ("a\0b", 3));
+    json_object_setn_new (all, "key\0nul", 7, json_true ());
+    size = 0;
+    text = gw_json_dump (all, &size);
+    char *theirs = json_dumps (all, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert (text && theirs && strcmp (text, theirs) == 0 && size == strlen (theirs));
+    free (text);
+    free (theirs);
+    json_decref (all);
+    //  text jansson cannot dump (invalid UTF-8) is refused the same way
+    json_t *bad = json_pack ("{s:o}", "bad", json_string_nocheck ("\xc3\x28"));
+    assert (bad && gw_json_dump (bad, NULL) == NULL);
+    assert (json_dumps (bad, JSON_COMPACT | JSON_ENCODE_ANY) == NULL);
+    json_decref (bad);
 
     if (verbose)
         printf ("OK\n");
