@@ -979,6 +979,8 @@ static void s_client_message (bk_broker_t *self, const uint8_t *rid, size_t rid_
     self->stats.malformed++;
     json_t *error = json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
                                "unexpected command on the client socket");
+    if (req.corr > 0) //  readable, just not ours: the client need not wait
+        json_object_set_new (error, "corr", json_integer (req.corr));
     s_out_new (self, self->clients, rid, rid_size, AQ_CMD_ERROR, error);
 }
 

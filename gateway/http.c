@@ -607,16 +607,20 @@ void gw_http_run (gw_http_t *self) {
 
 void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
     self->broker_seen = aq_time_mono_ms ();
-    if (cmd == AQ_CMD_ERROR) {
+    if (cmd == AQ_CMD_ERROR)
         aq_log (AQ_LOG_WARN, "gateway", "broker error %lld: %s",
                 (long long) aq_field_int (body, "code", 0),
                 aq_field_str (body, "reason") ? aq_field_str (body, "reason") : "");
-        return;
-    }
-    if (cmd != AQ_CMD_REPLY)
+    if (cmd != AQ_CMD_REPLY && cmd != AQ_CMD_ERROR)
         return;
     int64_t corr = aq_field_int (body, "corr", 0);
     s_request_t *req = corr > 0 ? s_table_take (self, (uint64_t) corr) : NULL;
+    if (req && cmd == AQ_CMD_ERROR) {
+        //  a broker that does not know the command (an older one): say so now
+        gw_response_error (&req->response, 502, "Bad reply from broker");
+        s_resume (req);
+        return;
+    }
     if (!req) {
         aq_log (AQ_LOG_DEBUG, "gateway", "reply %lld came too late", (long long) corr);
         return;

@@ -569,8 +569,12 @@ def test_malformed_frames_get_error_reply():
             assert msg is not None, 'no reply to a frame with a %s' % why
             assert msg[0] == 'ERROR' and msg[1].get('code') == 400 and msg[1].get('reason'), (
                 '%s answered with %r' % (why, msg))
+        # readable, but a worker's command on the client socket: ERROR echoing corr
+        raw.send_raw(aqtest.encode('READY', {'corr': 77, 'credit': 1}))
+        msg = raw.recv(3.0)
+        assert msg is not None and msg[0] == 'ERROR' and msg[1].get('corr') == 77, msg
     after = broker.stats().get('counters', {}).get('malformed', 0)
-    assert after >= before + 4, 'malformed counter went from %r to %r' % (before, after)
+    assert after >= before + 5, 'malformed counter went from %r to %r' % (before, after)
     # a well-formed request with a broken field: a REPLY 400 echoing corr
     reply = cli.call('TASK_CREATE', {'task': 'not a map'})
     assert reply.get('status') == 400 and reply.get('error'), reply

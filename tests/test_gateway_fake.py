@@ -93,6 +93,10 @@ class FakeBroker(threading.Thread):
         if cmd == "TASK_RETRY":
             return 0, {"corr": corr, "status": 429, "retryAfter": 12,
                        "error": "Rate limit exceeded. Upgrade your plan for higher limits."}
+        if cmd == "TASK_ATTEMPTS" and msg["id"] == "old-broker":
+            # what a broker that does not know a command answers
+            return 0, {"corr": corr, "code": 400,
+                       "reason": "unexpected command on the client socket"}, "ERROR"
         if cmd == "TASK_ATTEMPTS":
             return 0, {"corr": corr, "status": 200, "body": {"attempts": [
                 {"attempt": 1, "startedAt": "2024-01-15T10:30:01.000Z", "duration": 12,
@@ -131,11 +135,12 @@ class FakeBroker(threading.Thread):
                     self.requests.append((cmd, msg))
                 answer = self.script(cmd, msg)
                 if answer is not None:
-                    delay, reply = answer
+                    delay, reply = answer[:2]
+                    kind = answer[2] if len(answer) > 2 else "REPLY"
                     if delay:
                         self.later.append((time.monotonic() + delay, rid, reply))
                     else:
-                        self.sock.send_multipart([rid, encode("REPLY", reply)])
+                        self.sock.send_multipart([rid, encode(kind, reply)])
 
     def last(self, cmd):
         """The latest request with this command (others may run concurrently)."""
@@ -282,6 +287,11 @@ def main():
         r = requests.get(base + "/v1/tasks/abc/attempts", headers=KEY)
         assert r.status_code == 200 and r.json()["attempts"][0]["attempt"] == 1
         assert broker.last("TASK_ATTEMPTS")[1]["id"] == "abc"
+        # an ERROR for the request (an older broker) is a 502 at once, not a 503 after 10 s
+        start = time.monotonic()
+        r = requests.get(base + "/v1/tasks/old-broker/attempts", headers=KEY)
+        assert r.status_code == 502 and r.json() == {"error": "Bad reply from broker"}, r.text
+        assert time.monotonic() - start < 2, time.monotonic() - start
         r = requests.get(base + "/v1/tasks/missing", headers=KEY)
         assert r.status_code == 404 and r.json() == {"error": "Task not found"}
         r = requests.get(base + "/v1/tasks/abc", headers={"Authorization": "Bearer bad"})
