@@ -8,7 +8,6 @@
 #include "schedule.h"
 #include "schedules.h"
 #include "task.h"
-#include "tasks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +154,7 @@ static int s_run_step (bk_broker_t *self, json_t *run) {
         json_object_set_new (
             request, "priority",
             json_integer (bk_sched_task_queue_priority ((int) s_int (run, "_priority", 5))));
-    uint8_t team[16], id[16];
+    uint8_t team[16];
     aq_uuid_parse (s_str (run, "team_id"), team);
     char errbuf[256], error[300];
     json_t *task = bk_broker_task_build (self, team, request, errbuf, sizeof errbuf);
@@ -169,7 +168,6 @@ static int s_run_step (bk_broker_t *self, json_t *run) {
     json_object_set (task, "runId", json_object_get (run, "id"));
     json_object_set_new (task, "step", json_integer (step));
     int rc = bk_broker_task_insert (self, task);
-    bk_tasks_ids (task, id, NULL);
     json_array_append_new (json_object_get (run, "steps"),
                            json_pack ("{s:i, s:O, s:s}", "step", step, "task_id",
                                       json_object_get (task, "id"), "status",
@@ -237,10 +235,10 @@ static void s_run_finish (bk_broker_t *self, json_t *run, const char *status, co
 //  or NULL on a store error.
 static json_t *s_run_new (bk_broker_t *self, const json_t *record, const char *trigger,
                           int64_t scheduled_at, const json_t *event) {
-    uint8_t id[16], schedule[16], team[16];
+    uint8_t id[16], team[16];
     char text[AQ_UUID_TEXT];
     aq_uuid_new (id);
-    bk_schedules_ids (record, schedule, team);
+    aq_uuid_parse (s_str (record, "team_id"), team);
     json_t *steps = bk_sched_task_steps (json_object_get (record, "payload"));
     json_t *run = json_pack (
         "{s:s, s:O, s:O, s:s, s:s, s:i, s:i, s:i, s:n, s:n, s:n, s:n, s:n, s:[], s:o, s:O, "
