@@ -112,7 +112,9 @@ typedef struct {
     int kind;            //  AQ_PLUGIN_PROVIDER / AQ_PLUGIN_VAULT
     //  Returns the state passed to every op (non-NULL), or NULL to refuse to
     //  load (log why first). host lives until close; config is the host's
-    //  data directory (may be NULL), for plugins that keep files.
+    //  data directory (may be NULL), for plugins that keep files. Optional:
+    //  without open, the state every op gets is the host table itself
+    //  (const aq_host_t *), and close is not called.
     void *(*open) (const aq_host_t *host, const char *config);
     void (*close) (void **state_p); //  frees the state, sets *state_p = NULL
     const void *ops;                //  aq_provider_ops_t or aq_vault_ops_t

@@ -354,7 +354,7 @@ static void s_plugin_destroy (s_plugin_t **self_p) {
     s_plugin_t *self = *self_p;
     if (!self)
         return;
-    if (self->state && self->desc->close) {
+    if (self->state && self->desc->open && self->desc->close) {
         s_current = self->desc->name;
         self->desc->close (&self->state);
         s_current = NULL;
@@ -488,10 +488,6 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
                 S_NAME_MAX);
         goto out;
     }
-    if (!desc->open) {
-        aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' has no open operation", desc->name);
-        goto out;
-    }
     plugin->desc = desc;
     if (s_check_ops (plugin) != 0)
         goto out;
@@ -508,7 +504,7 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
     }
     self->plugins = plugins;
     s_current = desc->name;
-    plugin->state = desc->open (&s_host, self->config);
+    plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
     s_current = NULL;
     if (!plugin->state) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' failed to open; skipped", desc->name);

@@ -15,26 +15,6 @@
 
 #include <string.h>
 
-typedef struct {
-    const aq_host_t *host; //  the host's services: keep them for the ops
-} s_example_t;
-
-//  Called once at load. Return NULL to refuse to load (log why first).
-static void *s_open (const aq_host_t *host, const char *config) {
-    s_example_t *self = host->alloc (sizeof *self);
-    if (self)
-        self->host = host;
-    return self;
-}
-
-static void s_close (void **state_p) {
-    s_example_t *self = *state_p;
-    if (self) {
-        self->host->free (self);
-        *state_p = NULL;
-    }
-}
-
 //  Sets a FAILED status with a copy of error.
 static void s_fail (const aq_host_t *host, aq_provider_status_t *status, const char *error) {
     status->state = AQ_POLL_FAILED;
@@ -43,7 +23,7 @@ static void s_fail (const aq_host_t *host, aq_provider_status_t *status, const c
 
 static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_example_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     if (initial->status < 200 || initial->status > 299) {
         s_fail (host, status, "job submit failed");
         return 0;
@@ -64,7 +44,7 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
 
 static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_example_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     const char *value = host->json_get_str (response->body, "status");
     if (response->status >= 500)
         status->state = AQ_POLL_RUNNING; //  a hiccup: poll again
@@ -98,8 +78,6 @@ static const aq_plugin_t s_plugin = {
     .name = "example",
     .version = "1.0.0",
     .kind = AQ_PLUGIN_PROVIDER,
-    .open = s_open,
-    .close = s_close,
     .ops = &s_ops,
 };
 

@@ -16,25 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const aq_host_t *host; //  the host's services
-} s_fal_t;
-
-static void *s_open (const aq_host_t *host, const char *config) {
-    s_fal_t *self = host->alloc (sizeof *self);
-    if (self)
-        self->host = host;
-    return self;
-}
-
-static void s_close (void **state_p) {
-    s_fal_t *self = *state_p;
-    if (self) {
-        self->host->free (self);
-        *state_p = NULL;
-    }
-}
-
 static bool s_success (int status) {
     return status >= 200 && status <= 299;
 }
@@ -90,7 +71,7 @@ static void s_classify (const aq_host_t *host, const char *value, const void *do
 
 static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_fal_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     const void *doc = initial->body;
     if (!s_success (initial->status)) {
         char *detail = s_detail (host, doc);
@@ -129,7 +110,7 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
 
 static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_fal_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     if (response->status == 429 || response->status >= 500) {
         //  busy or briefly broken: ask again, when told to if told
         const char *after = host->http_header (response, "retry-after");
@@ -150,7 +131,7 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
 
 static int s_result (void *state, const aq_provider_plan_t *plan,
                      const aq_http_response_t *response, aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_fal_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     char *detail = s_detail (host, response->body);
     if (status->state == AQ_POLL_DONE && !s_success (response->status)) {
         status->state = AQ_POLL_FAILED;
@@ -182,8 +163,6 @@ static const aq_plugin_t s_plugin = {
     .name = "fal",
     .version = "1.0.0",
     .kind = AQ_PLUGIN_PROVIDER,
-    .open = s_open,
-    .close = s_close,
     .ops = &s_ops,
 };
 

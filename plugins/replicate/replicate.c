@@ -16,25 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const aq_host_t *host; //  the host's services
-} s_replicate_t;
-
-static void *s_open (const aq_host_t *host, const char *config) {
-    s_replicate_t *self = host->alloc (sizeof *self);
-    if (self)
-        self->host = host;
-    return self;
-}
-
-static void s_close (void **state_p) {
-    s_replicate_t *self = *state_p;
-    if (self) {
-        self->host->free (self);
-        *state_p = NULL;
-    }
-}
-
 static bool s_success (int status) {
     return status >= 200 && status <= 299;
 }
@@ -67,7 +48,7 @@ static void s_classify (const aq_host_t *host, const void *prediction,
 
 static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_replicate_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     const void *doc = initial->body;
     if (!s_success (initial->status)) {
         //  Replicate's errors: {"title": ..., "detail": ..., "status": 422}
@@ -121,7 +102,7 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
 
 static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
                    aq_provider_status_t *status) {
-    const aq_host_t *host = ((s_replicate_t *) state)->host;
+    const aq_host_t *host = state; //  no open (): the host table
     if (response->status == 429 || response->status >= 500) {
         //  throttled or briefly broken: ask again, when told to if told
         const char *after = host->http_header (response, "retry-after");
@@ -159,8 +140,6 @@ static const aq_plugin_t s_plugin = {
     .name = "replicate",
     .version = "1.0.0",
     .kind = AQ_PLUGIN_PROVIDER,
-    .open = s_open,
-    .close = s_close,
     .ops = &s_ops,
 };
 

@@ -1,10 +1,6 @@
 /*  dup_fal.c - test plugin named like the real fal: refused as a duplicate */
 #include "aq_plugin.h"
 
-static void *s_open (const aq_host_t *host, const char *config) {
-    return (void *) host;
-}
-
 static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_plan_t *plan,
                    aq_provider_status_t *status) {
     return -1;
@@ -28,7 +24,6 @@ static const aq_plugin_t s_plugin = {
     .name = "fal",
     .version = "0.0.0",
     .kind = AQ_PLUGIN_PROVIDER,
-    .open = s_open,
     .ops = &s_ops,
 };
 
