@@ -39,12 +39,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_BATCH        1000       //  messages per socket per turn
-#define S_TURN_BYTES   (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
-#define S_IDEM_TTL     (24 * 3600000LL)
-#define S_MAX_WAIT_S   25
-#define S_REPLY_FAILED "Storage unavailable, try again"
-#define S_NOTIFY_TRIES 4 //  onCompleteUrl deliveries: the first and 3 retries
+#define S_BATCH            1000       //  messages per socket per turn
+#define S_TURN_BYTES       (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
+#define S_IDEM_TTL         (24 * 3600000LL)
+#define S_MAX_WAIT_S       25
+#define S_REPLY_FAILED     "Storage unavailable, try again"
+#define S_NOTIFY_TRIES     4    //  onCompleteUrl deliveries: the first and 3 retries
+#define S_POLL_RETRY_MAX_S 3600 //  longest Retry-After a throttled status poll waits
 
 static const char *s_latency_le[] = {"5",   "10",   "25",   "50",   "100",   "250",
                                      "500", "1000", "2500", "5000", "10000", "+Inf"};
@@ -1009,15 +1010,19 @@ static void s_result (bk_broker_t *self, json_t *body) {
             json_object_set_new (poll, "inflight", json_false ());
             int64_t code = aq_field_int (body, "statusCode", 0);
             int stage = (int) aq_field_int (poll, "stage", BK_POLL_STATUS);
-            //  a transport error, or a 5xx while running: ask again later (a
-            //  finished job's result URL may answer an error: that is its result)
+            //  a transport error, or a 429 or 5xx while running: ask again later,
+            //  after the Retry-After if one came (a finished job's result URL
+            //  may answer an error: that is its result)
             if (aq_field_bool (body, "permanent", false)) { //  e.g. refused by the SSRF guard
                 s_clear_deadline (self, task);
                 s_finish (self, task, BK_ST_FAILED, aq_field_str (body, "error"));
-            } else if (code == 0 || (code >= 500 && stage == BK_POLL_STATUS))
+            } else if (code == 0 || ((code >= 500 || code == 429) && stage == BK_POLL_STATUS)) {
+                int64_t after = aq_field_int (body, "retryAfter", -1);
                 s_poll_later (self, task,
-                              aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
-            else
+                              after >= 0
+                                  ? (after < S_POLL_RETRY_MAX_S ? after : S_POLL_RETRY_MAX_S) * 1000
+                                  : aq_field_int (poll, "interval", self->cfg->poll_interval_ms));
+            } else
                 s_poll_answer (self, task, stage, body);
             s_save (self, task, BK_ST_POLLING);
         } else

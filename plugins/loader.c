@@ -1059,10 +1059,6 @@ static void s_test_fal (const aq_plugin_provider_t *fal) {
     assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 0);
     status = s_poll_with (fal, &plan, 202, NULL, "{\"status\": \"IN_PROGRESS\", \"logs\": []}");
     assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
-    json_t *headers = json_pack ("{s:s}", "retry-after", "3");
-    status = s_poll_with (fal, &plan, 503, headers, "busy");
-    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 3000);
-    json_decref (headers);
     status = s_poll_with (fal, &plan, 404, NULL, "{\"detail\": \"Request not found\"}");
     assert (s_is (&status, AQ_POLL_FAILED, "fal status check failed: HTTP 404", false));
     aq_plugin_status_release (&status);
@@ -1158,10 +1154,6 @@ static void s_test_replicate (const aq_plugin_provider_t *replicate) {
         assert (s_is (&status, AQ_POLL_FAILED, failures[i][1], false));
         aq_plugin_status_release (&status);
     }
-    json_t *headers = json_pack ("{s:s}", "Retry-After", "2");
-    status = s_poll_with (replicate, &plan, 429, headers, "{\"detail\": \"throttled\"}");
-    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false) && status.retry_ms == 2000);
-    json_decref (headers);
     status = s_poll_with (replicate, &plan, 401, NULL, "{}");
     assert (s_is (&status, AQ_POLL_FAILED, "replicate status check failed: HTTP 401", false));
     aq_plugin_status_release (&status);
@@ -1218,8 +1210,6 @@ static void s_test_example (const aq_plugin_provider_t *example) {
     status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"queued\"}");
     assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
     status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"running\"}");
-    assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
-    status = s_poll_with (example, &plan, 502, NULL, "bad gateway");
     assert (s_is (&status, AQ_POLL_RUNNING, NULL, false));
     status = s_poll_with (example, &plan, 200, NULL, "{\"status\": \"done\", \"output\": 7}");
     assert (s_is (&status, AQ_POLL_DONE, NULL, false));

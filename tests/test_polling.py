@@ -8,6 +8,7 @@ job API, fal's queue API and Replicate's predictions API; the all-in-one
 import json
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
@@ -30,9 +31,11 @@ class Mock:
             def log_message(self, *args):
                 pass
 
-            def reply(self, code, body):
+            def reply(self, code, body, headers=None):
                 data = json.dumps(body).encode()
                 self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header('Content-Type', 'application/json')
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
@@ -66,9 +69,10 @@ class Mock:
         with self.lock:
             j = self.jobs[job]
             j['polls'] += 1
+            j.setdefault('times', []).append(time.monotonic())
             if job in self.cancels or j['outcome'] == 'never' or j['polls'] < 2:
                 return 'running'
-            return j['outcome']
+            return 'ok' if j['outcome'] == 'throttled' else j['outcome']
 
     def post(self, path, body, headers):
         outcome = body.get('outcome', 'ok')
@@ -121,6 +125,15 @@ class Mock:
                 return 500, {'detail': 'model crashed'}
             return 200, {'images': [{'url': 'https://example.com/cat.png'}]}
         if path.startswith('/example/'):
+            if parts[2].startswith('throttled'):
+                # the first status request is throttled, the second breaks
+                with self.lock:
+                    self.jobs[parts[2]]['throttles'] = n = self.jobs[parts[2]].get('throttles', 0) + 1
+                    self.jobs[parts[2]].setdefault('times', []).append(time.monotonic())
+                if n == 1:
+                    return 429, {'error': 'slow down'}, {'Retry-After': '1'}
+                if n == 2:
+                    return 503, {'error': 'briefly broken'}
             state = self.step(parts[2])
             body = {'status': {'running': 'running', 'ok': 'done', 'fail': 'failed'}[state]}
             if state == 'fail':
@@ -210,6 +223,16 @@ def test_example_provider_and_timeouts_of_every_kind():
     task = s_run(aq, auth, ['completed', 'failed'], provider='example',
                  targetUrl=mock.base + '/example', body=json.dumps({'outcome': 'fail'}))
     assert task['status'] == 'failed' and 'example job failed' in task['error'], task
+    # a 429 and a 503 to a status request never reach the provider: the broker
+    # asks again, after the 429's Retry-After (1 s) and the interval (200 ms)
+    task = s_run(aq, auth, ['completed', 'failed'], provider='example',
+                 targetUrl=mock.base + '/example', body=json.dumps({'outcome': 'throttled'}))
+    assert task['status'] == 'completed', task
+    times = [mock.jobs[j]['times'] for j in mock.jobs if j.startswith('throttled')][0]
+    assert len(times) >= 3, times
+    assert times[1] - times[0] >= 0.9, 'Retry-After not honoured: %.3f s' % (times[1] - times[0])
+    assert times[2] - times[1] < 0.9, 'a 503 waited %.3f s, not the interval' % (
+        times[2] - times[1])
     # maxWaitTime ends polling for a pollConfig, a Replicate and an example job
     config = {'urlTemplate': mock.base + '/jobs/{{id}}', 'statusPath': 'data.state',
               'doneValues': ['done'], 'failValues': ['broken']}

@@ -46,9 +46,7 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
                    aq_provider_status_t *status) {
     const aq_host_t *host = state; //  no open (): the host table
     const char *value = host->json_get_str (response->body, "status");
-    if (response->status >= 500)
-        status->state = AQ_POLL_RUNNING; //  a hiccup: poll again
-    else if (response->status < 200 || response->status > 299)
+    if (response->status < 200 || response->status > 299)
         s_fail (host, status, "job status check failed");
     else if (value && (strcmp (value, "queued") == 0 || strcmp (value, "running") == 0))
         status->state = AQ_POLL_RUNNING;

@@ -13,7 +13,6 @@
 #include "aq_plugin.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static bool s_success (int status) {
@@ -111,15 +110,6 @@ static int s_plan (void *state, const aq_http_response_t *initial, aq_provider_p
 static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
                    aq_provider_status_t *status) {
     const aq_host_t *host = state; //  no open (): the host table
-    if (response->status == 429 || response->status >= 500) {
-        //  busy or briefly broken: ask again, when told to if told
-        const char *after = host->http_header (response, "retry-after");
-        status->state = AQ_POLL_RUNNING;
-        unsigned long seconds =
-            after && *after >= '0' && *after <= '9' ? strtoul (after, NULL, 10) : 0;
-        status->retry_ms = (uint32_t) (seconds < 3600 ? seconds : 3600) * 1000;
-        return 0;
-    }
     if (!s_success (response->status)) {
         status->state = AQ_POLL_FAILED;
         host->set_error (&status->error, "fal status check failed: HTTP %d", response->status);
