@@ -11,24 +11,8 @@
 
 #define S_ID_HEX 16 //  key id: 8 random bytes in hex
 
-static json_t *s_load (bk_store_t *store, bk_db_t db, const void *key, size_t key_size) {
-    bk_val_t val;
-    if (bk_store_get (store, db, key, key_size, &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
-}
-
-static int s_save (bk_store_t *store, bk_db_t db, const void *key, size_t key_size,
-                   const json_t *record) {
-    size_t size;
-    uint8_t *data = aq_proto_pack (record, &size);
-    int rc = data ? bk_store_put (store, db, key, key_size, data, size) : BK_ESTORE;
-    free (data);
-    return rc;
-}
-
 json_t *bk_keys_team_get (bk_store_t *store, const uint8_t team[16]) {
-    return s_load (store, BK_DB_TEAMS, team, 16);
+    return bk_store_get_record (store, BK_DB_TEAMS, team, 16);
 }
 
 json_t *bk_keys_team_find (bk_store_t *store, const char *name) {
@@ -43,7 +27,7 @@ int bk_keys_team_save (bk_store_t *store, const json_t *team) {
     uint8_t id[16];
     if (aq_uuid_parse (json_string_value (json_object_get (team, "id")), id) != 0)
         return BK_ESTORE;
-    return s_save (store, BK_DB_TEAMS, id, 16, team);
+    return bk_store_put_record (store, BK_DB_TEAMS, id, 16, team);
 }
 
 char *bk_keys_new_secret (void) {
@@ -71,7 +55,7 @@ json_t *bk_keys_team_create (bk_store_t *store, const char *name, int64_t now) {
     json_t *team = json_pack ("{s:s, s:s, s:I, s:s}", "id", aq_uuid_format (id, text), "name", name,
                               "createdAt", (json_int_t) now, "signingSecret", whsec);
     free (whsec);
-    if (s_save (store, BK_DB_TEAMS, id, 16, team) != 0 ||
+    if (bk_store_put_record (store, BK_DB_TEAMS, id, 16, team) != 0 ||
         bk_store_put (store, BK_DB_TEAM_NAMES, name, len, id, 16) != 0) {
         json_decref (team);
         return NULL;
@@ -132,7 +116,7 @@ json_t *bk_keys_create (bk_store_t *store, const char *team_name, const char *sc
                    scope, "createdAt", (json_int_t) now, "revoked", 0, "hash", hash);
     json_decref (team);
     json_t *out = NULL;
-    if (s_save (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0) {
+    if (bk_store_put_record (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0) {
         out = s_key_public (record);
         json_object_set_new (out, "secret", json_string (key));
     }
@@ -162,13 +146,14 @@ json_t *bk_keys_revoke (bk_store_t *store, json_t *cache, const char *id, int64_
         return NULL;
     if (cache)
         json_object_del (cache, id);
-    json_t *record = s_load (store, BK_DB_KEYS, id, S_ID_HEX);
+    json_t *record = bk_store_get_record (store, BK_DB_KEYS, id, S_ID_HEX);
     if (!record)
         return NULL;
     json_object_set_new (record, "revoked", json_true ());
     json_object_set_new (record, "revokedAt", json_integer (now));
-    json_t *out =
-        s_save (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0 ? s_key_public (record) : NULL;
+    json_t *out = bk_store_put_record (store, BK_DB_KEYS, id, S_ID_HEX, record) == 0
+                      ? s_key_public (record)
+                      : NULL;
     json_decref (record);
     return out;
 }
@@ -183,7 +168,7 @@ int bk_keys_check (bk_store_t *store, json_t *cache, const char *key, uint8_t te
     id[S_ID_HEX] = '\0';
     json_t *record = json_incref (json_object_get (cache, id));
     if (!record) {
-        record = s_load (store, BK_DB_KEYS, id, S_ID_HEX);
+        record = bk_store_get_record (store, BK_DB_KEYS, id, S_ID_HEX);
         if (!record)
             return -1;
         if (cache && json_object_size (cache) < 100000)

@@ -1,6 +1,5 @@
 /*  schedules.c - scheduled tasks and their runs in the store, with indexes */
 #include "schedules.h"
-#include "aq_proto.h"
 #include "aq_uuid.h"
 #include "task.h"
 
@@ -19,25 +18,8 @@ int bk_schedules_ids (const json_t *record, uint8_t id[16], uint8_t team[16]) {
     return 0;
 }
 
-static json_t *s_get (bk_store_t *store, bk_db_t db, const uint8_t id[16]) {
-    bk_val_t val;
-    if (bk_store_get (store, db, id, 16, &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
-}
-
-static int s_put (bk_store_t *store, bk_db_t db, const uint8_t id[16], const json_t *record) {
-    size_t size;
-    uint8_t *data = aq_proto_pack (record, &size);
-    if (!data)
-        return BK_ESTORE;
-    int rc = bk_store_put (store, db, id, 16, data, size);
-    free (data);
-    return rc;
-}
-
 json_t *bk_schedules_get (bk_store_t *store, const uint8_t id[16]) {
-    return s_get (store, BK_DB_SCHEDULES, id);
+    return bk_store_get_record (store, BK_DB_SCHEDULES, id, 16);
 }
 
 //  The event-name index key of a record, or 0 when it has none (not an
@@ -62,7 +44,7 @@ int bk_schedules_save (bk_store_t *store, const json_t *record, const json_t *ol
     uint8_t id[16], team[16];
     if (bk_schedules_ids (record, id, team) != 0)
         return BK_ESTORE;
-    int rc = s_put (store, BK_DB_SCHEDULES, id, record);
+    int rc = bk_store_put_record (store, BK_DB_SCHEDULES, id, 16, record);
     if (rc == 0 && !old) {
         uint8_t key[32];
         memcpy (key, team, 16);
@@ -114,7 +96,7 @@ static json_t *s_page (bk_store_t *store, bk_db_t index, const uint8_t *prefix, 
             (*total)++;
             continue;
         }
-        json_t *record = s_get (store, db, id);
+        json_t *record = bk_store_get_record (store, db, id, 16);
         if (record && (!keep || keep (record, arg))) {
             if ((int64_t) *total >= offset && (int) json_array_size (page) < limit)
                 json_array_append (page, record);
@@ -172,7 +154,7 @@ json_t *bk_schedules_by_event (bk_store_t *store, const uint8_t team[16], const 
 //  Runs
 
 json_t *bk_runs_get (bk_store_t *store, const uint8_t id[16]) {
-    return s_get (store, BK_DB_RUNS, id);
+    return bk_store_get_record (store, BK_DB_RUNS, id, 16);
 }
 
 //  Drops the schedule's oldest runs beyond BK_RUNS_KEPT.
@@ -208,7 +190,7 @@ int bk_runs_save (bk_store_t *store, const json_t *run, bool is_new) {
     if (aq_uuid_parse (json_string_value (json_object_get (run, "id")), id) != 0 ||
         aq_uuid_parse (json_string_value (json_object_get (run, "task_id")), schedule) != 0)
         return BK_ESTORE;
-    int rc = s_put (store, BK_DB_RUNS, id, run);
+    int rc = bk_store_put_record (store, BK_DB_RUNS, id, 16, run);
     if (rc == 0 && is_new) {
         uint8_t key[32];
         memcpy (key, schedule, 16);
@@ -257,10 +239,7 @@ int bk_runkeys_set_dedupe (bk_store_t *store, const uint8_t team[16], const char
 
 json_t *bk_runkeys_concurrency (bk_store_t *store, const uint8_t team[16], const char *key) {
     uint8_t k[17 + S_NAME_MAX];
-    bk_val_t val;
-    if (bk_store_get (store, BK_DB_RUN_KEYS, k, s_runkey (k, team, 'c', key), &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
+    return bk_store_get_record (store, BK_DB_RUN_KEYS, k, s_runkey (k, team, 'c', key));
 }
 
 int bk_runkeys_set_concurrency (bk_store_t *store, const uint8_t team[16], const char *key,
@@ -269,13 +248,7 @@ int bk_runkeys_set_concurrency (bk_store_t *store, const uint8_t team[16], const
     size_t k_size = s_runkey (k, team, 'c', key);
     if (!record)
         return bk_store_del (store, BK_DB_RUN_KEYS, k, k_size);
-    size_t size;
-    uint8_t *data = aq_proto_pack (record, &size);
-    if (!data)
-        return BK_ESTORE;
-    int rc = bk_store_put (store, BK_DB_RUN_KEYS, k, k_size, data, size);
-    free (data);
-    return rc;
+    return bk_store_put_record (store, BK_DB_RUN_KEYS, k, k_size, record);
 }
 
 //  --------------------------------------------------------------------------

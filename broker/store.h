@@ -8,6 +8,7 @@
 #ifndef BK_STORE_H
 #define BK_STORE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,6 +79,13 @@ int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
                   size_t size);
 //  0 (deleted or absent) or an error.
 int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
+
+//  A JSON record stored as msgpack (aq_proto_pack): the record under key,
+//  or NULL when absent or unreadable (new reference); and its write, 0 or
+//  an error.
+json_t *bk_store_get_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
+int bk_store_put_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
+                         const json_t *record);
 
 //  uint64 counter stored little-endian under key, plus delta (floored at 0).
 //  Changes stay in memory until commit, so many changes to one counter in a

@@ -31,10 +31,7 @@ uint64_t bk_tasks_seq (const json_t *task) {
 }
 
 json_t *bk_tasks_get (bk_store_t *store, const uint8_t id[16]) {
-    bk_val_t val;
-    if (bk_store_get (store, BK_DB_TASKS, id, 16, &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
+    return bk_store_get_record (store, BK_DB_TASKS, id, 16);
 }
 
 static int s_count (bk_store_t *store, const uint8_t team[16], int status, int delta) {
@@ -58,12 +55,7 @@ int bk_tasks_save (bk_store_t *store, const json_t *task, int old_status) {
         return BK_ESTORE;
     int status = bk_task_status (task);
     uint64_t seq = bk_tasks_seq (task);
-    size_t size;
-    uint8_t *data = aq_proto_pack (task, &size);
-    if (!data)
-        return BK_ESTORE;
-    int rc = bk_store_put (store, BK_DB_TASKS, id, 16, data, size);
-    free (data);
+    int rc = bk_store_put_record (store, BK_DB_TASKS, id, 16, task);
     uint8_t key[25];
     if (rc == 0 && old_status == 0) {
         memcpy (key, team, 16);
@@ -166,11 +158,7 @@ int bk_tasks_add_attempt (bk_store_t *store, const uint8_t id[16], int n, const 
     uint8_t key[18];
     memcpy (key, id, 16);
     key[16] = (uint8_t) (n >> 8), key[17] = (uint8_t) n;
-    size_t size;
-    uint8_t *data = aq_proto_pack (attempt, &size);
-    int rc = data ? bk_store_put (store, BK_DB_ATTEMPTS, key, 18, data, size) : BK_ESTORE;
-    free (data);
-    return rc;
+    return bk_store_put_record (store, BK_DB_ATTEMPTS, key, 18, attempt);
 }
 
 json_t *bk_tasks_attempts (bk_store_t *store, const uint8_t id[16]) {

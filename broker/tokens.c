@@ -32,10 +32,7 @@ static json_t *s_load (bk_store_t *store, const uint8_t team[16], const char *id
     if (!bk_tokens_is_id (id))
         return NULL;
     uint8_t key[16 + S_ID_SIZE];
-    bk_val_t val;
-    if (bk_store_get (store, BK_DB_TOKENS, key, s_key (key, team, id), &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
+    return bk_store_get_record (store, BK_DB_TOKENS, key, s_key (key, team, id));
 }
 
 static json_t *s_public (const json_t *record) {
@@ -94,12 +91,8 @@ json_t *bk_tokens_create (bk_store_t *store, const aq_plugin_vault_t *vault, con
     json_t *record = json_pack ("{s:s, s:O, s:I, s:s}", "id", id, "name", name, "createdAt",
                                 (json_int_t) now, "sealed", b64);
     free (b64);
-    size_t size;
-    uint8_t *data = aq_proto_pack (record, &size);
     uint8_t key[16 + S_ID_SIZE];
-    int rc = data ? bk_store_put (store, BK_DB_TOKENS, key, s_key (key, team, id), data, size)
-                  : BK_ESTORE;
-    free (data);
+    int rc = bk_store_put_record (store, BK_DB_TOKENS, key, s_key (key, team, id), record);
     json_t *out = rc == 0 ? s_public (record) : NULL;
     json_decref (record);
     return out;

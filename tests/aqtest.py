@@ -33,6 +33,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import uuid
 
 import msgpack
 import requests
@@ -107,6 +108,14 @@ def parse_iso(text):
     """Epoch ms of an ISO 8601 timestamp such as 2024-01-15T10:30:00.000Z."""
     dt = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
     return dt.timestamp() * 1000.0
+
+
+def is_uuid(text):
+    """True for a UUID in its canonical lower-case text form."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def wait_until(fn, timeout, what, interval=0.02):

@@ -177,13 +177,6 @@ def s_delayed(api, **extra):
     return api.create(**task)
 
 
-def s_uuid(text):
-    try:
-        return str(uuid.UUID(text)) == text
-    except (ValueError, TypeError, AttributeError):
-        return False
-
-
 # ---------------------------------------------------------------------------
 # Validation (seed 000, SPEC 3)
 
@@ -302,7 +295,7 @@ def test_create_defaults_in_201_body():
                 'priority': 5, 'status': 'pending', 'targetUrl': target.url('/sleep/400/defaults')}
     for name, value in expected.items():
         assert task.get(name) == value, '%s is %r, expected %r: %s' % (name, task.get(name), value, task)
-    assert s_uuid(task['id']) and s_uuid(task['teamId']), task
+    assert aqtest.is_uuid(task['id']) and aqtest.is_uuid(task['teamId']), task
     assert ISO_MS.match(task['createdAt']), task['createdAt']
     assert before - 1000 <= parse_iso(task['createdAt']) <= after + 1000, task['createdAt']
     unset = {'body', 'delayUntil', 'onCompleteUrl', 'provider', 'pollConfig', 'result', 'error',

@@ -179,13 +179,6 @@ def s_ms(text):
     return None if text is None else int(round(parse_iso(text)))
 
 
-def s_uuid(text):
-    try:
-        return str(uuid.UUID(text)) == text
-    except (ValueError, TypeError, AttributeError):
-        return False
-
-
 def s_sleep_until(ms):
     delay = (ms - now_ms()) / 1000.0
     if delay > 0:
@@ -279,7 +272,7 @@ def test_schedule_create_defaults_in_201_body():
     wrong = {k: task[k] for k, v in expected.items() if task[k] != v or type(task[k]) != type(v)}
     assert not wrong, 'not the defaults: %s (expected %s)' % (
         wrong, {k: expected[k] for k in wrong})
-    assert s_uuid(task['id']) and s_uuid(task['team_id']), task
+    assert aqtest.is_uuid(task['id']) and aqtest.is_uuid(task['team_id']), task
     assert [s['targetUrl'] for s in task['payload']['steps']] == [NEVER], task['payload']
     for name in ('created_at', 'updated_at', 'next_run_at'):
         assert ISO_MS.match(task[name] or ''), '%s: %r' % (name, task[name])
@@ -896,7 +889,7 @@ def test_schedule_run_now_on_paused_and_cancel_is_final():
     assert reply.status == 201 and list(reply.json) == ['run'], reply
     run = reply.json['run']
     assert run['trigger'] == 'run_now' and run['task_id'] == paused['id'], run
-    assert run['scheduled_at'] is None and s_uuid(run['id']), run
+    assert run['scheduled_at'] is None and aqtest.is_uuid(run['id']), run
     assert run['status'] in ('pending', 'running', 'completed'), run
     runs = api.wait_runs(paused['id'], s_done(1), 5, 'the run_now run on a paused task')
     assert [r['id'] for r in runs] == [run['id']] and runs[0]['status'] == 'completed', runs
