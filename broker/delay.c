@@ -66,11 +66,8 @@ int bk_delay_pop (bk_store_t *store, int64_t now, int64_t *due, int *kind, uint8
 }
 
 void bk_delay_test (bool verbose) {
-    char dir[] = "/tmp/aq-delay-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     uint8_t a[16] = {1}, b[16] = {2}, c[16] = {3}, id[16];
     int64_t due;
     int kind;
@@ -85,11 +82,7 @@ void bk_delay_test (bool verbose) {
     assert (bk_delay_remove (store, 2000, BK_DELAY_TASK, c) == 0);
     assert (bk_delay_pop (store, 5000, &due, &kind, id) == 0 && id[0] == 1 && due == 3000);
     assert (bk_delay_pop (store, 5000, &due, &kind, id) == BK_NOTFOUND);
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("bk_delay: ok\n");
 }

@@ -189,12 +189,9 @@ int bk_keys_check (bk_store_t *store, json_t *cache, const char *key, uint8_t te
 }
 
 void bk_keys_test (bool verbose) {
-    char dir[] = "/tmp/aq-keys-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     json_t *cache = json_object ();
-    assert (bk_store_begin (store, true) == 0);
     json_t *full = bk_keys_create (store, "acme", NULL, 1);
     json_t *read = bk_keys_create (store, "acme", "read", 2);
     json_t *other = bk_keys_create (store, "globex", "full", 3);
@@ -236,14 +233,10 @@ void bk_keys_test (bool verbose) {
     json_decref (revoked);
     assert (bk_keys_check (store, NULL, "garbage", team, &read_only) == -1);
     json_decref (cache);
-    bk_store_abort (store);
     json_decref (full);
     json_decref (read);
     json_decref (other);
-    bk_store_destroy (&store);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("bk_keys: ok\n");
 }

@@ -81,12 +81,9 @@ int bk_queue_pop (bk_queue_t *self, uint8_t id[16]) {
 //  --------------------------------------------------------------------------
 
 void bk_queue_test (bool verbose) {
-    char dir[] = "/tmp/aq-queue-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     bk_queue_t *queue = bk_queue_new (store);
-    assert (bk_store_begin (store, true) == 0);
     uint8_t a[16] = {1}, b[16] = {2}, c[16] = {3}, id[16];
     //  team a: 5 tasks, team b: 2, team c: 1, all priority 5; one priority 9
     uint64_t seq = 0;
@@ -116,12 +113,8 @@ void bk_queue_test (bool verbose) {
     assert (bk_queue_push (queue, 3, c, 77, x) == 0);
     assert (bk_queue_remove (queue, 3, c, 77) == 0);
     assert (bk_queue_pop (queue, id) == BK_NOTFOUND);
-    bk_store_abort (store);
     bk_queue_destroy (&queue);
-    bk_store_destroy (&store);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("bk_queue: ok\n");
 }

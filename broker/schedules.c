@@ -277,12 +277,8 @@ static json_t *s_schedule (const uint8_t id[16], const uint8_t team[16], const c
 void bk_schedules_test (bool verbose) {
     if (verbose)
         printf (" * bk_schedules: ");
-    char dir[] = "/tmp/bk_schedules_XXXXXX";
-    assert (mkdtemp (dir));
-    char err[256];
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     uint8_t team[16], other[16], ids[5][16];
     aq_uuid_new (team);
     aq_uuid_new (other);
@@ -367,11 +363,7 @@ void bk_schedules_test (bool verbose) {
     json_decref (record);
     for (int i = 0; i < 5; i++)
         json_decref (records[i]);
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-    char cmd[300];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("OK\n");
 }

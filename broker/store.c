@@ -422,6 +422,24 @@ void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) {
 
 //  --------------------------------------------------------------------------
 
+bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]) {
+    char err[256];
+    snprintf (dir, BK_STORE_TEST_DIR, "/tmp/aq-store-test-XXXXXX");
+    assert (mkdtemp (dir));
+    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
+    assert (store);
+    assert (bk_store_begin (store, true) == 0);
+    return store;
+}
+
+void bk_store_test_destroy (bk_store_t **self_p, const char *dir) {
+    bk_store_abort (*self_p);
+    bk_store_destroy (self_p);
+    char cmd[BK_STORE_TEST_DIR + 16];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert (system (cmd) == 0);
+}
+
 static int s_disk_full (void) {
     return ENOSPC;
 }

@@ -116,6 +116,13 @@ void bk_store_release_pages (bk_store_t *self);
 //  Clears reader slots of dead processes; returns how many.
 int bk_store_reader_check (bk_store_t *self);
 
+//  Selftests: a fresh store (nosync, 1 MiB map) in a new directory under
+//  /tmp, its path in dir, with a write transaction begun; and its end:
+//  abort, close, remove the directory.
+#define BK_STORE_TEST_DIR 64
+bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]);
+void bk_store_test_destroy (bk_store_t **self_p, const char *dir);
+
 //  Fault seam: replaces the commit (tests simulate a full disk). NULL restores.
 void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void));
 

@@ -192,11 +192,8 @@ static int s_collect (void *arg, const uint8_t id[16]) {
 }
 
 void bk_tasks_test (bool verbose) {
-    char dir[] = "/tmp/aq-tasks-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     uint8_t team[16], other[16], id[16];
     char text[AQ_UUID_TEXT], team_text[AQ_UUID_TEXT];
     aq_uuid_new (team);
@@ -263,11 +260,7 @@ void bk_tasks_test (bool verbose) {
     aq_uuid_new (id);
     assert (bk_tasks_get (store, id) == NULL);
 
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("bk_tasks: ok\n");
 }
