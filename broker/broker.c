@@ -43,7 +43,6 @@
 #define S_TURN_BYTES       (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
 #define S_IDEM_TTL         (24 * 3600000LL)
 #define S_MAX_WAIT_S       25
-#define S_REPLY_FAILED     "Storage unavailable, try again"
 #define S_NOTIFY_TRIES     4    //  onCompleteUrl deliveries: the first and 3 retries
 #define S_POLL_RETRY_MAX_S 3600 //  longest Retry-After a throttled status poll waits
 
@@ -428,7 +427,7 @@ static void s_answer_saved (bk_broker_t *self, bk_req_t *req, json_t *task, int 
     if (rc == 0)
         bk_broker_answer (self, req, AQ_OK, s_task_body (task), NULL);
     else
-        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
     json_decref (task);
 }
 
@@ -534,7 +533,7 @@ static void s_task_create (bk_broker_t *self, bk_req_t *req, int cmd) {
     if (rc == 0)
         bk_broker_answer (self, req, AQ_CREATED, s_task_body (task), NULL);
     else
-        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
     json_decref (task);
 }
 
@@ -781,7 +780,7 @@ static void s_admin_command (bk_broker_t *self, bk_req_t *req, int cmd) {
                                             burst ? json_number_value (burst) : 0.0));
         }
         if (bk_keys_team_save (self->store, record) != 0) {
-            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
             json_decref (record);
             return;
         }
@@ -891,7 +890,7 @@ static void s_tokens (bk_broker_t *self, bk_req_t *req, int cmd) {
         else if (error)
             bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, error);
         else
-            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
     } else if (cmd == AQ_CMD_TOKEN_LIST)
         s_answer_records (self, req, AQ_OK, "tokens", bk_tokens_list (self->store, req->team));
     else if ((result = bk_tokens_delete (self->store, req->team, aq_field_str (req->body, "id"))))
@@ -1891,7 +1890,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             bk_out_t *out = &self->out[i];
             if (commit != 0 && out->cmd == AQ_CMD_REPLY) {
                 json_object_set_new (out->body, "status", json_integer (AQ_UNAVAILABLE));
-                json_object_set_new (out->body, "error", json_string (S_REPLY_FAILED));
+                json_object_set_new (out->body, "error", json_string (BK_REPLY_FAILED));
                 json_object_del (out->body, "body");
             }
             if (!(commit != 0 && out->cmd == AQ_CMD_EVENT) && s_send_out (self, out) != 0)

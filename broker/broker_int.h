@@ -22,7 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BK_LATENCY_BUCKETS 12 //  attempt latency histogram buckets
+#define BK_LATENCY_BUCKETS 12                               //  attempt latency histogram buckets
+#define BK_REPLY_FAILED    "Storage unavailable, try again" //  a 503 the store caused
 
 typedef struct {
     void *socket;     //  where to send

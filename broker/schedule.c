@@ -54,17 +54,24 @@ static int s_parse_once (const char *expr, const bk_zone_t *zone, int64_t *ms) {
     return 0;
 }
 
+static int s_kind (const char *kind) {
+    for (int i = 0; kind && s_kinds[i]; i++)
+        if (strcmp (kind, s_kinds[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool bk_schedule_kind_known (const char *kind) {
+    return s_kind (kind) >= 0;
+}
+
 //  Parses a schedule; returns 0, or -1 with the API error in errbuf
 static int s_parse (const char *kind, const char *expr, const char *timezone, int64_t anchor_ms,
                     s_parsed_t *self, char *errbuf) {
     memset (self, 0, sizeof *self);
-    self->kind = -1;
-    for (int i = 0; kind && s_kinds[i]; i++)
-        if (strcmp (kind, s_kinds[i]) == 0)
-            self->kind = i;
+    self->kind = s_kind (kind);
     if (self->kind < 0) {
-        snprintf (errbuf, BK_SCHEDULE_ERRLEN,
-                  "schedule_kind must be one of: cron, rrule, once, event");
+        snprintf (errbuf, BK_SCHEDULE_ERRLEN, BK_SCHEDULE_KINDS_ERROR);
         return -1;
     }
     bool blank = !expr || expr[strspn (expr, " \t\r\n")] == '\0';

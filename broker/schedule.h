@@ -33,6 +33,11 @@
 #define BK_SCHEDULE_PREVIEW_MAX 1000 //  most fire times a preview lists
 #define BK_SCHEDULE_EVENT_MAX   200  //  longest event name
 
+#define BK_SCHEDULE_KINDS_ERROR "schedule_kind must be one of: cron, rrule, once, event"
+
+//  True when kind is one of cron, rrule, once, event.
+bool bk_schedule_kind_known (const char *kind);
+
 //  Checks a schedule as POST /tasks gives it. Returns 0, or -1 with the
 //  API error in errbuf (BK_SCHEDULE_ERRLEN bytes), one of:
 //  "schedule_kind must be one of: cron, rrule, once, event",

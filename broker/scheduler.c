@@ -13,10 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_REPLY_FAILED "Storage unavailable, try again"
 #define S_PREVIEW_DFLT 5
-
-static const char *s_kinds[] = {"cron", "rrule", "once", "event", NULL};
 
 //  --------------------------------------------------------------------------
 //  Helpers
@@ -61,7 +58,7 @@ static void s_answer_task (bk_broker_t *self, bk_req_t *req, int status, const j
         bk_broker_answer (self, req, status,
                           json_pack ("{s:o}", "task", bk_schedules_public (record)), NULL);
     else
-        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
 }
 
 //  409 for an action on a canceled schedule; true when answered.
@@ -481,12 +478,8 @@ static void s_list (bk_broker_t *self, bk_req_t *req) {
                           "status must be one of: active, paused, canceled");
         return;
     }
-    bool known = !kind;
-    for (int i = 0; kind && s_kinds[i]; i++)
-        known = known || strcmp (kind, s_kinds[i]) == 0;
-    if (!known) {
-        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
-                          "schedule_kind must be one of: cron, rrule, once, event");
+    if (kind && !bk_schedule_kind_known (kind)) {
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, BK_SCHEDULE_KINDS_ERROR);
         return;
     }
     if (created_by && aq_uuid_parse (created_by, uuid) != 0) {
@@ -547,7 +540,7 @@ static void s_action (bk_broker_t *self, bk_req_t *req, json_t *old, int cmd) {
             bk_broker_answer (self, req, AQ_CREATED,
                               json_pack ("{s:o}", "run", bk_schedules_public (run)), NULL);
         else
-            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+            bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
         json_decref (run);
         json_decref (record);
         return;
@@ -703,7 +696,7 @@ static void s_event (bk_broker_t *self, bk_req_t *req) {
                           NULL);
     else {
         json_decref (runs);
-        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, S_REPLY_FAILED);
+        bk_broker_answer (self, req, AQ_UNAVAILABLE, NULL, BK_REPLY_FAILED);
     }
     json_decref (fired);
 }
