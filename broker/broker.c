@@ -1786,6 +1786,9 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         aq_log (AQ_LOG_ERROR, "broker", "%s", err);
         goto out;
     }
+    if (bk_store_replayed (self->store))
+        aq_log (AQ_LOG_INFO, "broker", "replayed %llu commits from the redo log",
+                (unsigned long long) bk_store_replayed (self->store));
     if (s_admin_token (self, cfg->data_dir) != 0)
         goto out;
     self->queue = bk_queue_new (self->store);
@@ -1823,7 +1826,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->mono = aq_time_mono_ms ();
     if (bk_store_begin (self->store, false) != 0)
         goto out;
-    self->seq = s_last_seq (self->store);
+    self->seq = self->stored_seq = s_last_seq (self->store);
     self->next_due = 0;
     s_recover (self);
     bk_store_abort (self->store);
@@ -1878,13 +1881,16 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         s_expire (self);
         s_dispatch (self);
         s_heartbeat (self);
-        bk_store_put (self->store, BK_DB_META, "seq", 3, &self->seq, 8);
+        if (self->seq != self->stored_seq &&
+            bk_store_put (self->store, BK_DB_META, "seq", 3, &self->seq, 8) == 0)
+            self->stored_seq = self->seq;
         int commit = bk_store_commit (self->store);
         if (commit != 0) {
             aq_log (AQ_LOG_ERROR, "broker", "commit failed (%s): %zu messages answered 503",
                     commit == BK_EFULL ? "disk or map full" : "storage error", self->nout);
             self->recover = true; //  memory may be ahead of the store
             self->next_due = 0;
+            self->stored_seq = 0; //  the turn's seq is not stored either
         }
         for (size_t i = 0; i < self->nout; i++) {
             bk_out_t *out = &self->out[i];

@@ -52,6 +52,7 @@ struct _bk_broker_t {
     bk_out_t *out;                  //  sends waiting for the commit
     size_t nout, capout;            //  count, capacity
     uint64_t seq;                   //  last creation sequence used
+    uint64_t stored_seq;            //  the one in the store's meta
     int64_t next_due;               //  earliest delay-queue time (wall ms), INT64_MAX if none
     char admin[65];                 //  admin token
     int64_t now;                    //  wall ms of this turn

@@ -39,7 +39,7 @@ static const char *s_usage =
     "  --plugins DIR          plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                         build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
-    "  --nosync               relaxed durability: do not fsync each commit (a power\n"
+    "  --nosync               relaxed durability: no redo log, no fsync (a power\n"
     "                         loss may lose the last acknowledged tasks)\n"
     "  --config FILE          read options from FILE ('option value' per line)\n"
     "  -v, --verbose          log every malformed message\n"

@@ -1,12 +1,22 @@
 /*  store.c - the broker's LMDB environment: named tables, one transaction
 
-    The only file that includes <lmdb.h>. Full sync is the default; the map
-    grows before a write transaction until BK_STORE_HEADROOM (or a quarter)
-    is free, and doubles again after a MDB_MAP_FULL, so a large backlog never
-    fails for lack of map space; only a full disk does.
+    The only file that includes <lmdb.h>. Full sync is the default: a commit
+    is on disk when it returns. It gets there through the redo log (redo.h):
+    the LMDB write transaction stays open across commits, each commit appends
+    its changes (puts and deletes, recorded as they are made) to the log and
+    syncs it, and a checkpoint - a synced LMDB commit - every S_CHECKPOINT_MS
+    or S_CHECKPOINT_BYTES of log lets the log start over. An abort, or a
+    failure, drops the LMDB transaction; the next begin replays the log into
+    a fresh one, as opening the store does after a crash. With nosync there
+    is no log and each commit is an LMDB commit without fsync.
+
+    The map grows before a write transaction until BK_STORE_HEADROOM (or a
+    quarter) is free, and doubles again after a MDB_MAP_FULL, so a large
+    backlog never fails for lack of map space; only a full disk does.
 */
 #include "store.h"
 #include "aq_proto.h"
+#include "redo.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -15,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *s_db_names[BK_DB_COUNT] = {
@@ -27,6 +40,10 @@ static const char *s_db_names[BK_DB_COUNT] = {
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction
 
+#define S_CHECKPOINT_MS    50         //  longest run of commits between checkpoints
+#define S_CHECKPOINT_BYTES (1u << 20) //  and most log bytes
+#define S_OP_HEADER        8          //  a logged change: op, table, key and value sizes
+
 typedef struct {
     bk_db_t db;               //  table of the counter
     uint8_t key[S_DELTA_KEY]; //  its key
@@ -37,9 +54,22 @@ typedef struct {
 struct _bk_store_t {
     MDB_env *env;              //  the environment
     MDB_dbi dbi[BK_DB_COUNT];  //  open tables
-    MDB_txn *txn;              //  the current transaction, or NULL
-    bool write;                //  is txn a write transaction
+    MDB_txn *txn;              //  the LMDB transaction, or NULL
+    bool held;                 //  txn is the write transaction kept across commits
+    bool turn;                 //  begun and not yet committed or aborted
+    bool write;                //  the turn may write
+    int failed;                //  a change of this turn failed (its code), 0
     bool grow;                 //  grow the map before the next write
+    bk_redo_t *redo;           //  the redo log, NULL with nosync
+    uint8_t *ops;              //  this turn's changes, as a log record
+    size_t nops;               //  bytes used
+    size_t ops_size;           //  bytes allocated
+    uint64_t logged;           //  sequence number of the log's last record
+    uint64_t checkpointed;     //  the last one in LMDB (meta "redo")
+    int64_t checkpoint_ms;     //  monotonic time of the last checkpoint
+    uint64_t replayed;         //  records replayed when opened
+    int64_t checkpoint_every;  //  ms between checkpoints
+    size_t checkpoint_bytes;   //  log bytes between checkpoints
     int (*commit_hook) (void); //  fault seam, NULL in production
     uintptr_t map_start;       //  the map's address range, once found
     uintptr_t map_end;         //  (see bk_store_release_pages)
@@ -49,6 +79,8 @@ struct _bk_store_t {
 
 struct _bk_cursor_t {
     MDB_cursor *cursor; //  owned, inside the store's transaction
+    bk_store_t *store;  //  its store (bk_cursor_del logs the key)
+    bk_db_t db;         //  its table
 };
 
 static int s_code (int rc) {
@@ -79,10 +111,131 @@ static int s_grow (bk_store_t *self, bool force) {
     return mdb_env_set_mapsize (self->env, size) == 0 ? 0 : BK_ESTORE;
 }
 
+static int64_t s_now_ms (void) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Drops the LMDB transaction: the store is back at its last checkpoint
+//  (the next write begin replays the log).
+static void s_drop (bk_store_t *self) {
+    if (self->txn)
+        mdb_txn_abort (self->txn);
+    self->txn = NULL;
+    self->held = false;
+}
+
+//  Applies one log record (a turn's changes) to the LMDB transaction.
+static int s_apply (void *arg, const uint8_t *data, size_t size) {
+    bk_store_t *self = arg;
+    size_t at = 0;
+    while (at + S_OP_HEADER <= size) {
+        uint16_t key_size;
+        uint32_t value_size;
+        memcpy (&key_size, data + at + 2, 2);
+        memcpy (&value_size, data + at + 4, 4);
+        uint8_t op = data[at], db = data[at + 1];
+        if (db >= BK_DB_COUNT || at + S_OP_HEADER + key_size + value_size > size)
+            return BK_ESTORE;
+        MDB_val k = {key_size, (void *) (data + at + S_OP_HEADER)};
+        MDB_val v = {value_size, (void *) (data + at + S_OP_HEADER + key_size)};
+        int rc = op == 'P'   ? mdb_put (self->txn, self->dbi[db], &k, &v, 0)
+                 : op == 'D' ? mdb_del (self->txn, self->dbi[db], &k, NULL)
+                             : EINVAL;
+        if (rc == MDB_MAP_FULL)
+            self->grow = true;
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return s_code (rc);
+        at += S_OP_HEADER + key_size + value_size;
+    }
+    return at == size ? 0 : BK_ESTORE;
+}
+
+//  Begins the LMDB write transaction and replays the log records it lacks.
+static int s_begin_write (bk_store_t *self) {
+    s_grow (self, self->grow);
+    int rc = mdb_txn_begin (self->env, NULL, 0, &self->txn);
+    if (rc != 0) {
+        self->txn = NULL;
+        return s_code (rc);
+    }
+    self->held = self->redo != NULL;
+    if (self->logged > self->checkpointed) {
+        uint64_t last;
+        rc = bk_redo_replay (self->redo, self->checkpointed, s_apply, self, &last);
+        if (rc == 0 && last != self->logged)
+            rc = BK_ESTORE; //  the log lost records it had synced
+        if (rc != 0) {
+            s_drop (self);
+            return rc < 0 && rc != BK_EFULL ? BK_ESTORE : rc;
+        }
+    }
+    return 0;
+}
+
+//  Commits the LMDB transaction with a full sync, recording how much of the
+//  log it holds; the log then starts over. On failure the transaction is
+//  gone and the log keeps everything: the next begin replays it.
+static int s_checkpoint (bk_store_t *self) {
+    MDB_val key = {4, "redo"}, val = {sizeof self->logged, &self->logged};
+    int rc = mdb_put (self->txn, self->dbi[BK_DB_META], &key, &val, 0);
+    if (rc == 0)
+        rc = mdb_txn_commit (self->txn);
+    else
+        mdb_txn_abort (self->txn);
+    self->txn = NULL;
+    self->held = false;
+    if (rc == MDB_MAP_FULL)
+        self->grow = true;
+    if (rc != 0)
+        return s_code (rc);
+    self->checkpointed = self->logged;
+    self->checkpoint_ms = s_now_ms ();
+    bk_redo_reset (self->redo);
+    return 0;
+}
+
+//  Opens the redo log and brings LMDB up to its last record.
+static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err_size) {
+    char path[4200];
+    snprintf (path, sizeof path, "%s/redo.log", dir);
+    self->redo = bk_redo_open (path, err, err_size);
+    if (!self->redo)
+        return -1;
+    MDB_txn *txn;
+    MDB_val key = {4, "redo"}, val;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && mdb_get (txn, self->dbi[BK_DB_META], &key, &val) == 0 &&
+        val.mv_size == sizeof self->checkpointed)
+        memcpy (&self->checkpointed, val.mv_data, sizeof self->checkpointed);
+    if (rc == 0)
+        mdb_txn_abort (txn);
+    self->logged = self->checkpointed;
+    self->checkpoint_ms = s_now_ms ();
+    uint64_t last = self->checkpointed;
+    int replay = -2;
+    if (rc == 0 && (rc = s_begin_write (self)) == 0)
+        replay = bk_redo_replay (self->redo, self->checkpointed, s_apply, self, &last);
+    if (replay == 0 && last > self->checkpointed) {
+        self->replayed = last - self->checkpointed;
+        self->logged = last;
+        rc = s_checkpoint (self);
+    }
+    s_drop (self);
+    bk_redo_reset (self->redo);
+    if (rc != 0 || replay != 0)
+        snprintf (err, err_size, "cannot replay redo log '%s': %s", path,
+                  replay == -1 ? "its records do not follow the store's last checkpoint"
+                               : "storage error");
+    return rc == 0 && replay == 0 ? 0 : -1;
+}
+
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
                            size_t err_size) {
     bk_store_t *self = calloc (1, sizeof *self);
     assert (self);
+    bk_store_set_checkpoint (self, S_CHECKPOINT_MS, S_CHECKPOINT_BYTES);
     int rc = mkdir (dir, 0700);
     if (rc != 0 && errno != EEXIST) {
         snprintf (err, err_size, "cannot create data directory '%s': %s", dir, strerror (errno));
@@ -134,7 +287,8 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
     if (rc != 0) {
         snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
         bk_store_destroy (&self);
-    }
+    } else if (!nosync && s_open_redo (self, dir, err, err_size) != 0)
+        bk_store_destroy (&self);
     return self;
 }
 
@@ -143,29 +297,38 @@ void bk_store_destroy (bk_store_t **self_p) {
     bk_store_t *self = *self_p;
     if (!self)
         return;
-    if (self->txn)
-        mdb_txn_abort (self->txn);
+    if (self->held && !self->turn)
+        s_checkpoint (self); //  a clean stop leaves nothing to replay
+    s_drop (self);
     if (self->env)
         mdb_env_close (self->env);
+    bk_redo_destroy (&self->redo);
     free (self->deltas);
+    free (self->ops);
     free (self);
     *self_p = NULL;
 }
 
 int bk_store_begin (bk_store_t *self, bool write) {
-    assert (!self->txn);
-    if (write)
-        s_grow (self, self->grow);
-    int rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &self->txn);
-    if (rc == MDB_MAP_RESIZED) { //  another process grew the map
-        mdb_env_set_mapsize (self->env, 0);
-        rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &self->txn);
+    assert (!self->turn);
+    int rc = 0;
+    if (!self->txn && (write || self->logged > self->checkpointed))
+        rc = s_begin_write (self);
+    else if (!self->txn) {
+        rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->txn);
+        if (rc == MDB_MAP_RESIZED) { //  another process grew the map
+            mdb_env_set_mapsize (self->env, 0);
+            rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->txn);
+        }
+        if (rc != 0)
+            self->txn = NULL;
     }
-    if (rc != 0) {
-        self->txn = NULL;
+    if (rc != 0)
         return BK_ESTORE;
-    }
+    self->turn = true;
     self->write = write;
+    self->failed = 0;
+    self->nops = 0;
     return 0;
 }
 
@@ -186,34 +349,60 @@ static int s_flush_deltas (bk_store_t *self) {
 }
 
 int bk_store_commit (bk_store_t *self) {
-    assert (self->txn);
+    assert (self->turn);
     int rc = s_flush_deltas (self);
-    if (rc != 0) {
-        mdb_txn_abort (self->txn);
+    self->turn = false;
+    if (rc == 0 && self->failed)
+        rc = self->failed;
+    if (rc == 0 && self->commit_hook && (!self->held || self->nops))
+        rc = s_code (self->commit_hook ());
+    if (!self->held) { //  nosync, or a read: an LMDB commit
+        if (rc == 0)
+            rc = s_code (mdb_txn_commit (self->txn));
+        else
+            mdb_txn_abort (self->txn);
         self->txn = NULL;
+        if (rc == BK_EFULL)
+            self->grow = true;
         return rc;
     }
-    if (self->commit_hook && (rc = self->commit_hook ()) != 0) {
-        mdb_txn_abort (self->txn);
-        self->txn = NULL;
-        return s_code (rc);
+    if (rc == 0 && self->nops) {
+        rc = bk_redo_append (self->redo, self->logged + 1, self->ops, self->nops);
+        rc = rc == 0 ? 0 : s_code (-rc);
+        if (rc == 0)
+            self->logged++;
     }
-    rc = mdb_txn_commit (self->txn);
-    self->txn = NULL;
-    if (rc == MDB_MAP_FULL)
-        self->grow = true;
-    return s_code (rc);
+    if (rc != 0) {
+        s_drop (self);
+        return rc;
+    }
+    //  The commit is on disk now. A failed checkpoint leaves it in the log
+    //  (the next begin replays it) and is tried again at the next commit.
+    if (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
+        s_now_ms () - self->checkpoint_ms >= self->checkpoint_every)
+        s_checkpoint (self);
+    return 0;
+}
+
+void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes) {
+    self->checkpoint_every = ms;
+    self->checkpoint_bytes = bytes;
+}
+
+uint64_t bk_store_replayed (bk_store_t *self) {
+    return self->replayed;
 }
 
 void bk_store_abort (bk_store_t *self) {
     self->ndeltas = 0;
-    if (self->txn)
-        mdb_txn_abort (self->txn);
-    self->txn = NULL;
+    bool changed = self->nops || self->failed;
+    self->turn = false;
+    if (!self->held || changed)
+        s_drop (self); //  a held transaction goes back to the checkpoint: replay
 }
 
 int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val) {
-    assert (self->txn);
+    assert (self->turn);
     MDB_val k = {key_size, (void *) key}, v;
     int rc = mdb_get (self->txn, self->dbi[db], &k, &v);
     if (rc == 0)
@@ -221,21 +410,60 @@ int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
     return s_code (rc);
 }
 
-int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, const void *data,
-                  size_t size) {
-    assert (self->txn && self->write);
-    MDB_val k = {key_size, (void *) key}, v = {size, (void *) data};
-    int rc = mdb_put (self->txn, self->dbi[db], &k, &v, 0);
+//  Records a change in this turn's log record.
+static void s_log (bk_store_t *self, uint8_t op, bk_db_t db, const void *key, size_t key_size,
+                   const void *data, size_t size) {
+    if (!self->held)
+        return;
+    size_t need = self->nops + S_OP_HEADER + key_size + size;
+    if (need > self->ops_size) {
+        size_t grown = self->ops_size ? self->ops_size : 64 << 10;
+        while (grown < need)
+            grown *= 2;
+        self->ops = realloc (self->ops, grown);
+        assert (self->ops);
+        self->ops_size = grown;
+    }
+    uint8_t *at = self->ops + self->nops;
+    uint16_t key16 = (uint16_t) key_size;
+    uint32_t size32 = (uint32_t) size;
+    at[0] = op, at[1] = (uint8_t) db;
+    memcpy (at + 2, &key16, 2);
+    memcpy (at + 4, &size32, 4);
+    memcpy (at + S_OP_HEADER, key, key_size);
+    if (size)
+        memcpy (at + S_OP_HEADER + key_size, data, size);
+    self->nops = need;
+}
+
+//  A failed change poisons the turn: LMDB may have half made it.
+static int s_changed (bk_store_t *self, int rc) {
     if (rc == MDB_MAP_FULL)
         self->grow = true;
+    if (rc != 0 && !self->failed)
+        self->failed = s_code (rc);
     return s_code (rc);
 }
 
+int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, const void *data,
+                  size_t size) {
+    assert (self->turn && self->write);
+    MDB_val k = {key_size, (void *) key}, v = {size, (void *) data};
+    int rc = mdb_put (self->txn, self->dbi[db], &k, &v, 0);
+    if (rc == 0)
+        s_log (self, 'P', db, key, key_size, data, size);
+    return s_changed (self, rc);
+}
+
 int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
-    assert (self->txn && self->write);
+    assert (self->turn && self->write);
     MDB_val k = {key_size, (void *) key};
     int rc = mdb_del (self->txn, self->dbi[db], &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : s_code (rc);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc == 0)
+        s_log (self, 'D', db, key, key_size, NULL, 0);
+    return s_changed (self, rc);
 }
 
 static uint64_t s_stored_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
@@ -287,7 +515,7 @@ int bk_store_put_record (bk_store_t *self, bk_db_t db, const void *key, size_t k
 }
 
 int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta) {
-    assert (self->txn && self->write);
+    assert (self->turn && self->write);
     s_delta_t *d = s_delta (self, db, key, key_size);
     if (!d && (key_size > S_DELTA_KEY || self->ndeltas == S_DELTAS))
         return s_put_counter (self, db, key, key_size, delta);
@@ -307,9 +535,11 @@ int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
 }
 
 bk_cursor_t *bk_cursor_open (bk_store_t *self, bk_db_t db) {
-    assert (self->txn);
+    assert (self->turn);
     bk_cursor_t *cursor = calloc (1, sizeof *cursor);
     assert (cursor);
+    cursor->store = self;
+    cursor->db = db;
     if (mdb_cursor_open (self->txn, self->dbi[db], &cursor->cursor) != 0) {
         free (cursor);
         return NULL;
@@ -359,7 +589,13 @@ int bk_cursor_prev (bk_cursor_t *self, bk_val_t *k, bk_val_t *v) {
 }
 
 int bk_cursor_del (bk_cursor_t *self) {
-    return s_code (mdb_cursor_del (self->cursor, 0));
+    MDB_val k, v;
+    int rc = mdb_cursor_get (self->cursor, &k, &v, MDB_GET_CURRENT);
+    if (rc == 0) //  before the delete moves the key; a failed delete fails the commit
+        s_log (self->store, 'D', self->db, k.mv_data, k.mv_size, NULL, 0);
+    if (rc == 0)
+        rc = mdb_cursor_del (self->cursor, 0);
+    return s_changed (self->store, rc);
 }
 
 int64_t bk_store_used_bytes (bk_store_t *self) {
@@ -394,14 +630,18 @@ static bool s_find_map (uintptr_t inside, uintptr_t *start, uintptr_t *end) {
 }
 
 void bk_store_release_pages (bk_store_t *self) {
-    assert (!self->txn);
-    if (bk_store_used_bytes (self) < (16 << 20) || bk_store_begin (self, false) != 0)
+    assert (!self->turn);
+    //  A read transaction of its own: a value of the held write transaction
+    //  may live in a dirty page on the heap, not in the map.
+    MDB_txn *txn;
+    if (bk_store_used_bytes (self) < (16 << 20) ||
+        mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) != 0)
         return;
-    bk_val_t val;
+    MDB_val key = {7, "version"}, val;
     uintptr_t inside = 0;
-    if (bk_store_get (self, BK_DB_META, "version", 7, &val) == 0)
-        inside = (uintptr_t) val.data;
-    bk_store_abort (self);
+    if (mdb_get (txn, self->dbi[BK_DB_META], &key, &val) == 0)
+        inside = (uintptr_t) val.mv_data;
+    mdb_txn_abort (txn);
     if (inside && !(inside >= self->map_start && inside < self->map_end) &&
         !s_find_map (inside, &self->map_start, &self->map_end))
         return;
@@ -442,6 +682,91 @@ void bk_store_test_destroy (bk_store_t **self_p, const char *dir) {
 
 static int s_disk_full (void) {
     return ENOSPC;
+}
+
+static bool s_test_has (bk_store_t *store, const char *key, const char *value) {
+    bk_val_t v;
+    int rc = bk_store_get (store, BK_DB_TASKS, key, strlen (key), &v);
+    return value ? rc == 0 && v.size == strlen (value) && memcmp (v.data, value, v.size) == 0
+                 : rc == BK_NOTFOUND;
+}
+
+//  The redo log: commits between checkpoints survive a crash (replayed at
+//  open) and an abort (replayed at the next begin); a failed commit loses
+//  only itself; a checkpoint empties the log.
+static void s_test_redo (void) {
+    char dir[] = "/tmp/aq-store-redo-XXXXXX", path[64], err[256];
+    assert (mkdtemp (dir));
+    snprintf (path, sizeof path, "%s/redo.log", dir);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0) { //  commits, never checkpointed, then dies as kill -9 would
+        bk_store_t *store = bk_store_open (dir, 1 << 20, false, err, sizeof err);
+        assert (store);
+        bk_store_set_checkpoint (store, 3600 * 1000, 1 << 30);
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "a", 1, "one", 3) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "b", 1, "two", 3) == 0);
+        assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 5) == 0);
+        assert (bk_store_commit (store) == 0);
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "c", 1, "lost", 4) == 0);
+        bk_store_abort (store); //  replayed back to "a", "b", n = 5
+        assert (bk_store_begin (store, true) == 0);
+        assert (s_test_has (store, "a", "one") && s_test_has (store, "c", NULL));
+        assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 5);
+        bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_TASKS);
+        bk_val_t k, v;
+        assert (bk_cursor_seek (cursor, "a", 1, &k, &v) == 0 && bk_cursor_del (cursor) == 0);
+        bk_cursor_close (&cursor);
+        assert (bk_store_put (store, BK_DB_TASKS, "b", 1, "TWO", 3) == 0);
+        assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 2) == 0);
+        assert (bk_store_commit (store) == 0);
+        bk_store_set_commit_hook (store, s_disk_full);
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "d", 1, "lost", 4) == 0);
+        assert (bk_store_commit (store) == BK_EFULL);
+        _exit (0);
+    }
+    int status;
+    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
+            WEXITSTATUS (status) == 0);
+    struct stat st;
+    assert (stat (path, &st) == 0 && st.st_size > 0);
+    bk_store_t *store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_replayed (store) == 2);
+    assert (bk_store_begin (store, false) == 0);
+    assert (s_test_has (store, "a", NULL) && s_test_has (store, "b", "TWO"));
+    assert (s_test_has (store, "c", NULL) && s_test_has (store, "d", NULL));
+    assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 7);
+    bk_store_abort (store);
+
+    //  every commit a checkpoint: the log starts over each time
+    bk_store_set_checkpoint (store, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "e", 1, "five", 4) == 0);
+        assert (bk_store_commit (store) == 0);
+    }
+    bk_store_destroy (&store);
+    store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_replayed (store) == 0); //  a clean stop checkpoints
+    assert (bk_store_begin (store, false) == 0);
+    assert (s_test_has (store, "e", "five") && s_test_has (store, "b", "TWO"));
+    bk_store_abort (store);
+    bk_store_destroy (&store);
+
+    //  a torn record (the crash cut its write short) ends the log
+    int fd = open (path, O_WRONLY);
+    assert (fd >= 0 && pwrite (fd, "AQR1garbage", 11, 0) == 11);
+    close (fd);
+    store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store);
+    bk_store_destroy (&store);
+
+    char cmd[96];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert (system (cmd) == 0);
 }
 
 void bk_store_test (bool verbose) {
@@ -519,6 +844,7 @@ void bk_store_test (bool verbose) {
     char cmd[128];
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert (system (cmd) == 0);
+    s_test_redo ();
     if (verbose)
         printf ("bk_store: ok\n");
 }

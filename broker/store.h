@@ -67,10 +67,18 @@ void bk_store_destroy (bk_store_t **self_p);
 //  BK_STORE_HEADROOM, is free, so MDB_MAP_FULL does not happen short of a
 //  full disk. 0 or BK_ESTORE.
 int bk_store_begin (bk_store_t *self, bool write);
-//  Commits (fsync unless nosync). 0, BK_EFULL, or BK_ESTORE; the transaction
-//  is over either way.
+//  Commits: on disk when it returns (unless nosync), through the redo log
+//  (see store.c). 0, BK_EFULL, or BK_ESTORE; the transaction is over either
+//  way (a failed commit loses its own changes only).
 int bk_store_commit (bk_store_t *self);
 void bk_store_abort (bk_store_t *self);
+//  How often the LMDB transaction behind the redo log is checkpointed: after
+//  ms milliseconds or bytes of log, whichever comes first (default 50 ms,
+//  1 MiB). For tests and tuning.
+void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes);
+//  Commits the last open replayed from the redo log (a crash had left them
+//  out of LMDB's last checkpoint).
+uint64_t bk_store_replayed (bk_store_t *self);
 
 //  0 (found, *val set), BK_NOTFOUND, or an error.
 int bk_store_get (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, bk_val_t *val);
