@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -60,6 +61,7 @@ struct _bk_store_t {
     bool write;                //  the turn may write
     int failed;                //  a change of this turn failed (its code), 0
     bool grow;                 //  grow the map before the next write
+    int dir_fd;                //  the data directory, flock'ed: one broker per store
     bk_redo_t *redo;           //  the redo log, NULL with nosync
     uint8_t *ops;              //  this turn's changes, as a log record
     size_t nops;               //  bytes used
@@ -235,11 +237,21 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
                            size_t err_size) {
     bk_store_t *self = calloc (1, sizeof *self);
     assert (self);
+    self->dir_fd = -1;
     bk_store_set_checkpoint (self, S_CHECKPOINT_MS, S_CHECKPOINT_BYTES);
     int rc = mkdir (dir, 0700);
     if (rc != 0 && errno != EEXIST) {
         snprintf (err, err_size, "cannot create data directory '%s': %s", dir, strerror (errno));
         free (self);
+        return NULL;
+    }
+    self->dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->dir_fd < 0 || flock (self->dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            snprintf (err, err_size, "data directory '%s' is in use by another broker", dir);
+        else
+            snprintf (err, err_size, "cannot lock data directory '%s': %s", dir, strerror (errno));
+        bk_store_destroy (&self);
         return NULL;
     }
     rc = mdb_env_create (&self->env);
@@ -303,6 +315,8 @@ void bk_store_destroy (bk_store_t **self_p) {
     if (self->env)
         mdb_env_close (self->env);
     bk_redo_destroy (&self->redo);
+    if (self->dir_fd >= 0)
+        close (self->dir_fd);
     free (self->deltas);
     free (self->ops);
     free (self);
@@ -740,6 +754,9 @@ static void s_test_redo (void) {
     assert (s_test_has (store, "c", NULL) && s_test_has (store, "d", NULL));
     assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 7);
     bk_store_abort (store);
+
+    assert (!bk_store_open (dir, 0, false, err, sizeof err)); //  one broker per store
+    assert (strstr (err, "is in use by another broker"));
 
     //  every commit a checkpoint: the log starts over each time
     bk_store_set_checkpoint (store, 0, 0);

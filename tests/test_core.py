@@ -653,6 +653,22 @@ def test_aqctl_key_create_prints_a_working_key():
         assert reply['body'].get('scope') == (scope or 'full') and reply['body'].get('teamId'), reply
 
 
+def test_second_broker_on_one_data_dir_is_refused():
+    """The store is one broker's: a second aq-broker on the same --data exits
+    at once with a clear message, and the first keeps its state and serves."""
+    broker = aqtest.start_broker()
+    cli = broker.client(key=broker.new_key('one-dir'))
+    task = cli.create(targetUrl='http://127.0.0.1:9/one-dir', delayUntil=iso(now_ms() + 3600 * 1000))
+    run = subprocess.run([aqtest.binary('aq-broker'), '--data', broker.data,
+                          '--clients', 'tcp://127.0.0.1:%d' % aqtest.free_port(),
+                          '--workers-endpoint', 'tcp://127.0.0.1:%d' % aqtest.free_port()],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    err = run.stderr.decode()
+    assert run.returncode != 0, 'a second broker started on the same data dir: %s' % err
+    assert "data directory '%s' is in use by another broker" % broker.data in err, err
+    assert cli.call('TASK_GET', {'id': task['id']})['status'] == 200
+
+
 @aqtest.timeout(120)
 def test_store_map_grows_under_load_and_survives_restart():
     """A 1 MiB LMDB map filled far past its size: every create succeeds,
