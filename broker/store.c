@@ -20,13 +20,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -170,7 +170,7 @@ static int s_begin_write (bk_store_t *self) {
             rc = BK_ESTORE; //  the log lost records it had synced
         if (rc != 0) {
             s_drop (self);
-            return rc < 0 && rc != BK_EFULL ? BK_ESTORE : rc;
+            return rc == BK_EFULL ? BK_EFULL : BK_ESTORE;
         }
     }
     return 0;
@@ -198,7 +198,8 @@ static int s_checkpoint (bk_store_t *self) {
     return 0;
 }
 
-//  Opens the redo log and brings LMDB up to its last record.
+//  Opens the redo log and brings LMDB up to its last record (also before
+//  a nosync run, so that a later full-sync run finds no stale records).
 static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err_size) {
     char path[4200];
     snprintf (path, sizeof path, "%s/redo.log", dir);
@@ -299,8 +300,10 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
     if (rc != 0) {
         snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
         bk_store_destroy (&self);
-    } else if (!nosync && s_open_redo (self, dir, err, err_size) != 0)
+    } else if (s_open_redo (self, dir, err, err_size) != 0)
         bk_store_destroy (&self);
+    else if (nosync) //  replayed what a full-sync run left; no log from now on
+        bk_redo_destroy (&self->redo);
     return self;
 }
 
@@ -770,6 +773,35 @@ static void s_test_redo (void) {
     assert (store && bk_store_replayed (store) == 0); //  a clean stop checkpoints
     assert (bk_store_begin (store, false) == 0);
     assert (s_test_has (store, "e", "five") && s_test_has (store, "b", "TWO"));
+    bk_store_abort (store);
+    bk_store_destroy (&store);
+
+    //  a nosync run first replays what a crashed full-sync run left, so a
+    //  later full-sync run finds nothing stale to replay over its changes
+    child = fork ();
+    assert (child >= 0);
+    if (child == 0) {
+        store = bk_store_open (dir, 0, false, err, sizeof err);
+        assert (store);
+        bk_store_set_checkpoint (store, 3600 * 1000, 1 << 30);
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_TASKS, "x", 1, "crash", 5) == 0);
+        assert (bk_store_commit (store) == 0);
+        _exit (0);
+    }
+    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
+            WEXITSTATUS (status) == 0);
+    store = bk_store_open (dir, 0, true, err, sizeof err);
+    assert (store && bk_store_replayed (store) == 1);
+    assert (bk_store_begin (store, true) == 0);
+    assert (s_test_has (store, "x", "crash"));
+    assert (bk_store_put (store, BK_DB_TASKS, "x", 1, "nosync", 6) == 0);
+    assert (bk_store_commit (store) == 0);
+    bk_store_destroy (&store);
+    store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_replayed (store) == 0);
+    assert (bk_store_begin (store, false) == 0);
+    assert (s_test_has (store, "x", "nosync"));
     bk_store_abort (store);
     bk_store_destroy (&store);
 
