@@ -41,7 +41,7 @@ static const char *s_db_names[BK_DB_COUNT] = {
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction
 
-#define S_CHECKPOINT_MS    50         //  longest run of commits between checkpoints
+#define S_CHECKPOINT_MS    10         //  longest run of commits between checkpoints
 #define S_CHECKPOINT_BYTES (1u << 20) //  and most log bytes
 #define S_OP_HEADER        8          //  a logged change: op, table, key and value sizes
 

@@ -73,7 +73,7 @@ int bk_store_begin (bk_store_t *self, bool write);
 int bk_store_commit (bk_store_t *self);
 void bk_store_abort (bk_store_t *self);
 //  How often the LMDB transaction behind the redo log is checkpointed: after
-//  ms milliseconds or bytes of log, whichever comes first (default 50 ms,
+//  ms milliseconds or bytes of log, whichever comes first (default 10 ms,
 //  1 MiB). For tests and tuning.
 void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes);
 //  Commits the last open replayed from the redo log (a crash had left them
