@@ -312,7 +312,7 @@ void bk_store_destroy (bk_store_t **self_p) {
     bk_store_t *self = *self_p;
     if (!self)
         return;
-    if (self->held && !self->turn)
+    if (self->held && !self->turn && self->logged > self->checkpointed)
         s_checkpoint (self); //  a clean stop leaves nothing to replay
     s_drop (self);
     if (self->env)
@@ -395,8 +395,9 @@ int bk_store_commit (bk_store_t *self) {
     }
     //  The commit is on disk now. A failed checkpoint leaves it in the log
     //  (the next begin replays it) and is tried again at the next commit.
-    if (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
-        s_now_ms () - self->checkpoint_ms >= self->checkpoint_every)
+    if (self->logged > self->checkpointed &&
+        (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
+         s_now_ms () - self->checkpoint_ms >= self->checkpoint_every))
         s_checkpoint (self);
     return 0;
 }
