@@ -81,9 +81,10 @@ static const char *s_usage =
     "                           gives none (default 2000)\n"
     "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
-    "  --nosync                 relaxed durability (no fsync per commit)\n"
+    "  --nosync                 relaxed durability (no redo log, no fsync)\n"
     "  --heartbeat-ms N, --max-response-body N, --rate-limit RPS, --rate-burst N,\n"
-    "  --map-size BYTES         as for aq-broker (aq-broker --help)\n"
+    "  --map-size BYTES, --checkpoint-ms N\n"
+    "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";

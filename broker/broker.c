@@ -61,6 +61,7 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->heartbeat_liveness = 5;
     cfg->max_body = 65536;
     cfg->map_size = 1LL << 30;
+    cfg->checkpoint_ms = BK_STORE_CHECKPOINT_MS;
     cfg->poll_interval_ms = 2000;
 }
 
@@ -87,6 +88,8 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->plugin_dir = value;
     else if (strcmp (name, "--map-size") == 0)
         cfg->map_size = atoll (value);
+    else if (strcmp (name, "--checkpoint-ms") == 0)
+        cfg->checkpoint_ms = atoll (value);
     else
         return false;
     return true;
@@ -101,6 +104,8 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--backoff-base-ms must be at least 1 and at most --backoff-cap-ms";
     if (cfg->max_body < 0 || cfg->poll_interval_ms < 1 || cfg->rate_limit_rps < 0)
         return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
+    if (cfg->checkpoint_ms < 1 || cfg->checkpoint_ms > 3600000)
+        return "--checkpoint-ms must be 1 to 3600000";
     return NULL;
 }
 
@@ -1786,6 +1791,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         aq_log (AQ_LOG_ERROR, "broker", "%s", err);
         goto out;
     }
+    bk_store_set_checkpoint (self->store, cfg->checkpoint_ms, BK_STORE_CHECKPOINT_BYTES);
     if (bk_store_replayed (self->store))
         aq_log (AQ_LOG_INFO, "broker", "replayed %llu commits from the redo log",
                 (unsigned long long) bk_store_replayed (self->store));

@@ -23,6 +23,7 @@ typedef struct {
     int max_body;                 //  result body cap in bytes (65536)
     bool nosync;                  //  relaxed durability (MDB_NOSYNC); never the default
     int64_t map_size;             //  initial LMDB map size in bytes (default 1 GiB)
+    int64_t checkpoint_ms;        //  LMDB checkpoint behind the redo log (default 10)
     double rate_limit_rps;        //  default per-team requests/s, 0 = unlimited
     double rate_limit_burst;      //  default bucket size (default: rps)
     const char *plugin_dir;       //  provider and vault plugins (NULL: the default)
@@ -35,7 +36,8 @@ void bk_config_defaults (bk_config_t *cfg);
 
 //  Applies one command-line option that takes a value (--data, --events,
 //  --backoff-base-ms, --backoff-cap-ms, --heartbeat-ms, --max-response-body,
-//  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size),
+//  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size,
+//  --checkpoint-ms),
 //  shared by aq-broker and asyncqueue. value is borrowed for cfg's life.
 //  Returns false when name is not one of them.
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value);

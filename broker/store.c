@@ -4,8 +4,8 @@
     is on disk when it returns. It gets there through the redo log (redo.h):
     the LMDB write transaction stays open across commits, each commit appends
     its changes (puts and deletes, recorded as they are made) to the log and
-    syncs it, and a checkpoint - a synced LMDB commit - every S_CHECKPOINT_MS
-    or S_CHECKPOINT_BYTES of log lets the log start over. An abort, or a
+    syncs it, and a checkpoint - a synced LMDB commit - every BK_STORE_CHECKPOINT_MS
+    or BK_STORE_CHECKPOINT_BYTES of log lets the log start over. An abort, or a
     failure, drops the LMDB transaction; the next begin replays the log into
     a fresh one, as opening the store does after a crash. With nosync there
     is no log and each commit is an LMDB commit without fsync.
@@ -41,9 +41,7 @@ static const char *s_db_names[BK_DB_COUNT] = {
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction
 
-#define S_CHECKPOINT_MS    10         //  longest run of commits between checkpoints
-#define S_CHECKPOINT_BYTES (1u << 20) //  and most log bytes
-#define S_OP_HEADER        8          //  a logged change: op, table, key and value sizes
+#define S_OP_HEADER 8 //  a logged change: op, table, key and value sizes
 
 typedef struct {
     bk_db_t db;               //  table of the counter
@@ -239,7 +237,7 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
     bk_store_t *self = calloc (1, sizeof *self);
     assert (self);
     self->dir_fd = -1;
-    bk_store_set_checkpoint (self, S_CHECKPOINT_MS, S_CHECKPOINT_BYTES);
+    bk_store_set_checkpoint (self, BK_STORE_CHECKPOINT_MS, BK_STORE_CHECKPOINT_BYTES);
     int rc = mkdir (dir, 0700);
     if (rc != 0 && errno != EEXIST) {
         snprintf (err, err_size, "cannot create data directory '%s': %s", dir, strerror (errno));

@@ -72,9 +72,11 @@ int bk_store_begin (bk_store_t *self, bool write);
 //  way (a failed commit loses its own changes only).
 int bk_store_commit (bk_store_t *self);
 void bk_store_abort (bk_store_t *self);
-//  How often the LMDB transaction behind the redo log is checkpointed: after
-//  ms milliseconds or bytes of log, whichever comes first (default 10 ms,
-//  1 MiB). For tests and tuning.
+//  How often the LMDB transaction behind the redo log is checkpointed: at
+//  the first commit ms milliseconds after the last checkpoint, or after
+//  bytes of log, whichever comes first.
+#define BK_STORE_CHECKPOINT_MS    10
+#define BK_STORE_CHECKPOINT_BYTES (1u << 20)
 void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes);
 //  Commits the last open replayed from the redo log (a crash had left them
 //  out of LMDB's last checkpoint).

@@ -7,6 +7,7 @@ land: the arrival times the target records.
 """
 
 import json
+import re
 import random
 import subprocess
 import time
@@ -651,6 +652,31 @@ def test_aqctl_key_create_prints_a_working_key():
             reply = cli.call('AUTH', {'key': out.strip()})
         assert reply.get('status') == 200, reply
         assert reply['body'].get('scope') == (scope or 'full') and reply['body'].get('teamId'), reply
+
+
+def test_redo_log_replays_commits_after_kill9():
+    """With checkpoints an hour apart every acknowledged create lives only in
+    the redo log and LMDB's open transaction: after kill -9 the broker replays
+    the log (and says so), every task is there, and a clean stop then leaves
+    nothing to replay."""
+    broker = aqtest.start_broker(extra=('--checkpoint-ms', '3600000'))
+    cli = broker.client(key=broker.new_key('redo'))
+    due = iso(now_ms() + 3600 * 1000)
+    created = cli.create_many([{'targetUrl': 'http://127.0.0.1:9/redo/%d' % i, 'delayUntil': due}
+                               for i in range(300)])
+    assert len(created) == 300
+    broker.kill9()
+    broker.restart()
+    replayed = re.findall(r'replayed (\d+) commits from the redo log', broker.proc.log())
+    assert replayed and int(replayed[-1]) >= 1, broker.proc.tail()
+    with broker.client(key=cli.key) as check:
+        replies = check.pipeline([('TASK_GET', {'id': t['id']}) for t in created], timeout=30)
+        missing = [t['id'] for t, r in zip(created, replies) if r.get('status') != 200]
+        assert not missing, '%d acknowledged tasks lost, e.g. %s' % (len(missing), missing[:3])
+        assert all(r['body']['task']['status'] == 'delayed' for r in replies)
+    broker.proc.stop()
+    broker.restart()
+    assert len(re.findall('replayed', broker.proc.log())) == len(replayed), broker.proc.tail()
 
 
 def test_second_broker_on_one_data_dir_is_refused():
