@@ -27,12 +27,35 @@ struct _bk_redo_t {
     size_t capacity;  //  its size
 };
 
+static int s_sync_parent (const char *path) {
+    char dir[4096] = ".";
+    const char *slash = strrchr (path, '/');
+    if (slash == path)
+        strcpy (dir, "/");
+    else if (slash && (size_t) (slash - path) < sizeof dir) {
+        memcpy (dir, path, (size_t) (slash - path));
+        dir[slash - path] = 0;
+    } else if (slash)
+        return -1;
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 && fsync (fd) == 0 ? 0 : -1;
+    if (fd >= 0)
+        close (fd);
+    return rc;
+}
+
 bk_redo_t *bk_redo_open (const char *path, char *err, size_t err_size) {
     if (sodium_init () < 0) {
         snprintf (err, err_size, "cannot initialise libsodium");
         return NULL;
     }
-    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    //  A new file's name must be on disk before its records are.
+    int fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0 && s_sync_parent (path) != 0) {
+        close (fd);
+        fd = -1;
+    } else if (fd < 0 && errno == EEXIST)
+        fd = open (path, O_RDWR | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat (fd, &st) != 0) {
         snprintf (err, err_size, "cannot open redo log '%s': %s", path, strerror (errno));
