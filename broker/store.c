@@ -267,6 +267,7 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
         bk_store_destroy (&self);
         return NULL;
     }
+    fsync (self->dir_fd); //  a new data.mdb's name is on disk before its commits
     int dead = 0;
     mdb_reader_check (self->env, &dead);
 
