@@ -4,7 +4,7 @@
     The store keeps its LMDB write transaction open across many commits and
     checkpoints it (one synced LMDB commit) now and then; a commit in between
     costs one sequential write and one fdatasync of this file instead of
-    LMDB's two syncs of scattered pages. After a crash the records newer than
+    LMDB's two (its scattered pages, then its meta page). After a crash the records newer than
     the last checkpoint are replayed. The log knows nothing of LMDB: a record
     is bytes and a sequence number.
 

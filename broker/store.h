@@ -51,11 +51,15 @@ typedef struct {
 #define BK_EFULL    -28 //  the map could not grow (disk full)
 #define BK_ESTORE   -1  //  any other storage failure (logged by the caller)
 
-//  Opens (creating if needed) the environment in dir. map_size is the
-//  initial map size; it grows on demand. nosync trades durability for speed.
-//  Returns NULL and fills err on failure, including a layout version mismatch.
+//  Opens (creating if needed) the environment in dir, holding an exclusive
+//  flock on dir while open, and replays the redo log (dir/redo.log) into it.
+//  map_size is the initial map size; it grows on demand. nosync trades
+//  durability for speed (no log). Returns NULL and fills err on failure,
+//  including a directory in use, a layout version mismatch and a log that
+//  does not follow the store.
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
                            size_t err_size);
+//  Checkpoints (a clean stop leaves nothing to replay) and closes.
 void bk_store_destroy (bk_store_t **self_p);
 
 //  Room a write transaction may always use: the broker bounds the bytes it
