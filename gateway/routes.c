@@ -538,6 +538,16 @@ static char *s_expect_send (gw_request_t *req, int cmd) {
     return text;
 }
 
+//  The message req translates to is cmd with exactly this JSON text.
+static void s_expect_message (gw_request_t *req, int cmd, const char *want) {
+    char *text = s_expect_send (req, cmd);
+    if (strcmp (text, want) != 0) {
+        fprintf (stderr, "gw_routes: %s %s sent %s, not %s\n", req->method, req->path, text, want);
+        assert (false);
+    }
+    free (text);
+}
+
 static json_t *s_query_of (const char *a, const char *b, const char *c, const char *d) {
     json_t *query = json_array ();
     if (a)
@@ -669,13 +679,9 @@ void gw_routes_test (bool verbose) {
 
     //  Requests to the broker, key from "Bearer" in any case
     req.authorization = "bearer  aq_secret ";
-    char *text = s_expect_send (&req, AQ_CMD_TASK_GET);
-    assert (strcmp (text, "{\"key\":\"aq_secret\",\"id\":\"abc\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_TASK_GET, "{\"key\":\"aq_secret\",\"id\":\"abc\"}");
     req.authorization = "Basic dXNlcg=="; //  passed on, for the broker to refuse
-    text = s_expect_send (&req, AQ_CMD_TASK_GET);
-    assert (strcmp (text, "{\"key\":\"Basic dXNlcg==\",\"id\":\"abc\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_TASK_GET, "{\"key\":\"Basic dXNlcg==\",\"id\":\"abc\"}");
 
     //  ?wait: 0..25 in digits, else the seed-style message
     req.authorization = "Bearer k";
@@ -708,10 +714,9 @@ void gw_routes_test (bool verbose) {
     json_array_append_new (query, json_pack ("[ss]", "offset", "20"));
     json_array_append_new (query, json_pack ("[ss]", "sortOrder", "asc"));
     req.query = query;
-    text = s_expect_send (&req, AQ_CMD_TASK_LIST);
-    assert (strcmp (text, "{\"key\":\"k\",\"status\":\"pending\",\"limit\":\"10\","
-                          "\"offset\":\"20\",\"sortOrder\":\"asc\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_TASK_LIST,
+                      "{\"key\":\"k\",\"status\":\"pending\",\"limit\":\"10\","
+                      "\"offset\":\"20\",\"sortOrder\":\"asc\"}");
     json_decref (query);
     query = s_query_of ("status", "pending", "x", "1");
     req.query = query;
@@ -737,12 +742,11 @@ void gw_routes_test (bool verbose) {
     s_expect_local (&req, 400, "Invalid JSON at line 1, column 25");
     req.body = "{\"targetUrl\": \"https://api.example.com/webhook\", \"delayuntil\": 1}";
     req.body_size = strlen (req.body);
-    text = s_expect_send (&req, AQ_CMD_TASK_CREATE);
-    assert (strcmp (text, "{\"key\":\"k\",\"task\":{\"targetUrl\":\"https://api.example.com/"
-                          "webhook\",\"delayuntil\":1}}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_TASK_CREATE,
+                      "{\"key\":\"k\",\"task\":{\"targetUrl\":\"https://api.example.com/"
+                      "webhook\",\"delayuntil\":1}}");
     req.idempotency_key = " order-12345 ";
-    text = s_expect_send (&req, AQ_CMD_TASK_CREATE);
+    char *text = s_expect_send (&req, AQ_CMD_TASK_CREATE);
     assert (strstr (text, ",\"idem\":\"order-12345\"}"));
     free (text);
     req.idempotency_key = "";
@@ -760,9 +764,7 @@ void gw_routes_test (bool verbose) {
                          .authorization = "Bearer k",
                          .body = "not json",
                          .body_size = 8};
-    text = s_expect_send (&req, AQ_CMD_TASK_CANCEL);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"t1\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_TASK_CANCEL, "{\"key\":\"k\",\"id\":\"t1\"}");
     req.path = "/v1/tasks/t1/retry";
     free (s_expect_send (&req, AQ_CMD_TASK_RETRY));
     req.method = "GET";
@@ -773,9 +775,7 @@ void gw_routes_test (bool verbose) {
     req.path = "/metrics";
     query = s_query_of ("anything", "1", NULL, NULL);
     req.query = query;
-    text = s_expect_send (&req, AQ_CMD_STATS);
-    assert (strcmp (text, "{\"key\":\"k\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_STATS, "{\"key\":\"k\"}");
     json_decref (query);
 
     //  Scheduled tasks: bodies travel as "schedule", "snooze", "event"
@@ -786,36 +786,30 @@ void gw_routes_test (bool verbose) {
     s_expect_local (&req, 400, "Request body must be a JSON object");
     req.body = "{\"title\": \"Nightly\", \"schedule_kind\": \"cron\"}";
     req.body_size = strlen (req.body);
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_CREATE);
-    assert (strcmp (text, "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
-                          "\"schedule_kind\":\"cron\"}}") == 0); //  no Idempotency-Key
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_CREATE,
+                      "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
+                      "\"schedule_kind\":\"cron\"}}");
     req.method = "PUT";
     req.path = "/tasks/s1";
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_UPDATE);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"schedule\":{\"title\":\"Nightly\","
-                          "\"schedule_kind\":\"cron\"}}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_UPDATE,
+                      "{\"key\":\"k\",\"id\":\"s1\",\"schedule\":{\"title\":\"Nightly\","
+                      "\"schedule_kind\":\"cron\"}}");
     req.method = "POST";
     req.path = "/tasks/preview";
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_PREVIEW);
-    assert (strcmp (text, "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
-                          "\"schedule_kind\":\"cron\"}}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_PREVIEW,
+                      "{\"key\":\"k\",\"schedule\":{\"title\":\"Nightly\","
+                      "\"schedule_kind\":\"cron\"}}");
     req.path = "/tasks/s1/snooze";
     req.body = "{\"delay_seconds\": 3600}";
     req.body_size = strlen (req.body);
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_SNOOZE);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"snooze\":{\"delay_seconds\":3600}}") ==
-            0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_SNOOZE,
+                      "{\"key\":\"k\",\"id\":\"s1\",\"snooze\":{\"delay_seconds\":3600}}");
     req.path = "/events";
     req.body = "{\"name\": \"invoice.paid\", \"data\": {\"id\": 7}}";
     req.body_size = strlen (req.body);
-    text = s_expect_send (&req, AQ_CMD_EVENT_FIRE);
-    assert (strcmp (text, "{\"key\":\"k\",\"event\":{\"name\":\"invoice.paid\","
-                          "\"data\":{\"id\":7}}}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_EVENT_FIRE,
+                      "{\"key\":\"k\",\"event\":{\"name\":\"invoice.paid\","
+                      "\"data\":{\"id\":7}}}");
     req.body = "[]";
     req.body_size = 2;
     s_expect_local (&req, 400, "Request body must be a JSON object");
@@ -840,15 +834,11 @@ void gw_routes_test (bool verbose) {
                   {"/tasks/s1/cancel", AQ_CMD_SCHEDULE_CANCEL}};
     for (size_t i = 0; i < sizeof idonly / sizeof idonly[0]; i++) {
         req.path = idonly[i].path;
-        text = s_expect_send (&req, idonly[i].cmd);
-        assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\"}") == 0);
-        free (text);
+        s_expect_message (&req, idonly[i].cmd, "{\"key\":\"k\",\"id\":\"s1\"}");
     }
     req.method = "GET";
     req.path = "/tasks/s1";
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_GET);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_GET, "{\"key\":\"k\",\"id\":\"s1\"}");
     req.authorization = NULL;
     s_expect_local (&req, 401, "API key required");
     req.authorization = "Bearer k";
@@ -861,11 +851,10 @@ void gw_routes_test (bool verbose) {
     json_array_append_new (query, json_pack ("[ss]", "limit", "10"));
     json_array_append_new (query, json_pack ("[ss]", "offset", "20"));
     req.query = query;
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_LIST);
-    assert (strcmp (text, "{\"key\":\"k\",\"status\":\"active\",\"created_by\":"
-                          "\"550e8400-e29b-41d4-a716-446655440000\",\"schedule_kind\":\"cron\","
-                          "\"limit\":\"10\",\"offset\":\"20\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_LIST,
+                      "{\"key\":\"k\",\"status\":\"active\",\"created_by\":"
+                      "\"550e8400-e29b-41d4-a716-446655440000\",\"schedule_kind\":\"cron\","
+                      "\"limit\":\"10\",\"offset\":\"20\"}");
     json_decref (query);
     query = s_query_of ("sortOrder", "asc", NULL, NULL);
     req.query = query;
@@ -879,16 +868,14 @@ void gw_routes_test (bool verbose) {
     json_decref (query);
     query = s_query_of ("limit", "5", "offset", "x");
     req.query = query;
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_RUNS);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"limit\":\"5\",\"offset\":\"x\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_RUNS,
+                      "{\"key\":\"k\",\"id\":\"s1\",\"limit\":\"5\",\"offset\":\"x\"}");
     json_decref (query);
     req.path = "/tasks/s1/preview";
     query = s_query_of ("count", "10", NULL, NULL);
     req.query = query;
-    text = s_expect_send (&req, AQ_CMD_SCHEDULE_PREVIEW);
-    assert (strcmp (text, "{\"key\":\"k\",\"id\":\"s1\",\"count\":\"10\"}") == 0);
-    free (text);
+    s_expect_message (&req, AQ_CMD_SCHEDULE_PREVIEW,
+                      "{\"key\":\"k\",\"id\":\"s1\",\"count\":\"10\"}");
     req.path = "/tasks/s1";
     s_expect_local (&req, 400, "Unknown query parameter: count");
     req.method = "POST";
