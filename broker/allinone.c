@@ -8,6 +8,7 @@
 #include "../workers/worker.h"
 #include "aq_config.h"
 #include "aq_log.h"
+#include "aq_main.h"
 #include "broker.h"
 
 #include <pthread.h>
@@ -160,11 +161,7 @@ int main (int argc, char **argv) {
     s_gateway.broker_endpoint = S_CLIENTS;
 
     sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGINT);
-    sigaddset (&signals, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL); //  threads inherit: only sigwait sees them
-    signal (SIGPIPE, SIG_IGN);
+    aq_main_block_signals (&signals); //  threads inherit: only sigwait sees them
     s_ctx = zmq_ctx_new ();
     pthread_t broker, gateway, *worker = calloc ((size_t) workers + 1, sizeof *worker);
     pthread_create (&broker, NULL, s_run_broker, NULL);

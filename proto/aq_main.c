@@ -2,6 +2,7 @@
 #include "aq_main.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <zmq.h>
@@ -26,4 +27,12 @@ int aq_main_run (const char *program, aq_main_fn run, const void *cfg) {
     int rc = run (cfg, ctx, &s_stop);
     zmq_ctx_term (ctx);
     return rc == 0 ? 0 : 1;
+}
+
+void aq_main_block_signals (sigset_t *signals) {
+    sigemptyset (signals);
+    sigaddset (signals, SIGINT);
+    sigaddset (signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, signals, NULL);
+    signal (SIGPIPE, SIG_IGN);
 }

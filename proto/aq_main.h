@@ -2,6 +2,7 @@
 #ifndef AQ_MAIN_H
 #define AQ_MAIN_H
 
+#include <signal.h>
 #include <stdatomic.h>
 
 //  A component's run function: cfg is its own config type.
@@ -13,5 +14,10 @@ typedef int (*aq_main_fn) (const void *cfg, void *zmq_ctx, const atomic_int *sto
 //  stop, 1 when the component or the context could not start (one line on
 //  stderr, prefixed with program).
 int aq_main_run (const char *program, aq_main_fn run, const void *cfg);
+
+//  For a program that waits for its stop signal itself (sigwait,
+//  sigtimedwait): blocks SIGINT and SIGTERM in this thread and in the
+//  threads it starts after, fills signals with the two, ignores SIGPIPE.
+void aq_main_block_signals (sigset_t *signals);
 
 #endif

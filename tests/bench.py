@@ -122,6 +122,13 @@ class Procs:
         self.procs.append(proc)
         return proc
 
+    def note_exits(self):
+        """A note for each process that exited during the phase."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                note("%s exited with %s during the run: %s"
+                     % (proc.name, proc.returncode, tail(proc.log)))
+
     def stop(self):
         for proc in reversed(self.procs):
             if proc.poll() is None:
@@ -251,10 +258,7 @@ def phase_traffic(tmp):
         bench(["latency"] + common + ["--rate", str(LATENCY_RATE), "--seconds",
                                       str(LATENCY_SECONDS), "--target", base + "/ok/latency"],
               LATENCY_SECONDS + 60)
-        for proc in procs.procs:
-            if proc.poll() is not None:
-                note("%s exited with %s during the run: %s"
-                     % (proc.name, proc.returncode, tail(proc.log)))
+        procs.note_exits()
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         note("traffic phase stopped: %s" % e)
     finally:
@@ -413,10 +417,7 @@ def phase_http(tmp):
              "data dir %.1f MiB%s" % (100.0 * result["rate"] / max(1.0, hello_rate), stored,
                                       du_mib(data), ", socket errors: " + result["errors"]
                                       if result["errors"] else ""))
-        for proc in procs.procs:
-            if proc.poll() is not None:
-                note("%s exited with %s during the run: %s"
-                     % (proc.name, proc.returncode, tail(proc.log)))
+        procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("http phase stopped: %s" % e)
     finally:
@@ -518,10 +519,7 @@ def phase_polls(tmp):
              "VmRSS %.1f MiB" % (opened, measured.get("held", 0), early, errors,
                                  time.time() - started, rss["VmRSS"], idle,
                                  rss.get("RssAnon", 0), measured["broker"]["VmRSS"]))
-        for proc in procs.procs:
-            if proc.poll() is not None:
-                note("%s exited with %s during the run: %s"
-                     % (proc.name, proc.returncode, tail(proc.log)))
+        procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("polls phase stopped: %s" % e)
     finally:
@@ -651,10 +649,7 @@ def phase_schedules(tmp):
             if calls >= len(ids) and time.time() * 1000.0 > last:
                 break
             time.sleep(0.5)
-        for proc in procs.procs:
-            if proc.poll() is not None:
-                note("%s exited with %s during the run: %s"
-                     % (proc.name, proc.returncode, tail(proc.log)))
+        procs.note_exits()
         note("schedules: the target saw %d calls for %d schedules by %.1f s after the last "
              "fire time" % (calls, len(ids), (time.time() * 1000.0 - last) / 1000.0))
 

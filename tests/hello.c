@@ -8,6 +8,8 @@
     default), keep-alive, nothing else: what the REST gateway's request rate
     is compared with in `make bench` (http_hello_per_s).
 */
+#include "aq_main.h"
+
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -64,11 +66,7 @@ int main (int argc, char **argv) {
 
     //  signals are taken by sigwait below; no thread gets them
     sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGTERM);
-    sigaddset (&signals, SIGINT);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL);
-    signal (SIGPIPE, SIG_IGN);
+    aq_main_block_signals (&signals);
 
     struct sockaddr_in addr = {.sin_family = AF_INET,
                                .sin_port = htons ((uint16_t) port),

@@ -32,6 +32,8 @@
     and a timer thread resumes it, so hundreds of sleeping calls cost no
     threads.
 */
+#include "aq_main.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -717,11 +719,7 @@ int main (int argc, char **argv) {
 
     //  signals are taken by sigwait below; no thread gets them
     sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGTERM);
-    sigaddset (&signals, SIGINT);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL);
-    signal (SIGPIPE, SIG_IGN);
+    aq_main_block_signals (&signals);
 
     pthread_mutex_init (&s_store.lock, NULL);
     s_store.keep = (size_t) keep;
