@@ -655,6 +655,43 @@ class HttpReply:
         return '%d %s' % (self.status, self.text[:800])
 
 
+def auth_matrix(api, endpoints, mine, theirs, read_key, other_key, invalid=('garbage',),
+                missing=(None,), bogus_ids=(), not_found='Task not found'):
+    """Asks every endpoint with the credentials a client can get wrong and
+    returns what was answered wrong (empty when all is right).
+
+    endpoints: (method, path template with {id}, body, writes). A credential
+    is a key (None: no Authorization) or a dict of headers. missing ones get
+    401 "API key required", invalid ones 401 "Invalid or revoked API key";
+    read_key 403 "Access denied" where the endpoint writes, else 200. Where
+    the path has {id}: the other team's id with api's key, api's id with
+    other_key and each of bogus_ids are all 404 not_found."""
+    wrong = []
+
+    def check(method, path, body, credential, status, error):
+        key, headers = (None, credential) if isinstance(credential, dict) else (credential, None)
+        reply = api.call(method, path, body, key=key, headers=headers)
+        if reply.status != status or (error is not None and reply.json != {'error': error}):
+            wrong.append('%s %s with %s -> %r, expected %d %s' % (
+                method, path, 'no key' if credential is None else str(credential)[:24] + '...',
+                reply, status, error or ''))
+
+    for method, template, body, writes in endpoints:
+        path = template.format(id=mine)
+        for credential in missing:
+            check(method, path, body, credential, 401, 'API key required')
+        for credential in invalid:
+            check(method, path, body, credential, 401, 'Invalid or revoked API key')
+        check(method, path, body, read_key, 403 if writes else 200,
+              'Access denied' if writes else None)
+        if '{id}' in template:
+            check(method, template.format(id=theirs), body, api.key, 404, not_found)
+            check(method, path, body, other_key, 404, not_found)
+            for bogus in bogus_ids:
+                check(method, template.format(id=bogus), body, api.key, 404, not_found)
+    return wrong
+
+
 class HttpClient:
     """One keep-alive HTTP/1.1 connection. call() sends a request with
     `Authorization: Bearer <key>` (the connection's key unless key= is

@@ -370,30 +370,11 @@ def test_auth_matrix_on_every_endpoint():
     mine = s_delayed(api)
     theirs = s_delayed(other)
 
-    def check(method, path, body, key, status, error, headers=None):
-        reply = api.call(method, path, body, key=key, headers=headers)
-        assert reply.status == status and (error is None or reply.json == {'error': error}), \
-            '%s %s with %s -> %r, expected %d %s' % (method, path, key if headers is None else headers,
-                                                     reply, status, error)
-        return reply
-
-    for method, template, body, writes in ENDPOINTS:
-        path = template.format(id=mine['id'])
-        check(method, path, body, None, 401, 'API key required')
-        check(method, path, body, None, 401, 'API key required', {'Authorization': 'Bearer'})
-        check(method, path, body, 'garbage', 401, 'Invalid or revoked API key')
-        check(method, path, body, None, 401, 'Invalid or revoked API key',
-              {'Authorization': 'Basic dXNlcjpwYXNz'})
-        check(method, path, body, api.key + 'x', 401, 'Invalid or revoked API key')
-        check(method, path, body, revoked_key, 401, 'Invalid or revoked API key')
-        if writes:
-            check(method, path, body, read_key, 403, 'Access denied')
-        else:
-            check(method, path, body, read_key, 200, None)
-        if '{id}' in template:
-            # another team's task, with a valid key of the other team: 404 for all
-            check(method, template.format(id=theirs['id']), body, api.key, 404, 'Task not found')
-            check(method, path, body, other.key, 404, 'Task not found')
+    wrong = aqtest.auth_matrix(
+        api, ENDPOINTS, mine['id'], theirs['id'], read_key, other.key,
+        invalid=('garbage', {'Authorization': 'Basic dXNlcjpwYXNz'}, api.key + 'x', revoked_key),
+        missing=(None, {'Authorization': 'Bearer'}))
+    assert not wrong, '%d answers wrong:\n  %s' % (len(wrong), '\n  '.join(wrong))
     # nothing above changed either task
     assert api.task(mine['id'])['status'] == 'delayed'
     assert other.task(theirs['id'])['status'] == 'delayed'

@@ -445,28 +445,8 @@ def test_schedule_auth_and_other_teams():
     other = s_team(aq)
     mine = api.create(s_body(title='mine'))
     theirs = other.create(s_body(title='theirs'))
-    wrong = []
-
-    def check(method, path, body, key, status, error):
-        reply = api.call(method, path, body, key=key)
-        if reply.status != status or (error is not None and reply.json != {'error': error}):
-            wrong.append('%s %s with %s -> %r, expected %d %s' % (
-                method, path, 'no key' if key is None else key[:12] + '...', reply, status,
-                error or ''))
-
-    for method, template, body, writes in ENDPOINTS:
-        path = template.format(id=mine['id'])
-        check(method, path, body, None, 401, 'API key required')
-        check(method, path, body, 'garbage', 401, 'Invalid or revoked API key')
-        if writes:
-            check(method, path, body, read_key, 403, 'Access denied')
-        else:
-            check(method, path, body, read_key, 200, None)
-        if '{id}' in template:
-            check(method, template.format(id=theirs['id']), body, api.key, 404, 'Task not found')
-            check(method, path, body, other.key, 404, 'Task not found')
-            for bogus in (str(uuid.uuid4()), 'not-a-uuid'):
-                check(method, template.format(id=bogus), body, api.key, 404, 'Task not found')
+    wrong = aqtest.auth_matrix(api, ENDPOINTS, mine['id'], theirs['id'], read_key, other.key,
+                               bogus_ids=(str(uuid.uuid4()), 'not-a-uuid'))
     assert not wrong, '%d answers wrong:\n  %s' % (len(wrong), '\n  '.join(wrong))
     # nothing above changed either schedule, or made a run
     for who, task in ((api, mine), (other, theirs)):
