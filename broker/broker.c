@@ -404,19 +404,19 @@ static int s_admin (bk_broker_t *self, bk_req_t *req) {
     return 0;
 }
 
-//  The caller's task by "id", or NULL after answering 404.
-static json_t *s_own_task (bk_broker_t *self, bk_req_t *req, uint8_t id[16]) {
-    json_t *task = NULL;
+json_t *bk_broker_own (bk_broker_t *self, bk_req_t *req, uint8_t id[16], bk_record_get_fn *get,
+                       bk_record_ids_fn *ids) {
+    json_t *record = NULL;
     uint8_t team[16];
     if (aq_uuid_parse (aq_field_str (req->body, "id"), id) == 0)
-        task = bk_tasks_get (self->store, id);
-    if (task && (bk_tasks_ids (task, id, team) != 0 || memcmp (team, req->team, 16) != 0)) {
-        json_decref (task);
-        task = NULL;
+        record = get (self->store, id);
+    if (record && (ids (record, id, team) != 0 || memcmp (team, req->team, 16) != 0)) {
+        json_decref (record);
+        record = NULL;
     }
-    if (!task)
+    if (!record)
         bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
-    return task;
+    return record;
 }
 
 static json_t *s_task_body (const json_t *task) {
@@ -544,7 +544,7 @@ static void s_task_create (bk_broker_t *self, bk_req_t *req, int cmd) {
 
 static void s_task_get (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
-    json_t *task = s_own_task (self, req, id);
+    json_t *task = bk_broker_own (self, req, id, bk_tasks_get, bk_tasks_ids);
     if (!task)
         return;
     json_t *wait = json_object_get (req->body, "wait");
@@ -623,7 +623,7 @@ static void s_task_list (bk_broker_t *self, bk_req_t *req, int cmd) {
 
 static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16], team[16];
-    json_t *task = s_own_task (self, req, id);
+    json_t *task = bk_broker_own (self, req, id, bk_tasks_get, bk_tasks_ids);
     if (!task)
         return;
     int status = bk_task_status (task);
@@ -651,7 +651,7 @@ static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {
 
 static void s_task_retry (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
-    json_t *task = s_own_task (self, req, id);
+    json_t *task = bk_broker_own (self, req, id, bk_tasks_get, bk_tasks_ids);
     if (!task)
         return;
     int status = bk_task_status (task);
@@ -670,7 +670,7 @@ static void s_task_retry (bk_broker_t *self, bk_req_t *req, int cmd) {
 
 static void s_task_attempts (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint8_t id[16];
-    json_t *task = s_own_task (self, req, id);
+    json_t *task = bk_broker_own (self, req, id, bk_tasks_get, bk_tasks_ids);
     if (task)
         bk_broker_answer (self, req, AQ_OK,
                           json_pack ("{s:o}", "attempts", bk_tasks_attempts (self->store, id)),

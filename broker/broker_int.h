@@ -81,6 +81,15 @@ typedef struct {
 void bk_broker_answer (bk_broker_t *self, bk_req_t *req, int status, json_t *body,
                        const char *error);
 
+//  The record (a task, a scheduled task) named by req's "id" if it is the
+//  caller's team's, its id in id; or NULL after answering 404 "Task not
+//  found". get and ids are the record kind's lookup and id reader. New
+//  reference.
+typedef json_t *(bk_record_get_fn) (bk_store_t *store, const uint8_t id[16]);
+typedef int (bk_record_ids_fn) (const json_t *record, uint8_t id[16], uint8_t team[16]);
+json_t *bk_broker_own (bk_broker_t *self, bk_req_t *req, uint8_t id[16], bk_record_get_fn *get,
+                       bk_record_ids_fn *ids);
+
 //  Puts an item in the delay queue and wakes the loop in time for it.
 int bk_broker_timer (bk_broker_t *self, int64_t due, int kind, const uint8_t id[16]);
 

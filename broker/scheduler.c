@@ -36,22 +36,6 @@ static void s_set_time (json_t *record, const char *field, int64_t ms) {
     json_object_set_new (record, field, ms >= 0 ? json_integer (ms) : json_null ());
 }
 
-//  The schedule named by req's "id" if it is the caller's, or NULL after
-//  answering 404. New reference.
-static json_t *s_own (bk_broker_t *self, bk_req_t *req) {
-    uint8_t id[16], team[16];
-    json_t *record = NULL;
-    if (aq_uuid_parse (aq_field_str (req->body, "id"), id) == 0)
-        record = bk_schedules_get (self->store, id);
-    if (record && (bk_schedules_ids (record, id, team) != 0 || memcmp (team, req->team, 16) != 0)) {
-        json_decref (record);
-        record = NULL;
-    }
-    if (!record)
-        bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Task not found");
-    return record;
-}
-
 static void s_answer_task (bk_broker_t *self, bk_req_t *req, int status, const json_t *record,
                            int rc) {
     if (rc == 0)
@@ -596,6 +580,7 @@ static void s_runs (bk_broker_t *self, bk_req_t *req, json_t *record) {
 static void s_preview (bk_broker_t *self, bk_req_t *req) {
     json_t *given = json_object_get (req->body, "schedule");
     json_t *record = NULL;
+    uint8_t id[16];
     static const char *const fields[] = {"schedule_kind", "schedule_expr", "timezone", "count",
                                          NULL};
     char error[140];
@@ -616,7 +601,7 @@ static void s_preview (bk_broker_t *self, bk_req_t *req) {
             json_decref (record);
             return;
         }
-    } else if (!(record = s_own (self, req)))
+    } else if (!(record = bk_broker_own (self, req, id, bk_schedules_get, bk_schedules_ids)))
         return;
     json_t *count_value =
         given ? json_object_get (given, "count") : json_object_get (req->body, "count");
@@ -718,7 +703,8 @@ void bk_scheduler_command (bk_broker_t *self, bk_req_t *req, int cmd) {
     default:
         break;
     }
-    json_t *record = s_own (self, req);
+    uint8_t id[16];
+    json_t *record = bk_broker_own (self, req, id, bk_schedules_get, bk_schedules_ids);
     if (!record)
         return;
     if (cmd == AQ_CMD_SCHEDULE_GET)
