@@ -608,17 +608,24 @@ static void s_task_list (bk_broker_t *self, bk_req_t *req, int cmd) {
     uint64_t total;
     json_t *records = bk_tasks_list (self->store, req->team, status, (int) limit, (int) offset,
                                      order && strcmp (order, "asc") == 0, &total);
-    json_t *tasks = json_array ();
+    bk_broker_answer_page (self, req, "tasks", records, bk_task_public, "hasMore", total, limit,
+                           offset);
+}
+
+void bk_broker_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, json_t *records,
+                            bk_record_public_fn *public, const char *has_more, uint64_t total,
+                            int64_t limit, int64_t offset) {
+    json_t *shown = json_array ();
     size_t index;
     json_t *record;
-    json_array_foreach (records, index, record)
-        json_array_append_new (tasks, bk_task_public (record));
+    json_array_foreach (records, index, record) json_array_append_new (shown, public(record));
     json_decref (records);
-    json_t *body =
-        json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", "tasks", tasks, "pagination", "total",
-                   (json_int_t) total, "limit", (json_int_t) limit, "offset", (json_int_t) offset,
-                   "hasMore", (uint64_t) (offset + (int64_t) json_array_size (tasks)) < total);
-    bk_broker_answer (self, req, AQ_OK, body, NULL);
+    bool more = (uint64_t) offset + json_array_size (shown) < total;
+    bk_broker_answer (self, req, AQ_OK,
+                      json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination",
+                                 "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
+                                 (json_int_t) offset, has_more, more),
+                      NULL);
 }
 
 static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {

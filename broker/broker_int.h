@@ -90,6 +90,14 @@ typedef int (bk_record_ids_fn) (const json_t *record, uint8_t id[16], uint8_t te
 json_t *bk_broker_own (bk_broker_t *self, bk_req_t *req, uint8_t id[16], bk_record_get_fn *get,
                        bk_record_ids_fn *ids);
 
+//  Answers a page of a list: {name: [public (record)...], "pagination":
+//  {"total", "limit", "offset", has_more}} (has_more is the flag's name:
+//  "hasMore" in /v1, "has_more" in /tasks). Takes records.
+typedef json_t *(bk_record_public_fn) (const json_t *record);
+void bk_broker_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, json_t *records,
+                            bk_record_public_fn *public, const char *has_more, uint64_t total,
+                            int64_t limit, int64_t offset);
+
 //  Puts an item in the delay queue and wakes the loop in time for it.
 int bk_broker_timer (bk_broker_t *self, int64_t due, int kind, const uint8_t id[16]);
 

@@ -435,22 +435,6 @@ static bool s_page_args (bk_broker_t *self, bk_req_t *req, int64_t *limit, int64
     return false;
 }
 
-static void s_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, json_t *records,
-                           uint64_t total, int64_t limit, int64_t offset) {
-    json_t *shown = json_array ();
-    size_t index;
-    json_t *record;
-    json_array_foreach (records, index, record)
-        json_array_append_new (shown, bk_schedules_public (record));
-    json_decref (records);
-    bk_broker_answer (self, req, AQ_OK,
-                      json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination",
-                                 "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
-                                 (json_int_t) offset, "has_more",
-                                 (uint64_t) offset + json_array_size (shown) < total),
-                      NULL);
-}
-
 static void s_list (bk_broker_t *self, bk_req_t *req) {
     const char *status = aq_field_str (req->body, "status");
     const char *kind = aq_field_str (req->body, "schedule_kind");
@@ -476,7 +460,8 @@ static void s_list (bk_broker_t *self, bk_req_t *req) {
     uint64_t total;
     json_t *records = bk_schedules_list (self->store, req->team, status, kind, created_by,
                                          (int) limit, (int) offset, &total);
-    s_answer_page (self, req, "tasks", records, total, limit, offset);
+    bk_broker_answer_page (self, req, "tasks", records, bk_schedules_public, "has_more", total,
+                           limit, offset);
 }
 
 static void s_update (bk_broker_t *self, bk_req_t *req, json_t *old) {
@@ -574,7 +559,8 @@ static void s_runs (bk_broker_t *self, bk_req_t *req, json_t *record) {
     bk_schedules_ids (record, id, NULL);
     uint64_t total;
     json_t *runs = bk_runs_list (self->store, id, (int) limit, (int) offset, &total);
-    s_answer_page (self, req, "runs", runs, total, limit, offset);
+    bk_broker_answer_page (self, req, "runs", runs, bk_schedules_public, "has_more", total, limit,
+                           offset);
 }
 
 static void s_preview (bk_broker_t *self, bk_req_t *req) {
