@@ -122,6 +122,12 @@ class Procs:
         self.procs.append(proc)
         return proc
 
+    def data_dir(self, name):
+        """A new empty data directory for this phase's broker."""
+        path = os.path.join(self.tmp, "data-" + name)
+        os.mkdir(path)
+        return path
+
     def note_exits(self):
         """A note for each process that exited during the phase."""
         for proc in self.procs:
@@ -231,8 +237,7 @@ def phase_traffic(tmp):
             note("%s not built: skipped zmq_create_per_s, e2e_callbacks_per_s, dispatch_p99_ms"
                  % ", ".join(need))
             return
-        data = os.path.join(tmp, "data-traffic")
-        os.mkdir(data)
+        data = procs.data_dir("traffic")
         broker, client, workers = start_broker(procs, data)
         key = create_key(data, "bench")
         common = ["--broker", client, "--key", key]
@@ -273,8 +278,7 @@ def phase_fill(tmp):
         return
     procs = Procs(tmp)
     try:
-        data = os.path.join(tmp, "data-fill")
-        os.mkdir(data)
+        data = procs.data_dir("fill")
         broker, client, _ = start_broker(procs, data)
         key = create_key(data, "fill")
         lines = bench(["fill", "--broker", client, "--key", key, "--count", str(FILL),
@@ -384,8 +388,7 @@ def phase_http(tmp):
     try:
         hello = procs.start("aq-hello", ["--port", "0", "--threads", "2"], stdout=subprocess.PIPE)
         hello_port = listening_port(hello, "aq-hello")
-        data = os.path.join(tmp, "data-http")
-        os.mkdir(data)
+        data = procs.data_dir("http")
         port = free_port()
         server = procs.start("asyncqueue", ["--data", data, "--listen", "127.0.0.1:%d" % port])
         wait_port(server, port, "asyncqueue")
@@ -473,8 +476,7 @@ def phase_polls(tmp):
         return
     procs = Procs(tmp)
     try:
-        data = os.path.join(tmp, "data-polls")
-        os.mkdir(data)
+        data = procs.data_dir("polls")
         broker, client, _ = start_broker(procs, data)
         port = free_port()
         gateway = procs.start("aq-gateway", ["--broker", client, "--listen", "127.0.0.1:%d" % port,
@@ -580,8 +582,7 @@ def phase_schedules(tmp):
     rss_name = ("broker_rss_mib_100k_schedules" if SCHEDULES == 100000
                 else "broker_rss_mib_%d_schedules" % SCHEDULES)
     try:
-        data = os.path.join(tmp, "data-schedules")
-        os.mkdir(data)
+        data = procs.data_dir("schedules")
         broker, client, workers = start_broker(procs, data)
         key = create_key(data, "bench-schedules")
         target = procs.start("aq-target", ["--port", "0"], stdout=subprocess.PIPE)
