@@ -7,6 +7,7 @@ land: the arrival times the target records.
 """
 
 import json
+import os
 import re
 import random
 import subprocess
@@ -679,6 +680,28 @@ def test_redo_log_replays_commits_after_kill9():
     assert len(re.findall('replayed', broker.proc.log())) == len(replayed), broker.proc.tail()
 
 
+def test_broker_options_checked_and_documented():
+    """Out-of-range broker options stop aq-broker and asyncqueue at once (exit
+    2, one line saying which), and --help names every shared option."""
+    data = os.path.join(aqtest.tmpdir(), 'options.data')
+    bad = [(('--checkpoint-ms', '0'), '--checkpoint-ms must be 1 to 3600000'),
+           (('--checkpoint-ms', '3600001'), '--checkpoint-ms must be 1 to 3600000'),
+           (('--heartbeat-ms', '5'), '--heartbeat-ms must be at least 10'),
+           (('--backoff-base-ms', '0'),
+            '--backoff-base-ms must be at least 1 and at most --backoff-cap-ms')]
+    for program in ('aq-broker', 'asyncqueue'):
+        for args, message in bad:
+            run = subprocess.run([aqtest.binary(program), '--data', data] + list(args),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            assert run.returncode == 2 and run.stderr.decode() == '%s: %s\n' % (program, message), \
+                '%s %s -> %d %r' % (program, args, run.returncode, run.stderr)
+        shown = subprocess.run([aqtest.binary(program), '--help'], stdout=subprocess.PIPE,
+                               timeout=30).stdout.decode()
+        for option in ('--checkpoint-ms', '--map-size', '--heartbeat-ms', '--nosync'):
+            assert option in shown, '%s --help does not mention %s' % (program, option)
+    assert not os.path.exists(data), 'a refused start created its data directory'
+
+
 def test_second_broker_on_one_data_dir_is_refused():
     """The store is one broker's: a second aq-broker on the same --data exits
     at once with a clear message, and the first keeps its state and serves."""
@@ -699,7 +722,6 @@ def test_second_broker_on_one_data_dir_is_refused():
 def test_store_map_grows_under_load_and_survives_restart():
     """A 1 MiB LMDB map filled far past its size: every create succeeds,
     the data file grows, and every task is there after a restart."""
-    import os
     broker = aqtest.start_broker(extra=('--map-size', str(1 << 20)))
     cli = broker.client(key=broker.new_key('grow'))
     body = 'x' * 2000
