@@ -66,7 +66,7 @@ struct _bk_store_t {
     size_t ops_size;           //  bytes allocated
     uint64_t logged;           //  sequence number of the log's last record
     uint64_t checkpointed;     //  the last one in LMDB (meta "redo")
-    int64_t checkpoint_ms;     //  monotonic time of the last checkpoint
+    int64_t checkpointed_at;   //  monotonic ms of the last checkpoint
     uint64_t replayed;         //  records replayed when opened
     int64_t checkpoint_every;  //  ms between checkpoints
     size_t checkpoint_bytes;   //  log bytes between checkpoints
@@ -191,7 +191,7 @@ static int s_checkpoint (bk_store_t *self) {
     if (rc != 0)
         return s_code (rc);
     self->checkpointed = self->logged;
-    self->checkpoint_ms = s_now_ms ();
+    self->checkpointed_at = s_now_ms ();
     bk_redo_reset (self->redo);
     return 0;
 }
@@ -213,7 +213,7 @@ static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err
     if (rc == 0)
         mdb_txn_abort (txn);
     self->logged = self->checkpointed;
-    self->checkpoint_ms = s_now_ms ();
+    self->checkpointed_at = s_now_ms ();
     uint64_t last = self->checkpointed;
     int replay = -2;
     if (rc == 0 && (rc = s_begin_write (self)) == 0)
@@ -396,7 +396,7 @@ int bk_store_commit (bk_store_t *self) {
     //  (the next begin replays it) and is tried again at the next commit.
     if (self->logged > self->checkpointed &&
         (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
-         s_now_ms () - self->checkpoint_ms >= self->checkpoint_every))
+         s_now_ms () - self->checkpointed_at >= self->checkpoint_every))
         s_checkpoint (self);
     return 0;
 }
@@ -805,12 +805,16 @@ static void s_test_redo (void) {
     bk_store_abort (store);
     bk_store_destroy (&store);
 
-    //  a torn record (the crash cut its write short) ends the log
+    //  a torn record (the crash cut its write short) ends the log: the
+    //  store opens with what its checkpoint holds
     int fd = open (path, O_WRONLY);
     assert (fd >= 0 && pwrite (fd, "AQR1garbage", 11, 0) == 11);
     close (fd);
     store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store);
+    assert (store && bk_store_replayed (store) == 0);
+    assert (bk_store_begin (store, false) == 0);
+    assert (s_test_has (store, "x", "nosync") && s_test_has (store, "e", "five"));
+    bk_store_abort (store);
     bk_store_destroy (&store);
 
     char cmd[96];
