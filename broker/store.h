@@ -62,12 +62,15 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
 //  Checkpoints (a clean stop leaves nothing to replay) and closes.
 void bk_store_destroy (bk_store_t **self_p);
 
-//  Room a write transaction may always use: the broker bounds the bytes it
-//  takes in per turn well below this (BK_TURN_BYTES in broker.c).
+//  Room one LMDB write transaction may always use: the broker bounds the
+//  bytes it takes in per turn well below this (S_TURN_BYTES in broker.c),
+//  and the transaction behind the redo log spans at most
+//  BK_STORE_CHECKPOINT_BYTES of log plus one turn.
 #define BK_STORE_HEADROOM (64u << 20)
 
-//  One transaction at a time per store object. A write transaction first
-//  grows the map (doubling) until a quarter of it, and at least
+//  One transaction at a time per store object. A write transaction that
+//  starts a new LMDB transaction (the first after a checkpoint) first grows
+//  the map (doubling) until a quarter of it, and at least
 //  BK_STORE_HEADROOM, is free, so MDB_MAP_FULL does not happen short of a
 //  full disk. 0 or BK_ESTORE.
 int bk_store_begin (bk_store_t *self, bool write);
