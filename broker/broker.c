@@ -1917,6 +1917,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             json_decref (out->body);
         }
         self->nout = 0;
+        bk_store_settle (self->store);
         if (self->mono - self->last_release > 1000) {
             bk_store_release_pages (self->store);
             self->last_release = self->mono;

@@ -392,13 +392,17 @@ int bk_store_commit (bk_store_t *self) {
         s_drop (self);
         return rc;
     }
-    //  The commit is on disk now. A failed checkpoint leaves it in the log
-    //  (the next begin replays it) and is tried again at the next commit.
-    if (self->logged > self->checkpointed &&
+    return 0; //  on disk now
+}
+
+void bk_store_settle (bk_store_t *self) {
+    assert (!self->turn);
+    //  A failed checkpoint leaves the commits in the log (the next begin
+    //  replays them) and is tried again after the next commit.
+    if (self->held && self->logged > self->checkpointed &&
         (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
          s_now_ms () - self->checkpointed_at >= self->checkpoint_every))
         s_checkpoint (self);
-    return 0;
 }
 
 void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes) {
@@ -761,14 +765,35 @@ static void s_test_redo (void) {
     assert (!bk_store_open (dir, 0, false, err, sizeof err)); //  one broker per store
     assert (strstr (err, "is in use by another broker"));
 
-    //  every commit a checkpoint: the log starts over each time
-    bk_store_set_checkpoint (store, 0, 0);
-    for (int i = 0; i < 3; i++) {
-        assert (bk_store_begin (store, true) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "e", 1, "five", 4) == 0);
-        assert (bk_store_commit (store) == 0);
-    }
     bk_store_destroy (&store);
+
+    //  a checkpoint due after every commit, taken by settle only: a child
+    //  dying right after its third commit leaves that one to replay, one
+    //  that settled first leaves nothing
+    for (int settled = 0; settled < 2; settled++) {
+        child = fork ();
+        assert (child >= 0);
+        if (child == 0) {
+            store = bk_store_open (dir, 0, false, err, sizeof err);
+            assert (store);
+            bk_store_set_checkpoint (store, 0, 0);
+            for (int i = 0; i < 3; i++) {
+                if (i > 0)
+                    bk_store_settle (store);
+                assert (bk_store_begin (store, true) == 0);
+                assert (bk_store_put (store, BK_DB_TASKS, "e", 1, "five", 4) == 0);
+                assert (bk_store_commit (store) == 0);
+            }
+            if (settled)
+                bk_store_settle (store);
+            _exit (0);
+        }
+        assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
+                WEXITSTATUS (status) == 0);
+        store = bk_store_open (dir, 0, false, err, sizeof err);
+        assert (store && bk_store_replayed (store) == (settled ? 0 : 1));
+        bk_store_destroy (&store);
+    }
     store = bk_store_open (dir, 0, false, err, sizeof err);
     assert (store && bk_store_replayed (store) == 0); //  a clean stop checkpoints
     assert (bk_store_begin (store, false) == 0);

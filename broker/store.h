@@ -79,9 +79,12 @@ int bk_store_begin (bk_store_t *self, bool write);
 //  way (a failed commit loses its own changes only).
 int bk_store_commit (bk_store_t *self);
 void bk_store_abort (bk_store_t *self);
-//  How often the LMDB transaction behind the redo log is checkpointed: at
-//  the first commit ms milliseconds after the last checkpoint, or after
-//  bytes of log, whichever comes first.
+//  Checkpoints the LMDB transaction behind the redo log when one is due:
+//  ms milliseconds after the last checkpoint, or after bytes of log,
+//  whichever comes first, or when the map must grow. Between transactions,
+//  after the commit's answers are out: a checkpoint (LMDB's synced commit)
+//  takes a millisecond or two, and no answer waits for it.
+void bk_store_settle (bk_store_t *self);
 #define BK_STORE_CHECKPOINT_MS    10
 #define BK_STORE_CHECKPOINT_BYTES (1u << 20)
 void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes);
