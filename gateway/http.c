@@ -3,10 +3,11 @@
     The only file that includes <microhttpd.h>. The daemon runs in external
     mode on its epoll set, so its one fd joins the caller's zmq_poll. A
     complete request is translated (routes.c); if it needs the broker, the
-    connection is suspended, the request sent with a fresh correlation id,
-    and the corr -> request table finds it again when the REPLY comes in
-    (no pointer ever goes on the wire). A long poll is a suspended
-    connection and a table entry: no thread, no buffer beyond MHD's.
+    request is sent with a fresh correlation id and held, and the corr ->
+    request table finds it again when the REPLY comes in (no pointer ever
+    goes on the wire). A long poll is a suspended connection and a table
+    entry: no thread, no buffer beyond MHD's. A request the broker answers
+    within a turn is held without suspending (see s_hold).
 
     Limits, because libmicrohttpd has no absolute timeout of its own:
     - a body over max_body is refused from Content-Length before it is read,
@@ -50,6 +51,8 @@
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
 #define S_BUCKETS      1024      //  initial size of the corr table (a power of two)
 #define S_BACKLOG      4096      //  listen backlog
+#define S_BRIEF_MS     10        //  a request is held this long before it is suspended
+#define S_BRIEF_TICK   1         //  how often MHD runs while such requests are held
 
 typedef struct _s_conn_t s_conn_t;
 typedef struct _s_request_t s_request_t;
@@ -75,8 +78,10 @@ struct _s_request_t {
     uint64_t corr;                     //  correlation id while held
     int64_t started;                   //  mono ms of the first callback
     int64_t expires;                   //  mono ms to give up on the broker
+    int64_t held_at;                   //  mono ms it was sent to the broker
     int state;                         //  S_RECEIVING .. S_DONE
     bool keep_body;                    //  the route takes a body
+    bool suspended;                    //  held with MHD_suspend_connection
     bool too_large;                    //  body over max_body: 413
     char *body;                        //  received body, malloc'd
     size_t body_size;                  //  bytes in body
@@ -96,6 +101,8 @@ struct _gw_http_t {
     s_request_t **table;       //  corr -> held request, chained
     size_t buckets;            //  table size, a power of two
     size_t held;               //  requests in the table
+    size_t brief;              //  of which held without suspending
+    bool answered;             //  one of those was answered since MHD last ran
     s_conn_t *conns;           //  open connections
     size_t connections;        //  how many
     uint64_t cutoffs;          //  connections cut off by the deadline
@@ -189,10 +196,34 @@ static enum MHD_Result s_answer (gw_http_t *self, s_request_t *req) {
     return rc;
 }
 
-//  Resumes a held request with req->response set.
-static void s_resume (s_request_t *req) {
+//  Holds a request just sent to the broker. Suspending takes the socket
+//  out of MHD's epoll set and resuming puts it back: two epoll_ctl, an
+//  eventfd write and a read that finds nothing, per request. A request
+//  the broker answers within a turn is rather left waiting: MHD calls
+//  s_access for it on every run (which returns at once) and
+//  gw_http_timeout keeps that from spinning. One still waiting after
+//  S_BRIEF_MS, and a long poll from the start, is suspended, so a slow
+//  or absent broker costs no CPU however many requests wait.
+static void s_hold (gw_http_t *self, s_request_t *req, bool suspend) {
+    if (suspend) {
+        req->suspended = true;
+        MHD_suspend_connection (req->connection);
+    } else {
+        req->held_at = aq_time_mono_ms ();
+        self->brief++;
+    }
+}
+
+//  Resumes a held request with req->response set: MHD calls s_access
+//  again, which queues the response.
+static void s_resume (gw_http_t *self, s_request_t *req) {
     req->state = S_ANSWERED;
-    MHD_resume_connection (req->connection);
+    if (req->suspended)
+        MHD_resume_connection (req->connection);
+    else {
+        self->brief--;
+        self->answered = true;
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -320,7 +351,7 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
     if (req->conn)
         req->conn->deadline = 0; //  held: the broker's bound applies instead
     s_table_put (self, req);
-    MHD_suspend_connection (connection);
+    s_hold (self, req, wait_s > 0);
     return MHD_YES;
 }
 
@@ -357,6 +388,12 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         return s_dispatch (self, req);
     case S_ANSWERED:
         return s_answer (self, req);
+    case S_HELD:
+        if (!req->suspended && aq_time_mono_ms () - req->held_at >= S_BRIEF_MS) {
+            self->brief--;
+            s_hold (self, req, true);
+        }
+        return MHD_YES;
     default:
         return MHD_YES;
     }
@@ -371,8 +408,8 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     s_request_t *req = (s_request_t *) *con_cls;
     if (!req)
         return;
-    if (req->state == S_HELD)
-        s_table_take (self, req->corr);
+    if (req->state == S_HELD && s_table_take (self, req->corr) && !req->suspended)
+        self->brief--;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && self->verbose)
         aq_log (AQ_LOG_INFO, "gateway", "%s %s ended before its response was sent (%d)",
                 req->method, req->url, (int) toe);
@@ -527,7 +564,7 @@ void gw_http_destroy (gw_http_t **self_p) {
         while (self->table[i]) {
             s_request_t *req = s_table_take (self, self->table[i]->corr);
             gw_response_error (&req->response, 503, "Gateway shutting down");
-            s_resume (req);
+            s_resume (self, req);
         }
     }
     for (int i = 0; i < 3; i++)
@@ -554,6 +591,10 @@ long gw_http_timeout (gw_http_t *self) {
     MHD_UNSIGNED_LONG_LONG mhd;
     if (MHD_get_timeout (self->daemon, &mhd) == MHD_YES && mhd < (MHD_UNSIGNED_LONG_LONG) timeout)
         timeout = (long) mhd;
+    //  MHD wants to run at once while it has briefly held requests to call
+    //  for; their answers come through the DEALER, which wakes the loop
+    if (timeout == 0 && self->brief > 0 && !self->answered)
+        timeout = S_BRIEF_TICK;
     return timeout;
 }
 
@@ -583,13 +624,17 @@ static void s_sweep (gw_http_t *self, int64_t now) {
             aq_log (AQ_LOG_WARN, "gateway", "no reply from the broker for %s %s", req->method,
                     req->url);
             gw_response_error (&req->response, 503, "Broker unavailable");
-            s_resume (req);
+            s_resume (self, req);
         }
     }
 }
 
 void gw_http_run (gw_http_t *self) {
     MHD_run (self->daemon);
+    if (self->answered) { //  that run queued the brief ones' answers, this one sends them
+        self->answered = false;
+        MHD_run (self->daemon);
+    }
     int64_t now = aq_time_mono_ms ();
     if (now >= self->next_sweep) {
         s_sweep (self, now);
@@ -618,7 +663,7 @@ void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
     if (req && cmd == AQ_CMD_ERROR) {
         //  a broker that does not know the command (an older one): say so now
         gw_response_error (&req->response, 502, "Bad reply from broker");
-        s_resume (req);
+        s_resume (self, req);
         return;
     }
     if (!req) {
@@ -632,7 +677,7 @@ void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
     if (gw_routes_reply (req->route, body, gateway, &req->response) != 0)
         gw_response_error (&req->response, 500, "Internal error");
     json_decref (gateway);
-    s_resume (req);
+    s_resume (self, req);
 }
 
 //  --------------------------------------------------------------------------

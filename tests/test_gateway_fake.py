@@ -467,6 +467,32 @@ def main():
             raise silent_result["error"]
     check("silent broker: 503 after wait + 10 s", silent_done)
 
+    def silent_broker_idle():
+        # A request is first held without suspending its connection (MHD
+        # runs every millisecond for it), then suspended after 10 ms: 50
+        # requests the broker never answers must leave the gateway's loop
+        # asleep, not waking a thousand times a second.
+        conns = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            s.sendall(b"GET /v1/tasks/silent HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Bearer aq_test_key\r\n\r\n")
+            conns.append(s)
+        status = "/proc/%d/task/%d/status" % (gw.proc.pid, gw.proc.pid)
+
+        def switches():
+            with open(status) as f:
+                return sum(int(line.split()[1]) for line in f
+                           if "ctxt_switches" in line)
+        time.sleep(0.5)
+        before = switches()
+        time.sleep(2)
+        woke = switches() - before
+        for s in conns:
+            s.close()
+        assert woke < 200, "the gateway loop woke %d times in 2 s" % woke
+    check("silent broker: held requests leave the loop asleep", silent_broker_idle)
+
     def heartbeat():
         assert broker.heartbeats >= 1  # the gateway pings when idle
     check("idle broker pinged", heartbeat)
