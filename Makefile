@@ -12,7 +12,7 @@ LISTEN  ?= 127.0.0.1:8080
 
 DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev \
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
-           libsodium-dev libical-dev
+           libsodium-dev libical-dev libjemalloc-dev
 TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl
 BENCH_PKGS = wrk
 
@@ -24,15 +24,21 @@ ifeq ($(SAN),1)
   OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
         -fno-sanitize-recover=undefined
   LDSAN = -fsanitize=address,undefined
+  MALLOC =
 else
   OPT = -O2
   LDSAN =
+  # jemalloc instead of glibc's malloc: the request path allocates and
+  # frees small blocks by the dozen (jansson trees, ZeroMQ frames freed by
+  # the other thread); about 15% less CPU per HTTP create (docs/operations.md).
+  # Not under the sanitizers, which bring their own allocator.
+  MALLOC = -ljemalloc
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(CFLAGS_BASE) $(OPT) $(PKG_CFLAGS)
 LDFLAGS += $(LDSAN)
-LDLIBS  += $(PKG_LIBS) -lpthread -ldl -lm
+LDLIBS  += $(MALLOC) $(PKG_LIBS) -lpthread -ldl -lm
 
 OBJ = $(BUILD)/obj$(if $(filter 1,$(SAN)),-san)
 BIN = $(BUILD)/bin
