@@ -40,7 +40,7 @@ static const char *s_usage =
     "                         build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
     "  --checkpoint-ms N      commit the LMDB transaction behind the redo log\n"
-    "                         N ms after the last time (default 10); larger:\n"
+    "                         N ms after the last time (default 25); larger:\n"
     "                         fewer LMDB syncs, longer pauses when it happens\n"
     "  --nosync               relaxed durability: no redo log, no fsync (a power\n"
     "                         loss may lose the last acknowledged tasks)\n"
