@@ -388,7 +388,7 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         return s_dispatch (self, req);
     case S_ANSWERED:
         return s_answer (self, req);
-    case S_HELD:
+    case S_HELD: //  MHD calls again while a request is briefly held
         if (!req->suspended && aq_time_mono_ms () - req->held_at >= S_BRIEF_MS) {
             self->brief--;
             s_hold (self, req, true);
