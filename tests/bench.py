@@ -12,6 +12,8 @@ Starts the real processes on loopback and prints, exactly,
     bench http_hello_per_s <n> req/s                 wrk against a hello-world MHD server
     bench http_create_per_s <n> req/s                wrk POST /v1/tasks (durable creates)
     bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue
+    bench http_get_per_s <n> req/s                   wrk GET /v1/tasks/:id (a read: no fsync)
+    bench http_create_nosync_per_s <n> req/s         wrk POST /v1/tasks, asyncqueue --nosync
     bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
     bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
@@ -22,6 +24,9 @@ aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
 Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
 --latency` in turn; the creates POST a far-future task with a Lua script.
+Then, for reference, the same server under GETs of one task (the round trip
+through the broker without a write), and creates against a second
+all-in-one run with --nosync (the durable path without its fsyncs).
 Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
 `GET /v1/tasks/:id?wait=25` on a delayed task from asyncio, then the
 gateway's VmRSS.
@@ -375,10 +380,33 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 """
 
+GET_LUA = """-- GET /v1/tasks/:id of one task: the round trip through the broker, no write
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def http_server(procs, name, extra=()):
+    """A fresh all-in-one asyncqueue with its own data dir: (base URL, key,
+    a first task's id)."""
+    data = procs.data_dir(name)
+    port = free_port()
+    server = procs.start("asyncqueue", ["--data", data, "--listen", "127.0.0.1:%d" % port]
+                         + list(extra))
+    wait_port(server, port, "asyncqueue")
+    key = create_key(data, "bench-" + name)
+    base = "http://127.0.0.1:%d" % port
+    status, body = http("POST", base + "/v1/tasks", key,
+                        {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
+    if status != 201:
+        raise RuntimeError("a first create answered %d: %s" % (status, body))
+    return base, key, body["task"]["id"], data
+
 
 def phase_http(tmp):
     """http_hello_per_s, http_create_per_s, http_create_p99_ms: wrk against
-    aq-hello and the all-in-one asyncqueue, one after the other."""
+    aq-hello and the all-in-one asyncqueue, one after the other; then
+    http_get_per_s and http_create_nosync_per_s, the references that say
+    where the durable creates' time goes."""
     missing = [p for p in ("asyncqueue", "aqctl", "aq-hello") if not program(p)]
     if missing or not shutil.which("wrk"):
         note("%s not available: skipped http_hello_per_s, http_create_per_s, http_create_p99_ms"
@@ -388,18 +416,14 @@ def phase_http(tmp):
     try:
         hello = procs.start("aq-hello", ["--port", "0", "--threads", "2"], stdout=subprocess.PIPE)
         hello_port = listening_port(hello, "aq-hello")
-        data = procs.data_dir("http")
-        port = free_port()
-        server = procs.start("asyncqueue", ["--data", data, "--listen", "127.0.0.1:%d" % port])
-        wait_port(server, port, "asyncqueue")
-        key = create_key(data, "bench-http")
-        status, body = http("POST", "http://127.0.0.1:%d/v1/tasks" % port, key,
-                            {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
-        if status != 201:
-            raise RuntimeError("a first create answered %d: %s" % (status, body))
-        script = os.path.join(tmp, "create.lua")
-        with open(script, "w") as f:
-            f.write(CREATE_LUA % (FAR, key))
+        base, key, task_id, data = http_server(procs, "http")
+
+        def script(name, text):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        create_lua = script("create.lua", CREATE_LUA % (FAR, key))
 
         result = wrk("http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
         figure("bench http_hello_per_s %.0f req/s" % result["rate"])
@@ -408,18 +432,35 @@ def phase_http(tmp):
             ", socket errors: " + result["errors"] if result["errors"] else ""))
         hello_rate = result["rate"]
 
-        result = wrk("http://127.0.0.1:%d/v1/tasks" % port, WRK_SECONDS, script)
-        if result["non2xx"]:
-            note("creates: %d of %d answers were not 2xx" % (result["non2xx"], result["requests"]))
-        figure("bench http_create_per_s %.0f req/s" % (result["rate"] * (
-            1 - result["non2xx"] / max(1, result["requests"]))))
+        def share(rate):
+            return "%.0f%% of the hello-world rate in this run" % (100.0 * rate / max(1.0, hello_rate))
+
+        def ok_rate(result, what):
+            if result["non2xx"]:
+                note("%s: %d of %d answers were not 2xx" % (what, result["non2xx"], result["requests"]))
+            return result["rate"] * (1 - result["non2xx"] / max(1, result["requests"]))
+
+        result = wrk(base + "/v1/tasks", WRK_SECONDS, create_lua)
+        rate = ok_rate(result, "creates")
+        figure("bench http_create_per_s %.0f req/s" % rate)
         figure("bench http_create_p99_ms %.2f ms" % result["p99_ms"])
-        status, body = http("GET", "http://127.0.0.1:%d/v1/tasks?limit=1" % port, key)
+        status, body = http("GET", base + "/v1/tasks?limit=1", key)
         stored = body["pagination"]["total"] if status == 200 else -1
-        note("creates: %.0f%% of the hello-world rate in this run; %d tasks stored; "
-             "data dir %.1f MiB%s" % (100.0 * result["rate"] / max(1.0, hello_rate), stored,
-                                      du_mib(data), ", socket errors: " + result["errors"]
-                                      if result["errors"] else ""))
+        note("creates: %s; %d tasks stored; data dir %.1f MiB%s" % (
+            share(rate), stored, du_mib(data),
+            ", socket errors: " + result["errors"] if result["errors"] else ""))
+
+        result = wrk(base + "/v1/tasks/" + task_id, WRK_SECONDS, script("get.lua", GET_LUA % key))
+        rate = ok_rate(result, "gets")
+        figure("bench http_get_per_s %.0f req/s" % rate)
+        note("gets of one task: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
+
+        base, key, _, _ = http_server(procs, "nosync", ["--nosync"])
+        result = wrk(base + "/v1/tasks", WRK_SECONDS,
+                     script("nosync.lua", CREATE_LUA % (FAR, key)))
+        rate = ok_rate(result, "creates with --nosync")
+        figure("bench http_create_nosync_per_s %.0f req/s" % rate)
+        note("creates with --nosync: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
         procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("http phase stopped: %s" % e)
