@@ -15,6 +15,7 @@ Starts the real processes on loopback and prints, exactly,
     bench http_get_per_s <n> req/s                   wrk GET /v1/tasks/:id (a read: no fsync)
     bench http_create_nosync_per_s <n> req/s         wrk POST /v1/tasks, asyncqueue --nosync
     bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
+    bench gateway_rss_mib_10k_answered <x> MiB       the same, all answered, connections kept
     bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
 
@@ -29,7 +30,8 @@ through the broker without a write), and creates against a second
 all-in-one run with --nosync (the durable path without its fsyncs).
 Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
 `GET /v1/tasks/:id?wait=25` on a delayed task from asyncio, then the
-gateway's VmRSS.
+gateway's VmRSS; then the task is cancelled, which answers every poll, and
+the gateway's VmRSS again with the 10,000 connections kept alive.
 Phase 5 (schedules): aq-broker + 2 aq-worker + aq-target; 100,000 active
 `once` schedules created by pipelined SCHEDULE_CREATE (the test harness's
 protocol client, tests/aqtest.py), their fire times spread evenly over a
@@ -468,9 +470,10 @@ def phase_http(tmp):
         procs.stop()
 
 
-async def s_hold_polls(port, path, key, count, held):
+async def s_hold_polls(port, path, key, count, held, then):
     """Opens count connections, each sending one long poll; calls
-    held(connections) once all are sent; returns (early answers, errors)."""
+    held(connections) once all are sent, counts the ones answered by then,
+    calls then(connections); returns (connections, early answers, errors)."""
     request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
                % (path, key)).encode()
     streams = []
@@ -493,6 +496,8 @@ async def s_hold_polls(port, path, key, count, held):
     for reader, writer in streams:
         if reader._buffer or reader.at_eof():   # answered (or closed) before the measurement
             early += 1
+    await then(streams)
+    for reader, writer in streams:
         writer.close()
     await asyncio.gather(*[w.wait_closed() for _, w in streams], return_exceptions=True)
     return len(streams), early, errors
@@ -551,9 +556,24 @@ def phase_polls(tmp):
             measured["gateway"] = rss_mib(gateway.pid)
             measured["broker"] = rss_mib(broker.pid)
 
+        async def answered(streams):
+            # cancelling the task answers every poll; the connections stay
+            # open (keep-alive) with the memory a served request leaves
+            status, _ = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: http("POST", base + "/v1/tasks/%s/cancel" % task_id, key))
+            deadline = time.time() + 20
+            count = 0
+            while time.time() < deadline:
+                count = sum(1 for reader, _ in streams if reader._buffer)
+                if count >= len(streams):
+                    break
+                await asyncio.sleep(0.2)
+            measured["answered"] = count if status == 200 else 0
+            measured["after"] = rss_mib(gateway.pid)
+
         started = time.time()
         opened, early, errors = asyncio.run(s_hold_polls(port, "/v1/tasks/%s?wait=25" % task_id,
-                                                         key, POLLS, held))
+                                                         key, POLLS, held, answered))
         rss = measured["gateway"]
         name = "gateway_rss_mib_10k_polls" if POLLS == 10000 else "gateway_rss_mib_%d_polls" % POLLS
         figure("bench %s %.1f MiB" % (name, rss["VmRSS"]))
@@ -562,6 +582,12 @@ def phase_polls(tmp):
              "VmRSS %.1f MiB" % (opened, measured.get("held", 0), early, errors,
                                  time.time() - started, rss["VmRSS"], idle,
                                  rss.get("RssAnon", 0), measured["broker"]["VmRSS"]))
+        after = measured["after"]
+        figure("bench %s %.1f MiB" % (name.replace("_polls", "_answered"), after["VmRSS"]))
+        note("the same connections once answered (the task cancelled), kept alive: %d answered; "
+             "gateway VmRSS %.1f MiB (anon %.1f): libmicrohttpd zeroes a connection's whole "
+             "memory pool after a request" % (measured["answered"], after["VmRSS"],
+                                              after.get("RssAnon", 0)))
         procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("polls phase stopped: %s" % e)
