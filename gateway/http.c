@@ -18,7 +18,10 @@
       read its response as fast; a client trickling bytes is shut down;
     - a request held for the broker gets 503 after wait + 10 s;
     - header size (MHD's per-connection memory), idle timeout, connection
-      counts in total and per address are MHD options.
+      counts in total and per address are MHD options. MHD zeroes all of a
+      connection's memory after each request, so a kept-alive connection
+      holds S_MEMORY_LIMIT resident: 16 KiB, ample for an API request's
+      headers, rather than more.
 */
 #include "http.h"
 #include "json.h"
@@ -47,7 +50,7 @@
 #define S_PING_SLOW_MS 5000      //  and this often while it does not answer
 #define S_FRESH_MS     3000      //  /healthz: the broker spoke this recently
 #define S_GRACE_S      10        //  a reply may take the long poll's wait + this
-#define S_MEMORY_LIMIT 32768     //  per connection: request line, headers, read buffer
+#define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
 #define S_BUCKETS      1024      //  initial size of the corr table (a power of two)
 #define S_BACKLOG      4096      //  listen backlog
