@@ -85,6 +85,7 @@ void bk_store_abort (bk_store_t *self);
 //  after the commit's answers are out: a checkpoint (LMDB's synced commit)
 //  takes a millisecond or two, and no answer waits for it.
 void bk_store_settle (bk_store_t *self);
+//  The ms and bytes a store starts with, and how to change them.
 #define BK_STORE_CHECKPOINT_MS    25
 #define BK_STORE_CHECKPOINT_BYTES (1u << 20)
 void bk_store_set_checkpoint (bk_store_t *self, int64_t ms, size_t bytes);
