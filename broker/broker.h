@@ -23,7 +23,7 @@ typedef struct {
     int max_body;                 //  result body cap in bytes (65536)
     bool nosync;                  //  relaxed durability (MDB_NOSYNC); never the default
     int64_t map_size;             //  initial LMDB map size in bytes (default 1 GiB)
-    int64_t checkpoint_ms;        //  LMDB checkpoint behind the redo log (default 10)
+    int64_t checkpoint_ms;        //  LMDB checkpoint behind the redo log (default 25)
     double rate_limit_rps;        //  default per-team requests/s, 0 = unlimited
     double rate_limit_burst;      //  default bucket size (default: rps)
     const char *plugin_dir;       //  provider and vault plugins (NULL: the default)

@@ -4,8 +4,9 @@
     is on disk when it returns. It gets there through the redo log (redo.h):
     the LMDB write transaction stays open across commits, each commit appends
     its changes (puts and deletes, recorded as they are made) to the log and
-    syncs it, and a checkpoint - a synced LMDB commit - every BK_STORE_CHECKPOINT_MS
-    or BK_STORE_CHECKPOINT_BYTES of log lets the log start over. An abort, or a
+    syncs it, and a checkpoint - a synced LMDB commit, which bk_store_settle
+    takes between turns every BK_STORE_CHECKPOINT_MS or
+    BK_STORE_CHECKPOINT_BYTES of log - lets the log start over. An abort, or a
     failure, drops the LMDB transaction; the next begin replays the log into
     a fresh one, as opening the store does after a crash. With nosync there
     is no log and each commit is an LMDB commit without fsync.
@@ -16,6 +17,7 @@
 */
 #include "store.h"
 #include "aq_proto.h"
+#include "aq_time.h"
 #include "redo.h"
 
 #include <assert.h>
@@ -29,7 +31,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *s_db_names[BK_DB_COUNT] = {
@@ -97,10 +98,8 @@ static int s_code (int rc) {
 //  may need fits: a quarter of the map, and at least BK_STORE_HEADROOM.
 static int s_grow (bk_store_t *self, bool force) {
     MDB_envinfo info;
-    MDB_stat stat;
     mdb_env_info (self->env, &info);
-    mdb_env_stat (self->env, &stat);
-    size_t used = (info.me_last_pgno + 1) * stat.ms_psize, size = info.me_mapsize;
+    size_t used = (size_t) bk_store_used_bytes (self), size = info.me_mapsize;
     if (force)
         size *= 2;
     while (used + (size / 4 > BK_STORE_HEADROOM ? size / 4 : BK_STORE_HEADROOM) > size)
@@ -109,12 +108,6 @@ static int s_grow (bk_store_t *self, bool force) {
     if (size == info.me_mapsize)
         return 0;
     return mdb_env_set_mapsize (self->env, size) == 0 ? 0 : BK_ESTORE;
-}
-
-static int64_t s_now_ms (void) {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 //  Drops the LMDB transaction: the store is back at its last checkpoint
@@ -191,7 +184,7 @@ static int s_checkpoint (bk_store_t *self) {
     if (rc != 0)
         return s_code (rc);
     self->checkpointed = self->logged;
-    self->checkpointed_at = s_now_ms ();
+    self->checkpointed_at = aq_time_mono_ms ();
     bk_redo_reset (self->redo);
     return 0;
 }
@@ -213,7 +206,7 @@ static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err
     if (rc == 0)
         mdb_txn_abort (txn);
     self->logged = self->checkpointed;
-    self->checkpointed_at = s_now_ms ();
+    self->checkpointed_at = aq_time_mono_ms ();
     uint64_t last = self->checkpointed;
     int replay = -2;
     if (rc == 0 && (rc = s_begin_write (self)) == 0)
@@ -388,11 +381,9 @@ int bk_store_commit (bk_store_t *self) {
         if (rc == 0)
             self->logged++;
     }
-    if (rc != 0) {
+    if (rc != 0)
         s_drop (self);
-        return rc;
-    }
-    return 0; //  on disk now
+    return rc; //  0: on disk now
 }
 
 void bk_store_settle (bk_store_t *self) {
@@ -401,7 +392,7 @@ void bk_store_settle (bk_store_t *self) {
     //  replays them) and is tried again after the next commit.
     if (self->held && self->logged > self->checkpointed &&
         (bk_redo_size (self->redo) >= self->checkpoint_bytes || self->grow ||
-         s_now_ms () - self->checkpointed_at >= self->checkpoint_every))
+         aq_time_mono_ms () - self->checkpointed_at >= self->checkpoint_every))
         s_checkpoint (self);
 }
 
