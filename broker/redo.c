@@ -1,6 +1,7 @@
 /*  redo.c - the store's redo log (see redo.h)
  */
 #include "redo.h"
+#include "store.h" //  the selftest's directory
 
 #include <assert.h>
 #include <errno.h>
@@ -233,8 +234,8 @@ static void s_test_replay (const char *path, uint64_t after, int want_rc, const 
 }
 
 void bk_redo_test (bool verbose) {
-    char dir[] = "/tmp/aq-redo-test-XXXXXX", path[64], err[256];
-    assert (mkdtemp (dir));
+    char dir[BK_STORE_TEST_DIR], path[BK_STORE_TEST_DIR + 16], err[256];
+    bk_store_test_dir (dir);
     snprintf (path, sizeof path, "%s/redo.log", dir);
     bk_redo_t *redo = bk_redo_open (path, err, sizeof err);
     assert (redo);
@@ -285,10 +286,7 @@ void bk_redo_test (bool verbose) {
     memset (&log, 0, sizeof log);
     assert (bk_redo_replay (redo, 13, s_test_apply, &log, &last) == 0 && last == 13);
     bk_redo_destroy (&redo);
-
-    char cmd[96];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_remove (dir);
     if (verbose)
         printf ("bk_redo: ok\n");
 }

@@ -23,6 +23,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,10 +675,22 @@ void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) {
 
 //  --------------------------------------------------------------------------
 
-bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]) {
-    char err[256];
+void bk_store_test_dir (char dir[BK_STORE_TEST_DIR]) {
     snprintf (dir, BK_STORE_TEST_DIR, "/tmp/aq-store-test-XXXXXX");
     assert (mkdtemp (dir));
+}
+
+static int s_test_remove_one (const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    return remove (path);
+}
+
+void bk_store_test_remove (const char *dir) {
+    assert (nftw (dir, s_test_remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0);
+}
+
+bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]) {
+    char err[256];
+    bk_store_test_dir (dir);
     bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
     assert (store);
     assert (bk_store_begin (store, true) == 0);
@@ -687,9 +700,7 @@ bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]) {
 void bk_store_test_destroy (bk_store_t **self_p, const char *dir) {
     bk_store_abort (*self_p);
     bk_store_destroy (self_p);
-    char cmd[BK_STORE_TEST_DIR + 16];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_remove (dir);
 }
 
 static int s_disk_full (void) {
@@ -707,8 +718,8 @@ static bool s_test_has (bk_store_t *store, const char *key, const char *value) {
 //  open) and an abort (replayed at the next begin); a failed commit loses
 //  only itself; a checkpoint empties the log.
 static void s_test_redo (void) {
-    char dir[] = "/tmp/aq-store-redo-XXXXXX", path[64], err[256];
-    assert (mkdtemp (dir));
+    char dir[BK_STORE_TEST_DIR], path[BK_STORE_TEST_DIR + 16], err[256];
+    bk_store_test_dir (dir);
     snprintf (path, sizeof path, "%s/redo.log", dir);
     pid_t child = fork ();
     assert (child >= 0);
@@ -832,15 +843,12 @@ static void s_test_redo (void) {
     assert (s_test_has (store, "x", "nosync") && s_test_has (store, "e", "five"));
     bk_store_abort (store);
     bk_store_destroy (&store);
-
-    char cmd[96];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_remove (dir);
 }
 
 void bk_store_test (bool verbose) {
-    char dir[] = "/tmp/aq-store-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
+    char dir[BK_STORE_TEST_DIR], err[256];
+    bk_store_test_dir (dir);
     bk_store_t *store = bk_store_open (dir, 1 << 20, false, err, sizeof err);
     assert (store);
     assert (bk_store_begin (store, true) == 0);
@@ -909,10 +917,7 @@ void bk_store_test (bool verbose) {
     bk_store_destroy (&store);
     assert (bk_store_open (dir, 0, false, err, sizeof err) == NULL);
     assert (strstr (err, "layout version 999"));
-
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_remove (dir);
     s_test_redo ();
     if (verbose)
         printf ("bk_store: ok\n");

@@ -137,10 +137,13 @@ void bk_store_release_pages (bk_store_t *self);
 //  Clears reader slots of dead processes; returns how many.
 int bk_store_reader_check (bk_store_t *self);
 
-//  Selftests: a fresh store (nosync, 1 MiB map) in a new directory under
-//  /tmp, its path in dir, with a write transaction begun; and its end:
-//  abort, close, remove the directory.
+//  Selftests: a new empty directory under /tmp, its path in dir; and its
+//  removal with everything in it.
 #define BK_STORE_TEST_DIR 64
+void bk_store_test_dir (char dir[BK_STORE_TEST_DIR]);
+void bk_store_test_remove (const char *dir);
+//  A fresh store (nosync, 1 MiB map) in a new test directory, with a write
+//  transaction begun; and its end: abort, close, remove the directory.
 bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]);
 void bk_store_test_destroy (bk_store_t **self_p, const char *dir);
 

@@ -178,17 +178,14 @@ void bk_tokens_test (bool verbose) {
     char *dir_name = aq_plugin_loader_default_dir ();
     aq_plugin_loader_t *loader = NULL;
     const aq_plugin_vault_t *vault = NULL;
-    char dir[] = "/tmp/aq-tokens-test-XXXXXX", err[256];
-    assert (mkdtemp (dir));
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
     if (dir_name) {
         loader = aq_plugin_loader_new (dir);
         aq_plugin_loader_load_dir (loader, dir_name);
         vault = aq_plugin_loader_vault (loader, NULL);
     }
     free (dir_name);
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
     uint8_t team[16], other[16];
     aq_uuid_new (team);
     aq_uuid_new (other);
@@ -245,12 +242,8 @@ void bk_tokens_test (bool verbose) {
         json_decref (token);
     } else if (verbose)
         printf ("bk_tokens: no vault plugin found, sealing not tested\n");
-    bk_store_abort (store);
-    bk_store_destroy (&store);
     aq_plugin_loader_destroy (&loader);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    bk_store_test_destroy (&store, dir);
     if (verbose)
         printf ("bk_tokens: ok\n");
 }
