@@ -13,7 +13,6 @@ command line (startup failures, SIGTERM).
 Run: AQ_BUILD=build/gw /usr/bin/python3 tests/test_gateway_fake.py [-v]
 """
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -497,34 +496,6 @@ def main():
             s.close()
         assert woke < 200, "the gateway loop woke %d times in 2 s" % woke
     check("silent broker: held requests leave the loop asleep", silent_broker_idle)
-
-    def pipelined():
-        # HTTP/1.1 pipelining: three requests in one write, one answered by
-        # the gateway itself, two held for the broker: answers in order
-        body = b'{"targetUrl": "https://api.example.com/webhook"}'
-        s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
-        s.sendall(b"GET /v1/tasks/missing HTTP/1.1\r\nHost: x\r\n"
-                  b"Authorization: Bearer aq_test_key\r\n\r\n"
-                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                  b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aq_test_key\r\n"
-                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        data, statuses = b"", []
-        while len(statuses) < 3:
-            head_end = data.find(b"\r\n\r\n")
-            if head_end >= 0:
-                head = data[:head_end].decode()
-                length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))
-                if len(data) >= head_end + 4 + length:
-                    statuses.append(head.split("\r\n")[0])
-                    data = data[head_end + 4 + length:]
-                    continue
-            chunk = s.recv(65536)
-            assert chunk, "closed after %r (answered: %r)" % (data, statuses)
-            data += chunk
-        s.close()
-        assert statuses == ["HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK",
-                            "HTTP/1.1 201 Created"], statuses
-    check("pipelined requests answered in order", pipelined)
 
     def heartbeat():
         assert broker.heartbeats >= 1  # the gateway pings when idle
