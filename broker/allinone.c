@@ -71,6 +71,9 @@ static const char *s_usage =
     "                           internal services (ipc://DIR/client.ipc always is)\n"
     "  --workers-endpoint EP    also accept external aq-worker processes here\n"
     "  --events EP              publish task events here (PUB)\n"
+    "  --cert PATH_secret, --allow-clients DIR, --allow-workers DIR, --insecure\n"
+    "                           CURVE for tcp:// endpoints, as for aq-broker: tcp\n"
+    "                           needs --cert (or --insecure, on loopback only)\n"
     "  --backoff-base-ms N      retry back-off base (default 1000)\n"
     "  --backoff-cap-ms N       retry back-off cap (default 3600000)\n"
     "  --max-body BYTES         request body limit (default 1048576)\n"
@@ -118,6 +121,8 @@ int main (int argc, char **argv) {
             s_worker.allow_private = true, takes = false;
         else if (strcmp (arg, "--nosync") == 0)
             s_broker.nosync = true, takes = false;
+        else if (strcmp (arg, "--insecure") == 0)
+            s_broker.insecure = true, takes = false;
         else if (!value)
             goto usage;
         else if (bk_config_option (&s_broker, arg, value))
@@ -147,6 +152,8 @@ int main (int argc, char **argv) {
         if (takes)
             i++;
     }
+    s_broker.client_endpoints = clients;
+    s_broker.worker_endpoints = worker_eps;
     const char *problem = bk_config_check (&s_broker);
     if (workers < 0 || workers > 64 || s_worker.slots < 1)
         problem = "--workers must be 0 to 64 and --slots at least 1";
@@ -155,8 +162,6 @@ int main (int argc, char **argv) {
         aq_config_free (&args, n);
         return 2;
     }
-    s_broker.client_endpoints = clients;
-    s_broker.worker_endpoints = worker_eps;
     s_worker.broker_endpoint = S_WORKERS;
     s_gateway.broker_endpoint = S_CLIENTS;
 

@@ -53,6 +53,25 @@ static const int64_t s_latency_ms[] = {5,   10,   25,   50,   100,   250,
 #define S_BUCKETS (sizeof s_latency_ms / sizeof s_latency_ms[0])
 _Static_assert(S_BUCKETS == BK_LATENCY_BUCKETS, "one histogram");
 
+//  The sockets cfg asks for: its endpoints, with ipc://DATA/client.ipc
+//  always among the clients'. Returns that list, which out points to and
+//  the caller frees.
+static char *s_sockets_config (const bk_config_t *cfg, bk_sockets_config_t *out) {
+    char *clients = NULL;
+    const char *extra = cfg->client_endpoints;
+    if (asprintf (&clients, "ipc://%s/client.ipc%s%s", cfg->data_dir ? cfg->data_dir : ".",
+                  extra && *extra ? "," : "", extra && *extra ? extra : "") < 0)
+        clients = NULL;
+    assert (clients);
+    *out =
+        (bk_sockets_config_t){.endpoints = {clients, cfg->worker_endpoints, cfg->event_endpoints},
+                              .cert = cfg->cert,
+                              .allow_clients = cfg->allow_clients,
+                              .allow_workers = cfg->allow_workers,
+                              .insecure = cfg->insecure};
+    return clients;
+}
+
 void bk_config_defaults (bk_config_t *cfg) {
     memset (cfg, 0, sizeof *cfg);
     cfg->backoff_base_ms = 1000;
@@ -90,6 +109,12 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->map_size = atoll (value);
     else if (strcmp (name, "--checkpoint-ms") == 0)
         cfg->checkpoint_ms = atoll (value);
+    else if (strcmp (name, "--cert") == 0)
+        cfg->cert = value;
+    else if (strcmp (name, "--allow-clients") == 0)
+        cfg->allow_clients = value;
+    else if (strcmp (name, "--allow-workers") == 0)
+        cfg->allow_workers = value;
     else
         return false;
     return true;
@@ -106,7 +131,12 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
     if (cfg->checkpoint_ms < 1 || cfg->checkpoint_ms > 3600000)
         return "--checkpoint-ms must be 1 to 3600000";
-    return NULL;
+    static __thread char problem[512];
+    bk_sockets_config_t sockets;
+    char *clients = s_sockets_config (cfg, &sockets);
+    const char *why = bk_sockets_check (&sockets, problem, sizeof problem);
+    free (clients);
+    return why;
 }
 
 //  --------------------------------------------------------------------------
@@ -132,27 +162,27 @@ static bk_out_t *s_out_new (bk_broker_t *self, void *socket, const void *rid, si
     return out;
 }
 
-//  Queues a REPLY; takes ownership of body (may be NULL).
-static void s_reply (bk_broker_t *self, const void *rid, size_t rid_size, int64_t corr, int status,
-                     json_t *body, const char *error) {
+//  Queues a REPLY to rid on socket; takes ownership of body (may be NULL).
+static void s_reply (bk_broker_t *self, void *socket, const void *rid, size_t rid_size,
+                     int64_t corr, int status, json_t *body, const char *error) {
     json_t *reply = json_pack ("{s:I, s:i}", "corr", (json_int_t) corr, "status", status);
     if (body)
         json_object_set_new (reply, "body", body);
     if (error)
         json_object_set_new (reply, "error", json_string (error));
-    s_out_new (self, self->clients, rid, rid_size, AQ_CMD_REPLY, reply);
+    s_out_new (self, socket, rid, rid_size, AQ_CMD_REPLY, reply);
 }
 
 static int s_send_out (bk_broker_t *self, bk_out_t *out) {
-    int rc;
-    if (out->rid_size == 0) { //  PUB: topic then event
+    int rc = 0;
+    if (!out->socket) { //  an EVENT: topic then event, on every events socket
         size_t size;
         uint8_t *data = aq_proto_encode (out->cmd, out->body, &size);
-        rc = data ? zmq_send (out->socket, out->topic, strlen (out->topic),
-                              ZMQ_SNDMORE | ZMQ_DONTWAIT)
-                  : -1;
-        if (rc >= 0)
-            rc = zmq_send (out->socket, data, size, ZMQ_DONTWAIT);
+        for (int i = 0; data && i < self->nevents; i++)
+            if (zmq_send (self->events[i], out->topic, strlen (out->topic),
+                          ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                zmq_send (self->events[i], data, size, ZMQ_DONTWAIT) < 0)
+                rc = -1;
         free (data);
     } else
         rc =
@@ -163,19 +193,31 @@ static int s_send_out (bk_broker_t *self, bk_out_t *out) {
 //  --------------------------------------------------------------------------
 //  Task state changes
 
+//  A team's events topic: "<team id>.<32 hex digits>", the digits keyed
+//  with the broker's events key, so only a caller the broker told (AUTH,
+//  with one of the team's keys) can subscribe to it. Returns topic.
+static char *s_events_topic (bk_broker_t *self, const char *team, char topic[80]) {
+    uint8_t mac[16];
+    char hex[33];
+    crypto_generichash (mac, sizeof mac, (const uint8_t *) team, strlen (team), self->events_key,
+                        sizeof self->events_key);
+    snprintf (topic, 80, "%s.%s", team, sodium_bin2hex (hex, sizeof hex, mac, sizeof mac));
+    return topic;
+}
+
 static void s_notify (bk_broker_t *self, const json_t *task) {
     const char *id = json_string_value (json_object_get (task, "id"));
     const char *team = json_string_value (json_object_get (task, "teamId"));
-    if (self->events && self->subscribers > 0) {
+    if (self->nevents && self->subscribers > 0) {
         json_t *event = json_pack ("{s:s, s:s, s:O, s:I}", "id", id, "teamId", team, "status",
                                    json_object_get (task, "status"), "at", (json_int_t) self->now);
-        bk_out_t *out = s_out_new (self, self->events, NULL, 0, AQ_CMD_EVENT, event);
-        snprintf (out->topic, sizeof out->topic, "%s", team);
+        bk_out_t *out = s_out_new (self, NULL, NULL, 0, AQ_CMD_EVENT, event);
+        s_events_topic (self, team, out->topic);
     }
     bk_waiter_t w;
     while (bk_waiters_take (self->waiters, id, &w)) {
         json_t *body = json_pack ("{s:o}", "task", bk_task_public (task));
-        s_reply (self, w.rid, w.rid_size, w.corr, AQ_OK, body, NULL);
+        s_reply (self, w.socket, w.rid, w.rid_size, w.corr, AQ_OK, body, NULL);
     }
 }
 
@@ -356,7 +398,7 @@ static json_t *s_team (bk_broker_t *self, const uint8_t team[16]) {
 
 void bk_broker_answer (bk_broker_t *self, bk_req_t *req, int status, json_t *body,
                        const char *error) {
-    s_reply (self, req->rid, req->rid_size, req->corr, status, body, error);
+    s_reply (self, req->socket, req->rid, req->rid_size, req->corr, status, body, error);
 }
 
 //  Checks the API key; answers and returns -1 when the caller may not go on.
@@ -387,7 +429,7 @@ static int s_authenticate (bk_broker_t *self, bk_req_t *req, bool write) {
         json_t *reply = json_pack (
             "{s:I, s:i, s:s, s:i}", "corr", (json_int_t) req->corr, "status", AQ_TOO_MANY, "error",
             "Rate limit exceeded. Upgrade your plan for higher limits.", "retryAfter", retry_after);
-        s_out_new (self, self->clients, req->rid, req->rid_size, AQ_CMD_REPLY, reply);
+        s_out_new (self, req->socket, req->rid, req->rid_size, AQ_CMD_REPLY, reply);
         return -1;
     }
     return 0;
@@ -553,7 +595,7 @@ static void s_task_get (bk_broker_t *self, bk_req_t *req, int cmd) {
         bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL,
                           "wait must be a number between 0 and 25");
     } else if (seconds > 0 && !bk_status_terminal (bk_task_status (task)) &&
-               bk_waiters_add (self->waiters, req->rid, req->rid_size, req->corr,
+               bk_waiters_add (self->waiters, req->socket, req->rid, req->rid_size, req->corr,
                                json_string_value (json_object_get (task, "id")),
                                self->mono + seconds * 1000)) {
         //  held: answered on the next status change or at the deadline
@@ -713,6 +755,11 @@ static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
         "lmdbBytes", (json_int_t) bk_store_used_bytes (self->store), "attemptLatencyMs", latency);
     json_object_set_new (body, "attemptLatencySumMs",
                          json_integer ((json_int_t) self->stats.latency_sum_ms));
+    json_t *counters = json_object_get (body, "counters");
+    json_object_set_new (counters, "refusedConnections",
+                         json_integer ((json_int_t) bk_sockets_refused (self->sockets)));
+    json_object_set_new (counters, "refusedResults",
+                         json_integer ((json_int_t) self->stats.refused_results));
     bk_broker_answer (self, req, AQ_OK, body, NULL);
 }
 
@@ -911,14 +958,17 @@ static void s_tokens (bk_broker_t *self, bk_req_t *req, int cmd) {
         bk_broker_answer (self, req, AQ_NOT_FOUND, NULL, "Token not found");
 }
 
+//  AUTH: the key's team and scope, and the team's events topic.
 static void s_auth_reply (bk_broker_t *self, bk_req_t *req, int cmd) {
-    char team[AQ_UUID_TEXT];
+    char team[AQ_UUID_TEXT], topic[80];
     uint8_t raw[16];
     bool read_only = false;
     bk_keys_check (self->store, self->keys, aq_field_str (req->body, "key"), raw, &read_only);
+    aq_uuid_format (req->team, team);
     bk_broker_answer (self, req, AQ_OK,
-                      json_pack ("{s:s, s:s}", "teamId", aq_uuid_format (req->team, team), "scope",
-                                 read_only ? "read" : "full"),
+                      json_pack ("{s:s, s:s, s:s}", "teamId", team, "scope",
+                                 read_only ? "read" : "full", "events",
+                                 s_events_topic (self, team, topic)),
                       NULL);
 }
 
@@ -970,11 +1020,11 @@ static const s_route_t s_client_routes[] = {
     {AQ_CMD_EVENT_FIRE, S_WRITE, bk_scheduler_command},
 };
 
-static void s_client_message (bk_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
-                              json_t *body) {
-    bk_req_t req = {rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
+static void s_client_message (bk_broker_t *self, void *socket, const uint8_t *rid, size_t rid_size,
+                              int cmd, json_t *body) {
+    bk_req_t req = {socket, rid, rid_size, aq_field_int (body, "corr", 0), body, {0}};
     if (cmd == AQ_CMD_HEARTBEAT) {
-        s_out_new (self, self->clients, rid, rid_size, AQ_CMD_HEARTBEAT, NULL);
+        s_out_new (self, socket, rid, rid_size, AQ_CMD_HEARTBEAT, NULL);
         return;
     }
     for (size_t i = 0; i < sizeof s_client_routes / sizeof s_client_routes[0]; i++) {
@@ -993,32 +1043,73 @@ static void s_client_message (bk_broker_t *self, const uint8_t *rid, size_t rid_
                                "unexpected command on the client socket");
     if (req.corr > 0) //  readable, just not ours: the client need not wait
         json_object_set_new (error, "corr", json_integer (req.corr));
-    s_out_new (self, self->clients, rid, rid_size, AQ_CMD_ERROR, error);
+    s_out_new (self, socket, rid, rid_size, AQ_CMD_ERROR, error);
 }
 
 //  --------------------------------------------------------------------------
 //  Worker messages
 
-static void s_result (bk_broker_t *self, json_t *body) {
+//  The lease token a job of kind (NULL: the call) carried, as the task
+//  keeps it: "_lease", or "lease" in "_poll" or "_notify". Borrowed.
+static const char *s_lease_token (const json_t *task, const char *kind) {
+    if (kind && strcmp (kind, "poll") == 0)
+        return aq_field_str (json_object_get (task, "_poll"), "lease");
+    if (kind && strcmp (kind, "notify") == 0)
+        return aq_field_str (json_object_get (task, "_notify"), "lease");
+    return aq_field_str (task, "_lease");
+}
+
+//  A new lease token into a JOB and into where the task keeps it (state:
+//  the task for the call, "_poll" or "_notify").
+static void s_lease_new (json_t *job, json_t *state, bool call) {
+    uint8_t raw[16];
+    char hex[33];
+    aq_uuid_random (raw, sizeof raw);
+    sodium_bin2hex (hex, sizeof hex, raw, sizeof raw);
+    json_object_set_new (job, "lease", json_string (hex));
+    json_object_set_new (state, call ? "_lease" : "lease", json_string (hex));
+}
+
+//  A RESULT is taken only from the worker holding the attempt's lease, and
+//  only with the job's lease token: an outsider who learnt a task id cannot
+//  settle it, and a worker that outlived a broker restart (its lease is
+//  forgotten, or an orphan) still can. sender is the worker's index, -1 if
+//  it never sent READY.
+static void s_result (bk_broker_t *self, int sender, json_t *body) {
     uint8_t id[16];
     int attempt = (int) aq_field_int (body, "attempt", -1);
     if (aq_uuid_parse (aq_field_str (body, "id"), id) != 0) {
         self->stats.malformed++;
         return;
     }
-    bk_leases_end (self->leases, id, attempt);
-    json_t *task = bk_tasks_get (self->store, id);
+    int holder = bk_leases_holder (self->leases, id, attempt);
+    if (holder >= 0 && holder != sender) {
+        self->stats.refused_results++; //  the lease is another worker's
+        return;
+    }
     const char *kind = aq_field_str (body, "kind");
     if (kind && strcmp (kind, "cancel") == 0) { //  fire and forget
+        if (holder == sender)
+            bk_leases_end (self->leases, id, attempt);
+        return;
+    }
+    json_t *task = bk_tasks_get (self->store, id);
+    const char *want = s_lease_token (task, kind), *given = aq_field_str (body, "lease");
+    if (!want || !given || strlen (want) != strlen (given) ||
+        sodium_memcmp (want, given, strlen (want)) != 0) {
+        self->stats.refused_results += holder == sender; //  its own lease, a wrong token
+        self->stats.dropped += holder != sender;         //  stale, or never ours
         json_decref (task);
         return;
     }
+    bk_leases_end (self->leases, id, attempt);
     if (kind && strcmp (kind, "poll") == 0) {
         json_t *poll = json_object_get (task, "_poll");
         if (bk_task_status (task) == BK_ST_POLLING && poll &&
             json_is_true (json_object_get (poll, "inflight")) &&
             aq_field_int (poll, "seq", -1) == attempt) {
             json_object_set_new (poll, "inflight", json_false ());
+            json_object_del (poll, "lease"); //  one answer per request
             int64_t code = aq_field_int (body, "statusCode", 0);
             int stage = (int) aq_field_int (poll, "stage", BK_POLL_STATUS);
             //  a transport error, or a 429 or 5xx while running: ask again later,
@@ -1057,6 +1148,7 @@ static void s_result (bk_broker_t *self, json_t *body) {
         json_decref (task);
         return;
     }
+    json_object_del (task, "_lease"); //  one result per attempt
     if (aq_field_bool (body, "refused", false)) {
         //  the worker never started the call (full, or stopping): not an attempt
         json_object_set_new (task, "_attempts", json_integer (attempt - 1));
@@ -1119,9 +1211,9 @@ static void s_result (bk_broker_t *self, json_t *body) {
     json_decref (task);
 }
 
-static void s_worker_message (bk_broker_t *self, const uint8_t *rid, size_t rid_size, int cmd,
-                              json_t *body) {
-    int index = bk_leases_worker (self->leases, rid, rid_size, cmd == AQ_CMD_READY);
+static void s_worker_message (bk_broker_t *self, void *socket, const uint8_t *rid, size_t rid_size,
+                              int cmd, json_t *body) {
+    int index = bk_leases_worker (self->leases, socket, rid, rid_size, cmd == AQ_CMD_READY);
     bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
     if (worker)
         worker->last_seen = self->mono;
@@ -1138,7 +1230,7 @@ static void s_worker_message (bk_broker_t *self, const uint8_t *rid, size_t rid_
         return;
     }
     case AQ_CMD_RESULT:
-        s_result (self, body);
+        s_result (self, index, body);
         break;
     case AQ_CMD_HEARTBEAT:
         break;
@@ -1150,13 +1242,13 @@ static void s_worker_message (bk_broker_t *self, const uint8_t *rid, size_t rid_
         return;
     default:
         self->stats.malformed++;
-        s_out_new (self, self->workers, rid, rid_size, AQ_CMD_ERROR,
+        s_out_new (self, socket, rid, rid_size, AQ_CMD_ERROR,
                    json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason",
                               "unexpected command on the worker socket"));
         return;
     }
     if (!worker) //  a result or heartbeat from before our restart: ask it in
-        s_out_new (self, self->workers, rid, rid_size, AQ_CMD_ERROR,
+        s_out_new (self, socket, rid, rid_size, AQ_CMD_ERROR,
                    json_pack ("{s:i, s:s}", "code", 410, "reason", "unknown worker: send READY"));
 }
 
@@ -1199,9 +1291,9 @@ static bool s_receive (bk_broker_t *self, void *socket, bool from_workers, size_
             json_pack ("{s:i, s:s}", "code", AQ_BAD_REQUEST, "reason", aq_proto_strerror (rc));
         s_out_new (self, socket, id, id_size, AQ_CMD_ERROR, error);
     } else if (from_workers)
-        s_worker_message (self, id, id_size, cmd, body);
+        s_worker_message (self, socket, id, id_size, cmd, body);
     else
-        s_client_message (self, id, id_size, cmd, body);
+        s_client_message (self, socket, id, id_size, cmd, body);
     json_decref (body);
     zmq_msg_close (&frame);
     zmq_msg_close (&rid);
@@ -1285,9 +1377,11 @@ static void s_expire (bk_broker_t *self) {
         uint8_t raw[16];
         json_t *task = aq_uuid_parse (w->id, raw) == 0 ? bk_tasks_get (self->store, raw) : NULL;
         if (task)
-            s_reply (self, w->rid, w->rid_size, w->corr, AQ_OK, s_task_body (task), NULL);
+            s_reply (self, w->socket, w->rid, w->rid_size, w->corr, AQ_OK, s_task_body (task),
+                     NULL);
         else
-            s_reply (self, w->rid, w->rid_size, w->corr, AQ_NOT_FOUND, NULL, "Task not found");
+            s_reply (self, w->socket, w->rid, w->rid_size, w->corr, AQ_NOT_FOUND, NULL,
+                     "Task not found");
         json_decref (task);
     }
     free (expired);
@@ -1405,7 +1499,7 @@ static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
-    if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+    if (aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
                        ZMQ_DONTWAIT) == 0)
         bk_leases_add (self->leases, index, id, 0, self->mono + 40000);
     json_decref (job);
@@ -1563,9 +1657,10 @@ static void s_dispatch (bk_broker_t *self) {
             !json_object_get (notify, "due")) {
             int attempt = (int) json_integer_value (json_object_get (notify, "attempt")) + 1;
             json_t *job = s_notify_job (self, task, attempt);
+            s_lease_new (job, notify, false);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-            int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
-                                      ZMQ_DONTWAIT);
+            int sent = aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB,
+                                      job, ZMQ_DONTWAIT);
             json_decref (job);
             if (sent != 0) {
                 bk_leases_worker_remove (self->leases, index);
@@ -1587,12 +1682,14 @@ static void s_dispatch (bk_broker_t *self) {
             int seq = (int) aq_field_int (poll, "seq", 0) + 1;
             json_t *job = s_poll_job (self, task, seq);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
+            if (job)
+                s_lease_new (job, poll, false);
             if (!job) {
                 s_clear_deadline (self, task);
                 s_finish (self, task, BK_ST_FAILED, "poll request cannot be made");
                 s_save (self, task, BK_ST_POLLING);
-            } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
-                                      ZMQ_DONTWAIT) != 0) {
+            } else if (aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB,
+                                      job, ZMQ_DONTWAIT) != 0) {
                 bk_leases_worker_remove (self->leases, index);
                 s_enqueue (self, task); //  back in the queue for another worker
             } else {
@@ -1640,12 +1737,13 @@ static void s_dispatch (bk_broker_t *self) {
             continue;
         }
         json_object_set_new (job, "headers", headers);
+        s_lease_new (job, task, true);
         //  Sent now, before the commit: a worker's result is handled in a
         //  later turn, after this one committed; if the commit fails the
         //  task is still pending and may run twice (at least once holds).
         //  This keeps an fsync out of the due-to-call latency.
         bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-        int sent = aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
+        int sent = aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
                                   ZMQ_DONTWAIT);
         json_decref (job);
         if (sent != 0) {
@@ -1673,7 +1771,7 @@ static void s_heartbeat (bk_broker_t *self) {
         bk_worker_t *w = bk_leases_worker_at (self->leases, i);
         if (w && w->last_sent + self->cfg->heartbeat_ms <= self->mono) {
             w->last_sent = self->mono;
-            s_out_new (self, self->workers, w->rid, w->rid_size, AQ_CMD_HEARTBEAT, NULL);
+            s_out_new (self, w->socket, w->rid, w->rid_size, AQ_CMD_HEARTBEAT, NULL);
         }
     }
 }
@@ -1706,14 +1804,28 @@ static void s_recover (bk_broker_t *self) {
     self->recover = false;
 }
 
-//  Counts subscriptions on the XPUB socket: a byte 1 or 0 and a topic.
-static void s_subscriptions (bk_broker_t *self) {
+//  Subscriptions on an events XPUB (ZMQ_XPUB_MANUAL): a byte 1 or 0 and a
+//  topic. Only a team's whole topic (s_events_topic) is passed on to
+//  ZeroMQ, so no subscriber gets another team's events, nor everyone's
+//  with an empty prefix.
+static void s_subscriptions (bk_broker_t *self, void *socket) {
     uint8_t frame[256];
     int size;
-    while ((size = zmq_recv (self->events, frame, sizeof frame, ZMQ_DONTWAIT)) > 0) {
-        if (frame[0] == 1)
+    while ((size = zmq_recv (socket, frame, sizeof frame - 1, ZMQ_DONTWAIT)) > 0) {
+        char *topic = (char *) frame + 1, want[80];
+        size_t len = (size_t) size - 1;
+        if (len != AQ_UUID_TEXT - 1 + 33 || (frame[0] != 0 && frame[0] != 1))
+            continue;
+        topic[len] = '\0';
+        char team[AQ_UUID_TEXT];
+        snprintf (team, sizeof team, "%.*s", AQ_UUID_TEXT - 1, topic);
+        if (sodium_memcmp (s_events_topic (self, team, want), topic, len) != 0)
+            continue;
+        bool subscribe = frame[0] == 1;
+        zmq_setsockopt (socket, subscribe ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic, len);
+        if (subscribe)
             self->subscribers++;
-        else if (frame[0] == 0 && self->subscribers > 0)
+        else if (self->subscribers > 0)
             self->subscribers--;
     }
 }
@@ -1721,32 +1833,22 @@ static void s_subscriptions (bk_broker_t *self) {
 //  --------------------------------------------------------------------------
 //  Setup
 
-static int s_bind_all (void *socket, const char *list, const char *what) {
-    if (!list || !*list)
-        return 0;
-    char *copy = strdup (list), *save = NULL;
-    int rc = 0;
-    for (char *ep = strtok_r (copy, ",", &save); ep && rc == 0; ep = strtok_r (NULL, ",", &save)) {
-        if (zmq_bind (socket, ep) != 0) {
-            aq_log (AQ_LOG_ERROR, "broker", "cannot bind %s endpoint '%s': %s", what, ep,
-                    zmq_strerror (errno));
-            rc = -1;
-        }
-    }
-    free (copy);
-    return rc;
-}
-
-static void *s_router (void *ctx) {
-    void *socket = zmq_socket (ctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = 100000;
-    int64_t max = AQ_PROTO_MAX_MSG;
-    zmq_setsockopt (socket, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt (socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    zmq_setsockopt (socket, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    return socket;
+//  Binds every socket cfg asks for.
+static int s_bind (bk_broker_t *self, void *zmq_ctx) {
+    bk_sockets_config_t config;
+    char *clients = s_sockets_config (self->cfg, &config);
+    self->sockets = bk_sockets_new (zmq_ctx, &config);
+    free (clients);
+    if (!self->sockets)
+        return -1;
+    self->nclients = bk_sockets_of (self->sockets, BK_CLIENTS, self->clients);
+    self->nworkers = bk_sockets_of (self->sockets, BK_WORKERS, self->workers);
+    self->nevents = bk_sockets_of (self->sockets, BK_EVENTS, self->events);
+    //  events topics are keyed from the admin token: a new token, new topics
+    crypto_generichash (self->events_key, sizeof self->events_key,
+                        (const uint8_t *) "asyncqueue events topics", 24,
+                        (const uint8_t *) self->admin, strlen (self->admin));
+    return 0;
 }
 
 //  Reads DATA/admin.token, creating it (0600) on first start.
@@ -1818,23 +1920,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->vault = aq_plugin_loader_vault (self->plugins, NULL);
     if (!self->vault)
         aq_log (AQ_LOG_WARN, "broker", "no vault plugin loaded: /v1/tokens is unavailable");
-    self->clients = s_router (zmq_ctx);
-    self->workers = s_router (zmq_ctx);
-    char ipc[4200];
-    snprintf (ipc, sizeof ipc, "ipc://%s/client.ipc", cfg->data_dir);
-    if (s_bind_all (self->clients, cfg->client_endpoints, "client") != 0 ||
-        s_bind_all (self->clients, ipc, "client") != 0 ||
-        s_bind_all (self->workers, cfg->worker_endpoints, "worker") != 0)
+    if (s_bind (self, zmq_ctx) != 0)
         goto out;
-    snprintf (ipc, sizeof ipc, "%s/client.ipc", cfg->data_dir);
-    chmod (ipc, 0600);
-    if (cfg->event_endpoints && *cfg->event_endpoints) {
-        self->events = zmq_socket (zmq_ctx, ZMQ_XPUB);
-        int zero = 0;
-        zmq_setsockopt (self->events, ZMQ_LINGER, &zero, sizeof zero);
-        if (s_bind_all (self->events, cfg->event_endpoints, "event") != 0)
-            goto out;
-    }
     self->now = aq_time_now_ms ();
     self->mono = aq_time_mono_ms ();
     if (bk_store_begin (self->store, false) != 0)
@@ -1844,9 +1931,10 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     s_recover (self);
     bk_store_abort (self->store);
     self->last_reader_check = self->mono;
-    aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s'", cfg->data_dir,
-            cfg->client_endpoints ? cfg->client_endpoints : "",
-            cfg->worker_endpoints ? cfg->worker_endpoints : "");
+    aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s', events '%s'",
+            cfg->data_dir, cfg->client_endpoints ? cfg->client_endpoints : "",
+            cfg->worker_endpoints ? cfg->worker_endpoints : "",
+            cfg->event_endpoints ? cfg->event_endpoints : "");
 
     while (!atomic_load (stop)) {
         //  sleep until the next timer, at most 100 ms (stop flag)
@@ -1860,14 +1948,18 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         deadline = bk_waiters_next_deadline (self->waiters);
         if (deadline != INT64_MAX && deadline - mono < wake)
             wake = deadline - mono;
-        zmq_pollitem_t items[] = {{self->clients, 0, ZMQ_POLLIN, 0},
-                                  {self->workers, 0, ZMQ_POLLIN, 0},
-                                  {self->events, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll (items, self->events ? 3 : 2, wake < 0 ? 0 : (long) wake) < 0 &&
-            errno != EINTR)
+        zmq_pollitem_t items[3 * BK_SOCKETS_MAX];
+        int nitems = 0;
+        for (int i = 0; i < self->nclients; i++)
+            items[nitems++] = (zmq_pollitem_t){self->clients[i], 0, ZMQ_POLLIN, 0};
+        for (int i = 0; i < self->nworkers; i++)
+            items[nitems++] = (zmq_pollitem_t){self->workers[i], 0, ZMQ_POLLIN, 0};
+        for (int i = 0; i < self->nevents; i++)
+            items[nitems++] = (zmq_pollitem_t){self->events[i], 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (items, nitems, wake < 0 ? 0 : (long) wake) < 0 && errno != EINTR)
             break;
-        if (self->events)
-            s_subscriptions (self);
+        for (int i = 0; i < self->nevents; i++)
+            s_subscriptions (self, self->events[i]);
 
         self->now = aq_time_now_ms ();
         self->mono = aq_time_mono_ms ();
@@ -1879,16 +1971,20 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             s_recover (self);
         //  A turn takes in at most S_BATCH messages and S_TURN_BYTES per
         //  socket, so one transaction stays well inside the store's headroom.
-        size_t bytes = 0;
-        for (int n = 0;
-             n < S_BATCH && bytes < S_TURN_BYTES && s_receive (self, self->workers, true, &bytes);
-             n++)
-            ;
-        bytes = 0;
-        for (int n = 0;
-             n < S_BATCH && bytes < S_TURN_BYTES && s_receive (self, self->clients, false, &bytes);
-             n++)
-            ;
+        for (int i = 0; i < self->nworkers; i++) {
+            size_t bytes = 0;
+            for (int n = 0; n < S_BATCH && bytes < S_TURN_BYTES &&
+                            s_receive (self, self->workers[i], true, &bytes);
+                 n++)
+                ;
+        }
+        for (int i = 0; i < self->nclients; i++) {
+            size_t bytes = 0;
+            for (int n = 0; n < S_BATCH && bytes < S_TURN_BYTES &&
+                            s_receive (self, self->clients[i], false, &bytes);
+                 n++)
+                ;
+        }
         if (self->next_due <= self->now)
             s_promote_due (self);
         s_expire (self);
@@ -1932,12 +2028,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     rc = 0;
     aq_log (AQ_LOG_INFO, "broker", "stopped");
 out:
-    if (self->clients)
-        zmq_close (self->clients);
-    if (self->workers)
-        zmq_close (self->workers);
-    if (self->events)
-        zmq_close (self->events);
+    bk_sockets_destroy (&self->sockets);
     bk_waiters_destroy (&self->waiters);
     bk_limits_destroy (&self->limits);
     json_decref (self->teams);

@@ -16,6 +16,10 @@ typedef struct {
     const char *client_endpoints; //  comma-separated list to bind (ROUTER)
     const char *worker_endpoints; //  comma-separated list to bind (ROUTER)
     const char *event_endpoints;  //  comma-separated list to bind (PUB), may be NULL
+    const char *cert;             //  --cert: the broker's secret certificate (CURVE on tcp)
+    const char *allow_clients;    //  --allow-clients: public certificates of clients
+    const char *allow_workers;    //  --allow-workers: public certificates of workers
+    bool insecure;                //  --insecure: tcp on loopback without CURVE
     int64_t backoff_base_ms;      //  retry back-off base (default 1000)
     int64_t backoff_cap_ms;       //  retry back-off cap (default 3600000)
     int heartbeat_ms;             //  worker heartbeat interval (default 1000)
@@ -37,12 +41,13 @@ void bk_config_defaults (bk_config_t *cfg);
 //  Applies one command-line option that takes a value (--data, --events,
 //  --backoff-base-ms, --backoff-cap-ms, --heartbeat-ms, --max-response-body,
 //  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size,
-//  --checkpoint-ms),
+//  --checkpoint-ms, --cert, --allow-clients, --allow-workers),
 //  shared by aq-broker and asyncqueue. value is borrowed for cfg's life.
 //  Returns false when name is not one of them.
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value);
 
-//  NULL when cfg can run, else what is wrong with it.
+//  NULL when cfg can run, else what is wrong with it (including an endpoint
+//  its security options do not allow: see sockets.h).
 const char *bk_config_check (const bk_config_t *cfg);
 
 //  Runs the broker until *stop becomes non-zero. zmq_ctx may be shared with

@@ -15,6 +15,7 @@
 #include "limits.h"
 #include "loader.h"
 #include "queue.h"
+#include "sockets.h"
 #include "store.h"
 #include "waiters.h"
 
@@ -26,20 +27,25 @@
 #define BK_REPLY_FAILED    "Storage unavailable, try again" //  a 503 the store caused
 
 typedef struct {
-    void *socket;     //  where to send
+    void *socket;     //  where to send; NULL for an EVENT (every events socket)
     uint8_t rid[256]; //  routing id, rid_size 0 for PUB
     size_t rid_size;  //  its length
     int cmd;          //  command
     json_t *body;     //  owned
-    char topic[40];   //  PUB topic frame
+    char topic[80];   //  PUB topic frame
 } bk_out_t;
 
 struct _bk_broker_t {
     const bk_config_t *cfg;         //  borrowed
-    void *clients;                  //  ROUTER for clients
-    void *workers;                  //  ROUTER for workers
-    void *events;                   //  XPUB: events go out only while someone subscribes
-    int subscribers;                //  subscriptions seen on events, minus unsubscriptions
+    bk_sockets_t *sockets;          //  owned: every socket, plain and CURVE
+    void *clients[BK_SOCKETS_MAX];  //  ROUTERs for clients (borrowed from sockets)
+    int nclients;                   //  how many
+    void *workers[BK_SOCKETS_MAX];  //  ROUTERs for workers
+    int nworkers;                   //  how many
+    void *events[BK_SOCKETS_MAX];   //  XPUBs: events go out only while someone subscribes
+    int nevents;                    //  how many
+    int subscribers;                //  valid subscriptions, minus unsubscriptions
+    uint8_t events_key[32];         //  keys each team's events topic (META "events-key")
     bk_store_t *store;              //  owned
     bk_queue_t *queue;              //  owned
     bk_leases_t *leases;            //  owned
@@ -62,6 +68,7 @@ struct _bk_broker_t {
     bool recover;                   //  re-lease processing tasks at the next turn
     struct {
         uint64_t created, dispatched, completed, failed, retried, malformed, lost, dropped;
+        uint64_t refused_results; //  results from a worker that does not hold the lease
         uint64_t latency[BK_LATENCY_BUCKETS];
         uint64_t latency_sum_ms;
     } stats;
@@ -70,6 +77,7 @@ struct _bk_broker_t {
 typedef struct _bk_broker_t bk_broker_t;
 
 typedef struct {
+    void *socket;       //  the client socket it came in on
     const uint8_t *rid; //  routing id of the client
     size_t rid_size;    //  its length
     int64_t corr;       //  correlation id

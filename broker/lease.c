@@ -41,11 +41,13 @@ void bk_leases_destroy (bk_leases_t **self_p) {
     }
 }
 
-int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool create) {
+int bk_leases_worker (bk_leases_t *self, void *socket, const void *rid, size_t rid_size,
+                      bool create) {
     int free_slot = -1;
     for (int i = 0; i < self->nworkers; i++) {
         bk_worker_t *w = &self->workers[i];
-        if (w->alive && w->rid_size == rid_size && memcmp (w->rid, rid, rid_size) == 0)
+        if (w->alive && w->socket == socket && w->rid_size == rid_size &&
+            memcmp (w->rid, rid, rid_size) == 0)
             return i;
         if (!w->alive && free_slot < 0)
             free_slot = i;
@@ -60,6 +62,7 @@ int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool 
     }
     bk_worker_t *w = &self->workers[free_slot];
     memset (w, 0, sizeof *w);
+    w->socket = socket;
     memcpy (w->rid, rid, rid_size);
     w->rid_size = rid_size;
     w->alive = true;
@@ -129,6 +132,13 @@ static void s_remove (bk_leases_t *self, size_t i) {
     self->leases[i] = self->leases[--self->nleases];
 }
 
+int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int attempt) {
+    for (size_t i = 0; i < self->nleases; i++)
+        if (self->leases[i].attempt == attempt && memcmp (self->leases[i].id, id, 16) == 0)
+            return self->leases[i].worker;
+    return BK_LEASE_NONE;
+}
+
 bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int attempt) {
     for (size_t i = 0; i < self->nleases; i++)
         if (self->leases[i].attempt == attempt && memcmp (self->leases[i].id, id, 16) == 0) {
@@ -163,10 +173,12 @@ size_t bk_leases_count (bk_leases_t *self) {
 
 void bk_lease_test (bool verbose) {
     bk_leases_t *leases = bk_leases_new ();
-    int a = bk_leases_worker (leases, "A", 1, true);
-    int b = bk_leases_worker (leases, "B", 1, true);
-    assert (a == 0 && b == 1 && bk_leases_worker (leases, "A", 1, false) == a);
-    assert (bk_leases_worker (leases, "C", 1, false) == -1);
+    int a = bk_leases_worker (leases, NULL, "A", 1, true);
+    int b = bk_leases_worker (leases, NULL, "B", 1, true);
+    assert (a == 0 && b == 1 && bk_leases_worker (leases, NULL, "A", 1, false) == a);
+    assert (bk_leases_worker (leases, NULL, "C", 1, false) == -1);
+    int dummy; //  the same routing id on another socket is another worker
+    assert (bk_leases_worker (leases, &dummy, "A", 1, false) == -1);
     assert (bk_leases_next_worker (leases) == -1); //  no credit yet
     bk_leases_worker_at (leases, a)->credit = 1;
     bk_leases_worker_at (leases, b)->credit = 2;
@@ -180,6 +192,8 @@ void bk_lease_test (bool verbose) {
     bk_leases_add (leases, w, t3, 1, 3000);
     assert (bk_leases_next_worker (leases) == -1); //  all credit used
     assert (bk_leases_count (leases) == 3 && bk_leases_next_deadline (leases) == 1000);
+    assert (bk_leases_holder (leases, t1, 1) == a && bk_leases_holder (leases, t2, 1) == b);
+    assert (bk_leases_holder (leases, t1, 2) == BK_LEASE_NONE);
 
     assert (bk_leases_end (leases, t1, 1) && !bk_leases_end (leases, t1, 1));
     assert (!bk_leases_end (leases, t2, 2)); //  wrong attempt
@@ -192,8 +206,9 @@ void bk_lease_test (bool verbose) {
     assert (bk_leases_workers_alive (leases) == 1);
     assert (bk_leases_expired (leases, 0, id, &attempt) && id[0] == 3);
     assert (bk_leases_count (leases) == 0);
-    assert (bk_leases_worker (leases, "D", 1, true) == b);
+    assert (bk_leases_worker (leases, NULL, "D", 1, true) == b);
     bk_leases_add (leases, BK_LEASE_ORPHAN, t1, 4, 50);
+    assert (bk_leases_holder (leases, t1, 4) == BK_LEASE_ORPHAN);
     assert (bk_leases_end (leases, t1, 4));
     bk_leases_destroy (&leases);
     assert (!leases);

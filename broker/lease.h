@@ -12,12 +12,14 @@
 #include <stdint.h>
 
 #define BK_LEASE_RID    256 //  longest ZeroMQ routing id kept
-#define BK_LEASE_ORPHAN -1
+#define BK_LEASE_ORPHAN -1  //  leased to nobody (the broker restarted)
+#define BK_LEASE_NONE   -2  //  no such lease
 
 typedef struct _bk_leases_t bk_leases_t;
 
 typedef struct {
-    uint8_t rid[BK_LEASE_RID]; //  routing id on the worker socket
+    void *socket;              //  the worker socket it is connected to
+    uint8_t rid[BK_LEASE_RID]; //  routing id on that socket
     size_t rid_size;           //  its length
     int credit;                //  calls it can take now
     int64_t last_seen;         //  mono ms of its last message
@@ -29,9 +31,10 @@ typedef struct {
 bk_leases_t *bk_leases_new (void);
 void bk_leases_destroy (bk_leases_t **self_p);
 
-//  Index of the worker with this routing id, or -1. With create, a new
-//  worker (credit 0) is added when unknown.
-int bk_leases_worker (bk_leases_t *self, const void *rid, size_t rid_size, bool create);
+//  Index of the worker with this routing id on socket, or -1. With create,
+//  a new worker (credit 0) is added when unknown.
+int bk_leases_worker (bk_leases_t *self, void *socket, const void *rid, size_t rid_size,
+                      bool create);
 //  The worker at an index (borrowed), or NULL when the slot is free.
 bk_worker_t *bk_leases_worker_at (bk_leases_t *self, int index);
 int bk_leases_worker_count (bk_leases_t *self);  //  slots, alive or not
@@ -45,6 +48,9 @@ void bk_leases_worker_remove (bk_leases_t *self, int index);
 //  (mono ms), taking one credit from the worker.
 void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int attempt,
                     int64_t deadline);
+//  Who holds the lease of id/attempt: a worker index, BK_LEASE_ORPHAN, or
+//  BK_LEASE_NONE.
+int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int attempt);
 //  Ends the lease of id/attempt, returning the credit to its worker.
 //  Returns true if such a lease existed.
 bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int attempt);

@@ -20,12 +20,23 @@ static const char *s_usage =
     "Runs the asyncqueue broker: the single owner of state (LMDB in DIR).\n"
     "\n"
     "  --data DIR             data directory (created if missing; holds the LMDB\n"
-    "                         environment, admin.token and client.ipc)\n"
-    "  --clients EP[,EP]      client endpoints to bind (default tcp://127.0.0.1:5570);\n"
-    "                         ipc://DIR/client.ipc is always bound too\n"
-    "  --workers-endpoint EP  worker endpoint to bind (default tcp://127.0.0.1:5571)\n"
-    "  --events EP            task event PUB endpoint (default tcp://127.0.0.1:5572;\n"
-    "                         'none' disables it)\n"
+    "                         environment, admin.token and the ipc sockets)\n"
+    "  --clients EP[,EP]      more client endpoints to bind (default: none);\n"
+    "                         ipc://DIR/client.ipc is always bound\n"
+    "  --workers-endpoint EP[,EP]  worker endpoints (default ipc://DIR/worker.ipc)\n"
+    "  --events EP[,EP]       task event endpoints (default ipc://DIR/events.ipc;\n"
+    "                         'none' disables them)\n"
+    "\n"
+    "  ipc:// sockets are made 0600: only this user can connect. A tcp:// endpoint\n"
+    "  needs CURVE keys (beyond loopback always; on loopback, any local user could\n"
+    "  connect, so it takes --cert or --insecure):\n"
+    "  --cert PATH_secret     the broker's secret certificate (aqctl cert create PATH)\n"
+    "  --allow-clients DIR    public certificates of the gateways and clients admitted\n"
+    "                         on tcp client and event endpoints (re-read on change)\n"
+    "  --allow-workers DIR    public certificates of the workers admitted on tcp\n"
+    "                         worker endpoints (re-read on change)\n"
+    "  --insecure             allow tcp on loopback without CURVE (tests, development)\n"
+    "\n"
     "  --backoff-base-ms N    retry back-off base (default 1000)\n"
     "  --backoff-cap-ms N     retry back-off cap (default 3600000)\n"
     "  --heartbeat-ms N       worker heartbeat interval (default 1000); a worker\n"
@@ -55,9 +66,7 @@ int main (int argc, char **argv) {
         return 1;
     bk_config_t cfg;
     bk_config_defaults (&cfg);
-    cfg.client_endpoints = "tcp://127.0.0.1:5570";
-    cfg.worker_endpoints = "tcp://127.0.0.1:5571";
-    cfg.event_endpoints = "tcp://127.0.0.1:5572";
+    const char *events = NULL;
     for (int i = 1; i < n; i++) {
         const char *arg = args[i];
         const char *value = i + 1 < n ? args[i + 1] : NULL;
@@ -70,8 +79,12 @@ int main (int argc, char **argv) {
             cfg.verbose = true, takes = false;
         else if (strcmp (arg, "--nosync") == 0)
             cfg.nosync = true, takes = false;
+        else if (strcmp (arg, "--insecure") == 0)
+            cfg.insecure = true, takes = false;
         else if (!value)
             goto usage;
+        else if (strcmp (arg, "--events") == 0)
+            events = value;
         else if (bk_config_option (&cfg, arg, value))
             ;
         else if (strcmp (arg, "--clients") == 0)
@@ -83,6 +96,18 @@ int main (int argc, char **argv) {
         if (takes)
             i++;
     }
+    //  the default endpoints: ipc sockets in the data directory
+    char workers[4200], event_ipc[4200];
+    if (!cfg.worker_endpoints && cfg.data_dir) {
+        snprintf (workers, sizeof workers, "ipc://%s/worker.ipc", cfg.data_dir);
+        cfg.worker_endpoints = workers;
+    }
+    if (!events && cfg.data_dir) {
+        snprintf (event_ipc, sizeof event_ipc, "ipc://%s/events.ipc", cfg.data_dir);
+        events = event_ipc;
+    }
+    if (events)
+        bk_config_option (&cfg, "--events", events);
     const char *problem = bk_config_check (&cfg);
     if (problem) {
         fprintf (stderr, "aq-broker: %s\n", problem);

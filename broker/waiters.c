@@ -40,8 +40,8 @@ static void s_index (bk_waiters_t *self, const char *id, int delta) {
         json_object_del (self->index, id);
 }
 
-bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64_t corr,
-                     const char *id, int64_t deadline) {
+bool bk_waiters_add (bk_waiters_t *self, void *socket, const void *rid, size_t rid_size,
+                     int64_t corr, const char *id, int64_t deadline) {
     if (rid_size > sizeof self->items[0].rid || strlen (id) >= sizeof self->items[0].id)
         return false;
     if (self->count == self->cap) {
@@ -50,6 +50,7 @@ bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64
         assert (self->items);
     }
     bk_waiter_t *w = &self->items[self->count++];
+    w->socket = socket;
     memcpy (w->rid, rid, rid_size);
     w->rid_size = rid_size;
     w->corr = corr;
@@ -117,9 +118,9 @@ size_t bk_waiters_count (bk_waiters_t *self) {
 void bk_waiters_test (bool verbose) {
     bk_waiters_t *waiters = bk_waiters_new ();
     bk_waiter_t w;
-    assert (bk_waiters_add (waiters, "r1", 2, 1, "task-a", 100));
-    assert (bk_waiters_add (waiters, "r2", 2, 2, "task-a", 200));
-    assert (bk_waiters_add (waiters, "r3", 2, 3, "task-b", 50));
+    assert (bk_waiters_add (waiters, NULL, "r1", 2, 1, "task-a", 100));
+    assert (bk_waiters_add (waiters, NULL, "r2", 2, 2, "task-a", 200));
+    assert (bk_waiters_add (waiters, NULL, "r3", 2, 3, "task-b", 50));
     assert (bk_waiters_has (waiters, "task-a") && !bk_waiters_has (waiters, "task-c"));
     assert (bk_waiters_next_deadline (waiters) == 50);
     size_t count;
@@ -132,7 +133,7 @@ void bk_waiters_test (bool verbose) {
     free (gone);
     assert (bk_waiters_count (waiters) == 0 && bk_waiters_next_deadline (waiters) == INT64_MAX);
     for (int i = 0; i < 1000; i++)
-        assert (bk_waiters_add (waiters, "r", 1, i, "many", i));
+        assert (bk_waiters_add (waiters, NULL, "r", 1, i, "many", i));
     gone = bk_waiters_expire (waiters, 499, &count);
     assert (count == 500 && bk_waiters_count (waiters) == 500);
     for (size_t i = 0; i < count; i++)

@@ -14,6 +14,7 @@
 typedef struct _bk_waiters_t bk_waiters_t;
 
 typedef struct {
+    void *socket;     //  the client socket the request came in on
     uint8_t rid[256]; //  routing id of the client
     size_t rid_size;  //  its length
     int64_t corr;     //  correlation id of the request
@@ -24,9 +25,9 @@ typedef struct {
 bk_waiters_t *bk_waiters_new (void);
 void bk_waiters_destroy (bk_waiters_t **self_p);
 
-//  Holds a request; false when rid is too long.
-bool bk_waiters_add (bk_waiters_t *self, const void *rid, size_t rid_size, int64_t corr,
-                     const char *id, int64_t deadline);
+//  Holds a request from socket; false when rid is too long.
+bool bk_waiters_add (bk_waiters_t *self, void *socket, const void *rid, size_t rid_size,
+                     int64_t corr, const char *id, int64_t deadline);
 bool bk_waiters_has (bk_waiters_t *self, const char *id);
 //  Removes one waiter for task id into *out; false when none is left.
 bool bk_waiters_take (bk_waiters_t *self, const char *id, bk_waiter_t *out);

@@ -7,6 +7,7 @@
     broker, and a restarted gateway has nothing to recover.
 */
 #include "gateway.h"
+#include "aq_curve.h"
 #include "http.h"
 
 #include "aq_log.h"
@@ -32,7 +33,7 @@ void gw_config_defaults (gw_config_t *cfg) {
     assert (cfg);
     *cfg = (gw_config_t){
         .listen = "127.0.0.1:8080",
-        .broker_endpoint = "tcp://127.0.0.1:5570",
+        .broker_endpoint = "ipc://data/client.ipc",
         .max_body = 1 << 20,
         .max_connections = 20000,
         .per_ip_connections = 1000,
@@ -82,12 +83,25 @@ static void s_drain (void *dealer, gw_http_t *http) {
 int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
     assert (cfg && zmq_ctx && stop);
     s_raise_fd_limit (cfg->max_connections);
+    aq_curve_t *curve = NULL;
+    if (cfg->cert || cfg->broker_cert) {
+        char err[512];
+        curve = aq_curve_new_client (cfg->cert, cfg->broker_cert, err, sizeof err);
+        if (!curve) {
+            aq_log (AQ_LOG_ERROR, "gateway", "%s", err);
+            return -1;
+        }
+    }
     void *dealer = zmq_socket (zmq_ctx, ZMQ_DEALER);
-    if (!dealer) {
+    if (!dealer || (curve && aq_curve_apply (curve, dealer) != 0)) {
         aq_log (AQ_LOG_ERROR, "gateway", "cannot create the broker socket: %s",
                 zmq_strerror (errno));
+        if (dealer)
+            zmq_close (dealer);
+        aq_curve_destroy (&curve);
         return -1;
     }
+    aq_curve_destroy (&curve); //  the socket keeps its keys
     int linger = 0, hwm = S_HWM;
     int64_t max_msg = AQ_PROTO_MAX_MSG;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);

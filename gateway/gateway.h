@@ -13,6 +13,8 @@
 typedef struct {
     const char *listen;          //  HOST:PORT (default 127.0.0.1:8080)
     const char *broker_endpoint; //  the broker's client ROUTER
+    const char *cert;            //  our secret certificate for CURVE, or NULL
+    const char *broker_cert;     //  the broker's public certificate (with cert)
     size_t max_body;             //  request body limit (default 1 MiB)
     int max_connections;         //  total (default 20000)
     int per_ip_connections;      //  per client address (default 1000)

@@ -18,9 +18,14 @@
 
 static void s_usage (FILE *out) {
     fprintf (out, "usage: aq-gateway [--broker EP] [--listen HOST:PORT] [--max-body BYTES]\n"
+                  "                  [--cert PATH_secret --broker-cert PATH]\n"
                   "                  [--max-connections N] [--per-ip N] [--timeout S]\n"
                   "                  [--deadline S] [-v] [--help]\n"
-                  "  --broker EP          the broker's client endpoint (tcp://127.0.0.1:5570)\n"
+                  "  --broker EP          the broker's client endpoint (ipc://data/client.ipc)\n"
+                  "  --cert PATH_secret   our CURVE certificate, for a tcp:// broker with --cert\n"
+                  "                       (aqctl cert create PATH; the broker lists PATH in\n"
+                  "                       its --allow-clients directory)\n"
+                  "  --broker-cert PATH   the broker's public certificate\n"
                   "  --listen HOST:PORT   where to serve HTTP (127.0.0.1:8080)\n"
                   "  --max-body BYTES     request body limit, 413 beyond it (1048576)\n"
                   "  --max-connections N  open connections in total (20000)\n"
@@ -61,6 +66,10 @@ int main (int argc, char **argv) {
             cfg.broker_endpoint = argv[++i];
         else if (strcmp (arg, "--listen") == 0 && value)
             cfg.listen = argv[++i];
+        else if (strcmp (arg, "--cert") == 0 && value)
+            cfg.cert = argv[++i];
+        else if (strcmp (arg, "--broker-cert") == 0 && value)
+            cfg.broker_cert = argv[++i];
         else if (strcmp (arg, "--max-body") == 0)
             cfg.max_body = (size_t) s_number (arg, argv[++i], 1LL << 30);
         else if (strcmp (arg, "--max-connections") == 0)

@@ -6,6 +6,7 @@
     and drops the others (late answers to requests that timed out).
 */
 #include "aq_client.h"
+#include "aq_curve.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -30,7 +31,8 @@ struct _aq_client_t {
     int64_t corr;  //  last correlation id sent
 };
 
-static aq_client_t *s_client_new (void *ctx, bool owns_ctx, const char *endpoint) {
+static aq_client_t *s_client_new (void *ctx, bool owns_ctx, const char *endpoint,
+                                  aq_curve_t *curve) {
     assert (endpoint);
     aq_client_t *self = calloc (1, sizeof *self);
     if (!self) {
@@ -49,7 +51,7 @@ static aq_client_t *s_client_new (void *ctx, bool owns_ctx, const char *endpoint
         zmq_setsockopt (self->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt (self->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt (self->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        zmq_connect (self->dealer, endpoint)) {
+        (curve && aq_curve_apply (curve, self->dealer)) || zmq_connect (self->dealer, endpoint)) {
         int err = errno;
         aq_client_destroy (&self);
         errno = err;
@@ -60,12 +62,25 @@ static aq_client_t *s_client_new (void *ctx, bool owns_ctx, const char *endpoint
 
 aq_client_t *aq_client_new (const char *endpoint) {
     void *ctx = zmq_ctx_new ();
-    return ctx ? s_client_new (ctx, true, endpoint) : NULL;
+    return ctx ? s_client_new (ctx, true, endpoint, NULL) : NULL;
 }
 
 aq_client_t *aq_client_new_ctx (void *zmq_ctx, const char *endpoint) {
     assert (zmq_ctx);
-    return s_client_new (zmq_ctx, false, endpoint);
+    return s_client_new (zmq_ctx, false, endpoint, NULL);
+}
+
+aq_client_t *aq_client_new_secure (const char *endpoint, const char *secret_cert,
+                                   const char *broker_cert, char *err, size_t err_size) {
+    aq_curve_t *curve = aq_curve_new_client (secret_cert, broker_cert, err, err_size);
+    if (!curve)
+        return NULL;
+    void *ctx = zmq_ctx_new ();
+    aq_client_t *self = ctx ? s_client_new (ctx, true, endpoint, curve) : NULL;
+    if (!self)
+        snprintf (err, err_size, "cannot connect to '%s': %s", endpoint, strerror (errno));
+    aq_curve_destroy (&curve); //  the socket keeps its keys
+    return self;
 }
 
 void aq_client_destroy (aq_client_t **self_p) {

@@ -64,6 +64,14 @@ aq_client_t *aq_client_new (const char *endpoint);
 //  (for inproc:// endpoints inside one process).
 aq_client_t *aq_client_new_ctx (void *zmq_ctx, const char *endpoint);
 
+//  Connects with CURVE to a broker that has --cert: secret_cert is our
+//  secret certificate (PATH_secret; the broker lists PATH in its
+//  --allow-clients directory), broker_cert the broker's public one (see
+//  aq_curve.h). NULL with an operator message in err when a certificate
+//  cannot be loaded, or errno set as for aq_client_new.
+aq_client_t *aq_client_new_secure (const char *endpoint, const char *secret_cert,
+                                   const char *broker_cert, char *err, size_t err_size);
+
 //  Closes the connection (unsent requests are dropped) and frees the client.
 //  Accepts NULL and a NULL *self_p; sets *self_p = NULL.
 void aq_client_destroy (aq_client_t **self_p);

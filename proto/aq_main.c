@@ -1,6 +1,7 @@
 /*  aq_main.c - running one component as a foreground program */
 #include "aq_main.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +15,7 @@ static void s_on_signal (int signum) {
 }
 
 int aq_main_run (const char *program, aq_main_fn run, const void *cfg) {
+    zsys_handler_set (NULL); //  signals are ours: czmq's actors must not take them
     struct sigaction action = {.sa_handler = s_on_signal};
     sigemptyset (&action.sa_mask);
     sigaction (SIGINT, &action, NULL);
@@ -30,6 +32,7 @@ int aq_main_run (const char *program, aq_main_fn run, const void *cfg) {
 }
 
 void aq_main_block_signals (sigset_t *signals) {
+    zsys_handler_set (NULL);
     sigemptyset (signals);
     sigaddset (signals, SIGINT);
     sigaddset (signals, SIGTERM);

@@ -8,6 +8,7 @@
     0 success, 1 the broker refused or could not be reached, 2 bad usage.
 */
 #include "aq_client.h"
+#include "aq_curve.h"
 #include "aq_time.h"
 
 #include <errno.h>
@@ -23,12 +24,19 @@ static const char *s_usage =
     "\n"
     "Talks to the asyncqueue broker's client socket.\n"
     "  --data DIR         use ipc://DIR/client.ipc and the admin token in DIR/admin.token\n"
-    "  --broker EP        broker client endpoint (default $AQ_BROKER or tcp://127.0.0.1:5570)\n"
+    "  --broker EP        broker client endpoint (default $AQ_BROKER or ipc://data/client.ipc)\n"
+    "  --cert PATH_secret our CURVE certificate, for a tcp:// broker with --cert\n"
+    "  --broker-cert PATH the broker's public certificate\n"
     "  --key KEY          API key for task commands (default $AQ_API_KEY)\n"
     "  --admin-token T    admin token for team and key commands (default $AQ_ADMIN_TOKEN,\n"
     "                     or DIR/admin.token with --data)\n"
     "  --json             compact JSON output (default: pretty-printed)\n"
     "  --help             this text\n"
+    "\n"
+    "Certificates (no broker needed):\n"
+    "  cert create PATH   writes a CURVE key pair: PATH (public, give it to the broker's\n"
+    "                     --allow-clients or --allow-workers directory, or to clients as\n"
+    "                     --broker-cert) and PATH_secret (0600, stays on this machine)\n"
     "\n"
     "Teams and keys (admin token):\n"
     "  team create NAME\n"
@@ -749,6 +757,7 @@ static int s_event (s_ctl_t *self, const char *verb, s_args_t *args) {
 
 typedef struct {
     const char *data, *broker, *key, *admin; //  global options as given
+    const char *cert, *broker_cert;          //  CURVE certificates, or NULL
     bool compact;                            //  --json
 } s_globals_t;
 
@@ -776,6 +785,10 @@ static int s_global (s_globals_t *g, int argc, char **argv, int *i, unsigned own
         g->key = value;
     else if ((value = s_option (&all, i, "--admin-token", &missing)))
         g->admin = value;
+    else if ((value = s_option (&all, i, "--cert", &missing)))
+        g->cert = value;
+    else if ((value = s_option (&all, i, "--broker-cert", &missing)))
+        g->broker_cert = value;
     else if (missing)
         return s_usage_error ("option '%s' needs a value", argv[*i]);
     else
@@ -785,7 +798,7 @@ static int s_global (s_globals_t *g, int argc, char **argv, int *i, unsigned own
 
 int main (int argc, char **argv) {
     s_ctl_t ctl = {.endpoint = NULL};
-    s_globals_t g = {NULL, NULL, NULL, NULL, false};
+    s_globals_t g = {NULL, NULL, NULL, NULL, NULL, NULL, false};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
@@ -826,6 +839,17 @@ int main (int argc, char **argv) {
     ctl.compact = g.compact;
     if (data && broker)
         return s_usage_error ("%s", "give --data or --broker, not both");
+    if (strcmp (group, "cert") == 0) {
+        char err[512];
+        if (strcmp (verb, "create") != 0 || args.argc != 1)
+            return s_usage_error ("%s", "usage: cert create PATH");
+        if (aq_curve_create (args.argv[0], err, sizeof err) != 0) {
+            fprintf (stderr, "aqctl: %s\n", err);
+            return 1;
+        }
+        printf ("%s\n%s_secret\n", args.argv[0], args.argv[0]);
+        return 0;
+    }
     if (strcmp (group, "stats") == 0) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
@@ -840,7 +864,7 @@ int main (int argc, char **argv) {
         snprintf (endpoint, sizeof endpoint, "%s",
                   broker                 ? broker
                   : getenv ("AQ_BROKER") ? getenv ("AQ_BROKER")
-                                         : "tcp://127.0.0.1:5570");
+                                         : "ipc://data/client.ipc");
     ctl.endpoint = endpoint;
     key = key ? key : getenv ("AQ_API_KEY");
     admin = admin ? admin : getenv ("AQ_ADMIN_TOKEN");
@@ -855,9 +879,15 @@ int main (int argc, char **argv) {
             return 1;
         }
     }
-    ctl.client = aq_client_new (endpoint);
+    char err[512] = "";
+    ctl.client = g.cert || g.broker_cert
+                     ? aq_client_new_secure (endpoint, g.cert, g.broker_cert, err, sizeof err)
+                     : aq_client_new (endpoint);
     if (!ctl.client) {
-        fprintf (stderr, "aqctl: bad broker endpoint '%s': %s\n", endpoint, strerror (errno));
+        if (*err)
+            fprintf (stderr, "aqctl: %s\n", err);
+        else
+            fprintf (stderr, "aqctl: bad broker endpoint '%s': %s\n", endpoint, strerror (errno));
         free (ctl.admin);
         return 2;
     }

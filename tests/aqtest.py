@@ -289,14 +289,77 @@ def context():
     return _ctx
 
 
+# ---------------------------------------------------------------------------
+# CURVE certificates (czmq's format, made by `aqctl cert create`)
+
+def cert_keys(path):
+    """(public, secret) Z85 keys of a czmq certificate file as bytes; secret
+    is None in a public certificate."""
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            name, _, value = line.strip().partition('=')
+            if name.strip() in ('public-key', 'secret-key'):
+                keys[name.strip()] = value.strip().strip('"').encode()
+    return keys.get('public-key'), keys.get('secret-key')
+
+
+def make_cert(path):
+    """`aqctl cert create PATH`: returns (PATH, PATH_secret)."""
+    run = subprocess.run([binary('aqctl'), 'cert', 'create', path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=30)
+    assert run.returncode == 0, 'aqctl cert create %s: %s' % (path, run.stderr.decode())
+    return path, path + '_secret'
+
+
+class Certs:
+    """A broker certificate and its allow directories, in tmpdir()/name:
+    client(name) and worker(name) make admitted certificates, stranger(name)
+    one nobody admits. Each returns (PATH, PATH_secret)."""
+
+    def __init__(self, name='certs'):
+        self.dir = os.path.join(tmpdir(), name)
+        self.clients = os.path.join(self.dir, 'clients')
+        self.workers = os.path.join(self.dir, 'workers')
+        os.makedirs(self.clients)
+        os.makedirs(self.workers)
+        self.broker, self.broker_secret = make_cert(os.path.join(self.dir, 'broker'))
+
+    def _admitted(self, name, folder):
+        path, secret = make_cert(os.path.join(self.dir, name))
+        if folder:
+            with open(path) as src, open(os.path.join(folder, name), 'w') as dst:
+                dst.write(src.read())
+        return path, secret
+
+    def client(self, name):
+        return self._admitted(name, self.clients)
+
+    def worker(self, name):
+        return self._admitted(name, self.workers)
+
+    def stranger(self, name):
+        return self._admitted(name, None)
+
+    def broker_args(self):
+        return ['--cert', self.broker_secret, '--allow-clients', self.clients,
+                '--allow-workers', self.workers]
+
+    def peer_args(self, secret):
+        """--cert and --broker-cert for a gateway, worker or aqctl."""
+        return ['--cert', secret, '--broker-cert', self.broker]
+
+
 class Client:
     """A DEALER speaking the client (or, raw, the worker) dialog.
 
     call() sends one request with a fresh corr and the key or admin token,
     and returns the REPLY's fields as a dict; send()/recv() pipeline.
-    Messages that are not the awaited reply are kept in self.other."""
+    Messages that are not the awaited reply are kept in self.other.
+    curve=(secret certificate path, broker public certificate path) speaks
+    CURVE."""
 
-    def __init__(self, endpoint, key=None, admin=None, identity=None):
+    def __init__(self, endpoint, key=None, admin=None, identity=None, curve=None):
         self.endpoint = endpoint
         self.key = key
         self.admin = admin
@@ -306,6 +369,11 @@ class Client:
         self.sock.setsockopt(zmq.RCVHWM, 100000)
         if identity:
             self.sock.setsockopt(zmq.IDENTITY, identity)
+        if curve:
+            public, secret = cert_keys(curve[0])
+            self.sock.curve_publickey = public
+            self.sock.curve_secretkey = secret
+            self.sock.curve_serverkey = cert_keys(curve[1])[0]
         self.sock.connect(endpoint)
         self.corr = random.randrange(1, 1000) * 1000
         self.pending = {}  # corr -> reply, replies received while waiting for another
@@ -799,12 +867,16 @@ def start_target():
 # Broker, workers, keys
 
 class Broker:
-    """aq-broker with a temp data dir and tcp endpoints on free ports.
+    """aq-broker with a temp data dir and tcp endpoints on free ports: with
+    --insecure, or with CURVE when certs (a Certs) is given; then clients
+    and workers the harness starts use admitted certificates.
     restart() and kill9() keep the data dir and the endpoints."""
 
     def __init__(self, name='broker', data=None, backoff_base_ms=None, backoff_cap_ms=None,
-                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=()):
+                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=(), certs=None):
         self.name = name
+        self.certs = certs
+        self.curve = (certs.client(name + '-harness')[1], certs.broker) if certs else None
         self.data = data or os.path.join(tmpdir(), name + '.data')
         os.makedirs(self.data, exist_ok=True)
         self.client_ep = 'tcp://127.0.0.1:%d' % free_port()
@@ -820,6 +892,7 @@ class Broker:
             args += ['--heartbeat-ms', heartbeat_ms]
         if nosync:
             args.append('--nosync')
+        args += certs.broker_args() if certs else ['--insecure']
         args += list(extra)
         self.proc = Proc(name, args)
         self._admin = None
@@ -855,7 +928,7 @@ class Broker:
                                          % (self.name, timeout, self.proc.tail()))
 
     def client(self, key=None, admin=None):
-        return Client(self.client_ep, key=key, admin=admin)
+        return Client(self.client_ep, key=key, admin=admin, curve=self.curve)
 
     def admin(self):
         return self.client(admin=self.admin_token)
@@ -912,6 +985,8 @@ def start_worker(broker, slots=8, allow_private=True, heartbeat_ms=HEARTBEAT_MS,
     count = sum(1 for p in _procs if p.name.startswith('worker'))
     name = name or 'worker-%d' % (count + 1)
     args = [binary('aq-worker'), '--broker', broker.worker_ep, '--slots', slots]
+    if broker.certs:
+        args += broker.certs.peer_args(broker.certs.worker(name)[1])
     if heartbeat_ms is not None:
         args += ['--heartbeat-ms', heartbeat_ms]
     if allow_private:
@@ -936,9 +1011,10 @@ class Gateway:
         count = sum(1 for p in _procs if p.name.startswith('gateway'))
         self.port = free_port()
         self.base = 'http://127.0.0.1:%d' % self.port
-        self.proc = Proc(name or 'gateway-%d' % (count + 1),
-                         [binary('aq-gateway'), '--broker', broker.client_ep,
-                          '--listen', '127.0.0.1:%d' % self.port] + list(extra))
+        name = name or 'gateway-%d' % (count + 1)
+        curve = broker.certs.peer_args(broker.certs.client(name)[1]) if broker.certs else []
+        self.proc = Proc(name, [binary('aq-gateway'), '--broker', broker.client_ep,
+                                '--listen', '127.0.0.1:%d' % self.port] + curve + list(extra))
         self.http = requests.Session()
 
         def up():

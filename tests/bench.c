@@ -32,15 +32,17 @@
 #define S_LATENCY_LEAD 1000               //  latency tasks are due this long after creation, ms
 
 typedef struct {
-    const char *endpoint; //  broker client endpoint
-    const char *key;      //  API key
-    const char *target;   //  callback URL (e2e, latency)
-    int64_t count;        //  tasks to create (all connections)
-    int pipeline;         //  requests in flight per connection
-    int conns;            //  connections, one thread each
-    double rate;          //  creates per second in all, 0 = as fast as possible
-    bool latency;         //  each task due at creation + S_LATENCY_LEAD, with X-Due-Ms
-    bool delayed;         //  tasks delayed far into the future (never run)
+    const char *endpoint;    //  broker client endpoint
+    const char *key;         //  API key
+    const char *target;      //  callback URL (e2e, latency)
+    int64_t count;           //  tasks to create (all connections)
+    int pipeline;            //  requests in flight per connection
+    int conns;               //  connections, one thread each
+    double rate;             //  creates per second in all, 0 = as fast as possible
+    bool latency;            //  each task due at creation + S_LATENCY_LEAD, with X-Due-Ms
+    bool delayed;            //  tasks delayed far into the future (never run)
+    const char *cert;        //  our secret certificate: CURVE (with broker_cert)
+    const char *broker_cert; //  the broker's public certificate
 } s_plan_t;
 
 typedef struct {
@@ -80,9 +82,12 @@ static void s_fail (s_pump_t *self, int status, const char *error) {
 static void *s_pump (void *arg) {
     s_pump_t *self = arg;
     const s_plan_t *plan = self->plan;
-    aq_client_t *client = aq_client_new (plan->endpoint);
+    char err[512] = "";
+    aq_client_t *client = plan->cert ? aq_client_new_secure (plan->endpoint, plan->cert,
+                                                             plan->broker_cert, err, sizeof err)
+                                     : aq_client_new (plan->endpoint);
     if (!client) {
-        s_fail (self, -1, strerror (errno));
+        s_fail (self, -1, *err ? err : strerror (errno));
         return NULL;
     }
     aq_client_set_key (client, plan->key);
@@ -239,6 +244,7 @@ static int s_usage (void) {
     fprintf (
         stderr,
         "usage: aq-bench create  --broker EP --key K --count N [--pipeline P] [--conns C]\n"
+        "                        [--cert PATH_secret --broker-cert PATH] (CURVE)\n"
         "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
         "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
         "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n");
@@ -361,13 +367,17 @@ int main (int argc, char **argv) {
             seconds = atoi (value);
         else if (strcmp (name, "--max-seconds") == 0)
             max_seconds = atoi (value);
+        else if (strcmp (name, "--cert") == 0)
+            plan.cert = value;
+        else if (strcmp (name, "--broker-cert") == 0)
+            plan.broker_cert = value;
         else
             return s_usage ();
     }
     if (!plan.endpoint || !plan.key || plan.pipeline < 1 || plan.conns < 1)
         return s_usage ();
     if (strcmp (mode, "create") == 0 && plan.count > 0)
-        return s_create (&plan, "zmq_create_per_s");
+        return s_create (&plan, plan.cert ? "zmq_create_curve_per_s" : "zmq_create_per_s");
     if (strcmp (mode, "fill") == 0 && plan.count > 0)
         return s_create (&plan, "fill_create_per_s");
     if (strcmp (mode, "e2e") == 0 && plan.count > 0 && plan.target)

@@ -4,6 +4,7 @@
 Starts the real processes on loopback and prints, exactly,
 
     bench zmq_create_per_s <n> tasks/s               pipelined TASK_CREATE over tcp
+    bench zmq_create_curve_per_s <n> tasks/s         the same, the tcp link with CURVE
     bench e2e_callbacks_per_s <n> callbacks/s        create -> worker -> local target
     bench dispatch_p50_ms <x> ms                     due time -> callback received,
     bench dispatch_p99_ms <x> ms                       at 1,000 tasks/s
@@ -20,7 +21,8 @@ Starts the real processes on loopback and prints, exactly,
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
 
 Phase 1: aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
-aq-target; aq-bench create, e2e and latency. Phase 2: a fresh aq-broker and
+aq-target; aq-bench create, e2e and latency; aq-bench create again against
+a second aq-broker whose tcp endpoint has CURVE keys. Phase 2: a fresh aq-broker and
 aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
 Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
@@ -157,13 +159,16 @@ class Procs:
         self.procs = []
 
 
-def start_broker(procs, data):
-    """Starts aq-broker on data with fresh tcp ports; returns (proc, client, workers)."""
+def start_broker(procs, data, security=("--insecure",)):
+    """Starts aq-broker on data with fresh tcp ports (without CURVE unless
+    security gives --cert and allow directories); returns (proc, client,
+    workers)."""
     client = "tcp://127.0.0.1:%d" % free_port()
     workers = "tcp://127.0.0.1:%d" % free_port()
     events = "tcp://127.0.0.1:%d" % free_port()
     proc = procs.start("aq-broker", ["--data", data, "--clients", client,
-                                     "--workers-endpoint", workers, "--events", events])
+                                     "--workers-endpoint", workers, "--events", events]
+                       + list(security))
     deadline = time.time() + 20
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -251,6 +256,7 @@ def phase_traffic(tmp):
 
         bench(["create"] + common + ["--count", str(CREATE_COUNT), "--pipeline", str(PIPELINE),
                                      "--conns", str(CONNS)], 120)
+        curve_create(procs, tmp)
 
         if program("aq-worker") is None or program("aq-target") is None:
             note("%s not built: skipped e2e_callbacks_per_s, dispatch_p99_ms" % ", ".join(need))
@@ -275,6 +281,26 @@ def phase_traffic(tmp):
         note("traffic phase stopped: %s" % e)
     finally:
         procs.stop()
+
+
+def curve_create(procs, tmp):
+    """zmq_create_curve_per_s: the same creates against a second broker
+    whose tcp endpoint has CURVE (keys made with aqctl cert create)."""
+    certs = os.path.join(tmp, "certs")
+    allow = os.path.join(certs, "clients")
+    os.makedirs(allow)
+    for name in ("broker", "bench"):
+        subprocess.run([program("aqctl"), "cert", "create", os.path.join(certs, name)],
+                       check=True, capture_output=True, timeout=30)
+    shutil.copy(os.path.join(certs, "bench"), allow)
+    data = procs.data_dir("traffic-curve")
+    _, client, _ = start_broker(procs, data, ("--cert", os.path.join(certs, "broker_secret"),
+                                              "--allow-clients", allow, "--allow-workers", allow))
+    key = create_key(data, "bench")
+    bench(["create", "--broker", client, "--key", key, "--count", str(CREATE_COUNT),
+           "--pipeline", str(PIPELINE), "--conns", str(CONNS),
+           "--cert", os.path.join(certs, "bench_secret"),
+           "--broker-cert", os.path.join(certs, "broker")], 120)
 
 
 def phase_fill(tmp):

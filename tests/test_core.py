@@ -441,10 +441,12 @@ def test_broker_kill9_five_times_under_load():
 
 def test_events_published_for_status_changes():
     target, broker, cli = s_setup()
-    team = cli.call('AUTH', {'key': cli.key})['body']['teamId']
+    auth = cli.call('AUTH', {'key': cli.key})['body']
+    team, topic = auth['teamId'], auth['events']
+    assert topic.startswith(team + '.'), auth
     sub = aqtest.context().socket(aqtest.zmq.SUB)
     sub.setsockopt(aqtest.zmq.LINGER, 0)
-    sub.setsockopt(aqtest.zmq.SUBSCRIBE, team.encode())
+    sub.setsockopt(aqtest.zmq.SUBSCRIBE, topic.encode())
     sub.connect(broker.events_ep)
     other = broker.client(key=broker.new_key('other-%s' % s_tag()))
     try:
@@ -455,9 +457,9 @@ def test_events_published_for_status_changes():
         other.wait_terminal(noise['id'])
         seen = []
         while sub.poll(1000):
-            topic, frame = sub.recv_multipart()
+            frame_topic, frame = sub.recv_multipart()
             cmd, event = aqtest.decode(frame)
-            assert cmd == 'EVENT' and topic == team.encode(), (topic, cmd, event)
+            assert cmd == 'EVENT' and frame_topic == topic.encode(), (frame_topic, cmd, event)
             assert event.get('teamId') == team and isinstance(event.get('at'), int), event
             assert event.get('id') != noise['id'], 'got another team\'s event: %r' % event
             seen.append(event['status'])
@@ -708,7 +710,7 @@ def test_second_broker_on_one_data_dir_is_refused():
     broker = aqtest.start_broker()
     cli = broker.client(key=broker.new_key('one-dir'))
     task = cli.create(targetUrl='http://127.0.0.1:9/one-dir', delayUntil=iso(now_ms() + 3600 * 1000))
-    run = subprocess.run([aqtest.binary('aq-broker'), '--data', broker.data,
+    run = subprocess.run([aqtest.binary('aq-broker'), '--data', broker.data, '--insecure',
                           '--clients', 'tcp://127.0.0.1:%d' % aqtest.free_port(),
                           '--workers-endpoint', 'tcp://127.0.0.1:%d' % aqtest.free_port()],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)

@@ -585,16 +585,22 @@ void wk_callout_destroy (wk_callout_t **self_p) {
     *self_p = NULL;
 }
 
+json_t *wk_callout_result_new (const json_t *job) {
+    const char *id = json_string_value (json_object_get (job, "id"));
+    json_int_t attempt = json_integer_value (json_object_get (job, "attempt"));
+    json_t *result = json_pack ("{s:s, s:I}", "id", id ? id : "", "attempt", attempt);
+    static const char *const echoed[] = {"kind", "lease"};
+    for (size_t i = 0; result && i < sizeof echoed / sizeof *echoed; i++)
+        if (json_is_string (json_object_get (job, echoed[i])))
+            json_object_set (result, echoed[i], json_object_get (job, echoed[i]));
+    return result;
+}
+
 int wk_callout_start (wk_callout_t *self, const json_t *job) {
     assert (self);
     assert (job);
-    const char *id = json_string_value (json_object_get (job, "id"));
-    json_int_t attempt = json_integer_value (json_object_get (job, "attempt"));
     s_call_t *call = calloc (1, sizeof *call);
-    json_t *result = json_pack ("{s:s, s:I}", "id", id ? id : "", "attempt", attempt);
-    json_t *kind = json_object_get (job, "kind"); //  echoed so the broker knows the call
-    if (result && json_is_string (kind))
-        json_object_set (result, "kind", kind);
+    json_t *result = wk_callout_result_new (job);
     json_t *headers = json_object ();
     if (!call || !result || !headers) {
         free (call);

@@ -40,6 +40,11 @@ wk_callout_t *wk_callout_new (bool allow_private);
 //  frees the engine. Accepts NULL; sets *self_p to NULL.
 void wk_callout_destroy (wk_callout_t **self_p);
 
+//  A new RESULT body for job: its id and attempt, and the fields a RESULT
+//  echoes (kind, so the broker knows which request answered; lease, to
+//  prove the job was ours). NULL when out of memory; the caller owns it.
+json_t *wk_callout_result_new (const json_t *job);
+
 //  Starts the call a JOB body describes; job stays the caller's. Returns 0,
 //  or -1 when the call cannot start (invalid URL, method or header): its
 //  RESULT, an error, is then ready at once (unless memory ran out even for

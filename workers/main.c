@@ -21,7 +21,11 @@ static void s_usage (FILE *out) {
              "Takes HTTP call jobs from an asyncqueue broker, runs them, reports results.\n"
              "\n"
              "  --broker EP              the broker's worker endpoint\n"
-             "                           (default tcp://127.0.0.1:5571)\n"
+             "                           (default ipc://data/worker.ipc)\n"
+             "  --cert PATH_secret       our CURVE certificate, for a tcp:// broker with --cert\n"
+             "                           (aqctl cert create PATH; the broker lists PATH in\n"
+             "                           its --allow-workers directory)\n"
+             "  --broker-cert PATH       the broker's public certificate\n"
              "  --slots N                calls in flight at once, 1..100000 (default 64)\n"
              "  --allow-private-targets  allow calls to loopback, private, link-local, CGNAT\n"
              "                           and other non-public addresses (development, tests)\n"
@@ -54,7 +58,8 @@ int main (int argc, char **argv) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes_value = strcmp (arg, "--broker") == 0 || strcmp (arg, "--slots") == 0 ||
-                           strcmp (arg, "--heartbeat-ms") == 0 || strcmp (arg, "--name") == 0;
+                           strcmp (arg, "--heartbeat-ms") == 0 || strcmp (arg, "--name") == 0 ||
+                           strcmp (arg, "--cert") == 0 || strcmp (arg, "--broker-cert") == 0;
         if (takes_value && !value) {
             fprintf (stderr, "aq-worker: '%s' needs a value (see --help)\n", arg);
             return 1;
@@ -71,6 +76,10 @@ int main (int argc, char **argv) {
             cfg.broker_endpoint = value;
         else if (strcmp (arg, "--name") == 0)
             cfg.name = value;
+        else if (strcmp (arg, "--cert") == 0)
+            cfg.cert = value;
+        else if (strcmp (arg, "--broker-cert") == 0)
+            cfg.broker_cert = value;
         else if (strcmp (arg, "--slots") == 0 &&
                  (cfg.slots = (int) s_number (value, 1, 100000)) < 0) {
             fprintf (stderr, "aq-worker: --slots must be a number between 1 and 100000\n");

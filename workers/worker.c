@@ -10,6 +10,7 @@
     rather than in a pipe that a reconnect would throw away.
 */
 #include "worker.h"
+#include "aq_curve.h"
 #include "aq_log.h"
 #include "aq_proto.h"
 #include "aq_time.h"
@@ -33,6 +34,7 @@ typedef struct {
     const wk_config_t *cfg; //  settings, the caller's
     void *ctx;              //  ZeroMQ context, the caller's
     void *socket;           //  DEALER to the broker
+    aq_curve_t *curve;      //  our CURVE keys and the broker's, or NULL
     wk_callout_t *callout;  //  the calls in flight
     json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
     bool ready_due;         //  READY not yet sent on this socket
@@ -43,7 +45,7 @@ typedef struct {
 } s_worker_t;
 
 void wk_config_defaults (wk_config_t *cfg) {
-    *cfg = (wk_config_t){.broker_endpoint = "tcp://127.0.0.1:5571",
+    *cfg = (wk_config_t){.broker_endpoint = "ipc://data/worker.ipc",
                          .slots = 64,
                          .heartbeat_ms = 1000,
                          .heartbeat_liveness = 5};
@@ -61,6 +63,13 @@ static int s_connect (s_worker_t *self) {
     self->socket = zmq_socket (self->ctx, ZMQ_DEALER);
     if (!self->socket)
         return -1;
+    if (self->curve && aq_curve_apply (self->curve, self->socket) != 0) {
+        int error = errno;
+        zmq_close (self->socket);
+        self->socket = NULL;
+        errno = error;
+        return -1;
+    }
     int linger = S_LINGER_MS, ivl = S_RECONNECT_IVL_MS, ivl_max = S_RECONNECT_MAX_MS;
     int immediate = 1;
     int64_t max_msg = AQ_PROTO_MAX_MSG;
@@ -132,12 +141,12 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
     const char *id = json_string_value (json_object_get (job, "id"));
     aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%s' refused: %s",
             id ? id : "", refusal);
-    json_t *result = json_pack ("{s:s, s:I, s:i, s:s, s:b}", "id", id ? id : "", "attempt",
-                                json_integer_value (json_object_get (job, "attempt")), "duration",
-                                0, "error", refusal, "refused", 1);
-    json_t *kind = json_object_get (job, "kind");
-    if (result && json_is_string (kind))
-        json_object_set (result, "kind", kind);
+    json_t *result = wk_callout_result_new (job);
+    if (result) {
+        json_object_set_new (result, "duration", json_integer (0));
+        json_object_set_new (result, "error", json_string (refusal));
+        json_object_set_new (result, "refused", json_true ());
+    }
     if (result)
         json_array_append_new (self->outbox, result);
 }
@@ -195,6 +204,14 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     if (cfg->slots < 1 || cfg->heartbeat_ms < 1 || cfg->heartbeat_liveness < 1) {
         aq_log (AQ_LOG_ERROR, "worker", "slots, heartbeat and liveness must be positive");
         goto out;
+    }
+    if (cfg->cert || cfg->broker_cert) {
+        char err[512];
+        self.curve = aq_curve_new_client (cfg->cert, cfg->broker_cert, err, sizeof err);
+        if (!self.curve) {
+            aq_log (AQ_LOG_ERROR, "worker", "%s", err);
+            goto out;
+        }
     }
     self.callout = wk_callout_new (cfg->allow_private);
     self.outbox = json_array ();
@@ -295,6 +312,7 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
 out:
     if (self.socket)
         zmq_close (self.socket);
+    aq_curve_destroy (&self.curve);
     wk_callout_destroy (&self.callout);
     json_decref (self.outbox);
     free (items);

@@ -12,6 +12,8 @@
 
 typedef struct {
     const char *broker_endpoint; //  the broker's worker ROUTER
+    const char *cert;            //  our secret certificate for CURVE, or NULL
+    const char *broker_cert;     //  the broker's public certificate (with cert)
     const char *name;            //  shown in broker stats (default: host:pid)
     int slots;                   //  calls in flight at once (default 64)
     bool allow_private;          //  lift the SSRF guard (development, tests)
