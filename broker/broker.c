@@ -10,6 +10,7 @@
 #include "broker_int.h"
 #include "aq_log.h"
 #include "aq_proto.h"
+#include "aq_secret.h"
 #include "aq_time.h"
 #include "aq_uuid.h"
 #include "backoff.h"
@@ -1749,31 +1750,55 @@ static void *s_router (void *ctx) {
     return socket;
 }
 
-//  Reads DATA/admin.token, creating it (0600) on first start.
+//  Reads DATA/admin.token, creating it (0600) on first start. A token that
+//  is a symbolic link, not a regular file, another user's or open to group
+//  or others is refused (aq_secret_open); one shorter than 32 characters
+//  (an empty file left by a crash at first start) is made anew. Returns 0,
+//  or -1 after logging why.
 static int s_admin_token (bk_broker_t *self, const char *dir) {
-    char path[4096];
+    char path[4096], err[4600] = "";
     snprintf (path, sizeof path, "%s/admin.token", dir);
-    FILE *file = fopen (path, "r");
-    if (file) {
-        bool ok = fgets (self->admin, sizeof self->admin, file) != NULL;
-        fclose (file);
-        self->admin[strcspn (self->admin, "\r\n")] = '\0';
-        if (ok && strlen (self->admin) >= 32)
-            return 0;
+    int rc = -1;
+    bool again = true;
+    for (int round = 0; round < 2 && again; round++) {
+        again = false;
+        bool created = false;
+        int fd = aq_secret_open (path, "admin token", true, &created, err, sizeof err);
+        if (fd < 0)
+            break;
+        if (created) {
+            uint8_t raw[32];
+            randombytes_buf (raw, sizeof raw);
+            sodium_bin2hex (self->admin, sizeof self->admin, raw, sizeof raw);
+            sodium_memzero (raw, sizeof raw);
+            if (write (fd, self->admin, 64) == 64 && fsync (fd) == 0)
+                rc = 0;
+            else
+                snprintf (err, sizeof err, "cannot write admin token '%s': %s", path,
+                          strerror (errno));
+        } else {
+            char *token = aq_secret_read_fd (fd, path, "admin token", err, sizeof err);
+            size_t length = token ? strlen (token) : 0;
+            if (token && length >= sizeof self->admin)
+                snprintf (err, sizeof err, "admin token '%s' is longer than %zu characters", path,
+                          sizeof self->admin - 1);
+            else if (token && length >= 32) {
+                memcpy (self->admin, token, length + 1);
+                rc = 0;
+            } else if (token) { //  too short, or empty after a crash at first start
+                snprintf (err, sizeof err, "admin token '%s' holds %zu characters, 32 needed", path,
+                          length);
+                again = unlink (path) == 0;
+            }
+            if (token)
+                sodium_memzero (token, length);
+            free (token);
+        }
+        close (fd);
     }
-    uint8_t raw[32];
-    randombytes_buf (raw, sizeof raw);
-    sodium_bin2hex (self->admin, sizeof self->admin, raw, sizeof raw);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write (fd, self->admin, 64) != 64 || fsync (fd) != 0) {
-        aq_log (AQ_LOG_ERROR, "broker", "cannot write admin token '%s': %s", path,
-                strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    close (fd);
-    return 0;
+    if (rc != 0)
+        aq_log (AQ_LOG_ERROR, "broker", "%s", err);
+    return rc;
 }
 
 static uint64_t s_last_seq (bk_store_t *store) {

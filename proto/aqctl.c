@@ -8,6 +8,7 @@
     0 success, 1 the broker refused or could not be reached, 2 bad usage.
 */
 #include "aq_client.h"
+#include "aq_secret.h"
 #include "aq_time.h"
 
 #include <errno.h>
@@ -26,7 +27,8 @@ static const char *s_usage =
     "  --broker EP        broker client endpoint (default $AQ_BROKER or tcp://127.0.0.1:5570)\n"
     "  --key KEY          API key for task commands (default $AQ_API_KEY)\n"
     "  --admin-token T    admin token for team and key commands (default $AQ_ADMIN_TOKEN,\n"
-    "                     or DIR/admin.token with --data)\n"
+    "                     or DIR/admin.token with --data: yours, not a symbolic link,\n"
+    "                     closed to group and others, as aq-broker wants it)\n"
     "  --json             compact JSON output (default: pretty-printed)\n"
     "  --help             this text\n"
     "\n"
@@ -93,23 +95,13 @@ static int s_usage_error (const char *fmt, const char *arg) {
     return 2;
 }
 
-//  Reads DIR/admin.token, trimmed. Returns a new string or NULL (errno set).
-static char *s_read_token (const char *dir) {
-    char path[4096];
-    snprintf (path, sizeof path, "%s/admin.token", dir);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return NULL;
-    char line[512] = "";
-    char *token = NULL;
-    if (fgets (line, sizeof line, file)) {
-        line[strcspn (line, " \t\r\n")] = 0;
-        token = line[0] ? strdup (line) : NULL;
-    }
-    if (!token)
-        errno = ENODATA;
-    fclose (file);
-    return token;
+//  The secret in path (see aq_secret_read), or NULL after printing why.
+static char *s_read_secret (const char *path, const char *what) {
+    char err[4400];
+    char *secret = aq_secret_read (path, what, err, sizeof err);
+    if (!secret)
+        fprintf (stderr, "aqctl: %s\n", err);
+    return secret;
 }
 
 static void s_print (s_ctl_t *self, const json_t *value) {
@@ -848,12 +840,10 @@ int main (int argc, char **argv) {
     if (admin)
         ctl.admin = strdup (admin);
     else if (data && (wants_admin || (!key && strcmp (group, "stats") == 0))) {
-        ctl.admin = s_read_token (data);
-        if (!ctl.admin) {
-            fprintf (stderr, "aqctl: cannot read admin token '%s/admin.token': %s\n", data,
-                     strerror (errno));
+        char path[4200];
+        snprintf (path, sizeof path, "%s/admin.token", data);
+        if (!(ctl.admin = s_read_secret (path, "admin token")))
             return 1;
-        }
     }
     ctl.client = aq_client_new (endpoint);
     if (!ctl.client) {

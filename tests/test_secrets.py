@@ -1,0 +1,157 @@
+"""test_secrets.py - secrets at rest (issue 11, finding 6)
+
+- admin.token: aq-broker refuses, at start and naming the file, a token
+  that is a symbolic link, not a regular file, another user's, or open to
+  group or others; the first start still makes it (0600), a restart reads
+  it. aqctl applies the same checks to DIR/admin.token.
+"""
+
+import os
+import re
+import stat
+import subprocess
+
+import aqtest
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+def s_data(name):
+    path = os.path.join(aqtest.tmpdir(), name)
+    os.makedirs(path)
+    return path
+
+
+def s_write(path, text, mode=0o600):
+    with open(path, 'w') as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def s_broker_refuses(data, part, name):
+    """Starts aq-broker on data (ipc endpoints only) and expects it to exit
+    non-zero within 10 s with one log line naming DATA/admin.token and
+    holding part. Returns that line."""
+    args = [aqtest.binary('aq-broker'), '--data', data,
+            '--clients', 'ipc://%s/c.ipc' % data, '--workers-endpoint', 'ipc://%s/w.ipc' % data,
+            '--events', 'none']
+    proc = aqtest.Proc(name, args)
+    proc.may_exit = True
+    try:
+        code = proc.popen.wait(10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError('aq-broker started on %s (wanted a refusal: %s); log:\n%s'
+                             % (data, part, proc.tail()))
+    finally:
+        proc.done = True
+    assert code != 0, 'aq-broker exited with %s; log:\n%s' % (code, proc.tail())
+    token = os.path.join(data, 'admin.token')
+    lines = [line for line in proc.log().split('\n') if "'%s'" % token in line and part in line]
+    assert len(lines) == 1, 'no one line naming %s with %r in:\n%s' % (token, part, proc.log())
+    assert ' error broker: ' in lines[0], lines[0]
+    return lines[0]
+
+
+def s_aqctl(args, stdin=None):
+    """(exit code, stdout, stderr) of aqctl ARGS."""
+    run = subprocess.run([aqtest.binary('aqctl')] + [str(a) for a in args], input=stdin,
+                         capture_output=True, text=True, timeout=30)
+    with open(os.path.join(aqtest.tmpdir(), 'aqctl.log'), 'a') as log:
+        log.write('=== %s\n%s%s' % (' '.join(str(a) for a in args), run.stdout, run.stderr))
+    return run.returncode, run.stdout.strip(), run.stderr.strip()
+
+
+# ---------------------------------------------------------------------------
+# admin.token
+
+def test_admin_token_open_to_others_is_refused():
+    token = '0123456789abcdef' * 4 + '\n'
+    for mode, how in ((0o644, 'readable'), (0o640, 'readable'), (0o620, 'writable'),
+                      (0o604, 'readable')):
+        data = s_data('open-%o' % mode)
+        s_write(os.path.join(data, 'admin.token'), token, mode)
+        line = s_broker_refuses(data, 'is %s by group or others (mode 0%o): chmod 600 it'
+                                % (how, mode), 'broker-%o' % mode)
+        assert token.strip() not in line, 'the token is in the log: %s' % line
+        # nothing was rewritten or opened up
+        assert stat.S_IMODE(os.stat(os.path.join(data, 'admin.token')).st_mode) == mode
+        with open(os.path.join(data, 'admin.token')) as f:
+            assert f.read() == token
+
+
+def test_admin_token_symlink_or_odd_file_is_refused():
+    # a symbolic link to a good 0600 token elsewhere
+    elsewhere = s_write(os.path.join(aqtest.tmpdir(), 'token-elsewhere'), 'f' * 64)
+    data = s_data('link')
+    os.symlink(elsewhere, os.path.join(data, 'admin.token'))
+    s_broker_refuses(data, 'is a symbolic link', 'broker-link')
+    # a dangling one: the broker must not create the file it points to
+    target = os.path.join(aqtest.tmpdir(), 'planted-token')
+    data = s_data('dangling')
+    os.symlink(target, os.path.join(data, 'admin.token'))
+    s_broker_refuses(data, 'is a symbolic link', 'broker-dangling')
+    assert not os.path.exists(target), 'the broker wrote through a symbolic link'
+    # a directory, a FIFO (which would hang a plain open)
+    data = s_data('dir')
+    os.mkdir(os.path.join(data, 'admin.token'))
+    s_broker_refuses(data, 'is not a regular file', 'broker-dir')
+    data = s_data('fifo')
+    os.mkfifo(os.path.join(data, 'admin.token'), 0o600)
+    s_broker_refuses(data, 'is not a regular file', 'broker-fifo')
+    # another user's (only root can make one here)
+    if os.geteuid() == 0:
+        data = s_data('owner')
+        path = s_write(os.path.join(data, 'admin.token'), 'e' * 64)
+        os.chown(path, 1, 1)
+        s_broker_refuses(data, 'belongs to uid 1, not to uid 0', 'broker-owner')
+
+
+def test_admin_token_made_and_kept():
+    broker = aqtest.start_broker()
+    path = os.path.join(broker.data, 'admin.token')
+    st = os.lstat(path)
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+    token = broker.admin_token
+    assert re.match(r'^[0-9a-f]{64}$', token), token
+    broker.restart()
+    with open(path) as f:
+        assert f.read() == token, 'a restart changed the admin token'
+    with broker.admin() as cli:
+        assert cli.call('TEAM_LIST').get('status') == 200
+    broker.proc.stop()
+    # an operator's own token (a trailing newline is fine) is used as given
+    mine = 'operator-chosen-admin-token-0123456789'
+    s_write(path, mine + '\n')
+    broker.proc.start()
+    broker._admin = None
+    broker.wait_ready()
+    with broker.client(admin=mine) as cli:
+        assert cli.call('TEAM_LIST').get('status') == 200
+    broker.proc.stop()
+    # an empty one (a crash at first start) is made anew, 0600
+    s_write(path, '')
+    broker.proc.start()
+    broker._admin = None
+    broker.wait_ready()
+    assert re.match(r'^[0-9a-f]{64}$', broker.admin_token), broker.admin_token
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_aqctl_checks_the_admin_token():
+    broker = aqtest.start_broker()
+    path = os.path.join(broker.data, 'admin.token')
+    code, out, err = s_aqctl(['--data', broker.data, 'team', 'list'])
+    assert code == 0, err
+    os.chmod(path, 0o644)
+    code, out, err = s_aqctl(['--data', broker.data, 'team', 'create', 'nope'])
+    assert code == 1 and out == '', (code, out, err)
+    assert err == ("aqctl: admin token '%s' is readable by group or others (mode 0644): "
+                   "chmod 600 it" % path), err
+    os.chmod(path, 0o600)
+    moved = os.path.join(broker.data, 'admin.token.real')
+    os.rename(path, moved)
+    os.symlink(moved, path)
+    code, out, err = s_aqctl(['--data', broker.data, 'key', 'list'])
+    assert code == 1 and "admin token '%s' is a symbolic link" % path in err, (code, err)
