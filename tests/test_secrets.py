@@ -1,11 +1,14 @@
-"""test_secrets.py - secrets at rest (issue 11, finding 6)
+"""test_secrets.py - secrets at rest and on command lines (issue 11, finding 6)
 
 - admin.token: aq-broker refuses, at start and naming the file, a token
   that is a symbolic link, not a regular file, another user's, or open to
   group or others; the first start still makes it (0600), a restart reads
   it. aqctl applies the same checks to DIR/admin.token.
+- aqctl takes secrets from files (--key-file, --admin-token-file, task
+  create --file -) with the same checks, so they need not be in ps.
 """
 
+import json
 import os
 import re
 import stat
@@ -155,3 +158,72 @@ def test_aqctl_checks_the_admin_token():
     os.symlink(moved, path)
     code, out, err = s_aqctl(['--data', broker.data, 'key', 'list'])
     assert code == 1 and "admin token '%s' is a symbolic link" % path in err, (code, err)
+
+
+# ---------------------------------------------------------------------------
+# aqctl: secrets from files
+
+def test_aqctl_secret_files():
+    target = aqtest.start_target()
+    broker = aqtest.start_broker()
+    aqtest.start_workers(broker, 1)
+    key = broker.new_key('files')
+    ep = ['--broker', broker.client_ep]
+    key_file = s_write(os.path.join(aqtest.tmpdir(), 'key'), key + '\n')
+    admin_file = s_write(os.path.join(aqtest.tmpdir(), 'admin'), broker.admin_token + '\n')
+
+    # --key-file: the key from the file, trailing newline ignored
+    code, out, err = s_aqctl(ep + ['--key-file', key_file, 'task', 'create',
+                                   '--url', target.url('/ok/key-file')])
+    assert code == 0, err
+    task = json.loads(out)
+    code, out, err = s_aqctl(ep + ['task', 'get', task['id'], '--key-file=' + key_file])
+    assert code == 0 and json.loads(out)['id'] == task['id'], err
+    # --admin-token-file
+    code, out, err = s_aqctl(ep + ['--admin-token-file', admin_file, 'key', 'create',
+                                   '--team', 'files'])
+    assert code == 0 and out.startswith('aq_') and '\n' not in out, (code, out, err)
+    # task create --file -: the body (with a header secret) from stdin
+    body = {'targetUrl': target.url('/ok/from-stdin'),
+            'headers': {'Authorization': 'Bearer target-secret-42'}}
+    code, out, err = s_aqctl(ep + ['--key-file', key_file, 'task', 'create', '--file', '-'],
+                             stdin=json.dumps(body))
+    assert code == 0, err
+    seen = target.wait_requests('/ok/from-stdin', 1)
+    assert seen[0]['headers'].get('authorization') == 'Bearer target-secret-42', seen
+    code, out, err = s_aqctl(ep + ['--key-file', key_file, 'task', 'create', '--file', '-',
+                                   '--json', '{}'], stdin='{}')
+    assert code == 2 and 'give --json or --file, not both' in err, (code, err)
+
+    # the same checks as admin.token
+    for mode, how in ((0o640, 'readable'), (0o602, 'writable')):
+        os.chmod(key_file, mode)
+        code, out, err = s_aqctl(ep + ['--key-file', key_file, 'task', 'list'])
+        assert code == 1 and out == '', (code, out, err)
+        assert err == ("aqctl: key file '%s' is %s by group or others (mode 0%o): chmod 600 it"
+                       % (key_file, how, mode)), err
+    os.chmod(key_file, 0o600)
+    link = os.path.join(aqtest.tmpdir(), 'key-link')
+    os.symlink(key_file, link)
+    code, out, err = s_aqctl(ep + ['--key-file', link, 'task', 'list'])
+    assert code == 1 and err == "aqctl: key file '%s' is a symbolic link: give the file itself" \
+        % link, err
+    os.chmod(admin_file, 0o644)
+    code, out, err = s_aqctl(ep + ['--admin-token-file', admin_file, 'team', 'list'])
+    assert code == 1 and "admin token file '%s' is readable by group" % admin_file in err, err
+    empty = s_write(os.path.join(aqtest.tmpdir(), 'empty'), '\n')
+    code, out, err = s_aqctl(ep + ['--key-file', empty, 'task', 'list'])
+    assert code == 1 and err == "aqctl: key file '%s' is empty" % empty, err
+    missing = os.path.join(aqtest.tmpdir(), 'missing')
+    code, out, err = s_aqctl(ep + ['--key-file', missing, 'task', 'list'])
+    assert code == 1 and "cannot open key file '%s'" % missing in err, err
+    # one source per secret
+    code, out, err = s_aqctl(ep + ['--key', key, '--key-file', key_file, 'task', 'list'])
+    assert code == 2 and 'give --key or --key-file, not both' in err, err
+    code, out, err = s_aqctl(ep + ['--admin-token', 'x', '--admin-token-file', admin_file,
+                                   'team', 'list'])
+    assert code == 2 and 'give --admin-token or --admin-token-file, not both' in err, err
+    # --help says why
+    code, out, err = s_aqctl(['--help'])
+    assert code == 0 and '--key-file PATH' in out and '--admin-token-file PATH' in out, out
+    assert 'ps' in out and 'history' in out, out
