@@ -686,18 +686,40 @@ static void s_task_attempts (bk_broker_t *self, bk_req_t *req, int cmd) {
     json_decref (task);
 }
 
+//  True when text is the admin token, compared in constant time (its length
+//  is not secret: 64 hex digits when the broker made it).
+static bool s_is_admin_token (bk_broker_t *self, const char *text) {
+    size_t length = strlen (self->admin);
+    return text && strlen (text) == length && sodium_memcmp (text, self->admin, length) == 0;
+}
+
+//  STATS: with the admin token (its `admin` field, or as the `key`, which
+//  is how a gateway passes GET /metrics' bearer) the whole broker's
+//  figures; with a team key only that team's: its tasks by status and the
+//  tasks it created (the store's counters), nothing global.
 static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
-    const uint8_t *team = NULL;
-    if (!aq_field_str (req->body, "admin")) {
+    if (aq_field_str (req->body, "admin")) {
+        if (s_admin (self, req) != 0)
+            return;
+    } else if (!s_is_admin_token (self, aq_field_str (req->body, "key"))) {
         if (s_authenticate (self, req, false) != 0)
             return;
-        team = req->team;
-    } else if (s_admin (self, req) != 0)
+        json_t *tasks = json_object ();
+        for (int st = 1; st < BK_ST_COUNT; st++)
+            json_object_set_new (
+                tasks, bk_status_name (st),
+                json_integer ((json_int_t) bk_tasks_count (self->store, req->team, st)));
+        json_int_t created = (json_int_t) bk_tasks_count (self->store, req->team, 0);
+        bk_broker_answer (self, req, AQ_OK,
+                          json_pack ("{s:s, s:o, s:{s:I}}", "scope", "team", "tasks", tasks,
+                                     "counters", "created", created),
+                          NULL);
         return;
+    }
     json_t *tasks = json_object ();
     for (int st = 1; st < BK_ST_COUNT; st++)
         json_object_set_new (tasks, bk_status_name (st),
-                             json_integer ((json_int_t) bk_tasks_count (self->store, team, st)));
+                             json_integer ((json_int_t) bk_tasks_count (self->store, NULL, st)));
     json_t *latency = json_object ();
     uint64_t cumulative = 0;
     for (size_t i = 0; i < S_BUCKETS; i++) {
@@ -705,8 +727,8 @@ static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
         json_object_set_new (latency, s_latency_le[i], json_integer ((json_int_t) cumulative));
     }
     json_t *body = json_pack (
-        "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "tasks", tasks, "counters",
-        "created", (json_int_t) self->stats.created, "dispatched",
+        "{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "scope", "global",
+        "tasks", tasks, "counters", "created", (json_int_t) self->stats.created, "dispatched",
         (json_int_t) self->stats.dispatched, "completed", (json_int_t) self->stats.completed,
         "failed", (json_int_t) self->stats.failed, "retried", (json_int_t) self->stats.retried,
         "malformed", (json_int_t) self->stats.malformed, "workerLost",

@@ -87,7 +87,8 @@ static const char *s_usage =
     "                                                (here --data is the event's: put the\n"
     "                                                global --data DIR before the command)\n"
     "\n"
-    "  stats                                         counters and queue depths (key or admin)\n"
+    "  stats                                         a key: its team's tasks; the admin\n"
+    "                                                token: the whole server's figures\n"
     "\n"
     "Exit status: 0 ok, 1 refused by the broker, broker unreachable or a secret file\n"
     "refused, 2 bad usage.\n";

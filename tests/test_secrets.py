@@ -1,4 +1,4 @@
-"""test_secrets.py - secrets at rest and on command lines (issue 11, finding 6)
+"""test_secrets.py - secrets at rest and per-team figures (issue 11, finding 6)
 
 - admin.token: aq-broker refuses, at start and naming the file, a token
   that is a symbolic link, not a regular file, another user's, or open to
@@ -6,6 +6,9 @@
   it. aqctl applies the same checks to DIR/admin.token.
 - aqctl takes secrets from files (--key-file, --admin-token-file, task
   create --file -) with the same checks, so they need not be in ps.
+- STATS and GET /metrics: a team key sees its own team only; the global
+  figures need the admin token (STATS' admin field, or the Bearer of
+  /metrics).
 """
 
 import json
@@ -15,6 +18,8 @@ import stat
 import subprocess
 
 import aqtest
+
+FAR = '2099-01-01T00:00:00.000Z'
 
 
 # ---------------------------------------------------------------------------
@@ -227,3 +232,103 @@ def test_aqctl_secret_files():
     code, out, err = s_aqctl(['--help'])
     assert code == 0 and '--key-file PATH' in out and '--admin-token-file PATH' in out, out
     assert 'ps' in out and 'history' in out, out
+
+
+# ---------------------------------------------------------------------------
+# STATS and /metrics per team
+
+PROM = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def s_samples(text):
+    """{(name, labels): value} of a Prometheus text page."""
+    samples = {}
+    for line in text.split('\n'):
+        if not line or line.startswith('#'):
+            continue
+        m = PROM.match(line)
+        assert m, 'not a Prometheus sample: %r' % line
+        samples[(m.group(1), m.group(2) or '')] = float(m.group(3))
+    return samples
+
+
+def s_metrics(gateway, credential):
+    reply = gateway.http.get(gateway.url('/metrics'), timeout=10,
+                             headers={'Authorization': 'Bearer ' + credential})
+    assert reply.status_code == 200, (reply.status_code, reply.text)
+    return s_samples(reply.text)
+
+
+GLOBAL_ONLY = ('asyncqueue_workers_connected', 'asyncqueue_lmdb_bytes',
+               'asyncqueue_tasks_dispatched_total', 'asyncqueue_tasks_completed_total',
+               'asyncqueue_tasks_failed_total', 'asyncqueue_tasks_retried_total',
+               'asyncqueue_malformed_messages_total', 'asyncqueue_worker_lost_total',
+               'asyncqueue_attempt_duration_ms', 'asyncqueue_gateway_')
+
+
+@aqtest.timeout(90)
+def test_metrics_and_stats_per_team():
+    target = aqtest.start_target()
+    broker = aqtest.start_broker()
+    aqtest.start_workers(broker, 1)
+    gateway = aqtest.start_gateway(broker)
+    key_a, key_b = broker.new_key('alpha'), broker.new_key('beta')
+    with broker.client(key=key_b) as beta:
+        done = [beta.create(targetUrl=target.url('/ok/beta-%d' % i))['id'] for i in range(2)]
+        beta.create(targetUrl=target.url('/ok/beta-later'), delayUntil=FAR)
+        beta.wait_all_terminal(done)
+    with broker.client(key=key_a) as alpha:
+        alpha.create(targetUrl=target.url('/ok/alpha-later'), delayUntil=FAR)
+        # STATS with alpha's key: alpha's tasks and nothing of beta's or global
+        stats = alpha.stats()
+    assert stats['tasks']['delayed'] == 1 and stats['tasks']['completed'] == 0, stats
+    assert stats.get('counters') == {'created': 1}, 'beta\'s activity in alpha\'s STATS: %s' % stats
+    for name in ('workers', 'lmdbBytes', 'attemptLatencyMs', 'attemptLatencySumMs'):
+        assert name not in stats, '%s in a team STATS: %s' % (name, stats)
+    assert stats.get('scope') == 'team', stats
+
+    # /metrics with alpha's key: the same
+    mine = s_metrics(gateway, key_a)
+    assert mine[('asyncqueue_tasks', '{status="delayed"}')] == 1, mine
+    assert mine[('asyncqueue_tasks', '{status="completed"}')] == 0, mine
+    assert mine[('asyncqueue_tasks_created_total', '')] == 1, mine
+    leaked = sorted(set(name for name, _ in mine if name.startswith(GLOBAL_ONLY)))
+    assert not leaked, 'global figures for a team key: %s' % leaked
+    assert set(name for name, _ in mine) == {'asyncqueue_tasks',
+                                             'asyncqueue_tasks_created_total'}, mine
+    theirs = s_metrics(gateway, key_b)
+    assert theirs[('asyncqueue_tasks', '{status="completed"}')] == 2, theirs
+    assert theirs[('asyncqueue_tasks_created_total', '')] == 3, theirs
+
+    # the admin token: STATS' admin field, or the Bearer of /metrics
+    with broker.admin() as cli:
+        every = cli.stats()
+    assert every.get('scope') == 'global' and every['workers'] == 1, every
+    assert every['tasks']['delayed'] == 2 and every['tasks']['completed'] == 2, every
+    assert every['counters']['created'] == 4 and every['counters']['completed'] == 2, every
+    with broker.client(key=broker.admin_token) as cli:
+        assert cli.stats()['counters'] == every['counters']
+    admin = s_metrics(gateway, broker.admin_token)
+    assert admin[('asyncqueue_tasks', '{status="delayed"}')] == 2, admin
+    assert admin[('asyncqueue_tasks_created_total', '')] == 4, admin
+    assert admin[('asyncqueue_workers_connected', '')] == 1, admin
+    assert admin[('asyncqueue_attempt_duration_ms_count', '')] >= 2, admin
+    assert admin[('asyncqueue_lmdb_bytes', '')] > 0, admin
+    assert ('asyncqueue_gateway_connections', '') in admin, admin
+    # a wrong token is no key at all
+    reply = gateway.http.get(gateway.url('/metrics'), timeout=10,
+                             headers={'Authorization': 'Bearer ' + broker.admin_token[:-1] + 'x'})
+    assert reply.status_code == 401, (reply.status_code, reply.text)
+
+    # aqctl stats: a key's view, and the admin token's with --data
+    key_file = s_write(os.path.join(aqtest.tmpdir(), 'alpha.key'), key_a + '\n')
+    code, out, err = s_aqctl(['--data', broker.data, '--key-file', key_file, 'stats'])
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown.get('scope') == 'team' and shown['tasks']['delayed'] == 1, shown
+    assert 'workers' not in shown, shown
+    code, out, err = s_aqctl(['--data', broker.data, 'stats'])
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown.get('scope') == 'global' and shown['workers'] == 1, shown
+    assert shown['tasks']['delayed'] == 2, shown
