@@ -10,6 +10,7 @@
 #include "broker_int.h"
 #include "aq_log.h"
 #include "aq_proto.h"
+#include "aq_secret.h"
 #include "aq_time.h"
 #include "aq_uuid.h"
 #include "backoff.h"
@@ -727,18 +728,40 @@ static void s_task_attempts (bk_broker_t *self, bk_req_t *req, int cmd) {
     json_decref (task);
 }
 
+//  True when text is the admin token, compared in constant time (its length
+//  is not secret: 64 hex digits when the broker made it).
+static bool s_is_admin_token (bk_broker_t *self, const char *text) {
+    size_t length = strlen (self->admin);
+    return text && strlen (text) == length && sodium_memcmp (text, self->admin, length) == 0;
+}
+
+//  STATS: with the admin token (its `admin` field, or as the `key`, which
+//  is how a gateway passes GET /metrics' bearer) the whole broker's
+//  figures; with a team key only that team's: its tasks by status and the
+//  tasks it created (the store's counters), nothing global.
 static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
-    const uint8_t *team = NULL;
-    if (!aq_field_str (req->body, "admin")) {
+    if (aq_field_str (req->body, "admin")) {
+        if (s_admin (self, req) != 0)
+            return;
+    } else if (!s_is_admin_token (self, aq_field_str (req->body, "key"))) {
         if (s_authenticate (self, req, false) != 0)
             return;
-        team = req->team;
-    } else if (s_admin (self, req) != 0)
+        json_t *tasks = json_object ();
+        for (int st = 1; st < BK_ST_COUNT; st++)
+            json_object_set_new (
+                tasks, bk_status_name (st),
+                json_integer ((json_int_t) bk_tasks_count (self->store, req->team, st)));
+        json_int_t created = (json_int_t) bk_tasks_count (self->store, req->team, 0);
+        bk_broker_answer (self, req, AQ_OK,
+                          json_pack ("{s:s, s:o, s:{s:I}}", "scope", "team", "tasks", tasks,
+                                     "counters", "created", created),
+                          NULL);
         return;
+    }
     json_t *tasks = json_object ();
     for (int st = 1; st < BK_ST_COUNT; st++)
         json_object_set_new (tasks, bk_status_name (st),
-                             json_integer ((json_int_t) bk_tasks_count (self->store, team, st)));
+                             json_integer ((json_int_t) bk_tasks_count (self->store, NULL, st)));
     json_t *latency = json_object ();
     uint64_t cumulative = 0;
     for (size_t i = 0; i < S_BUCKETS; i++) {
@@ -746,8 +769,8 @@ static void s_stats (bk_broker_t *self, bk_req_t *req, int cmd) {
         json_object_set_new (latency, s_latency_le[i], json_integer ((json_int_t) cumulative));
     }
     json_t *body = json_pack (
-        "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "tasks", tasks, "counters",
-        "created", (json_int_t) self->stats.created, "dispatched",
+        "{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, s:o}", "scope", "global",
+        "tasks", tasks, "counters", "created", (json_int_t) self->stats.created, "dispatched",
         (json_int_t) self->stats.dispatched, "completed", (json_int_t) self->stats.completed,
         "failed", (json_int_t) self->stats.failed, "retried", (json_int_t) self->stats.retried,
         "malformed", (json_int_t) self->stats.malformed, "workerLost",
@@ -1851,31 +1874,55 @@ static int s_bind (bk_broker_t *self, void *zmq_ctx) {
     return 0;
 }
 
-//  Reads DATA/admin.token, creating it (0600) on first start.
+//  Reads DATA/admin.token, creating it (0600) on first start. A token that
+//  is a symbolic link, not a regular file, another user's or open to group
+//  or others is refused (aq_secret_open); one shorter than 32 characters
+//  (an empty file left by a crash at first start) is made anew. Returns 0,
+//  or -1 after logging why.
 static int s_admin_token (bk_broker_t *self, const char *dir) {
-    char path[4096];
+    char path[4096], err[4600] = "";
     snprintf (path, sizeof path, "%s/admin.token", dir);
-    FILE *file = fopen (path, "r");
-    if (file) {
-        bool ok = fgets (self->admin, sizeof self->admin, file) != NULL;
-        fclose (file);
-        self->admin[strcspn (self->admin, "\r\n")] = '\0';
-        if (ok && strlen (self->admin) >= 32)
-            return 0;
+    int rc = -1;
+    bool again = true;
+    for (int round = 0; round < 2 && again; round++) {
+        again = false;
+        bool created = false;
+        int fd = aq_secret_open (path, "admin token", true, &created, err, sizeof err);
+        if (fd < 0)
+            break;
+        if (created) {
+            uint8_t raw[32];
+            randombytes_buf (raw, sizeof raw);
+            sodium_bin2hex (self->admin, sizeof self->admin, raw, sizeof raw);
+            sodium_memzero (raw, sizeof raw);
+            if (write (fd, self->admin, 64) == 64 && fsync (fd) == 0)
+                rc = 0;
+            else
+                snprintf (err, sizeof err, "cannot write admin token '%s': %s", path,
+                          strerror (errno));
+        } else {
+            char *token = aq_secret_read_fd (fd, path, "admin token", err, sizeof err);
+            size_t length = token ? strlen (token) : 0;
+            if (token && length >= sizeof self->admin)
+                snprintf (err, sizeof err, "admin token '%s' is longer than %zu characters", path,
+                          sizeof self->admin - 1);
+            else if (token && length >= 32) {
+                memcpy (self->admin, token, length + 1);
+                rc = 0;
+            } else if (token) { //  too short, or empty after a crash at first start
+                snprintf (err, sizeof err, "admin token '%s' holds %zu characters, 32 needed", path,
+                          length);
+                again = unlink (path) == 0;
+            }
+            if (token)
+                sodium_memzero (token, length);
+            free (token);
+        }
+        close (fd);
     }
-    uint8_t raw[32];
-    randombytes_buf (raw, sizeof raw);
-    sodium_bin2hex (self->admin, sizeof self->admin, raw, sizeof raw);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write (fd, self->admin, 64) != 64 || fsync (fd) != 0) {
-        aq_log (AQ_LOG_ERROR, "broker", "cannot write admin token '%s': %s", path,
-                strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    close (fd);
-    return 0;
+    if (rc != 0)
+        aq_log (AQ_LOG_ERROR, "broker", "%s", err);
+    return rc;
 }
 
 static uint64_t s_last_seq (bk_store_t *store) {

@@ -189,6 +189,11 @@ char *gw_metrics_render (const json_t *stats, const json_t *gateway) {
             s_labelled (out, name, "key", help, value);
         }
     }
+    //  A team's figures (a team key's STATS) stay that team's: the
+    //  gateway's own gauges count every team's connections.
+    const char *scope = json_string_value (json_object_get (stats, "scope"));
+    if (scope && strcmp (scope, "team") == 0)
+        gateway = NULL;
     json_object_foreach ((json_t *) gateway, key, value) {
         if (!s_is_number (value))
             continue;
@@ -273,6 +278,22 @@ void gw_metrics_test (bool verbose) {
                     "asyncqueue_attempt_duration_ms_count 4\n");
     free (text);
     json_decref (stats);
+
+    //  A team's STATS: its tasks and counters, none of the gateway's gauges
+    stats = json_pack ("{ss s{si} s{si}}", "scope", "team", "tasks", "pending", 1, "counters",
+                       "created", 4);
+    gateway = json_pack ("{si}", "connections", 12);
+    text = gw_metrics_render (stats, gateway);
+    s_expect (text, "asyncqueue_tasks{status=\"pending\"} 1\n");
+    s_expect (text, "asyncqueue_tasks_created_total 4\n");
+    assert (!strstr (text, "gateway") && !strstr (text, "scope") && !strstr (text, "team"));
+    free (text);
+    json_object_set_new (stats, "scope", json_string ("global"));
+    text = gw_metrics_render (stats, gateway);
+    s_expect (text, "asyncqueue_gateway_connections 12\n");
+    free (text);
+    json_decref (stats);
+    json_decref (gateway);
 
     //  Label values are escaped; an empty STATS is an empty page
     stats = json_pack ("{s{si}}", "tasks", "we\"ird\\", 1);

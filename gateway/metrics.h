@@ -21,6 +21,8 @@
 //                             present, gives _sum
 //    any other number         asyncqueue_<snake_name> gauge
 //    any other {k: n}         asyncqueue_<snake_name>{key="k"} gauge
+//    scope "team" | "global"  not rendered; "team" (a team key's STATS)
+//                             leaves out the gateway gauges below
 //  plus gateway {name: n} (may be NULL) as asyncqueue_gateway_<name> gauges.
 //  Returns malloc'd text the caller frees; NULL when out of memory.
 char *gw_metrics_render (const json_t *stats, const json_t *gateway);

@@ -1,14 +1,19 @@
 /*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, schedules, stats
 
-    aqctl [--data DIR | --broker EP] [--key KEY] [--admin-token T] [--json] COMMAND
+    aqctl [--data DIR | --broker EP] [--key-file PATH | --key KEY]
+          [--admin-token-file PATH | --admin-token T] [--json] COMMAND
 
     Built on the client library (aq_client.h); every command is one request
     to the broker's client socket. Output is the reply's JSON, pretty-printed
     (compact with --json); `key create` prints the new key alone. Exit codes:
-    0 success, 1 the broker refused or could not be reached, 2 bad usage.
+    0 success, 1 the broker refused or could not be reached (or a secret
+    file is refused), 2 bad usage. Secrets are read from files (aq_secret.h)
+    or the environment as well as from arguments, which every local user
+    can see in ps.
 */
 #include "aq_client.h"
 #include "aq_curve.h"
+#include "aq_secret.h"
 #include "aq_time.h"
 
 #include <errno.h>
@@ -20,18 +25,29 @@
 #define S_WATCH_WAIT 25   //  long poll seconds per `task watch` round
 
 static const char *s_usage =
-    "usage: aqctl [--data DIR | --broker EP] [--key KEY] [--admin-token T] [--json] COMMAND\n"
+    "usage: aqctl [--data DIR | --broker EP] [--key-file PATH | --key KEY]\n"
+    "             [--admin-token-file PATH | --admin-token T] [--json] COMMAND\n"
     "\n"
     "Talks to the asyncqueue broker's client socket.\n"
-    "  --data DIR         use ipc://DIR/client.ipc and the admin token in DIR/admin.token\n"
-    "  --broker EP        broker client endpoint (default $AQ_BROKER or ipc://data/client.ipc)\n"
-    "  --cert PATH_secret our CURVE certificate, for a tcp:// broker with --cert\n"
-    "  --broker-cert PATH the broker's public certificate\n"
-    "  --key KEY          API key for task commands (default $AQ_API_KEY)\n"
-    "  --admin-token T    admin token for team and key commands (default $AQ_ADMIN_TOKEN,\n"
-    "                     or DIR/admin.token with --data)\n"
-    "  --json             compact JSON output (default: pretty-printed)\n"
-    "  --help             this text\n"
+    "  --data DIR                use ipc://DIR/client.ipc and the admin token in\n"
+    "                            DIR/admin.token\n"
+    "  --broker EP               broker client endpoint (default $AQ_BROKER or\n"
+    "                            ipc://data/client.ipc)\n"
+    "  --cert PATH_secret        our CURVE certificate, for a tcp:// broker with --cert\n"
+    "  --broker-cert PATH        the broker's public certificate\n"
+    "  --key-file PATH           the API key for task commands, read from PATH\n"
+    "  --key KEY                 the same on the command line (default $AQ_API_KEY)\n"
+    "  --admin-token-file PATH   the admin token for team and key commands, from PATH\n"
+    "  --admin-token T           the same on the command line (default $AQ_ADMIN_TOKEN,\n"
+    "                            or DIR/admin.token with --data)\n"
+    "  --json                    compact JSON output (default: pretty-printed)\n"
+    "  --help                    this text\n"
+    "\n"
+    "Secrets: prefer --key-file, --admin-token-file or $AQ_API_KEY / $AQ_ADMIN_TOKEN\n"
+    "to --key and --admin-token, whose values every local user sees in ps (and your\n"
+    "shell keeps in its history). A secret file (and DIR/admin.token) must be a\n"
+    "regular file, not a symbolic link, owned by you, closed to group and others\n"
+    "(chmod 600); its trailing newline is ignored.\n"
     "\n"
     "Certificates (no broker needed):\n"
     "  cert create PATH   writes a CURVE key pair: PATH (public, give it to the broker's\n"
@@ -52,7 +68,9 @@ static const char *s_usage =
     "              [--delay-until ISO] [--max-retries N] [--priority N]\n"
     "              [--retry-backoff S] [--timeout N] [--max-wait-time N]\n"
     "              [--on-complete-url URL] [--idempotency-key K]\n"
-    "  task create --json '{...}'                    a POST /v1/tasks body (flags override)\n"
+    "  task create --json '{...}' | --file FILE      a POST /v1/tasks body (flags override);\n"
+    "                                                --file - reads stdin: put header\n"
+    "                                                secrets there, not in --header\n"
     "  task get ID [--wait N]                        long poll up to N <= 25 s\n"
     "  task list [--status S] [--limit N] [--offset N] [--sort asc|desc]\n"
     "  task cancel ID\n"
@@ -77,9 +95,11 @@ static const char *s_usage =
     "                                                (here --data is the event's: put the\n"
     "                                                global --data DIR before the command)\n"
     "\n"
-    "  stats                                         counters and queue depths (key or admin)\n"
+    "  stats                                         a key: its team's tasks; the admin\n"
+    "                                                token: the whole server's figures\n"
     "\n"
-    "Exit status: 0 ok, 1 refused by the broker or broker unreachable, 2 bad usage.\n";
+    "Exit status: 0 ok, 1 refused by the broker, broker unreachable or a secret file\n"
+    "refused, 2 bad usage.\n";
 
 typedef struct {
     const char *endpoint; //  broker client endpoint
@@ -101,23 +121,13 @@ static int s_usage_error (const char *fmt, const char *arg) {
     return 2;
 }
 
-//  Reads DIR/admin.token, trimmed. Returns a new string or NULL (errno set).
-static char *s_read_token (const char *dir) {
-    char path[4096];
-    snprintf (path, sizeof path, "%s/admin.token", dir);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return NULL;
-    char line[512] = "";
-    char *token = NULL;
-    if (fgets (line, sizeof line, file)) {
-        line[strcspn (line, " \t\r\n")] = 0;
-        token = line[0] ? strdup (line) : NULL;
-    }
-    if (!token)
-        errno = ENODATA;
-    fclose (file);
-    return token;
+//  The secret in path (see aq_secret_read), or NULL after printing why.
+static char *s_read_secret (const char *path, const char *what) {
+    char err[4400];
+    char *secret = aq_secret_read (path, what, err, sizeof err);
+    if (!secret)
+        fprintf (stderr, "aqctl: %s\n", err);
+    return secret;
 }
 
 static void s_print (s_ctl_t *self, const json_t *value) {
@@ -317,12 +327,53 @@ static int s_key (s_ctl_t *self, const char *verb, s_args_t *args) {
 //  --------------------------------------------------------------------------
 //  task
 
-//  Builds a POST /v1/tasks body from --json and the flags. Returns it (caller
-//  owns) or NULL after printing a usage error.
+//  The JSON object of --json TEXT or --file FILE ("-" for stdin), exactly
+//  one of them given. Returns it (caller owns) or NULL after printing a
+//  usage error.
+static json_t *s_body_arg (const char *text, const char *file, const char *command) {
+    if (text && file) {
+        s_usage_error ("%s: give --json or --file, not both", command);
+        return NULL;
+    }
+    if (!text && !file) {
+        s_usage_error ("%s needs --json '{...}' or --file FILE", command);
+        return NULL;
+    }
+    json_error_t error;
+    json_t *body = NULL;
+    if (text)
+        body = json_loads (text, JSON_REJECT_DUPLICATES, &error);
+    else if (strcmp (file, "-") == 0)
+        body = json_loadf (stdin, JSON_REJECT_DUPLICATES, &error);
+    else {
+        FILE *in = fopen (file, "r");
+        if (!in) {
+            fprintf (stderr, "aqctl: cannot read '%s': %s\n", file, strerror (errno));
+            return NULL;
+        }
+        body = json_loadf (in, JSON_REJECT_DUPLICATES, &error);
+        fclose (in);
+    }
+    const char *where = text ? "--json" : file;
+    if (!body)
+        fprintf (stderr, "aqctl: invalid JSON in '%s' at line %d, column %d: %s\n", where,
+                 error.line, error.column, error.text);
+    else if (!json_is_object (body)) {
+        fprintf (stderr, "aqctl: '%s' must hold a JSON object\n", where);
+        json_decref (body);
+        body = NULL;
+    }
+    if (!body)
+        fprintf (stderr, "(see aqctl --help)\n");
+    return body;
+}
+
+//  Builds a POST /v1/tasks body from --json or --file and the flags.
+//  Returns it (caller owns) or NULL after printing a usage error.
 static json_t *s_task_body (s_args_t *args, const char **idem) {
     const char *url = NULL, *method = NULL, *body = NULL, *delay = NULL, *retries = NULL,
                *priority = NULL, *backoff = NULL, *timeout = NULL, *max_wait = NULL,
-               *on_complete = NULL, *json = NULL;
+               *on_complete = NULL, *json = NULL, *file = NULL;
     const s_opt_t opts[] = {{"--url", &url},
                             {"--method", &method},
                             {"--body", &body},
@@ -335,6 +386,7 @@ static json_t *s_task_body (s_args_t *args, const char **idem) {
                             {"--on-complete-url", &on_complete},
                             {"--idempotency-key", idem},
                             {"--json", &json},
+                            {"--file", &file},
                             {NULL, NULL}};
     //  --header repeats, so take those out first.
     json_t *headers = json_object ();
@@ -366,24 +418,12 @@ static json_t *s_task_body (s_args_t *args, const char **idem) {
     int npos;
     if (s_parse (&rest, opts, pos, 0, &npos))
         goto fail;
-    json_t *task = NULL;
-    if (json) {
-        json_error_t error;
-        task = json_loads (json, JSON_REJECT_DUPLICATES, &error);
-        if (!task || !json_is_object (task)) {
-            if (task)
-                fprintf (stderr, "aqctl: --json must be a JSON object\n");
-            else
-                fprintf (stderr, "aqctl: invalid --json at line %d, column %d: %s\n", error.line,
-                         error.column, error.text);
-            json_decref (task);
-            goto fail_usage;
-        }
-    } else
-        task = json_object ();
+    json_t *task = json || file ? s_body_arg (json, file, "task create") : json_object ();
+    if (!task)
+        goto fail;
     if (!url && !json_object_get (task, "targetUrl")) {
         json_decref (task);
-        s_usage_error ("%s", "task create needs --url URL (or --json with targetUrl)");
+        s_usage_error ("%s", "task create needs --url URL (or --json or --file with targetUrl)");
         goto fail;
     }
     if (url)
@@ -416,8 +456,6 @@ static json_t *s_task_body (s_args_t *args, const char **idem) {
     json_decref (headers);
     free (rest.argv);
     return task;
-fail_usage:
-    fprintf (stderr, "(see aqctl --help)\n");
 fail:
     json_decref (headers);
     free (rest.argv);
@@ -563,43 +601,6 @@ static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
 
 //  --------------------------------------------------------------------------
 //  schedule, event
-
-//  The JSON object of --json TEXT or --file FILE ("-" for stdin), exactly
-//  one of them given. Returns it (caller owns) or NULL after printing a
-//  usage error.
-static json_t *s_body_arg (const char *text, const char *file, const char *command) {
-    if (!text == !file) {
-        s_usage_error ("%s needs --json '{...}' or --file FILE", command);
-        return NULL;
-    }
-    json_error_t error;
-    json_t *body = NULL;
-    if (text)
-        body = json_loads (text, JSON_REJECT_DUPLICATES, &error);
-    else if (strcmp (file, "-") == 0)
-        body = json_loadf (stdin, JSON_REJECT_DUPLICATES, &error);
-    else {
-        FILE *in = fopen (file, "r");
-        if (!in) {
-            fprintf (stderr, "aqctl: cannot read '%s': %s\n", file, strerror (errno));
-            return NULL;
-        }
-        body = json_loadf (in, JSON_REJECT_DUPLICATES, &error);
-        fclose (in);
-    }
-    const char *where = text ? "--json" : file;
-    if (!body)
-        fprintf (stderr, "aqctl: invalid JSON in '%s' at line %d, column %d: %s\n", where,
-                 error.line, error.column, error.text);
-    else if (!json_is_object (body)) {
-        fprintf (stderr, "aqctl: '%s' must hold a JSON object\n", where);
-        json_decref (body);
-        body = NULL;
-    }
-    if (!body)
-        fprintf (stderr, "(see aqctl --help)\n");
-    return body;
-}
 
 //  Sets fields[name] to the string value when value is given.
 static void s_set_str (json_t *fields, const char *name, const char *value) {
@@ -758,6 +759,7 @@ static int s_event (s_ctl_t *self, const char *verb, s_args_t *args) {
 typedef struct {
     const char *data, *broker, *key, *admin; //  global options as given
     const char *cert, *broker_cert;          //  CURVE certificates, or NULL
+    const char *key_file, *admin_file;       //  --key-file, --admin-token-file
     bool compact;                            //  --json
 } s_globals_t;
 
@@ -789,6 +791,10 @@ static int s_global (s_globals_t *g, int argc, char **argv, int *i, unsigned own
         g->cert = value;
     else if ((value = s_option (&all, i, "--broker-cert", &missing)))
         g->broker_cert = value;
+    else if ((value = s_option (&all, i, "--key-file", &missing)))
+        g->key_file = value;
+    else if ((value = s_option (&all, i, "--admin-token-file", &missing)))
+        g->admin_file = value;
     else if (missing)
         return s_usage_error ("option '%s' needs a value", argv[*i]);
     else
@@ -798,7 +804,7 @@ static int s_global (s_globals_t *g, int argc, char **argv, int *i, unsigned own
 
 int main (int argc, char **argv) {
     s_ctl_t ctl = {.endpoint = NULL};
-    s_globals_t g = {NULL, NULL, NULL, NULL, NULL, NULL, false};
+    s_globals_t g = {0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
@@ -839,6 +845,10 @@ int main (int argc, char **argv) {
     ctl.compact = g.compact;
     if (data && broker)
         return s_usage_error ("%s", "give --data or --broker, not both");
+    if (key && g.key_file)
+        return s_usage_error ("%s", "give --key or --key-file, not both");
+    if (admin && g.admin_file)
+        return s_usage_error ("%s", "give --admin-token or --admin-token-file, not both");
     if (strcmp (group, "cert") == 0) {
         char err[512];
         if (strcmp (verb, "create") != 0 || args.argc != 1)
@@ -866,19 +876,27 @@ int main (int argc, char **argv) {
                   : getenv ("AQ_BROKER") ? getenv ("AQ_BROKER")
                                          : "ipc://data/client.ipc");
     ctl.endpoint = endpoint;
+    char *key_read = NULL; //  from --key-file
+    if (g.key_file && !(key = key_read = s_read_secret (g.key_file, "key file")))
+        return 1;
     key = key ? key : getenv ("AQ_API_KEY");
-    admin = admin ? admin : getenv ("AQ_ADMIN_TOKEN");
     bool wants_admin = strcmp (group, "team") == 0 || strcmp (group, "key") == 0;
-    if (admin)
-        ctl.admin = strdup (admin);
-    else if (data && (wants_admin || (!key && strcmp (group, "stats") == 0))) {
-        ctl.admin = s_read_token (data);
+    admin = admin ? admin : getenv ("AQ_ADMIN_TOKEN");
+    const char *admin_file = g.admin_file;
+    char path[4200];
+    if (!admin_file && !admin && data && (wants_admin || (!key && strcmp (group, "stats") == 0))) {
+        snprintf (path, sizeof path, "%s/admin.token", data);
+        admin_file = path;
+    }
+    if (admin_file) {
+        ctl.admin =
+            s_read_secret (admin_file, admin_file == path ? "admin token" : "admin token file");
         if (!ctl.admin) {
-            fprintf (stderr, "aqctl: cannot read admin token '%s/admin.token': %s\n", data,
-                     strerror (errno));
+            free (key_read);
             return 1;
         }
-    }
+    } else if (admin)
+        ctl.admin = strdup (admin);
     char err[512] = "";
     ctl.client = g.cert || g.broker_cert
                      ? aq_client_new_secure (endpoint, g.cert, g.broker_cert, err, sizeof err)
@@ -889,6 +907,7 @@ int main (int argc, char **argv) {
         else
             fprintf (stderr, "aqctl: bad broker endpoint '%s': %s\n", endpoint, strerror (errno));
         free (ctl.admin);
+        free (key_read);
         return 2;
     }
     aq_client_set_timeout (ctl.client, S_TIMEOUT_MS);
@@ -912,5 +931,6 @@ int main (int argc, char **argv) {
         rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
     aq_client_destroy (&ctl.client);
     free (ctl.admin);
+    free (key_read);
     return rc;
 }

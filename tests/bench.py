@@ -565,13 +565,16 @@ def phase_polls(tmp):
         idle = rss_mib(gateway.pid)["VmRSS"]
         measured = {}
 
+        with open(os.path.join(data, "admin.token")) as f:
+            admin = f.read().strip()  # the gateway's gauges are global: admin figures
+
         async def held(streams):
             # the gateway counts the requests it holds for the broker
             deadline = time.time() + 20
             count = 0
             while time.time() < deadline:
                 status, text = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: http("GET", base + "/metrics", key))
+                    None, lambda: http("GET", base + "/metrics", admin))
                 match = re.search(r"^asyncqueue_gateway_held (\d+)", text if status == 200 else "",
                                   re.M)
                 count = int(match.group(1)) if match else 0

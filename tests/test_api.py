@@ -744,25 +744,41 @@ def test_healthz_and_metrics():
     for task_id in ids:
         assert api.wait_status(task_id, TERMINAL)['status'] == 'completed'
     s_delayed(api)
-    reply = api.get('/metrics')
-    assert reply.status == 200, reply
-    assert reply.headers.get('content-type', '').startswith('text/plain'), reply.headers
-    samples, types = s_parse_prometheus(reply.text)
+    s_delayed(s_team_api(aq))   # another team's task: not in this team's figures
 
-    def value(name, labels=''):
-        assert (name, labels) in samples, '%s%s missing from /metrics' % (name, labels)
-        return samples[(name, labels)]
-    for status in ('pending', 'delayed', 'processing', 'waiting', 'polling', 'completed',
-                   'failed', 'timeout', 'cancelled'):
-        value('asyncqueue_tasks', '{status="%s"}' % status)
+    def scrape(credential):
+        reply = api.get('/metrics', key=credential)
+        assert reply.status == 200, reply
+        assert reply.headers.get('content-type', '').startswith('text/plain'), reply.headers
+        samples, types = s_parse_prometheus(reply.text)
+
+        def value(name, labels=''):
+            assert (name, labels) in samples, '%s%s missing from /metrics' % (name, labels)
+            return samples[(name, labels)]
+        for status in ('pending', 'delayed', 'processing', 'waiting', 'polling', 'completed',
+                       'failed', 'timeout', 'cancelled'):
+            value('asyncqueue_tasks', '{status="%s"}' % status)
+        return samples, types, value
+
+    # a team key: the team's tasks by status and the tasks it created, nothing global
+    samples, types, value = scrape(api.key)
     assert value('asyncqueue_tasks', '{status="delayed"}') == 1
     assert value('asyncqueue_tasks', '{status="completed"}') == 3
-    assert value('asyncqueue_tasks_created_total') >= 4
+    assert value('asyncqueue_tasks_created_total') == 4
+    assert types.get('asyncqueue_tasks_created_total') == 'counter', types
+    assert set(name for name, _ in samples) == {'asyncqueue_tasks',
+                                                'asyncqueue_tasks_created_total'}, samples
+    # the admin token: the whole server's
+    samples, types, value = scrape(aq.admin_token)
+    assert value('asyncqueue_tasks', '{status="delayed"}') == 2
+    assert value('asyncqueue_tasks', '{status="completed"}') == 3
+    assert value('asyncqueue_tasks_created_total') == 5
     assert value('asyncqueue_tasks_dispatched_total') >= 3
     assert value('asyncqueue_tasks_completed_total') >= 3
     assert value('asyncqueue_tasks_failed_total') == 0
     assert value('asyncqueue_workers_connected') == 2      # the all-in-one's default
     assert value('asyncqueue_lmdb_bytes') > 0
+    assert value('asyncqueue_gateway_connections') >= 1
     assert types.get('asyncqueue_attempt_duration_ms') == 'histogram', types
     assert value('asyncqueue_attempt_duration_ms_count') >= 3
     for name in ('asyncqueue_tasks_created_total', 'asyncqueue_tasks_completed_total'):
@@ -770,7 +786,9 @@ def test_healthz_and_metrics():
     # counters count
     api.create(targetUrl=target.url('/ok/metrics-more'))
     later, _ = s_parse_prometheus(api.get('/metrics').text)
-    assert later[('asyncqueue_tasks_created_total', '')] == value('asyncqueue_tasks_created_total') + 1
+    assert later[('asyncqueue_tasks_created_total', '')] == 5
+    later, _ = s_parse_prometheus(api.get('/metrics', key=aq.admin_token).text)
+    assert later[('asyncqueue_tasks_created_total', '')] == 6
     # /metrics is behind the API key
     reply = api.get('/metrics', key=None)
     assert reply.status == 401 and reply.json == {'error': 'API key required'}, reply
