@@ -1,16 +1,23 @@
-/*  poll.h - following a long-running job: pollConfig and provider plugins
+/*  poll.h - following a long-running job described by a pollConfig
 
-    A task with "provider" or "pollConfig" makes its call, then the broker
-    polls a status URL until the job is done or failed. This module reads
-    each answer and says what comes next; the broker schedules the requests.
-    The plan lives in the task record ("_poll": statusUrl, resultUrl,
-    cancelUrl, cancelMethod, interval), so polling survives a restart.
+    A task with a pollConfig makes its call; the first answer fills
+    urlTemplate's {{placeholders}} (percent-encoded; the URL is at most
+    8 KiB), then the broker GETs that status URL every interval until the
+    value at statusPath is one of doneValues or failValues. This module
+    reads each answer and says what comes next; the engine schedules the
+    requests. Provider plugins do the same for their APIs in provider host
+    processes (providers.h).
+
+    Answers are JSON texts; they are read here as msgpack (aq_json_parse),
+    and paths walk objects by key and arrays by decimal index
+    ("output.0.url").
 */
 #ifndef BK_POLL_H
 #define BK_POLL_H
 
-#include "loader.h"
-#include <jansson.h>
+#include "aq_msg.h"
+#include "task.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,17 +32,23 @@ typedef enum {
 #define BK_POLL_STATUS  1 //  the answer to a GET of statusUrl
 #define BK_POLL_RESULT  2 //  the answer to a GET of resultUrl
 
-//  Validates a pollConfig object: NULL when fine, else the client message.
-const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t errbuf_size);
+#define BK_POLL_TEMPLATE_MAX 2048 //  longest pollConfig.urlTemplate
+#define BK_POLL_URL_MAX      8192 //  longest status URL it may render to
 
-//  Reads one answer (a RESULT body: statusCode, headers, body) of the given
-//  stage for task, updating task's "_poll". Returns the state; sets *next_ms
-//  (RUNNING: the wait before the next poll) and *error (FAILED: a malloc'd
-//  message the caller frees). provider is NULL for a pollConfig task.
-//  interval_ms is the wait when neither the provider nor pollConfig sets one.
-bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task, int stage,
-                              const json_t *answer, int64_t interval_ms, int64_t *next_ms,
-                              char **error);
+//  Validates a pollConfig map: NULL when fine, else the client message.
+const char *bk_poll_check_config (const aq_node_t *config, char *errbuf, size_t errbuf_size);
+
+//  Reads one answer of a pollConfig task (its body text, body_size bytes)
+//  at stage, updating task->poll. Returns the state; sets *next_ms
+//  (RUNNING: the wait before the next poll) and *error (FAILED: a message
+//  in the task's arena). interval_ms is the server's default interval.
+bk_poll_state_t bk_poll_config_step (bk_task_t *task, int stage, const char *body, size_t body_size,
+                                     int64_t interval_ms, int64_t *next_ms, const char **error);
+
+//  The value at a dot path of a checked msgpack document as text (a string
+//  as it is, numbers and booleans as literals, objects and arrays as
+//  compact JSON), malloc'd; NULL when absent or null. Caller frees.
+char *bk_poll_path_text (const aq_node_t *doc, const char *path);
 
 void bk_poll_test (bool verbose);
 

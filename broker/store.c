@@ -16,7 +16,6 @@
     backlog never fails for lack of map space; only a full disk does.
 */
 #include "store.h"
-#include "aq_proto.h"
 #include "aq_time.h"
 #include "redo.h"
 
@@ -511,20 +510,11 @@ uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t
     return count < 0 ? 0 : (uint64_t) count;
 }
 
-json_t *bk_store_get_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
-    bk_val_t val;
-    if (bk_store_get (self, db, key, key_size, &val) != 0)
-        return NULL;
-    return aq_proto_unpack (val.data, val.size);
-}
-
-int bk_store_put_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
-                         const json_t *record) {
+int bk_store_put_writer (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
+                         aq_writer_t *w) {
     size_t size;
-    uint8_t *data = aq_proto_pack (record, &size);
-    int rc = data ? bk_store_put (self, db, key, key_size, data, size) : BK_ESTORE;
-    free (data);
-    return rc;
+    const uint8_t *data = aq_writer_data (w, &size);
+    return data ? bk_store_put (self, db, key, key_size, data, size) : BK_ESTORE;
 }
 
 int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size, int64_t delta) {

@@ -8,7 +8,8 @@
 #ifndef BK_STORE_H
 #define BK_STORE_H
 
-#include <jansson.h>
+#include "aq_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,12 +102,10 @@ int bk_store_put (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
 //  0 (deleted or absent) or an error.
 int bk_store_del (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
 
-//  A JSON record stored as msgpack (aq_proto_pack): the record under key,
-//  or NULL when absent or unreadable (new reference); and its write, 0 or
-//  an error.
-json_t *bk_store_get_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size);
-int bk_store_put_record (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
-                         const json_t *record);
+//  Puts what w holds (a record its owner encoded); BK_ESTORE when w ran
+//  out of memory. 0 or an error.
+int bk_store_put_writer (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
+                         aq_writer_t *w);
 
 //  uint64 counter stored little-endian under key, plus delta (floored at 0).
 //  Changes stay in memory until commit, so many changes to one counter in a

@@ -1,30 +1,91 @@
-/*  task.c - a task record: validation of requests, statuses, public shape
+/*  task.c - a /v1/tasks task: the typed record, its store encoding, its public shape
 
-    The validation messages are the API contract (seed 000, SPEC 3): change
-    them only together with docs/api.md.
+    Changing the record: add a key to the table below (never reuse one) and
+    to encode/decode; reshaping a key's value means bumping BK_TASK_RECORD.
 */
 #include "task.h"
 #include "aq_time.h"
-#include "poll.h"
+#include "aq_uuid.h"
+#include "backoff.h"
 
 #include <assert.h>
-#include <ctype.h>
-#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+//  Record keys (msgpack map keys of the store record).
+enum {
+    K_VERSION = 0,
+    K_ID,
+    K_TEAM,
+    K_SEQ,
+    K_STATUS,
+    K_TARGET_URL,
+    K_METHOD,
+    K_HEADERS,
+    K_BODY,
+    K_MAX_WAIT,
+    K_TIMEOUT, //  10
+    K_DELAY_UNTIL,
+    K_MAX_RETRIES,
+    K_RETRY_COUNT,
+    K_BACKOFF,
+    K_PRIORITY,
+    K_ON_COMPLETE_URL,
+    K_PROVIDER,
+    K_POLL_CONFIG,
+    K_SCHEDULE_ID,
+    K_RUN_ID, //  20
+    K_STEP,
+    K_RESULT,
+    K_ERROR,
+    K_ON_COMPLETE,
+    K_NEXT_ATTEMPT_AT,
+    K_CREATED_AT,
+    K_STARTED_AT,
+    K_COMPLETED_AT,
+    K_ATTEMPTS = 40,
+    K_ATTEMPT_AT,
+    K_DUE,
+    K_DEADLINE,
+    K_LEASE,
+    K_SIGNAL,
+    K_POLL,
+    K_NOTIFY,
+};
+
+//  Keys of the poll plan's own map (K_POLL), and of the notify state (K_NOTIFY).
+enum {
+    P_STAGE = 1,
+    P_SEQ,
+    P_INFLIGHT,
+    P_DUE,
+    P_INTERVAL,
+    P_STATUS_URL,
+    P_RESULT_URL,
+    P_CANCEL_URL,
+    P_CANCEL_METHOD,
+    P_FETCH_STATE,
+    P_FETCH_ERROR,
+    P_LEASE
+};
+enum { N_ATTEMPT = 1, N_INFLIGHT, N_DUE, N_LEASE };
+//  Keys of the public outcome (K_ON_COMPLETE).
+enum { O_STATUS = 1, O_ATTEMPTS, O_STATUS_CODE, O_ERROR, O_DELIVERED_AT };
 
 static const char *s_status_names[BK_ST_COUNT] = {NULL,      "pending",  "delayed",   "processing",
                                                   "waiting", "polling",  "completed", "failed",
                                                   "timeout", "cancelled"};
+static const char *s_methods[] = {"GET", "POST", "PUT", "DELETE"};
+static const char *s_outcomes[] = {NULL, "pending", "retrying", "delivered", "failed"};
 
 const char *bk_status_name (int status) {
     return status > 0 && status < BK_ST_COUNT ? s_status_names[status] : NULL;
 }
 
-int bk_status_parse (const char *name) {
+int bk_status_parse (const char *name, size_t n) {
     for (int i = 1; name && i < BK_ST_COUNT; i++)
-        if (strcmp (name, s_status_names[i]) == 0)
+        if (strlen (s_status_names[i]) == n && memcmp (name, s_status_names[i], n) == 0)
             return i;
     return 0;
 }
@@ -34,368 +95,642 @@ bool bk_status_terminal (int status) {
            status == BK_ST_CANCELLED;
 }
 
-int bk_task_status (const json_t *task) {
-    return bk_status_parse (json_string_value (json_object_get (task, "status")));
-}
-
-void bk_task_set_time (json_t *task, const char *field, int64_t ms) {
-    if (ms < 0)
-        json_object_del (task, field);
-    else
-        json_object_set_new (task, field, json_integer (ms));
+const char *bk_method_name (int method) {
+    return method >= 0 && method <= BK_METHOD_DELETE ? s_methods[method] : "POST";
 }
 
 //  --------------------------------------------------------------------------
-//  Validation
 
-static const char *const s_fields[] = {"targetUrl",    "method",   "headers",       "body",
-                                       "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
-                                       "retryBackoff", "priority", "onCompleteUrl", "provider",
-                                       "pollConfig",   NULL};
-
-//  http(s)://host[...] with no spaces or control characters, <= 2048 bytes.
-static bool s_valid_url (const json_t *value) {
-    const char *url = json_string_value (value);
-    if (!url || strlen (url) > 2048)
-        return false;
-    size_t scheme = strncasecmp (url, "http://", 7) == 0    ? 7
-                    : strncasecmp (url, "https://", 8) == 0 ? 8
-                                                            : 0;
-    if (!scheme || url[scheme] == '\0' || strchr ("/?#@:", url[scheme]))
-        return false;
-    for (const unsigned char *p = (const unsigned char *) url; *p; p++)
-        if (*p <= 0x20 || *p == 0x7F)
-            return false;
-    return true;
+bk_task_t *bk_task_new (size_t arena_size) {
+    bk_arena_t *arena = bk_arena_new (sizeof (bk_task_t) + arena_size);
+    bk_task_t *self = bk_arena_alloc (arena, sizeof *self);
+    memset (self, 0, sizeof *self);
+    self->arena = arena;
+    self->delay_until = self->next_attempt_at = self->created_at = -1;
+    self->started_at = self->completed_at = self->attempt_at = -1;
+    self->due = self->deadline = -1;
+    self->method = BK_METHOD_POST;
+    self->on_complete.status_code = -1;
+    self->on_complete.delivered_at = -1;
+    self->poll.due = self->poll.interval_ms = -1;
+    self->poll.fetch_state = -1;
+    self->notify.due = -1;
+    return self;
 }
 
-//  An integer (or an integral real) within [min, max].
-const char *bk_task_unknown_field (const json_t *object, const char *const known[],
-                                   const char *prefix, char *errbuf, size_t size) {
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) object, key, value) {
-        bool found = false;
-        for (int i = 0; known[i] && !found; i++)
-            found = strcmp (key, known[i]) == 0;
-        if (!found) {
-            snprintf (errbuf, size, "Unknown field: %s%.100s", prefix, key);
-            return errbuf;
+void bk_task_destroy (bk_task_t **self_p) {
+    assert (self_p);
+    if (*self_p) {
+        bk_arena_t *arena = (*self_p)->arena; //  the task lives in its arena
+        bk_arena_destroy (&arena);
+        *self_p = NULL;
+    }
+}
+
+char *bk_task_strdup (bk_task_t *self, const char *text) {
+    return bk_arena_strdup (self->arena, text);
+}
+
+void bk_task_set_blob (bk_task_t *self, bk_blob_t *blob, const void *data, size_t size) {
+    blob->data = size ? bk_arena_memdup (self->arena, data, size) : NULL;
+    blob->size = size;
+}
+
+//  --------------------------------------------------------------------------
+//  The store record
+
+static void s_kv_int (aq_writer_t *w, int key, int64_t value) {
+    aq_write_int (w, key);
+    aq_write_int (w, value);
+}
+
+static void s_kv_str (aq_writer_t *w, int key, const char *value) {
+    aq_write_int (w, key);
+    aq_write_str (w, value);
+}
+
+static void s_kv_bin (aq_writer_t *w, int key, const uint8_t *data, size_t size) {
+    aq_write_int (w, key);
+    aq_write_bin (w, data, size);
+}
+
+static void s_kv_raw (aq_writer_t *w, int key, const bk_blob_t *blob) {
+    aq_write_int (w, key);
+    aq_write_raw (w, blob->data, blob->size);
+}
+
+//  Entries counted as they are written; n is bumped by the caller's macro.
+#define PUT_INT(key, value, cond)                                                                  \
+    if (cond) {                                                                                    \
+        s_kv_int (w, key, value);                                                                  \
+        n++;                                                                                       \
+    }
+#define PUT_STR(key, value)                                                                        \
+    if (value) {                                                                                   \
+        s_kv_str (w, key, value);                                                                  \
+        n++;                                                                                       \
+    }
+#define PUT_RAW(key, blob)                                                                         \
+    if ((blob).size) {                                                                             \
+        s_kv_raw (w, key, &(blob));                                                                \
+        n++;                                                                                       \
+    }
+
+static void s_encode_poll (const bk_poll_t *poll, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+    PUT_INT (P_STAGE, poll->stage, true);
+    PUT_INT (P_SEQ, poll->seq, true);
+    PUT_INT (P_INFLIGHT, poll->inflight, poll->inflight);
+    PUT_INT (P_DUE, poll->due, poll->due >= 0);
+    PUT_INT (P_INTERVAL, poll->interval_ms, poll->interval_ms >= 0);
+    PUT_STR (P_STATUS_URL, poll->status_url);
+    PUT_STR (P_RESULT_URL, poll->result_url);
+    PUT_STR (P_CANCEL_URL, poll->cancel_url);
+    PUT_STR (P_CANCEL_METHOD, poll->cancel_method);
+    PUT_INT (P_FETCH_STATE, poll->fetch_state, poll->fetch_state >= 0);
+    PUT_STR (P_FETCH_ERROR, poll->fetch_error);
+    PUT_STR (P_LEASE, *poll->lease ? poll->lease : NULL);
+    aq_write_map_close (w, mark, n);
+}
+
+static void s_encode_notify (const bk_notify_t *notify, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+    PUT_INT (N_ATTEMPT, notify->attempt, true);
+    PUT_INT (N_INFLIGHT, notify->inflight, notify->inflight);
+    PUT_INT (N_DUE, notify->due, notify->due >= 0);
+    PUT_STR (N_LEASE, *notify->lease ? notify->lease : NULL);
+    aq_write_map_close (w, mark, n);
+}
+
+static void s_encode_outcome (const bk_outcome_t *outcome, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+    PUT_INT (O_STATUS, outcome->status, true);
+    PUT_INT (O_ATTEMPTS, outcome->attempts, true);
+    PUT_INT (O_STATUS_CODE, outcome->status_code, outcome->status_code >= 0);
+    PUT_STR (O_ERROR, outcome->error);
+    PUT_INT (O_DELIVERED_AT, outcome->delivered_at, outcome->delivered_at >= 0);
+    aq_write_map_close (w, mark, n);
+}
+
+void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+    PUT_INT (K_VERSION, BK_TASK_RECORD, true);
+    s_kv_bin (w, K_ID, self->id, 16), n++;
+    s_kv_bin (w, K_TEAM, self->team, 16), n++;
+    PUT_INT (K_SEQ, (int64_t) self->seq, true);
+    PUT_INT (K_STATUS, self->status, true);
+    PUT_STR (K_TARGET_URL, self->target_url);
+    PUT_INT (K_METHOD, self->method, true);
+    PUT_RAW (K_HEADERS, self->headers);
+    if (self->body) {
+        aq_write_int (w, K_BODY);
+        aq_write_strn (w, self->body, self->body_size);
+        n++;
+    }
+    PUT_INT (K_MAX_WAIT, self->max_wait_s, true);
+    PUT_INT (K_TIMEOUT, self->timeout_s, true);
+    PUT_INT (K_DELAY_UNTIL, self->delay_until, self->delay_until >= 0);
+    PUT_INT (K_MAX_RETRIES, self->max_retries, true);
+    PUT_INT (K_RETRY_COUNT, self->retry_count, true);
+    PUT_INT (K_BACKOFF, self->backoff, true);
+    PUT_INT (K_PRIORITY, self->priority, true);
+    PUT_STR (K_ON_COMPLETE_URL, self->on_complete_url);
+    PUT_STR (K_PROVIDER, self->provider);
+    PUT_RAW (K_POLL_CONFIG, self->poll_config);
+    if (self->in_run) {
+        s_kv_bin (w, K_SCHEDULE_ID, self->schedule_id, 16), n++;
+        s_kv_bin (w, K_RUN_ID, self->run_id, 16), n++;
+        PUT_INT (K_STEP, self->step, true);
+    }
+    PUT_RAW (K_RESULT, self->result);
+    PUT_STR (K_ERROR, self->error);
+    if (self->on_complete.status != BK_OUTCOME_NONE) {
+        aq_write_int (w, K_ON_COMPLETE);
+        s_encode_outcome (&self->on_complete, w);
+        n++;
+    }
+    PUT_INT (K_NEXT_ATTEMPT_AT, self->next_attempt_at, self->next_attempt_at >= 0);
+    PUT_INT (K_CREATED_AT, self->created_at, self->created_at >= 0);
+    PUT_INT (K_STARTED_AT, self->started_at, self->started_at >= 0);
+    PUT_INT (K_COMPLETED_AT, self->completed_at, self->completed_at >= 0);
+    PUT_INT (K_ATTEMPTS, self->attempts, true);
+    PUT_INT (K_ATTEMPT_AT, self->attempt_at, self->attempt_at >= 0);
+    PUT_INT (K_DUE, self->due, self->due >= 0);
+    PUT_INT (K_DEADLINE, self->deadline, self->deadline >= 0);
+    PUT_STR (K_LEASE, *self->lease ? self->lease : NULL);
+    PUT_STR (K_SIGNAL, *self->signal ? self->signal : NULL);
+    if (self->poll.active) {
+        aq_write_int (w, K_POLL);
+        s_encode_poll (&self->poll, w);
+        n++;
+    }
+    if (self->notify.active) {
+        aq_write_int (w, K_NOTIFY);
+        s_encode_notify (&self->notify, w);
+        n++;
+    }
+    aq_write_map_close (w, mark, n);
+}
+
+#undef PUT_INT
+#undef PUT_STR
+#undef PUT_RAW
+
+//  Decoding helpers: each reads value into a field when it has the right
+//  type and leaves the field alone otherwise.
+static char *s_str (bk_task_t *self, const aq_node_t *value) {
+    return aq_node_is_str (value)
+               ? bk_arena_strndup (self->arena, (const char *) value->data, value->count)
+               : NULL;
+}
+
+static void s_uuid (const aq_node_t *value, uint8_t out[16], bool *ok) {
+    if (value->type == AQ_NODE_BIN && value->count == 16)
+        memcpy (out, value->data, 16);
+    else if (ok)
+        *ok = false;
+}
+
+static void s_lease (const aq_node_t *value, char out[33]) {
+    if (!aq_node_strcpy (value, out, 33))
+        out[0] = '\0';
+}
+
+static void s_decode_poll (bk_task_t *self, const aq_node_t *map) {
+    bk_poll_t *poll = &self->poll;
+    poll->active = true;
+    aq_iter_t it;
+    aq_node_iter (map, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
+        switch (key.type == AQ_NODE_INT ? key.i : -1) {
+        case P_STAGE:
+            poll->stage = (int) i;
+            break;
+        case P_SEQ:
+            poll->seq = (int) i;
+            break;
+        case P_INFLIGHT:
+            poll->inflight = i > 0;
+            break;
+        case P_DUE:
+            poll->due = i;
+            break;
+        case P_INTERVAL:
+            poll->interval_ms = i;
+            break;
+        case P_STATUS_URL:
+            poll->status_url = s_str (self, &value);
+            break;
+        case P_RESULT_URL:
+            poll->result_url = s_str (self, &value);
+            break;
+        case P_CANCEL_URL:
+            poll->cancel_url = s_str (self, &value);
+            break;
+        case P_CANCEL_METHOD:
+            poll->cancel_method = s_str (self, &value);
+            break;
+        case P_FETCH_STATE:
+            poll->fetch_state = (int) i;
+            break;
+        case P_FETCH_ERROR:
+            poll->fetch_error = s_str (self, &value);
+            break;
+        case P_LEASE:
+            s_lease (&value, poll->lease);
+            break;
         }
     }
-    return NULL;
 }
 
-bool bk_task_integer_in (const json_t *value, int64_t min, int64_t max, int64_t *out) {
-    double number;
-    if (json_is_integer (value))
-        number = (double) json_integer_value (value);
-    else if (json_is_real (value))
-        number = json_real_value (value);
-    else
-        return false;
-    if (number != floor (number) || number < (double) min || number > (double) max)
-        return false;
-    *out = (int64_t) number;
-    return true;
-}
-
-static bool s_header_token (const char *name) {
-    if (!*name)
-        return false;
-    for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-        if (!isalnum (*p) && !strchr ("!#$%&'*+-.^_`|~", *p))
-            return false;
-    return true;
-}
-
-//  NULL when fine, else the client message.
-static const char *s_check_headers (const json_t *headers) {
-    if (!json_is_object (headers))
-        return "headers must be an object of strings";
-    const char *name;
-    json_t *value;
-    json_object_foreach ((json_t *) headers, name, value) {
-        if (!json_is_string (value))
-            return "headers must be an object of strings";
-        if (!s_header_token (name))
-            return "headers must have valid HTTP header names";
-        const char *text = json_string_value (value);
-        if (strlen (text) != json_string_length (value) || strpbrk (text, "\r\n"))
-            return "headers must not contain CR, LF or NUL characters";
+static void s_decode_notify (bk_notify_t *notify, const aq_node_t *map) {
+    notify->active = true;
+    aq_iter_t it;
+    aq_node_iter (map, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
+        switch (key.type == AQ_NODE_INT ? key.i : -1) {
+        case N_ATTEMPT:
+            notify->attempt = (int) i;
+            break;
+        case N_INFLIGHT:
+            notify->inflight = i > 0;
+            break;
+        case N_DUE:
+            notify->due = i;
+            break;
+        case N_LEASE:
+            s_lease (&value, notify->lease);
+            break;
+        }
     }
-    return NULL;
 }
 
-json_t *bk_task_from_request (const json_t *request, int64_t now, const char **error, char *errbuf,
-                              size_t errbuf_size) {
-    *error = NULL;
-    if (!json_is_object (request)) {
-        *error = "Request body must be a JSON object";
+static void s_decode_outcome (bk_task_t *self, const aq_node_t *map) {
+    bk_outcome_t *outcome = &self->on_complete;
+    aq_iter_t it;
+    aq_node_iter (map, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
+        switch (key.type == AQ_NODE_INT ? key.i : -1) {
+        case O_STATUS:
+            outcome->status = (int) i;
+            break;
+        case O_ATTEMPTS:
+            outcome->attempts = (int) i;
+            break;
+        case O_STATUS_CODE:
+            outcome->status_code = (int) i;
+            break;
+        case O_ERROR:
+            outcome->error = s_str (self, &value);
+            break;
+        case O_DELIVERED_AT:
+            outcome->delivered_at = i;
+            break;
+        }
+    }
+}
+
+bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
+    aq_node_t record;
+    if (aq_msg_parse (data, size, &record) != 0 || record.type != AQ_NODE_MAP)
         return NULL;
-    }
-    if ((*error = bk_task_unknown_field (request, s_fields, "", errbuf, errbuf_size)))
-        return NULL;
-    json_t *value;
-    //  null stands for "not given" for every optional field
-#define GIVEN(name) (value = json_object_get (request, name), value && !json_is_null (value))
-    json_t *task = json_object ();
-    int64_t number;
-    if (!GIVEN ("targetUrl")) {
-        *error = "targetUrl is required";
-        goto fail;
-    }
-    if (!s_valid_url (value)) {
-        *error = "targetUrl must be a valid HTTP/HTTPS URL";
-        goto fail;
-    }
-    json_object_set (task, "targetUrl", value);
-
-    const char *method = "POST";
-    if (GIVEN ("method")) {
-        static const char *methods[] = {"GET", "POST", "PUT", "DELETE", NULL};
-        method = NULL;
-        for (int i = 0; methods[i] && json_is_string (value); i++)
-            if (strcasecmp (json_string_value (value), methods[i]) == 0)
-                method = methods[i];
-        if (!method) {
-            *error = "method must be one of: GET, POST, PUT, DELETE";
-            goto fail;
+    bk_task_t *self = bk_task_new (size);
+    bool ok = true, versioned = false;
+    aq_iter_t it;
+    aq_node_iter (&record, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
+        switch (key.type == AQ_NODE_INT ? key.i : -1) {
+        case K_VERSION:
+            versioned = i == BK_TASK_RECORD;
+            break;
+        case K_ID:
+            s_uuid (&value, self->id, &ok);
+            break;
+        case K_TEAM:
+            s_uuid (&value, self->team, &ok);
+            break;
+        case K_SEQ:
+            self->seq = value.u;
+            break;
+        case K_STATUS:
+            self->status = (int) i;
+            break;
+        case K_TARGET_URL:
+            self->target_url = s_str (self, &value);
+            break;
+        case K_METHOD:
+            self->method = (int) i;
+            break;
+        case K_HEADERS:
+            bk_task_set_blob (self, &self->headers, value.raw, value.raw_size);
+            break;
+        case K_BODY:
+            if (aq_node_is_str (&value)) {
+                self->body = bk_arena_strndup (self->arena, (const char *) value.data, value.count);
+                self->body_size = value.count;
+            }
+            break;
+        case K_MAX_WAIT:
+            self->max_wait_s = (int) i;
+            break;
+        case K_TIMEOUT:
+            self->timeout_s = (int) i;
+            break;
+        case K_DELAY_UNTIL:
+            self->delay_until = i;
+            break;
+        case K_MAX_RETRIES:
+            self->max_retries = (int) i;
+            break;
+        case K_RETRY_COUNT:
+            self->retry_count = (int) i;
+            break;
+        case K_BACKOFF:
+            self->backoff = (int) i;
+            break;
+        case K_PRIORITY:
+            self->priority = (int) i;
+            break;
+        case K_ON_COMPLETE_URL:
+            self->on_complete_url = s_str (self, &value);
+            break;
+        case K_PROVIDER:
+            self->provider = s_str (self, &value);
+            break;
+        case K_POLL_CONFIG:
+            bk_task_set_blob (self, &self->poll_config, value.raw, value.raw_size);
+            break;
+        case K_SCHEDULE_ID:
+            s_uuid (&value, self->schedule_id, &ok), self->in_run = true;
+            break;
+        case K_RUN_ID:
+            s_uuid (&value, self->run_id, &ok);
+            break;
+        case K_STEP:
+            self->step = (int) i;
+            break;
+        case K_RESULT:
+            bk_task_set_blob (self, &self->result, value.raw, value.raw_size);
+            break;
+        case K_ERROR:
+            self->error = s_str (self, &value);
+            break;
+        case K_ON_COMPLETE:
+            s_decode_outcome (self, &value);
+            break;
+        case K_NEXT_ATTEMPT_AT:
+            self->next_attempt_at = i;
+            break;
+        case K_CREATED_AT:
+            self->created_at = i;
+            break;
+        case K_STARTED_AT:
+            self->started_at = i;
+            break;
+        case K_COMPLETED_AT:
+            self->completed_at = i;
+            break;
+        case K_ATTEMPTS:
+            self->attempts = (int) i;
+            break;
+        case K_ATTEMPT_AT:
+            self->attempt_at = i;
+            break;
+        case K_DUE:
+            self->due = i;
+            break;
+        case K_DEADLINE:
+            self->deadline = i;
+            break;
+        case K_LEASE:
+            s_lease (&value, self->lease);
+            break;
+        case K_SIGNAL:
+            if (!aq_node_strcpy (&value, self->signal, sizeof self->signal))
+                self->signal[0] = '\0';
+            break;
+        case K_POLL:
+            s_decode_poll (self, &value);
+            break;
+        case K_NOTIFY:
+            s_decode_notify (&self->notify, &value);
+            break;
         }
     }
-    json_object_set_new (task, "method", json_string (method));
-
-    if (GIVEN ("headers")) {
-        if ((*error = s_check_headers (value)))
-            goto fail;
-        json_object_set_new (task, "headers", json_deep_copy (value));
-    } else
-        json_object_set_new (task, "headers", json_object ());
-
-    if (GIVEN ("body")) {
-        if (!json_is_string (value)) {
-            *error = "body must be a string";
-            goto fail;
-        }
-        json_object_set (task, "body", value);
-    }
-
-    number = 30;
-    if (GIVEN ("maxWaitTime") && !bk_task_integer_in (value, 1, 86400, &number)) {
-        *error = "maxWaitTime must be a number between 1 and 86400";
-        goto fail;
-    }
-    json_object_set_new (task, "maxWaitTime", json_integer (number));
-
-    number = 30;
-    if (GIVEN ("timeout") && !bk_task_integer_in (value, 1, 300, &number)) {
-        *error = "timeout must be a number between 1 and 300";
-        goto fail;
-    }
-    json_object_set_new (task, "timeout", json_integer (number));
-
-    int64_t delay_until = -1;
-    if (GIVEN ("delayUntil") && aq_time_parse (json_string_value (value), &delay_until) != 0) {
-        *error = "delayUntil must be a valid ISO 8601 date";
-        goto fail;
-    }
-    bk_task_set_time (task, "delayUntil", delay_until);
-
-    number = 3;
-    if (GIVEN ("maxRetries") && !bk_task_integer_in (value, 0, 10, &number)) {
-        *error = "maxRetries must be a number between 0 and 10";
-        goto fail;
-    }
-    json_object_set_new (task, "maxRetries", json_integer (number));
-    json_object_set_new (task, "retryCount", json_integer (0));
-
-    const char *backoff = "exponential";
-    if (GIVEN ("retryBackoff")) {
-        static const char *names[] = {"linear", "exponential", "fixed", "exponential_jitter", NULL};
-        backoff = NULL;
-        for (int i = 0; names[i] && json_is_string (value); i++)
-            if (strcmp (json_string_value (value), names[i]) == 0)
-                backoff = names[i];
-        if (!backoff) {
-            *error = "retryBackoff must be one of: linear, exponential, fixed, exponential_jitter";
-            goto fail;
-        }
-    }
-    json_object_set_new (task, "retryBackoff", json_string (backoff));
-
-    number = 5;
-    if (GIVEN ("priority") && !bk_task_integer_in (value, 1, 10, &number)) {
-        *error = "priority must be an integer between 1 and 10";
-        goto fail;
-    }
-    json_object_set_new (task, "priority", json_integer (number));
-
-    if (GIVEN ("onCompleteUrl")) {
-        if (!s_valid_url (value)) {
-            *error = "onCompleteUrl must be a valid HTTP/HTTPS URL";
-            goto fail;
-        }
-        json_object_set (task, "onCompleteUrl", value);
-    }
-    if (GIVEN ("provider")) {
-        if (!json_is_string (value)) { //  the broker checks it names a loaded plugin
-            *error = "provider must be a string";
-            goto fail;
-        }
-        json_object_set (task, "provider", value);
-    }
-    if (GIVEN ("pollConfig")) {
-        if ((*error = bk_poll_check_config (value, errbuf, errbuf_size)))
-            goto fail;
-        if (json_object_get (task, "provider")) {
-            *error = "provider and pollConfig cannot be used together";
-            goto fail;
-        }
-        json_object_set_new (task, "pollConfig", json_deep_copy (value));
-    }
-#undef GIVEN
-    bool later = delay_until > now;
-    json_object_set_new (task, "status", json_string (later ? "delayed" : "pending"));
-    bk_task_set_time (task, "createdAt", now);
-    return task;
-fail:
-    json_decref (task);
-    return NULL;
+    if (!ok || !versioned || !bk_status_name (self->status) || !self->target_url)
+        bk_task_destroy (&self);
+    return self;
 }
 
 //  --------------------------------------------------------------------------
+//  The public shape
 
-static bool s_task_time (const char *field) {
-    static const char *times[] = {"delayUntil",    "createdAt", "startedAt", "completedAt",
-                                  "nextAttemptAt", "revokedAt", NULL};
-    for (int i = 0; times[i]; i++)
-        if (strcmp (field, times[i]) == 0)
-            return true;
-    return false;
+static void s_time (aq_writer_t *w, const char *key, int64_t ms) {
+    char stamp[32];
+    aq_write_kv_str (w, key, aq_time_format (ms, stamp));
 }
 
-json_t *bk_task_public (const json_t *task) {
-    return bk_task_public_with (task, s_task_time);
+static void s_uuid_text (aq_writer_t *w, const char *key, const uint8_t id[16]) {
+    char text[AQ_UUID_TEXT];
+    aq_write_kv_str (w, key, aq_uuid_format (id, text));
 }
 
-json_t *bk_task_public_with (const json_t *record, bool (*is_time) (const char *field)) {
-    json_t *out = json_object ();
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) record, key, value) {
-        if (key[0] == '_')
-            continue;
-        if (json_is_integer (value) && is_time (key)) {
-            char stamp[32];
-            json_object_set_new (out, key,
-                                 json_string (aq_time_format (json_integer_value (value), stamp)));
-        } else
-            json_object_set (out, key, value);
+static void s_outcome_public (const bk_outcome_t *outcome, aq_writer_t *w) {
+    aq_write_map (w, 2 + (outcome->status_code >= 0) + (outcome->error != NULL) +
+                         (outcome->delivered_at >= 0));
+    aq_write_kv_str (w, "status", s_outcomes[outcome->status]);
+    aq_write_kv_int (w, "attempts", outcome->attempts);
+    if (outcome->status_code >= 0)
+        aq_write_kv_int (w, "statusCode", outcome->status_code);
+    if (outcome->error)
+        aq_write_kv_str (w, "error", outcome->error);
+    if (outcome->delivered_at >= 0)
+        s_time (w, "deliveredAt", outcome->delivered_at);
+}
+
+void bk_task_write_public (const bk_task_t *self, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+#define KV(write)                                                                                  \
+    do {                                                                                           \
+        write;                                                                                     \
+        n++;                                                                                       \
+    } while (0)
+    KV (s_uuid_text (w, "id", self->id));
+    KV (s_uuid_text (w, "teamId", self->team));
+    KV (aq_write_kv_str (w, "status", bk_status_name (self->status)));
+    KV (aq_write_kv_str (w, "targetUrl", self->target_url));
+    KV (aq_write_kv_str (w, "method", bk_method_name (self->method)));
+    aq_write_str (w, "headers");
+    if (self->headers.size)
+        aq_write_raw (w, self->headers.data, self->headers.size);
+    else
+        aq_write_map (w, 0);
+    n++;
+    if (self->body) {
+        aq_write_str (w, "body");
+        aq_write_strn (w, self->body, self->body_size);
+        n++;
     }
-    return out;
+    KV (aq_write_kv_int (w, "maxWaitTime", self->max_wait_s));
+    KV (aq_write_kv_int (w, "timeout", self->timeout_s));
+    if (self->delay_until >= 0)
+        KV (s_time (w, "delayUntil", self->delay_until));
+    KV (aq_write_kv_int (w, "maxRetries", self->max_retries));
+    KV (aq_write_kv_int (w, "retryCount", self->retry_count));
+    KV (aq_write_kv_str (w, "retryBackoff", bk_backoff_name (self->backoff)));
+    KV (aq_write_kv_int (w, "priority", self->priority));
+    if (self->on_complete_url)
+        KV (aq_write_kv_str (w, "onCompleteUrl", self->on_complete_url));
+    if (self->provider)
+        KV (aq_write_kv_str (w, "provider", self->provider));
+    if (self->poll_config.size) {
+        aq_write_str (w, "pollConfig");
+        aq_write_raw (w, self->poll_config.data, self->poll_config.size);
+        n++;
+    }
+    if (self->in_run) {
+        KV (s_uuid_text (w, "scheduleId", self->schedule_id));
+        KV (s_uuid_text (w, "runId", self->run_id));
+        KV (aq_write_kv_int (w, "step", self->step));
+    }
+    if (self->result.size) {
+        aq_write_str (w, "result");
+        aq_write_raw (w, self->result.data, self->result.size);
+        n++;
+    }
+    if (self->error)
+        KV (aq_write_kv_str (w, "error", self->error));
+    if (self->on_complete.status != BK_OUTCOME_NONE) {
+        aq_write_str (w, "onComplete");
+        s_outcome_public (&self->on_complete, w);
+        n++;
+    }
+    if (self->next_attempt_at >= 0)
+        KV (s_time (w, "nextAttemptAt", self->next_attempt_at));
+    KV (s_time (w, "createdAt", self->created_at));
+    if (self->started_at >= 0)
+        KV (s_time (w, "startedAt", self->started_at));
+    if (self->completed_at >= 0)
+        KV (s_time (w, "completedAt", self->completed_at));
+#undef KV
+    aq_write_map_close (w, mark, n);
 }
 
 //  --------------------------------------------------------------------------
-
-static const char *s_error_of (const char *text) {
-    static char errbuf[256];
-    const char *error = NULL;
-    json_error_t jerr;
-    json_t *request = json_loads (text, 0, &jerr);
-    assert (request);
-    json_t *task = bk_task_from_request (request, 1000, &error, errbuf, sizeof errbuf);
-    json_decref (request);
-    json_decref (task);
-    return task ? NULL : error;
-}
 
 void bk_task_test (bool verbose) {
-    assert (bk_status_parse ("cancelled") == BK_ST_CANCELLED && !bk_status_parse ("nope"));
-    assert (strcmp (bk_status_name (BK_ST_PENDING), "pending") == 0);
+    assert (bk_status_parse ("cancelled", 9) == BK_ST_CANCELLED && !bk_status_parse ("nope", 4));
+    assert (bk_status_parse ("pending", 3) == 0); //  a prefix is no status
+    assert (strcmp (bk_status_name (BK_ST_PENDING), "pending") == 0 && !bk_status_name (0));
     assert (bk_status_terminal (BK_ST_TIMEOUT) && !bk_status_terminal (BK_ST_DELAYED));
 
-    struct {
-        const char *request, *error;
-    } cases[] = {
-        {"{}", "targetUrl is required"},
-        {"{\"targetUrl\": null}", "targetUrl is required"},
-        {"{\"targetUrl\": \"ftp://x\"}", "targetUrl must be a valid HTTP/HTTPS URL"},
-        {"{\"targetUrl\": \"http://\"}", "targetUrl must be a valid HTTP/HTTPS URL"},
-        {"{\"targetUrl\": \"http://a b\"}", "targetUrl must be a valid HTTP/HTTPS URL"},
-        {"{\"targetUrl\": 5}", "targetUrl must be a valid HTTP/HTTPS URL"},
-        {"{\"targetUrl\": \"http://x\", \"method\": \"PATCH\"}",
-         "method must be one of: GET, POST, PUT, DELETE"},
-        {"{\"targetUrl\": \"http://x\", \"maxRetries\": 11}",
-         "maxRetries must be a number between 0 and 10"},
-        {"{\"targetUrl\": \"http://x\", \"maxRetries\": \"3\"}",
-         "maxRetries must be a number between 0 and 10"},
-        {"{\"targetUrl\": \"http://x\", \"priority\": 5.5}",
-         "priority must be an integer between 1 and 10"},
-        {"{\"targetUrl\": \"http://x\", \"priority\": 0}",
-         "priority must be an integer between 1 and 10"},
-        {"{\"targetUrl\": \"http://x\", \"delayUntil\": \"tomorrow\"}",
-         "delayUntil must be a valid ISO 8601 date"},
-        {"{\"targetUrl\": \"http://x\", \"timeout\": 301}",
-         "timeout must be a number between 1 and 300"},
-        {"{\"targetUrl\": \"http://x\", \"maxWaitTime\": 0}",
-         "maxWaitTime must be a number between 1 and 86400"},
-        {"{\"targetUrl\": \"http://x\", \"retryBackoff\": \"random\"}",
-         "retryBackoff must be one of: linear, exponential, fixed, exponential_jitter"},
-        {"{\"targetUrl\": \"http://x\", \"headers\": {\"a\": 1}}",
-         "headers must be an object of strings"},
-        {"{\"targetUrl\": \"http://x\", \"headers\": [\"a\"]}",
-         "headers must be an object of strings"},
-        {"{\"targetUrl\": \"http://x\", \"headers\": {\"a\": \"x\\r\\nEvil: 1\"}}",
-         "headers must not contain CR, LF or NUL characters"},
-        {"{\"targetUrl\": \"http://x\", \"headers\": {\"a b\": \"x\"}}",
-         "headers must have valid HTTP header names"},
-        {"{\"targetUrl\": \"http://x\", \"body\": {}}", "body must be a string"},
-        {"{\"targetUrl\": \"http://x\", \"onCompleteUrl\": \"x\"}",
-         "onCompleteUrl must be a valid HTTP/HTTPS URL"},
-        {"{\"targetUrl\": \"http://x\", \"delayuntil\": \"2024-01-01\"}",
-         "Unknown field: delayuntil"},
-        {"{\"targetUrl\": \"http://x\", \"provider\": 5}", "provider must be a string"},
-        {"{\"targetUrl\": \"http://x\", \"pollConfig\": {}}", "pollConfig.urlTemplate is required"},
-        {"[]", NULL},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *error = s_error_of (cases[i].request);
-        if (cases[i].error)
-            assert (error && strcmp (error, cases[i].error) == 0);
-    }
-    const char *error;
-    char errbuf[64];
-    json_t *array = json_array ();
-    assert (!bk_task_from_request (array, 0, &error, errbuf, sizeof errbuf));
-    assert (strcmp (error, "Request body must be a JSON object") == 0);
-    json_decref (array);
+    //  every field through the record and back
+    bk_task_t *task = bk_task_new (0);
+    aq_uuid_new (task->id);
+    aq_uuid_new (task->team);
+    task->seq = 1ULL << 40;
+    task->status = BK_ST_POLLING;
+    task->target_url = bk_task_strdup (task, "https://api.example.com/jobs");
+    task->method = BK_METHOD_PUT;
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 1), aq_write_kv_str (&w, "Authorization", "tok_0123");
+    size_t size;
+    const uint8_t *bytes = aq_writer_data (&w, &size);
+    bk_task_set_blob (task, &task->headers, bytes, size);
+    aq_writer_reset (&w);
+    task->body = bk_arena_memdup (task->arena, "a\0b", 4), task->body_size = 3;
+    task->max_wait_s = 600, task->timeout_s = 12, task->max_retries = 4, task->retry_count = 2;
+    task->backoff = BK_BACKOFF_JITTER, task->priority = 9;
+    task->on_complete_url = bk_task_strdup (task, "https://hooks.example.com/done");
+    task->in_run = true, task->step = 2;
+    aq_uuid_new (task->schedule_id), aq_uuid_new (task->run_id);
+    task->error = bk_task_strdup (task, "HTTP 503");
+    task->on_complete = (bk_outcome_t){BK_OUTCOME_RETRYING, 2, 500, NULL, -1};
+    task->on_complete.error = bk_task_strdup (task, "HTTP 500");
+    task->created_at = 1705314600000, task->started_at = 1705314601000;
+    task->attempts = 3, task->attempt_at = 1705314602000, task->deadline = 1705315200000;
+    snprintf (task->lease, sizeof task->lease, "%s", "00112233445566778899aabbccddeeff");
+    task->poll = (bk_poll_t){.active = true,
+                             .stage = 1,
+                             .seq = 7,
+                             .inflight = true,
+                             .due = 5,
+                             .interval_ms = 2000,
+                             .fetch_state = -1};
+    task->poll.status_url = bk_task_strdup (task, "https://api.example.com/jobs/1");
+    task->notify = (bk_notify_t){.active = true, .attempt = 1, .due = 99};
+    bk_task_encode (task, &w);
+    bytes = aq_writer_data (&w, &size);
+    bk_task_t *back = bk_task_decode (bytes, size);
+    assert (back);
+    assert (memcmp (back->id, task->id, 16) == 0 && memcmp (back->team, task->team, 16) == 0);
+    assert (back->seq == task->seq && back->status == BK_ST_POLLING);
+    assert (strcmp (back->target_url, task->target_url) == 0 && back->method == BK_METHOD_PUT);
+    assert (back->headers.size == task->headers.size &&
+            memcmp (back->headers.data, task->headers.data, back->headers.size) == 0);
+    assert (back->body_size == 3 && memcmp (back->body, "a\0b", 3) == 0);
+    assert (back->max_wait_s == 600 && back->timeout_s == 12 && back->delay_until == -1);
+    assert (back->max_retries == 4 && back->retry_count == 2 && back->backoff == BK_BACKOFF_JITTER);
+    assert (back->priority == 9 && strcmp (back->on_complete_url, task->on_complete_url) == 0);
+    assert (!back->provider && !back->poll_config.size && !back->result.size);
+    assert (back->in_run && back->step == 2 && memcmp (back->run_id, task->run_id, 16) == 0);
+    assert (strcmp (back->error, "HTTP 503") == 0);
+    assert (back->on_complete.status == BK_OUTCOME_RETRYING &&
+            back->on_complete.status_code == 500 &&
+            strcmp (back->on_complete.error, "HTTP 500") == 0);
+    assert (back->created_at == task->created_at && back->completed_at == -1);
+    assert (back->attempts == 3 && back->attempt_at == task->attempt_at && back->due == -1);
+    assert (back->deadline == task->deadline && strcmp (back->lease, task->lease) == 0);
+    assert (!*back->signal);
+    assert (back->poll.active && back->poll.seq == 7 && back->poll.inflight &&
+            back->poll.interval_ms == 2000 &&
+            strcmp (back->poll.status_url, task->poll.status_url) == 0);
+    assert (!back->poll.result_url && back->poll.fetch_state == -1);
+    assert (back->notify.active && back->notify.attempt == 1 && back->notify.due == 99);
 
-    //  defaults, normalisation and the public shape
-    json_t *request = json_loads ("{\"targetUrl\": \"https://api.example.com/x\", \"method\": "
-                                  "\"get\", \"maxRetries\": 5.0, \"body\": null, \"delayUntil\": "
-                                  "\"2030-01-01T00:00:00Z\"}",
-                                  0, NULL);
-    json_t *task = bk_task_from_request (request, 1000, &error, errbuf, sizeof errbuf);
-    assert (task);
-    assert (strcmp (json_string_value (json_object_get (task, "method")), "GET") == 0);
-    json_object_set_new (task, "_seq", json_integer (9));
-    json_t *out = bk_task_public (task);
-    assert (strcmp (json_string_value (json_object_get (out, "status")), "delayed") == 0);
-    assert (json_integer_value (json_object_get (out, "maxRetries")) == 5);
-    assert (json_integer_value (json_object_get (out, "timeout")) == 30);
-    assert (json_integer_value (json_object_get (out, "maxWaitTime")) == 30);
-    assert (json_integer_value (json_object_get (out, "priority")) == 5);
-    assert (json_integer_value (json_object_get (out, "retryCount")) == 0);
-    assert (strcmp (json_string_value (json_object_get (out, "retryBackoff")), "exponential") == 0);
-    assert (strcmp (json_string_value (json_object_get (out, "delayUntil")),
-                    "2030-01-01T00:00:00.000Z") == 0);
-    assert (strcmp (json_string_value (json_object_get (out, "createdAt")),
-                    "1970-01-01T00:00:01.000Z") == 0);
-    assert (!json_object_get (out, "_seq") && !json_object_get (out, "body"));
-    assert (json_object_size (json_object_get (out, "headers")) == 0);
-    json_decref (out);
-    json_decref (task);
-    json_decref (request);
+    //  the public shape: seed names, ISO times, no bookkeeping
+    aq_writer_reset (&w);
+    bk_task_write_public (back, &w);
+    bytes = aq_writer_data (&w, &size);
+    aq_node_t shown, value;
+    assert (aq_msg_parse (bytes, size, &shown) == 0);
+    assert (aq_node_get (&shown, "status", &value) && aq_node_streq (&value, "polling"));
+    assert (aq_node_get (&shown, "method", &value) && aq_node_streq (&value, "PUT"));
+    assert (aq_node_get (&shown, "retryBackoff", &value) &&
+            aq_node_streq (&value, "exponential_jitter"));
+    assert (aq_node_get (&shown, "createdAt", &value) &&
+            aq_node_streq (&value, "2024-01-15T10:30:00.000Z"));
+    assert (aq_node_get (&shown, "step", &value) && value.i == 2);
+    assert (aq_node_get (&shown, "onComplete", &value) && value.type == AQ_NODE_MAP);
+    aq_node_t inner;
+    assert (aq_node_get (&value, "status", &inner) && aq_node_streq (&inner, "retrying"));
+    assert (!aq_node_get (&shown, "attempts", &value) && !aq_node_get (&shown, "lease", &value));
+    assert (!aq_node_get (&shown, "completedAt", &value));
+
+    //  what decode refuses: another version, a missing field, garbage
+    aq_writer_reset (&w);
+    aq_write_map (&w, 1), aq_write_int (&w, 0), aq_write_int (&w, 1);
+    bytes = aq_writer_data (&w, &size);
+    assert (!bk_task_decode (bytes, size));
+    assert (!bk_task_decode ((const uint8_t *) "\x81\xa2id\x01", 5));
+    aq_writer_release (&w);
+    bk_task_destroy (&back);
+    bk_task_destroy (&task);
+    assert (!task);
     if (verbose)
         printf ("bk_task: ok\n");
 }

@@ -10,24 +10,22 @@
 #define BK_TASKS_H
 
 #include "store.h"
-#include <jansson.h>
+#include "task.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
-//  Raw id and team of a record (parsed from "id" and "teamId"). 0 or -1.
-int bk_tasks_ids (const json_t *task, uint8_t id[16], uint8_t team[16]);
-uint64_t bk_tasks_seq (const json_t *task);
-
-//  The record of a task, or NULL. New reference.
-json_t *bk_tasks_get (bk_store_t *store, const uint8_t id[16]);
-//  Writes a record. old_status is the status stored before (0 for a new
+//  The task stored under id, or NULL (absent, or unreadable). Caller destroys.
+bk_task_t *bk_tasks_get (bk_store_t *store, const uint8_t id[16]);
+//  Writes a task. old_status is the status stored before (0 for a new
 //  task); indexes and counters follow the change. 0 or a store error.
-int bk_tasks_save (bk_store_t *store, const json_t *task, int old_status);
+int bk_tasks_save (bk_store_t *store, const bk_task_t *task, int old_status);
 
-//  One page of a team's tasks, newest first unless ascending; status 0 for
-//  all. Sets *total to the count matching. Returns an array of records.
-json_t *bk_tasks_list (bk_store_t *store, const uint8_t team[16], int status, int limit, int offset,
-                       bool ascending, uint64_t *total);
+//  Writes one page of a team's tasks (newest first unless ascending;
+//  status 0 for all) to w as an array of public tasks. Sets *total to the
+//  count matching and returns how many were written.
+size_t bk_tasks_write_page (bk_store_t *store, const uint8_t team[16], int status, int limit,
+                            int offset, bool ascending, aq_writer_t *w, uint64_t *total);
 //  Number of tasks in a status (0: all), for one team or (team NULL) all.
 uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status);
 //  Every task id currently in a status, across teams (startup recovery).
@@ -35,9 +33,19 @@ uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status);
 void bk_tasks_each_in_status (bk_store_t *store, int status,
                               int (*fn) (void *arg, const uint8_t id[16]), void *arg);
 
-//  Attempt history: appends record number n, lists them all (public shape).
-int bk_tasks_add_attempt (bk_store_t *store, const uint8_t id[16], int n, const json_t *attempt);
-json_t *bk_tasks_attempts (bk_store_t *store, const uint8_t id[16]);
+//  One attempt of a task's call, as GET /v1/tasks/:id/attempts lists it.
+typedef struct {
+    int attempt;        //  its number, from 1
+    int64_t started_at; //  ms
+    int64_t duration;   //  ms
+    int status_code;    //  the answer's status, -1 when there was none
+    const char *error;  //  why there was none (or NULL)
+} bk_attempt_t;
+
+//  Appends attempt number n of task id. 0 or a store error.
+int bk_tasks_add_attempt (bk_store_t *store, const uint8_t id[16], const bk_attempt_t *attempt);
+//  Writes every attempt of task id to w as an array of public attempts.
+void bk_tasks_write_attempts (bk_store_t *store, const uint8_t id[16], aq_writer_t *w);
 
 void bk_tasks_test (bool verbose);
 

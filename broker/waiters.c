@@ -2,7 +2,7 @@
 #include "waiters.h"
 
 #include <assert.h>
-#include <jansson.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +10,15 @@
 struct _bk_waiters_t {
     bk_waiter_t *items; //  held requests, unordered
     size_t count, cap;  //  used and allocated
-    json_t *index;      //  task id -> number of waiters
+    zhashx_t *index;    //  task id -> number of waiters (as a pointer-sized integer)
     int64_t earliest;   //  lower bound of every deadline
 };
 
 bk_waiters_t *bk_waiters_new (void) {
     bk_waiters_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->index = json_object ();
+    self->index = zhashx_new ();
+    assert (self->index);
     self->earliest = INT64_MAX;
     return self;
 }
@@ -25,7 +26,7 @@ bk_waiters_t *bk_waiters_new (void) {
 void bk_waiters_destroy (bk_waiters_t **self_p) {
     bk_waiters_t *self = *self_p;
     if (self) {
-        json_decref (self->index);
+        zhashx_destroy (&self->index);
         free (self->items);
         free (self);
         *self_p = NULL;
@@ -33,11 +34,11 @@ void bk_waiters_destroy (bk_waiters_t **self_p) {
 }
 
 static void s_index (bk_waiters_t *self, const char *id, int delta) {
-    json_int_t n = json_integer_value (json_object_get (self->index, id)) + delta;
+    intptr_t n = (intptr_t) zhashx_lookup (self->index, id) + delta;
     if (n > 0)
-        json_object_set_new (self->index, id, json_integer (n));
+        zhashx_update (self->index, id, (void *) n);
     else
-        json_object_del (self->index, id);
+        zhashx_delete (self->index, id);
 }
 
 bool bk_waiters_add (bk_waiters_t *self, void *socket, const void *rid, size_t rid_size,
@@ -63,7 +64,7 @@ bool bk_waiters_add (bk_waiters_t *self, void *socket, const void *rid, size_t r
 }
 
 bool bk_waiters_has (bk_waiters_t *self, const char *id) {
-    return json_object_get (self->index, id) != NULL;
+    return zhashx_lookup (self->index, id) != NULL;
 }
 
 static void s_remove (bk_waiters_t *self, size_t i, bk_waiter_t *out) {

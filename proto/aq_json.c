@@ -1,5 +1,6 @@
 /*  aq_json.c - JSON text straight from msgpack, without a document tree */
 #include "aq_json.h"
+#include "aq_proto.h"
 
 #include <assert.h>
 #include <math.h>
@@ -126,6 +127,18 @@ char *aq_json_dumps (const aq_node_t *node) {
     return text;
 }
 
+int aq_json_parse (const char *text, aq_writer_t *out) {
+    json_t *value = json_loads (text, JSON_DECODE_ANY, NULL);
+    size_t size = 0;
+    uint8_t *data = value ? aq_proto_pack (value, &size) : NULL;
+    json_decref (value);
+    if (!data)
+        return -1;
+    aq_write_raw (out, data, size);
+    free (data);
+    return 0;
+}
+
 void aq_json_test (bool verbose) {
     aq_writer_t w;
     aq_writer_init (&w);
@@ -161,6 +174,16 @@ void aq_json_test (bool verbose) {
     aq_write_map (&w, 1), aq_write_int (&w, 1), aq_write_int (&w, 2);
     data = aq_writer_data (&w, &size);
     assert (aq_msg_parse (data, size, &node) == 0 && !aq_json_dumps (&node));
+    //  and back: JSON text to msgpack to the same text
+    aq_writer_reset (&w);
+    const char *text_in = "{\"a\":[1,-2,3.5,\"x\"],\"b\":{\"c\":null,\"d\":false}}";
+    assert (aq_json_parse (text_in, &w) == 0);
+    data = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (data, size, &node) == 0);
+    text = aq_json_dumps (&node);
+    assert (text && strcmp (text, text_in) == 0);
+    free (text);
+    assert (aq_json_parse ("{nope", &w) == -1);
     aq_writer_release (&w);
     if (verbose)
         printf ("aq_json: ok\n");

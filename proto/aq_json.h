@@ -19,6 +19,11 @@ int aq_json_write (const aq_node_t *node, aq_writer_t *out);
 //  The same as a malloc'd NUL-terminated string (NULL on -1). Caller frees.
 char *aq_json_dumps (const aq_node_t *node);
 
+//  The other way: JSON text (any value) as msgpack appended to out. 0, or
+//  -1 when text is not JSON. For tests and tools that start from JSON text;
+//  the gateway parses request bodies itself (gateway/json.c).
+int aq_json_parse (const char *text, aq_writer_t *out);
+
 void aq_json_test (bool verbose);
 
 #endif

@@ -1,0 +1,42 @@
+/*  poll.h - following a long-running job: pollConfig and provider plugins
+
+    A task with "provider" or "pollConfig" makes its call, then the broker
+    polls a status URL until the job is done or failed. This module reads
+    each answer and says what comes next; the broker schedules the requests.
+    The plan lives in the task record ("_poll": statusUrl, resultUrl,
+    cancelUrl, cancelMethod, interval), so polling survives a restart.
+*/
+#ifndef BK_POLL_H
+#define BK_POLL_H
+
+#include "loader.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    BK_POLL_RUNNING, //  poll statusUrl again after *next_ms
+    BK_POLL_FETCH,   //  GET resultUrl next: its answer is the result
+    BK_POLL_DONE,    //  completed
+    BK_POLL_FAILED   //  failed, *error says why
+} bk_poll_state_t;
+
+#define BK_POLL_INITIAL 0 //  the answer to the task's own call
+#define BK_POLL_STATUS  1 //  the answer to a GET of statusUrl
+#define BK_POLL_RESULT  2 //  the answer to a GET of resultUrl
+
+//  Validates a pollConfig object: NULL when fine, else the client message.
+const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t errbuf_size);
+
+//  Reads one answer (a RESULT body: statusCode, headers, body) of the given
+//  stage for task, updating task's "_poll". Returns the state; sets *next_ms
+//  (RUNNING: the wait before the next poll) and *error (FAILED: a malloc'd
+//  message the caller frees). provider is NULL for a pollConfig task.
+//  interval_ms is the wait when neither the provider nor pollConfig sets one.
+bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task, int stage,
+                              const json_t *answer, int64_t interval_ms, int64_t *next_ms,
+                              char **error);
+
+void bk_poll_test (bool verbose);
+
+#endif
