@@ -118,6 +118,18 @@ int bk_engine_attempt_failed (bk_engine_t *self, bk_task_t *task, const char *er
 //  Records the current attempt (its duration, status code or error).
 void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t duration,
                                int status_code, const char *error);
+//  An onCompleteUrl delivery (task->notify.attempt) answered status_code
+//  (-1: none, then error says why): record it in onComplete, retry with
+//  back-off up to 4 tries unless permanent, or give up. The caller saves.
+void bk_engine_delivery (bk_engine_t *self, bk_task_t *task, int status_code, const char *error,
+                         bool permanent);
+//  A polling task's next request after ms (status or result URL, as
+//  task->poll.stage says), through the delay queue.
+void bk_engine_poll_later (bk_engine_t *self, bk_task_t *task, int64_t ms);
+//  A polling task that ends before its job (cancel, timeout): the
+//  provider's cancel request is owed (dispatch sends it when a worker is
+//  free), and no poll answer counts any more.
+void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task);
 //  The maxWaitTime timer of a waiting or polling task: set from now, or
 //  cleared.
 void bk_engine_set_deadline (bk_engine_t *self, bk_task_t *task);

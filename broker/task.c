@@ -67,7 +67,8 @@ enum {
     P_CANCEL_METHOD,
     P_FETCH_STATE,
     P_FETCH_ERROR,
-    P_LEASE
+    P_LEASE,
+    P_CANCEL_OWED
 };
 enum { N_ATTEMPT = 1, N_INFLIGHT, N_DUE, N_LEASE };
 //  Keys of the public outcome (K_ON_COMPLETE).
@@ -191,6 +192,7 @@ static void s_encode_poll (const bk_poll_t *poll, aq_writer_t *w) {
     PUT_INT (P_FETCH_STATE, poll->fetch_state, poll->fetch_state >= 0);
     PUT_STR (P_FETCH_ERROR, poll->fetch_error);
     PUT_STR (P_LEASE, *poll->lease ? poll->lease : NULL);
+    PUT_INT (P_CANCEL_OWED, 1, poll->cancel_owed);
     aq_write_map_close (w, mark, n);
 }
 
@@ -344,6 +346,9 @@ static void s_decode_poll (bk_task_t *self, const aq_node_t *map) {
             break;
         case P_LEASE:
             s_lease (&value, poll->lease);
+            break;
+        case P_CANCEL_OWED:
+            poll->cancel_owed = i > 0;
             break;
         }
     }

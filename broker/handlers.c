@@ -1,0 +1,558 @@
+/*  handlers.c - the client commands: who may send each, and its answer */
+#include "handlers.h"
+#include "admin.h"
+#include "aq_proto.h"
+#include "aq_uuid.h"
+#include "delay.h"
+#include "request.h"
+#include "tasks.h"
+
+#include <assert.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_IDEM_TTL   (24 * 3600000LL) //  an Idempotency-Key replays for a day
+#define S_IDEM_MAX   255              //  and is at most this long
+#define S_MAX_WAIT_S 25               //  GET ?wait=N
+
+struct _bk_handlers_t {
+    bk_engine_t *engine;       //  borrowed
+    bk_keys_t *keys;           //  borrowed
+    bk_limits_t *limits;       //  owned: the teams' request buckets
+    bk_dispatch_t *dispatch;   //  borrowed: workers, for STATS
+    bk_scheduler_t *scheduler; //  borrowed
+    bk_sockets_t *sockets;     //  borrowed: refused connections, for STATS
+    char admin[80];            //  the admin token
+};
+
+bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatch_t *dispatch,
+                                bk_scheduler_t *scheduler, bk_sockets_t *sockets,
+                                const char *admin) {
+    bk_handlers_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->engine = engine;
+    self->keys = keys;
+    self->limits = bk_limits_new ();
+    self->dispatch = dispatch;
+    self->scheduler = scheduler;
+    self->sockets = sockets;
+    snprintf (self->admin, sizeof self->admin, "%s", admin);
+    return self;
+}
+
+void bk_handlers_destroy (bk_handlers_t **self_p) {
+    assert (self_p);
+    bk_handlers_t *self = *self_p;
+    if (!self)
+        return;
+    bk_limits_destroy (&self->limits);
+    sodium_memzero (self->admin, sizeof self->admin);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Credentials
+
+//  True when text (a node) is the admin token, compared in constant time.
+static bool s_is_admin (bk_handlers_t *self, const aq_node_t *text) {
+    size_t length = strlen (self->admin);
+    return aq_node_is_str (text) && text->count == length &&
+           sodium_memcmp (text->data, self->admin, length) == 0;
+}
+
+//  The admin token in the request's "admin"; answers and returns -1 when
+//  it is absent or wrong.
+static int s_admin (bk_handlers_t *self, bk_req_t *req) {
+    aq_node_t token;
+    bool given = bk_req_get (req, "admin", &token);
+    if (given && s_is_admin (self, &token))
+        return 0;
+    bk_req_error (req, AQ_UNAUTH, given ? "Invalid admin token" : "Admin token required");
+    return -1;
+}
+
+//  Checks the API key (write: a full-scope one) and takes the team's rate
+//  limit; answers and returns -1 when the caller may not go on.
+static int s_authenticate (bk_handlers_t *self, bk_req_t *req, bool write) {
+    char key[256];
+    if (!bk_req_str (req, "key", key, sizeof key) || !*key) {
+        aq_node_t given;
+        bool present = bk_req_get (req, "key", &given) && aq_node_is_str (&given) && given.count;
+        bk_req_error (req, AQ_UNAUTH,
+                      present ? "Invalid or revoked API key" : "API key required");
+        return -1;
+    }
+    if (bk_keys_check (self->keys, key, req->team, &req->read_only) != 0) {
+        bk_req_error (req, AQ_UNAUTH, "Invalid or revoked API key");
+        return -1;
+    }
+    if (write && req->read_only) {
+        bk_req_error (req, AQ_FORBIDDEN, "Access denied");
+        return -1;
+    }
+    double rps = self->engine->cfg->rate_limit_rps, burst = self->engine->cfg->rate_limit_burst;
+    bk_keys_team_limit (self->keys, req->team, &rps, &burst);
+    int retry_after = 1;
+    char team[AQ_UUID_TEXT];
+    if (!bk_limits_take (self->limits, aq_uuid_format (req->team, team), rps, burst,
+                         self->engine->mono, &retry_after)) {
+        aq_writer_t *w = bk_outbox_reply_start (req->outbox, req->corr, AQ_TOO_MANY);
+        aq_write_kv_str (w, "error", "Rate limit exceeded. Upgrade your plan for higher limits.");
+        aq_write_kv_int (w, "retryAfter", retry_after);
+        bk_outbox_reply_queue (req->outbox, req->socket, req->rid, req->rid_size, 2);
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Task commands
+
+//  Answers {"task": ...} with status.
+static void s_answer_task (bk_req_t *req, int status, const bk_task_t *task) {
+    bk_task_write_public (task, bk_req_named (req, status, "task"));
+    bk_req_done (req);
+}
+
+//  The task the request's "id" names, if it is the caller's team's; else
+//  answers 404 "Task not found" and returns NULL.
+static bk_task_t *s_own (bk_handlers_t *self, bk_req_t *req) {
+    char text[AQ_UUID_TEXT];
+    uint8_t id[16];
+    bk_task_t *task = NULL;
+    if (bk_req_str (req, "id", text, sizeof text) && aq_uuid_parse (text, id) == 0)
+        task = bk_engine_load (self->engine, id);
+    if (task && memcmp (task->team, req->team, 16) != 0)
+        bk_task_destroy (&task);
+    if (!task)
+        bk_req_error (req, AQ_NOT_FOUND, "Task not found");
+    return task;
+}
+
+//  Saves a task changed by a request (rc: how the change went so far) and
+//  answers with it, or with 503 when the store failed. Takes the task.
+static void s_answer_saved (bk_handlers_t *self, bk_req_t *req, bk_task_t **task_p,
+                            int old_status, int rc) {
+    bk_task_t *task = *task_p;
+    if (rc == 0)
+        rc = bk_engine_save (self->engine, task, old_status);
+    if (rc == 0)
+        s_answer_task (req, AQ_OK, task);
+    else
+        bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
+    bk_task_destroy (task_p);
+}
+
+//  409 "Task cannot be <done> in status <status>". Takes the task.
+static void s_conflict (bk_req_t *req, bk_task_t **task_p, const char *done) {
+    char error[128];
+    snprintf (error, sizeof error, "Task cannot be %s in status %s", done,
+              bk_status_name ((*task_p)->status));
+    bk_req_error (req, AQ_CONFLICT, error);
+    bk_task_destroy (task_p);
+}
+
+static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    aq_node_t idem, request;
+    uint8_t key[16 + S_IDEM_MAX];
+    size_t key_size = 0;
+    if (bk_req_get (req, "idem", &idem) && aq_node_is_str (&idem) && idem.count > 0) {
+        if (idem.count > S_IDEM_MAX) {
+            bk_req_error (req, AQ_BAD_REQUEST, "Idempotency-Key must be at most 255 characters");
+            return;
+        }
+        memcpy (key, req->team, 16);
+        memcpy (key + 16, idem.data, idem.count);
+        key_size = 16 + idem.count;
+        bk_val_t val;
+        if (bk_store_get (engine->store, BK_DB_IDEM, key, key_size, &val) == 0 &&
+            val.size == 24) {
+            int64_t created;
+            uint8_t id[16];
+            memcpy (id, val.data, 16);
+            memcpy (&created, (const uint8_t *) val.data + 16, 8);
+            bk_task_t *first = created + S_IDEM_TTL > engine->now ? bk_engine_load (engine, id)
+                                                                   : NULL;
+            if (first) {
+                s_answer_task (req, AQ_OK, first);
+                bk_task_destroy (&first);
+                return;
+            }
+        }
+    }
+    if (!bk_req_get (req, "task", &request))
+        request.type = AQ_NODE_NIL;
+    char errbuf[256];
+    bk_task_t *task = bk_engine_build (engine, req->team, &request, errbuf, sizeof errbuf);
+    if (!task) {
+        bk_req_error (req, AQ_BAD_REQUEST, errbuf);
+        return;
+    }
+    int rc = bk_engine_insert (engine, task);
+    if (rc == 0 && key_size) {
+        uint8_t val[24];
+        memcpy (val, task->id, 16);
+        memcpy (val + 16, &engine->now, 8);
+        rc = bk_store_put (engine->store, BK_DB_IDEM, key, key_size, val, sizeof val);
+    }
+    if (rc == 0)
+        s_answer_task (req, AQ_CREATED, task);
+    else
+        bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
+    bk_task_destroy (&task);
+}
+
+static void s_task_get (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_task_t *task = s_own (self, req);
+    if (!task)
+        return;
+    aq_node_t wait;
+    int64_t seconds = 0;
+    if (bk_req_get (req, "wait", &wait) && wait.type == AQ_NODE_INT)
+        seconds = wait.i;
+    char id[AQ_UUID_TEXT];
+    aq_uuid_format (task->id, id);
+    if (seconds < 0 || seconds > S_MAX_WAIT_S)
+        bk_req_error (req, AQ_BAD_REQUEST, "wait must be a number between 0 and 25");
+    else if (seconds > 0 && !bk_status_terminal (task->status) &&
+             bk_waiters_add (self->engine->waiters, req->socket, req->rid, req->rid_size,
+                             req->corr, id, self->engine->mono + seconds * 1000)) {
+        //  held: answered on the next status change or at the deadline
+    } else
+        s_answer_task (req, AQ_OK, task);
+    bk_task_destroy (&task);
+}
+
+//  limit (1..100, default 50) and offset (>= 0, default 0) of a list;
+//  false after answering 400.
+static bool s_page_args (bk_req_t *req, int64_t *limit, int64_t *offset) {
+    *limit = bk_req_query_int (req, "limit", 50);
+    *offset = bk_req_query_int (req, "offset", 0);
+    if (*limit < 1 || *limit > 100)
+        bk_req_error (req, AQ_BAD_REQUEST, "limit must be a number between 1 and 100");
+    else if (*offset < 0)
+        bk_req_error (req, AQ_BAD_REQUEST, "offset must be a non-negative number");
+    else
+        return true;
+    return false;
+}
+
+static void s_task_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    aq_node_t value;
+    int status = 0;
+    if (bk_req_get (req, "status", &value) && !aq_node_is_nil (&value) &&
+        !(aq_node_is_str (&value) &&
+          (status = bk_status_parse ((const char *) value.data, value.count)))) {
+        bk_req_error (req, AQ_BAD_REQUEST,
+                      "status must be one of: pending, delayed, processing, waiting, polling, "
+                      "completed, failed, timeout, cancelled");
+        return;
+    }
+    int64_t limit, offset;
+    if (!s_page_args (req, &limit, &offset))
+        return;
+    bool ascending = false;
+    if (bk_req_get (req, "sortOrder", &value) && !aq_node_is_nil (&value)) {
+        if (!aq_node_streq (&value, "asc") && !aq_node_streq (&value, "desc")) {
+            bk_req_error (req, AQ_BAD_REQUEST, "sortOrder must be one of: asc, desc");
+            return;
+        }
+        ascending = aq_node_streq (&value, "asc");
+    }
+    aq_writer_t *w = bk_req_body (req, AQ_OK);
+    aq_write_map (w, 2);
+    aq_write_str (w, "tasks");
+    uint64_t total;
+    size_t shown = bk_tasks_write_page (self->engine->store, req->team, status, (int) limit,
+                                        (int) offset, ascending, w, &total);
+    aq_write_str (w, "pagination");
+    bk_req_write_pagination (w, total, limit, offset, shown, "hasMore");
+    bk_req_done (req);
+}
+
+static void s_task_cancel (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    bk_task_t *task = s_own (self, req);
+    if (!task)
+        return;
+    int status = task->status, rc = 0;
+    if (status == BK_ST_PENDING)
+        rc = bk_queue_remove (engine->queue, task->priority, task->team, task->seq);
+    else if (status == BK_ST_DELAYED)
+        rc = bk_delay_remove (engine->store, task->due, BK_DELAY_TASK, task->id);
+    else if (status == BK_ST_WAITING || status == BK_ST_POLLING) {
+        if (status == BK_ST_POLLING)
+            bk_engine_cancel_job (engine, task);
+        bk_engine_clear_deadline (engine, task);
+        task->signal[0] = '\0';
+    } else {
+        s_conflict (req, &task, "cancelled");
+        return;
+    }
+    bk_engine_finish (engine, task, BK_ST_CANCELLED, NULL);
+    s_answer_saved (self, req, &task, status, rc);
+}
+
+static void s_task_retry (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_task_t *task = s_own (self, req);
+    if (!task)
+        return;
+    int status = task->status;
+    if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT) {
+        s_conflict (req, &task, "retried");
+        return;
+    }
+    task->retry_count = 0;
+    task->error = NULL;
+    task->result = (bk_blob_t){0};
+    task->completed_at = -1;
+    task->notify = (bk_notify_t){.due = -1};
+    task->on_complete = (bk_outcome_t){BK_OUTCOME_NONE, 0, -1, NULL, -1};
+    s_answer_saved (self, req, &task, status, bk_engine_ready (self->engine, task));
+}
+
+static void s_task_attempts (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_task_t *task = s_own (self, req);
+    if (!task)
+        return;
+    bk_tasks_write_attempts (self->engine->store, task->id, bk_req_named (req, AQ_OK, "attempts"));
+    bk_req_done (req);
+    bk_task_destroy (&task);
+}
+
+//  BLAKE2b of a one-time token, in hex, into hex[65].
+static void s_hash_hex (const char *token, char hex[65]) {
+    uint8_t hash[32];
+    crypto_generichash (hash, sizeof hash, (const uint8_t *) token, strlen (token), NULL, 0);
+    sodium_bin2hex (hex, 65, hash, sizeof hash);
+}
+
+//  POST /v1/tasks/:id/signal: with the team's key, or with the one-time
+//  signal token the waiting call carried (then "key" holds "sig_...").
+static void s_task_signal (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    char key[80] = "";
+    bool by_token = bk_req_str (req, "key", key, sizeof key) && strncmp (key, "sig_", 4) == 0;
+    if (!by_token && s_authenticate (self, req, true) != 0)
+        return;
+    char text[AQ_UUID_TEXT];
+    uint8_t id[16];
+    bk_task_t *task = NULL;
+    if (bk_req_str (req, "id", text, sizeof text) && aq_uuid_parse (text, id) == 0)
+        task = bk_engine_load (engine, id);
+    if (by_token) {
+        char hash[65];
+        s_hash_hex (key, hash);
+        if (!task || strlen (task->signal) != 64 || sodium_memcmp (task->signal, hash, 64) != 0) {
+            bk_req_error (req, AQ_UNAUTH, "Invalid or revoked API key");
+            bk_task_destroy (&task);
+            return;
+        }
+        memcpy (req->team, task->team, 16);
+    } else if (task && memcmp (task->team, req->team, 16) != 0)
+        bk_task_destroy (&task);
+    if (!task) {
+        bk_req_error (req, AQ_NOT_FOUND, "Task not found");
+        return;
+    }
+    aq_node_t signal, outcome, result;
+    static const char *const fields[] = {"status", "result", NULL};
+    const char *error = NULL;
+    char errbuf[128];
+    if (!bk_req_get (req, "signal", &signal) || signal.type != AQ_NODE_MAP)
+        error = "Request body must be a JSON object";
+    else
+        error = bk_task_unknown_field (&signal, fields, "", errbuf, sizeof errbuf);
+    bool completed = false;
+    if (!error && aq_node_get (&signal, "status", &outcome) &&
+        (aq_node_streq (&outcome, "completed") || aq_node_streq (&outcome, "failed")))
+        completed = aq_node_streq (&outcome, "completed");
+    else if (!error)
+        error = "status must be one of: completed, failed";
+    if (error) {
+        bk_req_error (req, AQ_BAD_REQUEST, error);
+        bk_task_destroy (&task);
+        return;
+    }
+    int status = task->status;
+    if (status != BK_ST_WAITING) {
+        s_conflict (req, &task, "signalled");
+        return;
+    }
+    bk_engine_clear_deadline (engine, task);
+    task->signal[0] = '\0'; //  one time only
+    if (aq_node_get (&signal, "result", &result))
+        bk_task_set_blob (task, &task->result, result.raw, result.raw_size);
+    bk_engine_finish (engine, task, completed ? BK_ST_COMPLETED : BK_ST_FAILED,
+                      completed ? NULL : "failed by signal");
+    s_answer_saved (self, req, &task, status, 0);
+}
+
+//  AUTH: the key's team and scope, and the team's events topic.
+static void s_auth (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    char team[AQ_UUID_TEXT], topic[80];
+    aq_uuid_format (req->team, team);
+    aq_writer_t *w = bk_req_body (req, AQ_OK);
+    aq_write_map (w, 3);
+    aq_write_kv_str (w, "teamId", team);
+    aq_write_kv_str (w, "scope", req->read_only ? "read" : "full");
+    aq_write_kv_str (w, "events", bk_engine_topic (self->engine, team, topic));
+    bk_req_done (req);
+}
+
+static void s_tasks_by_status (aq_writer_t *w, bk_store_t *store, const uint8_t *team) {
+    aq_write_str (w, "tasks");
+    aq_write_map (w, BK_ST_COUNT - 1);
+    for (int st = 1; st < BK_ST_COUNT; st++)
+        aq_write_kv_int (w, bk_status_name (st), (int64_t) bk_tasks_count (store, team, st));
+}
+
+//  STATS: with the admin token (its `admin` field, or as the `key`, which
+//  is how a gateway passes GET /metrics' bearer) the whole broker's
+//  figures; with a team key only that team's: its tasks by status and the
+//  tasks it created (the store's counters), nothing global.
+static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    aq_node_t admin, key;
+    if (bk_req_get (req, "admin", &admin)) {
+        if (s_admin (self, req) != 0)
+            return;
+    } else if (!(bk_req_get (req, "key", &key) && s_is_admin (self, &key))) {
+        if (s_authenticate (self, req, false) != 0)
+            return;
+        aq_writer_t *w = bk_req_body (req, AQ_OK);
+        aq_write_map (w, 3);
+        aq_write_kv_str (w, "scope", "team");
+        s_tasks_by_status (w, engine->store, req->team);
+        aq_write_str (w, "counters");
+        aq_write_map (w, 1);
+        aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, req->team, 0));
+        bk_req_done (req);
+        return;
+    }
+    static const char *const le[BK_LATENCY_BUCKETS] = {
+        "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "+Inf"};
+    const bk_stats_t *stats = &engine->stats;
+    aq_writer_t *w = bk_req_body (req, AQ_OK);
+    aq_write_map (w, 7);
+    aq_write_kv_str (w, "scope", "global");
+    s_tasks_by_status (w, engine->store, NULL);
+    aq_write_str (w, "counters");
+    aq_write_map (w, 9);
+    aq_write_kv_int (w, "created", (int64_t) stats->created);
+    aq_write_kv_int (w, "dispatched", (int64_t) stats->dispatched);
+    aq_write_kv_int (w, "completed", (int64_t) stats->completed);
+    aq_write_kv_int (w, "failed", (int64_t) stats->failed);
+    aq_write_kv_int (w, "retried", (int64_t) stats->retried);
+    aq_write_kv_int (w, "malformed", (int64_t) stats->malformed);
+    aq_write_kv_int (w, "workerLost", (int64_t) stats->lost);
+    aq_write_kv_int (w, "refusedConnections",
+                     (int64_t) (self->sockets ? bk_sockets_refused (self->sockets) : 0));
+    aq_write_kv_int (w, "refusedResults", (int64_t) stats->refused_results);
+    aq_write_kv_int (w, "workers", bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
+    aq_write_kv_int (w, "lmdbBytes", bk_store_used_bytes (engine->store));
+    aq_write_str (w, "attemptLatencyMs");
+    aq_write_map (w, BK_LATENCY_BUCKETS);
+    uint64_t cumulative = 0;
+    for (int i = 0; i < BK_LATENCY_BUCKETS; i++) {
+        cumulative += stats->latency[i];
+        aq_write_kv_int (w, le[i], (int64_t) cumulative);
+    }
+    aq_write_kv_int (w, "attemptLatencySumMs", (int64_t) stats->latency_sum_ms);
+    bk_req_done (req);
+}
+
+static void s_admin_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_admin_command (self->keys, self->engine->vault, req, cmd, self->engine->now);
+}
+
+static void s_scheduler_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_scheduler_command (self->scheduler, req, cmd);
+}
+
+//  --------------------------------------------------------------------------
+//  The table
+
+typedef enum {
+    S_OWN,   //  the handler checks (STATS: key or admin; TASK_SIGNAL: key or sig_ token)
+    S_ADMIN, //  the admin token
+    S_READ,  //  any API key of the team
+    S_WRITE  //  a full-scope API key
+} s_access_t;
+
+typedef struct {
+    int cmd;                                                 //  AQ_CMD_*
+    s_access_t access;                                       //  who may send it
+    void (*handler) (bk_handlers_t *, bk_req_t *, int cmd); //  answers it
+} s_route_t;
+
+static const s_route_t s_routes[] = {
+    {AQ_CMD_TASK_CREATE, S_WRITE, s_task_create},
+    {AQ_CMD_TASK_GET, S_READ, s_task_get},
+    {AQ_CMD_TASK_LIST, S_READ, s_task_list},
+    {AQ_CMD_TASK_CANCEL, S_WRITE, s_task_cancel},
+    {AQ_CMD_TASK_RETRY, S_WRITE, s_task_retry},
+    {AQ_CMD_TASK_ATTEMPTS, S_READ, s_task_attempts},
+    {AQ_CMD_TASK_SIGNAL, S_OWN, s_task_signal},
+    {AQ_CMD_TOKEN_CREATE, S_WRITE, s_admin_command},
+    {AQ_CMD_TOKEN_LIST, S_READ, s_admin_command},
+    {AQ_CMD_TOKEN_DELETE, S_WRITE, s_admin_command},
+    {AQ_CMD_AUTH, S_READ, s_auth},
+    {AQ_CMD_STATS, S_OWN, s_stats},
+    {AQ_CMD_TEAM_CREATE, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_LIST, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_CREATE, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_LIST, S_ADMIN, s_admin_command},
+    {AQ_CMD_KEY_REVOKE, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_SECRET, S_ADMIN, s_admin_command},
+    {AQ_CMD_TEAM_LIMIT, S_ADMIN, s_admin_command},
+    {AQ_CMD_SCHEDULE_CREATE, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_LIST, S_READ, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_GET, S_READ, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_UPDATE, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_RUN_NOW, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_SNOOZE, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_PAUSE, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_RESUME, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_CANCEL, S_WRITE, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_RUNS, S_READ, s_scheduler_command},
+    {AQ_CMD_SCHEDULE_PREVIEW, S_READ, s_scheduler_command},
+    {AQ_CMD_EVENT_FIRE, S_WRITE, s_scheduler_command},
+};
+
+void bk_handlers_request (bk_handlers_t *self, void *socket, const uint8_t *rid, size_t rid_size,
+                          int cmd, const aq_node_t *body) {
+    bk_outbox_t *outbox = self->engine->outbox;
+    bk_req_t req = {outbox, socket, rid, rid_size, 0, *body, {0}, false};
+    aq_node_t corr;
+    if (aq_node_get (body, "corr", &corr) && corr.type == AQ_NODE_INT)
+        req.corr = corr.i;
+    if (cmd == AQ_CMD_HEARTBEAT) {
+        aq_write_map (bk_outbox_start (outbox, AQ_CMD_HEARTBEAT), 0);
+        bk_outbox_queue (outbox, socket, rid, rid_size);
+        return;
+    }
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+        const s_route_t *route = &s_routes[i];
+        if (route->cmd != cmd)
+            continue;
+        if (route->access == S_ADMIN ? s_admin (self, &req) != 0
+            : route->access == S_OWN ? false
+                                     : s_authenticate (self, &req, route->access == S_WRITE) != 0)
+            return;
+        route->handler (self, &req, cmd);
+        return;
+    }
+    self->engine->stats.malformed++;
+    aq_writer_t *w = bk_outbox_start (outbox, AQ_CMD_ERROR);
+    aq_write_map (w, 2 + (req.corr > 0));
+    aq_write_kv_int (w, "code", AQ_BAD_REQUEST);
+    aq_write_kv_str (w, "reason", "unexpected command on the client socket");
+    if (req.corr > 0) //  readable, just not ours: the client need not wait
+        aq_write_kv_int (w, "corr", req.corr);
+    bk_outbox_queue (outbox, socket, rid, rid_size);
+}

@@ -1,0 +1,39 @@
+/*  handlers.h - the client commands: who may send each, and its answer
+
+    One table lists every client command with who may send it (an admin
+    token, any key of the team, a full-scope key, or the handler decides)
+    and its handler; the credentials are checked (and the team's rate limit
+    taken) before the handler runs. Task commands are answered here; teams,
+    keys and tokens by admin.c; scheduled tasks and events by sched/.
+*/
+#ifndef BK_HANDLERS_H
+#define BK_HANDLERS_H
+
+#include "aq_msg.h"
+#include "dispatch.h"
+#include "engine.h"
+#include "keys.h"
+#include "limits.h"
+#include "sched/scheduler.h"
+#include "sockets.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _bk_handlers_t bk_handlers_t;
+
+//  Everything the commands work on, borrowed; admin is the admin token.
+bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatch_t *dispatch,
+                                bk_scheduler_t *scheduler, bk_sockets_t *sockets,
+                                const char *admin);
+void bk_handlers_destroy (bk_handlers_t **self_p);
+
+//  Answers one client message (a checked frame's command and body) that
+//  came in on socket from rid; every request gets exactly one answer.
+void bk_handlers_request (bk_handlers_t *self, void *socket, const uint8_t *rid, size_t rid_size,
+                          int cmd, const aq_node_t *body);
+
+void bk_handlers_test (bool verbose);
+
+#endif
