@@ -10,6 +10,7 @@
 #include "aq_log.h"
 #include "aq_main.h"
 #include "broker.h"
+#include "provider_host.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -84,13 +85,15 @@ static const char *s_usage =
     "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
     "  --nosync                 relaxed durability (no redo log, no fsync)\n"
     "  --heartbeat-ms N, --max-response-body N, --rate-limit RPS, --rate-burst N,\n"
-    "  --map-size BYTES, --checkpoint-ms N\n"
+    "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
 int main (int argc, char **argv) {
+    if (aq_provider_host_wanted (argc, argv)) //  the broker re-executes itself
+        return aq_provider_host_main (argc, argv);
     int n;
     char **args = aq_config_expand (argc, argv, &n);
     if (!args)

@@ -63,6 +63,7 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->map_size = 1LL << 30;
     cfg->checkpoint_ms = BK_STORE_CHECKPOINT_MS;
     cfg->poll_interval_ms = 2000;
+    cfg->provider_timeout_ms = 5000;
 }
 
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
@@ -90,6 +91,8 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->map_size = atoll (value);
     else if (strcmp (name, "--checkpoint-ms") == 0)
         cfg->checkpoint_ms = atoll (value);
+    else if (strcmp (name, "--provider-timeout-ms") == 0)
+        cfg->provider_timeout_ms = atoll (value);
     else
         return false;
     return true;
@@ -106,6 +109,8 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
     if (cfg->checkpoint_ms < 1 || cfg->checkpoint_ms > 3600000)
         return "--checkpoint-ms must be 1 to 3600000";
+    if (cfg->provider_timeout_ms < 100 || cfg->provider_timeout_ms > 600000)
+        return "--provider-timeout-ms must be 100 to 600000";
     return NULL;
 }
 
@@ -233,6 +238,7 @@ static void s_poll_later (bk_broker_t *self, json_t *task, int64_t ms);
 static void s_provider_cancel (bk_broker_t *self, json_t *task);
 static void s_clear_deadline (bk_broker_t *self, json_t *task);
 static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer);
+static void s_set_deadline (bk_broker_t *self, json_t *task);
 static json_t *s_team (bk_broker_t *self, const uint8_t team[16]);
 
 //  Puts a task in the ready queue whatever its status, for a request other
@@ -1381,9 +1387,11 @@ static json_t *s_result_of (const json_t *answer) {
 }
 
 //  Fire and forget: asks the provider to cancel the job (fal cancel_url,
-//  Replicate urls.cancel), on a worker slot if one is free now.
+//  Replicate urls.cancel), on a worker slot if one is free now. An op the
+//  task was waiting for is dropped.
 static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_t *poll = json_object_get (task, "_poll");
+    json_object_del (poll, "op");
     const char *url = aq_field_str (poll, "cancelUrl");
     int index = url ? bk_leases_next_worker (self->leases) : -1;
     if (!url)
@@ -1411,23 +1419,14 @@ static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_decref (job);
 }
 
-//  A polling task's answer (the call's, a status request's or the result
-//  request's): decide with poll.c, then poll again, fetch, or finish.
-static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer) {
-    const char *name = aq_field_str (task, "provider");
-    const aq_plugin_provider_t *provider =
-        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
-    int64_t next_ms = 0;
-    char *error = NULL;
-    bk_poll_state_t state;
-    if (name && !provider) {
-        error = strdup ("provider plugin is no longer loaded");
-        state = BK_POLL_FAILED;
-    } else
-        state = bk_poll_step (provider, task, stage, answer, self->cfg->poll_interval_ms, &next_ms,
-                              &error);
+//  What follows a polling task's answer once it is read (state, next_ms and
+//  error from poll.c): poll again, fetch the result, or finish with answer
+//  as the result.
+static void s_poll_next (bk_broker_t *self, json_t *task, int stage, const json_t *answer,
+                         bk_poll_state_t state, int64_t next_ms, const char *error) {
     json_t *poll = json_object_get (task, "_poll");
-    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH)) {
+    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH) &&
+        bk_task_status (task) != BK_ST_POLLING) {
         s_set_status (task, BK_ST_POLLING);
         s_set_deadline (self, task);
     }
@@ -1444,7 +1443,107 @@ static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const jso
         if (state == BK_POLL_DONE)
             json_object_del (task, "error");
     }
+}
+
+//  Sends the op a provider task keeps to its provider host.
+static void s_provider_submit (bk_broker_t *self, const json_t *task) {
+    json_t *request = bk_poll_provider_request (task);
+    const char *name = aq_field_str (task, "provider");
+    if (!request || !name) {
+        json_decref (request);
+        return;
+    }
+    const aq_plugin_provider_t *provider = aq_plugin_loader_provider (self->plugins, name);
+    char key[AQ_UUID_TEXT + 24];
+    snprintf (
+        key, sizeof key, "%s/%lld", aq_field_str (task, "id"),
+        (long long) aq_field_int (json_object_get (json_object_get (task, "_poll"), "op"), "n", 0));
+    bk_providers_submit (self->providers, name,
+                         provider ? aq_plugin_provider_path (provider) : NULL, key, &request);
+}
+
+//  A polling task's answer (the call's, a status request's or the result
+//  request's). A pollConfig is read here and now; a provider's answer goes
+//  to its provider host, and s_provider_done goes on in a later turn (the
+//  task is polling meanwhile, its maxWaitTime running).
+static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer) {
+    if (json_object_get (task, "provider")) {
+        if (stage == BK_POLL_INITIAL) {
+            s_set_status (task, BK_ST_POLLING);
+            s_set_deadline (self, task);
+        }
+        bk_poll_provider_start (task, stage, answer);
+        s_provider_submit (self, task);
+        return;
+    }
+    int64_t next_ms = 0;
+    char *error = NULL;
+    bk_poll_state_t state =
+        bk_poll_step (task, stage, answer, self->cfg->poll_interval_ms, &next_ms, &error);
+    s_poll_next (self, task, stage, answer, state, next_ms, error);
     free (error);
+}
+
+//  A provider host's reply (or failure) for the op named key ("<task
+//  id>/<op number>"): applied if the task still waits for that op.
+static void s_provider_done (bk_broker_t *self, const char *key, const json_t *reply,
+                             const char *failure) {
+    char text[AQ_UUID_TEXT + 1];
+    uint8_t id[16];
+    snprintf (text, sizeof text, "%.*s", (int) strcspn (key, "/"), key);
+    const char *slash = strchr (key, '/');
+    json_t *task = aq_uuid_parse (text, id) == 0 ? bk_tasks_get (self->store, id) : NULL;
+    json_t *poll = json_object_get (task, "_poll");
+    json_t *op = json_object_get (poll, "op");
+    if (!task || bk_task_status (task) != BK_ST_POLLING || !op || !slash ||
+        aq_field_int (op, "n", -1) != atoll (slash + 1)) {
+        self->stats.dropped++; //  cancelled, timed out, or asked again after a restart
+        json_decref (task);
+        return;
+    }
+    int stage = (int) aq_field_int (op, "stage", BK_POLL_STATUS);
+    json_t *answer = json_incref (json_object_get (op, "answer"));
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    int64_t next_ms = 0;
+    char *error = NULL;
+    bk_poll_state_t state = BK_POLL_FAILED;
+    if (failure || !provider || !reply) {
+        json_object_del (poll, "op");
+        error = strdup (failure ? failure : "provider plugin is no longer loaded");
+    } else
+        state = bk_poll_provider_reply (provider, task, reply, self->cfg->poll_interval_ms,
+                                        &next_ms, &error);
+    s_poll_next (self, task, stage, answer, state, next_ms, error);
+    free (error);
+    json_decref (answer);
+    s_save (self, task, BK_ST_POLLING);
+    json_decref (task);
+}
+
+//  Runs the provider hosts for this turn: sends ops, applies replies.
+static void s_providers_turn (bk_broker_t *self) {
+    bk_providers_work (self->providers, self->mono);
+    char *key, *error;
+    json_t *reply;
+    while (bk_providers_take (self->providers, &key, &reply, &error)) {
+        s_provider_done (self, key, reply, error);
+        free (key);
+        free (error);
+        json_decref (reply);
+    }
+}
+
+//  At start: every op a provider task was waiting for goes to its host
+//  again (the broker stopped before the reply was applied).
+static int s_provider_resend (void *arg, const uint8_t id[16]) {
+    bk_broker_t *self = arg;
+    json_t *task = bk_tasks_get (self->store, id);
+    if (json_object_get (json_object_get (task, "_poll"), "op"))
+        s_provider_submit (self, task);
+    json_decref (task);
+    return 0;
 }
 
 //  A request in flight for a poll or a delivery is also timed in the delay
@@ -1583,7 +1682,8 @@ static void s_dispatch (bk_broker_t *self) {
         }
         json_t *poll = json_object_get (task, "_poll");
         if (poll && bk_task_status (task) == BK_ST_POLLING &&
-            !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due")) {
+            !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due") &&
+            !json_object_get (poll, "op")) {
             int seq = (int) aq_field_int (poll, "seq", 0) + 1;
             json_t *job = s_poll_job (self, task, seq);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
@@ -1811,6 +1911,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->teams = json_object ();
     self->keys = json_object ();
     self->plugins = aq_plugin_loader_new (cfg->data_dir);
+    aq_plugin_loader_describe_only (self->plugins, AQ_PLUGIN_PROVIDER); //  ops: provider hosts
     char *plugin_dir = cfg->plugin_dir ? strdup (cfg->plugin_dir) : aq_plugin_loader_default_dir ();
     if (plugin_dir && aq_plugin_loader_load_dir (self->plugins, plugin_dir) < 0)
         aq_log (AQ_LOG_WARN, "broker", "cannot read plugin directory '%s'", plugin_dir);
@@ -1818,6 +1919,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->vault = aq_plugin_loader_vault (self->plugins, NULL);
     if (!self->vault)
         aq_log (AQ_LOG_WARN, "broker", "no vault plugin loaded: /v1/tokens is unavailable");
+    //  Provider ops run in provider hosts: this program, re-executed
+    self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms);
     self->clients = s_router (zmq_ctx);
     self->workers = s_router (zmq_ctx);
     char ipc[4200];
@@ -1842,6 +1945,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->seq = self->stored_seq = s_last_seq (self->store);
     self->next_due = 0;
     s_recover (self);
+    bk_tasks_each_in_status (self->store, BK_ST_POLLING, s_provider_resend, self);
     bk_store_abort (self->store);
     self->last_reader_check = self->mono;
     aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s'", cfg->data_dir,
@@ -1860,11 +1964,15 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         deadline = bk_waiters_next_deadline (self->waiters);
         if (deadline != INT64_MAX && deadline - mono < wake)
             wake = deadline - mono;
-        zmq_pollitem_t items[] = {{self->clients, 0, ZMQ_POLLIN, 0},
-                                  {self->workers, 0, ZMQ_POLLIN, 0},
-                                  {self->events, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll (items, self->events ? 3 : 2, wake < 0 ? 0 : (long) wake) < 0 &&
-            errno != EINTR)
+        deadline = bk_providers_next_wake (self->providers);
+        if (deadline != INT64_MAX && deadline - mono < wake)
+            wake = deadline - mono;
+        zmq_pollitem_t items[3 + 32] = {{self->clients, 0, ZMQ_POLLIN, 0},
+                                        {self->workers, 0, ZMQ_POLLIN, 0},
+                                        {self->events, 0, ZMQ_POLLIN, 0}};
+        int nitems = self->events ? 3 : 2;
+        nitems += bk_providers_poll_items (self->providers, items + nitems, 32);
+        if (zmq_poll (items, nitems, wake < 0 ? 0 : (long) wake) < 0 && errno != EINTR)
             break;
         if (self->events)
             s_subscriptions (self);
@@ -1889,6 +1997,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
              n < S_BATCH && bytes < S_TURN_BYTES && s_receive (self, self->clients, false, &bytes);
              n++)
             ;
+        s_providers_turn (self);
         if (self->next_due <= self->now)
             s_promote_due (self);
         s_expire (self);
@@ -1938,6 +2047,7 @@ out:
         zmq_close (self->workers);
     if (self->events)
         zmq_close (self->events);
+    bk_providers_destroy (&self->providers);
     bk_waiters_destroy (&self->waiters);
     bk_limits_destroy (&self->limits);
     json_decref (self->teams);

@@ -28,6 +28,7 @@ typedef struct {
     double rate_limit_burst;      //  default bucket size (default: rps)
     const char *plugin_dir;       //  provider and vault plugins (NULL: the default)
     int64_t poll_interval_ms;     //  polling interval when none is given (2000)
+    int64_t provider_timeout_ms;  //  a provider op's time limit, then its host is killed (5000)
     bool verbose;                 //  log every message
 } bk_config_t;
 
@@ -37,7 +38,7 @@ void bk_config_defaults (bk_config_t *cfg);
 //  Applies one command-line option that takes a value (--data, --events,
 //  --backoff-base-ms, --backoff-cap-ms, --heartbeat-ms, --max-response-body,
 //  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size,
-//  --checkpoint-ms),
+//  --checkpoint-ms, --provider-timeout-ms),
 //  shared by aq-broker and asyncqueue. value is borrowed for cfg's life.
 //  Returns false when name is not one of them.
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value);

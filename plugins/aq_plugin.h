@@ -128,7 +128,9 @@ AQ_PLUGIN_EXPORT const aq_plugin_t *aq_plugin_entry (void);
 //  Providers: a task with "provider": "<name>" makes its initial call as given
 //  (targetUrl, method, headers, body); the provider then reads the responses.
 //  Providers do no I/O: the host makes every request and calls these pure
-//  functions on the answers. Ops may run on several threads at once.
+//  functions on the answers. Ops may run on several threads at once. The
+//  broker runs them in a provider host process of their own (one per
+//  provider, restarted when it crashes or hangs), never in its own.
 
 enum {
     AQ_POLL_RUNNING = 0, //  not finished: poll status_url again after the interval

@@ -52,6 +52,7 @@ struct s_plugin_t {
     void *dl;                      //  dlopen handle
     const aq_plugin_t *desc;       //  the plugin's descriptor
     void *state;                   //  what its open returned
+    bool opened;                   //  open ran (or it has none): its ops may be called
     char *path;                    //  where it was loaded from
     aq_plugin_provider_t provider; //  handle, when kind is AQ_PLUGIN_PROVIDER
     aq_plugin_vault_t vault;       //  handle, when kind is AQ_PLUGIN_VAULT
@@ -59,6 +60,7 @@ struct s_plugin_t {
 
 struct _aq_plugin_loader_t {
     char *config;         //  passed to every open
+    int described;        //  plugins of this kind are not opened (0: none)
     s_plugin_t **plugins; //  loaded, in load order
     size_t count;         //  how many
 };
@@ -354,7 +356,7 @@ static void s_plugin_destroy (s_plugin_t **self_p) {
     s_plugin_t *self = *self_p;
     if (!self)
         return;
-    if (self->state && self->desc->open && self->desc->close) {
+    if (self->opened && self->state && self->desc->open && self->desc->close) {
         s_current = self->desc->name;
         self->desc->close (&self->state);
         s_current = NULL;
@@ -503,10 +505,14 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
         goto out;
     }
     self->plugins = plugins;
+    plugin->opened = desc->kind != self->described;
     s_current = desc->name;
-    plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
+    if (!plugin->opened)
+        plugin->state = NULL; //  described only: no plugin code beyond its entry
+    else
+        plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
     s_current = NULL;
-    if (!plugin->state) {
+    if (plugin->opened && !plugin->state) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' failed to open; skipped", desc->name);
         goto out;
     }
@@ -553,6 +559,24 @@ int aq_plugin_loader_load_dir (aq_plugin_loader_t *self, const char *dir) {
     }
     free (entries);
     return loaded;
+}
+
+void aq_plugin_loader_describe_only (aq_plugin_loader_t *self, int kind) {
+    assert (self);
+    self->described = kind;
+}
+
+int aq_plugin_loader_load_file (aq_plugin_loader_t *self, const char *path) {
+    assert (self);
+    assert (path);
+    const char *base = strrchr (path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen (base);
+    if (len > 3 && strcmp (base + len - 3, ".so") == 0)
+        len -= 3;
+    char stem[256];
+    snprintf (stem, sizeof stem, "%.*s", (int) len, base);
+    return s_load (self, path, stem);
 }
 
 char *aq_plugin_loader_default_dir (void) {
@@ -643,6 +667,10 @@ const char *aq_plugin_provider_auth_format (const aq_plugin_provider_t *self) {
 
 const aq_provider_ops_t *aq_plugin_provider_ops (const aq_plugin_provider_t *self) {
     return self->ops;
+}
+
+const char *aq_plugin_provider_path (const aq_plugin_provider_t *self) {
+    return self->plugin->path;
 }
 
 // ---------------------------------------------------------------------------
@@ -775,6 +803,7 @@ static int s_settle (const aq_plugin_provider_t *self, const aq_provider_plan_t 
 int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_response_t *initial,
                              aq_provider_plan_t *plan, aq_provider_status_t *status) {
     assert (self && initial && plan && status);
+    assert (self->plugin->opened);
     memset (plan, 0, sizeof *plan);
     plan->size = sizeof *plan;
     s_reset_status (status);
@@ -787,6 +816,7 @@ int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_res
 int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
                              const aq_http_response_t *response, aq_provider_status_t *status) {
     assert (self && plan && response && status);
+    assert (self->plugin->opened);
     s_reset_status (status);
     s_current = self->plugin->desc->name;
     int rc = self->ops->poll (self->plugin->state, plan, response, status);
@@ -797,6 +827,7 @@ int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider
 int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
                                const aq_http_response_t *response, aq_provider_status_t *status) {
     assert (self && plan && response && status);
+    assert (self->plugin->opened);
     int rc = 0;
     int (*result) (void *, const aq_provider_plan_t *, const aq_http_response_t *,
                    aq_provider_status_t *) = AQ_PLUGIN_GET (self->ops, result, NULL);
@@ -1361,10 +1392,10 @@ void aq_plugin_loader_test (bool verbose) {
     fclose (file);
     key_hex[64] = 0;
 
-    //  Test plugins: all refused but "old"; a junk file and a missing
-    //  directory are logged, not fatal
+    //  Test plugins: all refused but "old", "crashy" and "hangy"; a junk
+    //  file and a missing directory are logged, not fatal
     if (refusals)
-        assert (aq_plugin_loader_load_dir (loader, test_dir) == 1);
+        assert (aq_plugin_loader_load_dir (loader, test_dir) == 3);
     assert (mkdir (junk_dir, 0700) == 0);
     snprintf (path, sizeof path, "%s/junk.so", junk_dir);
     file = fopen (path, "w");
@@ -1376,7 +1407,8 @@ void aq_plugin_loader_test (bool verbose) {
     assert (aq_plugin_loader_load_dir (loader, "/nonexistent/plugins") == -1);
     assert (aq_plugin_loader_load_dir (loader, dir) == 0); //  all duplicates now
     names = aq_plugin_loader_providers (loader);
-    assert (S_STREQ (names, refusals ? "example, fal, old, replicate" : "example, fal, replicate"));
+    assert (S_STREQ (names, refusals ? "crashy, example, fal, hangy, old, replicate"
+                                     : "example, fal, replicate"));
     free (names);
 
     char *lines = s_captured (log);
@@ -1407,6 +1439,17 @@ void aq_plugin_loader_test (bool verbose) {
     s_test_example (aq_plugin_loader_provider (loader, "example"));
     if (refusals)
         s_test_old (aq_plugin_loader_provider (loader, "old"));
+
+    //  Providers described only (the broker's way): listed, not opened; the
+    //  vault is opened as ever
+    aq_plugin_loader_t *described = aq_plugin_loader_new (data);
+    aq_plugin_loader_describe_only (described, AQ_PLUGIN_PROVIDER);
+    assert (aq_plugin_loader_load_dir (described, dir) == 4);
+    names = aq_plugin_loader_providers (described);
+    assert (S_STREQ (names, "example, fal, replicate"));
+    free (names);
+    assert (aq_plugin_loader_vault (described, NULL));
+    aq_plugin_loader_destroy (&described);
 
     //  The vault; its key survives a restart
     const char *secret = "sk-live-0123456789abcdef";
