@@ -93,7 +93,11 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->checkpoint_ms = atoll (value);
     else if (strcmp (name, "--provider-timeout-ms") == 0)
         cfg->provider_timeout_ms = atoll (value);
-    else
+    else if (strcmp (name, "--provider-origin") == 0) {
+        if (cfg->provider_origin_count < BK_PROVIDER_ORIGINS)
+            cfg->provider_origins[cfg->provider_origin_count] = value;
+        cfg->provider_origin_count++;
+    } else
         return false;
     return true;
 }
@@ -111,6 +115,13 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--checkpoint-ms must be 1 to 3600000";
     if (cfg->provider_timeout_ms < 100 || cfg->provider_timeout_ms > 600000)
         return "--provider-timeout-ms must be 100 to 600000";
+    if (cfg->provider_origin_count > BK_PROVIDER_ORIGINS)
+        return "--provider-origin may be given at most 16 times";
+    for (int i = 0; i < cfg->provider_origin_count; i++) {
+        const char *eq = strchr (cfg->provider_origins[i], '=');
+        if (!eq || eq == cfg->provider_origins[i] || !aq_plugin_origin_valid (eq + 1))
+            return "--provider-origin must be NAME=http(s)://HOST[:PORT]";
+    }
     return NULL;
 }
 
@@ -1299,20 +1310,24 @@ static void s_expire (bk_broker_t *self) {
     free (expired);
 }
 
-//  The headers of a JOB: the task's headers with token ids replaced by
-//  their values, the Standard Webhooks headers (webhook-id is the task id,
-//  the same on every attempt, so a target can de-duplicate) and the
-//  one-time AsyncQueue-Signal-Token a waiting target signals with (its hash
-//  goes in the task). Returns NULL and sets *error when a token is gone.
-static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body, char *error,
-                              size_t error_size) {
+//  The task's headers with token ids replaced by their values; with a
+//  provider, only those its status, result and cancel requests carry.
+//  Returns NULL and sets *error when a token is gone.
+static json_t *s_resolved_headers (bk_broker_t *self, json_t *task,
+                                   const aq_plugin_provider_t *provider, char *error,
+                                   size_t error_size) {
     uint8_t team[16], id[16];
-    json_t *headers = json_deep_copy (json_object_get (task, "headers"));
-    const char *task_id = json_string_value (json_object_get (task, "id"));
+    json_t *given = json_object_get (task, "headers");
+    json_t *headers = json_is_object (given) ? json_deep_copy (given) : json_object ();
     bk_tasks_ids (task, id, team);
     const char *name;
     json_t *value;
-    json_object_foreach (headers, name, value) {
+    void *at;
+    json_object_foreach_safe (headers, at, name, value) {
+        if (provider && !aq_plugin_provider_sends_header (provider, name)) {
+            json_object_del (headers, name);
+            continue;
+        }
         const char *text = json_string_value (value);
         if (!bk_tokens_is_id (text))
             continue;
@@ -1326,6 +1341,15 @@ static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body,
         json_object_set_new (headers, name, json_stringn (secret, size));
         aq_plugin_secret_free (&secret, size);
     }
+    return headers;
+}
+
+//  Adds the Standard Webhooks headers (webhook-id is the task id, the same
+//  on every attempt, so a target can de-duplicate) for body to headers.
+static void s_sign_headers (bk_broker_t *self, json_t *task, json_t *headers, const char *body) {
+    uint8_t team[16], id[16];
+    bk_tasks_ids (task, id, team);
+    const char *task_id = json_string_value (json_object_get (task, "id"));
     const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
     char signature[BK_SIGNING_SIZE], stamp[24];
     int64_t seconds = self->now / 1000;
@@ -1336,12 +1360,38 @@ static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body,
         json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
         json_object_set_new (headers, "webhook-signature", json_string (signature));
     }
+}
+
+//  The headers of a task's call: its headers with token ids resolved, the
+//  Standard Webhooks headers and the one-time AsyncQueue-Signal-Token a
+//  waiting target signals with (its hash goes in the task). Only the call
+//  carries the token: polls and cancels never do (s_poll_headers). Returns
+//  NULL and sets *error when a token is gone.
+static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body, char *error,
+                              size_t error_size) {
+    json_t *headers = s_resolved_headers (self, task, NULL, error, error_size);
+    if (!headers)
+        return NULL;
+    s_sign_headers (self, task, headers, body);
     uint8_t raw[16];
     char token[4 + 33] = "sig_", hash[65];
     aq_uuid_random (raw, sizeof raw);
     sodium_bin2hex (token + 4, sizeof token - 4, raw, sizeof raw);
     json_object_set_new (headers, "AsyncQueue-Signal-Token", json_string (token));
     json_object_set_new (task, "_signal", json_string (s_hash_hex (token, hash)));
+    return headers;
+}
+
+//  The headers of a status, result or cancel request: for a provider task
+//  only those its plugin asks for (its auth header), for a pollConfig task
+//  its headers and the signature headers (SPEC 5: polls reuse them); token
+//  ids resolved, never the signal token. NULL with *error as s_job_headers.
+static json_t *s_poll_headers (bk_broker_t *self, json_t *task,
+                               const aq_plugin_provider_t *provider, char *error,
+                               size_t error_size) {
+    json_t *headers = s_resolved_headers (self, task, provider, error, error_size);
+    if (headers && !provider)
+        s_sign_headers (self, task, headers, NULL);
     return headers;
 }
 
@@ -1393,16 +1443,26 @@ static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_t *poll = json_object_get (task, "_poll");
     json_object_del (poll, "op");
     const char *url = aq_field_str (poll, "cancelUrl");
-    int index = url ? bk_leases_next_worker (self->leases) : -1;
-    if (!url)
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    int index = url && provider ? bk_leases_next_worker (self->leases) : -1;
+    if (!url || !provider)
         return;
+    char *refused = bk_poll_provider_url_error (provider, task, "cancelUrl");
+    if (refused) {
+        aq_log (AQ_LOG_WARN, "broker", "not cancelling task '%s' at its provider: %s",
+                aq_field_str (task, "id"), refused);
+        free (refused);
+        return;
+    }
     if (index < 0) {
         aq_log (AQ_LOG_WARN, "broker", "no free worker to cancel task '%s' at its provider",
                 aq_field_str (task, "id"));
         return;
     }
     char error[128];
-    json_t *headers = s_job_headers (self, task, NULL, error, sizeof error);
+    json_t *headers = s_poll_headers (self, task, provider, error, sizeof error);
     if (!headers)
         return;
     const char *method = aq_field_str (poll, "cancelMethod");
@@ -1515,6 +1575,8 @@ static void s_provider_done (bk_broker_t *self, const char *key, const json_t *r
     } else
         state = bk_poll_provider_reply (provider, task, reply, self->cfg->poll_interval_ms,
                                         &next_ms, &error);
+    if (state == BK_POLL_FAILED && error && strstr (error, "outside its hosts"))
+        aq_log (AQ_LOG_WARN, "broker", "task '%s': %s", text, error);
     s_poll_next (self, task, stage, answer, state, next_ms, error);
     free (error);
     json_decref (answer);
@@ -1558,13 +1620,27 @@ static void s_watchdog (bk_broker_t *self, json_t *task, json_t *state, int kind
 }
 
 //  The JOB of a polling task's next request: a GET of the status URL (or
-//  the result URL) with the task's headers.
-static json_t *s_poll_job (bk_broker_t *self, json_t *task, int seq) {
+//  the result URL) with the headers s_poll_headers gives. NULL if it
+//  cannot be made; *error then says why, or stays "" (a token is gone).
+static json_t *s_poll_job (bk_broker_t *self, json_t *task, int seq, char *error,
+                           size_t error_size) {
     json_t *poll = json_object_get (task, "_poll");
     bool result = aq_field_int (poll, "stage", BK_POLL_STATUS) == BK_POLL_RESULT;
     const char *url = aq_field_str (poll, result ? "resultUrl" : "statusUrl");
-    char error[128];
-    json_t *headers = url ? s_job_headers (self, task, NULL, error, sizeof error) : NULL;
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    char *refused =
+        provider ? bk_poll_provider_url_error (provider, task, result ? "resultUrl" : "statusUrl")
+                 : NULL;
+    if (refused || (name && !provider)) {
+        snprintf (error, error_size, "%s",
+                  refused ? refused : "provider plugin is no longer loaded");
+        free (refused);
+        return NULL;
+    }
+    char ignored[128];
+    json_t *headers = url ? s_poll_headers (self, task, provider, ignored, sizeof ignored) : NULL;
     if (!headers)
         return NULL;
     int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
@@ -1685,11 +1761,12 @@ static void s_dispatch (bk_broker_t *self) {
             !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due") &&
             !json_object_get (poll, "op")) {
             int seq = (int) aq_field_int (poll, "seq", 0) + 1;
-            json_t *job = s_poll_job (self, task, seq);
+            char error[320] = "";
+            json_t *job = s_poll_job (self, task, seq, error, sizeof error);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
             if (!job) {
                 s_clear_deadline (self, task);
-                s_finish (self, task, BK_ST_FAILED, "poll request cannot be made");
+                s_finish (self, task, BK_ST_FAILED, *error ? error : "poll request cannot be made");
                 s_save (self, task, BK_ST_POLLING);
             } else if (aq_proto_send (self->workers, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
                                       ZMQ_DONTWAIT) != 0) {
@@ -1919,6 +1996,17 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->vault = aq_plugin_loader_vault (self->plugins, NULL);
     if (!self->vault)
         aq_log (AQ_LOG_WARN, "broker", "no vault plugin loaded: /v1/tokens is unavailable");
+    for (int i = 0; i < cfg->provider_origin_count; i++) {
+        const char *given = cfg->provider_origins[i], *eq = strchr (given, '=');
+        char name[64];
+        snprintf (name, sizeof name, "%.*s", (int) (eq - given), given);
+        if (aq_plugin_loader_allow_origin (self->plugins, name, eq + 1) != 0)
+            aq_log (AQ_LOG_WARN, "broker", "--provider-origin '%s': no provider '%s' is loaded",
+                    given, name);
+        else
+            aq_log (AQ_LOG_WARN, "broker", "provider '%s' may also poll '%s' (--provider-origin)",
+                    name, eq + 1);
+    }
     //  Provider ops run in provider hosts: this program, re-executed
     self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms);
     self->clients = s_router (zmq_ctx);

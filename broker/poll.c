@@ -183,10 +183,31 @@ static char *s_provider_error (const aq_plugin_provider_t *provider, const char 
     return strdup (text);
 }
 
+//  Checks a URL of a plan: NULL when the provider may use it, else the
+//  task's error (malloc'd).
+static char *s_check_url (const aq_plugin_provider_t *provider, const char *what, const char *url) {
+    if (aq_plugin_provider_url_allowed (provider, url))
+        return NULL;
+    char text[320];
+    snprintf (text, sizeof text, "answered %s URL outside its hosts: %.200s%s", what, url,
+              strlen (url) > 200 ? "..." : "");
+    return s_provider_error (provider, text);
+}
+
+char *bk_poll_provider_url_error (const aq_plugin_provider_t *provider, const json_t *task,
+                                  const char *key) {
+    const char *url = aq_field_str (json_object_get (task, "_poll"), key);
+    const char *what = strcmp (key, "statusUrl") == 0   ? "a status"
+                       : strcmp (key, "resultUrl") == 0 ? "a result"
+                                                        : "a cancel";
+    return url ? s_check_url (provider, what, url) : NULL;
+}
+
 //  The new plan in reply (the plan op's): checked, then stored in poll.
 //  NULL, or the task's error (malloc'd).
 static char *s_take_plan (const aq_plugin_provider_t *provider, json_t *poll, const json_t *plan) {
     static const char *const keys[] = {"statusUrl", "resultUrl", "cancelUrl"};
+    static const char *const whats[] = {"a status", "a result", "a cancel"};
     const char *method = aq_field_str (plan, "cancelMethod");
     const char *broken = plan && !json_is_object (plan) ? "answered no plan" : NULL;
     for (size_t i = 0; i < 3; i++) {
@@ -199,6 +220,12 @@ static char *s_take_plan (const aq_plugin_provider_t *provider, json_t *poll, co
         broken = "answered an invalid cancel method";
     if (broken)
         return s_provider_error (provider, broken);
+    for (size_t i = 0; i < 3; i++) {
+        const char *url = aq_field_str (plan, keys[i]);
+        char *error = url ? s_check_url (provider, whats[i], url) : NULL;
+        if (error)
+            return error;
+    }
     s_set_str (poll, "statusUrl", aq_field_str (plan, "statusUrl"));
     s_set_str (poll, "resultUrl", aq_field_str (plan, "resultUrl"));
     s_set_str (poll, "cancelUrl", aq_field_str (plan, "cancelUrl"));
@@ -357,6 +384,16 @@ static void s_test_provider (void) {
         {"{\"state\": 0, \"plan\": {\"statusUrl\": \"https://queue.fal.run/s\", "
          "\"cancelMethod\": \"PUT\\r\\nX: y\"}}",
          "provider 'fal' answered an invalid cancel method"},
+        //  Hosts: a plan may only point at the provider's own https hosts
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": \"http://evil.example/x\"}}",
+         "provider 'fal' answered a status URL outside its hosts: http://evil.example/x"},
+        {"{\"state\": 1, \"fetchResult\": true, \"plan\": {\"statusUrl\": "
+         "\"https://queue.fal.run/s\", \"resultUrl\": \"https://queue.fal.run.evil.example/r\"}}",
+         "provider 'fal' answered a result URL outside its hosts: "
+         "https://queue.fal.run.evil.example/r"},
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": \"https://queue.fal.run/s\", "
+         "\"cancelUrl\": \"https://queue.fal.run:8443/c\"}}",
+         "provider 'fal' answered a cancel URL outside its hosts: https://queue.fal.run:8443/c"},
     };
     for (size_t i = 0; i < sizeof bad_plans / sizeof *bad_plans; i++) {
         json_t *fresh = json_pack ("{s:s, s:s}", "provider", "fal", "targetUrl", "https://x/");
@@ -369,6 +406,17 @@ static void s_test_provider (void) {
         free (error);
         json_decref (fresh);
     }
+    //  A plan stored before the hosts were checked is checked again
+    json_object_set_new (poll, "statusUrl", json_string ("https://queue.fal.run/ok"));
+    assert (bk_poll_provider_url_error (fal, task, "statusUrl") == NULL);
+    assert (bk_poll_provider_url_error (fal, task, "resultUrl") == NULL);
+    json_object_set_new (poll, "resultUrl", json_string ("http://queue.fal.run/r"));
+    error = bk_poll_provider_url_error (fal, task, "resultUrl");
+    assert (error && strcmp (error, "provider 'fal' answered a result URL outside its hosts: "
+                                    "http://queue.fal.run/r") == 0);
+    free (error);
+    json_object_del (poll, "resultUrl");
+    assert (bk_poll_provider_url_error (fal, task, "resultUrl") == NULL);
     json_decref (task);
     aq_plugin_loader_destroy (&loader);
     free (dir);

@@ -49,11 +49,19 @@ int64_t bk_poll_provider_start (json_t *task, int stage, const json_t *answer);
 //  provider_host.h), or NULL if it keeps none. New reference.
 json_t *bk_poll_provider_request (const json_t *task);
 //  Applies the provider host's reply to the op task keeps and removes the
-//  op: checks the reply's shape, updates "_poll".
+//  op: checks the reply's shape and a new plan's URLs (https on the
+//  provider's hosts, aq_plugin_provider_url_allowed), updates "_poll".
 //  Returns the state; *next_ms and *error as bk_poll_step.
 bk_poll_state_t bk_poll_provider_reply (const aq_plugin_provider_t *provider, json_t *task,
                                         const json_t *reply, int64_t interval_ms, int64_t *next_ms,
                                         char **error);
+//  NULL if the URL stored under key ("statusUrl", "resultUrl", "cancelUrl")
+//  in task's "_poll" is absent or one the provider may use; else the task's
+//  error ("provider 'fal' answered a status URL outside its hosts: ..."),
+//  malloc'd.
+char *bk_poll_provider_url_error (const aq_plugin_provider_t *provider, const json_t *task,
+                                  const char *key);
+
 void bk_poll_test (bool verbose);
 
 #endif

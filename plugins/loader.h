@@ -68,6 +68,23 @@ const aq_provider_ops_t *aq_plugin_provider_ops (const aq_plugin_provider_t *sel
 //  The file the provider was loaded from, borrowed while the loader lives.
 const char *aq_plugin_provider_path (const aq_plugin_provider_t *self);
 
+//  True for an origin an operator may add: "http(s)://HOST[:PORT]", an
+//  optional "/" and nothing more.
+bool aq_plugin_origin_valid (const char *origin);
+//  Lets the provider called name also use origin (as aq_plugin_origin_valid
+//  accepts), e.g. a local mock's "http://127.0.0.1:8081" (--provider-origin).
+//  0, or -1 if no such provider is loaded, the origin is invalid or the
+//  provider has 8 already.
+int aq_plugin_loader_allow_origin (aq_plugin_loader_t *self, const char *name, const char *origin);
+//  True if a status, result or cancel request of this provider may go to
+//  url: https on port 443 of a host it declares (aq_provider_ops_t.hosts),
+//  or on an origin the operator added. Never for a URL with userinfo, a
+//  bracketed or percent-encoded host, spaces, or over 8 KiB.
+bool aq_plugin_provider_url_allowed (const aq_plugin_provider_t *self, const char *url);
+//  True if the provider's status, result and cancel requests carry the
+//  task header name (any case): its auth_header or one of its poll_headers.
+bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const char *name);
+
 //  Builds a response for the ops: body is parsed if it is JSON (kept in
 //  self, released by _release; a body that is not JSON leaves self->body
 //  NULL); url, headers (a JSON object or NULL) and body (NUL-terminated)

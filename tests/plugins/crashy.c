@@ -55,6 +55,7 @@ static const aq_provider_ops_t s_ops = {
     .auth_header = "Authorization",
     .plan = s_plan,
     .poll = s_poll,
+    .hosts = NULL, //  none: tests add their mock's origin (--provider-origin)
 };
 
 static const aq_plugin_t s_plugin = {
