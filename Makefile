@@ -100,7 +100,8 @@ $(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
 
 # Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder
 # plugins/<name>/ builds $(BUILD)/plugins/<name>.so and each tests/plugins/<name>.c
-# builds $(BUILD)/plugins-test/<name>.so (plugins the loader's selftest refuses),
+# builds $(BUILD)/plugins-test/<name>.so (plugins the loader's selftest refuses,
+# and crashy and hangy, which crash or hang their provider host),
 # with aq_plugin.h as their only project header and linked only with
 # PLUGIN_LIBS_<name>; -z defs refuses a plugin that calls into the host.
 PLUGINS       = $(patsubst plugins/%/,$(BUILD)/plugins/%.so,$(sort $(dir $(wildcard plugins/*/*.c))))

@@ -10,6 +10,7 @@
 #include "aq_log.h"
 #include "aq_main.h"
 #include "broker.h"
+#include "provider_host.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -85,15 +86,22 @@ static const char *s_usage =
     "                           gives none (default 2000)\n"
     "  --plugins DIR            plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                           build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
+    "  --provider-origin NAME=URL\n"
+    "                           let provider NAME also poll URL's origin\n"
+    "                           (http(s)://HOST[:PORT]) besides its own https hosts;\n"
+    "                           repeatable; off by default: for local mock providers\n"
+    "                           in tests, never needed in production\n"
     "  --nosync                 relaxed durability (no redo log, no fsync)\n"
     "  --heartbeat-ms N, --max-response-body N, --rate-limit RPS, --rate-burst N,\n"
-    "  --map-size BYTES, --checkpoint-ms N\n"
+    "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
 int main (int argc, char **argv) {
+    if (aq_provider_host_wanted (argc, argv)) //  the broker re-executes itself
+        return aq_provider_host_main (argc, argv);
     int n;
     char **args = aq_config_expand (argc, argv, &n);
     if (!args)

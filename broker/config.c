@@ -1,5 +1,6 @@
 /*  config.c - the broker's settings: defaults, options, and their check */
 #include "config.h"
+#include "loader.h"
 #include "store.h"
 
 #include <assert.h>
@@ -33,6 +34,7 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->map_size = 1LL << 30;
     cfg->checkpoint_ms = BK_STORE_CHECKPOINT_MS;
     cfg->poll_interval_ms = 2000;
+    cfg->provider_timeout_ms = 5000;
 }
 
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
@@ -66,7 +68,13 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->allow_clients = value;
     else if (strcmp (name, "--allow-workers") == 0)
         cfg->allow_workers = value;
-    else
+    else if (strcmp (name, "--provider-timeout-ms") == 0)
+        cfg->provider_timeout_ms = atoll (value);
+    else if (strcmp (name, "--provider-origin") == 0) {
+        if (cfg->provider_origin_count < BK_PROVIDER_ORIGINS)
+            cfg->provider_origins[cfg->provider_origin_count] = value;
+        cfg->provider_origin_count++;
+    } else
         return false;
     return true;
 }
@@ -82,6 +90,15 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
     if (cfg->checkpoint_ms < 1 || cfg->checkpoint_ms > 3600000)
         return "--checkpoint-ms must be 1 to 3600000";
+    if (cfg->provider_timeout_ms < 100 || cfg->provider_timeout_ms > 600000)
+        return "--provider-timeout-ms must be 100 to 600000";
+    if (cfg->provider_origin_count > BK_PROVIDER_ORIGINS)
+        return "--provider-origin may be given at most 16 times";
+    for (int i = 0; i < cfg->provider_origin_count; i++) {
+        const char *eq = strchr (cfg->provider_origins[i], '=');
+        if (!eq || eq == cfg->provider_origins[i] || !aq_plugin_origin_valid (eq + 1))
+            return "--provider-origin must be NAME=http(s)://HOST[:PORT]";
+    }
     static __thread char problem[512];
     bk_sockets_config_t sockets;
     char *clients = bk_config_sockets (cfg, &sockets);

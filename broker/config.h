@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define BK_PROVIDER_ORIGINS 16 //  most --provider-origin options
+
 typedef struct {
     const char *data_dir;         //  LMDB environment and admin.token live here
     const char *client_endpoints; //  comma-separated list to bind (ROUTER)
@@ -32,6 +34,9 @@ typedef struct {
     double rate_limit_burst;      //  default bucket size (default: rps)
     const char *plugin_dir;       //  provider and vault plugins (NULL: the default)
     int64_t poll_interval_ms;     //  polling interval when none is given (2000)
+    int64_t provider_timeout_ms;  //  a provider op's time limit, then its host is killed (5000)
+    const char *provider_origins[BK_PROVIDER_ORIGINS]; //  --provider-origin NAME=URL, borrowed
+    int provider_origin_count; //  how many were given (more than fit: refused)
     bool verbose;                 //  log every message
 } bk_config_t;
 
@@ -41,7 +46,8 @@ void bk_config_defaults (bk_config_t *cfg);
 //  Applies one command-line option that takes a value (--data, --events,
 //  --backoff-base-ms, --backoff-cap-ms, --heartbeat-ms, --max-response-body,
 //  --rate-limit, --rate-burst, --poll-interval-ms, --plugins, --map-size,
-//  --checkpoint-ms, --cert, --allow-clients, --allow-workers),
+//  --checkpoint-ms, --cert, --allow-clients, --allow-workers, --provider-timeout-ms,
+//  --provider-origin (repeatable)),
 //  shared by aq-broker and asyncqueue. value is borrowed for cfg's life.
 //  Returns false when name is not one of them.
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value);

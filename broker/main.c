@@ -3,6 +3,7 @@
 #include "aq_log.h"
 #include "aq_main.h"
 #include "broker.h"
+#include "provider_host.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,15 @@ static const char *s_usage =
     "                         gives none (default 2000)\n"
     "  --plugins DIR          plugin directory (default $AQ_PLUGIN_DIR, else\n"
     "                         build/plugins or PREFIX/lib/asyncqueue/plugins)\n"
+    "  --provider-timeout-ms N\n"
+    "                         how long a provider plugin may read one answer\n"
+    "                         (default 5000); then its provider host process is\n"
+    "                         killed and started again\n"
+    "  --provider-origin NAME=URL\n"
+    "                         let provider NAME also poll URL's origin\n"
+    "                         (http(s)://HOST[:PORT]) besides its own https hosts;\n"
+    "                         repeatable; off by default: for local mock providers\n"
+    "                         in tests, never needed in production\n"
     "  --map-size BYTES       initial LMDB map size (default 1 GiB; grows on demand)\n"
     "  --checkpoint-ms N      commit the LMDB transaction behind the redo log\n"
     "                         N ms after the last time (default 25); larger:\n"
@@ -60,6 +70,8 @@ static const char *s_usage =
     "  -h, --help             this text\n";
 
 int main (int argc, char **argv) {
+    if (aq_provider_host_wanted (argc, argv)) //  the broker re-executes itself
+        return aq_provider_host_main (argc, argv);
     int n;
     char **args = aq_config_expand (argc, argv, &n);
     if (!args)

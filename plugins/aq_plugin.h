@@ -128,7 +128,9 @@ AQ_PLUGIN_EXPORT const aq_plugin_t *aq_plugin_entry (void);
 //  Providers: a task with "provider": "<name>" makes its initial call as given
 //  (targetUrl, method, headers, body); the provider then reads the responses.
 //  Providers do no I/O: the host makes every request and calls these pure
-//  functions on the answers. Ops may run on several threads at once.
+//  functions on the answers. Ops may run on several threads at once. The
+//  broker runs them in a provider host process of their own (one per
+//  provider, restarted when it crashes or hangs), never in its own.
 
 enum {
     AQ_POLL_RUNNING = 0, //  not finished: poll status_url again after the interval
@@ -181,6 +183,17 @@ typedef struct {
     //  non-2xx answer turns DONE into FAILED "HTTP <code>".
     int (*result) (void *state, const aq_provider_plan_t *plan, const aq_http_response_t *response,
                    aq_provider_status_t *status);
+    //  The hosts of the provider's API, NULL-terminated: {"queue.fal.run",
+    //  NULL}; "*.example.com" stands for any name under example.com.
+    //  [a-z0-9.-] only. The host follows a status, result or cancel URL only
+    //  when it is https (port 443) on one of them, else the task fails;
+    //  absent or empty: no URL is followed (unless the operator adds an
+    //  origin with --provider-origin).
+    const char *const *hosts;
+    //  The task headers (names, any case, NULL-terminated) that status,
+    //  result and cancel requests carry besides auth_header, which they
+    //  always carry. Absent or empty: auth_header alone.
+    const char *const *poll_headers;
 } aq_provider_ops_t;
 
 // ---------------------------------------------------------------------------

@@ -29,6 +29,10 @@ _Static_assert(AQ_PLUGIN_LOG_DEBUG == AQ_LOG_DEBUG && AQ_PLUGIN_LOG_INFO == AQ_L
 #define S_NAME_MAX  63    //  longest plugin name
 #define S_SIZE_MAX  65536 //  a larger descriptor or table is garbage
 #define S_ERROR_MAX 512   //  longest error text the wrappers make
+#define S_LIST_MAX  32    //  most hosts or poll headers a provider declares
+#define S_HOST_MAX  253   //  longest host name
+#define S_URL_MAX   8192  //  longest status, result or cancel URL followed
+#define S_ORIGINS   8     //  most operator origins per provider
 
 //  The smallest tables ABI 1 accepts: every field ABI 1 started with.
 #define S_END_OF(type, field) (offsetof (type, field) + sizeof (((type *) 0)->field))
@@ -37,6 +41,13 @@ _Static_assert(AQ_PLUGIN_LOG_DEBUG == AQ_LOG_DEBUG && AQ_PLUGIN_LOG_INFO == AQ_L
 #define S_VAULT_MIN           S_END_OF (aq_vault_ops_t, open)
 
 typedef struct s_plugin_t s_plugin_t;
+
+//  Where a URL points: scheme, host and port.
+typedef struct {
+    bool https;                //  else http
+    char host[S_HOST_MAX + 1]; //  lower case
+    int port;                  //  given, or the scheme's
+} s_origin_t;
 
 struct _aq_plugin_provider_t {
     const s_plugin_t *plugin;     //  the loaded plugin
@@ -52,13 +63,17 @@ struct s_plugin_t {
     void *dl;                      //  dlopen handle
     const aq_plugin_t *desc;       //  the plugin's descriptor
     void *state;                   //  what its open returned
+    bool opened;                   //  open ran (or it has none): its ops may be called
     char *path;                    //  where it was loaded from
     aq_plugin_provider_t provider; //  handle, when kind is AQ_PLUGIN_PROVIDER
     aq_plugin_vault_t vault;       //  handle, when kind is AQ_PLUGIN_VAULT
+    s_origin_t origins[S_ORIGINS]; //  operator origins its URLs may also use
+    size_t norigins;               //  how many
 };
 
 struct _aq_plugin_loader_t {
     char *config;         //  passed to every open
+    int described;        //  plugins of this kind are not opened (0: none)
     s_plugin_t **plugins; //  loaded, in load order
     size_t count;         //  how many
 };
@@ -354,7 +369,7 @@ static void s_plugin_destroy (s_plugin_t **self_p) {
     s_plugin_t *self = *self_p;
     if (!self)
         return;
-    if (self->state && self->desc->open && self->desc->close) {
+    if (self->opened && self->state && self->desc->open && self->desc->close) {
         s_current = self->desc->name;
         self->desc->close (&self->state);
         s_current = NULL;
@@ -394,6 +409,33 @@ static bool s_valid_name (const char *name) {
     for (size_t i = 0; i < len; i++)
         if (!islower ((unsigned char) name[i]) && !isdigit ((unsigned char) name[i]) &&
             name[i] != '-' && name[i] != '_')
+            return false;
+    return true;
+}
+
+//  True for a host a provider may declare: [a-z0-9.-], at most S_HOST_MAX
+//  bytes, neither starting nor ending with a dot, optionally after "*.".
+static bool s_valid_host (const char *host) {
+    if (strncmp (host, "*.", 2) == 0)
+        host += 2;
+    size_t len = strnlen (host, S_HOST_MAX + 1);
+    return len > 0 && len <= S_HOST_MAX && host[0] != '.' && host[len - 1] != '.' &&
+           strspn (host, "abcdefghijklmnopqrstuvwxyz0123456789.-") == len;
+}
+
+//  True for a header name (an HTTP token of at most 256 bytes).
+static bool s_valid_header (const char *name) {
+    size_t len = strnlen (name, 257);
+    return len > 0 && len <= 256 &&
+           strspn (name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == len;
+}
+
+//  True if list (NULL-terminated; NULL is empty) has at most S_LIST_MAX
+//  entries, each valid.
+static bool s_valid_list (const char *const *list, bool (*valid) (const char *)) {
+    for (size_t i = 0; list && list[i]; i++)
+        if (i == S_LIST_MAX || !valid (list[i]))
             return false;
     return true;
 }
@@ -439,6 +481,20 @@ static int s_check_ops (s_plugin_t *plugin) {
     }
     if (!complete) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' lacks a required %s operation", name, what);
+        return -1;
+    }
+    if (provider &&
+        !s_valid_list (AQ_PLUGIN_GET (plugin->provider.ops, hosts, NULL), s_valid_host)) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' declares an invalid host: at most %d names of a-z 0-9 . -", name,
+                S_LIST_MAX);
+        return -1;
+    }
+    if (provider &&
+        !s_valid_list (AQ_PLUGIN_GET (plugin->provider.ops, poll_headers, NULL), s_valid_header)) {
+        aq_log (AQ_LOG_ERROR, S_COMPONENT,
+                "plugin '%s' declares an invalid poll header: at most %d header names", name,
+                S_LIST_MAX);
         return -1;
     }
     return 0;
@@ -503,10 +559,14 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
         goto out;
     }
     self->plugins = plugins;
+    plugin->opened = desc->kind != self->described;
     s_current = desc->name;
-    plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
+    if (!plugin->opened)
+        plugin->state = NULL; //  described only: no plugin code beyond its entry
+    else
+        plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
     s_current = NULL;
-    if (!plugin->state) {
+    if (plugin->opened && !plugin->state) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' failed to open; skipped", desc->name);
         goto out;
     }
@@ -553,6 +613,24 @@ int aq_plugin_loader_load_dir (aq_plugin_loader_t *self, const char *dir) {
     }
     free (entries);
     return loaded;
+}
+
+void aq_plugin_loader_describe_only (aq_plugin_loader_t *self, int kind) {
+    assert (self);
+    self->described = kind;
+}
+
+int aq_plugin_loader_load_file (aq_plugin_loader_t *self, const char *path) {
+    assert (self);
+    assert (path);
+    const char *base = strrchr (path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen (base);
+    if (len > 3 && strcmp (base + len - 3, ".so") == 0)
+        len -= 3;
+    char stem[256];
+    snprintf (stem, sizeof stem, "%.*s", (int) len, base);
+    return s_load (self, path, stem);
 }
 
 char *aq_plugin_loader_default_dir (void) {
@@ -643,6 +721,108 @@ const char *aq_plugin_provider_auth_format (const aq_plugin_provider_t *self) {
 
 const aq_provider_ops_t *aq_plugin_provider_ops (const aq_plugin_provider_t *self) {
     return self->ops;
+}
+
+const char *aq_plugin_provider_path (const aq_plugin_provider_t *self) {
+    return self->plugin->path;
+}
+
+// ---------------------------------------------------------------------------
+//  Where a provider's requests may go, and what they carry
+
+//  Reads the origin of an absolute http(s) URL into *origin; *rest is where
+//  its path begins. 0, or -1 if url is not one the host follows: longer
+//  than S_URL_MAX, with a space or control character, userinfo, an IP
+//  literal in brackets, a host beyond [A-Za-z0-9.-] or a bad port.
+static int s_origin_parse (const char *url, s_origin_t *origin, const char **rest) {
+    size_t len = url ? strnlen (url, S_URL_MAX + 1) : S_URL_MAX + 1;
+    if (len > S_URL_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) url[i] <= 0x20 || url[i] == 0x7F)
+            return -1;
+    memset (origin, 0, sizeof *origin);
+    const char *at = url;
+    if (strncasecmp (url, "https://", 8) == 0) {
+        origin->https = true;
+        origin->port = 443;
+        at += 8;
+    } else if (strncasecmp (url, "http://", 7) == 0) {
+        origin->port = 80;
+        at += 7;
+    } else
+        return -1;
+    size_t authority = strcspn (at, "/?#");
+    size_t host = strcspn (at, ":/?#");
+    if (host == 0 || host > S_HOST_MAX)
+        return -1;
+    for (size_t i = 0; i < host; i++) {
+        if (!isalnum ((unsigned char) at[i]) && at[i] != '-' && at[i] != '.')
+            return -1; //  '@' (userinfo), '[', '%', '\\' and the like
+        origin->host[i] = (char) tolower ((unsigned char) at[i]);
+    }
+    if (host < authority) {
+        size_t digits = authority - host - 1;
+        if (digits == 0 || digits > 5 || strspn (at + host + 1, "0123456789") < digits)
+            return -1;
+        origin->port = atoi (at + host + 1);
+        if (origin->port < 1 || origin->port > 65535)
+            return -1;
+    }
+    *rest = at + authority;
+    return 0;
+}
+
+//  True if host is pattern, or pattern is "*.name" and host ends in ".name".
+static bool s_host_matches (const char *pattern, const char *host) {
+    if (strncmp (pattern, "*.", 2) != 0)
+        return strcmp (pattern, host) == 0;
+    size_t suffix = strlen (pattern + 1), len = strlen (host);
+    return len > suffix && strcmp (host + len - suffix, pattern + 1) == 0;
+}
+
+bool aq_plugin_origin_valid (const char *origin) {
+    s_origin_t parsed;
+    const char *rest;
+    return s_origin_parse (origin, &parsed, &rest) == 0 && (!*rest || strcmp (rest, "/") == 0);
+}
+
+int aq_plugin_loader_allow_origin (aq_plugin_loader_t *self, const char *name, const char *origin) {
+    assert (self);
+    s_plugin_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
+    if (!plugin || plugin->norigins == S_ORIGINS || !aq_plugin_origin_valid (origin))
+        return -1;
+    const char *rest;
+    s_origin_parse (origin, &plugin->origins[plugin->norigins++], &rest);
+    return 0;
+}
+
+bool aq_plugin_provider_url_allowed (const aq_plugin_provider_t *self, const char *url) {
+    s_origin_t origin;
+    const char *rest;
+    if (s_origin_parse (url, &origin, &rest) != 0)
+        return false;
+    const s_plugin_t *plugin = self->plugin;
+    for (size_t i = 0; i < plugin->norigins; i++)
+        if (plugin->origins[i].https == origin.https && plugin->origins[i].port == origin.port &&
+            strcmp (plugin->origins[i].host, origin.host) == 0)
+            return true;
+    const char *const *hosts = AQ_PLUGIN_GET (self->ops, hosts, NULL);
+    for (size_t i = 0; origin.https && origin.port == 443 && hosts && hosts[i]; i++)
+        if (s_host_matches (hosts[i], origin.host))
+            return true;
+    return false;
+}
+
+bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const char *name) {
+    const char *auth = AQ_PLUGIN_GET (self->ops, auth_header, NULL);
+    if (!name || (auth && strcasecmp (auth, name) == 0))
+        return name != NULL;
+    const char *const *list = AQ_PLUGIN_GET (self->ops, poll_headers, NULL);
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcasecmp (list[i], name) == 0)
+            return true;
+    return false;
 }
 
 // ---------------------------------------------------------------------------
@@ -775,6 +955,7 @@ static int s_settle (const aq_plugin_provider_t *self, const aq_provider_plan_t 
 int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_response_t *initial,
                              aq_provider_plan_t *plan, aq_provider_status_t *status) {
     assert (self && initial && plan && status);
+    assert (self->plugin->opened);
     memset (plan, 0, sizeof *plan);
     plan->size = sizeof *plan;
     s_reset_status (status);
@@ -787,6 +968,7 @@ int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_res
 int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
                              const aq_http_response_t *response, aq_provider_status_t *status) {
     assert (self && plan && response && status);
+    assert (self->plugin->opened);
     s_reset_status (status);
     s_current = self->plugin->desc->name;
     int rc = self->ops->poll (self->plugin->state, plan, response, status);
@@ -797,6 +979,7 @@ int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider
 int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
                                const aq_http_response_t *response, aq_provider_status_t *status) {
     assert (self && plan && response && status);
+    assert (self->plugin->opened);
     int rc = 0;
     int (*result) (void *, const aq_provider_plan_t *, const aq_http_response_t *,
                    aq_provider_status_t *) = AQ_PLUGIN_GET (self->ops, result, NULL);
@@ -1256,6 +1439,88 @@ static void s_test_old (const aq_plugin_provider_t *old) {
     aq_plugin_plan_release (&plan);
 }
 
+//  The hosts providers declare, the origins an operator adds, the headers
+//  their polls carry.
+static void s_test_origins (aq_plugin_loader_t *loader) {
+    const aq_plugin_provider_t *fal = aq_plugin_loader_provider (loader, "fal");
+    const aq_plugin_provider_t *replicate = aq_plugin_loader_provider (loader, "replicate");
+    const char *fal_ok[] = {
+        "https://queue.fal.run/fal-ai/flux/requests/r1/status",
+        "HTTPS://Queue.Fal.Run/x",
+        "https://queue.fal.run:443/x",
+        "https://queue.fal.run",
+        "https://queue.fal.run?x=1",
+    };
+    for (size_t i = 0; i < sizeof fal_ok / sizeof *fal_ok; i++)
+        assert (aq_plugin_provider_url_allowed (fal, fal_ok[i]));
+    const char *fal_refused[] = {
+        "http://queue.fal.run/x",              //  not https
+        "https://queue.fal.run:8443/x",        //  another port
+        "https://evil.example/x",              //  another host
+        "https://queue.fal.run.evil.example/", //  a suffix
+        "https://evilqueue.fal.run/",          //  a prefix
+        "https://x.queue.fal.run/",            //  a subdomain: not declared
+        "https://queue.fal.run@evil.example/", //  userinfo
+        "https://evil.example\\@queue.fal.run/",
+        "https://queue.fal.run:443@evil.example/",
+        "https://queue.fal.run./x", //  trailing dot
+        "https://[::1]/x",
+        "https://queue%2efal.run/x",
+        "https://queue.fal.run/a b",
+        "https://queue.fal.run/\r\nx: y",
+        "https:///x",
+        "https://queue.fal.run:/x",
+        "https://queue.fal.run:99999/x",
+        "ftp://queue.fal.run/x",
+        "queue.fal.run/x",
+        "",
+        NULL,
+    };
+    for (size_t i = 0; i < sizeof fal_refused / sizeof *fal_refused; i++) {
+        if (aq_plugin_provider_url_allowed (fal, fal_refused[i]))
+            printf ("allowed: '%s'\n", fal_refused[i]);
+        assert (!aq_plugin_provider_url_allowed (fal, fal_refused[i]));
+    }
+    char *long_url = malloc (9000);
+    assert (long_url);
+    memset (long_url, 'a', 8999);
+    memcpy (long_url, "https://queue.fal.run/", 22);
+    long_url[8999] = 0;
+    assert (!aq_plugin_provider_url_allowed (fal, long_url));
+    free (long_url);
+    assert (
+        aq_plugin_provider_url_allowed (replicate, "https://api.replicate.com/v1/predictions/x"));
+    assert (!aq_plugin_provider_url_allowed (replicate, "https://queue.fal.run/x"));
+    assert (!aq_plugin_provider_url_allowed (fal, "https://api.replicate.com/x"));
+
+    //  An operator origin: exactly that scheme, host and port, for that provider
+    assert (!aq_plugin_origin_valid ("127.0.0.1:8080"));
+    assert (!aq_plugin_origin_valid ("http://127.0.0.1:8080/path"));
+    assert (!aq_plugin_origin_valid ("http://user@127.0.0.1:8080"));
+    assert (aq_plugin_origin_valid ("http://127.0.0.1:8080/"));
+    assert (aq_plugin_loader_allow_origin (loader, "nope", "http://127.0.0.1:8080") == -1);
+    assert (aq_plugin_loader_allow_origin (loader, "fal", "http://127.0.0.1:8080/x") == -1);
+    assert (!aq_plugin_provider_url_allowed (fal, "http://127.0.0.1:8080/x"));
+    assert (aq_plugin_loader_allow_origin (loader, "fal", "http://127.0.0.1:8080") == 0);
+    assert (aq_plugin_provider_url_allowed (fal, "http://127.0.0.1:8080/fal/requests/1/status"));
+    assert (!aq_plugin_provider_url_allowed (fal, "https://127.0.0.1:8080/x"));
+    assert (!aq_plugin_provider_url_allowed (fal, "http://127.0.0.1:8081/x"));
+    assert (!aq_plugin_provider_url_allowed (fal, "http://127.0.0.2:8080/x"));
+    assert (!aq_plugin_provider_url_allowed (replicate, "http://127.0.0.1:8080/x"));
+    assert (aq_plugin_provider_url_allowed (fal, "https://queue.fal.run/x"));
+
+    //  Polls carry the auth header alone
+    assert (aq_plugin_provider_sends_header (fal, "Authorization"));
+    assert (aq_plugin_provider_sends_header (fal, "authorization"));
+    assert (!aq_plugin_provider_sends_header (fal, "X-Secret"));
+    assert (!aq_plugin_provider_sends_header (fal, "AsyncQueue-Signal-Token"));
+    assert (!aq_plugin_provider_sends_header (fal, NULL));
+    //  A plugin without hosts (one built before they were appended) follows none
+    const aq_plugin_provider_t *old = aq_plugin_loader_provider (loader, "old");
+    if (old)
+        assert (!aq_plugin_provider_url_allowed (old, "https://queue.fal.run/x"));
+}
+
 //  Seals a value, checks it opens only as sealed, returns the sealed copy.
 static uint8_t *s_test_vault (const aq_plugin_vault_t *vault, const char *secret, size_t *size) {
     size_t len = strlen (secret);
@@ -1361,10 +1626,10 @@ void aq_plugin_loader_test (bool verbose) {
     fclose (file);
     key_hex[64] = 0;
 
-    //  Test plugins: all refused but "old"; a junk file and a missing
-    //  directory are logged, not fatal
+    //  Test plugins: all refused but "old", "crashy" and "hangy"; a junk
+    //  file and a missing directory are logged, not fatal
     if (refusals)
-        assert (aq_plugin_loader_load_dir (loader, test_dir) == 1);
+        assert (aq_plugin_loader_load_dir (loader, test_dir) == 3);
     assert (mkdir (junk_dir, 0700) == 0);
     snprintf (path, sizeof path, "%s/junk.so", junk_dir);
     file = fopen (path, "w");
@@ -1376,7 +1641,8 @@ void aq_plugin_loader_test (bool verbose) {
     assert (aq_plugin_loader_load_dir (loader, "/nonexistent/plugins") == -1);
     assert (aq_plugin_loader_load_dir (loader, dir) == 0); //  all duplicates now
     names = aq_plugin_loader_providers (loader);
-    assert (S_STREQ (names, refusals ? "example, fal, old, replicate" : "example, fal, replicate"));
+    assert (S_STREQ (names, refusals ? "crashy, example, fal, hangy, old, replicate"
+                                     : "example, fal, replicate"));
     free (names);
 
     char *lines = s_captured (log);
@@ -1396,10 +1662,15 @@ void aq_plugin_loader_test (bool verbose) {
     assert (!refusals || strstr (lines, "error open-fails: refusing to open, as the test asks"));
     assert (!refusals ||
             strstr (lines, "error plugins: plugin 'open-fails' failed to open; skipped"));
+    assert (!refusals || strstr (lines, "error plugins: plugin 'bad-hosts' declares an invalid "
+                                        "host: at most 32 names of a-z 0-9 . -"));
     assert (strstr (lines, "error plugins: cannot load plugin 'junk': "));
     assert (strstr (lines, "error plugins: cannot load plugin 'dir': "));
     assert (strstr (lines, "error plugins: cannot read plugin directory '/nonexistent/plugins': "));
     free (lines);
+
+    //  Where their requests may go, and what they carry
+    s_test_origins (loader);
 
     //  Providers against their APIs' shapes
     s_test_fal (aq_plugin_loader_provider (loader, "fal"));
@@ -1407,6 +1678,19 @@ void aq_plugin_loader_test (bool verbose) {
     s_test_example (aq_plugin_loader_provider (loader, "example"));
     if (refusals)
         s_test_old (aq_plugin_loader_provider (loader, "old"));
+
+    //  Providers described only (the broker's way): listed, not opened; the
+    //  vault is opened as ever
+    aq_plugin_loader_t *described = aq_plugin_loader_new (data);
+    aq_plugin_loader_describe_only (described, AQ_PLUGIN_PROVIDER);
+    assert (aq_plugin_loader_load_dir (described, dir) == 4);
+    names = aq_plugin_loader_providers (described);
+    assert (S_STREQ (names, "example, fal, replicate"));
+    free (names);
+    assert (aq_plugin_loader_vault (described, NULL));
+    assert (aq_plugin_provider_url_allowed (aq_plugin_loader_provider (described, "fal"),
+                                            "https://queue.fal.run/x"));
+    aq_plugin_loader_destroy (&described);
 
     //  The vault; its key survives a restart
     const char *secret = "sk-live-0123456789abcdef";

@@ -6,7 +6,9 @@
     The loader logs each refusal once (aq_log, component "plugins"); the
     wrappers below check sizes and results, so callers never see a field a
     plugin did not fill or a malformed answer: a misbehaving plugin fails the
-    task, not the process (a plugin that crashes still takes the process down).
+    task, not the process. A plugin that crashes or hangs still takes its
+    process down, which is why the broker runs provider ops in provider hosts
+    (provider_host.h) and calls only the vault and the descriptors itself.
 
     In the host, a JSON document passed through the ABI is a json_t *.
 */
@@ -37,6 +39,12 @@ void aq_plugin_loader_destroy (aq_plugin_loader_t **self_p);
 //  that fails to load, is of another ABI, malformed, a duplicate name or
 //  fails to open. Returns how many were loaded, or -1 if dir cannot be read.
 int aq_plugin_loader_load_dir (aq_plugin_loader_t *self, const char *dir);
+//  Plugins of kind (AQ_PLUGIN_PROVIDER) loaded from now on are checked and
+//  listed but not opened, and their ops must not be called: the broker
+//  reads providers' descriptors, their ops run in provider hosts.
+void aq_plugin_loader_describe_only (aq_plugin_loader_t *self, int kind);
+//  Loads the one plugin at path as load_dir would. 0, or -1 (logged).
+int aq_plugin_loader_load_file (aq_plugin_loader_t *self, const char *path);
 //  Where plugins are: $AQ_PLUGIN_DIR, else the first directory of
 //  <program dir>/../plugins (a build tree) and <program dir>/../lib/asyncqueue/plugins
 //  (an installed tree). Caller frees; NULL if there is none.
@@ -57,6 +65,25 @@ const char *aq_plugin_vault_name (const aq_plugin_vault_t *self);
 const char *aq_plugin_provider_auth_format (const aq_plugin_provider_t *self);
 //  The provider's ops table, for its other (appended) fields.
 const aq_provider_ops_t *aq_plugin_provider_ops (const aq_plugin_provider_t *self);
+//  The file the provider was loaded from, borrowed while the loader lives.
+const char *aq_plugin_provider_path (const aq_plugin_provider_t *self);
+
+//  True for an origin an operator may add: "http(s)://HOST[:PORT]", an
+//  optional "/" and nothing more.
+bool aq_plugin_origin_valid (const char *origin);
+//  Lets the provider called name also use origin (as aq_plugin_origin_valid
+//  accepts), e.g. a local mock's "http://127.0.0.1:8081" (--provider-origin).
+//  0, or -1 if no such provider is loaded, the origin is invalid or the
+//  provider has 8 already.
+int aq_plugin_loader_allow_origin (aq_plugin_loader_t *self, const char *name, const char *origin);
+//  True if a status, result or cancel request of this provider may go to
+//  url: https on port 443 of a host it declares (aq_provider_ops_t.hosts),
+//  or on an origin the operator added. Never for a URL with userinfo, a
+//  bracketed or percent-encoded host, spaces, or over 8 KiB.
+bool aq_plugin_provider_url_allowed (const aq_plugin_provider_t *self, const char *url);
+//  True if the provider's status, result and cancel requests carry the
+//  task header name (any case): its auth_header or one of its poll_headers.
+bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const char *name);
 
 //  Builds a response for the ops: body is parsed if it is JSON (kept in
 //  self, released by _release; a body that is not JSON leaves self->body

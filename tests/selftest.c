@@ -8,6 +8,7 @@
 #include "../gateway/gw_tests.h"
 #include "../proto/aq_tests.h"
 #include "../workers/wk_tests.h"
+#include "provider_host.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@ static const s_entry_t s_tests[] = {AQ_PROTO_TESTS (ENTRY) BK_TESTS (ENTRY) WK_T
                                         GW_TESTS (ENTRY){NULL, NULL}};
 
 int main (int argc, char **argv) {
+    if (aq_provider_host_wanted (argc, argv)) //  bk_providers' test starts hosts
+        return aq_provider_host_main (argc, argv);
     bool verbose = false;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {

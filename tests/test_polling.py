@@ -1,12 +1,17 @@
-"""test_polling.py - long-running jobs: pollConfig, fal and Replicate (issue 4)
+"""test_polling.py - long-running jobs: pollConfig, fal and Replicate (issue 4),
+provider hosts and provider URLs (issue 11)
 
 A local mock provider (a real HTTP server in this process) speaks a generic
 job API, fal's queue API and Replicate's predictions API; the all-in-one
-`asyncqueue` drives tasks to completed, failed or timeout against it.
+`asyncqueue` drives tasks to completed, failed or timeout against it. The
+mock is on http://127.0.0.1:PORT, not on the providers' own https hosts, so
+every server here is started with `--provider-origin NAME=<mock>`.
 """
 
 import json
+import os
 import random
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +29,7 @@ class Mock:
     def __init__(self):
         self.jobs = {}
         self.cancels = []
+        self.requests = []  # (method, path, headers) of every request, in order
         self.lock = threading.Lock()
         mock = self
 
@@ -41,18 +47,26 @@ class Mock:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def record(self):
+                with mock.lock:
+                    mock.requests.append((self.command, self.path, dict(self.headers)))
+
             def do_POST(self):
+                self.record()
                 length = int(self.headers.get('Content-Length') or 0)
                 body = json.loads(self.rfile.read(length) or b'{}')
                 self.reply(*mock.post(self.path, body, dict(self.headers)))
 
             def do_PUT(self):
+                self.record()
                 self.reply(*mock.cancel(self.path))
 
             def do_DELETE(self):
+                self.record()
                 self.reply(*mock.cancel(self.path + '/cancel'))
 
             def do_GET(self):
+                self.record()
                 self.reply(*mock.get(self.path))
 
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
@@ -82,9 +96,12 @@ class Mock:
         if path.startswith('/fal/'):
             job = self.new_job(outcome, auth)
             base = self.base + '/fal/requests/' + job
-            return 200, {'request_id': job, 'status_url': base + '/status',
+            status_url = body.get('statusUrl', base + '/status')  # a provider gone bad
+            return 200, {'request_id': job, 'status_url': status_url,
                          'response_url': base, 'cancel_url': base + '/cancel',
                          'status': 'IN_QUEUE'}
+        if path == '/plain':
+            return 200, {'ok': True}
         if path == '/example':
             job = self.new_job(outcome, auth)
             return 202, {'id': job, 'statusUrl': '/example/' + job}
@@ -134,6 +151,8 @@ class Mock:
                     return 429, {'error': 'slow down'}, {'Retry-After': '1'}
                 if n == 2:
                     return 503, {'error': 'briefly broken'}
+            if parts[2].startswith('crash'):
+                return 200, {'status': 'crash'}  # the crashy test plugin dies reading it
             state = self.step(parts[2])
             body = {'status': {'running': 'running', 'ok': 'done', 'fail': 'failed'}[state]}
             if state == 'fail':
@@ -146,9 +165,17 @@ class Mock:
         return 404, {'error': 'no such path'}
 
 
-def s_setup():
+def s_origins(mock, names=('fal', 'replicate', 'example')):
+    """--provider-origin options letting each provider poll the mock."""
+    args = []
+    for name in names:
+        args += ['--provider-origin', '%s=%s' % (name, mock.base)]
+    return args
+
+
+def s_setup(extra=()):
     mock = Mock()
-    aq = aqtest.start_allinone(extra=('--poll-interval-ms', '200'))
+    aq = aqtest.start_allinone(extra=['--poll-interval-ms', '200'] + s_origins(mock) + list(extra))
     auth = {'Authorization': 'Bearer ' + aq.new_key('poll-%d' % random.randrange(1 << 30))}
     return mock, aq, auth
 
@@ -296,3 +323,227 @@ def test_plugin_of_another_abi_is_refused_and_the_server_keeps_running():
                                                  'provider': 'replicate'}, headers=auth)
     assert r.json() == {'error': 'Unknown provider: replicate. Loaded providers: fal'}, r.text
     assert requests.get(aq.url('/healthz')).json()['status'] == 'ok'
+
+
+# ---------------------------------------------------------------------------
+# Provider URLs and what polls carry (issue 11, finding 6)
+
+def s_lower(headers):
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def test_provider_url_outside_its_hosts_fails_the_task_and_is_never_asked():
+    mock, evil = Mock(), Mock()  # evil: another origin, no provider's
+    aq = aqtest.start_allinone(extra=['--poll-interval-ms', '200'] + s_origins(mock, ('fal',)))
+    auth = {'Authorization': 'Bearer ' + aq.new_key('hosts')}
+    bad = evil.base + '/steal/status'
+    task = s_run(aq, auth, ['completed', 'failed'], provider='fal',
+                 targetUrl=mock.base + '/fal/fast-sdxl', headers={'Authorization': 'Key k-1'},
+                 body=json.dumps({'outcome': 'ok', 'statusUrl': bad}))
+    assert task['status'] == 'failed', task
+    assert task['error'] == "provider 'fal' answered a status URL outside its hosts: " + bad, task
+    # without --provider-origin a provider polls only https on its own hosts
+    # (api.replicate.com): the mock's http://127.0.0.1 URLs are refused too
+    task = s_run(aq, auth, ['completed', 'failed'], provider='replicate',
+                 targetUrl=mock.base + '/v1/predictions', headers={'Authorization': 'Bearer r8'},
+                 body=json.dumps({'outcome': 'ok'}))
+    job = [j for j in mock.jobs if mock.jobs[j]['auth'] == 'Bearer r8'][0]
+    assert task['status'] == 'failed' and task['error'] == (
+        "provider 'replicate' answered a status URL outside its hosts: %s/v1/predictions/%s"
+        % (mock.base, job)), task
+    time.sleep(0.5)
+    assert evil.requests == [], evil.requests
+    assert [r for r in mock.requests if r[0] == 'GET'] == [], mock.requests
+    assert "provider 'fal' answered a status URL outside its hosts" in aq.proc.log()
+
+
+def test_provider_origin_and_timeout_options_are_checked():
+    import subprocess
+    data = os.path.join(aqtest.tmpdir(), 'data')
+    cases = [
+        (['--provider-timeout-ms', '50'], '--provider-timeout-ms must be 100 to 600000'),
+        (['--provider-origin', 'fal=ftp://127.0.0.1:8'],
+         '--provider-origin must be NAME=http(s)://HOST[:PORT]'),
+        (['--provider-origin', 'fal=http://127.0.0.1:8/path'],
+         '--provider-origin must be NAME=http(s)://HOST[:PORT]'),
+        (['--provider-origin', '=http://127.0.0.1:8'],
+         '--provider-origin must be NAME=http(s)://HOST[:PORT]'),
+    ]
+    for args, message in cases:
+        for program in ('aq-broker', 'asyncqueue'):
+            run = subprocess.run([aqtest.binary(program), '--data', data] + args,
+                                 capture_output=True, text=True, timeout=30)
+            assert run.returncode == 2 and message in run.stderr, (program, args, run)
+
+
+def test_polls_carry_only_the_provider_headers_and_never_the_signal_token():
+    mock, aq, auth = s_setup()
+    # the credential from the vault: polls carry its value, resolved
+    r = requests.post(aq.url('/v1/tokens'), json={'name': 'fal', 'value': 'Key k-secret'},
+                      headers=auth)
+    assert r.status_code == 201, r.text
+    token = r.json()['token']['id']
+    headers = {'Authorization': token, 'X-Team-Secret': 'not-for-fal'}
+    task = s_run(aq, auth, ['completed', 'failed'], provider='fal', headers=headers,
+                 targetUrl=mock.base + '/fal/fast-sdxl', body=json.dumps({'outcome': 'ok'}))
+    assert task['status'] == 'completed', task
+    timeout = s_run(aq, auth, ['timeout'], provider='fal', headers=headers, maxWaitTime=2,
+                    targetUrl=mock.base + '/fal/fast-sdxl', body=json.dumps({'outcome': 'never'}))
+    never = [j for j in mock.jobs if j.startswith('never')][0]
+    wait_until(lambda: never in mock.cancels, 10, 'the cancel_url to be called')
+    calls = [s_lower(h) for m, p, h in mock.requests if m == 'POST' and p == '/fal/fast-sdxl']
+    follow = [(m, p, s_lower(h)) for m, p, h in mock.requests if '/fal/requests/' in p]
+    assert len(calls) == 2, mock.requests
+    # the task's own call carries everything it was given, and the signal token
+    for call in calls:
+        assert call['authorization'] == 'Key k-secret', call
+        assert call['x-team-secret'] == 'not-for-fal' and 'asyncqueue-signal-token' in call, call
+    # status, result and cancel requests: the auth header alone
+    kinds = set()
+    for method, path, sent in follow:
+        kinds.add('cancel' if method == 'PUT' else 'status' if path.endswith('/status')
+                  else 'result')
+        assert sent['authorization'] == 'Key k-secret', (method, path, sent)
+        for name in ('x-team-secret', 'asyncqueue-signal-token', 'webhook-signature'):
+            assert name not in sent, (method, path, sent)
+    assert kinds == {'status', 'result', 'cancel'}, follow
+    assert timeout['status'] == 'timeout'
+    # a pollConfig's polls reuse the task's headers (SPEC 5), never the signal token
+    config = {'urlTemplate': mock.base + '/jobs/{{id}}', 'statusPath': 'data.state',
+              'doneValues': ['done'], 'failValues': ['broken']}
+    task = s_run(aq, auth, ['completed', 'failed'], targetUrl=mock.base + '/jobs',
+                 headers={'X-Team-Secret': 'for-my-api'}, body=json.dumps({'outcome': 'ok'}),
+                 pollConfig=config)
+    assert task['status'] == 'completed', task
+    polls = [s_lower(h) for m, p, h in mock.requests if m == 'GET' and p.startswith('/jobs/')]
+    assert len(polls) >= 2, mock.requests
+    for sent in polls:
+        assert sent['x-team-secret'] == 'for-my-api' and 'asyncqueue-signal-token' not in sent
+
+
+# ---------------------------------------------------------------------------
+# Provider hosts: a plugin that crashes or loops costs its own tasks only
+# (issue 11, SPEC 14)
+
+def s_plugin_dir(*names):
+    """A plugin directory with the built plugins and test plugins named."""
+    plugins = os.path.join(aqtest.tmpdir(), 'plugins')
+    os.makedirs(plugins, exist_ok=True)
+    build = os.path.dirname(os.path.dirname(aqtest.binary('asyncqueue')))
+    for name in names:
+        built = os.path.join(build, 'plugins', name + '.so')
+        if not os.path.exists(built):
+            built = os.path.join(build, 'plugins-test', name + '.so')
+        shutil.copy(built, plugins)
+    return plugins
+
+
+def s_provider_hosts(data):
+    """pids of the provider host processes serving the broker of data."""
+    pids = []
+    for pid in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:
+            continue
+        if len(args) > 4 and args[1] == b'--provider-host' and args[4] == data.encode():
+            pids.append(int(pid))
+    return pids
+
+
+@aqtest.timeout(150)
+def test_provider_crashes_and_hangs_cost_only_their_own_tasks():
+    mock = Mock()
+    plugins = s_plugin_dir('fal', 'vault-sodium', 'crashy', 'hangy')
+    aq = aqtest.start_allinone(extra=['--plugins', plugins, '--poll-interval-ms', '200',
+                                      '--provider-timeout-ms', '1000']
+                               + s_origins(mock, ('fal', 'crashy', 'hangy')))
+    auth = {'Authorization': 'Bearer ' + aq.new_key('crashes')}
+
+    def create(**task):
+        r = requests.post(aq.url('/v1/tasks'), json=task, headers=auth, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()['task']['id']
+
+    def example(provider, outcome):
+        return create(provider=provider, targetUrl=mock.base + '/example',
+                      body=json.dumps({'outcome': outcome}))
+    hangs = example('hangy', 'ok')
+    crashes = example('crashy', 'crash')
+    survivors = [example('crashy', 'ok') for _ in range(4)]  # their hosts crash under them
+    fal = [create(provider='fal', targetUrl=mock.base + '/fal/fast-sdxl',
+                  body=json.dumps({'outcome': 'ok'})) for _ in range(3)]
+    # while hangy's host spins (1 s, three times), the broker serves: GETs
+    # answer at once and a plain task created now completes
+    wait_until(lambda: any(j.startswith('ok') and mock.jobs[j]['polls'] >= 1 for j in mock.jobs),
+               20, 'first status answers')
+    plain = create(targetUrl=mock.base + '/plain', method='POST', body='{}')
+    slowest, started = 0.0, time.monotonic()
+    while time.monotonic() - started < 3.0:
+        t = time.monotonic()
+        r = requests.get(aq.url('/v1/tasks/' + plain), headers=auth, timeout=10)
+        slowest = max(slowest, time.monotonic() - t)
+        assert r.status_code == 200, r.text
+        time.sleep(0.05)
+    assert slowest < 1.0, 'a GET took %.3f s while a provider host hung' % slowest
+
+    ids = [hangs, crashes, plain] + survivors + fal
+    tasks = {}
+
+    def all_terminal():
+        for task_id in ids:
+            tasks[task_id] = requests.get(aq.url('/v1/tasks/' + task_id), headers=auth,
+                                          timeout=10).json()['task']
+        return all(t['status'] in ('completed', 'failed', 'timeout', 'cancelled')
+                   for t in tasks.values())
+    wait_until(all_terminal, 90, 'every task to end', interval=0.25)
+    assert tasks[plain]['status'] == 'completed', tasks[plain]
+    assert tasks[hangs]['status'] == 'failed' and tasks[hangs]['error'] == (
+        "provider 'hangy' did not answer within 1000 ms while reading the status answer"), \
+        tasks[hangs]
+    assert tasks[crashes]['status'] == 'failed' and tasks[crashes]['error'] == (
+        "provider 'crashy' crashed while reading the status answer"), tasks[crashes]
+    for task_id in survivors + fal:
+        assert tasks[task_id]['status'] == 'completed', tasks[task_id]
+    log = aq.proc.log()
+    assert "provider host for 'crashy'" in log and 'died: signal SEGV' in log, log[-3000:]
+    assert "was killed: no answer within 1000 ms while reading the status answer" in log
+    aq.proc.check_alive()
+    assert requests.get(aq.url('/healthz')).json()['status'] == 'ok'
+    # the hosts end with the server
+    hosts = s_provider_hosts(aq.data)
+    assert len(hosts) == 2, hosts  # fal's and crashy's; hangy's starts again for its next op
+    assert aq.proc.stop() == []
+    wait_until(lambda: not s_provider_hosts(aq.data), 5, 'provider hosts to exit')
+
+
+@aqtest.timeout(120)
+def test_provider_op_outstanding_at_a_broker_kill9_is_read_again_after_restart():
+    mock = Mock()
+    plugins = s_plugin_dir('vault-sodium', 'hangy')
+    broker = aqtest.start_broker(extra=['--plugins', plugins, '--poll-interval-ms', '200',
+                                        '--provider-timeout-ms', '600000']
+                                 + s_origins(mock, ('hangy',)))
+    aqtest.start_workers(broker, 1, slots=8, allow_private=True)
+    key = broker.new_key('provider-restart')
+    cli = broker.client(key=key)
+    task = cli.create(provider='hangy', targetUrl=mock.base + '/example',
+                      body=json.dumps({'outcome': 'ok'}))
+    # its first status answer is with hangy, which spins until released
+    job = wait_until(lambda: [j for j in mock.jobs if mock.jobs[j]['polls'] >= 1], 20,
+                     'the first status request')[0]
+    hosts = wait_until(lambda: s_provider_hosts(broker.data), 10, 'the provider host')
+    time.sleep(0.5)
+    assert cli.get(task['id'])['status'] == 'polling'
+    broker.kill9()
+    # the host dies with its broker (it was spinning: only the kernel stops it)
+    wait_until(lambda: not [p for p in hosts if os.path.exists('/proc/%d' % p)
+                            and p in s_provider_hosts(broker.data)], 5, 'the host to die')
+    open(os.path.join(broker.data, 'hangy.release'), 'w').close()
+    broker.restart()
+    cli = broker.client(key=key)
+    done = cli.wait_terminal(task['id'], timeout=30)
+    assert done['status'] == 'completed', done
+    # the stored answer was read again, not asked for again
+    assert mock.jobs[job]['polls'] == 2, mock.jobs[job]

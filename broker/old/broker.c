@@ -83,6 +83,7 @@ void bk_config_defaults (bk_config_t *cfg) {
     cfg->map_size = 1LL << 30;
     cfg->checkpoint_ms = BK_STORE_CHECKPOINT_MS;
     cfg->poll_interval_ms = 2000;
+    cfg->provider_timeout_ms = 5000;
 }
 
 bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
@@ -116,7 +117,13 @@ bool bk_config_option (bk_config_t *cfg, const char *name, const char *value) {
         cfg->allow_clients = value;
     else if (strcmp (name, "--allow-workers") == 0)
         cfg->allow_workers = value;
-    else
+    else if (strcmp (name, "--provider-timeout-ms") == 0)
+        cfg->provider_timeout_ms = atoll (value);
+    else if (strcmp (name, "--provider-origin") == 0) {
+        if (cfg->provider_origin_count < BK_PROVIDER_ORIGINS)
+            cfg->provider_origins[cfg->provider_origin_count] = value;
+        cfg->provider_origin_count++;
+    } else
         return false;
     return true;
 }
@@ -132,6 +139,15 @@ const char *bk_config_check (const bk_config_t *cfg) {
         return "--max-response-body, --poll-interval-ms and --rate-limit must be positive";
     if (cfg->checkpoint_ms < 1 || cfg->checkpoint_ms > 3600000)
         return "--checkpoint-ms must be 1 to 3600000";
+    if (cfg->provider_timeout_ms < 100 || cfg->provider_timeout_ms > 600000)
+        return "--provider-timeout-ms must be 100 to 600000";
+    if (cfg->provider_origin_count > BK_PROVIDER_ORIGINS)
+        return "--provider-origin may be given at most 16 times";
+    for (int i = 0; i < cfg->provider_origin_count; i++) {
+        const char *eq = strchr (cfg->provider_origins[i], '=');
+        if (!eq || eq == cfg->provider_origins[i] || !aq_plugin_origin_valid (eq + 1))
+            return "--provider-origin must be NAME=http(s)://HOST[:PORT]";
+    }
     static __thread char problem[512];
     bk_sockets_config_t sockets;
     char *clients = s_sockets_config (cfg, &sockets);
@@ -276,6 +292,7 @@ static void s_poll_later (bk_broker_t *self, json_t *task, int64_t ms);
 static void s_provider_cancel (bk_broker_t *self, json_t *task);
 static void s_clear_deadline (bk_broker_t *self, json_t *task);
 static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer);
+static void s_set_deadline (bk_broker_t *self, json_t *task);
 static json_t *s_team (bk_broker_t *self, const uint8_t team[16]);
 
 //  Puts a task in the ready queue whatever its status, for a request other
@@ -1410,20 +1427,24 @@ static void s_expire (bk_broker_t *self) {
     free (expired);
 }
 
-//  The headers of a JOB: the task's headers with token ids replaced by
-//  their values, the Standard Webhooks headers (webhook-id is the task id,
-//  the same on every attempt, so a target can de-duplicate) and the
-//  one-time AsyncQueue-Signal-Token a waiting target signals with (its hash
-//  goes in the task). Returns NULL and sets *error when a token is gone.
-static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body, char *error,
-                              size_t error_size) {
+//  The task's headers with token ids replaced by their values; with a
+//  provider, only those its status, result and cancel requests carry.
+//  Returns NULL and sets *error when a token is gone.
+static json_t *s_resolved_headers (bk_broker_t *self, json_t *task,
+                                   const aq_plugin_provider_t *provider, char *error,
+                                   size_t error_size) {
     uint8_t team[16], id[16];
-    json_t *headers = json_deep_copy (json_object_get (task, "headers"));
-    const char *task_id = json_string_value (json_object_get (task, "id"));
+    json_t *given = json_object_get (task, "headers");
+    json_t *headers = json_is_object (given) ? json_deep_copy (given) : json_object ();
     bk_tasks_ids (task, id, team);
     const char *name;
     json_t *value;
-    json_object_foreach (headers, name, value) {
+    void *at;
+    json_object_foreach_safe (headers, at, name, value) {
+        if (provider && !aq_plugin_provider_sends_header (provider, name)) {
+            json_object_del (headers, name);
+            continue;
+        }
         const char *text = json_string_value (value);
         if (!bk_tokens_is_id (text))
             continue;
@@ -1437,6 +1458,15 @@ static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body,
         json_object_set_new (headers, name, json_stringn (secret, size));
         aq_plugin_secret_free (&secret, size);
     }
+    return headers;
+}
+
+//  Adds the Standard Webhooks headers (webhook-id is the task id, the same
+//  on every attempt, so a target can de-duplicate) for body to headers.
+static void s_sign_headers (bk_broker_t *self, json_t *task, json_t *headers, const char *body) {
+    uint8_t team[16], id[16];
+    bk_tasks_ids (task, id, team);
+    const char *task_id = json_string_value (json_object_get (task, "id"));
     const char *whsec = json_string_value (json_object_get (s_team (self, team), "signingSecret"));
     char signature[BK_SIGNING_SIZE], stamp[24];
     int64_t seconds = self->now / 1000;
@@ -1447,12 +1477,38 @@ static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body,
         json_object_set_new (headers, "webhook-timestamp", json_string (stamp));
         json_object_set_new (headers, "webhook-signature", json_string (signature));
     }
+}
+
+//  The headers of a task's call: its headers with token ids resolved, the
+//  Standard Webhooks headers and the one-time AsyncQueue-Signal-Token a
+//  waiting target signals with (its hash goes in the task). Only the call
+//  carries the token: polls and cancels never do (s_poll_headers). Returns
+//  NULL and sets *error when a token is gone.
+static json_t *s_job_headers (bk_broker_t *self, json_t *task, const char *body, char *error,
+                              size_t error_size) {
+    json_t *headers = s_resolved_headers (self, task, NULL, error, error_size);
+    if (!headers)
+        return NULL;
+    s_sign_headers (self, task, headers, body);
     uint8_t raw[16];
     char token[4 + 33] = "sig_", hash[65];
     aq_uuid_random (raw, sizeof raw);
     sodium_bin2hex (token + 4, sizeof token - 4, raw, sizeof raw);
     json_object_set_new (headers, "AsyncQueue-Signal-Token", json_string (token));
     json_object_set_new (task, "_signal", json_string (s_hash_hex (token, hash)));
+    return headers;
+}
+
+//  The headers of a status, result or cancel request: for a provider task
+//  only those its plugin asks for (its auth header), for a pollConfig task
+//  its headers and the signature headers (SPEC 5: polls reuse them); token
+//  ids resolved, never the signal token. NULL with *error as s_job_headers.
+static json_t *s_poll_headers (bk_broker_t *self, json_t *task,
+                               const aq_plugin_provider_t *provider, char *error,
+                               size_t error_size) {
+    json_t *headers = s_resolved_headers (self, task, provider, error, error_size);
+    if (headers && !provider)
+        s_sign_headers (self, task, headers, NULL);
     return headers;
 }
 
@@ -1498,20 +1554,32 @@ static json_t *s_result_of (const json_t *answer) {
 }
 
 //  Fire and forget: asks the provider to cancel the job (fal cancel_url,
-//  Replicate urls.cancel), on a worker slot if one is free now.
+//  Replicate urls.cancel), on a worker slot if one is free now. An op the
+//  task was waiting for is dropped.
 static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_t *poll = json_object_get (task, "_poll");
+    json_object_del (poll, "op");
     const char *url = aq_field_str (poll, "cancelUrl");
-    int index = url ? bk_leases_next_worker (self->leases) : -1;
-    if (!url)
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    int index = url && provider ? bk_leases_next_worker (self->leases) : -1;
+    if (!url || !provider)
         return;
+    char *refused = bk_poll_provider_url_error (provider, task, "cancelUrl");
+    if (refused) {
+        aq_log (AQ_LOG_WARN, "broker", "not cancelling task '%s' at its provider: %s",
+                aq_field_str (task, "id"), refused);
+        free (refused);
+        return;
+    }
     if (index < 0) {
         aq_log (AQ_LOG_WARN, "broker", "no free worker to cancel task '%s' at its provider",
                 aq_field_str (task, "id"));
         return;
     }
     char error[128];
-    json_t *headers = s_job_headers (self, task, NULL, error, sizeof error);
+    json_t *headers = s_poll_headers (self, task, provider, error, sizeof error);
     if (!headers)
         return;
     const char *method = aq_field_str (poll, "cancelMethod");
@@ -1528,23 +1596,14 @@ static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     json_decref (job);
 }
 
-//  A polling task's answer (the call's, a status request's or the result
-//  request's): decide with poll.c, then poll again, fetch, or finish.
-static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer) {
-    const char *name = aq_field_str (task, "provider");
-    const aq_plugin_provider_t *provider =
-        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
-    int64_t next_ms = 0;
-    char *error = NULL;
-    bk_poll_state_t state;
-    if (name && !provider) {
-        error = strdup ("provider plugin is no longer loaded");
-        state = BK_POLL_FAILED;
-    } else
-        state = bk_poll_step (provider, task, stage, answer, self->cfg->poll_interval_ms, &next_ms,
-                              &error);
+//  What follows a polling task's answer once it is read (state, next_ms and
+//  error from poll.c): poll again, fetch the result, or finish with answer
+//  as the result.
+static void s_poll_next (bk_broker_t *self, json_t *task, int stage, const json_t *answer,
+                         bk_poll_state_t state, int64_t next_ms, const char *error) {
     json_t *poll = json_object_get (task, "_poll");
-    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH)) {
+    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH) &&
+        bk_task_status (task) != BK_ST_POLLING) {
         s_set_status (task, BK_ST_POLLING);
         s_set_deadline (self, task);
     }
@@ -1561,7 +1620,109 @@ static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const jso
         if (state == BK_POLL_DONE)
             json_object_del (task, "error");
     }
+}
+
+//  Sends the op a provider task keeps to its provider host.
+static void s_provider_submit (bk_broker_t *self, const json_t *task) {
+    json_t *request = bk_poll_provider_request (task);
+    const char *name = aq_field_str (task, "provider");
+    if (!request || !name) {
+        json_decref (request);
+        return;
+    }
+    const aq_plugin_provider_t *provider = aq_plugin_loader_provider (self->plugins, name);
+    char key[AQ_UUID_TEXT + 24];
+    snprintf (
+        key, sizeof key, "%s/%lld", aq_field_str (task, "id"),
+        (long long) aq_field_int (json_object_get (json_object_get (task, "_poll"), "op"), "n", 0));
+    bk_providers_submit (self->providers, name,
+                         provider ? aq_plugin_provider_path (provider) : NULL, key, &request);
+}
+
+//  A polling task's answer (the call's, a status request's or the result
+//  request's). A pollConfig is read here and now; a provider's answer goes
+//  to its provider host, and s_provider_done goes on in a later turn (the
+//  task is polling meanwhile, its maxWaitTime running).
+static void s_poll_answer (bk_broker_t *self, json_t *task, int stage, const json_t *answer) {
+    if (json_object_get (task, "provider")) {
+        if (stage == BK_POLL_INITIAL) {
+            s_set_status (task, BK_ST_POLLING);
+            s_set_deadline (self, task);
+        }
+        bk_poll_provider_start (task, stage, answer);
+        s_provider_submit (self, task);
+        return;
+    }
+    int64_t next_ms = 0;
+    char *error = NULL;
+    bk_poll_state_t state =
+        bk_poll_step (task, stage, answer, self->cfg->poll_interval_ms, &next_ms, &error);
+    s_poll_next (self, task, stage, answer, state, next_ms, error);
     free (error);
+}
+
+//  A provider host's reply (or failure) for the op named key ("<task
+//  id>/<op number>"): applied if the task still waits for that op.
+static void s_provider_done (bk_broker_t *self, const char *key, const json_t *reply,
+                             const char *failure) {
+    char text[AQ_UUID_TEXT + 1];
+    uint8_t id[16];
+    snprintf (text, sizeof text, "%.*s", (int) strcspn (key, "/"), key);
+    const char *slash = strchr (key, '/');
+    json_t *task = aq_uuid_parse (text, id) == 0 ? bk_tasks_get (self->store, id) : NULL;
+    json_t *poll = json_object_get (task, "_poll");
+    json_t *op = json_object_get (poll, "op");
+    if (!task || bk_task_status (task) != BK_ST_POLLING || !op || !slash ||
+        aq_field_int (op, "n", -1) != atoll (slash + 1)) {
+        self->stats.dropped++; //  cancelled, timed out, or asked again after a restart
+        json_decref (task);
+        return;
+    }
+    int stage = (int) aq_field_int (op, "stage", BK_POLL_STATUS);
+    json_t *answer = json_incref (json_object_get (op, "answer"));
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    int64_t next_ms = 0;
+    char *error = NULL;
+    bk_poll_state_t state = BK_POLL_FAILED;
+    if (failure || !provider || !reply) {
+        json_object_del (poll, "op");
+        error = strdup (failure ? failure : "provider plugin is no longer loaded");
+    } else
+        state = bk_poll_provider_reply (provider, task, reply, self->cfg->poll_interval_ms,
+                                        &next_ms, &error);
+    if (state == BK_POLL_FAILED && error && strstr (error, "outside its hosts"))
+        aq_log (AQ_LOG_WARN, "broker", "task '%s': %s", text, error);
+    s_poll_next (self, task, stage, answer, state, next_ms, error);
+    free (error);
+    json_decref (answer);
+    s_save (self, task, BK_ST_POLLING);
+    json_decref (task);
+}
+
+//  Runs the provider hosts for this turn: sends ops, applies replies.
+static void s_providers_turn (bk_broker_t *self) {
+    bk_providers_work (self->providers, self->mono);
+    char *key, *error;
+    json_t *reply;
+    while (bk_providers_take (self->providers, &key, &reply, &error)) {
+        s_provider_done (self, key, reply, error);
+        free (key);
+        free (error);
+        json_decref (reply);
+    }
+}
+
+//  At start: every op a provider task was waiting for goes to its host
+//  again (the broker stopped before the reply was applied).
+static int s_provider_resend (void *arg, const uint8_t id[16]) {
+    bk_broker_t *self = arg;
+    json_t *task = bk_tasks_get (self->store, id);
+    if (json_object_get (json_object_get (task, "_poll"), "op"))
+        s_provider_submit (self, task);
+    json_decref (task);
+    return 0;
 }
 
 //  A request in flight for a poll or a delivery is also timed in the delay
@@ -1576,13 +1737,27 @@ static void s_watchdog (bk_broker_t *self, json_t *task, json_t *state, int kind
 }
 
 //  The JOB of a polling task's next request: a GET of the status URL (or
-//  the result URL) with the task's headers.
-static json_t *s_poll_job (bk_broker_t *self, json_t *task, int seq) {
+//  the result URL) with the headers s_poll_headers gives. NULL if it
+//  cannot be made; *error then says why, or stays "" (a token is gone).
+static json_t *s_poll_job (bk_broker_t *self, json_t *task, int seq, char *error,
+                           size_t error_size) {
     json_t *poll = json_object_get (task, "_poll");
     bool result = aq_field_int (poll, "stage", BK_POLL_STATUS) == BK_POLL_RESULT;
     const char *url = aq_field_str (poll, result ? "resultUrl" : "statusUrl");
-    char error[128];
-    json_t *headers = url ? s_job_headers (self, task, NULL, error, sizeof error) : NULL;
+    const char *name = aq_field_str (task, "provider");
+    const aq_plugin_provider_t *provider =
+        name ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    char *refused =
+        provider ? bk_poll_provider_url_error (provider, task, result ? "resultUrl" : "statusUrl")
+                 : NULL;
+    if (refused || (name && !provider)) {
+        snprintf (error, error_size, "%s",
+                  refused ? refused : "provider plugin is no longer loaded");
+        free (refused);
+        return NULL;
+    }
+    char ignored[128];
+    json_t *headers = url ? s_poll_headers (self, task, provider, ignored, sizeof ignored) : NULL;
     if (!headers)
         return NULL;
     int64_t timeout = json_integer_value (json_object_get (task, "timeout"));
@@ -1701,15 +1876,17 @@ static void s_dispatch (bk_broker_t *self) {
         }
         json_t *poll = json_object_get (task, "_poll");
         if (poll && bk_task_status (task) == BK_ST_POLLING &&
-            !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due")) {
+            !json_is_true (json_object_get (poll, "inflight")) && !json_object_get (poll, "due") &&
+            !json_object_get (poll, "op")) {
             int seq = (int) aq_field_int (poll, "seq", 0) + 1;
-            json_t *job = s_poll_job (self, task, seq);
+            char error[320] = "";
+            json_t *job = s_poll_job (self, task, seq, error, sizeof error);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
             if (job)
                 s_lease_new (job, poll, false);
             if (!job) {
                 s_clear_deadline (self, task);
-                s_finish (self, task, BK_ST_FAILED, "poll request cannot be made");
+                s_finish (self, task, BK_ST_FAILED, *error ? error : "poll request cannot be made");
                 s_save (self, task, BK_ST_POLLING);
             } else if (aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB,
                                       job, ZMQ_DONTWAIT) != 0) {
@@ -1960,6 +2137,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->teams = json_object ();
     self->keys = json_object ();
     self->plugins = aq_plugin_loader_new (cfg->data_dir);
+    aq_plugin_loader_describe_only (self->plugins, AQ_PLUGIN_PROVIDER); //  ops: provider hosts
     char *plugin_dir = cfg->plugin_dir ? strdup (cfg->plugin_dir) : aq_plugin_loader_default_dir ();
     if (plugin_dir && aq_plugin_loader_load_dir (self->plugins, plugin_dir) < 0)
         aq_log (AQ_LOG_WARN, "broker", "cannot read plugin directory '%s'", plugin_dir);
@@ -1967,6 +2145,19 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->vault = aq_plugin_loader_vault (self->plugins, NULL);
     if (!self->vault)
         aq_log (AQ_LOG_WARN, "broker", "no vault plugin loaded: /v1/tokens is unavailable");
+    for (int i = 0; i < cfg->provider_origin_count; i++) {
+        const char *given = cfg->provider_origins[i], *eq = strchr (given, '=');
+        char name[64];
+        snprintf (name, sizeof name, "%.*s", (int) (eq - given), given);
+        if (aq_plugin_loader_allow_origin (self->plugins, name, eq + 1) != 0)
+            aq_log (AQ_LOG_WARN, "broker", "--provider-origin '%s': no provider '%s' is loaded",
+                    given, name);
+        else
+            aq_log (AQ_LOG_WARN, "broker", "provider '%s' may also poll '%s' (--provider-origin)",
+                    name, eq + 1);
+    }
+    //  Provider ops run in provider hosts: this program, re-executed
+    self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms);
     if (s_bind (self, zmq_ctx) != 0)
         goto out;
     self->now = aq_time_now_ms ();
@@ -1976,6 +2167,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     self->seq = self->stored_seq = s_last_seq (self->store);
     self->next_due = 0;
     s_recover (self);
+    bk_tasks_each_in_status (self->store, BK_ST_POLLING, s_provider_resend, self);
     bk_store_abort (self->store);
     self->last_reader_check = self->mono;
     aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s', events '%s'",
@@ -1995,7 +2187,10 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         deadline = bk_waiters_next_deadline (self->waiters);
         if (deadline != INT64_MAX && deadline - mono < wake)
             wake = deadline - mono;
-        zmq_pollitem_t items[3 * BK_SOCKETS_MAX];
+        deadline = bk_providers_next_wake (self->providers);
+        if (deadline != INT64_MAX && deadline - mono < wake)
+            wake = deadline - mono;
+        zmq_pollitem_t items[3 * BK_SOCKETS_MAX + 32];
         int nitems = 0;
         for (int i = 0; i < self->nclients; i++)
             items[nitems++] = (zmq_pollitem_t){self->clients[i], 0, ZMQ_POLLIN, 0};
@@ -2003,6 +2198,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             items[nitems++] = (zmq_pollitem_t){self->workers[i], 0, ZMQ_POLLIN, 0};
         for (int i = 0; i < self->nevents; i++)
             items[nitems++] = (zmq_pollitem_t){self->events[i], 0, ZMQ_POLLIN, 0};
+        nitems += bk_providers_poll_items (self->providers, items + nitems, 32);
         if (zmq_poll (items, nitems, wake < 0 ? 0 : (long) wake) < 0 && errno != EINTR)
             break;
         for (int i = 0; i < self->nevents; i++)
@@ -2032,6 +2228,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
                  n++)
                 ;
         }
+        s_providers_turn (self);
         if (self->next_due <= self->now)
             s_promote_due (self);
         s_expire (self);
@@ -2076,6 +2273,7 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     aq_log (AQ_LOG_INFO, "broker", "stopped");
 out:
     bk_sockets_destroy (&self->sockets);
+    bk_providers_destroy (&self->providers);
     bk_waiters_destroy (&self->waiters);
     bk_limits_destroy (&self->limits);
     json_decref (self->teams);

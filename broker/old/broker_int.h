@@ -14,6 +14,7 @@
 #include "lease.h"
 #include "limits.h"
 #include "loader.h"
+#include "providers.h"
 #include "queue.h"
 #include "sockets.h"
 #include "store.h"
@@ -55,6 +56,7 @@ struct _bk_broker_t {
     json_t *keys;                   //  key id -> key record, a cache of BK_DB_KEYS
     aq_plugin_loader_t *plugins;    //  owned: providers and the vault
     const aq_plugin_vault_t *vault; //  borrowed from plugins, NULL if none
+    bk_providers_t *providers;      //  owned: the provider hosts running provider ops
     bk_out_t *out;                  //  sends waiting for the commit
     size_t nout, capout;            //  count, capacity
     uint64_t seq;                   //  last creation sequence used

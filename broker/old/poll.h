@@ -5,6 +5,11 @@
     each answer and says what comes next; the broker schedules the requests.
     The plan lives in the task record ("_poll": statusUrl, resultUrl,
     cancelUrl, cancelMethod, interval), so polling survives a restart.
+
+    A pollConfig is read here, in the broker. A provider's answers are read
+    by its plugin in a provider host (providers.h), asynchronously: the
+    answer waits in the task as "_poll"."op" ({n, stage, answer}) until the
+    host's reply is applied, so a broker restart asks again.
 */
 #ifndef BK_POLL_H
 #define BK_POLL_H
@@ -29,13 +34,33 @@ typedef enum {
 const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t errbuf_size);
 
 //  Reads one answer (a RESULT body: statusCode, headers, body) of the given
-//  stage for task, updating task's "_poll". Returns the state; sets *next_ms
-//  (RUNNING: the wait before the next poll) and *error (FAILED: a malloc'd
-//  message the caller frees). provider is NULL for a pollConfig task.
-//  interval_ms is the wait when neither the provider nor pollConfig sets one.
-bk_poll_state_t bk_poll_step (const aq_plugin_provider_t *provider, json_t *task, int stage,
-                              const json_t *answer, int64_t interval_ms, int64_t *next_ms,
-                              char **error);
+//  stage for a pollConfig task, updating task's "_poll". Returns the state;
+//  sets *next_ms (RUNNING: the wait before the next poll) and *error
+//  (FAILED: a malloc'd message the caller frees). interval_ms is the wait
+//  when pollConfig sets none.
+bk_poll_state_t bk_poll_step (json_t *task, int stage, const json_t *answer, int64_t interval_ms,
+                              int64_t *next_ms, char **error);
+
+//  Keeps answer (statusCode, headers, body, bodyTruncated, duration) of
+//  stage in a provider task as its op for the provider host, numbered
+//  after the task's last op. Returns the op's number.
+int64_t bk_poll_provider_start (json_t *task, int stage, const json_t *answer);
+//  The provider host's request for the op task keeps (plugins/
+//  provider_host.h), or NULL if it keeps none. New reference.
+json_t *bk_poll_provider_request (const json_t *task);
+//  Applies the provider host's reply to the op task keeps and removes the
+//  op: checks the reply's shape and a new plan's URLs (https on the
+//  provider's hosts, aq_plugin_provider_url_allowed), updates "_poll".
+//  Returns the state; *next_ms and *error as bk_poll_step.
+bk_poll_state_t bk_poll_provider_reply (const aq_plugin_provider_t *provider, json_t *task,
+                                        const json_t *reply, int64_t interval_ms, int64_t *next_ms,
+                                        char **error);
+//  NULL if the URL stored under key ("statusUrl", "resultUrl", "cancelUrl")
+//  in task's "_poll" is absent or one the provider may use; else the task's
+//  error ("provider 'fal' answered a status URL outside its hosts: ..."),
+//  malloc'd.
+char *bk_poll_provider_url_error (const aq_plugin_provider_t *provider, const json_t *task,
+                                  const char *key);
 
 void bk_poll_test (bool verbose);
 

@@ -59,6 +59,9 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
     return 0;
 }
 
+//  The API's hosts: status and cancel URLs elsewhere fail the task
+static const char *const s_hosts[] = {"jobs.example.com", NULL};
+
 static const aq_provider_ops_t s_ops = {
     .abi = AQ_PROVIDER_ABI,
     .size = sizeof (aq_provider_ops_t),
@@ -68,6 +71,7 @@ static const aq_provider_ops_t s_ops = {
     .auth_format = "Bearer {token}",
     .plan = s_plan,
     .poll = s_poll,
+    .hosts = s_hosts, //  polls carry auth_header alone (no poll_headers)
 };
 
 static const aq_plugin_t s_plugin = {

@@ -5,7 +5,8 @@
     Poll: GET status_url answers {status: IN_QUEUE | IN_PROGRESS | COMPLETED};
     any other status is a failure. Finished: GET response_url, the result;
     a failed request's error is read from there too ({"detail": ...}).
-    Cancel: PUT cancel_url.
+    Cancel: PUT cancel_url. fal's queue API answers all three URLs on
+    https://queue.fal.run, the one host declared: polls go nowhere else.
 
     Pure functions over the host's JSON access: no I/O here. The loader's
     selftest (plugins/loader.c) runs these against fal's shapes.
@@ -135,6 +136,8 @@ static int s_result (void *state, const aq_provider_plan_t *plan,
     return 0;
 }
 
+static const char *const s_hosts[] = {"queue.fal.run", NULL};
+
 static const aq_provider_ops_t s_ops = {
     .abi = AQ_PROVIDER_ABI,
     .size = sizeof (aq_provider_ops_t),
@@ -145,6 +148,7 @@ static const aq_provider_ops_t s_ops = {
     .plan = s_plan,
     .poll = s_poll,
     .result = s_result,
+    .hosts = s_hosts, //  polls carry auth_header alone (no poll_headers)
 };
 
 static const aq_plugin_t s_plugin = {

@@ -5,7 +5,8 @@
     urls: {get, cancel}, output, error}. Poll: GET urls.get answers the same
     prediction; status starting or processing runs, succeeded is done, and
     failed, canceled or aborted end it. The last prediction is the result
-    (no separate fetch). Cancel: POST urls.cancel.
+    (no separate fetch). Cancel: POST urls.cancel. Both URLs are on
+    https://api.replicate.com, the one host declared.
 
     Pure functions over the host's JSON access: no I/O here. The loader's
     selftest (plugins/loader.c) runs these against Replicate's shapes.
@@ -112,6 +113,8 @@ static int s_poll (void *state, const aq_provider_plan_t *plan, const aq_http_re
     return 0;
 }
 
+static const char *const s_hosts[] = {"api.replicate.com", NULL};
+
 static const aq_provider_ops_t s_ops = {
     .abi = AQ_PROVIDER_ABI,
     .size = sizeof (aq_provider_ops_t),
@@ -121,7 +124,8 @@ static const aq_provider_ops_t s_ops = {
     .auth_format = "Bearer {token}",
     .plan = s_plan,
     .poll = s_poll,
-    .result = NULL, //  the last poll's prediction is the result
+    .result = NULL,   //  the last poll's prediction is the result
+    .hosts = s_hosts, //  polls carry auth_header alone (no poll_headers)
 };
 
 static const aq_plugin_t s_plugin = {
