@@ -46,7 +46,8 @@ LIB = $(BUILD)/lib
 
 # Each component is a library of its modules; main files are listed apart.
 PROTO_SRC   = $(filter-out proto/aqctl.c,$(wildcard proto/*.c))
-BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c)) $(wildcard plugins/*.c)
+BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c)) \
+              $(wildcard broker/sched/*.c) $(wildcard plugins/*.c)
 WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
 GATEWAY_SRC = $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 TEST_SRC    = $(wildcard tests/*.c)
@@ -64,7 +65,7 @@ PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
 .PHONY: all deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
 
-$(OBJ)/%.o: %.c $(wildcard */*.h)
+$(OBJ)/%.o: %.c $(wildcard */*.h */*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -180,7 +181,7 @@ install: all
 clean:
 	rm -rf build
 
-FORMATTED = $(wildcard */*.c */*.h plugins/*/*.c tests/plugins/*.c)
+FORMATTED = $(wildcard */*.c */*.h broker/sched/*.c broker/sched/*.h plugins/*/*.c tests/plugins/*.c)
 format:
 	clang-format -i $(FORMATTED)
 check-format:

@@ -36,9 +36,14 @@ void bk_results_leases (bk_results_t *self, bk_leases_t *leases);
 void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body);
 
 //  A provider host's reading of a provider task's answer arrived (see
-//  providers.h): apply it.
-void bk_results_provider_done (bk_results_t *self, const uint8_t id[16],
-                               const bk_provider_reply_t *reply);
+//  providers.h): key names the op ("<task id>/<op number>"), reply is the
+//  host's reply, or failure says why there is none. Applies it (a stale
+//  op, of a task that moved on, is dropped).
+void bk_results_provider_done (bk_results_t *self, const char *key, const aq_node_t *reply,
+                               const char *failure);
+//  Sends the op a provider task keeps (if any) to its host again: after a
+//  broker restart.
+void bk_results_provider_resend (bk_results_t *self, const bk_task_t *task);
 
 void bk_results_test (bool verbose);
 

@@ -1,0 +1,389 @@
+/*  results.c - what a worker's RESULT means for its task */
+#include "results.h"
+#include "aq_log.h"
+#include "aq_uuid.h"
+#include "poll.h"
+
+#include <assert.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define S_POLL_RETRY_MAX_S 3600 //  longest Retry-After a throttled status poll waits
+
+struct _bk_results_t {
+    bk_engine_t *engine;       //  borrowed
+    bk_leases_t *leases;       //  borrowed from dispatch
+    bk_providers_t *providers; //  borrowed, may be NULL
+};
+
+bk_results_t *bk_results_new (bk_engine_t *engine, bk_leases_t *leases,
+                              bk_providers_t *providers) {
+    bk_results_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->engine = engine;
+    self->leases = leases;
+    self->providers = providers;
+    return self;
+}
+
+void bk_results_destroy (bk_results_t **self_p) {
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void bk_results_leases (bk_results_t *self, bk_leases_t *leases) {
+    self->leases = leases;
+}
+
+//  --------------------------------------------------------------------------
+//  An answer as a RESULT (or a kept provider op) carries it
+
+typedef struct {
+    int status_code;     //  -1 when there was no response
+    aq_node_t headers;   //  response headers (a map), type 0 when absent
+    aq_node_t body;      //  response body (a string), type 0 when absent
+    bool truncated;      //  the body was cut at maxBody
+    int64_t duration;    //  ms
+    int64_t retry_after; //  s, -1 when absent
+    aq_node_t error;     //  why there was no response, type 0 when absent
+    bool permanent;      //  retrying cannot help
+    bool refused;        //  the worker never started the call
+} s_answer_t;
+
+static void s_answer (const aq_node_t *body, s_answer_t *a) {
+    memset (a, 0, sizeof *a);
+    a->status_code = -1;
+    a->retry_after = -1;
+    aq_node_t value;
+    if (aq_node_get (body, "statusCode", &value) && value.type == AQ_NODE_INT)
+        a->status_code = (int) value.i;
+    if (aq_node_get (body, "headers", &value) && value.type == AQ_NODE_MAP)
+        a->headers = value;
+    if (aq_node_get (body, "body", &value) && aq_node_is_str (&value))
+        a->body = value;
+    if (aq_node_get (body, "bodyTruncated", &value) && value.type == AQ_NODE_BOOL)
+        a->truncated = value.b;
+    if (aq_node_get (body, "duration", &value) && value.type == AQ_NODE_INT)
+        a->duration = value.i;
+    if (aq_node_get (body, "retryAfter", &value) && value.type == AQ_NODE_INT)
+        a->retry_after = value.i;
+    if (aq_node_get (body, "error", &value) && aq_node_is_str (&value))
+        a->error = value;
+    if (aq_node_get (body, "permanent", &value) && value.type == AQ_NODE_BOOL)
+        a->permanent = value.b;
+    if (aq_node_get (body, "refused", &value) && value.type == AQ_NODE_BOOL)
+        a->refused = value.b;
+}
+
+//  The error text (in the task's arena), or NULL.
+static const char *s_error (bk_task_t *task, const s_answer_t *a) {
+    return a->error.type ? bk_arena_strndup (task->arena, (const char *) a->error.data,
+                                             a->error.count)
+                         : NULL;
+}
+
+//  The task's result: {statusCode, headers, duration, body?, bodyTruncated?}.
+static void s_set_result (bk_task_t *task, const s_answer_t *a) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 3 + (a->body.type != 0) + a->truncated);
+    aq_write_kv_int (&w, "statusCode", a->status_code);
+    aq_write_str (&w, "headers");
+    if (a->headers.type)
+        aq_write_raw (&w, a->headers.raw, a->headers.raw_size);
+    else
+        aq_write_map (&w, 0);
+    aq_write_kv_int (&w, "duration", a->duration);
+    if (a->body.type) {
+        aq_write_str (&w, "body");
+        aq_write_raw (&w, a->body.raw, a->body.raw_size);
+    }
+    if (a->truncated)
+        aq_write_kv_bool (&w, "bodyTruncated", true);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    if (data)
+        bk_task_set_blob (task, &task->result, data, size);
+    aq_writer_release (&w);
+}
+
+//  A response header's value is text (case-insensitive).
+static bool s_header_is (const s_answer_t *a, const char *name, const char *text) {
+    aq_iter_t it;
+    aq_node_iter (&a->headers, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value))
+        if (aq_node_is_str (&key) && key.count == strlen (name) &&
+            strncasecmp ((const char *) key.data, name, key.count) == 0)
+            return aq_node_is_str (&value) && value.count == strlen (text) &&
+                   strncasecmp ((const char *) value.data, text, value.count) == 0;
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Polling
+
+//  What follows an answer once it is read (state, next_ms, error from
+//  poll.c): poll again, fetch the result, or finish with the answer as
+//  the result.
+static void s_poll_next (bk_engine_t *engine, bk_task_t *task, int stage, const s_answer_t *a,
+                         bk_poll_state_t state, int64_t next_ms, const char *error) {
+    if (stage == BK_POLL_INITIAL && (state == BK_POLL_RUNNING || state == BK_POLL_FETCH) &&
+        task->status != BK_ST_POLLING) {
+        task->status = BK_ST_POLLING;
+        bk_engine_set_deadline (engine, task);
+    }
+    if (state == BK_POLL_RUNNING) {
+        task->poll.stage = BK_POLL_STATUS;
+        bk_engine_poll_later (engine, task, next_ms);
+    } else if (state == BK_POLL_FETCH) {
+        task->poll.stage = BK_POLL_RESULT;
+        bk_engine_poll_later (engine, task, 0);
+    } else {
+        bk_engine_clear_deadline (engine, task);
+        s_set_result (task, a);
+        if (state == BK_POLL_DONE)
+            task->error = NULL;
+        bk_engine_finish (engine, task, state == BK_POLL_DONE ? BK_ST_COMPLETED : BK_ST_FAILED,
+                          error);
+    }
+}
+
+//  Sends the op a provider task keeps to its provider host.
+static void s_provider_submit (bk_results_t *self, const bk_task_t *task) {
+    if (!self->providers || !task->provider)
+        return;
+    aq_writer_t request;
+    aq_writer_init (&request);
+    bk_poll_provider_request (task, &request);
+    const aq_plugin_provider_t *provider =
+        aq_plugin_loader_provider (self->engine->plugins, task->provider);
+    char id[AQ_UUID_TEXT], key[AQ_UUID_TEXT + 24];
+    snprintf (key, sizeof key, "%s/%lld", aq_uuid_format (task->id, id),
+              (long long) task->poll.op_n);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&request, &size);
+    if (data)
+        bk_providers_submit (self->providers, task->provider,
+                             provider ? aq_plugin_provider_path (provider) : NULL, key, data,
+                             size);
+    aq_writer_release (&request);
+}
+
+//  A polling task's answer (the call's, a status request's or the result
+//  request's). A pollConfig is read here and now; a provider's answer goes
+//  to its provider host and bk_results_provider_done goes on in a later
+//  turn (the task is polling meanwhile, its maxWaitTime running).
+static void s_poll_answer (bk_results_t *self, bk_task_t *task, int stage, const aq_node_t *body,
+                           const s_answer_t *a) {
+    bk_engine_t *engine = self->engine;
+    if (task->provider) {
+        if (stage == BK_POLL_INITIAL) {
+            task->status = BK_ST_POLLING;
+            bk_engine_set_deadline (engine, task);
+        }
+        bk_poll_provider_start (task, stage, body);
+        s_provider_submit (self, task);
+        return;
+    }
+    int64_t next_ms = 0;
+    const char *error = NULL;
+    bk_poll_state_t state = bk_poll_config_step (
+        task, stage, a->body.type ? (const char *) a->body.data : NULL,
+        a->body.type ? a->body.count : 0, engine->cfg->poll_interval_ms, &next_ms, &error);
+    s_poll_next (engine, task, stage, a, state, next_ms, error);
+}
+
+static void s_poll_result (bk_results_t *self, bk_task_t *task, int attempt,
+                           const aq_node_t *body) {
+    bk_engine_t *engine = self->engine;
+    bk_poll_t *poll = &task->poll;
+    if (task->status != BK_ST_POLLING || !poll->inflight || poll->seq != attempt) {
+        engine->stats.dropped++;
+        return;
+    }
+    poll->inflight = false;
+    poll->lease[0] = '\0'; //  one answer per request
+    s_answer_t a;
+    s_answer (body, &a);
+    int stage = poll->stage ? poll->stage : BK_POLL_STATUS;
+    if (a.permanent) { //  e.g. refused by the SSRF guard
+        bk_engine_clear_deadline (engine, task);
+        bk_engine_finish (engine, task, BK_ST_FAILED, s_error (task, &a));
+    } else if (a.status_code < 0 ||
+               ((a.status_code >= 500 || a.status_code == 429) && stage == BK_POLL_STATUS)) {
+        //  a transport error, or a 429 or 5xx while running: ask again later,
+        //  after the Retry-After if one came (a finished job's result URL
+        //  may answer an error: that is its result)
+        int64_t after = a.retry_after;
+        bk_engine_poll_later (engine, task,
+                              after >= 0 ? (after < S_POLL_RETRY_MAX_S ? after : S_POLL_RETRY_MAX_S) *
+                                               1000
+                              : poll->interval_ms >= 0 ? poll->interval_ms
+                                                       : engine->cfg->poll_interval_ms);
+    } else
+        s_poll_answer (self, task, stage, body, &a);
+    bk_engine_save (engine, task, BK_ST_POLLING);
+}
+
+void bk_results_provider_done (bk_results_t *self, const char *key, const aq_node_t *reply,
+                               const char *failure) {
+    bk_engine_t *engine = self->engine;
+    char text[AQ_UUID_TEXT];
+    uint8_t id[16];
+    snprintf (text, sizeof text, "%.*s", (int) strcspn (key, "/"), key);
+    const char *slash = strchr (key, '/');
+    bk_task_t *task = aq_uuid_parse (text, id) == 0 ? bk_engine_load (engine, id) : NULL;
+    if (!task || task->status != BK_ST_POLLING || !task->poll.op_pending || !slash ||
+        task->poll.op_n != atoll (slash + 1)) {
+        engine->stats.dropped++; //  cancelled, timed out, or asked again after a restart
+        bk_task_destroy (&task);
+        return;
+    }
+    int stage = task->poll.op_stage;
+    aq_node_t answer;
+    s_answer_t a;
+    memset (&a, 0, sizeof a);
+    if (aq_msg_parse (task->poll.op.data, task->poll.op.size, &answer) == 0)
+        s_answer (&answer, &a);
+    const aq_plugin_provider_t *provider =
+        aq_plugin_loader_provider (engine->plugins, task->provider);
+    int64_t next_ms = 0;
+    const char *error = NULL;
+    bk_poll_state_t state = BK_POLL_FAILED;
+    if (failure || !provider || !reply) {
+        task->poll.op_pending = false;
+        error = failure ? failure : "provider plugin is no longer loaded";
+    } else
+        state = bk_poll_provider_reply (provider, task, reply, engine->cfg->poll_interval_ms,
+                                        &next_ms, &error);
+    if (state == BK_POLL_FAILED && error && strstr (error, "outside its hosts"))
+        aq_log (AQ_LOG_WARN, "broker", "task '%s': %s", text, error);
+    s_poll_next (engine, task, stage, &a, state, next_ms, error);
+    bk_engine_save (engine, task, BK_ST_POLLING);
+    bk_task_destroy (&task);
+}
+
+void bk_results_provider_resend (bk_results_t *self, const bk_task_t *task) {
+    if (task->poll.op_pending)
+        s_provider_submit (self, task);
+}
+
+//  --------------------------------------------------------------------------
+//  The call
+
+static void s_call_result (bk_results_t *self, bk_task_t *task, int attempt,
+                           const aq_node_t *body) {
+    bk_engine_t *engine = self->engine;
+    if (task->status != BK_ST_PROCESSING || task->attempts != attempt) {
+        engine->stats.dropped++; //  a stale result: the attempt was already settled
+        return;
+    }
+    task->lease[0] = '\0'; //  one result per attempt
+    s_answer_t a;
+    s_answer (body, &a);
+    if (a.refused) { //  the worker never started the call (full, or stopping): not an attempt
+        task->attempts = attempt - 1;
+        bk_engine_ready (engine, task);
+        bk_engine_save (engine, task, BK_ST_PROCESSING);
+        return;
+    }
+    const char *error = s_error (task, &a);
+    bk_engine_record_attempt (engine, task, a.duration, a.status_code, error);
+    int code = a.status_code;
+    if (code >= 0)
+        s_set_result (task, &a);
+    if ((task->provider || task->poll_config.size) && code >= 0 && code < 500) {
+        //  a job API: a 2xx starts polling; any other answer means no job
+        task->error = NULL;
+        if (code >= 200 && code < 300)
+            s_poll_answer (self, task, BK_POLL_INITIAL, body, &a);
+        else {
+            char text[32];
+            snprintf (text, sizeof text, "HTTP %d", code);
+            bk_engine_finish (engine, task, BK_ST_FAILED, text);
+        }
+    } else if (code == 202 && s_header_is (&a, "asyncqueue-wait", "true")) {
+        //  the target will signal the outcome; it has maxWaitTime to do so
+        task->error = NULL;
+        task->status = BK_ST_WAITING;
+        bk_engine_set_deadline (engine, task);
+    } else if (code >= 0 && code < 500) {
+        task->error = NULL;
+        bk_engine_finish (engine, task, BK_ST_COMPLETED, NULL);
+    } else {
+        char text[64];
+        if (!error) {
+            snprintf (text, sizeof text, "HTTP %d", code);
+            error = text;
+        }
+        bk_engine_attempt_failed (engine, task, error, a.permanent,
+                                  a.retry_after >= 0 ? a.retry_after * 1000 : -1, false);
+    }
+    bk_engine_save (engine, task, BK_ST_PROCESSING);
+}
+
+//  --------------------------------------------------------------------------
+
+//  The lease token the task keeps for a request of kind (NULL: the call).
+static const char *s_token (const bk_task_t *task, const aq_node_t *kind) {
+    if (aq_node_streq (kind, "poll"))
+        return task->poll.lease;
+    if (aq_node_streq (kind, "notify"))
+        return task->notify.lease;
+    return task->lease;
+}
+
+void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
+    bk_engine_t *engine = self->engine;
+    aq_node_t value, kind = {0}, given = {0};
+    char text[AQ_UUID_TEXT];
+    uint8_t id[16];
+    int attempt = -1;
+    if (!aq_node_get (body, "id", &value) || !aq_node_strcpy (&value, text, sizeof text) ||
+        aq_uuid_parse (text, id) != 0) {
+        engine->stats.malformed++;
+        return;
+    }
+    if (aq_node_get (body, "attempt", &value) && value.type == AQ_NODE_INT)
+        attempt = (int) value.i;
+    int holder = bk_leases_holder (self->leases, id, attempt);
+    if (holder >= 0 && holder != sender) {
+        engine->stats.refused_results++; //  the lease is another worker's
+        return;
+    }
+    aq_node_get (body, "kind", &kind);
+    if (aq_node_streq (&kind, "cancel")) { //  fire and forget
+        if (holder == sender)
+            bk_leases_end (self->leases, id, attempt);
+        return;
+    }
+    bk_task_t *task = bk_engine_load (engine, id);
+    const char *want = task ? s_token (task, &kind) : NULL;
+    aq_node_get (body, "lease", &given);
+    if (!want || !*want || !aq_node_is_str (&given) || given.count != strlen (want) ||
+        sodium_memcmp (want, given.data, given.count) != 0) {
+        engine->stats.refused_results += holder == sender; //  its own lease, a wrong token
+        engine->stats.dropped += holder != sender;         //  stale, or never ours
+        bk_task_destroy (&task);
+        return;
+    }
+    bk_leases_end (self->leases, id, attempt);
+    if (aq_node_streq (&kind, "poll"))
+        s_poll_result (self, task, attempt, body);
+    else if (aq_node_streq (&kind, "notify")) {
+        if (task->notify.active && task->notify.inflight && task->notify.attempt == attempt) {
+            s_answer_t a;
+            s_answer (body, &a);
+            bk_engine_delivery (engine, task, a.status_code, s_error (task, &a), a.permanent);
+            bk_engine_save (engine, task, task->status);
+        } else
+            engine->stats.dropped++;
+    } else
+        s_call_result (self, task, attempt, body);
+    bk_task_destroy (&task);
+}
