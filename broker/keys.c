@@ -310,8 +310,11 @@ bool bk_keys_rate_limit (bk_keys_t *self, const uint8_t team[16], double *rps, d
 }
 
 int bk_keys_team_find (bk_keys_t *self, const char *name, bk_team_t *team) {
+    size_t len = strlen (name);
+    if (len == 0 || len > BK_TEAM_NAME_MAX) //  no such team (and no key LMDB takes)
+        return BK_NOTFOUND;
     bk_val_t val;
-    int rc = bk_store_get (self->store, BK_DB_TEAM_NAMES, name, strlen (name), &val);
+    int rc = bk_store_get (self->store, BK_DB_TEAM_NAMES, name, len, &val);
     if (rc != 0)
         return rc;
     if (val.size != 16)
@@ -667,6 +670,7 @@ void bk_keys_test (bool verbose) {
     assert (bk_keys_team_find (keys, "acme", &team) == 0 && memcmp (team.id, full.team, 16) == 0);
     assert (team.created_at == 1 && !team.limited);
     assert (bk_keys_team_find (keys, "nope", &team) == BK_NOTFOUND);
+    assert (bk_keys_team_find (keys, "", &team) == BK_NOTFOUND);
 
     uint8_t id[16], id2[16];
     bool read_only = true;
