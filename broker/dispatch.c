@@ -142,7 +142,7 @@ static aq_writer_t *s_job (bk_dispatch_t *self) {
 
 static bk_job_ctx_t s_ctx (bk_dispatch_t *self, const bk_task_t *task) {
     bk_engine_t *engine = self->engine;
-    return (bk_job_ctx_t){engine->store, engine->vault, bk_keys_team_secret (self->keys, task->team),
+    return (bk_job_ctx_t){engine->store, engine->vault, bk_keys_signing_secret (self->keys, task->team),
                           engine->now, engine->cfg->max_body};
 }
 

@@ -94,11 +94,10 @@ static int s_authenticate (bk_handlers_t *self, bk_req_t *req, bool write) {
         return -1;
     }
     double rps = self->engine->cfg->rate_limit_rps, burst = self->engine->cfg->rate_limit_burst;
-    bk_keys_team_limit (self->keys, req->team, &rps, &burst);
+    bk_keys_rate_limit (self->keys, req->team, &rps, &burst);
     int retry_after = 1;
-    char team[AQ_UUID_TEXT];
-    if (!bk_limits_take (self->limits, aq_uuid_format (req->team, team), rps, burst,
-                         self->engine->mono, &retry_after)) {
+    if (!bk_limits_take (self->limits, req->team, rps, burst, self->engine->mono,
+                         &retry_after)) {
         aq_writer_t *w = bk_outbox_reply_start (req->outbox, req->corr, AQ_TOO_MANY);
         aq_write_kv_str (w, "error", "Rate limit exceeded. Upgrade your plan for higher limits.");
         aq_write_kv_int (w, "retryAfter", retry_after);
@@ -467,7 +466,8 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
 }
 
 static void s_admin_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
-    bk_admin_command (self->keys, self->engine->vault, req, cmd, self->engine->now);
+    bk_admin_command (self->engine->store, self->keys, self->engine->vault, req, cmd,
+                      self->engine->now);
 }
 
 static void s_scheduler_command (bk_handlers_t *self, bk_req_t *req, int cmd) {

@@ -410,6 +410,7 @@ static bool s_turn (s_loop_t *self) {
                 commit == BK_EFULL ? "disk or map full" : "storage error",
                 bk_outbox_size (self->outbox));
         self->recover = true; //  memory may be ahead of the store
+        bk_keys_forget (self->keys);
         engine->next_due = 0;
         self->stored_seq = 0; //  the turn's seq is not stored either
     }
