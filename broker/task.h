@@ -70,6 +70,7 @@ typedef struct {
     int fetch_state;     //  the state the provider gave before the result fetch, -1
     char *fetch_error;   //  and its error, or NULL
     char lease[33];      //  the in-flight request's lease token, "" when none
+    bool cancel_owed;    //  the provider's cancel request is owed (dispatch sends it)
 } bk_poll_t;
 
 //  An onCompleteUrl delivery owed by a finished task.
