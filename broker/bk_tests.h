@@ -5,5 +5,5 @@
     X (bk_queue) X (bk_delay) X (bk_lease) X (bk_waiters) X (bk_signing) X (aq_plugin_loader) \
     X (bk_poll) X (bk_cron) X (bk_rrule) X (bk_zone) X (bk_zap) X (bk_sockets) X (bk_outbox) \
     X (bk_request) \
-    X (aq_provider_host)
+    X (aq_provider_host) X (bk_providers)
 // clang-format on
