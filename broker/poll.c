@@ -1,6 +1,8 @@
-/*  poll.c - following a long-running job described by a pollConfig */
+/*  poll.c - following a long-running job: pollConfig and provider plugins */
 #include "poll.h"
 #include "aq_json.h"
+#include "loader.h"
+#include "provider_host.h"
 #include "task_request.h"
 
 #include <assert.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char *bk_poll_check_config (const aq_node_t *config, char *errbuf, size_t errbuf_size) {
     if (config->type != AQ_NODE_MAP)
@@ -222,6 +225,254 @@ bk_poll_state_t bk_poll_config_step (bk_task_t *task, int stage, const char *bod
 }
 
 //  --------------------------------------------------------------------------
+//  Provider tasks: ops run in a provider host (providers.h); the task keeps
+//  the op in its poll plan until its reply is applied.
+
+int64_t bk_poll_provider_start (bk_task_t *task, int stage, const aq_node_t *answer) {
+    static const char *const kept[] = {"statusCode", "headers", "body", "bodyTruncated",
+                                       "duration"};
+    aq_writer_t w;
+    aq_writer_init (&w);
+    size_t mark = aq_write_map_open (&w);
+    uint32_t pairs = 0;
+    aq_node_t value;
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        if (aq_node_get (answer, kept[i], &value)) {
+            aq_write_str (&w, kept[i]);
+            aq_write_raw (&w, value.raw, value.raw_size);
+            pairs++;
+        }
+    aq_write_map_close (&w, mark, pairs);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    assert (data);
+    bk_poll_t *poll = &task->poll;
+    bk_task_set_blob (task, &poll->op, data, size);
+    aq_writer_release (&w);
+    poll->active = true;
+    poll->op_pending = true;
+    poll->op_stage = stage;
+    poll->op_n++;
+    poll->due = -1; //  a poll's watchdog: the op is watched by its host
+    return poll->op_n;
+}
+
+//  A map of the plan's URLs that are set, under their wire names.
+static void s_write_plan (const bk_poll_t *poll, aq_writer_t *w) {
+    const char *names[] = {"statusUrl", "resultUrl", "cancelUrl", "cancelMethod"};
+    const char *values[] = {poll->status_url, poll->result_url, poll->cancel_url,
+                            poll->cancel_method};
+    size_t mark = aq_write_map_open (w);
+    uint32_t pairs = 0;
+    for (size_t i = 0; i < 4; i++)
+        if (values[i]) {
+            aq_write_kv_str (w, names[i], values[i]);
+            pairs++;
+        }
+    aq_write_map_close (w, mark, pairs);
+}
+
+void bk_poll_provider_request (const bk_task_t *task, aq_writer_t *w) {
+    const bk_poll_t *poll = &task->poll;
+    int stage = poll->op_stage;
+    aq_node_t answer, value;
+    if (!poll->op.size || aq_msg_parse (poll->op.data, poll->op.size, &answer) != 0)
+        answer = (aq_node_t){.type = AQ_NODE_NIL};
+    const char *url = stage == BK_POLL_INITIAL  ? task->target_url
+                      : stage == BK_POLL_STATUS ? poll->status_url
+                                                : poll->result_url;
+    aq_write_map (w, stage == BK_POLL_INITIAL ? 2 : stage == BK_POLL_STATUS ? 3 : 4);
+    aq_write_kv_str (w, "op",
+                     stage == BK_POLL_INITIAL  ? "plan"
+                     : stage == BK_POLL_STATUS ? "poll"
+                                               : "result");
+    aq_write_str (w, "response");
+    size_t mark = aq_write_map_open (w);
+    aq_write_kv_str (w, "url", url ? url : "");
+    int64_t code = 0;
+    if (!aq_node_get (&answer, "statusCode", &value) || !aq_node_int_in (&value, 0, 999, &code))
+        code = 0;
+    aq_write_kv_int (w, "statusCode", code);
+    uint32_t pairs = 2;
+    if (aq_node_get (&answer, "headers", &value) && value.type == AQ_NODE_MAP) {
+        aq_write_str (w, "headers");
+        aq_write_raw (w, value.raw, value.raw_size);
+        pairs++;
+    }
+    if (aq_node_get (&answer, "body", &value) && aq_node_is_str (&value)) {
+        aq_write_str (w, "body");
+        aq_write_raw (w, value.raw, value.raw_size);
+        pairs++;
+    }
+    aq_write_map_close (w, mark, pairs);
+    if (stage != BK_POLL_INITIAL) {
+        aq_write_str (w, "plan");
+        s_write_plan (poll, w);
+    }
+    if (stage == BK_POLL_RESULT) {
+        //  the state and error poll () gave, for result () to keep or replace
+        aq_write_str (w, "status");
+        aq_write_map (w, poll->fetch_error ? 2 : 1);
+        aq_write_kv_int (w, "state", poll->fetch_state >= 0 ? poll->fetch_state : AQ_POLL_DONE);
+        if (poll->fetch_error)
+            aq_write_kv_str (w, "error", poll->fetch_error);
+    }
+}
+
+char *bk_poll_provider_key (const bk_task_t *task, char key[BK_POLL_KEY_SIZE]) {
+    char id[AQ_UUID_TEXT];
+    snprintf (key, BK_POLL_KEY_SIZE, "%s/%lld", aq_uuid_format (task->id, id),
+              (long long) task->poll.op_n);
+    return key;
+}
+
+bool bk_poll_provider_key_parse (const char *key, uint8_t id[16], int64_t *n) {
+    char text[AQ_UUID_TEXT];
+    const char *slash = strchr (key, '/');
+    if (!slash || slash - key != AQ_UUID_TEXT - 1)
+        return false;
+    memcpy (text, key, AQ_UUID_TEXT - 1);
+    text[AQ_UUID_TEXT - 1] = '\0';
+    char *end;
+    long long number = strtoll (slash + 1, &end, 10);
+    if (aq_uuid_parse (text, id) != 0 || !isdigit ((unsigned char) slash[1]) || *end)
+        return false;
+    *n = number;
+    return true;
+}
+
+bool bk_poll_provider_awaits (const bk_task_t *task, int64_t n) {
+    return task->status == BK_ST_POLLING && task->poll.op_pending && task->poll.op_n == n;
+}
+
+void bk_poll_provider_drop (bk_task_t *task) {
+    task->poll.op_pending = false;
+}
+
+//  "provider 'fal' <what>" in the task's arena.
+static const char *s_provider_error (const aq_plugin_provider_t *provider, bk_task_t *task,
+                                     const char *what) {
+    char text[512];
+    snprintf (text, sizeof text, "provider '%s' %s", aq_plugin_provider_name (provider), what);
+    return bk_task_strdup (task, text);
+}
+
+//  Checks a URL of a plan: NULL when the provider may use it, else the
+//  task's error in errbuf. what: "a status", "a result", "a cancel".
+static const char *s_check_url (const aq_plugin_provider_t *provider, const char *what,
+                                const char *url, char *errbuf, size_t size) {
+    if (aq_plugin_provider_url_allowed (provider, url))
+        return NULL;
+    snprintf (errbuf, size, "provider '%s' answered %s URL outside its hosts: %.200s%s",
+              aq_plugin_provider_name (provider), what, url, strlen (url) > 200 ? "..." : "");
+    return errbuf;
+}
+
+static const char *const s_whats[] = {NULL, "a status", "a result", "a cancel"};
+
+const char *bk_poll_provider_url_error (const aq_plugin_provider_t *provider, const bk_task_t *task,
+                                        int which, char *errbuf, size_t size) {
+    assert (which >= BK_POLL_STATUS && which <= BK_POLL_CANCEL);
+    if (!provider) {
+        snprintf (errbuf, size, "provider plugin is no longer loaded");
+        return errbuf;
+    }
+    const char *url = which == BK_POLL_STATUS   ? task->poll.status_url
+                      : which == BK_POLL_RESULT ? task->poll.result_url
+                                                : task->poll.cancel_url;
+    return url ? s_check_url (provider, s_whats[which], url, errbuf, size) : NULL;
+}
+
+//  A string node as a NUL-terminated copy in the task's arena; NULL when it
+//  is not a string or holds a NUL.
+static char *s_text (bk_task_t *task, const aq_node_t *node) {
+    if (!aq_node_is_str (node) || memchr (node->data, 0, node->count))
+        return NULL;
+    return bk_arena_strndup (task->arena, (const char *) node->data, node->count);
+}
+
+//  The new plan in reply (a plan op's): checked, then stored in the task.
+//  NULL, or the task's error.
+static const char *s_take_plan (const aq_plugin_provider_t *provider, bk_task_t *task,
+                                const aq_node_t *reply) {
+    static const char *const keys[] = {"statusUrl", "resultUrl", "cancelUrl"};
+    aq_node_t plan, value;
+    bool given = aq_node_get (reply, "plan", &plan);
+    const char *broken = given && plan.type != AQ_NODE_MAP ? "answered no plan" : NULL;
+    char *urls[3] = {NULL, NULL, NULL}, *method = NULL;
+    for (size_t i = 0; given && i < 3; i++)
+        if (aq_node_get (&plan, keys[i], &value) && !(urls[i] = s_text (task, &value)))
+            broken = "answered a malformed plan";
+    if (given && aq_node_get (&plan, "cancelMethod", &value) && aq_node_is_str (&value)) {
+        method = s_text (task, &value);
+        if (!method || !*method || strlen (method) > 16 ||
+            strspn (method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen (method))
+            broken = "answered an invalid cancel method";
+    }
+    if (broken)
+        return s_provider_error (provider, task, broken);
+    char errbuf[320];
+    for (size_t i = 0; i < 3; i++)
+        if (urls[i] && s_check_url (provider, s_whats[i + 1], urls[i], errbuf, sizeof errbuf))
+            return bk_task_strdup (task, errbuf);
+    bk_poll_t *poll = &task->poll;
+    poll->status_url = urls[0];
+    poll->result_url = urls[1];
+    poll->cancel_url = urls[2];
+    poll->cancel_method = method;
+    if (given && aq_node_get (&plan, "intervalMs", &value) && value.type == AQ_NODE_INT &&
+        value.i > 0 && value.i <= 86400000)
+        poll->interval_ms = value.i;
+    return NULL;
+}
+
+bk_poll_state_t bk_poll_provider_reply (const aq_plugin_provider_t *provider, bk_task_t *task,
+                                        const aq_node_t *reply, int64_t interval_ms,
+                                        int64_t *next_ms, const char **error) {
+    *error = NULL;
+    *next_ms = interval_ms;
+    bk_poll_t *poll = &task->poll;
+    int stage = poll->op_stage;
+    poll->op_pending = false;
+    //  The host checked what the plugin answered; a plugin that broke its
+    //  host could answer anything, so check again what the broker relies on
+    aq_node_t value, text;
+    int64_t state = -1, retry_ms = 0;
+    if (aq_node_get (reply, "state", &value) && value.type == AQ_NODE_INT)
+        state = value.i;
+    bool has_text = aq_node_get (reply, "error", &text);
+    if (aq_node_get (reply, "retryMs", &value) && value.type == AQ_NODE_INT)
+        retry_ms = value.i;
+    if (state < AQ_POLL_RUNNING || state > AQ_POLL_FAILED ||
+        (has_text &&
+         (!aq_node_is_str (&text) || text.count > 511 || memchr (text.data, 0, text.count))) ||
+        retry_ms < 0 || retry_ms > 86400000)
+        *error = s_provider_error (provider, task, "answered an unknown state");
+    else if (stage == BK_POLL_INITIAL)
+        *error = s_take_plan (provider, task, reply);
+    if (!*error && state == AQ_POLL_RUNNING && !poll->status_url)
+        *error = s_provider_error (provider, task, "gave no status URL");
+    if (*error)
+        return BK_POLL_FAILED;
+    bool fetch =
+        aq_node_get (reply, "fetchResult", &value) && value.type == AQ_NODE_BOOL && value.b;
+    char *message = has_text ? s_text (task, &text) : NULL;
+    if (state == AQ_POLL_RUNNING) {
+        *next_ms = retry_ms ? retry_ms : poll->interval_ms >= 0 ? poll->interval_ms : interval_ms;
+        return BK_POLL_RUNNING;
+    }
+    if (fetch && stage != BK_POLL_RESULT && poll->result_url) {
+        poll->fetch_state = (int) state;
+        poll->fetch_error = message;
+        return BK_POLL_FETCH;
+    }
+    if (state == AQ_POLL_DONE)
+        return BK_POLL_DONE;
+    *error = message ? message : "provider reported a failure";
+    return BK_POLL_FAILED;
+}
+
+//  --------------------------------------------------------------------------
 
 //  A task with the pollConfig given as JSON text.
 static bk_task_t *s_task (const char *config) {
@@ -254,7 +505,294 @@ static const char *s_check (const char *config) {
     return error;
 }
 
+//  A JSON text as a checked msgpack node, its bytes in w.
+static void s_node (aq_writer_t *w, const char *json, aq_node_t *node) {
+    aq_writer_reset (w);
+    assert (aq_json_parse (json, w) == 0);
+    size_t size;
+    const uint8_t *data = aq_writer_data (w, &size);
+    assert (aq_msg_parse (data, size, node) == 0);
+}
+
+//  Starts an op of stage on task with a RESULT body whose body is body.
+static int64_t s_start (bk_task_t *task, int stage, const char *body) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 6);
+    aq_write_kv_int (&w, "statusCode", 200);
+    aq_write_str (&w, "headers");
+    aq_write_map (&w, 1);
+    aq_write_kv_str (&w, "content-type", "application/json");
+    aq_write_kv_str (&w, "body", body);
+    aq_write_kv_int (&w, "duration", 12);
+    aq_write_kv_str (&w, "kind", "poll");
+    aq_write_kv_str (&w, "lease", "00112233445566778899aabbccddeeff");
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    aq_node_t answer;
+    assert (aq_msg_parse (data, size, &answer) == 0);
+    int64_t n = bk_poll_provider_start (task, stage, &answer);
+    aq_writer_release (&w);
+    return n;
+}
+
+//  The host request for task's op, as compact JSON (caller frees).
+static char *s_request (const bk_task_t *task) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    bk_poll_provider_request (task, &w);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    aq_node_t node;
+    assert (aq_msg_parse (data, size, &node) == 0);
+    char *text = aq_json_dumps (&node);
+    aq_writer_release (&w);
+    return text;
+}
+
+//  Applies the reply (JSON text) to task's op; returns the state.
+static bk_poll_state_t s_apply (const aq_plugin_provider_t *provider, bk_task_t *task,
+                                const char *reply, int64_t *next, const char **error) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_node_t node;
+    s_node (&w, reply, &node);
+    bk_poll_state_t state = bk_poll_provider_reply (provider, task, &node, 2000, next, error);
+    aq_writer_release (&w);
+    return state;
+}
+
+//  Runs task's op the whole way: the request, a provider host's run (in
+//  this process: opened is the plugin loaded to run), the reply applied.
+static bk_poll_state_t s_round_trip (const aq_plugin_provider_t *described,
+                                     const aq_plugin_provider_t *opened, bk_task_t *task,
+                                     int64_t *next, const char **error) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    bk_poll_provider_request (task, &w);
+    size_t size, reply_size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    uint8_t *reply = aq_provider_host_run (opened, data, size, &reply_size);
+    aq_node_t node;
+    assert (reply && aq_msg_parse (reply, reply_size, &node) == 0);
+    bk_poll_state_t state = bk_poll_provider_reply (described, task, &node, 2000, next, error);
+    free (reply);
+    aq_writer_release (&w);
+    return state;
+}
+
+//  A provider task's ops: the requests for its host and the replies
+//  applied, with fal's descriptor (read, not opened, as the broker does),
+//  and a round trip through fal's ops as a provider host runs them.
+static void s_test_provider (void) {
+    char *dir = aq_plugin_loader_default_dir ();
+    char path[4096];
+    struct stat st;
+    if (!dir || snprintf (path, sizeof path, "%s/fal.so", dir) < 0 || stat (path, &st) != 0) {
+        printf ("bk_poll: no built plugins; provider checks skipped\n");
+        free (dir);
+        return;
+    }
+    aq_plugin_loader_t *loader = aq_plugin_loader_new (NULL);
+    aq_plugin_loader_describe_only (loader, AQ_PLUGIN_PROVIDER);
+    assert (aq_plugin_loader_load_file (loader, path) == 0);
+    const aq_plugin_provider_t *fal = aq_plugin_loader_provider (loader, "fal");
+    bk_task_t *task = bk_task_new (0);
+    aq_uuid_new (task->id);
+    task->status = BK_ST_POLLING;
+    task->provider = bk_task_strdup (task, "fal");
+    task->target_url = bk_task_strdup (task, "https://queue.fal.run/fal-ai/flux");
+    task->poll.due = 77;
+    assert (!task->poll.active && !task->poll.op_pending && !bk_poll_provider_awaits (task, 1));
+    assert (s_start (task, BK_POLL_INITIAL, "{\"request_id\": \"r1\"}") == 1);
+    assert (task->poll.active && task->poll.op_pending && task->poll.due == -1);
+    assert (bk_poll_provider_awaits (task, 1) && !bk_poll_provider_awaits (task, 2));
+    //  the kept answer: only what a provider reads (no kind, no lease)
+    aq_node_t kept, value;
+    assert (aq_msg_parse (task->poll.op.data, task->poll.op.size, &kept) == 0 && kept.count == 4);
+    assert (!aq_node_get (&kept, "lease", &value) && aq_node_get (&kept, "duration", &value));
+    //  the key names the task and the op
+    char key[BK_POLL_KEY_SIZE], id[AQ_UUID_TEXT];
+    bk_poll_provider_key (task, key);
+    assert (strncmp (key, aq_uuid_format (task->id, id), 36) == 0 && strcmp (key + 36, "/1") == 0);
+    uint8_t parsed[16];
+    int64_t n = 0;
+    assert (bk_poll_provider_key_parse (key, parsed, &n) && n == 1);
+    assert (memcmp (parsed, task->id, 16) == 0);
+    assert (!bk_poll_provider_key_parse ("nope/1", parsed, &n));
+    key[37] = 'x';
+    assert (!bk_poll_provider_key_parse (key, parsed, &n));
+    key[37] = '\0';
+    assert (!bk_poll_provider_key_parse (key, parsed, &n));
+
+    char *request = s_request (task);
+    assert (strcmp (request, "{\"op\":\"plan\",\"response\":{\"url\":"
+                             "\"https://queue.fal.run/fal-ai/flux\",\"statusCode\":200,"
+                             "\"headers\":{\"content-type\":\"application/json\"},"
+                             "\"body\":\"{\\\"request_id\\\": \\\"r1\\\"}\"}}") == 0);
+    free (request);
+    int64_t next;
+    const char *error;
+    assert (s_apply (fal, task,
+                     "{\"state\": 0, \"fetchResult\": false, \"plan\": {"
+                     "\"statusUrl\": \"https://queue.fal.run/r/1/status\", "
+                     "\"resultUrl\": \"https://queue.fal.run/r/1\", "
+                     "\"cancelUrl\": \"https://queue.fal.run/r/1/cancel\", "
+                     "\"cancelMethod\": \"PUT\", \"intervalMs\": 1000}}",
+                     &next, &error) == BK_POLL_RUNNING);
+    assert (next == 1000 && !error && !task->poll.op_pending && task->poll.op.size);
+    assert (!bk_poll_provider_awaits (task, 1));
+    assert (strcmp (task->poll.status_url, "https://queue.fal.run/r/1/status") == 0);
+    assert (strcmp (task->poll.cancel_method, "PUT") == 0 && task->poll.interval_ms == 1000);
+    //  a status answer: the stored plan goes with it; a retry delay wins
+    assert (s_start (task, BK_POLL_STATUS, "{\"status\": \"IN_QUEUE\"}") == 2);
+    request = s_request (task);
+    assert (
+        strcmp (request,
+                "{\"op\":\"poll\",\"response\":{\"url\":\"https://queue.fal.run/r/1/status\","
+                "\"statusCode\":200,\"headers\":{\"content-type\":\"application/json\"},"
+                "\"body\":\"{\\\"status\\\": \\\"IN_QUEUE\\\"}\"},\"plan\":{"
+                "\"statusUrl\":\"https://queue.fal.run/r/1/status\","
+                "\"resultUrl\":\"https://queue.fal.run/r/1\","
+                "\"cancelUrl\":\"https://queue.fal.run/r/1/cancel\",\"cancelMethod\":\"PUT\"}}") ==
+        0);
+    free (request);
+    assert (s_apply (fal, task, "{\"state\": 0, \"retryMs\": 300}", &next, &error) ==
+            BK_POLL_RUNNING);
+    assert (next == 300);
+    //  done, with the result to fetch; the result's reply ends it
+    s_start (task, BK_POLL_STATUS, "{\"status\": \"COMPLETED\"}");
+    assert (s_apply (fal, task, "{\"state\": 2, \"error\": \"NSFW\", \"fetchResult\": true}", &next,
+                     &error) == BK_POLL_FETCH);
+    assert (task->poll.fetch_state == AQ_POLL_FAILED &&
+            strcmp (task->poll.fetch_error, "NSFW") == 0);
+    s_start (task, BK_POLL_RESULT, "{}");
+    request = s_request (task);
+    assert (strstr (request,
+                    "{\"op\":\"result\",\"response\":{\"url\":\"https://queue.fal.run/r/1\","));
+    assert (strstr (request, ",\"status\":{\"state\":2,\"error\":\"NSFW\"}}"));
+    free (request);
+    assert (s_apply (fal, task, "{\"state\": 1}", &next, &error) == BK_POLL_DONE && !error);
+    //  the task record keeps a pending op across a restart, and the numbering
+    s_start (task, BK_POLL_STATUS, "{\"status\": \"IN_PROGRESS\"}");
+    task->target_url = bk_task_strdup (task, "https://queue.fal.run/fal-ai/flux");
+    aq_writer_t w;
+    aq_writer_init (&w);
+    bk_task_encode (task, &w);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    bk_task_t *back = bk_task_decode (data, size);
+    assert (back && bk_poll_provider_awaits (back, 5) && back->poll.op_stage == BK_POLL_STATUS);
+    char *was = s_request (task), *now = s_request (back);
+    assert (strcmp (was, now) == 0);
+    free (was);
+    free (now);
+    bk_task_destroy (&back);
+    bk_poll_provider_drop (task);
+    assert (!bk_poll_provider_awaits (task, 5));
+
+    //  replies the broker does not trust
+    const char *bad[][2] = {
+        {"{\"state\": 7}", "provider 'fal' answered an unknown state"},
+        {"{\"state\": \"done\"}", "provider 'fal' answered an unknown state"},
+        {"{}", "provider 'fal' answered an unknown state"},
+        {"{\"state\": 2, \"error\": 5}", "provider 'fal' answered an unknown state"},
+        {"{\"state\": 0, \"retryMs\": -1}", "provider 'fal' answered an unknown state"},
+        {"{\"state\": 2, \"error\": \"boom\"}", "boom"},
+        {"{\"state\": 2}", "provider reported a failure"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s_start (task, BK_POLL_STATUS, "{}");
+        assert (s_apply (fal, task, bad[i][0], &next, &error) == BK_POLL_FAILED);
+        assert (strcmp (error, bad[i][1]) == 0 && !task->poll.op_pending);
+    }
+    char long_error[600] = "{\"state\": 2, \"error\": \"";
+    memset (long_error + strlen (long_error), 'e', 512);
+    strcat (long_error, "\"}");
+    s_start (task, BK_POLL_STATUS, "{}");
+    assert (s_apply (fal, task, long_error, &next, &error) == BK_POLL_FAILED);
+    assert (strcmp (error, "provider 'fal' answered an unknown state") == 0);
+    const char *bad_plans[][2] = {
+        {"{\"state\": 0, \"plan\": {}}", "provider 'fal' gave no status URL"},
+        {"{\"state\": 0}", "provider 'fal' gave no status URL"},
+        {"{\"state\": 0, \"plan\": []}", "provider 'fal' answered no plan"},
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": 1}}",
+         "provider 'fal' answered a malformed plan"},
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": \"https://queue.fal.run/s\", "
+         "\"cancelMethod\": \"PUT\\r\\nX: y\"}}",
+         "provider 'fal' answered an invalid cancel method"},
+        //  Hosts: a plan may only point at the provider's own https hosts
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": \"http://evil.example/x\"}}",
+         "provider 'fal' answered a status URL outside its hosts: http://evil.example/x"},
+        {"{\"state\": 1, \"fetchResult\": true, \"plan\": {\"statusUrl\": "
+         "\"https://queue.fal.run/s\", \"resultUrl\": \"https://queue.fal.run.evil.example/r\"}}",
+         "provider 'fal' answered a result URL outside its hosts: "
+         "https://queue.fal.run.evil.example/r"},
+        {"{\"state\": 0, \"plan\": {\"statusUrl\": \"https://queue.fal.run/s\", "
+         "\"cancelUrl\": \"https://queue.fal.run:8443/c\"}}",
+         "provider 'fal' answered a cancel URL outside its hosts: https://queue.fal.run:8443/c"},
+    };
+    for (size_t i = 0; i < sizeof bad_plans / sizeof *bad_plans; i++) {
+        bk_task_t *fresh = bk_task_new (0);
+        fresh->target_url = bk_task_strdup (fresh, "https://x/");
+        s_start (fresh, BK_POLL_INITIAL, "{}");
+        assert (s_apply (fal, fresh, bad_plans[i][0], &next, &error) == BK_POLL_FAILED);
+        if (strcmp (error, bad_plans[i][1]) != 0)
+            printf ("bk_poll: got '%s'\n", error);
+        assert (strcmp (error, bad_plans[i][1]) == 0);
+        assert (!fresh->poll.status_url);
+        bk_task_destroy (&fresh);
+    }
+    //  A plan stored before the hosts were checked is checked again
+    char errbuf[320];
+    task->poll.status_url = bk_task_strdup (task, "https://queue.fal.run/ok");
+    assert (!bk_poll_provider_url_error (fal, task, BK_POLL_STATUS, errbuf, sizeof errbuf));
+    assert (!bk_poll_provider_url_error (fal, task, BK_POLL_RESULT, errbuf, sizeof errbuf));
+    task->poll.result_url = bk_task_strdup (task, "http://queue.fal.run/r");
+    error = bk_poll_provider_url_error (fal, task, BK_POLL_RESULT, errbuf, sizeof errbuf);
+    assert (error && strcmp (error, "provider 'fal' answered a result URL outside its hosts: "
+                                    "http://queue.fal.run/r") == 0);
+    task->poll.cancel_url = bk_task_strdup (task, "https://evil.example/c");
+    error = bk_poll_provider_url_error (fal, task, BK_POLL_CANCEL, errbuf, sizeof errbuf);
+    assert (error && strcmp (error, "provider 'fal' answered a cancel URL outside its hosts: "
+                                    "https://evil.example/c") == 0);
+    task->poll.result_url = task->poll.cancel_url = NULL;
+    assert (!bk_poll_provider_url_error (fal, task, BK_POLL_RESULT, errbuf, sizeof errbuf));
+    assert (!bk_poll_provider_url_error (fal, task, BK_POLL_CANCEL, errbuf, sizeof errbuf));
+    error = bk_poll_provider_url_error (NULL, task, BK_POLL_STATUS, errbuf, sizeof errbuf);
+    assert (error && strcmp (error, "provider plugin is no longer loaded") == 0);
+    bk_task_destroy (&task);
+
+    //  The whole way through fal's own ops, as its provider host runs them
+    aq_plugin_loader_t *opened = aq_plugin_loader_new (NULL);
+    assert (aq_plugin_loader_load_file (opened, path) == 0);
+    const aq_plugin_provider_t *fal_ops = aq_plugin_loader_provider (opened, "fal");
+    task = bk_task_new (0);
+    task->status = BK_ST_POLLING;
+    task->target_url = bk_task_strdup (task, "https://queue.fal.run/fal-ai/flux");
+    s_start (task, BK_POLL_INITIAL,
+             "{\"request_id\": \"r9\", \"status_url\": "
+             "\"https://queue.fal.run/fal-ai/flux/requests/r9/status\", \"response_url\": "
+             "\"https://queue.fal.run/fal-ai/flux/requests/r9\", \"cancel_url\": "
+             "\"https://queue.fal.run/fal-ai/flux/requests/r9/cancel\"}");
+    assert (s_round_trip (fal, fal_ops, task, &next, &error) == BK_POLL_RUNNING && !error);
+    assert (strcmp (task->poll.result_url, "https://queue.fal.run/fal-ai/flux/requests/r9") == 0);
+    assert (strcmp (task->poll.cancel_method, "PUT") == 0 && next == 1000);
+    s_start (task, BK_POLL_STATUS, "{\"status\": \"IN_PROGRESS\"}");
+    assert (s_round_trip (fal, fal_ops, task, &next, &error) == BK_POLL_RUNNING);
+    s_start (task, BK_POLL_STATUS, "{\"status\": \"COMPLETED\"}");
+    assert (s_round_trip (fal, fal_ops, task, &next, &error) == BK_POLL_FETCH);
+    s_start (task, BK_POLL_RESULT, "{\"images\": []}");
+    assert (s_round_trip (fal, fal_ops, task, &next, &error) == BK_POLL_DONE && !error);
+    bk_task_destroy (&task);
+    aq_writer_release (&w);
+    aq_plugin_loader_destroy (&opened);
+    aq_plugin_loader_destroy (&loader);
+    free (dir);
+}
+
 void bk_poll_test (bool verbose) {
+    s_test_provider ();
     const char *config = "{\"urlTemplate\": \"http://x/jobs/{{id}}?q={{ meta.tags.1 }}\", "
                          "\"statusPath\": \"state\", \"doneValues\": [\"ok\"], "
                          "\"failValues\": [\"bad\"], \"intervalSeconds\": 1}";

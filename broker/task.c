@@ -68,7 +68,10 @@ enum {
     P_FETCH_STATE,
     P_FETCH_ERROR,
     P_LEASE,
-    P_CANCEL_OWED
+    P_CANCEL_OWED,
+    P_OP_N,     //  the provider op's number (poll.h)
+    P_OP_STAGE, //  while one is pending: its stage
+    P_OP        //  and its answer (a map)
 };
 enum { N_ATTEMPT = 1, N_INFLIGHT, N_DUE, N_LEASE };
 //  Keys of the public outcome (K_ON_COMPLETE).
@@ -193,6 +196,10 @@ static void s_encode_poll (const bk_poll_t *poll, aq_writer_t *w) {
     PUT_STR (P_FETCH_ERROR, poll->fetch_error);
     PUT_STR (P_LEASE, *poll->lease ? poll->lease : NULL);
     PUT_INT (P_CANCEL_OWED, 1, poll->cancel_owed);
+    PUT_INT (P_OP_N, poll->op_n, poll->op_n > 0);
+    PUT_INT (P_OP_STAGE, poll->op_stage, poll->op_pending);
+    if (poll->op_pending)
+        PUT_RAW (P_OP, poll->op);
     aq_write_map_close (w, mark, n);
 }
 
@@ -349,6 +356,18 @@ static void s_decode_poll (bk_task_t *self, const aq_node_t *map) {
             break;
         case P_CANCEL_OWED:
             poll->cancel_owed = i > 0;
+            break;
+        case P_OP_N:
+            poll->op_n = i > 0 ? i : 0;
+            break;
+        case P_OP_STAGE:
+            poll->op_stage = (int) i;
+            break;
+        case P_OP:
+            if (value.type == AQ_NODE_MAP) {
+                bk_task_set_blob (self, &poll->op, value.raw, value.raw_size);
+                poll->op_pending = true;
+            }
             break;
         }
     }
@@ -677,6 +696,12 @@ void bk_task_test (bool verbose) {
                              .interval_ms = 2000,
                              .fetch_state = -1};
     task->poll.status_url = bk_task_strdup (task, "https://api.example.com/jobs/1");
+    task->poll.cancel_owed = true;
+    task->poll.op_pending = true, task->poll.op_n = 3, task->poll.op_stage = 1;
+    aq_write_map (&w, 1), aq_write_kv_int (&w, "statusCode", 200);
+    bytes = aq_writer_data (&w, &size);
+    bk_task_set_blob (task, &task->poll.op, bytes, size);
+    aq_writer_reset (&w);
     task->notify = (bk_notify_t){.active = true, .attempt = 1, .due = 99};
     bk_task_encode (task, &w);
     bytes = aq_writer_data (&w, &size);
@@ -704,8 +729,23 @@ void bk_task_test (bool verbose) {
     assert (back->poll.active && back->poll.seq == 7 && back->poll.inflight &&
             back->poll.interval_ms == 2000 &&
             strcmp (back->poll.status_url, task->poll.status_url) == 0);
-    assert (!back->poll.result_url && back->poll.fetch_state == -1);
+    assert (!back->poll.result_url && back->poll.fetch_state == -1 && back->poll.cancel_owed);
+    assert (back->poll.op_pending && back->poll.op_n == 3 && back->poll.op_stage == 1);
+    assert (back->poll.op.size == task->poll.op.size &&
+            memcmp (back->poll.op.data, task->poll.op.data, back->poll.op.size) == 0);
     assert (back->notify.active && back->notify.attempt == 1 && back->notify.due == 99);
+    //  an op applied: its number stays (the next one follows it), its answer goes
+    back->poll.op_pending = false;
+    aq_writer_t again;
+    aq_writer_init (&again);
+    bk_task_encode (back, &again);
+    size_t again_size;
+    const uint8_t *again_bytes = aq_writer_data (&again, &again_size);
+    bk_task_t *applied = bk_task_decode (again_bytes, again_size);
+    assert (applied && !applied->poll.op_pending && applied->poll.op_n == 3);
+    assert (!applied->poll.op.size);
+    bk_task_destroy (&applied);
+    aq_writer_release (&again);
 
     //  the public shape: seed names, ISO times, no bookkeeping
     aq_writer_reset (&w);

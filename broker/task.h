@@ -56,6 +56,8 @@ typedef struct {
 } bk_blob_t;
 
 //  The plan of a polling task (provider or pollConfig) and where it stands.
+//  A provider task's answer waits here as its op (poll.h) until the
+//  provider host's reply is applied, so a broker restart asks again.
 typedef struct {
     bool active;         //  the task polls (set by the first answer)
     int stage;           //  BK_POLL_STATUS or BK_POLL_RESULT (poll.h): the next request
@@ -70,7 +72,11 @@ typedef struct {
     int fetch_state;     //  the state the provider gave before the result fetch, -1
     char *fetch_error;   //  and its error, or NULL
     char lease[33];      //  the in-flight request's lease token, "" when none
-    bool cancel_owed;    //  the task ended before the job: send the cancel request
+    bool cancel_owed;    //  the provider's cancel request is owed (dispatch sends it)
+    bool op_pending;     //  an answer waits for its provider host's reply
+    int64_t op_n;        //  that op's number, else the last one's (0: none yet)
+    int op_stage;        //  the answer's stage (BK_POLL_INITIAL, _STATUS, _RESULT)
+    bk_blob_t op;        //  the answer: statusCode, headers, body, bodyTruncated, duration
 } bk_poll_t;
 
 //  An onCompleteUrl delivery owed by a finished task.

@@ -3,10 +3,14 @@
 
     The child side (aq_provider_host_main, aq_provider_host_run), how the
     broker starts it (aq_provider_host_spawn) and the framing both use. The
-    broker's side of the dialog is broker/providers.c.
+    broker's side of the dialog is broker/providers.c. The child reads each
+    request into a jansson document (the plugin ABI's JSON) and packs its
+    reply from one; the broker never sees them.
 */
 #include "provider_host.h"
 #include "aq_log.h"
+#include "aq_proto.h"
+#include "loader.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -34,44 +38,26 @@ bool aq_provider_host_wanted (int argc, char **argv) {
 // ---------------------------------------------------------------------------
 //  Frames
 
-int aq_provider_host_encode (const json_t *msg, char **data, size_t *size) {
-    char *text = json_dumps (msg, JSON_COMPACT);
-    size_t len = text ? strlen (text) : 0;
-    char *frame = text && len <= AQ_PROVIDER_HOST_FRAME_MAX ? malloc (len + 4) : NULL;
-    if (frame) {
-        frame[0] = (char) (len >> 24);
-        frame[1] = (char) (len >> 16);
-        frame[2] = (char) (len >> 8);
-        frame[3] = (char) len;
-        memcpy (frame + 4, text, len);
-        *data = frame;
-        *size = len + 4;
-    }
-    free (text);
-    return frame ? 0 : -1;
+void aq_provider_host_frame_head (uint8_t head[AQ_PROVIDER_HOST_HEAD], size_t size) {
+    assert (size <= AQ_PROVIDER_HOST_FRAME_MAX);
+    head[0] = (uint8_t) (size >> 24);
+    head[1] = (uint8_t) (size >> 16);
+    head[2] = (uint8_t) (size >> 8);
+    head[3] = (uint8_t) size;
 }
 
-long aq_provider_host_frame_size (const char *data, size_t size) {
-    if (size < 4)
+long aq_provider_host_frame_size (const uint8_t *data, size_t size) {
+    if (size < AQ_PROVIDER_HOST_HEAD)
         return 0;
-    const uint8_t *at = (const uint8_t *) data;
-    uint32_t len = (uint32_t) at[0] << 24 | (uint32_t) at[1] << 16 | (uint32_t) at[2] << 8 | at[3];
+    uint32_t len =
+        (uint32_t) data[0] << 24 | (uint32_t) data[1] << 16 | (uint32_t) data[2] << 8 | data[3];
     if (len > AQ_PROVIDER_HOST_FRAME_MAX)
         return -1;
-    return size >= (size_t) len + 4 ? (long) len + 4 : 0;
-}
-
-json_t *aq_provider_host_decode (const char *frame, size_t size) {
-    json_t *msg = size >= 4 ? json_loadb (frame + 4, size - 4, 0, NULL) : NULL;
-    if (msg && !json_is_object (msg)) {
-        json_decref (msg);
-        msg = NULL;
-    }
-    return msg;
+    return size >= (size_t) len + AQ_PROVIDER_HOST_HEAD ? (long) len + AQ_PROVIDER_HOST_HEAD : 0;
 }
 
 //  Reads exactly size bytes (blocking). 0, or -1 at EOF or on an error.
-static int s_read_all (int fd, char *data, size_t size) {
+static int s_read_all (int fd, uint8_t *data, size_t size) {
     while (size > 0) {
         ssize_t n = read (fd, data, size);
         if (n < 0 && errno == EINTR)
@@ -84,40 +70,50 @@ static int s_read_all (int fd, char *data, size_t size) {
     return 0;
 }
 
-//  The next request on fd, or NULL when the broker has gone (or sent garbage).
-static json_t *s_receive (int fd) {
-    char head[4];
-    if (s_read_all (fd, head, 4) != 0)
-        return NULL;
-    uint32_t len = (uint32_t) (uint8_t) head[0] << 24 | (uint32_t) (uint8_t) head[1] << 16 |
-                   (uint32_t) (uint8_t) head[2] << 8 | (uint8_t) head[3];
-    char *frame = len <= AQ_PROVIDER_HOST_FRAME_MAX ? malloc ((size_t) len + 4) : NULL;
-    json_t *msg = NULL;
-    if (frame && s_read_all (fd, frame + 4, len) == 0) {
-        memcpy (frame, head, 4);
-        msg = aq_provider_host_decode (frame, (size_t) len + 4);
-    }
-    free (frame);
-    return msg;
-}
-
-//  Sends msg on fd (blocking). 0, or -1 when the broker has gone.
-static int s_send (int fd, const json_t *msg) {
-    char *data;
-    size_t size;
-    if (aq_provider_host_encode (msg, &data, &size) != 0)
-        return -1;
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = send (fd, data + done, size - done, MSG_NOSIGNAL);
+//  Writes all of data (blocking). 0, or -1 when the broker has gone.
+static int s_write_all (int fd, const uint8_t *data, size_t size) {
+    while (size > 0) {
+        ssize_t n = send (fd, data, size, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break;
-        done += (size_t) n;
+            return -1;
+        data += n;
+        size -= (size_t) n;
+    }
+    return 0;
+}
+
+//  The next request on fd as a JSON object, or NULL when the broker has
+//  gone (or sent garbage).
+static json_t *s_receive (int fd) {
+    uint8_t head[AQ_PROVIDER_HOST_HEAD];
+    if (s_read_all (fd, head, sizeof head) != 0 || aq_provider_host_frame_size (head, 4) < 0)
+        return NULL;
+    size_t len = (size_t) head[0] << 24 | (size_t) head[1] << 16 | (size_t) head[2] << 8 | head[3];
+    uint8_t *data = malloc (len ? len : 1);
+    json_t *msg = data && s_read_all (fd, data, len) == 0 ? aq_proto_unpack (data, len) : NULL;
+    free (data);
+    if (msg && !json_is_object (msg)) {
+        json_decref (msg);
+        msg = NULL;
+    }
+    return msg;
+}
+
+//  Sends msg (a JSON object) on fd as a frame (blocking). 0, or -1 when the
+//  broker has gone or msg cannot be sent.
+static int s_send (int fd, const json_t *msg) {
+    size_t size = 0;
+    uint8_t *data = aq_proto_pack (msg, &size);
+    uint8_t head[AQ_PROVIDER_HOST_HEAD];
+    int rc = -1;
+    if (data && size <= AQ_PROVIDER_HOST_FRAME_MAX) {
+        aq_provider_host_frame_head (head, size);
+        rc = s_write_all (fd, head, sizeof head) == 0 && s_write_all (fd, data, size) == 0 ? 0 : -1;
     }
     free (data);
-    return done == size ? 0 : -1;
+    return rc;
 }
 
 // ---------------------------------------------------------------------------
@@ -133,7 +129,8 @@ static void s_put (json_t *object, const char *key, const char *text) {
         json_object_set_new (object, key, json_string (text));
 }
 
-json_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const json_t *request) {
+//  Runs request (a JSON object) through provider: the reply, a new reference.
+static json_t *s_run (const aq_plugin_provider_t *provider, const json_t *request) {
     const char *op = json_string_value (json_object_get (request, "op"));
     const json_t *answer = json_object_get (request, "response");
     const json_t *stored = json_object_get (request, "plan");
@@ -188,6 +185,20 @@ json_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const json_t
     return reply;
 }
 
+uint8_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const uint8_t *request,
+                               size_t size, size_t *reply_size) {
+    json_t *msg = aq_proto_unpack (request, size);
+    if (!json_is_object (msg)) {
+        json_decref (msg);
+        msg = json_object (); //  no op: a FAILED reply
+    }
+    json_t *reply = msg ? s_run (provider, msg) : NULL;
+    uint8_t *data = reply ? aq_proto_pack (reply, reply_size) : NULL;
+    json_decref (reply);
+    json_decref (msg);
+    return data;
+}
+
 // ---------------------------------------------------------------------------
 //  The process
 
@@ -210,7 +221,7 @@ int aq_provider_host_main (int argc, char **argv) {
                 argv[3]);
     json_t *request;
     while (provider && (request = s_receive (AQ_PROVIDER_HOST_FD))) {
-        json_t *reply = aq_provider_host_run (provider, request);
+        json_t *reply = s_run (provider, request);
         json_object_set (reply, "seq", json_object_get (request, "seq"));
         int sent = s_send (AQ_PROVIDER_HOST_FD, reply);
         json_decref (reply);
@@ -283,22 +294,51 @@ int aq_provider_host_spawn (const char *exe, const char *name, const char *path,
 //  Selftest: requests run in this process through the example plugin, and
 //  the framing. broker/providers.c tests real hosts.
 
-void aq_provider_host_test (bool verbose) {
-    json_t *msg = json_pack ("{s:i, s:s}", "seq", 7, "op", "poll");
-    char *data;
-    size_t size;
-    assert (aq_provider_host_encode (msg, &data, &size) == 0);
-    assert (aq_provider_host_frame_size (data, 3) == 0);
-    assert (aq_provider_host_frame_size (data, size - 1) == 0);
-    assert (aq_provider_host_frame_size (data, size) == (long) size);
-    json_t *back = aq_provider_host_decode (data, size);
-    assert (json_equal (back, msg));
-    json_decref (back);
-    data[0] = 0x7F; //  a length beyond the limit
-    assert (aq_provider_host_frame_size (data, size) == -1);
+//  Runs request (JSON) as the wire carries it: msgpack in, msgpack out.
+//  The reply as JSON, a new reference.
+static json_t *s_run_packed (const aq_plugin_provider_t *provider, const json_t *request) {
+    size_t size, reply_size;
+    uint8_t *data = aq_proto_pack (request, &size);
+    assert (data);
+    uint8_t *reply = aq_provider_host_run (provider, data, size, &reply_size);
+    assert (reply);
+    json_t *back = aq_proto_unpack (reply, reply_size);
+    assert (json_is_object (back));
     free (data);
+    free (reply);
+    return back;
+}
+
+//  Checks that request gives the reply expect (JSON texts).
+static void s_expect (const aq_plugin_provider_t *provider, const char *request,
+                      const char *expect) {
+    json_t *msg = json_loads (request, 0, NULL), *want = json_loads (expect, 0, NULL);
+    assert (msg && want);
+    json_t *reply = s_run_packed (provider, msg);
+    if (!json_equal (reply, want)) {
+        char *text = json_dumps (reply, JSON_COMPACT | JSON_SORT_KEYS);
+        printf ("aq_provider_host: got %s\n", text);
+        free (text);
+    }
+    assert (json_equal (reply, want));
+    json_decref (reply);
+    json_decref (want);
     json_decref (msg);
-    assert (aq_provider_host_decode ("\0\0\0\2[]", 6) == NULL);
+}
+
+void aq_provider_host_test (bool verbose) {
+    uint8_t frame[8];
+    aq_provider_host_frame_head (frame, 3);
+    memcpy (frame + 4, "\x81\x01\x02", 3);
+    assert (aq_provider_host_frame_size (frame, 3) == 0);
+    assert (aq_provider_host_frame_size (frame, 6) == 0);
+    assert (aq_provider_host_frame_size (frame, 7) == 7);
+    assert (aq_provider_host_frame_size (frame, 8) == 7); //  the next frame's bytes follow
+    aq_provider_host_frame_head (frame, AQ_PROVIDER_HOST_FRAME_MAX);
+    assert (frame[0] == 0x04 && frame[1] == 0 && frame[3] == 0);
+    assert (aq_provider_host_frame_size (frame, 4) == 0);
+    frame[0] = 0x7F; //  a length beyond the limit
+    assert (aq_provider_host_frame_size (frame, 4) == -1);
     char *argv[] = {"x", AQ_PROVIDER_HOST_ARG};
     assert (aq_provider_host_wanted (2, argv) && !aq_provider_host_wanted (1, argv));
 
@@ -315,45 +355,34 @@ void aq_provider_host_test (bool verbose) {
     assert (aq_plugin_loader_load_file (loader, "/nonexistent/x.so") == -1);
     const aq_plugin_provider_t *example = aq_plugin_loader_provider (loader, "example");
     assert (example && strcmp (aq_plugin_provider_path (example), path) == 0);
-    json_t *request = json_pack ("{s:s, s:{s:s, s:i, s:{}, s:s}}", "op", "plan", "response", "url",
-                                 "http://127.0.0.1:5/jobs", "statusCode", 202, "headers", "body",
-                                 "{\"id\": \"j1\", \"statusUrl\": \"/jobs/j1\"}");
-    json_t *reply = aq_provider_host_run (example, request);
-    json_t *expect =
-        json_pack ("{s:i, s:b, s:{s:s, s:s, s:s}}", "state", AQ_POLL_RUNNING, "fetchResult", 0,
-                   "plan", "statusUrl", "http://127.0.0.1:5/jobs/j1", "cancelUrl",
-                   "http://127.0.0.1:5/jobs/j1", "cancelMethod", "DELETE");
-    assert (json_equal (reply, expect));
-    json_decref (reply);
-    json_decref (expect);
-    json_decref (request);
-    request =
-        json_pack ("{s:s, s:{s:s}, s:{s:s, s:i, s:s}}", "op", "poll", "plan", "statusUrl",
-                   "http://127.0.0.1:5/jobs/j1", "response", "url", "http://127.0.0.1:5/jobs/j1",
-                   "statusCode", 200, "body", "{\"status\": \"failed\", \"error\": \"disk full\"}");
-    reply = aq_provider_host_run (example, request);
-    expect = json_pack ("{s:i, s:s, s:b}", "state", AQ_POLL_FAILED, "error", "disk full",
-                        "fetchResult", 0);
-    assert (json_equal (reply, expect));
-    json_decref (reply);
-    json_decref (expect);
-    json_decref (request);
+    s_expect (example,
+              "{\"op\": \"plan\", \"response\": {\"url\": \"http://127.0.0.1:5/jobs\", "
+              "\"statusCode\": 202, \"headers\": {\"content-type\": \"application/json\"}, "
+              "\"body\": \"{\\\"id\\\": \\\"j1\\\", \\\"statusUrl\\\": \\\"/jobs/j1\\\"}\"}}",
+              "{\"state\": 0, \"fetchResult\": false, \"plan\": {"
+              "\"statusUrl\": \"http://127.0.0.1:5/jobs/j1\", "
+              "\"cancelUrl\": \"http://127.0.0.1:5/jobs/j1\", \"cancelMethod\": \"DELETE\"}}");
+    s_expect (example,
+              "{\"op\": \"poll\", \"plan\": {\"statusUrl\": \"http://127.0.0.1:5/jobs/j1\"}, "
+              "\"response\": {\"url\": \"http://127.0.0.1:5/jobs/j1\", \"statusCode\": 200, "
+              "\"body\": \"{\\\"status\\\": \\\"failed\\\", \\\"error\\\": \\\"disk full\\\"}\"}}",
+              "{\"state\": 2, \"error\": \"disk full\", \"fetchResult\": false}");
     //  result without the plugin's op: the default rule turns a 500 into FAILED
-    request = json_pack ("{s:s, s:{s:s, s:s}, s:{s:i}, s:{s:i, s:s}}", "op", "result", "plan",
-                         "statusUrl", "http://h/s", "resultUrl", "http://h/r", "status", "state",
-                         AQ_POLL_DONE, "response", "statusCode", 500, "body", "");
-    reply = aq_provider_host_run (example, request);
-    expect = json_pack ("{s:i, s:s, s:b}", "state", AQ_POLL_FAILED, "error", "HTTP 500",
-                        "fetchResult", 0);
-    assert (json_equal (reply, expect));
-    json_decref (reply);
-    json_decref (expect);
-    json_decref (request);
-    request = json_pack ("{s:s}", "op", "dance");
-    reply = aq_provider_host_run (example, request);
-    assert (json_integer_value (json_object_get (reply, "state")) == AQ_POLL_FAILED);
-    json_decref (reply);
-    json_decref (request);
+    s_expect (example,
+              "{\"op\": \"result\", \"plan\": {\"statusUrl\": \"http://h/s\", "
+              "\"resultUrl\": \"http://h/r\"}, \"status\": {\"state\": 1}, "
+              "\"response\": {\"statusCode\": 500, \"body\": \"\"}}",
+              "{\"state\": 2, \"error\": \"HTTP 500\", \"fetchResult\": false}");
+    s_expect (example, "{\"op\": \"dance\"}",
+              "{\"state\": 2, \"error\": \"the provider host got an unknown request\", "
+              "\"fetchResult\": false}");
+    //  bytes that are no map: the same
+    size_t size;
+    uint8_t *reply = aq_provider_host_run (example, (const uint8_t *) "\x93\x01\x02\x03", 4, &size);
+    json_t *back = aq_proto_unpack (reply, size);
+    assert (json_integer_value (json_object_get (back, "state")) == AQ_POLL_FAILED);
+    json_decref (back);
+    free (reply);
     aq_plugin_loader_destroy (&loader);
     free (dir);
     if (verbose)

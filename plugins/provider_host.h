@@ -14,9 +14,10 @@
         if (aq_provider_host_wanted (argc, argv))
             return aq_provider_host_main (argc, argv);
 
-    Wire: each message is a 4-byte big-endian length and that many bytes of
-    compact JSON, at most AQ_PROVIDER_HOST_FRAME_MAX. The host answers each
-    request in order, echoing its "seq".
+    Wire: each message is a 4-byte big-endian length and that many bytes
+    holding one msgpack map (string keys), at most
+    AQ_PROVIDER_HOST_FRAME_MAX. The host answers each request in order,
+    echoing its "seq".
 
     Request: {"seq": n, "op": "plan" | "poll" | "result",
               "plan": {"statusUrl", "resultUrl", "cancelUrl", "cancelMethod"}
@@ -27,22 +28,25 @@
               "fetchResult": bool, "retryMs": n,
               "plan": {"statusUrl", "resultUrl", "cancelUrl", "cancelMethod",
                        "intervalMs"} (plan only)}
-    The host checks what the plugin answered (loader.h); the broker checks
-    the reply again, since a plugin may have broken its host.
+    Absent strings are absent keys. The host checks what the plugin
+    answered (loader.h); the broker checks the reply again, since a plugin
+    may have broken its host. The broker reads and writes these maps with
+    aq_msg.h; the host reads them into jansson documents for the plugin.
 */
 #ifndef AQ_PROVIDER_HOST_H
 #define AQ_PROVIDER_HOST_H
 
-#include "loader.h"
-
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+typedef struct _aq_plugin_provider_t aq_plugin_provider_t; //  loader.h
 
 #define AQ_PROVIDER_HOST_ARG       "--provider-host" //  argv[1] of a provider host
 #define AQ_PROVIDER_HOST_FD        3                 //  its end of the socket pair
 #define AQ_PROVIDER_HOST_FRAME_MAX (64u << 20)       //  largest message either way
+#define AQ_PROVIDER_HOST_HEAD      4                 //  bytes of a frame's length prefix
 
 //  True when this process was started as a provider host.
 bool aq_provider_host_wanted (int argc, char **argv);
@@ -60,19 +64,20 @@ int aq_provider_host_main (int argc, char **argv);
 int aq_provider_host_spawn (const char *exe, const char *name, const char *path, const char *config,
                             pid_t *pid, int *fd);
 
-//  Runs one request (the shape above, without seq) through provider in
-//  this process. Returns the reply, a new reference (never NULL).
-json_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const json_t *request);
+//  Runs one request (the msgpack map above, without seq: size bytes)
+//  through provider in this process. Returns the reply map (caller frees,
+//  *reply_size bytes); a request that is no map gets a FAILED reply. NULL
+//  only when out of memory.
+uint8_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const uint8_t *request,
+                               size_t size, size_t *reply_size);
 
-//  The wire form of msg: length prefix and JSON, in *data (*size bytes,
-//  caller frees). 0, or -1 if msg cannot be encoded or is too large.
-int aq_provider_host_encode (const json_t *msg, char **data, size_t *size);
-//  Length of the message at the start of data (size bytes so far): the
-//  whole frame's size once it is all there, 0 while incomplete, -1 if the
-//  length is over AQ_PROVIDER_HOST_FRAME_MAX.
-long aq_provider_host_frame_size (const char *data, size_t size);
-//  The JSON object in a complete frame, or NULL. New reference.
-json_t *aq_provider_host_decode (const char *frame, size_t size);
+//  Writes the length prefix of a frame of size bytes (at most
+//  AQ_PROVIDER_HOST_FRAME_MAX) into head.
+void aq_provider_host_frame_head (uint8_t head[AQ_PROVIDER_HOST_HEAD], size_t size);
+//  Length of the frame at the start of data (size bytes so far): the whole
+//  frame's size, prefix included, once it is all there; 0 while incomplete;
+//  -1 if the length is over AQ_PROVIDER_HOST_FRAME_MAX.
+long aq_provider_host_frame_size (const uint8_t *data, size_t size);
 
 void aq_provider_host_test (bool verbose);
 

@@ -4,10 +4,12 @@
     was given (oldest first; the first `written` of them are on the wire)
     and the bytes on their way. The host answers in order, so the oldest
     written op is the one it is running: when the host dies or stalls, that
-    op is the one to blame.
+    op is the one to blame. Requests and replies stay msgpack bytes: a
+    request gets its "seq" as it is framed, a reply loses it as it is taken.
 */
 #include "providers.h"
 #include "aq_log.h"
+#include "aq_msg.h"
 #include "aq_time.h"
 #include "provider_host.h"
 
@@ -35,7 +37,8 @@ typedef struct s_op_t s_op_t;
 struct s_op_t {
     s_op_t *next;     //  the next op of the same host
     char *key;        //  the broker's name for it
-    json_t *request;  //  what the host runs
+    uint8_t *request; //  what the host runs: a msgpack map without seq
+    size_t size;      //  its length
     const char *what; //  "the status answer", for messages
     int runs;         //  times a host died or stalled running it
 };
@@ -43,15 +46,16 @@ struct s_op_t {
 typedef struct {
     char *name;             //  the provider
     char *path;             //  its plugin file
+    const char **headers;   //  what its polls carry (NULL-terminated), NULL until asked
     pid_t pid;              //  the running host, 0 when none
     int fd;                 //  the broker's end of its socket, -1 when none
     s_op_t *head, *tail;    //  ops, oldest first
     size_t written;         //  the first ones, sent and not answered
     uint64_t seq;           //  the last seq sent
-    char *out;              //  bytes to send
+    uint8_t *out;           //  bytes to send
     size_t out_size;        //  how many
     size_t out_sent;        //  of which sent
-    char *in;               //  bytes received, not yet a whole frame
+    uint8_t *in;            //  bytes received, not yet a whole frame
     size_t in_size, in_cap; //  how many, room
     int64_t deadline;       //  mono ms by which the head op must be answered
     int failures;           //  deaths and stalls since the last reply
@@ -62,28 +66,36 @@ typedef struct s_done_t s_done_t;
 struct s_done_t {
     s_done_t *next; //  the next finished op
     char *key;      //  its key
-    json_t *reply;  //  its reply, or NULL
+    uint8_t *reply; //  its reply (a msgpack map), or NULL
+    size_t size;    //  the reply's length
     char *error;    //  or why it failed
 };
 
 struct _bk_providers_t {
-    char *exe;             //  the program hosts run
-    char *config;          //  passed to their plugins' open
-    int64_t timeout_ms;    //  longest an op may run
-    s_host_t **hosts;      //  one per provider asked so far
-    size_t nhosts;         //  how many
-    s_done_t *done, *last; //  finished ops, oldest first
-    size_t pending;        //  ops queued or running
+    char *exe;                   //  the program hosts run
+    char *config;                //  passed to their plugins' open
+    int64_t timeout_ms;          //  longest an op may run
+    aq_plugin_loader_t *plugins; //  borrowed: the providers' descriptors
+    aq_writer_t frame;           //  the request being framed
+    s_host_t **hosts;            //  one per provider asked so far
+    size_t nhosts;               //  how many
+    s_done_t *done, *last;       //  finished ops, oldest first
+    size_t pending;              //  ops queued or running
 };
 
-bk_providers_t *bk_providers_new (const char *exe, const char *config, int64_t timeout_ms) {
+bk_providers_t *bk_providers_new (const char *exe, const char *config, int64_t timeout_ms,
+                                  aq_plugin_loader_t *plugins) {
     assert (exe);
     bk_providers_t *self = calloc (1, sizeof *self);
-    if (!self || !(self->exe = strdup (exe)) || (config && !(self->config = strdup (config)))) {
+    if (!self)
+        return NULL;
+    aq_writer_init (&self->frame);
+    if (!(self->exe = strdup (exe)) || (config && !(self->config = strdup (config)))) {
         bk_providers_destroy (&self);
         return NULL;
     }
     self->timeout_ms = timeout_ms;
+    self->plugins = plugins;
     return self;
 }
 
@@ -99,11 +111,12 @@ static char *s_format (const char *fmt, ...) {
     return text;
 }
 
-static void s_done_add (bk_providers_t *self, char *key, json_t *reply, char *error) {
+static void s_done_add (bk_providers_t *self, char *key, uint8_t *reply, size_t size, char *error) {
     s_done_t *done = calloc (1, sizeof *done);
     assert (done);
     done->key = key;
     done->reply = reply;
+    done->size = size;
     done->error = error;
     if (self->last)
         self->last->next = done;
@@ -117,7 +130,7 @@ static void s_op_destroy (s_op_t **op_p) {
     if (!op)
         return;
     free (op->key);
-    json_decref (op->request);
+    free (op->request);
     free (op);
     *op_p = NULL;
 }
@@ -193,7 +206,7 @@ static void s_failed (bk_providers_t *self, s_host_t *host, int64_t mono, const 
         aq_log (AQ_LOG_WARN, "broker",
                 "provider '%s' failed %d times on one request: its task fails", host->name,
                 op->runs);
-        s_done_add (self, op->key, NULL, error);
+        s_done_add (self, op->key, NULL, 0, error);
         op->key = NULL;
         s_op_destroy (&op);
     }
@@ -219,7 +232,7 @@ static void s_start (bk_providers_t *self, s_host_t *host, int64_t mono) {
             s_op_t *op = s_pop (self, host);
             char *error =
                 s_format ("provider '%s' could not be started to read %s", host->name, op->what);
-            s_done_add (self, op->key, NULL, error);
+            s_done_add (self, op->key, NULL, 0, error);
             op->key = NULL;
             s_op_destroy (&op);
         }
@@ -234,31 +247,46 @@ static void s_start (bk_providers_t *self, s_host_t *host, int64_t mono) {
             (int) pid);
 }
 
+//  Appends one frame to the host's output: a 4-byte length and op's request
+//  with "seq" in front. false when out of memory.
+static bool s_frame (bk_providers_t *self, s_host_t *host, const s_op_t *op, uint64_t seq) {
+    aq_node_t request;
+    int rc = aq_msg_parse (op->request, op->size, &request);
+    assert (rc == 0 && request.type == AQ_NODE_MAP); //  checked by submit
+    aq_writer_t *w = &self->frame;
+    aq_writer_reset (w);
+    aq_write_map (w, request.count + 1);
+    aq_write_str (w, "seq");
+    aq_write_uint (w, seq);
+    aq_write_raw (w, request.data, (size_t) (request.raw + request.raw_size - request.data));
+    size_t size;
+    const uint8_t *data = aq_writer_data (w, &size);
+    if (!data)
+        return false;
+    if (host->out_sent > 0) {
+        memmove (host->out, host->out + host->out_sent, host->out_size - host->out_sent);
+        host->out_size -= host->out_sent;
+        host->out_sent = 0;
+    }
+    uint8_t *out = realloc (host->out, host->out_size + AQ_PROVIDER_HOST_HEAD + size);
+    if (!out)
+        return false;
+    aq_provider_host_frame_head (out + host->out_size, size);
+    memcpy (out + host->out_size + AQ_PROVIDER_HOST_HEAD, data, size);
+    host->out = out;
+    host->out_size += AQ_PROVIDER_HOST_HEAD + size;
+    return true;
+}
+
 //  Appends the ops not yet sent (up to the window) to the output.
 static void s_fill (bk_providers_t *self, s_host_t *host, int64_t mono) {
     s_op_t *op = host->head;
     for (size_t i = 0; op && i < host->written; i++)
         op = op->next;
     for (; op && host->written < S_WINDOW; op = op->next) {
-        json_object_set_new (op->request, "seq", json_integer ((json_int_t) ++host->seq));
-        char *data;
-        size_t size;
-        if (aq_provider_host_encode (op->request, &data, &size) != 0)
+        if (!s_frame (self, host, op, host->seq + 1))
             break; //  out of memory: try again next time
-        if (host->out_sent > 0) {
-            memmove (host->out, host->out + host->out_sent, host->out_size - host->out_sent);
-            host->out_size -= host->out_sent;
-            host->out_sent = 0;
-        }
-        char *out = realloc (host->out, host->out_size + size);
-        if (!out) {
-            free (data);
-            break;
-        }
-        memcpy (out + host->out_size, data, size);
-        free (data);
-        host->out = out;
-        host->out_size += size;
+        host->seq++;
         if (host->written++ == 0)
             host->deadline = mono + self->timeout_ms;
     }
@@ -280,6 +308,33 @@ static bool s_send (s_host_t *host) {
     return true;
 }
 
+//  The reply in a frame's payload (size bytes at data) when it is a map
+//  answering seq: the map without its "seq" into *reply (malloc'd,
+//  *reply_size bytes). false when it is not.
+static bool s_reply (const uint8_t *data, size_t size, uint64_t seq, uint8_t **reply,
+                     size_t *reply_size) {
+    aq_node_t map, key, value;
+    if (aq_msg_parse (data, size, &map) != 0 || map.type != AQ_NODE_MAP ||
+        !aq_node_get (&map, "seq", &value) || value.type != AQ_NODE_INT || value.u != seq)
+        return false;
+    aq_writer_t w;
+    aq_writer_init (&w);
+    size_t mark = aq_write_map_open (&w);
+    uint32_t pairs = 0;
+    aq_iter_t it;
+    aq_node_iter (&map, &it);
+    while (aq_iter_next (&it, &key, &value))
+        if (!aq_node_streq (&key, "seq")) {
+            aq_write_raw (&w, key.raw, key.raw_size);
+            aq_write_raw (&w, value.raw, value.raw_size);
+            pairs++;
+        }
+    aq_write_map_close (&w, mark, pairs);
+    *reply = aq_writer_take (&w, reply_size);
+    aq_writer_release (&w);
+    return *reply != NULL;
+}
+
 //  Reads what arrived and hands out the replies in it. Returns NULL while
 //  the host is fine, else why it is not (""): it died).
 static const char *s_receive (bk_providers_t *self, s_host_t *host, int64_t mono) {
@@ -288,7 +343,7 @@ static const char *s_receive (bk_providers_t *self, s_host_t *host, int64_t mono
         if (host->in_cap - host->in_size < S_READ_CHUNK / 4) {
             if (host->in_cap > AQ_PROVIDER_HOST_FRAME_MAX + S_READ_CHUNK)
                 return "it answered garbage";
-            char *in = realloc (host->in, host->in_cap + S_READ_CHUNK);
+            uint8_t *in = realloc (host->in, host->in_cap + S_READ_CHUNK);
             if (!in)
                 break;
             host->in = in;
@@ -307,18 +362,17 @@ static const char *s_receive (bk_providers_t *self, s_host_t *host, int64_t mono
     }
     long size;
     while ((size = aq_provider_host_frame_size (host->in, host->in_size)) > 0) {
-        json_t *reply = aq_provider_host_decode (host->in, (size_t) size);
+        uint8_t *reply = NULL;
+        size_t reply_size = 0;
+        bool ok = host->written &&
+                  s_reply (host->in + AQ_PROVIDER_HOST_HEAD, (size_t) size - AQ_PROVIDER_HOST_HEAD,
+                           host->seq - host->written + 1, &reply, &reply_size);
         memmove (host->in, host->in + size, host->in_size - (size_t) size);
         host->in_size -= (size_t) size;
-        json_t *seq = json_object_get (reply, "seq");
-        if (!reply || !host->written || !json_is_integer (seq) ||
-            (uint64_t) json_integer_value (seq) != host->seq - host->written + 1) {
-            json_decref (reply);
+        if (!ok)
             return "it answered garbage";
-        }
-        json_object_del (reply, "seq");
         s_op_t *op = s_pop (self, host);
-        s_done_add (self, op->key, reply, NULL);
+        s_done_add (self, op->key, reply, reply_size, NULL);
         op->key = NULL;
         s_op_destroy (&op);
         host->written--;
@@ -352,60 +406,81 @@ void bk_providers_work (bk_providers_t *self, int64_t mono) {
     }
 }
 
-//  The host of provider, created on first use.
-static s_host_t *s_host (bk_providers_t *self, const char *name, const char *path) {
+//  The host of provider (not started), created on first use; NULL when
+//  no such provider is loaded.
+static s_host_t *s_host (bk_providers_t *self, const char *name) {
     for (size_t i = 0; i < self->nhosts; i++)
         if (strcmp (self->hosts[i]->name, name) == 0)
             return self->hosts[i];
+    const aq_plugin_provider_t *provider =
+        self->plugins ? aq_plugin_loader_provider (self->plugins, name) : NULL;
+    if (!provider)
+        return NULL;
     s_host_t **hosts = realloc (self->hosts, (self->nhosts + 1) * sizeof *hosts);
     assert (hosts);
     self->hosts = hosts;
     s_host_t *host = calloc (1, sizeof *host);
     assert (host);
     host->name = strdup (name);
-    host->path = strdup (path);
+    host->path = strdup (aq_plugin_provider_path (provider));
     assert (host->name && host->path);
     host->fd = -1;
     host->deadline = INT64_MAX;
+    //  what its polls carry: the auth header and the poll headers
+    const aq_provider_ops_t *ops = aq_plugin_provider_ops (provider);
+    const char *auth = AQ_PLUGIN_GET (ops, auth_header, NULL);
+    const char *const *more = AQ_PLUGIN_GET (ops, poll_headers, NULL);
+    size_t count = 0;
+    while (more && more[count])
+        count++;
+    host->headers = calloc (count + 2, sizeof *host->headers);
+    assert (host->headers);
+    size_t n = 0;
+    if (auth)
+        host->headers[n++] = auth;
+    for (size_t i = 0; i < count; i++)
+        host->headers[n++] = more[i];
     self->hosts[self->nhosts++] = host;
     return host;
 }
 
-static const char *s_what (const json_t *request) {
-    const char *op = json_string_value (json_object_get (request, "op"));
-    if (op && strcmp (op, "plan") == 0)
+//  What an op reads, for messages: "the status answer".
+static const char *s_what (const aq_node_t *request) {
+    aq_node_t op;
+    aq_node_get (request, "op", &op);
+    if (aq_node_streq (&op, "plan"))
         return "the initial answer";
-    if (op && strcmp (op, "result") == 0)
+    if (aq_node_streq (&op, "result"))
         return "the result";
     return "the status answer";
 }
 
-void bk_providers_submit (bk_providers_t *self, const char *provider, const char *path,
-                          const char *key, json_t **request_p) {
-    assert (self && provider && key && request_p && *request_p);
-    json_t *request = *request_p;
-    *request_p = NULL;
-    char *error = NULL, *data = NULL;
-    size_t size;
-    if (!path)
+void bk_providers_submit (bk_providers_t *self, const char *provider, const char *key,
+                          const uint8_t *request, size_t size) {
+    assert (self && provider && key && request);
+    aq_node_t map;
+    int rc = aq_msg_parse (request, size, &map);
+    assert (rc == 0 && map.type == AQ_NODE_MAP); //  poll.c writes them
+    s_host_t *host = s_host (self, provider);
+    char *error = NULL;
+    if (!host)
         error = strdup ("provider plugin is no longer loaded");
-    else if (aq_provider_host_encode (request, &data, &size) != 0)
+    else if (size > AQ_PROVIDER_HOST_FRAME_MAX - 32) //  room for seq
         error = s_format ("provider '%s' cannot be asked: the answer is too large", provider);
-    free (data);
-    if (error || !path) {
+    if (!host || error) {
         char *copy = strdup (key);
-        assert (copy);
-        s_done_add (self, copy, NULL, error);
-        json_decref (request);
+        assert (copy && error);
+        s_done_add (self, copy, NULL, 0, error);
         return;
     }
-    s_host_t *host = s_host (self, provider, path);
     s_op_t *op = calloc (1, sizeof *op);
     assert (op);
     op->key = strdup (key);
-    assert (op->key);
-    op->request = request;
-    op->what = s_what (request);
+    op->request = malloc (size);
+    assert (op->key && op->request);
+    memcpy (op->request, request, size);
+    op->size = size;
+    op->what = s_what (&map);
     if (host->tail)
         host->tail->next = op;
     else
@@ -414,7 +489,8 @@ void bk_providers_submit (bk_providers_t *self, const char *provider, const char
     self->pending++;
 }
 
-bool bk_providers_take (bk_providers_t *self, char **key, json_t **reply, char **error) {
+bool bk_providers_take (bk_providers_t *self, char **key, uint8_t **reply, size_t *reply_size,
+                        char **error) {
     s_done_t *done = self->done;
     if (!done)
         return false;
@@ -423,6 +499,7 @@ bool bk_providers_take (bk_providers_t *self, char **key, json_t **reply, char *
         self->last = NULL;
     *key = done->key;
     *reply = done->reply;
+    *reply_size = done->size;
     *error = done->error;
     free (done);
     return true;
@@ -459,6 +536,12 @@ size_t bk_providers_pending (bk_providers_t *self) {
     return self->pending;
 }
 
+const char *const *bk_providers_poll_headers (bk_providers_t *self, const char *provider) {
+    static const char *const none[] = {NULL};
+    s_host_t *host = provider ? s_host (self, provider) : NULL;
+    return host ? host->headers : none;
+}
+
 void bk_providers_destroy (bk_providers_t **self_p) {
     bk_providers_t *self = *self_p;
     if (!self)
@@ -479,33 +562,36 @@ void bk_providers_destroy (bk_providers_t **self_p) {
         }
         free (host->name);
         free (host->path);
+        free (host->headers);
         free (host);
     }
     char *key, *error;
-    json_t *reply;
-    while (bk_providers_take (self, &key, &reply, &error)) {
+    uint8_t *reply;
+    size_t size;
+    while (bk_providers_take (self, &key, &reply, &size, &error)) {
         free (key);
         free (error);
-        json_decref (reply);
+        free (reply);
     }
     free (self->hosts);
     free (self->exe);
     free (self->config);
+    aq_writer_release (&self->frame);
     free (self);
     *self_p = NULL;
 }
 
 // ---------------------------------------------------------------------------
-//  Selftest: real hosts (this program, re-executed) running the example
-//  plugin and the test plugins that crash (crashy) and loop (hangy).
+//  Selftest: real hosts (this program, re-executed) running the test
+//  plugins that crash (crashy) and loop (hangy).
 
 //  Works until an op is finished or timeout_ms passed. true if one was.
-static bool s_wait (bk_providers_t *self, char **key, json_t **reply, char **error,
+static bool s_wait (bk_providers_t *self, char **key, uint8_t **reply, size_t *size, char **error,
                     int64_t timeout_ms) {
     int64_t end = aq_time_mono_ms () + timeout_ms;
     while (aq_time_mono_ms () < end) {
         bk_providers_work (self, aq_time_mono_ms ());
-        if (bk_providers_take (self, key, reply, error))
+        if (bk_providers_take (self, key, reply, size, error))
             return true;
         zmq_pollitem_t items[8];
         int n = bk_providers_poll_items (self, items, 8);
@@ -515,32 +601,55 @@ static bool s_wait (bk_providers_t *self, char **key, json_t **reply, char **err
     return false;
 }
 
-//  A poll request whose status answer body is {"status": status}.
-static json_t *s_poll_request (const char *status) {
+//  Submits to provider a poll whose status answer body is {"status": status},
+//  as poll.c writes it; key is the status.
+static void s_submit (bk_providers_t *self, const char *provider, const char *key,
+                      const char *status) {
     char body[64];
     snprintf (body, sizeof body, "{\"status\": \"%s\"}", status);
-    return json_pack ("{s:s, s:{s:s}, s:{s:s, s:i, s:s}}", "op", "poll", "plan", "statusUrl",
-                      "http://h/jobs/1", "response", "url", "http://h/jobs/1", "statusCode", 200,
-                      "body", body);
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 3);
+    aq_write_kv_str (&w, "op", "poll");
+    aq_write_str (&w, "plan");
+    aq_write_map (&w, 1);
+    aq_write_kv_str (&w, "statusUrl", "http://h/jobs/1");
+    aq_write_str (&w, "response");
+    aq_write_map (&w, 3);
+    aq_write_kv_str (&w, "url", "http://h/jobs/1");
+    aq_write_kv_int (&w, "statusCode", 200);
+    aq_write_kv_str (&w, "body", body);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    bk_providers_submit (self, provider, key, data, size);
+    aq_writer_release (&w); //  submit copied it
 }
 
-//  Submits a poll of status to provider; checks the outcome: its state or
-//  (state < 0) the error.
-static void s_expect (bk_providers_t *self, const char *provider, const char *path,
-                      const char *status, int state, const char *error) {
-    json_t *request = s_poll_request (status);
-    bk_providers_submit (self, provider, path, status, &request);
-    char *key, *failure;
-    json_t *reply;
-    assert (s_wait (self, &key, &reply, &failure, 10000));
-    assert (strcmp (key, status) == 0);
-    if (state >= 0)
-        assert (reply && json_integer_value (json_object_get (reply, "state")) == state);
-    else
+//  The next finished op: key, and its reply's state or (state < 0) its error.
+static void s_expect_next (bk_providers_t *self, const char *key, int state, const char *error) {
+    char *got, *failure;
+    uint8_t *reply;
+    size_t size;
+    assert (s_wait (self, &got, &reply, &size, &failure, 10000));
+    assert (strcmp (got, key) == 0);
+    if (state >= 0) {
+        aq_node_t map, value;
+        assert (reply && !failure && aq_msg_parse (reply, size, &map) == 0);
+        assert (aq_node_get (&map, "state", &value) && value.type == AQ_NODE_INT &&
+                value.i == state);
+        assert (!aq_node_get (&map, "seq", &value)); //  the wire's, not the broker's
+    } else
         assert (!reply && failure && strcmp (failure, error) == 0);
-    free (key);
+    free (got);
     free (failure);
-    json_decref (reply);
+    free (reply);
+}
+
+//  Submits a poll of status to provider; checks the outcome.
+static void s_expect (bk_providers_t *self, const char *provider, const char *status, int state,
+                      const char *error) {
+    s_submit (self, provider, status, status);
+    s_expect_next (self, status, state, error);
 }
 
 void bk_providers_test (bool verbose) {
@@ -557,53 +666,57 @@ void bk_providers_test (bool verbose) {
         printf ("bk_providers: no test plugins in '%s/plugins-test'; skipped\n", exe);
         return;
     }
-    bk_providers_t *self = bk_providers_new ("/proc/self/exe", NULL, 300);
+    //  The broker's view: descriptors only, ops in hosts
+    aq_plugin_loader_t *plugins = aq_plugin_loader_new (NULL);
+    aq_plugin_loader_describe_only (plugins, AQ_PLUGIN_PROVIDER);
+    assert (aq_plugin_loader_load_file (plugins, crashy) == 0);
+    assert (aq_plugin_loader_load_file (plugins, hangy) == 0);
+    bk_providers_t *self = bk_providers_new ("/proc/self/exe", NULL, 300, plugins);
     assert (self);
     assert (bk_providers_next_wake (self) == INT64_MAX);
+
+    //  What polls carry: the auth header (and poll headers); an unknown
+    //  provider's polls carry nothing
+    const char *const *headers = bk_providers_poll_headers (self, "crashy");
+    assert (headers && strcmp (headers[0], "Authorization") == 0 && !headers[1]);
+    assert (bk_providers_poll_headers (self, "crashy") == headers);
+    headers = bk_providers_poll_headers (self, "gone");
+    assert (headers && !headers[0]);
+    assert (bk_providers_next_wake (self) == INT64_MAX); //  no host started for that
 
     //  Answers in order; crashy's host crashes on its third status answer:
     //  that op runs again in a new host and succeeds; the one behind it is
     //  answered too
-    s_expect (self, "crashy", crashy, "running", AQ_POLL_RUNNING, NULL);
-    s_expect (self, "crashy", crashy, "done", AQ_POLL_DONE, NULL);
-    json_t *third = s_poll_request ("running"), *fourth = s_poll_request ("done");
-    bk_providers_submit (self, "crashy", crashy, "third", &third);
-    bk_providers_submit (self, "crashy", crashy, "fourth", &fourth);
-    assert (third == NULL && bk_providers_pending (self) == 2);
-    char *key, *error;
-    json_t *reply;
-    assert (s_wait (self, &key, &reply, &error, 10000));
-    assert (strcmp (key, "third") == 0 && reply && !error);
-    free (key);
-    json_decref (reply);
-    assert (s_wait (self, &key, &reply, &error, 10000));
-    assert (strcmp (key, "fourth") == 0 && reply && !error);
-    assert (json_integer_value (json_object_get (reply, "state")) == AQ_POLL_DONE);
-    free (key);
-    json_decref (reply);
+    s_expect (self, "crashy", "running", AQ_POLL_RUNNING, NULL);
+    s_expect (self, "crashy", "done", AQ_POLL_DONE, NULL);
+    s_submit (self, "crashy", "third", "running");
+    s_submit (self, "crashy", "fourth", "done");
+    assert (bk_providers_pending (self) == 2);
+    s_expect_next (self, "third", AQ_POLL_RUNNING, NULL);
+    s_expect_next (self, "fourth", AQ_POLL_DONE, NULL);
 
     //  An answer it always crashes on: three runs, then the op fails
-    s_expect (self, "crashy", crashy, "crash", -1,
+    s_expect (self, "crashy", "crash", -1,
               "provider 'crashy' crashed while reading the status answer");
-    s_expect (self, "crashy", crashy, "failed", AQ_POLL_FAILED, NULL);
+    s_expect (self, "crashy", "failed", AQ_POLL_FAILED, NULL);
 
     //  A host that loops is killed after the time limit, three times
     int64_t start = aq_time_mono_ms ();
-    s_expect (self, "hangy", hangy, "running", -1,
+    s_expect (self, "hangy", "running", -1,
               "provider 'hangy' did not answer within 300 ms while reading the status answer");
     assert (aq_time_mono_ms () - start >= 900);
     //  meanwhile and after, other providers' hosts answer
-    s_expect (self, "crashy", crashy, "running", AQ_POLL_RUNNING, NULL);
+    s_expect (self, "crashy", "running", AQ_POLL_RUNNING, NULL);
     //  a provider that is not loaded fails at once
-    s_expect (self, "gone", NULL, "running", -1, "provider plugin is no longer loaded");
+    s_expect (self, "gone", "running", -1, "provider plugin is no longer loaded");
     assert (bk_providers_pending (self) == 0);
     //  ops still queued at the end are dropped with their hosts
-    json_t *left = s_poll_request ("running");
-    bk_providers_submit (self, "hangy", hangy, "left", &left);
+    s_submit (self, "hangy", "left", "running");
     bk_providers_work (self, aq_time_mono_ms ());
     bk_providers_destroy (&self);
     assert (self == NULL);
     bk_providers_destroy (&self);
+    aq_plugin_loader_destroy (&plugins);
     if (verbose)
         printf ("bk_providers: ok\n");
 }
