@@ -5,6 +5,7 @@
 #include "aq_uuid.h"
 #include "delay.h"
 #include "jobs.h"
+#include "poll.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -146,10 +147,23 @@ static bk_job_ctx_t s_ctx (bk_dispatch_t *self, const bk_task_t *task) {
                           engine->now, engine->cfg->max_body};
 }
 
+//  The headers a poll or cancel may carry: a provider's own list (never
+//  NULL: at least empty), or NULL for a pollConfig (the task's headers).
 static const char *const *s_poll_headers (bk_dispatch_t *self, const bk_task_t *task) {
-    return task->provider && self->providers
-               ? bk_providers_poll_headers (self->providers, task->provider)
-               : NULL;
+    return task->provider ? bk_providers_poll_headers (self->providers, task->provider) : NULL;
+}
+
+//  NULL when the URL a provider task's next request (which: BK_POLL_STATUS,
+//  _RESULT or _CANCEL) goes to is one its provider may use, else why not.
+static const char *s_url_refused (bk_dispatch_t *self, const bk_task_t *task, int which,
+                                  char *buf, size_t size) {
+    if (!task->provider)
+        return NULL;
+    const aq_plugin_provider_t *provider =
+        aq_plugin_loader_provider (self->engine->plugins, task->provider);
+    if (!provider)
+        return "provider plugin is no longer loaded";
+    return bk_poll_provider_url_error (provider, task, which, buf, size);
 }
 
 //  The worker's socket refused a JOB: forget the worker, put the task back.
@@ -164,8 +178,15 @@ static void s_refused (bk_dispatch_t *self, int index, bk_task_t *task) {
 static void s_cancel (bk_dispatch_t *self, int index, bk_task_t *task) {
     bk_job_ctx_t ctx = s_ctx (self, task);
     task->poll.cancel_owed = false;
-    char error[128];
-    int sent = bk_jobs_cancel (&ctx, task, s_poll_headers (self, task), s_job (self)) == 0
+    char error[400];
+    const char *refused = s_url_refused (self, task, BK_POLL_CANCEL, error, sizeof error);
+    if (refused) {
+        char id[AQ_UUID_TEXT];
+        aq_log (AQ_LOG_WARN, "broker", "not cancelling task '%s' at its provider: %s",
+                aq_uuid_format (task->id, id), refused);
+    }
+    int sent = !refused && bk_jobs_cancel (&ctx, task, s_poll_headers (self, task),
+                                           s_job (self)) == 0
                    ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
                    : 1;
     if (sent == 0)
@@ -209,9 +230,14 @@ static void s_poll (bk_dispatch_t *self, int index, bk_task_t *task) {
     bk_engine_t *engine = self->engine;
     bk_job_ctx_t ctx = s_ctx (self, task);
     task->poll.seq++;
-    char error[160];
-    int sent = bk_jobs_poll (&ctx, task, s_poll_headers (self, task), s_job (self), error,
-                             sizeof error) == 0
+    char error[400];
+    const char *refused = s_url_refused (
+        self, task, task->poll.stage == BK_POLL_RESULT ? BK_POLL_RESULT : BK_POLL_STATUS, error,
+        sizeof error);
+    if (refused && refused != error)
+        snprintf (error, sizeof error, "%s", refused);
+    int sent = !refused && bk_jobs_poll (&ctx, task, s_poll_headers (self, task), s_job (self),
+                                         error, sizeof error) == 0
                    ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
                    : 1;
     if (sent > 0) { //  no request, or one too large to send: no retry

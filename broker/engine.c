@@ -5,6 +5,7 @@
 #include "aq_uuid.h"
 #include "backoff.h"
 #include "delay.h"
+#include "poll.h"
 #include "task_request.h"
 #include "tokens.h"
 
@@ -194,6 +195,7 @@ void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t durat
 }
 
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task) {
+    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
     task->poll.inflight = false;
     task->poll.lease[0] = '\0';
     if (!task->poll.cancel_url)

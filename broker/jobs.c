@@ -153,6 +153,10 @@ int bk_jobs_poll (const bk_job_ctx_t *ctx, bk_task_t *task, const char *const *p
     int pairs = s_user_headers (ctx, task, poll_headers, w, error, size);
     if (pairs < 0)
         return -1;
+    if (!poll_headers) { //  a pollConfig's status URL is the user's API: signed like the call
+        char id[AQ_UUID_TEXT];
+        pairs += s_signature (ctx, aq_uuid_format (task->id, id), NULL, 0, w);
+    }
     aq_write_map_close (w, headers, (uint32_t) pairs);
     aq_write_map_close (w, map, (uint32_t) n + 1);
     return 0;

@@ -228,6 +228,8 @@ static int s_admin_token (s_loop_t *self, const char *dir) {
 static void s_plugins (s_loop_t *self) {
     const bk_config_t *cfg = self->cfg;
     self->plugins = aq_plugin_loader_new (cfg->data_dir);
+    //  provider plugins are described here and run in provider hosts
+    aq_plugin_loader_describe_only (self->plugins, AQ_PLUGIN_PROVIDER);
     char *dir = cfg->plugin_dir ? strdup (cfg->plugin_dir) : aq_plugin_loader_default_dir ();
     if (dir && aq_plugin_loader_load_dir (self->plugins, dir) < 0)
         aq_log (AQ_LOG_WARN, "broker", "cannot read plugin directory '%s'", dir);
@@ -286,7 +288,8 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
         return -1;
     s_plugins (self);
     //  provider ops run in provider hosts: this program, re-executed
-    self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms);
+    self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms,
+                                        self->plugins);
     if (s_bind (self, zmq_ctx) != 0)
         return -1;
     self->outbox = bk_outbox_new (self->events, self->nevents);

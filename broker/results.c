@@ -155,22 +155,17 @@ static void s_poll_next (bk_engine_t *engine, bk_task_t *task, int stage, const 
 
 //  Sends the op a provider task keeps to its provider host.
 static void s_provider_submit (bk_results_t *self, const bk_task_t *task) {
-    if (!self->providers || !task->provider)
+    if (!task->provider)
         return;
     aq_writer_t request;
     aq_writer_init (&request);
     bk_poll_provider_request (task, &request);
-    const aq_plugin_provider_t *provider =
-        aq_plugin_loader_provider (self->engine->plugins, task->provider);
-    char id[AQ_UUID_TEXT], key[AQ_UUID_TEXT + 24];
-    snprintf (key, sizeof key, "%s/%lld", aq_uuid_format (task->id, id),
-              (long long) task->poll.op_n);
+    char key[BK_POLL_KEY_SIZE];
     size_t size;
     const uint8_t *data = aq_writer_data (&request, &size);
     if (data)
-        bk_providers_submit (self->providers, task->provider,
-                             provider ? aq_plugin_provider_path (provider) : NULL, key, data,
-                             size);
+        bk_providers_submit (self->providers, task->provider, bk_poll_provider_key (task, key),
+                             data, size);
     aq_writer_release (&request);
 }
 
@@ -233,17 +228,16 @@ static void s_poll_result (bk_results_t *self, bk_task_t *task, int attempt,
 void bk_results_provider_done (bk_results_t *self, const char *key, const aq_node_t *reply,
                                const char *failure) {
     bk_engine_t *engine = self->engine;
-    char text[AQ_UUID_TEXT];
     uint8_t id[16];
-    snprintf (text, sizeof text, "%.*s", (int) strcspn (key, "/"), key);
-    const char *slash = strchr (key, '/');
-    bk_task_t *task = aq_uuid_parse (text, id) == 0 ? bk_engine_load (engine, id) : NULL;
-    if (!task || task->status != BK_ST_POLLING || !task->poll.op_pending || !slash ||
-        task->poll.op_n != atoll (slash + 1)) {
+    int64_t n;
+    bk_task_t *task = bk_poll_provider_key_parse (key, id, &n) ? bk_engine_load (engine, id) : NULL;
+    if (!task || !bk_poll_provider_awaits (task, n)) {
         engine->stats.dropped++; //  cancelled, timed out, or asked again after a restart
         bk_task_destroy (&task);
         return;
     }
+    //  the answer stays in the task's arena after the reply is applied: the
+    //  result if this was the last
     int stage = task->poll.op_stage;
     aq_node_t answer;
     s_answer_t a;
@@ -255,9 +249,11 @@ void bk_results_provider_done (bk_results_t *self, const char *key, const aq_nod
     int64_t next_ms = 0;
     const char *error = NULL;
     bk_poll_state_t state = BK_POLL_FAILED;
+    char text[AQ_UUID_TEXT];
+    aq_uuid_format (task->id, text);
     if (failure || !provider || !reply) {
-        task->poll.op_pending = false;
-        error = failure ? failure : "provider plugin is no longer loaded";
+        bk_poll_provider_drop (task);
+        error = failure ? bk_task_strdup (task, failure) : "provider plugin is no longer loaded";
     } else
         state = bk_poll_provider_reply (provider, task, reply, engine->cfg->poll_interval_ms,
                                         &next_ms, &error);
