@@ -8,11 +8,13 @@
 
     The SSRF guard sits in s_open_cb, where curl asks for a socket for the
     address it is about to connect to: whatever the URL spelled, that is
-    where the call would go.
+    where the call would go. What the text of a call may be (header names
+    and values, a RESULT's headers and body) is text.c's.
 */
 #include "callout.h"
 #include "aq_time.h"
 #include "ssrf.h"
+#include "text.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -71,70 +73,7 @@ struct _s_call_t {
 };
 
 //  --------------------------------------------------------------------------
-//  Text helpers
-
-//  Length of the valid UTF-8 sequence at s (n > 0 bytes there): 1..4, or 0
-//  when invalid; *partial is set when s ends inside a sequence still valid.
-static size_t s_utf8_len (const unsigned char *s, size_t n, bool *partial) {
-    *partial = false;
-    if (s[0] < 0x80)
-        return 1;
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF; //  range of the second byte
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        need = 1;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        need = 2;
-        lo = s[0] == 0xE0 ? 0xA0 : lo; //  no overlongs
-        hi = s[0] == 0xED ? 0x9F : hi; //  no surrogates
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        need = 3;
-        lo = s[0] == 0xF0 ? 0x90 : lo; //  no overlongs
-        hi = s[0] == 0xF4 ? 0x8F : hi; //  nothing above U+10FFFF
-    } else
-        return 0;
-    for (size_t k = 1; k <= need; k++) {
-        if (k == n) {
-            *partial = true;
-            return 0;
-        }
-        if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF))
-            return 0;
-    }
-    return need + 1;
-}
-
-//  A new JSON string of text made valid UTF-8 (each invalid byte becomes
-//  U+FFFD) and at most max bytes long. *cut says on entry that text itself
-//  was cut short (a sequence broken at its end is then dropped, not
-//  replaced) and on return whether anything was left out. NULL if no memory.
-static json_t *s_utf8_string (const char *text, size_t size, size_t max, bool *cut) {
-    static const char replacement[] = "\xEF\xBF\xBD";
-    size_t room = size > max / 3 ? max : size * 3;
-    char *out = malloc (room + 1);
-    if (!out)
-        return NULL;
-    const unsigned char *in = (const unsigned char *) text;
-    size_t at = 0, used = 0;
-    while (at < size) {
-        bool partial;
-        size_t len = s_utf8_len (in + at, size - at, &partial);
-        if (partial && *cut)
-            break;
-        const char *piece = len ? text + at : replacement;
-        size_t piece_size = len ? len : 3;
-        if (used + piece_size > max) {
-            *cut = true;
-            break;
-        }
-        memcpy (out + used, piece, piece_size);
-        used += piece_size;
-        at += len ? len : 1;
-    }
-    json_t *string = json_stringn_nocheck (out, used);
-    free (out);
-    return string;
-}
+//  Retry-After
 
 //  Seconds a Retry-After value asks to wait (delta-seconds or an HTTP-date),
 //  or -1 when value is absent or unreadable.
@@ -157,26 +96,6 @@ static int64_t s_retry_after (const char *value) {
         return -1;
     time_t now = time (NULL);
     return when > now ? (int64_t) (when - now) : 0;
-}
-
-//  A character allowed in a header name (RFC 9110 token).
-static bool s_is_tchar (int c) {
-    return isalnum (c) || (c && strchr ("!#$%&'*+-.^_`|~", c));
-}
-
-static bool s_is_token (const char *name) {
-    for (const char *c = name; *c; c++)
-        if (!s_is_tchar ((unsigned char) *c))
-            return false;
-    return *name != '\0';
-}
-
-//  True when a header value can go on the wire as it is.
-static bool s_is_value (const json_t *value) {
-    const char *text = json_string_value (value);
-    size_t size = json_string_length (value);
-    return text && !memchr (text, '\r', size) && !memchr (text, '\n', size) &&
-           !memchr (text, '\0', size);
 }
 
 //  --------------------------------------------------------------------------
@@ -256,46 +175,6 @@ static size_t s_write_cb (char *data, size_t size, size_t nmemb, void *userp) {
     return take;
 }
 
-//  Keeps one response header line (no CR LF) under its lower-case name;
-//  a repeated header is joined with ", ". Lines that are not headers, and
-//  headers past S_HEADERS_MAX, are skipped.
-static void s_keep_header (s_call_t *call, const char *line, size_t len) {
-    const char *colon = memchr (line, ':', len);
-    char name[128];
-    size_t name_len = colon ? (size_t) (colon - line) : 0;
-    if (name_len == 0 || name_len >= sizeof name || call->header_bytes + len > S_HEADERS_MAX)
-        return;
-    for (size_t i = 0; i < name_len; i++) {
-        if (!s_is_tchar ((unsigned char) line[i]))
-            return;
-        name[i] = (char) tolower ((unsigned char) line[i]);
-    }
-    name[name_len] = '\0';
-    const char *value = colon + 1, *end = line + len;
-    while (value < end && (*value == ' ' || *value == '\t'))
-        value++;
-    while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    const char *old = json_string_value (json_object_get (call->resp_headers, name));
-    size_t old_len = old ? strlen (old) : 0;
-    size_t size = old_len + 2 + (size_t) (end - value);
-    char *joined = malloc (size);
-    if (!joined)
-        return;
-    size_t at = 0;
-    if (old) {
-        memcpy (joined, old, old_len);
-        memcpy (joined + old_len, ", ", 2);
-        at = old_len + 2;
-    }
-    memcpy (joined + at, value, (size_t) (end - value));
-    bool cut = false;
-    json_object_set_new (call->resp_headers, name,
-                         s_utf8_string (joined, at + (size_t) (end - value), SIZE_MAX, &cut));
-    free (joined);
-    call->header_bytes += len;
-}
-
 static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) {
     s_call_t *call = userp;
     size_t n = size * nitems, len = n;
@@ -308,8 +187,9 @@ static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) 
         call->headers_done = false;
     } else if (len == 0)
         call->headers_done = true;
-    else if (!call->headers_done)
-        s_keep_header (call, data, len);
+    else if (!call->headers_done && call->header_bytes + len <= S_HEADERS_MAX &&
+             wk_text_add_header (call->resp_headers, data, len) == 0)
+        call->header_bytes += len; //  lines that are not headers are skipped
     return n;
 }
 
@@ -415,12 +295,12 @@ static const char *s_call_setup (s_call_t *call, const json_t *job, bool *perman
     const char *name;
     json_t *value;
     json_object_foreach (headers, name, value) {
-        if (!s_is_token (name))
+        if (!wk_text_is_token (name))
             return "invalid header name";
-        if (!s_is_value (value))
+        if (!wk_text_is_value (value))
             return "invalid header value";
     }
-    if (!s_is_value (json_object_get (call->result, "id")))
+    if (!wk_text_is_value (json_object_get (call->result, "id")))
         return "invalid task id";
     json_t *body = json_object_get (job, "body");
     if (body && !json_is_string (body) && !json_is_null (body))
@@ -519,8 +399,9 @@ static void s_call_finish (s_call_t **call_p, CURLcode code) {
         bool cut = call->body_cut;
         json_object_set_new (result, "statusCode", json_integer (status));
         json_object_set (result, "headers", call->resp_headers);
-        json_object_set_new (result, "body",
-                             s_utf8_string (call->body, call->body_size, call->body_max, &cut));
+        json_object_set_new (
+            result, "body",
+            wk_text_utf8_string (call->body, call->body_size, call->body_max, &cut));
         if (cut)
             json_object_set_new (result, "bodyTruncated", json_true ());
         int64_t retry_after =
@@ -917,14 +798,6 @@ void wk_callout_test (bool verbose) {
     result = s_call (callout, s_job ("t13", "GET", rig_http_url (server, "/euro"), 5, 9));
     assert (strlen (s_str (result, "body")) == 9 && !json_object_get (result, "bodyTruncated"));
     json_decref (result);
-
-    bool cut = false;
-    json_t *text = s_utf8_string ("\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", 9, 100, &cut);
-    assert (json_string_length (text) == 27 && !cut); //  overlong, surrogate, > U+10FFFF
-    json_decref (text);
-    text = s_utf8_string ("a\xff", 2, 3, &cut);
-    assert (s_streq (json_string_value (text), "a") && cut); //  no room for U+FFFD
-    json_decref (text);
 
     //  Many in flight: a slow call does not hold up a fast one; timeouts
     s_start (callout, s_job ("slow", "GET", rig_http_url (server, "/sleep/1500"), 5, 1000));
