@@ -25,19 +25,17 @@
 */
 #include "http.h"
 #include "json.h"
+#include "listen.h"
 #include "routes.h"
 
 #include "aq_log.h"
 #include "aq_proto.h"
 #include "aq_time.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +51,6 @@
 #define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
 #define S_BUCKETS      1024      //  initial size of the corr table (a power of two)
-#define S_BACKLOG      4096      //  listen backlog
 #define S_BRIEF_MS     10        //  a request is held this long before it is suspended
 #define S_BRIEF_TICK   1         //  how often MHD runs while such requests are held
 
@@ -462,58 +459,6 @@ static void s_mhd_log (void *cls, const char *fmt, va_list args) {
 }
 
 //  --------------------------------------------------------------------------
-//  Listening
-
-//  Binds and listens on "HOST:PORT" ("[v6]:PORT" too). Returns the socket,
-//  or -1 after logging one line.
-static int s_listen (const char *listen_on, int *family) {
-    char host[256];
-    const char *port;
-    const char *colon = strrchr (listen_on, ':');
-    size_t host_size = colon ? (size_t) (colon - listen_on) : 0;
-    if (!colon || host_size >= sizeof host || !colon[1]) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': expected HOST:PORT", listen_on);
-        return -1;
-    }
-    memcpy (host, listen_on, host_size);
-    host[host_size] = 0;
-    port = colon + 1;
-    if (host[0] == '[' && host_size >= 2 && host[host_size - 1] == ']') {
-        memmove (host, host + 1, host_size - 2);
-        host[host_size - 2] = 0;
-    }
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo (host[0] ? host : NULL, port, &hints, &found);
-    if (rc != 0) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, gai_strerror (rc));
-        return -1;
-    }
-    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int on = 1;
-    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        bind (fd, found->ai_addr, found->ai_addrlen) != 0 || listen (fd, S_BACKLOG) != 0) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        fd = -1;
-    }
-    *family = found->ai_family;
-    freeaddrinfo (found);
-    return fd;
-}
-
-static int s_bound_port (int fd) {
-    struct sockaddr_storage addr;
-    socklen_t size = sizeof addr;
-    if (getsockname (fd, (struct sockaddr *) &addr, &size) != 0)
-        return 0;
-    if (addr.ss_family == AF_INET6)
-        return ntohs (((struct sockaddr_in6 *) &addr)->sin6_port);
-    return ntohs (((struct sockaddr_in *) &addr)->sin_port);
-}
-
-//  --------------------------------------------------------------------------
 //  Public API
 
 gw_http_t *gw_http_new (const gw_config_t *cfg, void *dealer) {
@@ -529,13 +474,13 @@ gw_http_t *gw_http_new (const gw_config_t *cfg, void *dealer) {
     self->table = calloc (self->buckets, sizeof *self->table);
     self->next_sweep = aq_time_mono_ms () + S_SWEEP_MS;
     int family = AF_INET;
-    int fd = self->table ? s_listen (cfg->listen, &family) : -1;
+    int fd = self->table ? gw_listen_socket (cfg->listen, &family) : -1;
     if (fd < 0) {
         free (self->table);
         free (self);
         return NULL;
     }
-    self->port = s_bound_port (fd);
+    self->port = gw_listen_port (fd);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
