@@ -36,7 +36,7 @@ else
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  += $(CFLAGS_BASE) $(OPT) $(PKG_CFLAGS)
+CFLAGS  += $(CFLAGS_BASE) -ffunction-sections $(OPT) $(PKG_CFLAGS)
 LDFLAGS += $(LDSAN)
 LDLIBS  += $(MALLOC) $(PKG_LIBS) -lpthread -ldl -lm
 
@@ -50,6 +50,7 @@ BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c
 WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
 GATEWAY_SRC = $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 TEST_SRC    = $(wildcard tests/*.c)
+RIG_SRC     = $(wildcard tests/rig_*.c)
 
 objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 
@@ -79,6 +80,13 @@ $(LIBGATEWAY): $(call objs,$(GATEWAY_SRC))
 
 ALL_LIBS = $(LIBBROKER) $(LIBGATEWAY) $(LIBWORKER) $(LIBPROTO)
 
+# A module's selftest is its last function, in the library, and may call the
+# test rigs (tests/rig_*.c: an HTTP server, a fake broker) that only
+# aq-selftest links. Each function has its own section (-ffunction-sections
+# above) and the programs drop the sections nothing reaches: the selftests go,
+# and their calls into the rigs with them.
+$(PROGS): private LDFLAGS += -Wl,--gc-sections
+
 $(BIN)/asyncqueue: $(OBJ)/broker/allinone.o $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-broker: $(OBJ)/broker/main.o $(LIBBROKER) $(LIBPROTO)
@@ -89,7 +97,7 @@ $(BIN)/aq-gateway: $(OBJ)/gateway/main.o $(LIBGATEWAY) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aqctl: $(OBJ)/proto/aqctl.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(ALL_LIBS)
+$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(call objs,$(RIG_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
