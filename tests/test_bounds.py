@@ -101,3 +101,87 @@ def test_dense_rest_bodies_up_to_1mib_still_decode():
     reply = api.post('/v1/tasks', body)
     assert reply.status == 201, reply
     api.close()
+
+
+# ---------------------------------------------------------------------------
+# pollConfig: a bounded template, a bounded URL, encoded values (finding 3)
+
+def s_poll_task(target, template):
+    return {'targetUrl': target.url('/json-value/61440'), 'maxWaitTime': 30,
+            'pollConfig': {'urlTemplate': template, 'statusPath': 'ok', 'doneValues': ['true'],
+                           'failValues': ['false'], 'intervalSeconds': 1}}
+
+
+@aqtest.timeout(120)
+def test_poll_template_attack_is_bounded():
+    target, broker, procs, cli = aqtest.cluster(workers=2)
+    gateway = aqtest.start_gateway(broker)
+    attacker = aqtest.HttpClient(gateway.port, key=broker.new_key('team-attacker'))
+    bystander = s_team_client(broker)
+    before = s_peak(broker.proc)
+    prefix = target.url('/ok/poll/')
+    # the review's request: 2,000 placeholders, each filled with a 60 KB value
+    review = attacker.post('/v1/tasks', s_poll_task(target, prefix + '{{v}}' * 2000))
+    # the longest template allowed, as often as the attacker likes
+    longest = prefix + '{{v}}' * ((2048 - len(prefix)) // 5)
+    attacks = []
+    for _ in range(5):
+        reply = attacker.post('/v1/tasks', s_poll_task(target, longest))
+        assert reply.status == 201, reply
+        attacks.append(reply.json['task']['id'])
+    # meanwhile another team's calls go through within 10 s
+    start = time.monotonic()
+    theirs = [bystander.create(targetUrl=target.url('/ok/bystander-%d' % i))['id']
+              for i in range(20)]
+    done = bystander.wait_all_terminal(theirs, timeout=10)
+    waited = time.monotonic() - start
+    assert all(t['status'] == 'completed' for t in done.values()), done
+    finals = {}
+    deadline = time.monotonic() + 20
+    while len(finals) < len(attacks) and time.monotonic() < deadline:
+        for task_id in attacks:
+            task = attacker.get('/v1/tasks/' + task_id).json['task']
+            if task['status'] in ('completed', 'failed'):
+                finals[task_id] = task
+        time.sleep(0.1)
+    lost = broker.stats()['counters']['workerLost']
+    grown = s_peak(broker.proc) - before
+    print('template attack: broker peak %.0f MiB (grew %.1f MiB), workers lost %d, '
+          'another team\'s 20 tasks done in %.2f s' % (s_peak(broker.proc) / MiB, grown / MiB,
+                                                        lost, waited))
+    assert s_peak(broker.proc) < 300 * MiB, 'broker peak %.0f MiB' % (s_peak(broker.proc) / MiB)
+    assert lost == 0, 'the broker lost %d workers' % lost
+    assert waited < 10, waited
+    assert review.status == 400 and review.error == (
+        'pollConfig.urlTemplate must be at most 2048 characters'), review
+    assert len(finals) == len(attacks), 'attack tasks still running: %d' % (
+        len(attacks) - len(finals))
+    for task in finals.values():
+        assert task['status'] == 'failed' and task['error'] == (
+            'pollConfig.urlTemplate renders a status URL over 8192 bytes'), task
+    attacker.close()
+
+
+def test_poll_template_values_are_url_encoded():
+    target, broker, procs, cli = aqtest.cluster(workers=1)
+    gateway = aqtest.start_gateway(broker)
+    api = aqtest.HttpClient(gateway.port, key=broker.new_key('team-encode'))
+    tag = '%08x' % random.randrange(1 << 32)
+    reply = api.post('/v1/tasks', s_poll_task(target, target.url('/ok/%s/{{odd}}?x={{odd}}' % tag)))
+    assert reply.status == 201, reply
+    task_id = reply.json['task']['id']
+
+    def settled():
+        task = api.get('/v1/tasks/' + task_id).json['task']
+        return task if task['status'] in ('completed', 'failed') else None
+    task = wait_until(settled, 20, 'the polling task to end')
+    assert task['status'] == 'completed', task
+    polls = target.requests('/ok/' + tag)
+    assert polls, target.requests()
+    # aq-target records the path and query decoded: the whole value arrived
+    # in each, so none of its '?', '&', '#', '%' or ' ' was sent raw (a raw
+    # '?' would have cut the path there, a raw '#' dropped the rest)
+    odd = 'a b/c?d=e&f#g%h'
+    assert polls[0]['path'] == '/ok/%s/%s' % (tag, odd) and polls[0]['query'] == 'x=' + odd, (
+        polls[0])
+    api.close()
