@@ -185,3 +185,50 @@ def test_poll_template_values_are_url_encoded():
     assert polls[0]['path'] == '/ok/%s/%s' % (tag, odd) and polls[0]['query'] == 'x=' + odd, (
         polls[0])
     api.close()
+
+
+# ---------------------------------------------------------------------------
+# A JOB too large for a worker fails its task and keeps the worker (finding 3)
+
+def s_lost(broker):
+    return broker.stats()['counters']['workerLost']
+
+
+@aqtest.timeout(90)
+def test_job_too_large_to_send_fails_the_task_and_keeps_the_worker():
+    target, broker, procs, cli = aqtest.cluster(workers=1)
+    # 1,100 headers that name one 8 KB vault token: a 60 KB request, a 9 MB JOB
+    reply = cli.call('TOKEN_CREATE', {'token': {'name': 'wide', 'value': 'k' * 8192}})
+    assert reply.get('status') == 201, reply
+    token = reply['body']['token']['id']
+    headers = {'x-wide-%04d' % i: token for i in range(1100)}
+    task = cli.create(targetUrl=target.url('/ok/wide'), headers=headers, maxRetries=3)
+    done = cli.wait_terminal(task['id'], timeout=15)
+    assert done['status'] == 'failed', done
+    assert done['error'].startswith('job too large to send: ') and '(limit 8387584 bytes)' in (
+        done['error']), done
+    assert done.get('retryCount', 0) == 0, done
+    assert not target.requests('/ok/wide'), 'the call was made'
+    # the onCompleteUrl delivery of a task whose JSON escapes to over 8 MiB:
+    # the call goes (1.4 MB), the delivery fails for good, the worker stays
+    body = '\x01' * (1400 * 1024)
+    task = cli.create(targetUrl=target.url('/ok/escaped'), body=body,
+                      onCompleteUrl=target.url('/ok/escaped-complete'))
+    done = cli.wait_terminal(task['id'], timeout=15)
+    assert done['status'] == 'completed', done
+
+    def settled():
+        got = cli.get(task['id'])
+        outcome = got.get('onComplete') or {}
+        return got if outcome.get('status') in ('delivered', 'failed') else None
+    got = wait_until(settled, 15, 'the onCompleteUrl delivery to end')
+    assert got['onComplete']['status'] == 'failed', got['onComplete']
+    assert got['onComplete']['error'].startswith('job too large to send: '), got['onComplete']
+    assert got['onComplete']['attempts'] == 1, got['onComplete']
+    assert not target.requests('/ok/escaped-complete')
+    # the worker was never dropped and still works
+    assert s_lost(broker) == 0, 'workers lost: %d' % s_lost(broker)
+    assert broker.stats()['workers'] == 1
+    task = cli.create(targetUrl=target.url('/ok/after-wide'))
+    assert cli.wait_terminal(task['id'], timeout=15)['status'] == 'completed'
+    assert s_lost(broker) == 0
