@@ -12,6 +12,7 @@ import random
 import struct
 import threading
 import time
+import uuid
 
 import aqtest
 from aqtest import wait_until
@@ -232,3 +233,123 @@ def test_job_too_large_to_send_fails_the_task_and_keeps_the_worker():
     task = cli.create(targetUrl=target.url('/ok/after-wide'))
     assert cli.wait_terminal(task['id'], timeout=15)['status'] == 'completed'
     assert s_lost(broker) == 0
+
+
+# ---------------------------------------------------------------------------
+# Schedules: every evaluation has a work budget (finding 5)
+
+OVER = ('Invalid RRULE: its next fire time takes too long to find (a COUNT counted from a '
+        'distant DTSTART, or parts that rarely match)')
+
+
+def s_attack_rule(days=68):
+    start = time.gmtime(time.time() - days * 86400)
+    return 'DTSTART:%s RRULE:FREQ=MINUTELY;COUNT=1000000000;BYSECOND=0' % time.strftime(
+        '%Y%m%dT%H%M%SZ', start)
+
+
+def s_schedule(kind, expr, zone='UTC', **extra):
+    return dict({'title': 'bounded', 'description': 'bounded work', 'schedule_kind': kind,
+                 'schedule_expr': expr, 'timezone': zone, 'created_by': str(uuid.uuid4()),
+                 'payload': {'steps': [{'targetUrl': 'http://127.0.0.1:9/never'}]}}, **extra)
+
+
+@aqtest.timeout(120)
+def test_preview_attack_leaves_other_teams_served():
+    """A read key previews the review's COUNT rule again and again while
+    another team lists its tasks: each of theirs answers within 1 s."""
+    aq = aqtest.start_allinone(workers=1)
+    reader = aqtest.HttpClient(aq.port, key=aq.new_key('team-reader', scope='read'))
+    victim = aqtest.HttpClient(aq.port, key=aq.new_key('team-victim'))
+    body = {'schedule_kind': 'rrule', 'schedule_expr': s_attack_rule(), 'count': 100}
+    stop = threading.Event()
+    answers = []
+
+    def attack():
+        attacker = aqtest.HttpClient(aq.port, key=reader.key)
+        while not stop.is_set() and len(answers) < 200:
+            reply = attacker.post('/tasks/preview', body)
+            answers.append((reply.status, reply.error, reply.elapsed))
+        attacker.close()
+    thread = threading.Thread(target=attack, daemon=True)
+    thread.start()
+    waits = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reply = victim.get('/v1/tasks?limit=5')
+        waits.append(reply.elapsed)
+        assert reply.status == 200, reply
+    stop.set()
+    thread.join(60)
+    previews = [a[2] for a in answers]
+    print('preview attack: %d previews (slowest %.3f s) while another team made %d requests '
+          '(slowest %.3f s, median %.3f s)'
+          % (len(previews), max(previews or [0]), len(waits), max(waits),
+             sorted(waits)[len(waits) // 2]))
+    assert max(waits) < 1.0, 'another team waited %.2f s' % max(waits)
+    assert answers and all(a[:2] == (400, OVER) for a in answers), answers[:3]
+    # the same rule cannot be created or put either: the same 400
+    writer = aqtest.HttpClient(aq.port, key=aq.new_key('team-writer'))
+    reply = writer.post('/tasks', s_schedule('rrule', s_attack_rule()))
+    assert reply.status == 400 and reply.error == OVER, reply
+    reply = writer.post('/tasks', s_schedule('rrule', s_attack_rule(days=1)))
+    assert reply.status == 201, reply   # a day of minutes is counted in time
+    sid = reply.json['task']['id']
+    reply = writer.put('/tasks/' + sid, {'schedule_expr': s_attack_rule()})
+    assert reply.status == 400 and reply.error == OVER, reply
+    assert writer.get('/tasks/' + sid).json['task']['schedule_expr'] == s_attack_rule(days=1)
+    for client in (reader, victim, writer):
+        client.close()
+
+
+@aqtest.timeout(120)
+def test_schedule_evaluation_is_bounded_for_every_kind():
+    """1,000-time previews of cron, rrule (rare and dense), once and event
+    in zones with DST answer in well under a second; rules that never
+    occur are refused at once; a COUNT schedule previews from its cursor."""
+    aq = aqtest.start_allinone(workers=1)
+    api = aqtest.HttpClient(aq.port, key=aq.new_key('team-kinds'))
+    cases = [
+        ('cron', '0 0 29 2 *', 'America/New_York', 1000),
+        ('cron', '*/1 * * * *', 'Australia/Lord_Howe', 1000),
+        ('rrule', 'FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=23', 'Europe/Chisinau', 1000),
+        ('rrule', 'FREQ=MINUTELY;BYMONTHDAY=13;BYDAY=FR;BYHOUR=13', 'America/New_York', 1000),
+        ('rrule', 'FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0',
+         'Australia/Lord_Howe', 1000),
+        ('rrule', 'FREQ=HOURLY;INTERVAL=7;BYMINUTE=0,30', 'Europe/Chisinau', 1000),
+        ('rrule', 'FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2', 'UTC', 10),
+        ('rrule', 'FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2000', 'America/New_York', 1000),
+        ('once', '2031-03-30T02:30:00', 'Europe/Chisinau', 1000),
+        ('event', 'invoice.paid', 'UTC', 1000),
+    ]
+    slow = []
+    for kind, expr, zone, count in cases:
+        reply = api.post('/tasks/preview', {'schedule_kind': kind, 'schedule_expr': expr,
+                                            'timezone': zone, 'count': count})
+        assert reply.status == 200, (kind, expr, reply)
+        times = reply.json['fire_times']
+        assert not reply.json.get('truncated'), (kind, expr, len(times))
+        if kind in ('cron', 'rrule') and expr != 'FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2':
+            assert len(times) == count, (kind, expr, len(times))
+        assert times == sorted(times) and len(set(times)) == len(times), (kind, expr)
+        slow.append((reply.elapsed, kind, expr, zone))
+    print('previews: slowest %s' % ', '.join('%.3f s %s %r %s' % s for s in sorted(slow)[-3:]))
+    assert max(slow)[0] < 1.0, max(slow)
+    # never, and libical would search to 2582 for the MONTHLY one
+    for expr in ('FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30', 'FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30',
+                 'FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11', 'FREQ=MONTHLY;BYDAY=6MO'):
+        reply = api.post('/tasks/preview', {'schedule_kind': 'rrule', 'schedule_expr': expr})
+        assert reply.status == 400 and reply.error.startswith(
+            'Invalid RRULE: the rule never occurs'), (expr, reply)
+        assert reply.elapsed < 1.0, (expr, reply.elapsed)
+    # a stored COUNT schedule previews from where its fires got to, counting
+    # once: 20 ms apart, a minutely rule has nothing new to count
+    reply = api.post('/tasks', s_schedule('rrule', s_attack_rule(days=2)))
+    assert reply.status == 201, reply
+    sid = reply.json['task']['id']
+    first = reply.json['task']['next_run_at']
+    for _ in range(5):
+        reply = api.get('/tasks/%s/preview?count=1000' % sid)
+        assert reply.status == 200 and reply.json['fire_times'][0] == first, reply
+        assert len(reply.json['fire_times']) == 1000 and not reply.json.get('truncated')
+    api.close()
