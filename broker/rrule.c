@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_MAX_TEXT 2048 //  longest rule text we accept
 #define S_MIN_YEAR 1900 //  DTSTART range; libical stops at 2582
@@ -371,14 +372,63 @@ static void s_set_limits (bk_rrule_t *self) {
         self->chunk = 128 * 86400;
 }
 
+static int s_count (const short *array, int size) {
+    int n = 0;
+    while (n < size && array[n] != ICAL_RECURRENCE_ARRAY_MAX)
+        n++;
+    return n;
+}
+
+//  The most occurrences one period of a MONTHLY or YEARLY rule can have:
+//  days (each BYxxx day part can only narrow them) times the times of day
+static int64_t s_set_most (const struct icalrecurrencetype *r) {
+    int months = s_has (r->by_month) ? s_count (r->by_month, ICAL_BY_MONTH_SIZE) : 12;
+    bool yearly = r->freq == ICAL_YEARLY_RECURRENCE;
+    int64_t days = yearly ? 366 : 31;
+    if (yearly && s_has (r->by_month) && 31 * months < days)
+        days = 31 * months;
+    if (s_has (r->by_month_day)) {
+        int64_t most =
+            (int64_t) s_count (r->by_month_day, ICAL_BY_MONTHDAY_SIZE) * (yearly ? months : 1);
+        days = most < days ? most : days;
+    }
+    if (s_has (r->by_year_day) && s_count (r->by_year_day, ICAL_BY_YEARDAY_SIZE) < days)
+        days = s_count (r->by_year_day, ICAL_BY_YEARDAY_SIZE);
+    if (s_has (r->by_week_no) && 7 * s_count (r->by_week_no, ICAL_BY_WEEKNO_SIZE) < days)
+        days = 7 * s_count (r->by_week_no, ICAL_BY_WEEKNO_SIZE);
+    if (s_has (r->by_day)) {
+        int64_t most = 0, per = !yearly ? 5 : s_has (r->by_month) ? 5 * months : 53;
+        for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+            most += icalrecurrencetype_day_position (r->by_day[i]) ? (yearly ? months : 1) : per;
+        days = most < days ? most : days;
+    }
+    int64_t times = 1;
+    if (s_has (r->by_hour))
+        times *= s_count (r->by_hour, ICAL_BY_HOUR_SIZE);
+    if (s_has (r->by_minute))
+        times *= s_count (r->by_minute, ICAL_BY_MINUTE_SIZE);
+    if (s_has (r->by_second))
+        times *= s_count (r->by_second, ICAL_BY_SECOND_SIZE);
+    return days * times;
+}
+
 //  True when the rule can never occur: no month it recurs in has a day its
 //  BYMONTHDAY (or, MONTHLY and YEARLY alone, DTSTART's day) names, or no
-//  month has the nth weekday its BYDAY asks for. For MONTHLY and YEARLY
-//  libical 3.0 would look for one until the year 2582, half a second in one
-//  call that no budget can stop; shorter rules get a clear error too.
+//  month has the nth weekday its BYDAY asks for, or BYSETPOS asks for more
+//  than a period can hold. For MONTHLY and YEARLY libical 3.0 would look
+//  for one until the year 2582, up to a second in one call (even in
+//  icalrecur_iterator_new) that no budget can stop; shorter rules get a
+//  clear error too.
 static bool s_never (const bk_rrule_t *self) {
     const struct icalrecurrencetype *r = &self->recur;
     bool long_freq = r->freq >= ICAL_MONTHLY_RECURRENCE;
+    //  BYSETPOS past the most a period's set can hold
+    bool position = !s_has (r->by_set_pos) || !long_freq;
+    int64_t set = long_freq ? s_set_most (r) : 0;
+    for (int i = 0; i < ICAL_BY_SETPOS_SIZE && r->by_set_pos[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+        position |= abs (r->by_set_pos[i]) <= set;
+    if (!position)
+        return true;
     if (s_has (r->by_year_day) || s_has (r->by_week_no) || (!long_freq && !s_has (r->by_month_day)))
         return false;
     struct tm tm;
@@ -571,9 +621,22 @@ const bk_zone_t *bk_rrule_zone (const bk_rrule_t *self) {
 //  The work units a search spends, about 0.1 microsecond each (libical
 //  3.0.16 on a 2-core x86-64: 2.5-8 microseconds a step, 4.5-16 to make an
 //  iterator; our own look at a chunk takes 0.03)
-#define S_WORK_VISIT 1  //  a chunk looked at and maybe skipped
-#define S_WORK_NEW   45 //  icalrecur_iterator_new
-#define S_WORK_STEP  25 //  icalrecur_iterator_next
+#define S_WORK_VISIT 1      //  a chunk looked at and maybe skipped
+#define S_WORK_NEW   45     //  icalrecur_iterator_new
+#define S_WORK_STEP  25     //  icalrecur_iterator_next
+#define S_SLOW_NS    200000 //  a libical call using more CPU is charged its time
+
+//  Charges a libical call begun at since (this thread's CPU time): its
+//  units, or, if it took over S_SLOW_NS (libical looks through periods that
+//  cannot match inside one call: years of them for a rare MONTHLY rule),
+//  the time it took, in units. CPU time, so being preempted costs nothing.
+static void s_charge (int64_t *work, int64_t units, const struct timespec *since) {
+    struct timespec now;
+    clock_gettime (CLOCK_THREAD_CPUTIME_ID, &now);
+    int64_t ns =
+        (int64_t) (now.tv_sec - since->tv_sec) * 1000000000 + (now.tv_nsec - since->tv_nsec);
+    *work -= ns > S_SLOW_NS ? ns / 100 : units;
+}
 
 static void s_close (bk_rrule_t *self) {
     if (self->it)
@@ -679,7 +742,7 @@ static int64_t s_pull_chunked (bk_rrule_t *self, int64_t *work) {
             continue;
         }
         struct icaltimetype t = icalrecur_iterator_next (self->it);
-        *work -= S_WORK_STEP;
+        *work -= S_WORK_STEP; //  no slow calls: UNTIL at the chunk's end stops libical
         int64_t civil = icaltime_is_null_time (t) ? INT64_MAX : s_civil (t);
         if (civil >= self->chunk_at + self->chunk) { //  this chunk is done
             s_close (self);
@@ -701,20 +764,22 @@ static int64_t s_pull_walk (bk_rrule_t *self, int64_t *work) {
     for (;;) {
         if (*work <= 0)
             return BK_RRULE_OVER;
+        struct timespec since;
+        clock_gettime (CLOCK_THREAD_CPUTIME_ID, &since);
         if (!self->it) {
             self->it = icalrecur_iterator_new (self->recur, s_ical (self->start));
-            *work -= S_WORK_NEW;
             if (self->it && self->pos > self->start &&
                 !icalrecur_iterator_set_start (self->it, s_ical (self->pos))) {
                 icalrecur_iterator_free (self->it); //  refused: walk from the start
                 self->it = icalrecur_iterator_new (self->recur, s_ical (self->start));
             }
+            s_charge (work, S_WORK_NEW, &since);
             if (!self->it)
                 break;
             continue;
         }
         struct icaltimetype t = icalrecur_iterator_next (self->it);
-        *work -= S_WORK_STEP;
+        s_charge (work, S_WORK_STEP, &since);
         if (icaltime_is_null_time (t))
             break;
         int64_t civil = s_civil (t);
@@ -1149,6 +1214,9 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("DTSTART:20240229T090000 RRULE:FREQ=MONTHLY;INTERVAL=12;BYMONTHDAY=30",
                     "the rule never occurs");
     s_expect_error ("FREQ=MONTHLY;BYDAY=6MO", "the rule never occurs");
+    s_expect_error ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", "the rule never occurs");
+    s_expect_error ("FREQ=MONTHLY;BYMONTHDAY=1,2,3;BYDAY=MO;BYSETPOS=4", "the rule never occurs");
+    s_expect_error ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYSETPOS=2", "never occurs");
     s_expect_error ("FREQ=YEARLY;BYMONTH=3;BYDAY=-6FR", "the rule never occurs");
     s_expect_error ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "the rule never occurs");
     s_expect_error ("FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31", "the rule never occurs");
@@ -1208,8 +1276,11 @@ void bk_rrule_test (bool verbose) {
     //  rare rules are cheap: months and days are skipped without libical
     const char *rare[] = {"FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=23;BYMINUTE=59",
                           "FREQ=MINUTELY;BYMONTHDAY=31;BYDAY=FR;BYHOUR=13",
-                          "FREQ=HOURLY;BYYEARDAY=366", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29",
-                          "FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2"};
+                          "FREQ=HOURLY;BYYEARDAY=366",
+                          "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29",
+                          "FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2",
+                          "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;BYHOUR=9,17",
+                          "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYSETPOS=1"};
     for (size_t i = 0; i < sizeof rare / sizeof rare[0]; i++) {
         rc = bk_rrule_parse (rare[i], bk_zone_load ("Europe/Chisinau"), s_utc ("2024-03-01T00:00"),
                              &rule, err);

@@ -34,10 +34,14 @@
     A rule keeps a cursor between searches, so successive searches for
     later instants (a preview, a schedule's fires) go on where the last one
     stopped: a COUNT rule is counted once, not from DTSTART at every step.
-    bk_rrule_cursor and bk_rrule_resume carry the cursor across parses. A
-    MONTHLY or YEARLY rule that can never occur (BYMONTH=2;BYMONTHDAY=30,
-    BYDAY=6MO) is refused: libical would search it to the year 2582 in one
-    call. A typical search takes 10-30 microseconds.
+    bk_rrule_cursor and bk_rrule_resume carry the cursor across parses.
+    libical can spend long inside one call of a WEEKLY .. YEARLY rule that
+    rarely matches (it looks through the periods between): such a call is
+    charged the CPU time it took. A rule that can never occur
+    (BYMONTH=2;BYMONTHDAY=30, BYDAY=6MO, a BYSETPOS past what a period
+    holds) is refused: libical would look to the year 2582 in one call,
+    even in icalrecur_iterator_new. A typical search takes 10-30
+    microseconds.
 */
 #ifndef BK_RRULE_H
 #define BK_RRULE_H

@@ -328,7 +328,12 @@ def test_schedule_evaluation_is_bounded_for_every_kind():
                                             'timezone': zone, 'count': count})
         assert reply.status == 200, (kind, expr, reply)
         times = reply.json['fire_times']
-        assert not reply.json.get('truncated'), (kind, expr, len(times))
+        if expr == 'FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2':
+            # libical looks through 28 years of months per fire time, charged
+            # as the CPU time it takes: a slow build may list fewer
+            assert times and times[0].startswith('2036-02-29'), reply
+        else:
+            assert not reply.json.get('truncated'), (kind, expr, len(times))
         if kind in ('cron', 'rrule') and expr != 'FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2':
             assert len(times) == count, (kind, expr, len(times))
         assert times == sorted(times) and len(set(times)) == len(times), (kind, expr)
@@ -337,7 +342,8 @@ def test_schedule_evaluation_is_bounded_for_every_kind():
     assert max(slow)[0] < 1.0, max(slow)
     # never, and libical would search to 2582 for the MONTHLY one
     for expr in ('FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30', 'FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30',
-                 'FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11', 'FREQ=MONTHLY;BYDAY=6MO'):
+                 'FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11', 'FREQ=MONTHLY;BYDAY=6MO',
+                 'FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6'):
         reply = api.post('/tasks/preview', {'schedule_kind': 'rrule', 'schedule_expr': expr})
         assert reply.status == 400 and reply.error.startswith(
             'Invalid RRULE: the rule never occurs'), (expr, reply)
