@@ -65,6 +65,7 @@ struct _bk_rrule_t {
     int64_t seen;                    //  the cursor: how many (for COUNT)
     int64_t bound;                   //  the cursor: each resolved at or before it
     bool done;                       //  the cursor: no occurrence at or after pos
+    bk_rrule_cursor_t kept;          //  the cursor before the last answer (to store)
 };
 
 static void s_close (bk_rrule_t *self);
@@ -580,6 +581,7 @@ int bk_rrule_parse (const char *text, const bk_zone_t *zone, int64_t anchor_utc_
     }
     icalrecur_iterator_free (it);
     s_seek (self, self->start, 0, INT64_MIN);
+    self->kept = (bk_rrule_cursor_t){self->start, 0, INT64_MIN};
     rc = 0;
 out:
     if (rc == 0)
@@ -804,10 +806,13 @@ int64_t bk_rrule_next (bk_rrule_t *self, int64_t after_utc_s, int64_t *work) {
         s_seek (self, self->count ? self->start : target, 0, INT64_MIN);
     else if (!self->count && target > self->pos) //  nothing to count: jump
         s_seek (self, target, self->seen, self->bound);
+    int64_t next = -1;
     while (!self->done) {
         int64_t civil = self->unit ? s_pull_chunked (self, work) : s_pull_walk (self, work);
-        if (civil == BK_RRULE_OVER)
-            return BK_RRULE_OVER;
+        if (civil == BK_RRULE_OVER) {
+            next = BK_RRULE_OVER;
+            break;
+        }
         if (civil < 0)
             break;
         int64_t utc = bk_zone_civil_to_utc (self->zone, civil);
@@ -816,25 +821,31 @@ int64_t bk_rrule_next (bk_rrule_t *self, int64_t after_utc_s, int64_t *work) {
             self->done = true;
             break;
         }
-        self->bound = utc;
-        if (utc > after_utc_s)
+        if (utc > after_utc_s) {
+            //  kept without this answer: it is still ahead of whoever
+            //  stores the cursor now and searches again before it comes
+            self->kept = (bk_rrule_cursor_t){civil, self->seen - 1, self->bound};
+            self->bound = utc;
             return utc;
+        }
+        self->bound = utc;
     }
-    return -1;
+    self->kept = (bk_rrule_cursor_t){self->pos, self->seen, self->bound};
+    return next;
 }
 
 void bk_rrule_cursor (const bk_rrule_t *self, bk_rrule_cursor_t *cursor) {
     assert (self && cursor);
-    cursor->pos = self->pos;
-    cursor->seen = self->seen;
-    cursor->bound = self->bound;
+    *cursor = self->kept;
 }
 
 void bk_rrule_resume (bk_rrule_t *self, const bk_rrule_cursor_t *cursor) {
     assert (self && cursor);
     if (cursor->pos >= self->start && cursor->seen >= 0 &&
-        (!self->count || cursor->seen <= self->count))
+        (!self->count || cursor->seen <= self->count)) {
         s_seek (self, cursor->pos, cursor->seen, cursor->bound);
+        self->kept = *cursor;
+    }
 }
 
 //  --------------------------------------------------------------------------

@@ -79,7 +79,9 @@ void bk_rrule_destroy (bk_rrule_t **self_p);
 int64_t bk_rrule_next (bk_rrule_t *self, int64_t after_utc_s, int64_t *work);
 
 //  The cursor, to store; and back, into a rule parsed from the same text,
-//  zone and anchor (a cursor that cannot belong to it is ignored).
+//  zone and anchor (a cursor that cannot belong to it is ignored). The
+//  stored cursor stands before the last answer, so it serves any search
+//  after the answer before it: a preview made before the next fire too.
 void bk_rrule_cursor (const bk_rrule_t *self, bk_rrule_cursor_t *cursor);
 void bk_rrule_resume (bk_rrule_t *self, const bk_rrule_cursor_t *cursor);
 

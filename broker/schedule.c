@@ -389,6 +389,37 @@ void bk_schedule_test (bool verbose) {
                       3, "[]");
     s_expect_preview ("cron", "@hourly", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", 0,
                       "[]");
+    //  A cursor: a COUNT rule is counted once, by the first search; then a
+    //  search from its cursor (a fire, a preview before it) costs little
+    const char *count = "DTSTART:20240101T000000Z RRULE:FREQ=MINUTELY;COUNT=1000000;BYSECOND=0";
+    json_t *cursor = json_array ();
+    int64_t after = s_ms ("2024-01-02T00:00:30Z"), work = BK_SCHEDULE_WORK;
+    assert (bk_schedule_next ("rrule", count, NULL, 0, after, cursor, &work) ==
+            s_ms ("2024-01-02T00:01:00Z"));
+    assert (json_array_size (cursor) == 3 && BK_SCHEDULE_WORK - work > 30000); //  1440 steps
+    bool truncated;
+    work = 2000;
+    json_t *times = bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, cursor, &work,
+                                         &truncated, err);
+    assert (times && !truncated && json_array_size (times) == 3);
+    assert (strcmp (json_string_value (json_array_get (times, 0)), "2024-01-02T00:01:00.000Z") ==
+            0);
+    json_decref (times);
+    work = 2000; //  the same without the cursor counts from DTSTART, and runs out
+    assert (!bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, NULL, &work,
+                                  &truncated, err));
+    assert (strcmp (err, BK_SCHEDULE_OVER_ERROR) == 0);
+    work = 2000; //  the next fire goes on from the cursor too
+    assert (bk_schedule_next ("rrule", count, NULL, 0, s_ms ("2024-01-02T00:01:00Z"), cursor,
+                              &work) == s_ms ("2024-01-02T00:02:00Z"));
+    json_decref (cursor);
+    //  cron and once keep no cursor
+    cursor = json_pack ("[i, i, i]", 1, 2, 3);
+    work = 10;
+    assert (bk_schedule_next ("cron", "@hourly", NULL, 0, 0, cursor, &work) == 3600000);
+    assert (json_array_size (cursor) == 0);
+    json_decref (cursor);
+
     json_t *many = s_preview ("cron", "* * * * *", NULL, 0, 0, 5000);
     assert (many && json_array_size (many) == BK_SCHEDULE_PREVIEW_MAX);
     json_decref (many);
