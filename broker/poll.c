@@ -4,10 +4,14 @@
 #include "task.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#define S_TEMPLATE_MAX 2048 //  longest pollConfig.urlTemplate
+#define S_URL_MAX      8192 //  longest status URL it may render to
 
 const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t errbuf_size) {
     if (!json_is_object (config))
@@ -19,6 +23,8 @@ const char *bk_poll_check_config (const json_t *config, char *errbuf, size_t err
     json_t *value = json_object_get (config, "urlTemplate");
     if (!json_is_string (value) || json_string_length (value) == 0)
         return "pollConfig.urlTemplate is required";
+    if (json_string_length (value) > S_TEMPLATE_MAX)
+        return "pollConfig.urlTemplate must be at most 2048 characters";
     value = json_object_get (config, "statusPath");
     if (!json_is_string (value) || json_string_length (value) == 0)
         return "pollConfig.statusPath is required";
@@ -56,6 +62,80 @@ static void s_set_str (json_t *poll, const char *key, const char *value) {
         json_object_del (poll, key);
 }
 
+//  Appends text (len bytes) to out, percent-encoded unless raw: RFC 3986's
+//  unreserved characters stay, every other byte becomes %XX. False once out
+//  would pass S_URL_MAX bytes.
+static bool s_append (char *out, size_t *used, const char *text, size_t len, bool raw) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) text[i];
+        bool keep = raw || isalnum (c) || c == '-' || c == '.' || c == '_' || c == '~';
+        if (*used + (keep ? 1 : 3) > S_URL_MAX)
+            return false;
+        if (keep)
+            out[(*used)++] = (char) c;
+        else {
+            out[(*used)++] = '%';
+            out[(*used)++] = hex[c >> 4];
+            out[(*used)++] = hex[c & 15];
+        }
+    }
+    return true;
+}
+
+//  Fills each {{path}} of tmpl with the value at path in doc (as the host's
+//  json_get_text gives it), percent-encoded. Returns the URL (caller frees),
+//  or NULL with a static message in *error: a placeholder cannot be filled,
+//  or the URL would be over S_URL_MAX bytes (it stops there: bounded work).
+static char *s_render_url (const char *tmpl, const json_t *doc, const char **error) {
+    const aq_host_t *host = aq_plugin_host ();
+    char *out = malloc (S_URL_MAX + 1);
+    size_t used = 0;
+    assert (out);
+    *error = "pollConfig.urlTemplate cannot be filled from the response";
+    const char *at = tmpl;
+    for (;;) {
+        const char *open = strstr (at, "{{");
+        if (!open) {
+            if (!s_append (out, &used, at, strlen (at), true))
+                goto too_long;
+            break;
+        }
+        if (!s_append (out, &used, at, (size_t) (open - at), true))
+            goto too_long;
+        const char *start = open + 2, *close = strstr (start, "}}");
+        if (!close)
+            goto fail;
+        const char *end = close;
+        while (start < end && isspace ((unsigned char) *start))
+            start++;
+        while (end > start && isspace ((unsigned char) end[-1]))
+            end--;
+        char path[256];
+        size_t len = (size_t) (end - start);
+        if (len == 0 || len >= sizeof path)
+            goto fail;
+        memcpy (path, start, len);
+        path[len] = '\0';
+        char *value = doc ? host->json_get_text (doc, path) : NULL;
+        if (!value)
+            goto fail;
+        bool fits = s_append (out, &used, value, strlen (value), false);
+        free (value);
+        if (!fits)
+            goto too_long;
+        at = close + 2;
+    }
+    out[used] = '\0';
+    *error = NULL;
+    return out;
+too_long:
+    *error = "pollConfig.urlTemplate renders a status URL over 8192 bytes";
+fail:
+    free (out);
+    return NULL;
+}
+
 //  pollConfig: the template filled from the first answer, then statusPath
 //  of every answer against doneValues and failValues.
 static bk_poll_state_t s_config_step (json_t *task, int stage, const json_t *answer,
@@ -70,11 +150,11 @@ static bk_poll_state_t s_config_step (json_t *task, int stage, const json_t *ans
     json_object_set_new (poll, "interval", json_integer (*next_ms)); //  also after errors
     bk_poll_state_t state = BK_POLL_RUNNING;
     if (stage == BK_POLL_INITIAL) {
-        char *url = doc ? host->render_template (
-                              json_string_value (json_object_get (config, "urlTemplate")), doc)
-                        : NULL;
+        const char *why;
+        char *url =
+            s_render_url (json_string_value (json_object_get (config, "urlTemplate")), doc, &why);
         if (!url) {
-            *error = strdup ("pollConfig.urlTemplate cannot be filled from the response");
+            *error = strdup (why);
             state = BK_POLL_FAILED;
         } else
             json_object_set_new (poll, "statusUrl", json_string (url));
@@ -456,6 +536,76 @@ void bk_poll_test (bool verbose) {
     free (error);
     json_decref (answer);
     json_decref (task);
+
+    //  values are percent-encoded; the URL is at most S_URL_MAX bytes
+    struct {
+        const char *tmpl, *value, *url; //  url NULL: too long
+    } renders[] = {
+        {"http://x/jobs/{{ id }}?a=1&b={{id}}", "j-7._~", "http://x/jobs/j-7._~?a=1&b=j-7._~"},
+        {"http://x/{{id}}", "a b/c?d=e&f#g%h", "http://x/a%20b%2Fc%3Fd%3De%26f%23g%25h"},
+        {"http://x/{{id}}", "\u00e9\r\n", "http://x/%C3%A9%0D%0A"},
+        {"http://x/{{id}}{{id}}{{id}}",
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof renders / sizeof renders[0]; i++) {
+        char *value = strdup (renders[i].value);
+        if (!renders[i].url) { //  3 values of 2731+ bytes: 8193 or more
+            value = realloc (value, 2732);
+            memset (value, 'v', 2731);
+            value[2731] = '\0';
+        }
+        json_t *cfg = json_pack ("{s:s, s:s, s:[], s:[]}", "urlTemplate", renders[i].tmpl,
+                                 "statusPath", "s", "doneValues", "failValues");
+        assert (bk_poll_check_config (cfg, errbuf, sizeof errbuf) == NULL);
+        json_t *job = json_pack ("{s:o}", "pollConfig", cfg);
+        json_t *doc = json_pack ("{s:s}", "id", value);
+        char *text = json_dumps (doc, 0);
+        answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", text);
+        bk_poll_state_t state = bk_poll_step (job, BK_POLL_INITIAL, answer, 2000, &next, &error);
+        const char *url = aq_field_str (json_object_get (job, "_poll"), "statusUrl");
+        if (renders[i].url)
+            assert (state == BK_POLL_RUNNING && strcmp (url, renders[i].url) == 0);
+        else {
+            assert (state == BK_POLL_FAILED && !url);
+            assert (strcmp (error, "pollConfig.urlTemplate renders a status URL over 8192 bytes") ==
+                    0);
+            free (error);
+        }
+        free (text);
+        free (value);
+        json_decref (doc);
+        json_decref (answer);
+        json_decref (job);
+    }
+    //  a value that fills the URL to exactly S_URL_MAX bytes is fine
+    char *fill = malloc (S_URL_MAX + 1);
+    memset (fill, 'f', S_URL_MAX - strlen ("http://x/"));
+    fill[S_URL_MAX - strlen ("http://x/")] = '\0';
+    task = json_pack ("{s:{s:s, s:s, s:[], s:[]}}", "pollConfig", "urlTemplate", "http://x/{{id}}",
+                      "statusPath", "s", "doneValues", "failValues");
+    json_t *doc = json_pack ("{s:s}", "id", fill);
+    char *text = json_dumps (doc, 0);
+    answer = json_pack ("{s:i, s:s}", "statusCode", 200, "body", text);
+    assert (bk_poll_step (task, BK_POLL_INITIAL, answer, 2000, &next, &error) == BK_POLL_RUNNING);
+    assert (strlen (aq_field_str (json_object_get (task, "_poll"), "statusUrl")) == S_URL_MAX);
+    free (text);
+    free (fill);
+    json_decref (doc);
+    json_decref (answer);
+    json_decref (task);
+    //  a template of 2049 characters is refused when the task is made
+    char long_tmpl[S_TEMPLATE_MAX + 2];
+    memset (long_tmpl, 'u', sizeof long_tmpl - 1);
+    long_tmpl[sizeof long_tmpl - 1] = '\0';
+    json_t *cfg = json_pack ("{s:s, s:s, s:[], s:[]}", "urlTemplate", long_tmpl, "statusPath", "s",
+                             "doneValues", "failValues");
+    assert (strcmp (bk_poll_check_config (cfg, errbuf, sizeof errbuf),
+                    "pollConfig.urlTemplate must be at most 2048 characters") == 0);
+    json_object_set_new (cfg, "urlTemplate", json_stringn (long_tmpl, S_TEMPLATE_MAX));
+    assert (bk_poll_check_config (cfg, errbuf, sizeof errbuf) == NULL);
+    json_decref (cfg);
 
     struct {
         const char *config, *error;
