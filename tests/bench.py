@@ -11,8 +11,12 @@ Starts the real processes on loopback and prints, exactly,
     bench fill_create_per_s <n> tasks/s              the 1,000,000-task fill itself
     bench broker_rss_mib_1m_delayed <x> MiB          broker VmRSS holding them
     bench http_hello_per_s <n> req/s                 wrk against a hello-world MHD server
+    bench http_hello_cpu_us <x> us                     its CPU per request
     bench http_create_per_s <n> req/s                wrk POST /v1/tasks (durable creates)
-    bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue
+    bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue,
+    bench http_create_cpu_us <x> us                    its CPU per request,
+    bench http_create_cpu_ratio <x> x                  and that over http_hello_cpu_us
+    bench http_healthz_cpu_us <x> us                 its CPU per GET /healthz (gateway only)
     bench http_get_per_s <n> req/s                   wrk GET /v1/tasks/:id (a read: no fsync)
     bench http_create_nosync_per_s <n> req/s         wrk POST /v1/tasks, asyncqueue --nosync
     bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
@@ -27,7 +31,12 @@ aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
 Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
 --latency` in turn; the creates POST a far-future task with a Lua script.
-Then, for reference, the same server under GETs of one task (the round trip
+Each server's CPU (utime + stime of the whole process, all threads, from
+/proc/PID/stat) is read before and after its wrk run: CPU per request is
+that over the requests wrk completed; a note splits it by thread.
+Then, for reference, the same server under GET /healthz (the gateway alone:
+the yardstick issue 12's "was ~2.9x" used, where http_create_cpu_ratio uses
+aq-hello), under GETs of one task (the round trip
 through the broker without a write), and creates against a second
 all-in-one run with --nosync (the durable path without its fsyncs).
 Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
@@ -87,12 +96,22 @@ SCHEDULE_AGENT = "5f0c6d4e-2b1a-4e3f-9c8d-7a6b5c4d3e2f"                 # create
 FAR = "2099-01-01T00:00:00.000Z"     # a delayUntil that never comes during the run
 
 
+FIGURES = {}  # name -> value of each figure printed in this run, for notes that compare them
+
+
 def note(text):
     print("note: " + text, file=sys.stderr, flush=True)
 
 
 def figure(line):
     print(line, flush=True)
+    words = line.split()
+    if len(words) >= 3 and words[0] == "bench":
+        try:
+            FIGURES[words[1]] = float(words[2])
+        except ValueError:
+            pass
+
 
 
 def program(name):
@@ -227,6 +246,32 @@ def rss_mib(pid):
             if name in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
                 fields[name] = int(value.split()[0]) / 1024.0
     return fields
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, all its threads, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu(pid):
+    """{thread name: utime + stime in seconds} of a process's threads (names
+    shared by several threads add up)."""
+    times = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                text = f.read()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rpartition(")")[2].split()
+        times[name] = times.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return times
 
 
 def du_mib(path):
@@ -427,7 +472,31 @@ def http_server(procs, name, extra=()):
                         {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
     if status != 201:
         raise RuntimeError("a first create answered %d: %s" % (status, body))
-    return base, key, body["task"]["id"], data
+    return base, key, body["task"]["id"], data, server
+
+
+def measured_wrk(pid, url, seconds, script=None):
+    """wrk (as wrk () does) while the server process pid is measured: adds
+    cpu_us, its CPU (all threads, /proc) per request served over wrk's run,
+    and threads, {thread name: CPU us per request}."""
+    before, threads = cpu_seconds(pid), thread_cpu(pid)
+    result = wrk(url, seconds, script)
+    used, after = cpu_seconds(pid) - before, thread_cpu(pid)
+    requests = max(1, result["requests"])
+    result["cpu_us"] = used * 1e6 / requests
+    result["cpu_share"] = used / max(0.001, seconds)
+    result["threads"] = {name: (after[name] - threads.get(name, 0.0)) * 1e6 / requests
+                         for name in after}
+    return result
+
+
+def cpu_note(result):
+    """'X us per request (Y% of a core; gateway a, broker b)' for a note."""
+    split = ", ".join("%s %.1f" % (name, us) for name, us in
+                      sorted(result["threads"].items(), key=lambda item: -item[1]) if us >= 0.05)
+    return "%.1f us of server CPU per request (%.0f%% of one core%s)" % (
+        result["cpu_us"], 100.0 * result["cpu_share"],
+        "; by thread: " + split if split and len(result["threads"]) > 1 else "")
 
 
 def phase_http(tmp):
@@ -444,7 +513,7 @@ def phase_http(tmp):
     try:
         hello = procs.start("aq-hello", ["--port", "0", "--threads", "2"], stdout=subprocess.PIPE)
         hello_port = listening_port(hello, "aq-hello")
-        base, key, task_id, data = http_server(procs, "http")
+        base, key, task_id, data, server = http_server(procs, "http")
 
         def script(name, text):
             path = os.path.join(tmp, name)
@@ -453,12 +522,13 @@ def phase_http(tmp):
             return path
         create_lua = script("create.lua", CREATE_LUA % (FAR, key))
 
-        result = wrk("http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
+        result = measured_wrk(hello.pid, "http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
         figure("bench http_hello_per_s %.0f req/s" % result["rate"])
-        note("aq-hello: p99 %.2f ms, %d requests%s" % (
-            result["p99_ms"], result["requests"],
+        figure("bench http_hello_cpu_us %.2f us" % result["cpu_us"])
+        note("aq-hello: p99 %.2f ms, %d requests, %s%s" % (
+            result["p99_ms"], result["requests"], cpu_note(result),
             ", socket errors: " + result["errors"] if result["errors"] else ""))
-        hello_rate = result["rate"]
+        hello_rate, hello_cpu = result["rate"], result["cpu_us"]
 
         def share(rate):
             return "%.0f%% of the hello-world rate in this run" % (100.0 * rate / max(1.0, hello_rate))
@@ -468,27 +538,40 @@ def phase_http(tmp):
                 note("%s: %d of %d answers were not 2xx" % (what, result["non2xx"], result["requests"]))
             return result["rate"] * (1 - result["non2xx"] / max(1, result["requests"]))
 
-        result = wrk(base + "/v1/tasks", WRK_SECONDS, create_lua)
+        result = measured_wrk(server.pid, base + "/v1/tasks", WRK_SECONDS, create_lua)
         rate = ok_rate(result, "creates")
         figure("bench http_create_per_s %.0f req/s" % rate)
         figure("bench http_create_p99_ms %.2f ms" % result["p99_ms"])
+        figure("bench http_create_cpu_us %.2f us" % result["cpu_us"])
+        figure("bench http_create_cpu_ratio %.2f x" % (result["cpu_us"] / max(0.01, hello_cpu)))
         status, body = http("GET", base + "/v1/tasks?limit=1", key)
         stored = body["pagination"]["total"] if status == 200 else -1
-        note("creates: %s; %d tasks stored; data dir %.1f MiB%s" % (
-            share(rate), stored, du_mib(data),
+        note("creates: %s; %s; %d tasks stored; data dir %.1f MiB%s" % (
+            share(rate), cpu_note(result), stored, du_mib(data),
             ", socket errors: " + result["errors"] if result["errors"] else ""))
+        note("CPU per durable create / CPU per hello request: %.2f (target <= 2.0)"
+             % (result["cpu_us"] / max(0.01, hello_cpu)))
 
-        result = wrk(base + "/v1/tasks/" + task_id, WRK_SECONDS, script("get.lua", GET_LUA % key))
+        result = measured_wrk(server.pid, base + "/healthz", WRK_SECONDS)
+        figure("bench http_healthz_cpu_us %.2f us" % result["cpu_us"])
+        note("GET /healthz (answered by the gateway alone): %.0f req/s, %s; a create costs "
+             "%.2f x that" % (result["rate"], cpu_note(result),
+                              FIGURES["http_create_cpu_us"] / max(0.01, result["cpu_us"])))
+
+        result = measured_wrk(server.pid, base + "/v1/tasks/" + task_id, WRK_SECONDS,
+                              script("get.lua", GET_LUA % key))
         rate = ok_rate(result, "gets")
         figure("bench http_get_per_s %.0f req/s" % rate)
-        note("gets of one task: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
+        note("gets of one task: %s, p99 %.2f ms, %s" % (share(rate), result["p99_ms"],
+                                                        cpu_note(result)))
 
-        base, key, _, _ = http_server(procs, "nosync", ["--nosync"])
-        result = wrk(base + "/v1/tasks", WRK_SECONDS,
-                     script("nosync.lua", CREATE_LUA % (FAR, key)))
+        base, key, _, _, server = http_server(procs, "nosync", ["--nosync"])
+        result = measured_wrk(server.pid, base + "/v1/tasks", WRK_SECONDS,
+                              script("nosync.lua", CREATE_LUA % (FAR, key)))
         rate = ok_rate(result, "creates with --nosync")
         figure("bench http_create_nosync_per_s %.0f req/s" % rate)
-        note("creates with --nosync: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
+        note("creates with --nosync: %s, p99 %.2f ms, %s" % (share(rate), result["p99_ms"],
+                                                             cpu_note(result)))
         procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("http phase stopped: %s" % e)
