@@ -59,7 +59,8 @@ LIBWORKER  = $(LIB)/libaqworker.a
 LIBGATEWAY = $(LIB)/libaqgateway.a
 
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
-        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello
+        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
+        $(BIN)/aq-curl-limit
 
 .PHONY: all deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
@@ -96,6 +97,8 @@ $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 $(BIN)/aq-bench: $(OBJ)/tests/bench.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder

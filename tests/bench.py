@@ -6,6 +6,7 @@ Starts the real processes on loopback and prints, exactly,
     bench zmq_create_per_s <n> tasks/s               pipelined TASK_CREATE over tcp
     bench zmq_create_curve_per_s <n> tasks/s         the same, the tcp link with CURVE
     bench e2e_callbacks_per_s <n> callbacks/s        create -> worker -> local target
+    bench curl_multi_limit_per_s <n> calls/s         libcurl multi alone -> the same target
     bench dispatch_p50_ms <x> ms                     due time -> callback received,
     bench dispatch_p99_ms <x> ms                       at 1,000 tasks/s
     bench fill_create_per_s <n> tasks/s              the 1,000,000-task fill itself
@@ -24,9 +25,15 @@ Starts the real processes on loopback and prints, exactly,
     bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
 
-Phase 1: aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
-aq-target; aq-bench create, e2e and latency; aq-bench create again against
-a second aq-broker whose tcp endpoint has CURVE keys. Phase 2: a fresh aq-broker and
+Phase 1 (traffic): aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
+aq-target; aq-bench create (CONNS = 4 connections, one thread each, x
+PIPELINE = 500 TASK_CREATEs in flight on each), e2e and latency; aq-bench
+create again against a second aq-broker whose tcp endpoint has CURVE keys.
+After e2e, aq-curl-limit (tests/curllimit.c: one thread, curl multi +
+curl_multi_poll, 100 transfers in flight on kept-alive connections, each the
+POST with an empty body a worker makes for an e2e task) calls the same
+aq-target for 5 s: the physical limit for callbacks on this machine.
+Phase 2 (fill): a fresh aq-broker and
 aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
 Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
@@ -87,6 +94,9 @@ LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
 PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls,schedules").split(",")
+CURL_INFLIGHT = 100                  # transfers in flight in aq-curl-limit
+CURL_COUNT = int(200000 * SCALE)     # at most this many calls,
+CURL_SECONDS = 5                     #   for at most this long
 WRK_SECONDS = int(os.environ.get("AQ_BENCH_WRK_SECONDS", "10"))
 POLLS = int(os.environ.get("AQ_BENCH_POLLS", "10000"))
 SCHEDULES = int(os.environ.get("AQ_BENCH_SCHEDULES", "100000"))
@@ -318,6 +328,7 @@ def phase_traffic(tmp):
         bench(["e2e"] + common + ["--count", str(E2E_COUNT), "--pipeline", str(PIPELINE),
                                   "--conns", str(CONNS), "--target", base + "/ok/e2e",
                                   "--max-seconds", "90"], 150)
+        curl_limit(target, base)
         bench(["latency"] + common + ["--rate", str(LATENCY_RATE), "--seconds",
                                       str(LATENCY_SECONDS), "--target", base + "/ok/latency"],
               LATENCY_SECONDS + 60)
@@ -326,6 +337,41 @@ def phase_traffic(tmp):
         note("traffic phase stopped: %s" % e)
     finally:
         procs.stop()
+
+
+def curl_limit(target, base):
+    """curl_multi_limit_per_s: aq-curl-limit (one thread, libcurl multi,
+    CURL_INFLIGHT transfers in flight, keep-alive) calling the e2e target
+    directly, no queue: the physical limit for callbacks here."""
+    if not program("aq-curl-limit"):
+        note("aq-curl-limit not built: skipped curl_multi_limit_per_s")
+        return
+    before, count, started = cpu_seconds(target.pid), target_count(base), time.time()
+    try:
+        run = subprocess.run([program("aq-curl-limit"), "--url", base + "/ok/limit",
+                              "--inflight", str(CURL_INFLIGHT), "--count", str(CURL_COUNT),
+                              "--seconds", str(CURL_SECONDS)],
+                             capture_output=True, text=True, timeout=CURL_SECONDS + 60)
+    except subprocess.TimeoutExpired:
+        note("aq-curl-limit overran its %d s budget: skipped curl_multi_limit_per_s"
+             % (CURL_SECONDS + 60))
+        return
+    used, elapsed = cpu_seconds(target.pid) - before, time.time() - started
+    calls = target_count(base) - count
+    for line in run.stderr.splitlines():
+        note(line)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
+    for line in lines:
+        figure(line)
+    if run.returncode != 0 or not lines:
+        note("aq-curl-limit exited with %d: no curl_multi_limit_per_s" % run.returncode)
+        return
+    limit = FIGURES.get("curl_multi_limit_per_s", 0)
+    e2e = FIGURES.get("e2e_callbacks_per_s")
+    note("aq-target: %d calls, %.1f us of its CPU per call (%.0f%% of one core)%s" % (
+        calls, used * 1e6 / max(1, calls), 100.0 * used / max(0.001, elapsed),
+        "; e2e_callbacks_per_s is %.0f%% of curl_multi_limit_per_s" % (100.0 * e2e / limit)
+        if e2e and limit else ""))
 
 
 def curve_create(procs, tmp):
