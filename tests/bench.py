@@ -9,6 +9,9 @@ Starts the real processes on loopback and prints, exactly,
     bench curl_multi_limit_per_s <n> calls/s         libcurl multi alone -> the same target
     bench dispatch_p50_ms <x> ms                     due time -> callback received,
     bench dispatch_p99_ms <x> ms                       at 1,000 tasks/s
+    bench limit_redis_lpush_always_per_s <n> ops/s   LPUSH 300 B, redis appendfsync always
+    bench peer_bullmq_add_per_s <n> jobs/s           BullMQ Queue.add, the same redis
+    bench peer_beanstalkd_put_per_s <n> ops/s        beanstalkd put 300 B, -b DIR -f 0
     bench fill_create_per_s <n> tasks/s              the 1,000,000-task fill itself
     bench broker_rss_mib_1m_delayed <x> MiB          broker VmRSS holding them
     bench http_hello_per_s <n> req/s                 wrk against a hello-world MHD server
@@ -33,9 +36,33 @@ After e2e, aq-curl-limit (tests/curllimit.c: one thread, curl multi +
 curl_multi_poll, 100 transfers in flight on kept-alive connections, each the
 POST with an empty body a worker makes for an e2e task) calls the same
 aq-target for 5 s: the physical limit for callbacks on this machine.
+Phase peers: the products asyncqueue is compared with, and the building
+block's limit, each server on a free loopback port with its own data
+directory, loaded for AQ_BENCH_PEER_SECONDS (default 5, at most 1,000,000
+requests) under zmq_create_per_s's shape, CONNS connections x PIPELINE
+requests in flight (a sliding window), then stopped. A server's CPU per
+request (/proc) and the client's own are printed as notes, so a client
+that saturates a core shows.
+  - limit_redis_lpush_always_per_s: Debian's redis-server with
+    `--appendonly yes --appendfsync always --save "" --auto-aof-rewrite-percentage 0`
+    (no RDB snapshot and no forked AOF rewrite during the run), loaded by
+    aq-peer-load (tests/peerload.c: one thread, poll(2), raw RESP) with
+    `LPUSH aq-peer-load <300 bytes>`. Not redis-benchmark: its -P sends a
+    batch and waits for all of it, where aq-bench keeps a sliding window.
+  - peer_bullmq_add_per_s: BullMQ (tests/peers, from npm with its lockfile)
+    on node against a second fresh redis-server configured as above:
+    tests/peers/bullmq-add.js, CONNS Queue objects (one ioredis connection
+    each, auto-pipelining on) in 2 node threads, PIPELINE Queue.add calls in
+    flight on each; plain jobs of ~300 bytes of JSON data, no worker.
+    Queue.add, not addBulk: addBulk is one MULTI that waits for its slowest
+    job, not a window. BullMQ's client is part of the product: its node CPU
+    per add is printed.
+  - peer_beanstalkd_put_per_s: Debian's beanstalkd `-b DIR -f 0` (binlog,
+    fsync after every write), aq-peer-load with `put 1024 0 60 300` and 300
+    bytes, pipelined as above.
 Phase 2 (fill): a fresh aq-broker and
 aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
-Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
+Phase 3 (http): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
 --latency` in turn; the creates POST a far-future task with a Lua script.
 Each server's CPU (utime + stime of the whole process, all threads, from
@@ -59,11 +86,17 @@ the target, and every schedule's run is read back with SCHEDULE_RUNS:
 lateness is the run's started_at minus its scheduled_at.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
-missing, or whose run fails or overruns its time budget, is skipped with a
-note on stderr. Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
+missing (a peer `make bench` could not install), or whose run fails or
+overruns its time budget, is skipped with a note on stderr. Notes give the
+load average before each phase (the machine may be shared) and, at the end,
+a comparison from the run's figures: zmq_create_per_s over the better peer
+product and over limit_redis_lpush_always_per_s, the CPU ratio of a create
+to a hello request, e2e_callbacks_per_s over curl_multi_limit_per_s.
+Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
 in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
-AQ_BENCH_PHASES (comma-separated subset of traffic,fill,http,polls,schedules;
-default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_POLLS (default
+AQ_BENCH_PHASES (comma-separated subset of traffic,peers,fill,http,polls,
+schedules; default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
+(default 5), AQ_BENCH_POLLS (default
 10000), AQ_BENCH_SCHEDULES (default 100000), AQ_BENCH_SCHEDULE_LEAD and
 AQ_BENCH_SCHEDULE_WINDOW (seconds, default 30 and 30).
 """
@@ -93,10 +126,13 @@ LATENCY_RATE = 1000                  # tasks per second
 LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
-PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls,schedules").split(",")
+PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,peers,fill,http,polls,schedules").split(",")
 CURL_INFLIGHT = 100                  # transfers in flight in aq-curl-limit
 CURL_COUNT = int(200000 * SCALE)     # at most this many calls,
 CURL_SECONDS = 5                     #   for at most this long
+PEER_SECONDS = float(os.environ.get("AQ_BENCH_PEER_SECONDS", "5"))  # each peer's run
+PEER_COUNT = int(1000000 * SCALE)    # at most this many requests per peer run
+PEER_VALUE = 300                     # bytes of each job / LPUSHed value
 WRK_SECONDS = int(os.environ.get("AQ_BENCH_WRK_SECONDS", "10"))
 POLLS = int(os.environ.get("AQ_BENCH_POLLS", "10000"))
 SCHEDULES = int(os.environ.get("AQ_BENCH_SCHEDULES", "100000"))
@@ -121,7 +157,6 @@ def figure(line):
             FIGURES[words[1]] = float(words[2])
         except ValueError:
             pass
-
 
 
 def program(name):
@@ -150,10 +185,11 @@ class Procs:
         self.tmp = tmp
         self.procs = []
 
-    def start(self, name, args, stdout=None):
+    def start(self, name, args, stdout=None, path=None):
+        """Starts build/bin/name, or the program at path (a peer's) under name."""
         log = os.path.join(self.tmp, "%s-%d.log" % (name, len(self.procs)))
         err = open(log, "w")
-        proc = subprocess.Popen([program(name)] + args, stdout=stdout or err, stderr=err,
+        proc = subprocess.Popen([path or program(name)] + args, stdout=stdout or err, stderr=err,
                                 stdin=subprocess.DEVNULL)
         proc.log = log
         proc.name = name
@@ -425,6 +461,147 @@ def phase_fill(tmp):
         note("fill phase stopped: %s" % e)
     finally:
         procs.stop()
+
+
+PEERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
+
+
+def peer_run(args, server, budget):
+    """Runs a peer's load client; prints its `bench` line and notes, and a
+    note with the server's CPU per request over the run. Returns the figure
+    or None."""
+    before = cpu_seconds(server.pid)
+    try:
+        run = subprocess.run(args, capture_output=True, text=True, timeout=budget)
+    except subprocess.TimeoutExpired:
+        note("%s overran its %d s budget: skipped" % (os.path.basename(args[0]), budget))
+        return None
+    used = cpu_seconds(server.pid) - before
+    for line in run.stderr.splitlines():
+        note(line)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
+    for line in lines:
+        figure(line)
+    if run.returncode != 0 or not lines:
+        client = args[1] if args[0] == "node" else args[0]
+        note("%s exited with %d: no figure" % (os.path.basename(client), run.returncode))
+        return None
+    answered = re.search(r"(\d+) \S+ (?:requests )?answered in ([0-9.]+) s", run.stderr)
+    if answered:
+        count, elapsed = int(answered.group(1)), float(answered.group(2))
+        note("%s: %.1f us of server CPU per request (%.0f%% of one core)" % (
+            server.name, used * 1e6 / max(1, count), 100.0 * used / max(0.001, elapsed)))
+    return float(lines[0].split()[2])
+
+
+def start_redis(procs, name):
+    """redis-server on a free loopback port: append-only file with
+    appendfsync always, no RDB snapshots, no automatic AOF rewrite (a
+    forked rewrite would take the second core mid-run). Returns (proc, port)."""
+    port = free_port()
+    proc = procs.start("redis-server", [
+        "--port", str(port), "--bind", "127.0.0.1", "--dir", procs.data_dir(name),
+        "--appendonly", "yes", "--appendfsync", "always", "--auto-aof-rewrite-percentage", "0",
+        "--save", "", "--daemonize", "no", "--logfile", ""], path=shutil.which("redis-server"))
+    wait_port(proc, port, "redis-server")
+    return proc, port
+
+
+def phase_peers(tmp):
+    """limit_redis_lpush_always_per_s, peer_bullmq_add_per_s,
+    peer_beanstalkd_put_per_s: each server started on a free loopback port,
+    loaded for PEER_SECONDS with CONNS connections x PIPELINE in flight (the
+    shape of zmq_create_per_s), then stopped."""
+    shape = ["--conns", str(CONNS), "--pipeline", str(PIPELINE), "--count", str(PEER_COUNT),
+             "--seconds", str(PEER_SECONDS), "--size", str(PEER_VALUE)]
+    budget = int(PEER_SECONDS) + 90
+    redis = shutil.which("redis-server")
+    if not redis:
+        note("redis-server not installed: skipped limit_redis_lpush_always_per_s, "
+             "peer_bullmq_add_per_s")
+    elif not program("aq-peer-load"):
+        note("aq-peer-load not built: skipped limit_redis_lpush_always_per_s")
+    else:
+        procs = Procs(tmp)
+        try:
+            server, port = start_redis(procs, "redis-lpush")
+            peer_run([program("aq-peer-load"), "redis", "--port", str(port),
+                      "--figure", "limit_redis_lpush_always_per_s"] + shape, server, budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("redis LPUSH run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+    script = os.path.join(PEERS_DIR, "bullmq-add.js")
+    if redis and not shutil.which("node"):
+        note("node not installed: skipped peer_bullmq_add_per_s")
+    elif redis and not os.path.isdir(os.path.join(PEERS_DIR, "node_modules", "bullmq")):
+        note("BullMQ not installed in %s (make bench runs npm ci there): skipped "
+             "peer_bullmq_add_per_s" % PEERS_DIR)
+    elif redis:
+        procs = Procs(tmp)
+        try:
+            server, port = start_redis(procs, "redis-bullmq")
+            peer_run(["node", script, "--port", str(port), "--threads", "2"] + shape, server,
+                     budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("BullMQ run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+    beanstalkd = shutil.which("beanstalkd")
+    if not beanstalkd:
+        note("beanstalkd not installed: skipped peer_beanstalkd_put_per_s")
+    elif not program("aq-peer-load"):
+        note("aq-peer-load not built: skipped peer_beanstalkd_put_per_s")
+    else:
+        procs = Procs(tmp)
+        try:
+            port = free_port()
+            server = procs.start("beanstalkd", ["-l", "127.0.0.1", "-p", str(port),
+                                                "-b", procs.data_dir("beanstalkd"), "-f", "0"],
+                                 path=beanstalkd)
+            wait_port(server, port, "beanstalkd")
+            peer_run([program("aq-peer-load"), "beanstalkd", "--port", str(port),
+                      "--figure", "peer_beanstalkd_put_per_s"] + shape, server, budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("beanstalkd run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+
+def comparison():
+    """The closing note: asyncqueue against the peers and the limits, from
+    this run's figures."""
+    f = FIGURES
+    parts = []
+    zmq = f.get("zmq_create_per_s")
+    peers = {name: f[name] for name in ("peer_beanstalkd_put_per_s", "peer_bullmq_add_per_s")
+             if f.get(name)}
+    if zmq and peers:
+        best = max(peers, key=peers.get)
+        parts.append("zmq_create_per_s / best peer (%s %.0f) = %.2f (target >= 2)"
+                     % (best, peers[best], zmq / peers[best]))
+    if zmq and f.get("limit_redis_lpush_always_per_s"):
+        parts.append("zmq_create_per_s / limit_redis_lpush_always_per_s = %.2f (target >= 0.4)"
+                     % (zmq / f["limit_redis_lpush_always_per_s"]))
+    if f.get("http_create_cpu_us") and f.get("http_hello_cpu_us"):
+        parts.append("http_create_cpu_us / http_hello_cpu_us = %.2f (target <= 2.0)"
+                     % (f["http_create_cpu_us"] / f["http_hello_cpu_us"]))
+    if f.get("e2e_callbacks_per_s") and f.get("curl_multi_limit_per_s"):
+        parts.append("e2e_callbacks_per_s = %.0f%% of curl_multi_limit_per_s (target e2e >= 15000)"
+                     % (100.0 * f["e2e_callbacks_per_s"] / f["curl_multi_limit_per_s"]))
+    if parts:
+        note("comparison: " + "; ".join(parts))
+
+
+def load_note(when):
+    load = os.getloadavg()
+    note("load average %s: %.2f %.2f %.2f (%d cores)" % (when, load[0], load[1], load[2],
+                                                        os.cpu_count() or 0))
 
 
 def wait_port(proc, port, what, timeout=20):
@@ -937,13 +1114,16 @@ def main():
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="aq-bench-")
     try:
-        for name, phase in (("traffic", phase_traffic), ("fill", phase_fill),
-                            ("http", phase_http), ("polls", phase_polls),
+        for name, phase in (("traffic", phase_traffic), ("peers", phase_peers),
+                            ("fill", phase_fill), ("http", phase_http), ("polls", phase_polls),
                             ("schedules", phase_schedules)):
             if name in PHASES:
+                load_note("before the %s phase" % name)
                 phase(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    load_note("at the end")
+    comparison()
     note("benchmark took %.0f s (AQ_BUILD=%s)" % (time.time() - started, BUILD))
     return 0
 
