@@ -88,7 +88,8 @@ lateness is the run's started_at minus its scheduled_at.
 A benchmark, not a test: slowness never fails it. A figure whose programs are
 missing (a peer `make bench` could not install), or whose run fails or
 overruns its time budget, is skipped with a note on stderr. Notes give the
-load average before each phase (the machine may be shared) and, at the end,
+load average and the cost of an fdatasync before each phase (the machine
+may be shared: a durable server's rate follows its disk) and, at the end,
 a comparison from the run's figures: zmq_create_per_s over the better peer
 product and over limit_redis_lpush_always_per_s, the CPU ratio of a create
 to a hello request, e2e_callbacks_per_s over curl_multi_limit_per_s.
@@ -598,10 +599,25 @@ def comparison():
         note("comparison: " + "; ".join(parts))
 
 
-def load_note(when):
+def load_note(tmp, when):
+    """The load average and what an fdatasync of a small append costs now
+    (the median of 50 in the bench's directory): the servers here wait for
+    that, and other work on the machine changes both."""
     load = os.getloadavg()
-    note("load average %s: %.2f %.2f %.2f (%d cores)" % (when, load[0], load[1], load[2],
-                                                        os.cpu_count() or 0))
+    took = []
+    fd = os.open(os.path.join(tmp, "fsync-probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(50):
+            os.write(fd, b"x" * PEER_VALUE)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            took.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    took.sort()
+    note("load average %s: %.2f %.2f %.2f (%d cores); fdatasync of a %d-byte append: "
+         "median %.0f us, max %.0f us" % (when, load[0], load[1], load[2], os.cpu_count() or 0,
+                                          PEER_VALUE, took[len(took) // 2] * 1e6, took[-1] * 1e6))
 
 
 def wait_port(proc, port, what, timeout=20):
@@ -1118,11 +1134,11 @@ def main():
                             ("fill", phase_fill), ("http", phase_http), ("polls", phase_polls),
                             ("schedules", phase_schedules)):
             if name in PHASES:
-                load_note("before the %s phase" % name)
+                load_note(tmp, "before the %s phase" % name)
                 phase(tmp)
+        load_note(tmp, "at the end")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    load_note("at the end")
     comparison()
     note("benchmark took %.0f s (AQ_BUILD=%s)" % (time.time() - started, BUILD))
     return 0
