@@ -60,7 +60,8 @@ LIBWORKER  = $(LIB)/libaqworker.a
 LIBGATEWAY = $(LIB)/libaqgateway.a
 
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
-        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello
+        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
+        $(BIN)/aq-curl-limit $(BIN)/aq-peer-load
 
 .PHONY: all deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
@@ -104,6 +105,10 @@ $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 $(BIN)/aq-bench: $(OBJ)/tests/bench.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder
@@ -172,8 +177,15 @@ test: test-deps check-format
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	AQ_BUILD=build/san /usr/bin/python3 tests/run.py
 
+# The peers asyncqueue is measured against (tests/bench.py, phase peers):
+# beanstalkd and redis-server from Debian, BullMQ from npm (tests/peers and its
+# lockfile), each installed only when missing; one that cannot be is skipped.
 bench: test-deps
 	$(call ensure_pkgs,$(BENCH_PKGS))
+	-$(call ensure_pkgs,beanstalkd)
+	-$(call ensure_pkgs,redis-server)
+	-@[ -d tests/peers/node_modules/bullmq ] || ! command -v npm >/dev/null || \
+	  npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 	@$(MAKE) --no-print-directory all
 	AQ_BUILD=$(BUILD) /usr/bin/python3 tests/bench.py
 
