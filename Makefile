@@ -36,7 +36,7 @@ else
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  += $(CFLAGS_BASE) $(OPT) $(PKG_CFLAGS)
+CFLAGS  += $(CFLAGS_BASE) -ffunction-sections $(OPT) $(PKG_CFLAGS)
 LDFLAGS += $(LDSAN)
 LDLIBS  += $(MALLOC) $(PKG_LIBS) -lpthread -ldl -lm
 
@@ -51,6 +51,7 @@ BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c
 WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
 GATEWAY_SRC = $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 TEST_SRC    = $(wildcard tests/*.c)
+RIG_SRC     = $(wildcard tests/rig_*.c)
 
 objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 
@@ -60,7 +61,8 @@ LIBWORKER  = $(LIB)/libaqworker.a
 LIBGATEWAY = $(LIB)/libaqgateway.a
 
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
-        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello
+        $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
+        $(BIN)/aq-curl-limit $(BIN)/aq-peer-load
 
 .PHONY: all deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
@@ -80,6 +82,13 @@ $(LIBGATEWAY): $(call objs,$(GATEWAY_SRC))
 
 ALL_LIBS = $(LIBBROKER) $(LIBGATEWAY) $(LIBWORKER) $(LIBPROTO)
 
+# A module's selftest is its last function, in the library, and may call the
+# test rigs (tests/rig_*.c: an HTTP server, a fake broker) that only
+# aq-selftest links. Each function has its own section (-ffunction-sections
+# above) and the programs drop the sections nothing reaches: the selftests go,
+# and their calls into the rigs with them.
+$(PROGS): private LDFLAGS += -Wl,--gc-sections
+
 $(BIN)/asyncqueue: $(OBJ)/broker/allinone.o $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-broker: $(OBJ)/broker/main.o $(LIBBROKER) $(LIBPROTO)
@@ -90,13 +99,17 @@ $(BIN)/aq-gateway: $(OBJ)/gateway/main.o $(LIBGATEWAY) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aqctl: $(OBJ)/proto/aqctl.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(ALL_LIBS)
+$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(call objs,$(RIG_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-bench: $(OBJ)/tests/bench.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder
@@ -165,8 +178,15 @@ test: test-deps check-format
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	AQ_BUILD=build/san /usr/bin/python3 tests/run.py
 
+# The peers asyncqueue is measured against (tests/bench.py, phase peers):
+# beanstalkd and redis-server from Debian, BullMQ from npm (tests/peers and its
+# lockfile), each installed only when missing; one that cannot be is skipped.
 bench: test-deps
 	$(call ensure_pkgs,$(BENCH_PKGS))
+	-$(call ensure_pkgs,beanstalkd)
+	-$(call ensure_pkgs,redis-server)
+	-@[ -d tests/peers/node_modules/bullmq ] || ! command -v npm >/dev/null || \
+	  npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 	@$(MAKE) --no-print-directory all
 	AQ_BUILD=$(BUILD) /usr/bin/python3 tests/bench.py
 

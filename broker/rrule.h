@@ -28,9 +28,20 @@
     BYMONTHDAY except with MONTHLY or YEARLY, a negative BYYEARDAY except
     with YEARLY, RSCALE and SKIP. EXDATE and RDATE lines are not supported.
 
-    The work per call is bounded: a COUNT rule is walked from its start,
-    and a call gives up (returns -1) after BK_RRULE_MAX_STEPS libical
-    iterations (about 0.2 s). A typical call takes 10-30 microseconds.
+    The work is bounded by the caller: each search spends work units from a
+    budget it is given (about 0.1 microsecond each: a libical iteration is
+    25, a new iterator 45) and stops with BK_RRULE_OVER when they run out.
+    A rule keeps a cursor between searches, so successive searches for
+    later instants (a preview, a schedule's fires) go on where the last one
+    stopped: a COUNT rule is counted once, not from DTSTART at every step.
+    bk_rrule_cursor and bk_rrule_resume carry the cursor across parses.
+    libical can spend long inside one call of a WEEKLY .. YEARLY rule that
+    rarely matches (it looks through the periods between): such a call is
+    charged the CPU time it took. A rule that can never occur
+    (BYMONTH=2;BYMONTHDAY=30, BYDAY=6MO, a BYSETPOS past what a period
+    holds) is refused: libical would look to the year 2582 in one call,
+    even in icalrecur_iterator_new. A typical search takes 10-30
+    microseconds.
 */
 #ifndef BK_RRULE_H
 #define BK_RRULE_H
@@ -39,10 +50,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BK_RRULE_ERRLEN    256    //  size of the errbuf bk_rrule_parse fills
-#define BK_RRULE_MAX_STEPS 100000 //  libical iterations one bk_rrule_next may make
+#define BK_RRULE_ERRLEN 256 //  size of the errbuf bk_rrule_parse fills
+#define BK_RRULE_OVER   -2  //  bk_rrule_next: the work budget ran out first
 
 typedef struct _bk_rrule_t bk_rrule_t;
+
+//  Where a rule's searches stand: every occurrence before the local time
+//  pos is taken (seen of them), each at or before the instant bound.
+typedef struct {
+    int64_t pos;   //  local civil seconds
+    int64_t seen;  //  occurrences before pos
+    int64_t bound; //  UTC seconds (INT64_MIN: none yet)
+} bk_rrule_cursor_t;
 
 //  Parses text, in zone (the schedule's time zone, NULL means UTC) unless
 //  DTSTART names another. Returns 0 and a new rule in *rule_p (destroy it
@@ -52,10 +71,19 @@ int bk_rrule_parse (const char *text, const bk_zone_t *zone, int64_t anchor_utc_
                     bk_rrule_t **rule_p, char *errbuf);
 void bk_rrule_destroy (bk_rrule_t **self_p);
 
-//  The first occurrence strictly after after_utc_s, in seconds, or -1 when
-//  the rule is exhausted (COUNT, UNTIL), has no further occurrence, or
-//  needs more than BK_RRULE_MAX_STEPS iterations to find one.
-int64_t bk_rrule_next (const bk_rrule_t *self, int64_t after_utc_s);
+//  The first occurrence strictly after after_utc_s, in seconds; -1 when
+//  the rule is exhausted (COUNT, UNTIL) or has no further occurrence; or
+//  BK_RRULE_OVER when *work (units, see above) ran out first: the cursor
+//  keeps what was done, so a call with more work goes on from there.
+//  Spends from *work. Fastest for after_utc_s at or after the last answer.
+int64_t bk_rrule_next (bk_rrule_t *self, int64_t after_utc_s, int64_t *work);
+
+//  The cursor, to store; and back, into a rule parsed from the same text,
+//  zone and anchor (a cursor that cannot belong to it is ignored). The
+//  stored cursor stands before the last answer, so it serves any search
+//  after the answer before it: a preview made before the next fire too.
+void bk_rrule_cursor (const bk_rrule_t *self, bk_rrule_cursor_t *cursor);
+void bk_rrule_resume (bk_rrule_t *self, const bk_rrule_cursor_t *cursor);
 
 //  The rule's start (DTSTART, or the anchor) as local civil seconds, and
 //  the zone its times are in.

@@ -16,14 +16,10 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #define S_STOP_CHECK_MS 100    //  *stop is looked at this often
@@ -143,7 +139,13 @@ int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *sto
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: the real loop in a thread, a fake broker, a blocking client.
+//  Selftest: the real loop in a thread, a fake broker (tests/rig_broker), a
+//  blocking client (tests/rig_http).
+
+#include "../tests/rig_broker.h"
+#include "../tests/rig_http.h"
+
+#include <pthread.h>
 
 typedef struct {
     gw_config_t cfg; //  what to run
@@ -158,33 +160,6 @@ static void *s_runner (void *arg) {
     return NULL;
 }
 
-//  Sends request to 127.0.0.1:port, returns the response text (caller frees).
-static char *s_fetch (int port, const char *request) {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    int fd;
-    for (int tries = 0;; tries++) { //  the gateway thread may not listen yet
-        fd = socket (AF_INET, SOCK_STREAM, 0);
-        assert (fd >= 0);
-        if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
-            break;
-        close (fd);
-        assert (tries < 50);
-        usleep (50 * 1000);
-    }
-    struct timeval wait = {.tv_sec = 5};
-    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-    assert (send (fd, request, strlen (request), 0) == (ssize_t) strlen (request));
-    char *text = calloc (1, 4096);
-    assert (text);
-    size_t size = 0;
-    ssize_t n;
-    while (size < 4095 && (n = recv (fd, text + size, 4095 - size, 0)) > 0)
-        size += (size_t) n; //  "Connection: close" ends it
-    close (fd);
-    return text;
-}
-
 typedef struct {
     int port;            //  where to connect
     const char *request; //  what to send
@@ -193,19 +168,8 @@ typedef struct {
 
 static void *s_fetcher (void *arg) {
     s_fetch_t *fetch = (s_fetch_t *) arg;
-    fetch->text = s_fetch (fetch->port, fetch->request);
+    fetch->text = rig_http_fetch (fetch->port, fetch->request);
     return NULL;
-}
-
-static int s_free_port (void) {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t size = sizeof addr;
-    assert (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
-    assert (getsockname (fd, (struct sockaddr *) &addr, &size) == 0);
-    close (fd);
-    return ntohs (addr.sin_port);
 }
 
 void gw_gateway_test (bool verbose) {
@@ -226,13 +190,12 @@ void gw_gateway_test (bool verbose) {
     assert (gw_gateway_run (&cfg, ctx, &stop) == -1);
 
     //  The loop serves until stopped; a fake broker answers one request
-    void *router = zmq_socket (ctx, ZMQ_ROUTER);
-    assert (zmq_bind (router, "inproc://gw-gateway-test") == 0);
+    rig_broker_t *broker = rig_broker_new (ctx, "inproc://gw-gateway-test");
     s_run_t run = {.ctx = ctx};
     gw_config_defaults (&run.cfg);
     run.cfg.broker_endpoint = "inproc://gw-gateway-test";
     char listen_on[32];
-    int port = s_free_port ();
+    int port = rig_http_free_port ();
     snprintf (listen_on, sizeof listen_on, "127.0.0.1:%d", port);
     run.cfg.listen = listen_on;
     pthread_t thread;
@@ -247,28 +210,15 @@ void gw_gateway_test (bool verbose) {
     bool answered = false;
     int64_t until = aq_time_mono_ms () + 5000;
     while (!answered && aq_time_mono_ms () < until) {
-        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, 100) <= 0)
-            continue;
-        zmq_msg_t rid, frame;
-        zmq_msg_init (&rid);
-        zmq_msg_init (&frame);
-        assert (zmq_msg_recv (&rid, router, 0) >= 0 && zmq_msg_recv (&frame, router, 0) >= 0);
-        int cmd;
         json_t *msg;
-        assert (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &msg) == 0);
-        if (cmd == AQ_CMD_TASK_ATTEMPTS) {
+        if (rig_broker_recv (broker, &msg, 100) == AQ_CMD_TASK_ATTEMPTS) {
             assert (strcmp (aq_field_str (msg, "id"), "abc") == 0);
-            json_t *reply = json_pack ("{sO si s{s[]}}", "corr", json_object_get (msg, "corr"),
-                                       "status", 200, "body", "attempts");
-            assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_REPLY,
-                                   reply, 0) == 0);
-            json_decref (reply);
+            rig_broker_send (broker, AQ_CMD_REPLY,
+                             json_pack ("{sO si s{s[]}}", "corr", json_object_get (msg, "corr"),
+                                        "status", 200, "body", "attempts"));
             answered = true;
         }
         json_decref (msg);
-        zmq_msg_close (&rid);
-        zmq_msg_close (&frame);
     }
     assert (answered);
     pthread_join (client, NULL);
@@ -279,7 +229,7 @@ void gw_gateway_test (bool verbose) {
     atomic_store (&run.stop, 1);
     pthread_join (thread, NULL);
     assert (run.rc == 0);
-    zmq_close (router);
+    rig_broker_destroy (&broker);
     zmq_ctx_term (ctx);
     if (verbose)
         printf ("OK\n");

@@ -25,19 +25,17 @@
 */
 #include "http.h"
 #include "json.h"
+#include "listen.h"
 #include "routes.h"
 
 #include "aq_log.h"
 #include "aq_proto.h"
 #include "aq_time.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +51,6 @@
 #define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
 #define S_BUCKETS      1024      //  initial size of the corr table (a power of two)
-#define S_BACKLOG      4096      //  listen backlog
 #define S_BRIEF_MS     10        //  a request is held this long before it is suspended
 #define S_BRIEF_TICK   1         //  how often MHD runs while such requests are held
 
@@ -462,58 +459,6 @@ static void s_mhd_log (void *cls, const char *fmt, va_list args) {
 }
 
 //  --------------------------------------------------------------------------
-//  Listening
-
-//  Binds and listens on "HOST:PORT" ("[v6]:PORT" too). Returns the socket,
-//  or -1 after logging one line.
-static int s_listen (const char *listen_on, int *family) {
-    char host[256];
-    const char *port;
-    const char *colon = strrchr (listen_on, ':');
-    size_t host_size = colon ? (size_t) (colon - listen_on) : 0;
-    if (!colon || host_size >= sizeof host || !colon[1]) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': expected HOST:PORT", listen_on);
-        return -1;
-    }
-    memcpy (host, listen_on, host_size);
-    host[host_size] = 0;
-    port = colon + 1;
-    if (host[0] == '[' && host_size >= 2 && host[host_size - 1] == ']') {
-        memmove (host, host + 1, host_size - 2);
-        host[host_size - 2] = 0;
-    }
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo (host[0] ? host : NULL, port, &hints, &found);
-    if (rc != 0) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, gai_strerror (rc));
-        return -1;
-    }
-    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int on = 1;
-    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        bind (fd, found->ai_addr, found->ai_addrlen) != 0 || listen (fd, S_BACKLOG) != 0) {
-        aq_log (AQ_LOG_ERROR, "gateway", "cannot listen on '%s': %s", listen_on, strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        fd = -1;
-    }
-    *family = found->ai_family;
-    freeaddrinfo (found);
-    return fd;
-}
-
-static int s_bound_port (int fd) {
-    struct sockaddr_storage addr;
-    socklen_t size = sizeof addr;
-    if (getsockname (fd, (struct sockaddr *) &addr, &size) != 0)
-        return 0;
-    if (addr.ss_family == AF_INET6)
-        return ntohs (((struct sockaddr_in6 *) &addr)->sin6_port);
-    return ntohs (((struct sockaddr_in *) &addr)->sin_port);
-}
-
-//  --------------------------------------------------------------------------
 //  Public API
 
 gw_http_t *gw_http_new (const gw_config_t *cfg, void *dealer) {
@@ -529,13 +474,13 @@ gw_http_t *gw_http_new (const gw_config_t *cfg, void *dealer) {
     self->table = calloc (self->buckets, sizeof *self->table);
     self->next_sweep = aq_time_mono_ms () + S_SWEEP_MS;
     int family = AF_INET;
-    int fd = self->table ? s_listen (cfg->listen, &family) : -1;
+    int fd = self->table ? gw_listen_socket (cfg->listen, &family) : -1;
     if (fd < 0) {
         free (self->table);
         free (self);
         return NULL;
     }
-    self->port = s_bound_port (fd);
+    self->port = gw_listen_port (fd);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -684,79 +629,65 @@ void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: the server in this thread, a fake broker on an inproc ROUTER,
-//  clients on non-blocking sockets, all pumped by one loop.
+//  Selftest: the server in this thread, a fake broker (tests/rig_broker) on
+//  inproc, clients on non-blocking sockets (tests/rig_http), all pumped by
+//  one loop.
+
+#include "../tests/rig_broker.h"
+#include "../tests/rig_http.h"
 
 typedef struct {
-    void *ctx;       //  ZeroMQ context
-    void *router;    //  the fake broker
-    void *dealer;    //  the gateway's socket
-    gw_http_t *http; //  the server
-    int requests;    //  protocol requests the fake broker saw
-    json_t *last;    //  the last one (its fields)
-    int last_cmd;    //  and its command
+    void *ctx;            //  ZeroMQ context
+    rig_broker_t *broker; //  the fake broker
+    void *dealer;         //  the gateway's socket
+    gw_http_t *http;      //  the server
+    int requests;         //  protocol requests the fake broker saw
+    json_t *last;         //  the last one (its fields)
+    int last_cmd;         //  and its command
 } s_harness_t;
 
 //  The fake broker: answers what the selftest expects.
 static void s_fake_broker (s_harness_t *h) {
-    for (;;) {
-        zmq_msg_t rid, frame;
-        zmq_msg_init (&rid);
-        zmq_msg_init (&frame);
-        if (zmq_msg_recv (&rid, h->router, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&rid);
-            zmq_msg_close (&frame);
-            return;
-        }
-        assert (zmq_msg_recv (&frame, h->router, 0) >= 0);
-        int cmd;
-        json_t *msg;
-        assert (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &msg) == 0);
-        json_t *reply = NULL;
+    json_t *msg;
+    int cmd;
+    while ((cmd = rig_broker_recv (h->broker, &msg, 0)) != -1) {
+        h->requests++;
+        h->last_cmd = cmd;
+        json_decref (h->last);
+        h->last = msg;
+        json_t *reply;
         json_int_t corr = json_integer_value (json_object_get (msg, "corr"));
-        if (cmd == AQ_CMD_HEARTBEAT)
-            aq_proto_send (h->router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_HEARTBEAT,
-                           NULL, 0);
-        else {
-            h->requests++;
-            h->last_cmd = cmd;
-            json_decref (h->last);
-            h->last = json_incref (msg);
-            const char *id = aq_field_str (msg, "id");
-            if (cmd == AQ_CMD_TASK_GET && id && strcmp (id, "held") == 0)
-                reply = NULL; //  never answered
-            else if (cmd == AQ_CMD_TASK_GET)
-                reply = json_pack ("{sI si s{s{ss ss}}}", "corr", corr, "status", 200, "body",
-                                   "task", "id", id, "status", "pending");
-            else if (cmd == AQ_CMD_TASK_CREATE)
-                reply = json_pack ("{sI si s{s{ss sO}}}", "corr", corr, "status", 201, "body",
-                                   "task", "id", "t1", "targetUrl",
-                                   json_object_get (json_object_get (msg, "task"), "targetUrl"));
-            else if (cmd == AQ_CMD_STATS)
-                reply = json_pack ("{sI si s{s{si} si}}", "corr", corr, "status", 200, "body",
-                                   "tasks", "pending", 2, "workers", 1);
-            else
-                reply = json_pack ("{sI si ss si}", "corr", corr, "status", 429, "error",
-                                   "Rate limit exceeded. Upgrade your plan for higher limits.",
-                                   "retryAfter", 7);
-        }
+        const char *id = aq_field_str (msg, "id");
+        if (cmd == AQ_CMD_TASK_GET && id && strcmp (id, "held") == 0)
+            reply = NULL; //  never answered
+        else if (cmd == AQ_CMD_TASK_GET)
+            reply = json_pack ("{sI si s{s{ss ss}}}", "corr", corr, "status", 200, "body", "task",
+                               "id", id, "status", "pending");
+        else if (cmd == AQ_CMD_TASK_CREATE)
+            reply = json_pack ("{sI si s{s{ss sO}}}", "corr", corr, "status", 201, "body", "task",
+                               "id", "t1", "targetUrl",
+                               json_object_get (json_object_get (msg, "task"), "targetUrl"));
+        else if (cmd == AQ_CMD_STATS)
+            reply = json_pack ("{sI si s{s{si} si}}", "corr", corr, "status", 200, "body", "tasks",
+                               "pending", 2, "workers", 1);
+        else
+            reply = json_pack ("{sI si ss si}", "corr", corr, "status", 429, "error",
+                               "Rate limit exceeded. Upgrade your plan for higher limits.",
+                               "retryAfter", 7);
         if (reply)
-            assert (aq_proto_send (h->router, zmq_msg_data (&rid), zmq_msg_size (&rid),
-                                   AQ_CMD_REPLY, reply, 0) == 0);
-        json_decref (reply);
-        json_decref (msg);
-        zmq_msg_close (&rid);
-        zmq_msg_close (&frame);
+            rig_broker_send (h->broker, AQ_CMD_REPLY, reply);
     }
 }
 
-//  One turn of the gateway loop (as gateway.c runs it) plus the fake broker.
-static void s_pump (s_harness_t *h, long max_ms) {
+//  One turn of the gateway loop (as gateway.c runs it, waiting 10 ms at
+//  most) plus the fake broker.
+static void s_pump (void *arg) {
+    s_harness_t *h = arg;
     zmq_pollitem_t items[] = {{h->dealer, 0, ZMQ_POLLIN, 0},
                               {NULL, gw_http_fd (h->http), ZMQ_POLLIN, 0},
-                              {h->router, 0, ZMQ_POLLIN, 0}};
+                              {rig_broker_socket (h->broker), 0, ZMQ_POLLIN, 0}};
     long timeout = gw_http_timeout (h->http);
-    zmq_poll (items, 3, timeout < max_ms ? timeout : max_ms);
+    zmq_poll (items, 3, timeout < 10 ? timeout : 10);
     s_fake_broker (h);
     for (;;) {
         zmq_msg_t frame;
@@ -775,57 +706,18 @@ static void s_pump (s_harness_t *h, long max_ms) {
     gw_http_run (h->http);
 }
 
-static int s_client (s_harness_t *h) {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert (fd >= 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons (gw_http_port (h->http))};
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    assert (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
-    fcntl (fd, F_SETFL, O_NONBLOCK);
-    return fd;
-}
+#define S_AUTH "Host: x\r\nAuthorization: Bearer k1\r\n" //  headers of a request with a key
 
-//  Reads one response from fd while pumping, for at most max_ms. Returns
-//  the raw text (caller frees); *closed tells whether the peer closed.
-static char *s_read_response (s_harness_t *h, int fd, long max_ms, bool *closed) {
-    size_t size = 0, cap = 65536;
-    char *text = calloc (1, cap);
-    assert (text);
-    *closed = false;
-    int64_t until = aq_time_mono_ms () + max_ms;
-    while (aq_time_mono_ms () < until) {
-        s_pump (h, 10);
-        ssize_t n = recv (fd, text + size, cap - size - 1, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN)) {
-            *closed = true;
-            break;
-        }
-        if (n > 0) {
-            size += (size_t) n;
-            text[size] = 0;
-            char *end = strstr (text, "\r\n\r\n");
-            const char *length = strcasestr (text, "Content-Length: ");
-            if (end && length && size >= (size_t) (end + 4 - text) + strtoul (length + 16, 0, 10))
-                break;
-        }
-    }
-    return text;
-}
-
-static char *s_exchange (s_harness_t *h, const char *request) {
-    int fd = s_client (h);
-    assert (send (fd, request, strlen (request), 0) == (ssize_t) strlen (request));
-    bool closed;
-    char *text = s_read_response (h, fd, 3000, &closed);
-    close (fd);
-    return text;
-}
-
-static void s_expect (const char *text, const char *what) {
-    if (!strstr (text, what)) {
-        fprintf (stderr, "gw_http: missing '%s' in:\n%s\n", what, text);
-        assert (false);
-    }
+//  Sends request on a new connection; asserts that the response holds each
+//  text that follows, up to a NULL.
+static void s_check (s_harness_t *h, const char *request, ...) {
+    char *text = rig_http_exchange (gw_http_port (h->http), request, s_pump, h);
+    va_list args;
+    va_start (args, request);
+    for (const char *want = va_arg (args, const char *); want; want = va_arg (args, const char *))
+        rig_http_expect (text, want);
+    va_end (args);
+    free (text);
 }
 
 void gw_http_test (bool verbose) {
@@ -833,13 +725,12 @@ void gw_http_test (bool verbose) {
         printf (" * gw_http: ");
 
     s_harness_t h = {.ctx = zmq_ctx_new ()};
-    h.router = zmq_socket (h.ctx, ZMQ_ROUTER);
+    h.broker = rig_broker_new (h.ctx, "inproc://gw-http-test");
+    rig_broker_echo (h.broker, true);
     h.dealer = zmq_socket (h.ctx, ZMQ_DEALER);
-    assert (zmq_bind (h.router, "inproc://gw-http-test") == 0);
     assert (zmq_connect (h.dealer, "inproc://gw-http-test") == 0);
     gw_config_t cfg;
     gw_config_defaults (&cfg);
-    cfg.listen = "127.0.0.1:0";
     cfg.max_body = 1000;
     cfg.request_deadline_s = 1;
     cfg.verbose = verbose;
@@ -852,95 +743,71 @@ void gw_http_test (bool verbose) {
     assert (h.http && gw_http_port (h.http) > 0 && gw_http_fd (h.http) >= 0);
 
     //  Local answers
-    char *text = s_exchange (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 200 OK\r\n");
-    s_expect (text, "Content-Type: application/json\r\n");
-    s_expect (text, "\r\n\r\n{\"status\":\"ok\",\"broker\":");
-    free (text);
-    text = s_exchange (&h, "GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 404 Not Found\r\n");
-    s_expect (text, "{\"error\":\"Not found\"}");
-    free (text);
-    text = s_exchange (&h, "DELETE /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 405 Method Not Allowed\r\n");
-    s_expect (text, "Allow: GET, POST\r\n");
-    free (text);
-    text = s_exchange (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 401 Unauthorized\r\n");
-    s_expect (text, "{\"error\":\"API key required\"}");
-    free (text);
+    s_check (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: application/json\r\n", "\r\n\r\n{\"status\":\"ok\",\"broker\":", NULL);
+    s_check (&h, "GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found\r\n",
+             "{\"error\":\"Not found\"}", NULL);
+    s_check (&h, "DELETE /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n",
+             "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, POST\r\n", NULL);
+    s_check (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 401 Unauthorized\r\n",
+             "{\"error\":\"API key required\"}", NULL);
     assert (h.requests == 0);
 
     //  Through the broker: request translated, reply mapped
-    text = s_exchange (&h, "GET /v1/tasks/abc?wait=0 HTTP/1.1\r\nHost: x\r\n"
-                           "Authorization: Bearer k1\r\n\r\n");
-    s_expect (text, "HTTP/1.1 200 OK\r\n");
-    s_expect (text, "{\"task\":{\"id\":\"abc\",\"status\":\"pending\"}}");
+    s_check (&h, "GET /v1/tasks/abc?wait=0 HTTP/1.1\r\n" S_AUTH "\r\n", "HTTP/1.1 200 OK\r\n",
+             "{\"task\":{\"id\":\"abc\",\"status\":\"pending\"}}", NULL);
     assert (h.requests == 1 && h.last_cmd == AQ_CMD_TASK_GET);
     assert (strcmp (aq_field_str (h.last, "key"), "k1") == 0);
     assert (aq_field_int (h.last, "wait", -1) == 0 && aq_field_int (h.last, "corr", 0) > 0);
-    free (text);
-    const char *create = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
+    const char *create = "POST /v1/tasks HTTP/1.1\r\n" S_AUTH
                          "Idempotency-Key: order-1\r\nContent-Length: 26\r\n\r\n"
                          "{\"targetUrl\": \"https://x\"}";
-    text = s_exchange (&h, create);
-    s_expect (text, "HTTP/1.1 201 Created\r\n");
-    s_expect (text, "{\"task\":{\"id\":\"t1\",\"targetUrl\":\"https://x\"}}");
+    s_check (&h, create, "HTTP/1.1 201 Created\r\n",
+             "{\"task\":{\"id\":\"t1\",\"targetUrl\":\"https://x\"}}", NULL);
     assert (h.last_cmd == AQ_CMD_TASK_CREATE);
     assert (strcmp (aq_field_str (h.last, "idem"), "order-1") == 0);
-    free (text);
-    text = s_exchange (&h, "POST /v1/tasks/abc/cancel HTTP/1.1\r\nHost: x\r\n"
-                           "Authorization: Bearer k1\r\n\r\n");
-    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
-    s_expect (text, "Retry-After: 7\r\n");
-    s_expect (text, "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}");
-    free (text);
+    s_check (&h, "POST /v1/tasks/abc/cancel HTTP/1.1\r\n" S_AUTH "\r\n",
+             "HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 7\r\n",
+             "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}", NULL);
     //  PUT bodies are read as POST bodies are, whole or chunked
-    text = s_exchange (&h, "PUT /tasks/s1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 17\r\n\r\n{\"priority\":  2 }");
-    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    s_check (&h,
+             "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 17\r\n\r\n{\"priority\":  2 }",
+             "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
             strcmp (aq_field_str (h.last, "id"), "s1") == 0);
     assert (aq_field_int (json_object_get (h.last, "schedule"), "priority", 0) == 2);
-    free (text);
-    text = s_exchange (&h, "PUT /tasks/s2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Transfer-Encoding: chunked\r\n\r\n"
-                           "7\r\n{\"title\r\n9\r\n\": \"Daily\r\n2\r\n\"}\r\n0\r\n\r\n");
-    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    s_check (&h,
+             "PUT /tasks/s2 HTTP/1.1\r\n" S_AUTH "Transfer-Encoding: chunked\r\n\r\n"
+             "7\r\n{\"title\r\n9\r\n\": \"Daily\r\n2\r\n\"}\r\n0\r\n\r\n",
+             "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
             strcmp (aq_field_str (h.last, "id"), "s2") == 0);
     assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "title"), "Daily") == 0);
-    free (text);
-    text = s_exchange (&h, "PUT /tasks/s1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 0\r\n\r\n");
-    s_expect (text, "{\"error\":\"Request body must be a JSON object\"}");
-    free (text);
-    text = s_exchange (&h, "DELETE /tasks/s1 HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 405 Method Not Allowed\r\n");
-    s_expect (text, "Allow: GET, PUT\r\n");
-    free (text);
-    text = s_exchange (&h, "POST /tasks/preview HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 26\r\n\r\n{\"schedule_kind\": \"event\"}");
-    s_expect (text, "HTTP/1.1 429 Too Many Requests\r\n");
+    s_check (&h, "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 0\r\n\r\n",
+             "{\"error\":\"Request body must be a JSON object\"}", NULL);
+    s_check (&h, "DELETE /tasks/s1 HTTP/1.1\r\nHost: x\r\n\r\n",
+             "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, PUT\r\n", NULL);
+    s_check (&h,
+             "POST /tasks/preview HTTP/1.1\r\n" S_AUTH
+             "Content-Length: 26\r\n\r\n{\"schedule_kind\": \"event\"}",
+             "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_PREVIEW && !json_object_get (h.last, "id"));
     assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "schedule_kind"),
                     "event") == 0);
-    free (text);
-    text = s_exchange (&h, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n\r\n");
-    s_expect (text, "Content-Type: text/plain; version=0.0.4\r\n");
-    s_expect (text, "asyncqueue_tasks{status=\"pending\"} 2\n");
-    s_expect (text, "asyncqueue_workers_connected 1\n");
-    s_expect (text, "asyncqueue_gateway_connections ");
-    free (text);
+    s_check (&h, "GET /metrics HTTP/1.1\r\n" S_AUTH "\r\n",
+             "Content-Type: text/plain; version=0.0.4\r\n",
+             "asyncqueue_tasks{status=\"pending\"} 2\n", "asyncqueue_workers_connected 1\n",
+             "asyncqueue_gateway_connections ", NULL);
 
     //  Keep-alive: two requests on one connection
-    int fd = s_client (&h);
+    char *text;
+    int fd = rig_http_client (gw_http_port (h.http));
     const char *two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     bool closed;
     for (int i = 0; i < 2; i++) {
         assert (send (fd, two, strlen (two), 0) > 0);
-        text = s_read_response (&h, fd, 3000, &closed);
-        s_expect (text, "{\"status\":\"ok\",\"broker\":\"ok\"}");
+        text = rig_http_read (fd, 3000, &closed, s_pump, &h);
+        rig_http_expect (text, "{\"status\":\"ok\",\"broker\":\"ok\"}");
         assert (!closed);
         free (text);
     }
@@ -948,45 +815,35 @@ void gw_http_test (bool verbose) {
 
     //  Bodies: declared too large is refused before it is sent; a chunked
     //  one is refused once it passes the limit; bad JSON is located
-    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 2097152\r\n\r\n");
-    s_expect (text, "HTTP/1.1 413 ");
-    s_expect (text, "{\"error\":\"Request body too large\"}");
-    free (text);
-    fd = s_client (&h);
-    const char *head = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                       "Transfer-Encoding: chunked\r\n\r\n";
+    s_check (&h, "POST /v1/tasks HTTP/1.1\r\n" S_AUTH "Content-Length: 2097152\r\n\r\n",
+             "HTTP/1.1 413 ", "{\"error\":\"Request body too large\"}", NULL);
+    fd = rig_http_client (gw_http_port (h.http));
+    const char *head = "POST /v1/tasks HTTP/1.1\r\n" S_AUTH "Transfer-Encoding: chunked\r\n\r\n";
     assert (send (fd, head, strlen (head), 0) > 0);
     char chunk[600];
     snprintf (chunk, sizeof chunk, "200\r\n%0512d\r\n", 0);
     for (int i = 0; i < 3; i++)
         assert (send (fd, chunk, strlen (chunk), 0) > 0);
     assert (send (fd, "0\r\n\r\n", 5, 0) == 5);
-    text = s_read_response (&h, fd, 3000, &closed);
-    s_expect (text, "HTTP/1.1 413 ");
+    text = rig_http_read (fd, 3000, &closed, s_pump, &h);
+    rig_http_expect (text, "HTTP/1.1 413 ");
     free (text);
     close (fd);
-    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 9\r\n\r\n{\"a\": 1,}");
-    s_expect (text, "HTTP/1.1 400 Bad Request\r\n");
-    s_expect (text, "{\"error\":\"Invalid JSON at line 1, column 9\"}");
-    free (text);
-    text = s_exchange (&h, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
-                           "Content-Length: 0\r\n\r\n");
-    s_expect (text, "{\"error\":\"Request body must be a JSON object\"}");
-    free (text);
-    text = s_exchange (&h, "GET /v1/tasks?limit=5&x=1 HTTP/1.1\r\nHost: x\r\n"
-                           "Authorization: Bearer k1\r\n\r\n");
-    s_expect (text, "{\"error\":\"Unknown query parameter: x\"}");
-    free (text);
+    s_check (&h, "POST /v1/tasks HTTP/1.1\r\n" S_AUTH "Content-Length: 9\r\n\r\n{\"a\": 1,}",
+             "HTTP/1.1 400 Bad Request\r\n", "{\"error\":\"Invalid JSON at line 1, column 9\"}",
+             NULL);
+    s_check (&h, "POST /v1/tasks HTTP/1.1\r\n" S_AUTH "Content-Length: 0\r\n\r\n",
+             "{\"error\":\"Request body must be a JSON object\"}", NULL);
+    s_check (&h, "GET /v1/tasks?limit=5&x=1 HTTP/1.1\r\n" S_AUTH "\r\n",
+             "{\"error\":\"Unknown query parameter: x\"}", NULL);
 
     //  A slow client is cut off by the deadline while others are served
     int64_t start = aq_time_mono_ms ();
-    int slow = s_client (&h);
+    int slow = rig_http_client (gw_http_port (h.http));
     assert (send (slow, "GET /healthz HTTP/1.1\r\n", 23, 0) == 23);
     closed = false;
     while (!closed && aq_time_mono_ms () - start < 4000) {
-        text = s_read_response (&h, slow, 200, &closed);
+        text = rig_http_read (slow, 200, &closed, s_pump, &h);
         assert (text[0] == 0); //  never answered
         free (text);
         if (!closed && send (slow, "X", 1, MSG_NOSIGNAL) != 1)
@@ -995,17 +852,14 @@ void gw_http_test (bool verbose) {
     int64_t took = aq_time_mono_ms () - start;
     assert (closed && took >= 900 && took < 2500);
     close (slow);
-    text = s_exchange (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    s_expect (text, "HTTP/1.1 200 OK\r\n");
-    free (text);
+    s_check (&h, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n", NULL);
 
     //  A request the broker never answers is held (not cut off); shutting
     //  down answers it with 503
-    fd = s_client (&h);
-    const char *held = "GET /v1/tasks/held?wait=3 HTTP/1.1\r\nHost: x\r\n"
-                       "Authorization: Bearer k1\r\n\r\n";
+    fd = rig_http_client (gw_http_port (h.http));
+    const char *held = "GET /v1/tasks/held?wait=3 HTTP/1.1\r\n" S_AUTH "\r\n";
     assert (send (fd, held, strlen (held), 0) > 0);
-    text = s_read_response (&h, fd, 1500, &closed);
+    text = rig_http_read (fd, 1500, &closed, s_pump, &h);
     assert (text[0] == 0 && !closed && h.http->held == 1);
     free (text);
     gw_http_destroy (&h.http);
@@ -1015,12 +869,12 @@ void gw_http_test (bool verbose) {
     ssize_t n = recv (fd, buf, sizeof buf - 1, 0);
     assert (n > 0);
     buf[n] = 0;
-    s_expect (buf, "HTTP/1.1 503 Service Unavailable\r\n");
-    s_expect (buf, "{\"error\":\"Gateway shutting down\"}");
+    rig_http_expect (buf, "HTTP/1.1 503 Service Unavailable\r\n");
+    rig_http_expect (buf, "{\"error\":\"Gateway shutting down\"}");
     close (fd);
 
     json_decref (h.last);
-    zmq_close (h.router);
+    rig_broker_destroy (&h.broker);
     zmq_close (h.dealer);
     zmq_ctx_term (h.ctx);
     if (verbose)

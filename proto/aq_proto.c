@@ -1,7 +1,8 @@
 /*  aq_proto.c - the msgpack codec of the asyncqueue protocol
 
     The only file that includes <msgpack.h>. Encoding walks a json_t and
-    packs it; decoding unpacks with msgpack-c and builds a json_t. Both keep a
+    packs it with msgpack-c; decoding checks the bytes, estimates what the
+    tree will cost, then builds a json_t (see "Decoder"). Both keep a
     sticky error (MPack's idea): the first failure is remembered and every
     later step is a no-op, so a whole message is checked once at the end.
 */
@@ -40,6 +41,8 @@ const char *aq_proto_strerror (int code) {
         return "malformed message body";
     case AQ_EPROTO_NOMEM:
         return "out of memory";
+    case AQ_EPROTO_BUDGET:
+        return "message would take more than 128 MiB to decode";
     }
     return "unknown error";
 }
@@ -184,59 +187,215 @@ uint8_t *aq_proto_pack (const json_t *value, size_t *size) {
 
 //  --------------------------------------------------------------------------
 //  Decoder
+//
+//  Two passes over the bytes, no msgpack-c: s_scan walks the encoding with
+//  no allocation, checks every length, count, type and the depth, and adds
+//  up what the jansson tree will cost; only then does s_build make it. A
+//  frame whose tree would cost more than AQ_PROTO_BUDGET is refused
+//  before anything is allocated: one byte of msgpack (an empty map) would
+//  otherwise become a 232-byte jansson object.
 
-static json_t *s_unpack (const msgpack_object *obj, int depth, int *err) {
-    if (*err)
-        return NULL;
-    if (depth > AQ_PROTO_DEPTH) {
-        *err = AQ_EPROTO_MALFORMED;
-        return NULL;
+//  Bytes of memory one element costs once decoded, measured with glibc's
+//  malloc on x86-64 (jansson 2.14) and rounded up. Every element has a slot
+//  in its parent (8 bytes, in a table that grows by doubling, copied when
+//  it grows), then its node: an empty map (one byte of msgpack) is the
+//  dearest at 248 bytes, so a tree costs at most 256 bytes per frame byte.
+#define S_COST_SLOT   24  //  every element: its slot in the parent
+#define S_COST_MAP    224 //  json_object and its first 8 buckets
+#define S_COST_MEMBER 96  //  a map member (jansson's pair), plus the key's bytes
+#define S_COST_ARRAY  128 //  json_array and its first 8 items
+#define S_COST_NUMBER 32  //  json_integer, json_real
+#define S_COST_STRING 80  //  json_string, plus its bytes
+
+typedef struct {
+    const uint8_t *data; //  the encoding
+    size_t size;         //  its length
+    size_t cost;         //  s_scan: estimated bytes of the decoded tree
+    size_t budget;       //  s_scan: the most cost allowed
+    int err;             //  sticky: first failure, 0 while fine
+} s_decoder_t;
+
+static uint64_t s_be (const uint8_t *p, size_t bytes) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < bytes; i++)
+        value = value << 8 | p[i];
+    return value;
+}
+
+//  The shape of the element at data[0]: its kind, the bytes of its head
+//  (type byte and length fields), its payload bytes (str, numbers, bin,
+//  ext) and its number of items (array) or pairs (map). Returns false if
+//  the type byte is unused (0xc1) or the head runs past size.
+typedef enum { S_NIL, S_BOOL, S_INT, S_UINT, S_FLOAT, S_STR, S_ARRAY, S_MAP, S_OTHER } s_kind_t;
+
+static bool s_head (const uint8_t *data, size_t size, s_kind_t *kind, size_t *head, size_t *length,
+                    size_t *items) {
+    uint8_t type = data[0];
+    size_t n = 0; //  bytes of a length field
+    *head = 1, *length = 0, *items = 0;
+    if (type <= 0x7f || type >= 0xe0)
+        *kind = type <= 0x7f ? S_UINT : S_INT;
+    else if (type == 0xc0)
+        *kind = S_NIL;
+    else if (type == 0xc2 || type == 0xc3)
+        *kind = S_BOOL;
+    else if ((type & 0xf0) == 0x80)
+        *kind = S_MAP, *items = type & 0x0f;
+    else if ((type & 0xf0) == 0x90)
+        *kind = S_ARRAY, *items = type & 0x0f;
+    else if ((type & 0xe0) == 0xa0)
+        *kind = S_STR, *length = type & 0x1f;
+    else if (type >= 0xc4 && type <= 0xc6) //  bin 8/16/32
+        *kind = S_OTHER, n = (size_t) 1 << (type - 0xc4);
+    else if (type >= 0xc7 && type <= 0xc9) //  ext 8/16/32, then a type byte
+        *kind = S_OTHER, n = (size_t) 1 << (type - 0xc7);
+    else if (type == 0xca || type == 0xcb)
+        *kind = S_FLOAT, *length = type == 0xca ? 4 : 8;
+    else if (type >= 0xcc && type <= 0xcf)
+        *kind = S_UINT, *length = (size_t) 1 << (type - 0xcc);
+    else if (type >= 0xd0 && type <= 0xd3)
+        *kind = S_INT, *length = (size_t) 1 << (type - 0xd0);
+    else if (type >= 0xd4 && type <= 0xd8) //  fixext: a type byte and 1-16 bytes
+        *kind = S_OTHER, *length = 1 + ((size_t) 1 << (type - 0xd4));
+    else if (type >= 0xd9 && type <= 0xdb)
+        *kind = S_STR, n = (size_t) 1 << (type - 0xd9);
+    else if (type >= 0xdc && type <= 0xdf)
+        *kind = type <= 0xdd ? S_ARRAY : S_MAP, n = type == 0xdc || type == 0xde ? 2 : 4;
+    else
+        return false; //  0xc1: never used
+    if (n) {
+        if (size < 1 + n)
+            return false;
+        uint64_t value = s_be (data + 1, n);
+        *head += n;
+        if (*kind == S_ARRAY || *kind == S_MAP)
+            *items = (size_t) value;
+        else
+            *length = (size_t) value;
+        if (type >= 0xc7 && type <= 0xc9)
+            *length += 1; //  ext's type byte
     }
+    return true;
+}
+
+//  Checks the element at offset and its children, adding their cost.
+//  Returns the bytes it spans, or 0 with self->err set. A map key is a
+//  member's cost, not a string node's.
+static size_t s_scan (s_decoder_t *self, size_t offset, int depth, bool key) {
+    if (self->err)
+        return 0;
+    size_t size = self->size - offset;
+    s_kind_t kind;
+    size_t head, length, items;
+    if (depth > AQ_PROTO_DEPTH || size < 1 ||
+        !s_head (self->data + offset, size, &kind, &head, &length, &items) ||
+        length > size - head) {
+        self->err = AQ_EPROTO_MALFORMED;
+        return 0;
+    }
+    size_t span = head + length;
+    //  every item takes at least one byte: a count beyond the frame is a lie
+    if (items > (size - span) / (kind == S_MAP ? 2 : 1)) {
+        self->err = AQ_EPROTO_MALFORMED;
+        return 0;
+    }
+    size_t cost = key ? S_COST_MEMBER + length : S_COST_SLOT;
+    if (!key && kind == S_MAP)
+        cost += S_COST_MAP;
+    else if (!key && kind == S_ARRAY)
+        cost += S_COST_ARRAY;
+    else if (!key && (kind == S_INT || kind == S_UINT || kind == S_FLOAT))
+        cost += S_COST_NUMBER;
+    else if (!key && kind == S_STR)
+        cost += S_COST_STRING + length;
+    self->cost += cost;
+    if (self->cost > self->budget) {
+        self->err = AQ_EPROTO_BUDGET;
+        return 0;
+    }
+    for (size_t i = 0; i < items && !self->err; i++) {
+        if (kind == S_MAP) {
+            span += s_scan (self, offset + span, depth + 1, true);
+            if (self->err)
+                break;
+        }
+        span += s_scan (self, offset + span, depth + 1, false);
+    }
+    return self->err ? 0 : span;
+}
+
+//  Builds the element at *offset, which s_scan accepted, and moves *offset
+//  past it. Returns a new reference, or NULL with self->err set.
+static json_t *s_build (s_decoder_t *self, size_t *offset) {
+    const uint8_t *data = self->data + *offset;
+    s_kind_t kind;
+    size_t head, length, items;
+    bool ok = s_head (data, self->size - *offset, &kind, &head, &length, &items);
+    assert (ok);
+    const uint8_t *payload = data + head;
+    *offset += head + length;
     json_t *value = NULL;
-    switch (obj->type) {
-    case MSGPACK_OBJECT_NIL:
+    switch (kind) {
+    case S_NIL:
         value = json_null ();
         break;
-    case MSGPACK_OBJECT_BOOLEAN:
-        value = json_boolean (obj->via.boolean);
+    case S_BOOL:
+        value = json_boolean (data[0] == 0xc3);
         break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (obj->via.u64 > (uint64_t) INT64_MAX) {
-            *err = AQ_EPROTO_MALFORMED;
-            return NULL;
+    case S_UINT: {
+        uint64_t number = length ? s_be (payload, length) : data[0];
+        if (number <= (uint64_t) INT64_MAX)
+            value = json_integer ((json_int_t) number);
+        break;
+    }
+    case S_INT: {
+        int64_t number = (int8_t) data[0]; //  negative fixint
+        if (length) {
+            uint64_t bits = s_be (payload, length);
+            int shift = 64 - 8 * (int) length; //  sign-extend
+            number = (int64_t) (bits << shift) >> shift;
         }
-        value = json_integer ((json_int_t) obj->via.u64);
+        value = json_integer ((json_int_t) number);
         break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        value = json_integer ((json_int_t) obj->via.i64);
+    }
+    case S_FLOAT: {
+        uint64_t bits = s_be (payload, length);
+        double number;
+        if (length == 4) {
+            uint32_t narrow = (uint32_t) bits;
+            float single;
+            memcpy (&single, &narrow, sizeof single);
+            number = single;
+        } else
+            memcpy (&number, &bits, sizeof number);
+        value = json_real (number); //  NULL for NaN/inf: malformed
         break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        value = json_real (obj->via.f64); //  NULL for NaN/inf: malformed
+    }
+    case S_STR:
+        value = json_stringn ((const char *) payload, length); //  NULL unless UTF-8
         break;
-    case MSGPACK_OBJECT_STR:
-        value = json_stringn (obj->via.str.ptr, obj->via.str.size); //  NULL unless UTF-8
-        break;
-    case MSGPACK_OBJECT_ARRAY:
+    case S_ARRAY:
         value = json_array ();
-        for (uint32_t i = 0; value && i < obj->via.array.size; i++) {
-            json_t *item = s_unpack (&obj->via.array.ptr[i], depth + 1, err);
+        for (size_t i = 0; value && i < items; i++) {
+            json_t *item = s_build (self, offset);
             if (!item || json_array_append_new (value, item) != 0) {
                 json_decref (value);
                 value = NULL;
             }
         }
         break;
-    case MSGPACK_OBJECT_MAP:
+    case S_MAP:
         value = json_object ();
-        for (uint32_t i = 0; value && i < obj->via.map.size; i++) {
-            const msgpack_object_kv *kv = &obj->via.map.ptr[i];
-            json_t *member = NULL;
-            if (kv->key.type == MSGPACK_OBJECT_STR)
-                member = s_unpack (&kv->val, depth + 1, err);
-            if (!member || json_object_setn_new (value, kv->key.via.str.ptr, kv->key.via.str.size,
+        for (size_t i = 0; value && i < items; i++) {
+            const uint8_t *key = self->data + *offset;
+            size_t key_head, key_length, key_items;
+            s_kind_t key_kind;
+            s_head (key, self->size - *offset, &key_kind, &key_head, &key_length, &key_items);
+            *offset += key_head + key_length;
+            json_t *member = key_kind == S_STR ? s_build (self, offset) : NULL;
+            if (!member || json_object_setn_new (value, (const char *) key + key_head, key_length,
                                                  member) != 0) {
-                json_decref (value);
+                json_decref (value); //  json_object_setn_new took member
                 value = NULL;
             }
         }
@@ -244,115 +403,18 @@ static json_t *s_unpack (const msgpack_object *obj, int depth, int *err) {
     default: //  bin, ext: not part of the protocol
         break;
     }
-    if (!value && !*err)
-        *err = AQ_EPROTO_MALFORMED;
+    if (!value && !self->err)
+        self->err = AQ_EPROTO_MALFORMED;
     return value;
 }
 
-//  msgpack-c allocates a container's declared element count before reading
-//  it, so a 5-byte "array of 2^32 items" would ask for gigabytes. This scan
-//  walks the encoding first and accepts it only if every length and count
-//  fits in the bytes that are actually there. Returns the bytes one value
-//  spans, or -1.
-static int64_t s_scan (const uint8_t *data, size_t size, int depth) {
-    if (size < 1 || depth > AQ_PROTO_DEPTH + 1)
-        return -1;
-    uint8_t type = data[0];
-    size_t head = 1, length = 0, items = 0;
-#define NEED(n)                                                                                    \
-    if (size < (n))                                                                                \
-        return -1;
-#define BE(bytes)                                                                                  \
-    (bytes == 1 ? data[1]                                                                          \
-     : bytes == 2                                                                                  \
-         ? (size_t) data[1] << 8 | data[2]                                                         \
-         : (size_t) data[1] << 24 | (size_t) data[2] << 16 | (size_t) data[3] << 8 | data[4])
-    if (type <= 0x7f || type >= 0xe0 || type == 0xc0 || type == 0xc2 || type == 0xc3)
-        ;
-    else if ((type & 0xf0) == 0x80)
-        items = 2 * (size_t) (type & 0x0f);
-    else if ((type & 0xf0) == 0x90)
-        items = type & 0x0f;
-    else if ((type & 0xe0) == 0xa0)
-        length = type & 0x1f;
-    else if (type >= 0xc4 && type <= 0xc6) { //  bin
-        size_t n = (size_t) 1 << (type - 0xc4);
-        NEED (1 + n);
-        head += n, length = BE (n);
-    } else if (type >= 0xc7 && type <= 0xc9) { //  ext
-        size_t n = (size_t) 1 << (type - 0xc7);
-        NEED (1 + n);
-        head += n + 1, length = BE (n);
-    } else if (type == 0xca || type == 0xcb)
-        length = type == 0xca ? 4 : 8;
-    else if (type >= 0xcc && type <= 0xd3)
-        length = (size_t) 1 << ((type - 0xcc) & 3);
-    else if (type >= 0xd4 && type <= 0xd8)
-        length = 1 + ((size_t) 1 << (type - 0xd4));
-    else if (type >= 0xd9 && type <= 0xdb) { //  str
-        size_t n = (size_t) 1 << (type - 0xd9);
-        NEED (1 + n);
-        head += n, length = BE (n);
-    } else if (type == 0xdc || type == 0xdd || type == 0xde || type == 0xdf) {
-        size_t n = type == 0xdc || type == 0xde ? 2 : 4;
-        NEED (1 + n);
-        head += n, items = BE (n);
-        if (type >= 0xde)
-            items *= 2;
-    } else
-        return -1; //  0xc1: never used
-#undef BE
-    NEED (head + length);
-    size_t offset = head + length;
-    if (items > size - offset) //  every item takes at least one byte
-        return -1;
-    for (size_t i = 0; i < items; i++) {
-        int64_t span = s_scan (data + offset, size - offset, depth + 1);
-        if (span < 0)
-            return -1;
-        offset += (size_t) span;
-    }
-#undef NEED
-    return (int64_t) offset;
-}
-
-//  Each thread keeps one msgpack zone and clears it after every decode:
-//  a fresh zone costs an 8 KiB allocation per message.
-static pthread_key_t s_zone_key;
-static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
-
-static void s_zone_free (void *zone) {
-    msgpack_zone_free ((msgpack_zone *) zone);
-}
-static void s_zone_init (void) {
-    pthread_key_create (&s_zone_key, s_zone_free);
-}
-
-static json_t *s_decode (const uint8_t *data, size_t size, int *err) {
-    if (s_scan (data, size, 0) != (int64_t) size) {
-        *err = AQ_EPROTO_MALFORMED;
-        return NULL;
-    }
-    pthread_once (&s_zone_once, s_zone_init);
-    msgpack_zone *zone = pthread_getspecific (s_zone_key);
-    if (!zone) {
-        zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);
-        if (!zone) {
-            *err = AQ_EPROTO_NOMEM;
-            return NULL;
-        }
-        pthread_setspecific (s_zone_key, zone);
-    }
-    msgpack_object object;
+static json_t *s_decode (const uint8_t *data, size_t size, size_t budget, int *err) {
+    s_decoder_t self = {.data = data, .size = size, .budget = budget};
+    if (s_scan (&self, 0, 0, false) != size && !self.err)
+        self.err = AQ_EPROTO_MALFORMED; //  trailing bytes
     size_t offset = 0;
-    json_t *value = NULL;
-    if (msgpack_unpack ((const char *) data, size, &offset, zone, &object) ==
-            MSGPACK_UNPACK_SUCCESS &&
-        offset == size)
-        value = s_unpack (&object, 0, err);
-    else
-        *err = AQ_EPROTO_MALFORMED;
-    msgpack_zone_clear (zone);
+    json_t *value = self.err ? NULL : s_build (&self, &offset);
+    *err = self.err;
     return value;
 }
 
@@ -368,7 +430,8 @@ int aq_proto_decode (const uint8_t *data, size_t size, int *cmd, json_t **body) 
     if (!aq_proto_name (data[3]))
         return AQ_EPROTO_COMMAND;
     int err = 0;
-    json_t *value = s_decode (data + AQ_PROTO_HEADER, size - AQ_PROTO_HEADER, &err);
+    json_t *value =
+        s_decode (data + AQ_PROTO_HEADER, size - AQ_PROTO_HEADER, AQ_PROTO_BUDGET, &err);
     if (value && !json_is_object (value))
         err = AQ_EPROTO_MALFORMED;
     if (err) {
@@ -382,7 +445,7 @@ int aq_proto_decode (const uint8_t *data, size_t size, int *cmd, json_t **body) 
 
 json_t *aq_proto_unpack (const uint8_t *data, size_t size) {
     int err = 0;
-    json_t *value = s_decode (data, size, &err);
+    json_t *value = s_decode (data, size, SIZE_MAX, &err); //  our own records: no budget
     if (err) {
         json_decref (value);
         return NULL;
@@ -492,6 +555,75 @@ void aq_proto_test (bool verbose) {
     assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);
     huge[7] = 0xDB; //  a 4 GiB string
     assert (aq_proto_decode (huge, sizeof huge, &cmd, &body) == AQ_EPROTO_MALFORMED);
+
+    //  every integer and float width, as any encoder may send them
+    struct {
+        uint8_t bytes[12];
+        size_t size;
+        const char *json; //  NULL: malformed
+    } widths[] = {
+        {{0xcc, 0xff}, 2, "255"},
+        {{0xcd, 0x01, 0x00}, 3, "256"},
+        {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, "4294967295"},
+        {{0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9, "9223372036854775807"},
+        {{0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, NULL}, //  beyond int64
+        {{0xd0, 0x80}, 2, "-128"},
+        {{0xd1, 0xff, 0x00}, 3, "-256"},
+        {{0xd2, 0x80, 0, 0, 0}, 5, "-2147483648"},
+        {{0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, "-9223372036854775808"},
+        {{0xd0, 0x05}, 2, "5"},
+        {{0xe0}, 1, "-32"},
+        {{0xca, 0x3f, 0xc0, 0x00, 0x00}, 5, "1.5"},
+        {{0xcb, 0xc0, 0x04, 0, 0, 0, 0, 0, 0}, 9, "-2.5"},
+        {{0xca, 0x7f, 0xc0, 0x00, 0x00}, 5, NULL}, //  NaN
+        {{0xc4, 0x01, 0x00}, 3, NULL},             //  bin
+        {{0xd4, 0x01, 0x00}, 3, NULL},             //  fixext 1
+        {{0xc7, 0x01, 0x05, 0x00}, 4, NULL},       //  ext 8
+        {{0xc1}, 1, NULL},                         //  never used
+        {{0xd9, 0x02, 'h', 'i'}, 4, "\"hi\""},
+        {{0xdc, 0x00, 0x02, 0xc0, 0xc3}, 5, "[null, true]"},
+        {{0xde, 0x00, 0x01, 0xa1, 'k', 0xc2}, 6, "{\"k\": false}"},
+    };
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        uint8_t frame[24] = {0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x81, 0xA1, 'v'};
+        memcpy (frame + 7, widths[i].bytes, widths[i].size);
+        int rc = aq_proto_decode (frame, 7 + widths[i].size, &cmd, &body);
+        if (!widths[i].json)
+            assert (rc == AQ_EPROTO_MALFORMED && !body);
+        else {
+            json_t *want = json_loads (widths[i].json, JSON_DECODE_ANY, NULL);
+            assert (rc == 0 && json_equal (json_object_get (body, "v"), want));
+            json_decref (want);
+        }
+        json_decref (body);
+    }
+
+    //  The budget: the whole frame is priced before anything is built
+    uint8_t maps[7 + 5 + 1000] = {0x81, 0xA1, 'a', 0xDD, 0x00, 0x00, 0x03, 0xE8};
+    memset (maps + 8, 0x80, 1000); //  {"a": [{}, {}, ... 1000 times]}
+    size_t maps_size = 8 + 1000, need = S_COST_SLOT + S_COST_MAP + S_COST_MEMBER + 1 + S_COST_SLOT +
+                                        S_COST_ARRAY + 1000 * (S_COST_SLOT + S_COST_MAP);
+    assert (need <= 256 * maps_size); //  the per-byte bound holds
+    int err;
+    json_t *tree = s_decode (maps, maps_size, need, &err);
+    assert (err == 0 && json_array_size (json_object_get (tree, "a")) == 1000);
+    json_decref (tree);
+    assert (s_decode (maps, maps_size, need - 1, &err) == NULL && err == AQ_EPROTO_BUDGET);
+    //  an 8 MiB frame of empty maps (or nils) is refused without allocating
+    size_t bomb_size = AQ_PROTO_MAX_MSG;
+    uint8_t *bomb = malloc (bomb_size);
+    assert (bomb);
+    memcpy (bomb, (uint8_t[]){0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x81, 0xA1, 'a', 0xDD}, 8);
+    uint32_t items = (uint32_t) (bomb_size - 12);
+    for (int i = 0; i < 4; i++)
+        bomb[8 + i] = (uint8_t) (items >> (24 - 8 * i));
+    uint8_t fills[] = {0x80, 0x90, 0xA0, 0x01, 0xC0};
+    for (size_t i = 0; i < sizeof fills; i++) {
+        memset (bomb + 12, fills[i], bomb_size - 12);
+        assert (aq_proto_decode (bomb, bomb_size, &cmd, &body) == AQ_EPROTO_BUDGET && !body);
+    }
+    free (bomb);
+    assert (strstr (aq_proto_strerror (AQ_EPROTO_BUDGET), "128 MiB"));
 
     //  random garbage never crashes
     unsigned seed = 42;

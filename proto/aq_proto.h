@@ -29,6 +29,7 @@
 #define AQ_PROTO_HEADER  4         //  signature(2) version(1) command(1)
 #define AQ_PROTO_MAX_MSG (8 << 20) //  ZMQ_MAXMSGSIZE on every socket
 #define AQ_PROTO_DEPTH   40        //  deepest nesting the decoder accepts
+#define AQ_PROTO_BUDGET  (1 << 27) //  bytes one decoded frame may take: 128 MiB
 
 /*  The message table. X(NAME, id, direction). Appending is compatible;
     renumbering is not (bump AQ_PROTO_VERSION).
@@ -108,6 +109,7 @@ typedef enum {
 #define AQ_EPROTO_COMMAND   -4 //  unknown command id
 #define AQ_EPROTO_MALFORMED -5 //  body is not a msgpack map we accept
 #define AQ_EPROTO_NOMEM     -6
+#define AQ_EPROTO_BUDGET    -7 //  would take more than AQ_PROTO_BUDGET decoded
 
 //  Name of a command ("TASK_CREATE"), or NULL for an unknown id.
 const char *aq_proto_name (int cmd);
@@ -123,13 +125,19 @@ uint8_t *aq_proto_encode (int cmd, const json_t *body, size_t *size);
 //  Decodes one frame. On success returns 0, sets *cmd and *body (a new
 //  reference the caller json_decref's). On failure returns an AQ_EPROTO_*
 //  code and leaves *body NULL. Never reads beyond size; strings must be
-//  UTF-8, map keys strings, nesting at most AQ_PROTO_DEPTH.
+//  UTF-8, map keys strings, values nested at most AQ_PROTO_DEPTH levels
+//  inside the body map. The frame is checked whole before anything is
+//  allocated, and refused (AQ_EPROTO_BUDGET) if its tree would take more
+//  than AQ_PROTO_BUDGET bytes. An element costs at most 256 bytes per byte
+//  of frame (an empty map, one byte, is the dearest), so any frame up to
+//  512 KiB decodes.
 int aq_proto_decode (const uint8_t *data, size_t size, int *cmd, json_t **body);
 
 //  msgpack bytes of one JSON value alone (the store's record encoding).
 //  Same ownership as aq_proto_encode.
 uint8_t *aq_proto_pack (const json_t *value, size_t *size);
 //  Inverse of aq_proto_pack; NULL if malformed. Caller owns the result.
+//  For the store's own records: no AQ_PROTO_BUDGET.
 json_t *aq_proto_unpack (const uint8_t *data, size_t size);
 
 //  ZeroMQ helpers: send one message (routing id first when not NULL).

@@ -6,13 +6,21 @@ Starts the real processes on loopback and prints, exactly,
     bench zmq_create_per_s <n> tasks/s               pipelined TASK_CREATE over tcp
     bench zmq_create_curve_per_s <n> tasks/s         the same, the tcp link with CURVE
     bench e2e_callbacks_per_s <n> callbacks/s        create -> worker -> local target
+    bench curl_multi_limit_per_s <n> calls/s         libcurl multi alone -> the same target
     bench dispatch_p50_ms <x> ms                     due time -> callback received,
     bench dispatch_p99_ms <x> ms                       at 1,000 tasks/s
+    bench limit_redis_lpush_always_per_s <n> ops/s   LPUSH 300 B, redis appendfsync always
+    bench peer_bullmq_add_per_s <n> jobs/s           BullMQ Queue.add, the same redis
+    bench peer_beanstalkd_put_per_s <n> ops/s        beanstalkd put 300 B, -b DIR -f 0
     bench fill_create_per_s <n> tasks/s              the 1,000,000-task fill itself
     bench broker_rss_mib_1m_delayed <x> MiB          broker VmRSS holding them
     bench http_hello_per_s <n> req/s                 wrk against a hello-world MHD server
+    bench http_hello_cpu_us <x> us                     its CPU per request
     bench http_create_per_s <n> req/s                wrk POST /v1/tasks (durable creates)
-    bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue
+    bench http_create_p99_ms <x> ms                    against the all-in-one asyncqueue,
+    bench http_create_cpu_us <x> us                    its CPU per request,
+    bench http_create_cpu_ratio <x> x                  and that over http_hello_cpu_us
+    bench http_healthz_cpu_us <x> us                 its CPU per GET /healthz (gateway only)
     bench http_get_per_s <n> req/s                   wrk GET /v1/tasks/:id (a read: no fsync)
     bench http_create_nosync_per_s <n> req/s         wrk POST /v1/tasks, asyncqueue --nosync
     bench gateway_rss_mib_10k_polls <x> MiB          aq-gateway VmRSS holding 10,000 long polls
@@ -20,14 +28,49 @@ Starts the real processes on loopback and prints, exactly,
     bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
 
-Phase 1: aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
-aq-target; aq-bench create, e2e and latency; aq-bench create again against
-a second aq-broker whose tcp endpoint has CURVE keys. Phase 2: a fresh aq-broker and
+Phase 1 (traffic): aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
+aq-target; aq-bench create (CONNS = 4 connections, one thread each, x
+PIPELINE = 500 TASK_CREATEs in flight on each), e2e and latency; aq-bench
+create again against a second aq-broker whose tcp endpoint has CURVE keys.
+After e2e, aq-curl-limit (tests/curllimit.c: one thread, curl multi +
+curl_multi_poll, 100 transfers in flight on kept-alive connections, each the
+POST with an empty body a worker makes for an e2e task) calls the same
+aq-target for 5 s: the physical limit for callbacks on this machine.
+Phase peers: the products asyncqueue is compared with, and the building
+block's limit, each server on a free loopback port with its own data
+directory, loaded for AQ_BENCH_PEER_SECONDS (default 5, at most 1,000,000
+requests) under zmq_create_per_s's shape, CONNS connections x PIPELINE
+requests in flight (a sliding window), then stopped. A server's CPU per
+request (/proc) and the client's own are printed as notes, so a client
+that saturates a core shows.
+  - limit_redis_lpush_always_per_s: Debian's redis-server with
+    `--appendonly yes --appendfsync always --save "" --auto-aof-rewrite-percentage 0`
+    (no RDB snapshot and no forked AOF rewrite during the run), loaded by
+    aq-peer-load (tests/peerload.c: one thread, poll(2), raw RESP) with
+    `LPUSH aq-peer-load <300 bytes>`. Not redis-benchmark: its -P sends a
+    batch and waits for all of it, where aq-bench keeps a sliding window.
+  - peer_bullmq_add_per_s: BullMQ (tests/peers, from npm with its lockfile)
+    on node against a second fresh redis-server configured as above:
+    tests/peers/bullmq-add.js, CONNS Queue objects (one ioredis connection
+    each, auto-pipelining on) in 2 node threads, PIPELINE Queue.add calls in
+    flight on each; plain jobs of ~300 bytes of JSON data, no worker.
+    Queue.add, not addBulk: addBulk is one MULTI that waits for its slowest
+    job, not a window. BullMQ's client is part of the product: its node CPU
+    per add is printed.
+  - peer_beanstalkd_put_per_s: Debian's beanstalkd `-b DIR -f 0` (binlog,
+    fsync after every write), aq-peer-load with `put 1024 0 60 300` and 300
+    bytes, pipelined as above.
+Phase 2 (fill): a fresh aq-broker and
 aq-bench fill with 1,000,000 far-future tasks, then the broker's VmRSS.
-Phase 3 (HTTP): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
+Phase 3 (http): aq-hello (libmicrohttpd, epoll thread pool of 2) and the
 all-in-one `asyncqueue` (full sync), each under `wrk -t2 -c50 -d10s
 --latency` in turn; the creates POST a far-future task with a Lua script.
-Then, for reference, the same server under GETs of one task (the round trip
+Each server's CPU (utime + stime of the whole process, all threads, from
+/proc/PID/stat) is read before and after its wrk run: CPU per request is
+that over the requests wrk completed; a note splits it by thread.
+Then, for reference, the same server under GET /healthz (the gateway alone:
+the yardstick issue 12's "was ~2.9x" used, where http_create_cpu_ratio uses
+aq-hello), under GETs of one task (the round trip
 through the broker without a write), and creates against a second
 all-in-one run with --nosync (the durable path without its fsyncs).
 Phase 4: aq-broker + aq-gateway --per-ip 20000 and 10,000 concurrent
@@ -43,11 +86,18 @@ the target, and every schedule's run is read back with SCHEDULE_RUNS:
 lateness is the run's started_at minus its scheduled_at.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
-missing, or whose run fails or overruns its time budget, is skipped with a
-note on stderr. Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
+missing (a peer `make bench` could not install), or whose run fails or
+overruns its time budget, is skipped with a note on stderr. Notes give the
+load average and the cost of an fdatasync before each phase (the machine
+may be shared: a durable server's rate follows its disk) and, at the end,
+a comparison from the run's figures: zmq_create_per_s over the better peer
+product and over limit_redis_lpush_always_per_s, the CPU ratio of a create
+to a hello request, e2e_callbacks_per_s over curl_multi_limit_per_s.
+Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
 in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
-AQ_BENCH_PHASES (comma-separated subset of traffic,fill,http,polls,schedules;
-default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_POLLS (default
+AQ_BENCH_PHASES (comma-separated subset of traffic,peers,fill,http,polls,
+schedules; default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
+(default 5), AQ_BENCH_POLLS (default
 10000), AQ_BENCH_SCHEDULES (default 100000), AQ_BENCH_SCHEDULE_LEAD and
 AQ_BENCH_SCHEDULE_WINDOW (seconds, default 30 and 30).
 """
@@ -77,7 +127,13 @@ LATENCY_RATE = 1000                  # tasks per second
 LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
-PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,fill,http,polls,schedules").split(",")
+PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,peers,fill,http,polls,schedules").split(",")
+CURL_INFLIGHT = 100                  # transfers in flight in aq-curl-limit
+CURL_COUNT = int(200000 * SCALE)     # at most this many calls,
+CURL_SECONDS = 5                     #   for at most this long
+PEER_SECONDS = float(os.environ.get("AQ_BENCH_PEER_SECONDS", "5"))  # each peer's run
+PEER_COUNT = int(1000000 * SCALE)    # at most this many requests per peer run
+PEER_VALUE = 300                     # bytes of each job / LPUSHed value
 WRK_SECONDS = int(os.environ.get("AQ_BENCH_WRK_SECONDS", "10"))
 POLLS = int(os.environ.get("AQ_BENCH_POLLS", "10000"))
 SCHEDULES = int(os.environ.get("AQ_BENCH_SCHEDULES", "100000"))
@@ -87,12 +143,21 @@ SCHEDULE_AGENT = "5f0c6d4e-2b1a-4e3f-9c8d-7a6b5c4d3e2f"                 # create
 FAR = "2099-01-01T00:00:00.000Z"     # a delayUntil that never comes during the run
 
 
+FIGURES = {}  # name -> value of each figure printed in this run, for notes that compare them
+
+
 def note(text):
     print("note: " + text, file=sys.stderr, flush=True)
 
 
 def figure(line):
     print(line, flush=True)
+    words = line.split()
+    if len(words) >= 3 and words[0] == "bench":
+        try:
+            FIGURES[words[1]] = float(words[2])
+        except ValueError:
+            pass
 
 
 def program(name):
@@ -121,10 +186,11 @@ class Procs:
         self.tmp = tmp
         self.procs = []
 
-    def start(self, name, args, stdout=None):
+    def start(self, name, args, stdout=None, path=None):
+        """Starts build/bin/name, or the program at path (a peer's) under name."""
         log = os.path.join(self.tmp, "%s-%d.log" % (name, len(self.procs)))
         err = open(log, "w")
-        proc = subprocess.Popen([program(name)] + args, stdout=stdout or err, stderr=err,
+        proc = subprocess.Popen([path or program(name)] + args, stdout=stdout or err, stderr=err,
                                 stdin=subprocess.DEVNULL)
         proc.log = log
         proc.name = name
@@ -229,6 +295,32 @@ def rss_mib(pid):
     return fields
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, all its threads, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu(pid):
+    """{thread name: utime + stime in seconds} of a process's threads (names
+    shared by several threads add up)."""
+    times = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                text = f.read()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rpartition(")")[2].split()
+        times[name] = times.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return times
+
+
 def du_mib(path):
     total = 0
     for root, _, files in os.walk(path):
@@ -273,6 +365,7 @@ def phase_traffic(tmp):
         bench(["e2e"] + common + ["--count", str(E2E_COUNT), "--pipeline", str(PIPELINE),
                                   "--conns", str(CONNS), "--target", base + "/ok/e2e",
                                   "--max-seconds", "90"], 150)
+        curl_limit(target, base)
         bench(["latency"] + common + ["--rate", str(LATENCY_RATE), "--seconds",
                                       str(LATENCY_SECONDS), "--target", base + "/ok/latency"],
               LATENCY_SECONDS + 60)
@@ -281,6 +374,41 @@ def phase_traffic(tmp):
         note("traffic phase stopped: %s" % e)
     finally:
         procs.stop()
+
+
+def curl_limit(target, base):
+    """curl_multi_limit_per_s: aq-curl-limit (one thread, libcurl multi,
+    CURL_INFLIGHT transfers in flight, keep-alive) calling the e2e target
+    directly, no queue: the physical limit for callbacks here."""
+    if not program("aq-curl-limit"):
+        note("aq-curl-limit not built: skipped curl_multi_limit_per_s")
+        return
+    before, count, started = cpu_seconds(target.pid), target_count(base), time.time()
+    try:
+        run = subprocess.run([program("aq-curl-limit"), "--url", base + "/ok/limit",
+                              "--inflight", str(CURL_INFLIGHT), "--count", str(CURL_COUNT),
+                              "--seconds", str(CURL_SECONDS)],
+                             capture_output=True, text=True, timeout=CURL_SECONDS + 60)
+    except subprocess.TimeoutExpired:
+        note("aq-curl-limit overran its %d s budget: skipped curl_multi_limit_per_s"
+             % (CURL_SECONDS + 60))
+        return
+    used, elapsed = cpu_seconds(target.pid) - before, time.time() - started
+    calls = target_count(base) - count
+    for line in run.stderr.splitlines():
+        note(line)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
+    for line in lines:
+        figure(line)
+    if run.returncode != 0 or not lines:
+        note("aq-curl-limit exited with %d: no curl_multi_limit_per_s" % run.returncode)
+        return
+    limit = FIGURES.get("curl_multi_limit_per_s", 0)
+    e2e = FIGURES.get("e2e_callbacks_per_s")
+    note("aq-target: %d calls, %.1f us of its CPU per call (%.0f%% of one core)%s" % (
+        calls, used * 1e6 / max(1, calls), 100.0 * used / max(0.001, elapsed),
+        "; e2e_callbacks_per_s is %.0f%% of curl_multi_limit_per_s" % (100.0 * e2e / limit)
+        if e2e and limit else ""))
 
 
 def curve_create(procs, tmp):
@@ -334,6 +462,162 @@ def phase_fill(tmp):
         note("fill phase stopped: %s" % e)
     finally:
         procs.stop()
+
+
+PEERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
+
+
+def peer_run(args, server, budget):
+    """Runs a peer's load client; prints its `bench` line and notes, and a
+    note with the server's CPU per request over the run. Returns the figure
+    or None."""
+    before = cpu_seconds(server.pid)
+    try:
+        run = subprocess.run(args, capture_output=True, text=True, timeout=budget)
+    except subprocess.TimeoutExpired:
+        note("%s overran its %d s budget: skipped" % (os.path.basename(args[0]), budget))
+        return None
+    used = cpu_seconds(server.pid) - before
+    for line in run.stderr.splitlines():
+        note(line)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
+    for line in lines:
+        figure(line)
+    if run.returncode != 0 or not lines:
+        client = args[1] if args[0] == "node" else args[0]
+        note("%s exited with %d: no figure" % (os.path.basename(client), run.returncode))
+        return None
+    answered = re.search(r"(\d+) \S+ (?:requests )?answered in ([0-9.]+) s", run.stderr)
+    if answered:
+        count, elapsed = int(answered.group(1)), float(answered.group(2))
+        note("%s: %.1f us of server CPU per request (%.0f%% of one core)" % (
+            server.name, used * 1e6 / max(1, count), 100.0 * used / max(0.001, elapsed)))
+    return float(lines[0].split()[2])
+
+
+def start_redis(procs, name):
+    """redis-server on a free loopback port: append-only file with
+    appendfsync always, no RDB snapshots, no automatic AOF rewrite (a
+    forked rewrite would take the second core mid-run). Returns (proc, port)."""
+    port = free_port()
+    proc = procs.start("redis-server", [
+        "--port", str(port), "--bind", "127.0.0.1", "--dir", procs.data_dir(name),
+        "--appendonly", "yes", "--appendfsync", "always", "--auto-aof-rewrite-percentage", "0",
+        "--save", "", "--daemonize", "no", "--logfile", ""], path=shutil.which("redis-server"))
+    wait_port(proc, port, "redis-server")
+    return proc, port
+
+
+def phase_peers(tmp):
+    """limit_redis_lpush_always_per_s, peer_bullmq_add_per_s,
+    peer_beanstalkd_put_per_s: each server started on a free loopback port,
+    loaded for PEER_SECONDS with CONNS connections x PIPELINE in flight (the
+    shape of zmq_create_per_s), then stopped."""
+    shape = ["--conns", str(CONNS), "--pipeline", str(PIPELINE), "--count", str(PEER_COUNT),
+             "--seconds", str(PEER_SECONDS), "--size", str(PEER_VALUE)]
+    budget = int(PEER_SECONDS) + 90
+    redis = shutil.which("redis-server")
+    if not redis:
+        note("redis-server not installed: skipped limit_redis_lpush_always_per_s, "
+             "peer_bullmq_add_per_s")
+    elif not program("aq-peer-load"):
+        note("aq-peer-load not built: skipped limit_redis_lpush_always_per_s")
+    else:
+        procs = Procs(tmp)
+        try:
+            server, port = start_redis(procs, "redis-lpush")
+            peer_run([program("aq-peer-load"), "redis", "--port", str(port),
+                      "--figure", "limit_redis_lpush_always_per_s"] + shape, server, budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("redis LPUSH run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+    script = os.path.join(PEERS_DIR, "bullmq-add.js")
+    if redis and not shutil.which("node"):
+        note("node not installed: skipped peer_bullmq_add_per_s")
+    elif redis and not os.path.isdir(os.path.join(PEERS_DIR, "node_modules", "bullmq")):
+        note("BullMQ not installed in %s (make bench runs npm ci there): skipped "
+             "peer_bullmq_add_per_s" % PEERS_DIR)
+    elif redis:
+        procs = Procs(tmp)
+        try:
+            server, port = start_redis(procs, "redis-bullmq")
+            peer_run(["node", script, "--port", str(port), "--threads", "2"] + shape, server,
+                     budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("BullMQ run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+    beanstalkd = shutil.which("beanstalkd")
+    if not beanstalkd:
+        note("beanstalkd not installed: skipped peer_beanstalkd_put_per_s")
+    elif not program("aq-peer-load"):
+        note("aq-peer-load not built: skipped peer_beanstalkd_put_per_s")
+    else:
+        procs = Procs(tmp)
+        try:
+            port = free_port()
+            server = procs.start("beanstalkd", ["-l", "127.0.0.1", "-p", str(port),
+                                                "-b", procs.data_dir("beanstalkd"), "-f", "0"],
+                                 path=beanstalkd)
+            wait_port(server, port, "beanstalkd")
+            peer_run([program("aq-peer-load"), "beanstalkd", "--port", str(port),
+                      "--figure", "peer_beanstalkd_put_per_s"] + shape, server, budget)
+            procs.note_exits()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            note("beanstalkd run stopped: %s" % e)
+        finally:
+            procs.stop()
+
+
+def comparison():
+    """The closing note: asyncqueue against the peers and the limits, from
+    this run's figures."""
+    f = FIGURES
+    parts = []
+    zmq = f.get("zmq_create_per_s")
+    peers = {name: f[name] for name in ("peer_beanstalkd_put_per_s", "peer_bullmq_add_per_s")
+             if f.get(name)}
+    if zmq and peers:
+        best = max(peers, key=peers.get)
+        parts.append("zmq_create_per_s / best peer (%s %.0f) = %.2f (target >= 2)"
+                     % (best, peers[best], zmq / peers[best]))
+    if zmq and f.get("limit_redis_lpush_always_per_s"):
+        parts.append("zmq_create_per_s / limit_redis_lpush_always_per_s = %.2f (target >= 0.4)"
+                     % (zmq / f["limit_redis_lpush_always_per_s"]))
+    if f.get("http_create_cpu_us") and f.get("http_hello_cpu_us"):
+        parts.append("http_create_cpu_us / http_hello_cpu_us = %.2f (target <= 2.0)"
+                     % (f["http_create_cpu_us"] / f["http_hello_cpu_us"]))
+    if f.get("e2e_callbacks_per_s") and f.get("curl_multi_limit_per_s"):
+        parts.append("e2e_callbacks_per_s = %.0f%% of curl_multi_limit_per_s (target e2e >= 15000)"
+                     % (100.0 * f["e2e_callbacks_per_s"] / f["curl_multi_limit_per_s"]))
+    if parts:
+        note("comparison: " + "; ".join(parts))
+
+
+def load_note(tmp, when):
+    """The load average and what an fdatasync of a small append costs now
+    (the median of 50 in the bench's directory): the servers here wait for
+    that, and other work on the machine changes both."""
+    load = os.getloadavg()
+    took = []
+    fd = os.open(os.path.join(tmp, "fsync-probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(50):
+            os.write(fd, b"x" * PEER_VALUE)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            took.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    took.sort()
+    note("load average %s: %.2f %.2f %.2f (%d cores); fdatasync of a %d-byte append: "
+         "median %.0f us, max %.0f us" % (when, load[0], load[1], load[2], os.cpu_count() or 0,
+                                          PEER_VALUE, took[len(took) // 2] * 1e6, took[-1] * 1e6))
 
 
 def wait_port(proc, port, what, timeout=20):
@@ -427,7 +711,31 @@ def http_server(procs, name, extra=()):
                         {"targetUrl": "https://api.example.com/webhook", "delayUntil": FAR})
     if status != 201:
         raise RuntimeError("a first create answered %d: %s" % (status, body))
-    return base, key, body["task"]["id"], data
+    return base, key, body["task"]["id"], data, server
+
+
+def measured_wrk(pid, url, seconds, script=None):
+    """wrk (as wrk () does) while the server process pid is measured: adds
+    cpu_us, its CPU (all threads, /proc) per request served over wrk's run,
+    and threads, {thread name: CPU us per request}."""
+    before, threads = cpu_seconds(pid), thread_cpu(pid)
+    result = wrk(url, seconds, script)
+    used, after = cpu_seconds(pid) - before, thread_cpu(pid)
+    requests = max(1, result["requests"])
+    result["cpu_us"] = used * 1e6 / requests
+    result["cpu_share"] = used / max(0.001, seconds)
+    result["threads"] = {name: (after[name] - threads.get(name, 0.0)) * 1e6 / requests
+                         for name in after}
+    return result
+
+
+def cpu_note(result):
+    """'X us per request (Y% of a core; gateway a, broker b)' for a note."""
+    split = ", ".join("%s %.1f" % (name, us) for name, us in
+                      sorted(result["threads"].items(), key=lambda item: -item[1]) if us >= 0.05)
+    return "%.1f us of server CPU per request (%.0f%% of one core%s)" % (
+        result["cpu_us"], 100.0 * result["cpu_share"],
+        "; by thread: " + split if split and len(result["threads"]) > 1 else "")
 
 
 def phase_http(tmp):
@@ -444,7 +752,7 @@ def phase_http(tmp):
     try:
         hello = procs.start("aq-hello", ["--port", "0", "--threads", "2"], stdout=subprocess.PIPE)
         hello_port = listening_port(hello, "aq-hello")
-        base, key, task_id, data = http_server(procs, "http")
+        base, key, task_id, data, server = http_server(procs, "http")
 
         def script(name, text):
             path = os.path.join(tmp, name)
@@ -453,12 +761,13 @@ def phase_http(tmp):
             return path
         create_lua = script("create.lua", CREATE_LUA % (FAR, key))
 
-        result = wrk("http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
+        result = measured_wrk(hello.pid, "http://127.0.0.1:%d/" % hello_port, WRK_SECONDS)
         figure("bench http_hello_per_s %.0f req/s" % result["rate"])
-        note("aq-hello: p99 %.2f ms, %d requests%s" % (
-            result["p99_ms"], result["requests"],
+        figure("bench http_hello_cpu_us %.2f us" % result["cpu_us"])
+        note("aq-hello: p99 %.2f ms, %d requests, %s%s" % (
+            result["p99_ms"], result["requests"], cpu_note(result),
             ", socket errors: " + result["errors"] if result["errors"] else ""))
-        hello_rate = result["rate"]
+        hello_rate, hello_cpu = result["rate"], result["cpu_us"]
 
         def share(rate):
             return "%.0f%% of the hello-world rate in this run" % (100.0 * rate / max(1.0, hello_rate))
@@ -468,27 +777,40 @@ def phase_http(tmp):
                 note("%s: %d of %d answers were not 2xx" % (what, result["non2xx"], result["requests"]))
             return result["rate"] * (1 - result["non2xx"] / max(1, result["requests"]))
 
-        result = wrk(base + "/v1/tasks", WRK_SECONDS, create_lua)
+        result = measured_wrk(server.pid, base + "/v1/tasks", WRK_SECONDS, create_lua)
         rate = ok_rate(result, "creates")
         figure("bench http_create_per_s %.0f req/s" % rate)
         figure("bench http_create_p99_ms %.2f ms" % result["p99_ms"])
+        figure("bench http_create_cpu_us %.2f us" % result["cpu_us"])
+        figure("bench http_create_cpu_ratio %.2f x" % (result["cpu_us"] / max(0.01, hello_cpu)))
         status, body = http("GET", base + "/v1/tasks?limit=1", key)
         stored = body["pagination"]["total"] if status == 200 else -1
-        note("creates: %s; %d tasks stored; data dir %.1f MiB%s" % (
-            share(rate), stored, du_mib(data),
+        note("creates: %s; %s; %d tasks stored; data dir %.1f MiB%s" % (
+            share(rate), cpu_note(result), stored, du_mib(data),
             ", socket errors: " + result["errors"] if result["errors"] else ""))
+        note("CPU per durable create / CPU per hello request: %.2f (target <= 2.0)"
+             % (result["cpu_us"] / max(0.01, hello_cpu)))
 
-        result = wrk(base + "/v1/tasks/" + task_id, WRK_SECONDS, script("get.lua", GET_LUA % key))
+        result = measured_wrk(server.pid, base + "/healthz", WRK_SECONDS)
+        figure("bench http_healthz_cpu_us %.2f us" % result["cpu_us"])
+        note("GET /healthz (answered by the gateway alone): %.0f req/s, %s; a create costs "
+             "%.2f x that" % (result["rate"], cpu_note(result),
+                              FIGURES["http_create_cpu_us"] / max(0.01, result["cpu_us"])))
+
+        result = measured_wrk(server.pid, base + "/v1/tasks/" + task_id, WRK_SECONDS,
+                              script("get.lua", GET_LUA % key))
         rate = ok_rate(result, "gets")
         figure("bench http_get_per_s %.0f req/s" % rate)
-        note("gets of one task: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
+        note("gets of one task: %s, p99 %.2f ms, %s" % (share(rate), result["p99_ms"],
+                                                        cpu_note(result)))
 
-        base, key, _, _ = http_server(procs, "nosync", ["--nosync"])
-        result = wrk(base + "/v1/tasks", WRK_SECONDS,
-                     script("nosync.lua", CREATE_LUA % (FAR, key)))
+        base, key, _, _, server = http_server(procs, "nosync", ["--nosync"])
+        result = measured_wrk(server.pid, base + "/v1/tasks", WRK_SECONDS,
+                              script("nosync.lua", CREATE_LUA % (FAR, key)))
         rate = ok_rate(result, "creates with --nosync")
         figure("bench http_create_nosync_per_s %.0f req/s" % rate)
-        note("creates with --nosync: %s, p99 %.2f ms" % (share(rate), result["p99_ms"]))
+        note("creates with --nosync: %s, p99 %.2f ms, %s" % (share(rate), result["p99_ms"],
+                                                             cpu_note(result)))
         procs.note_exits()
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         note("http phase stopped: %s" % e)
@@ -808,13 +1130,16 @@ def main():
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="aq-bench-")
     try:
-        for name, phase in (("traffic", phase_traffic), ("fill", phase_fill),
-                            ("http", phase_http), ("polls", phase_polls),
+        for name, phase in (("traffic", phase_traffic), ("peers", phase_peers),
+                            ("fill", phase_fill), ("http", phase_http), ("polls", phase_polls),
                             ("schedules", phase_schedules)):
             if name in PHASES:
+                load_note(tmp, "before the %s phase" % name)
                 phase(tmp)
+        load_note(tmp, "at the end")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    comparison()
     note("benchmark took %.0f s (AQ_BUILD=%s)" % (time.time() - started, BUILD))
     return 0
 

@@ -12,6 +12,7 @@
         /sleep/<ms>           answers 200 after ms, without holding a thread
         /retry-after/<s>      503 with Retry-After: s
         /big/<bytes>          200 with a body of that many bytes
+        /json-value/<bytes>   200 {"v": "<that many v's>", "odd": "a b/c?d=e&f#g%h"}
         /fail-first/<n>/<name> 503 for the first n requests naming <name>, then 200
         /wait                 202 with AsyncQueue-Wait: true (the task waits for a signal)
         anything else         200 {"ok":true}
@@ -631,6 +632,18 @@ static enum MHD_Result s_behave (struct MHD_Connection *conn, const char *url, s
         if ((uint64_t) number > S_BIG_MAX)
             return s_reply (conn, MHD_HTTP_BAD_REQUEST, "text/plain", "too big");
         return s_reply_big (conn, (uint64_t) number);
+    }
+    if (s_route (url, "/json-value/", &number, &rest)) {
+        if ((uint64_t) number > S_BIG_MAX)
+            return s_reply (conn, MHD_HTTP_BAD_REQUEST, "text/plain", "too big");
+        char *value = malloc ((size_t) number + 1);
+        if (!value)
+            return s_reply (conn, 500, "text/plain", "out of memory");
+        memset (value, 'v', (size_t) number);
+        value[number] = '\0';
+        json_t *doc = json_pack ("{s:s, s:s}", "v", value, "odd", "a b/c?d=e&f#g%h");
+        free (value);
+        return s_reply_json (conn, MHD_HTTP_OK, doc);
     }
     if (s_route (url, "/fail-first/", &number, &rest)) {
         const char *name = *rest == '/' ? rest + 1 : "";

@@ -320,12 +320,13 @@ out:
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: a worker thread against a fake broker, a ROUTER over inproc.
+//  Selftest: a worker thread against a fake broker (tests/rig_broker) over
+//  inproc, calling ports that refuse or hang (tests/rig_http).
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include "../tests/rig_broker.h"
+#include "../tests/rig_http.h"
+
 #include <pthread.h>
-#include <sys/socket.h>
 
 typedef struct {
     wk_config_t cfg; //  the worker's settings
@@ -340,65 +341,20 @@ static void *s_run_worker (void *arg) {
     return NULL;
 }
 
-typedef struct {
-    void *router;     //  the fake broker's socket
-    uint8_t rid[256]; //  the worker's routing id, from its last message
-    size_t rid_size;  //  its length
-    bool beat;        //  heartbeat the worker while waiting
-    int64_t beat_at;  //  next heartbeat, mono ms
-} s_broker_t;
-
-//  The next message other than HEARTBEAT from the worker within ms: its
-//  command and *body (caller's), or -1.
-static int s_broker_recv (s_broker_t *broker, json_t **body, int ms) {
-    int64_t end = aq_time_mono_ms () + ms;
-    while (aq_time_mono_ms () < end) {
-        if (broker->beat && broker->rid_size && aq_time_mono_ms () >= broker->beat_at) {
-            aq_proto_send (broker->router, broker->rid, broker->rid_size, AQ_CMD_HEARTBEAT, NULL,
-                           0);
-            broker->beat_at = aq_time_mono_ms () + 20;
-        }
-        zmq_pollitem_t item = {.socket = broker->router, .events = ZMQ_POLLIN};
-        if (zmq_poll (&item, 1, 10) <= 0)
-            continue;
-        int rid_size = zmq_recv (broker->router, broker->rid, sizeof broker->rid, 0);
-        assert (rid_size > 0 && rid_size <= (int) sizeof broker->rid);
-        broker->rid_size = (size_t) rid_size;
-        zmq_msg_t msg;
-        zmq_msg_init (&msg);
-        zmq_msg_recv (&msg, broker->router, 0);
-        int cmd;
-        int rc = aq_proto_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, body);
-        zmq_msg_close (&msg);
-        assert (rc == 0);
-        if (cmd != AQ_CMD_HEARTBEAT)
-            return cmd;
-        json_decref (*body);
-    }
-    *body = NULL;
-    return -1;
-}
-
-static void s_broker_send (s_broker_t *broker, int cmd, json_t *body) {
-    int rc = aq_proto_send (broker->router, broker->rid, broker->rid_size, cmd, body, 0);
-    assert (rc == 0);
-    json_decref (body);
-}
-
-static void s_broker_job (s_broker_t *broker, const char *id, const char *url, int timeout) {
-    s_broker_send (broker, AQ_CMD_JOB,
-                   json_pack ("{s:s, s:i, s:s, s:s, s:{}, s:i, s:i}", "id", id, "attempt", 3, "url",
-                              url, "method", "POST", "headers", "timeout", timeout, "maxBody",
-                              100));
+static void s_broker_job (rig_broker_t *broker, const char *id, const char *url, int timeout) {
+    rig_broker_send (broker, AQ_CMD_JOB,
+                     json_pack ("{s:s, s:i, s:s, s:s, s:{}, s:i, s:i}", "id", id, "attempt", 3,
+                                "url", url, "method", "POST", "headers", "timeout", timeout,
+                                "maxBody", 100));
 }
 
 //  Expects a RESULT for task id with error text within ms.
-static void s_expect_result (s_broker_t *broker, const char *id, const char *error, int ms) {
+static void s_expect_result (rig_broker_t *broker, const char *id, const char *error, int ms) {
     json_t *body;
-    int cmd = s_broker_recv (broker, &body, ms);
+    int cmd = rig_broker_recv (broker, &body, ms);
     while (cmd == AQ_CMD_READY) { //  a reconnect when the test was too slow to heartbeat
         json_decref (body);
-        cmd = s_broker_recv (broker, &body, ms);
+        cmd = rig_broker_recv (broker, &body, ms);
     }
     if (cmd != AQ_CMD_RESULT || !body)
         fprintf (stderr, "expected RESULT of '%s', got %d\n", id, cmd);
@@ -411,29 +367,13 @@ static void s_expect_result (s_broker_t *broker, const char *id, const char *err
     json_decref (body);
 }
 
-static void s_expect_ready (s_broker_t *broker, int credit, int ms) {
+static void s_expect_ready (rig_broker_t *broker, int credit, int ms) {
     json_t *body;
-    int cmd = s_broker_recv (broker, &body, ms);
+    int cmd = rig_broker_recv (broker, &body, ms);
     assert (cmd == AQ_CMD_READY);
     assert (aq_field_int (body, "credit", -1) == credit);
     assert (strcmp (aq_field_str (body, "name"), "test-worker") == 0);
     json_decref (body);
-}
-
-//  A TCP port on 127.0.0.1: listening but never accepting when listening
-//  (calls there hang until their timeout), else closed (calls are refused).
-static int s_port (bool listening, int *fd_p) {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t size = sizeof addr;
-    int rc = bind (fd, (struct sockaddr *) &addr, size);
-    assert (rc == 0);
-    getsockname (fd, (struct sockaddr *) &addr, &size);
-    if (listening)
-        listen (fd, 16), *fd_p = fd;
-    else
-        close (fd);
-    return ntohs (addr.sin_port);
 }
 
 void wk_worker_test (bool verbose) {
@@ -448,9 +388,8 @@ void wk_worker_test (bool verbose) {
     run.cfg.broker_endpoint = "nonsense://x";
     assert (wk_worker_run (&run.cfg, ctx, &run.stop) == -1);
 
-    s_broker_t broker = {.router = zmq_socket (ctx, ZMQ_ROUTER), .beat = true};
-    int rc = zmq_bind (broker.router, "inproc://wk-worker-test");
-    assert (rc == 0);
+    rig_broker_t *broker = rig_broker_new (ctx, "inproc://wk-worker-test");
+    rig_broker_beat (broker, 20);
     run.cfg = (wk_config_t){.broker_endpoint = "inproc://wk-worker-test",
                             .name = "test-worker",
                             .slots = 2,
@@ -459,65 +398,66 @@ void wk_worker_test (bool verbose) {
                             .heartbeat_liveness = 5,
                             .verbose = verbose};
     pthread_t thread;
-    rc = pthread_create (&thread, NULL, s_run_worker, &run);
+    int rc = pthread_create (&thread, NULL, s_run_worker, &run);
     assert (rc == 0);
-    s_expect_ready (&broker, 2, 2000);
+    s_expect_ready (broker, 2, 2000);
 
     //  A call that fails; frames that are not ours are dropped
     char refused[64], hang[64];
     int hang_fd = -1;
-    snprintf (refused, sizeof refused, "http://127.0.0.1:%d/", s_port (false, NULL));
-    snprintf (hang, sizeof hang, "http://127.0.0.1:%d/", s_port (true, &hang_fd));
-    s_broker_job (&broker, "a", refused, 5);
-    s_expect_result (&broker, "a", "fetch failed: ECONNREFUSED", 2000);
-    zmq_send (broker.router, broker.rid, broker.rid_size, ZMQ_SNDMORE);
-    zmq_send (broker.router, "garbage", 7, 0);
-    s_broker_send (&broker, AQ_CMD_READY, json_pack ("{s:i}", "credit", 1));
-    s_broker_send (&broker, AQ_CMD_ERROR, json_pack ("{s:i, s:s}", "code", 400, "reason", "x"));
-    s_broker_job (&broker, "b", "ftp://127.0.0.1/", 5);
-    s_expect_result (&broker, "b", "invalid URL", 2000);
+    snprintf (refused, sizeof refused, "http://127.0.0.1:%d/", rig_http_free_port ());
+    snprintf (hang, sizeof hang, "http://127.0.0.1:%d/", rig_http_silent_port (&hang_fd));
+    s_broker_job (broker, "a", refused, 5);
+    s_expect_result (broker, "a", "fetch failed: ECONNREFUSED", 2000);
+    rig_broker_send_raw (broker, "garbage", 7);
+    rig_broker_send (broker, AQ_CMD_READY, json_pack ("{s:i}", "credit", 1));
+    rig_broker_send (broker, AQ_CMD_ERROR, json_pack ("{s:i, s:s}", "code", 400, "reason", "x"));
+    s_broker_job (broker, "b", "ftp://127.0.0.1/", 5);
+    s_expect_result (broker, "b", "invalid URL", 2000);
 
     //  ERROR 410: the broker lost track of us; READY again
-    s_broker_send (&broker, AQ_CMD_ERROR, json_pack ("{s:i, s:s}", "code", 410, "reason", "?"));
-    s_expect_ready (&broker, 2, 2000);
+    rig_broker_send (broker, AQ_CMD_ERROR, json_pack ("{s:i, s:s}", "code", 410, "reason", "?"));
+    s_expect_ready (broker, 2, 2000);
 
     //  More jobs than credit: the extra one is refused at once
     int64_t start = aq_time_mono_ms ();
-    s_broker_job (&broker, "c1", hang, 1);
-    s_broker_job (&broker, "c2", hang, 1);
-    s_broker_job (&broker, "c3", hang, 1);
-    s_expect_result (&broker, "c3", "worker over capacity", 500);
+    s_broker_job (broker, "c1", hang, 1);
+    s_broker_job (broker, "c2", hang, 1);
+    s_broker_job (broker, "c3", hang, 1);
+    s_expect_result (broker, "c3", "worker over capacity", 500);
     assert (aq_time_mono_ms () - start < 500);
-    s_expect_result (&broker, "c1", "timeout after 1s", 3000);
-    s_expect_result (&broker, "c2", "timeout after 1s", 3000);
+    s_expect_result (broker, "c1", "timeout after 1s", 3000);
+    s_expect_result (broker, "c2", "timeout after 1s", 3000);
 
     //  A silent broker: the worker reconnects with the credit it has, and
     //  the result of a call that was in flight arrives on the new socket
-    s_broker_job (&broker, "d", hang, 1);
+    s_broker_job (broker, "d", hang, 1);
     uint8_t old_rid[256];
-    size_t old_rid_size = broker.rid_size;
-    memcpy (old_rid, broker.rid, old_rid_size);
-    broker.beat = false;
-    s_expect_ready (&broker, 1, 2000);
-    assert (broker.rid_size != old_rid_size || memcmp (broker.rid, old_rid, old_rid_size) != 0);
-    broker.beat = true;
-    s_expect_result (&broker, "d", "timeout after 1s", 3000);
+    size_t old_rid_size, rid_size;
+    const uint8_t *rid = rig_broker_peer (broker, &old_rid_size);
+    memcpy (old_rid, rid, old_rid_size);
+    rig_broker_beat (broker, 0);
+    s_expect_ready (broker, 1, 2000);
+    rid = rig_broker_peer (broker, &rid_size);
+    assert (rid_size != old_rid_size || memcmp (rid, old_rid, old_rid_size) != 0);
+    rig_broker_beat (broker, 20);
+    s_expect_result (broker, "d", "timeout after 1s", 3000);
 
     //  Stop: no new jobs, the call in flight finishes and reports, then BYE
-    s_broker_job (&broker, "e1", hang, 1);
+    s_broker_job (broker, "e1", hang, 1);
     usleep (50 * 1000);
     run.stop = 1;
     usleep (250 * 1000);
-    s_broker_job (&broker, "e2", hang, 1);
-    s_expect_result (&broker, "e2", "worker shutting down", 1000);
-    s_expect_result (&broker, "e1", "timeout after 1s", 3000);
+    s_broker_job (broker, "e2", hang, 1);
+    s_expect_result (broker, "e2", "worker shutting down", 1000);
+    s_expect_result (broker, "e1", "timeout after 1s", 3000);
     json_t *body;
-    assert (s_broker_recv (&broker, &body, 2000) == AQ_CMD_BYE);
+    assert (rig_broker_recv (broker, &body, 2000) == AQ_CMD_BYE);
     json_decref (body);
     pthread_join (thread, NULL);
     assert (run.rc == 0);
 
     close (hang_fd);
-    zmq_close (broker.router);
+    rig_broker_destroy (&broker);
     zmq_ctx_term (ctx);
 }

@@ -1553,6 +1553,34 @@ static json_t *s_result_of (const json_t *answer) {
     return result;
 }
 
+//  The largest JOB frame the broker sends: the worker's ZMQ_MAXMSGSIZE
+//  (AQ_PROTO_MAX_MSG) less room for the transport's own framing (CURVE).
+#define S_JOB_MAX (AQ_PROTO_MAX_MSG - 1024)
+
+//  Sends a JOB to worker. A frame over S_JOB_MAX is not sent (the worker's
+//  socket would drop the connection, the worker reconnect and get it again):
+//  returns 1 with the reason in error. Else 0 when sent, -1 (errno) when not.
+static int s_send_job (bk_broker_t *self, bk_worker_t *worker, const json_t *job, char *error,
+                       size_t error_size) {
+    size_t size;
+    uint8_t *data = aq_proto_encode (AQ_CMD_JOB, job, &size);
+    if (!data) {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = 0;
+    if (size > S_JOB_MAX) {
+        snprintf (error, error_size, "job too large to send: %zu bytes (limit %d bytes)", size,
+                  S_JOB_MAX);
+        rc = 1;
+    } else if (zmq_send (worker->socket, worker->rid, worker->rid_size,
+                         ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+               zmq_send (worker->socket, data, size, ZMQ_DONTWAIT) < 0)
+        rc = -1; //  after a routed first frame the second cannot block (atomic)
+    free (data);
+    return rc;
+}
+
 //  Fire and forget: asks the provider to cancel the job (fal cancel_url,
 //  Replicate urls.cancel), on a worker slot if one is free now. An op the
 //  task was waiting for is dropped.
@@ -1590,9 +1618,12 @@ static void s_provider_cancel (bk_broker_t *self, json_t *task) {
     bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
     uint8_t id[16];
     bk_tasks_ids (task, id, NULL);
-    if (aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
-                       ZMQ_DONTWAIT) == 0)
+    int sent = s_send_job (self, worker, job, error, sizeof error);
+    if (sent == 0)
         bk_leases_add (self->leases, index, id, 0, self->mono + 40000);
+    else if (sent > 0)
+        aq_log (AQ_LOG_WARN, "broker", "cannot cancel task '%s' at its provider: %s",
+                aq_field_str (task, "id"), error);
     json_decref (job);
 }
 
@@ -1857,10 +1888,14 @@ static void s_dispatch (bk_broker_t *self) {
             json_t *job = s_notify_job (self, task, attempt);
             s_lease_new (job, notify, false);
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-            int sent = aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB,
-                                      job, ZMQ_DONTWAIT);
+            char error[128];
+            int sent = s_send_job (self, worker, job, error, sizeof error);
             json_decref (job);
-            if (sent != 0) {
+            if (sent > 0) { //  too large: this delivery fails for good
+                json_t *result = json_pack ("{s:s, s:b}", "error", error, "permanent", 1);
+                s_notify_result (self, task, attempt, result);
+                json_decref (result);
+            } else if (sent != 0) {
                 bk_leases_worker_remove (self->leases, index);
                 s_enqueue (self, task);
             } else {
@@ -1884,12 +1919,12 @@ static void s_dispatch (bk_broker_t *self) {
             bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
             if (job)
                 s_lease_new (job, poll, false);
-            if (!job) {
+            int sent = job ? s_send_job (self, worker, job, error, sizeof error) : 1;
+            if (sent > 0) { //  no request, or one too large to send: no retry
                 s_clear_deadline (self, task);
                 s_finish (self, task, BK_ST_FAILED, *error ? error : "poll request cannot be made");
                 s_save (self, task, BK_ST_POLLING);
-            } else if (aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB,
-                                      job, ZMQ_DONTWAIT) != 0) {
+            } else if (sent != 0) {
                 bk_leases_worker_remove (self->leases, index);
                 s_enqueue (self, task); //  back in the queue for another worker
             } else {
@@ -1943,9 +1978,15 @@ static void s_dispatch (bk_broker_t *self) {
         //  task is still pending and may run twice (at least once holds).
         //  This keeps an fsync out of the due-to-call latency.
         bk_worker_t *worker = bk_leases_worker_at (self->leases, index);
-        int sent = aq_proto_send (worker->socket, worker->rid, worker->rid_size, AQ_CMD_JOB, job,
-                                  ZMQ_DONTWAIT);
+        int sent = s_send_job (self, worker, job, error, sizeof error);
         json_decref (job);
+        if (sent > 0) { //  too large for any worker: fails, no retry
+            s_record_attempt (self, id, task, 0, NULL, error);
+            s_finish (self, task, BK_ST_FAILED, error);
+            s_save (self, task, BK_ST_PENDING);
+            json_decref (task);
+            continue;
+        }
         if (sent != 0) {
             //  unroutable or stalled worker: the job never left; requeue
             aq_log (AQ_LOG_WARN, "broker", "cannot send a job to worker '%s': %s", worker->name,

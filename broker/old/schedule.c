@@ -120,16 +120,19 @@ static void s_release (s_parsed_t *self) {
         bk_rrule_destroy (&self->rrule);
 }
 
-static int64_t s_next (const s_parsed_t *self, int64_t after_ms) {
+//  -1 none, BK_SCHEDULE_OVER when *work ran out, else the next fire time
+static int64_t s_next (s_parsed_t *self, int64_t after_ms, int64_t *work) {
     //  cron and rrule times are whole seconds: after a whole second is
     //  after the ms in it
     int64_t after_s = s_floordiv (after_ms, 1000), next = -1;
     switch (self->kind) {
-    case S_CRON:
+    case S_CRON: //  bounded by itself: at most ten years of days looked at
         next = bk_cron_next (&self->cron, self->zone, after_s);
         break;
     case S_RRULE:
-        next = bk_rrule_next (self->rrule, after_s);
+        next = bk_rrule_next (self->rrule, after_s, work);
+        if (next == BK_RRULE_OVER)
+            return BK_SCHEDULE_OVER;
         break;
     case S_ONCE:
         return self->once_ms > after_ms ? self->once_ms : -1;
@@ -137,6 +140,29 @@ static int64_t s_next (const s_parsed_t *self, int64_t after_ms) {
         return -1;
     }
     return next < 0 ? -1 : next * 1000;
+}
+
+//  A stored cursor ([pos, seen, bound], see rrule.h) into a parsed rrule
+static void s_resume (s_parsed_t *self, const json_t *cursor) {
+    if (self->kind != S_RRULE || json_array_size (cursor) != 3)
+        return;
+    bk_rrule_cursor_t at = {.pos = json_integer_value (json_array_get (cursor, 0)),
+                            .seen = json_integer_value (json_array_get (cursor, 1)),
+                            .bound = json_integer_value (json_array_get (cursor, 2))};
+    bk_rrule_resume (self->rrule, &at);
+}
+
+static void s_keep (const s_parsed_t *self, json_t *cursor) {
+    if (!cursor)
+        return;
+    json_array_clear (cursor);
+    if (self->kind != S_RRULE)
+        return;
+    bk_rrule_cursor_t at;
+    bk_rrule_cursor (self->rrule, &at);
+    json_array_append_new (cursor, json_integer (at.pos));
+    json_array_append_new (cursor, json_integer (at.seen));
+    json_array_append_new (cursor, json_integer (at.bound));
 }
 
 int bk_schedule_validate (const char *kind, const char *expr, const char *timezone, char *errbuf) {
@@ -148,30 +174,44 @@ int bk_schedule_validate (const char *kind, const char *expr, const char *timezo
 }
 
 int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezone,
-                          int64_t anchor_utc_ms, int64_t after_utc_ms) {
+                          int64_t anchor_utc_ms, int64_t after_utc_ms, json_t *cursor,
+                          int64_t *work) {
+    assert (work);
     s_parsed_t parsed;
     char errbuf[BK_SCHEDULE_ERRLEN];
     int64_t next = -1;
-    if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0)
-        next = s_next (&parsed, after_utc_ms);
+    if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0) {
+        s_resume (&parsed, cursor);
+        next = s_next (&parsed, after_utc_ms, work);
+        s_keep (&parsed, cursor);
+    }
     s_release (&parsed);
     return next;
 }
 
 json_t *bk_schedule_preview (const char *kind, const char *expr, const char *timezone,
-                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count) {
+                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count,
+                             const json_t *cursor, int64_t *work, bool *truncated, char *errbuf) {
+    assert (work && truncated && errbuf);
+    *truncated = false;
     s_parsed_t parsed;
-    char errbuf[BK_SCHEDULE_ERRLEN];
     json_t *times = NULL;
     if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0) {
+        s_resume (&parsed, cursor);
         times = json_array ();
         if (count > BK_SCHEDULE_PREVIEW_MAX)
             count = BK_SCHEDULE_PREVIEW_MAX;
         int64_t at = after_utc_ms;
-        for (int i = 0; i < count && (at = s_next (&parsed, at)) >= 0; i++) {
+        for (int i = 0; i < count && (at = s_next (&parsed, at, work)) >= 0; i++) {
             char iso[32];
             json_array_append_new (times, json_string (aq_time_format (at, iso)));
         }
+        if (at == BK_SCHEDULE_OVER && json_array_size (times) == 0) {
+            snprintf (errbuf, BK_SCHEDULE_ERRLEN, BK_SCHEDULE_OVER_ERROR);
+            json_decref (times);
+            times = NULL;
+        } else if (at == BK_SCHEDULE_OVER)
+            *truncated = true;
     }
     s_release (&parsed);
     return times;
@@ -179,6 +219,26 @@ json_t *bk_schedule_preview (const char *kind, const char *expr, const char *tim
 
 //  --------------------------------------------------------------------------
 //  Selftest
+
+//  bk_schedule_next and bk_schedule_preview with a full budget, no cursor
+static int64_t s_next_ms (const char *kind, const char *expr, const char *tz, int64_t anchor,
+                          int64_t after) {
+    int64_t work = BK_SCHEDULE_WORK;
+    int64_t next = bk_schedule_next (kind, expr, tz, anchor, after, NULL, &work);
+    assert (next != BK_SCHEDULE_OVER);
+    return next;
+}
+
+static json_t *s_preview (const char *kind, const char *expr, const char *tz, int64_t anchor,
+                          int64_t after, int count) {
+    int64_t work = BK_SCHEDULE_WORK + BK_SCHEDULE_PREVIEW_ITEM * count;
+    bool truncated;
+    char errbuf[BK_SCHEDULE_ERRLEN];
+    json_t *times =
+        bk_schedule_preview (kind, expr, tz, anchor, after, count, NULL, &work, &truncated, errbuf);
+    assert (!truncated);
+    return times;
+}
 
 static void s_expect_invalid (const char *kind, const char *expr, const char *tz,
                               const char *message) {
@@ -190,8 +250,8 @@ static void s_expect_invalid (const char *kind, const char *expr, const char *tz
                  message);
         assert (false);
     }
-    assert (bk_schedule_next (kind, expr, tz, 0, 0) == -1);
-    assert (bk_schedule_preview (kind, expr, tz, 0, 0, 5) == NULL);
+    assert (s_next_ms (kind, expr, tz, 0, 0) == -1);
+    assert (s_preview (kind, expr, tz, 0, 0, 5) == NULL);
 }
 
 static int64_t s_ms (const char *iso) {
@@ -204,7 +264,7 @@ static int64_t s_ms (const char *iso) {
 //  Asserts the preview of a schedule after base is exactly expect (JSON)
 static void s_expect_preview (const char *kind, const char *expr, const char *tz,
                               const char *anchor, const char *base, int count, const char *expect) {
-    json_t *got = bk_schedule_preview (kind, expr, tz, s_ms (anchor), s_ms (base), count);
+    json_t *got = s_preview (kind, expr, tz, s_ms (anchor), s_ms (base), count);
     json_t *want = json_loads (expect, 0, NULL);
     assert (want);
     if (!got || !json_equal (got, want)) {
@@ -273,38 +333,38 @@ void bk_schedule_test (bool verbose) {
 
     //  Next fire times in ms, strictly after `after`
     int64_t anchor = s_ms ("2024-01-01T00:00:00.400Z");
-    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
-                              s_ms ("2024-01-01T00:14:59.999Z")) == s_ms ("2024-01-01T00:15:00Z"));
-    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
-                              s_ms ("2024-01-01T00:15:00Z")) == s_ms ("2024-01-01T00:30:00Z"));
-    assert (bk_schedule_next ("cron", "*/15 * * * *", NULL, anchor,
-                              s_ms ("2024-01-01T00:15:00.001Z")) == s_ms ("2024-01-01T00:30:00Z"));
-    assert (bk_schedule_next ("cron", "0 0 30 2 *", NULL, anchor, anchor) == -1);
+    assert (s_next_ms ("cron", "*/15 * * * *", NULL, anchor, s_ms ("2024-01-01T00:14:59.999Z")) ==
+            s_ms ("2024-01-01T00:15:00Z"));
+    assert (s_next_ms ("cron", "*/15 * * * *", NULL, anchor, s_ms ("2024-01-01T00:15:00Z")) ==
+            s_ms ("2024-01-01T00:30:00Z"));
+    assert (s_next_ms ("cron", "*/15 * * * *", NULL, anchor, s_ms ("2024-01-01T00:15:00.001Z")) ==
+            s_ms ("2024-01-01T00:30:00Z"));
+    assert (s_next_ms ("cron", "0 0 30 2 *", NULL, anchor, anchor) == -1);
     //  an RRULE without DTSTART starts at the anchor, in whole seconds
-    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor, anchor) ==
+    assert (s_next_ms ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor, anchor) ==
             s_ms ("2024-01-01T00:00:02Z"));
-    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
-                              s_ms ("2024-01-01T00:00:01.999Z")) == s_ms ("2024-01-01T00:00:02Z"));
-    assert (bk_schedule_next ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
-                              s_ms ("2024-01-01T00:00:02Z")) == s_ms ("2024-01-01T00:00:04Z"));
-    assert (bk_schedule_next ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
-                              s_ms ("2024-01-02T00:00:00Z")) == -1);
-    assert (bk_schedule_next ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
-                              s_ms ("2024-01-01T12:00:00Z")) == s_ms ("2024-01-02T00:00:00Z"));
+    assert (s_next_ms ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
+                       s_ms ("2024-01-01T00:00:01.999Z")) == s_ms ("2024-01-01T00:00:02Z"));
+    assert (s_next_ms ("rrule", "FREQ=SECONDLY;INTERVAL=2", NULL, anchor,
+                       s_ms ("2024-01-01T00:00:02Z")) == s_ms ("2024-01-01T00:00:04Z"));
+    assert (s_next_ms ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
+                       s_ms ("2024-01-02T00:00:00Z")) == -1);
+    assert (s_next_ms ("rrule", "FREQ=DAILY;COUNT=2", NULL, anchor,
+                       s_ms ("2024-01-01T12:00:00Z")) == s_ms ("2024-01-02T00:00:00Z"));
     //  once: its instant while in the future, ms kept
     int64_t once = s_ms ("2024-06-01T10:00:00.250Z");
-    assert (bk_schedule_next ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once - 1) == once);
-    assert (bk_schedule_next ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once) == -1);
-    assert (bk_schedule_next ("once", "2024-06-01T13:00:00.250+03:00", "America/New_York", anchor,
-                              anchor) == once);
+    assert (s_next_ms ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once - 1) == once);
+    assert (s_next_ms ("once", "2024-06-01T10:00:00.250Z", NULL, anchor, once) == -1);
+    assert (s_next_ms ("once", "2024-06-01T13:00:00.250+03:00", "America/New_York", anchor,
+                       anchor) == once);
     //  without an offset it is local time in the zone, DST rules included
-    assert (bk_schedule_next ("once", "2024-06-01T13:00:00.250", "Europe/Chisinau", anchor,
-                              anchor) == once);
-    assert (bk_schedule_next ("once", "2024-03-31T02:30:00.500", "Europe/Chisinau", anchor,
-                              anchor) == s_ms ("2024-03-31T00:00:00Z")); //  gap: its end
-    assert (bk_schedule_next ("once", "2024-11-03 01:30", "America/New_York", anchor, anchor) ==
+    assert (s_next_ms ("once", "2024-06-01T13:00:00.250", "Europe/Chisinau", anchor, anchor) ==
+            once);
+    assert (s_next_ms ("once", "2024-03-31T02:30:00.500", "Europe/Chisinau", anchor,
+                       anchor) == s_ms ("2024-03-31T00:00:00Z")); //  gap: its end
+    assert (s_next_ms ("once", "2024-11-03 01:30", "America/New_York", anchor, anchor) ==
             s_ms ("2024-11-03T05:30:00Z")); //  overlap: the first (EDT)
-    assert (bk_schedule_next ("event", "invoice.paid", NULL, anchor, anchor) == -1);
+    assert (s_next_ms ("event", "invoice.paid", NULL, anchor, anchor) == -1);
 
     //  Previews: the DST rules in the three test zones, as ISO strings
     s_expect_preview ("cron", "30 2 * * *", "Europe/Chisinau", "2024-01-01T00:00:00Z",
@@ -329,7 +389,38 @@ void bk_schedule_test (bool verbose) {
                       3, "[]");
     s_expect_preview ("cron", "@hourly", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", 0,
                       "[]");
-    json_t *many = bk_schedule_preview ("cron", "* * * * *", NULL, 0, 0, 5000);
+    //  A cursor: a COUNT rule is counted once, by the first search; then a
+    //  search from its cursor (a fire, a preview before it) costs little
+    const char *count = "DTSTART:20240101T000000Z RRULE:FREQ=MINUTELY;COUNT=1000000;BYSECOND=0";
+    json_t *cursor = json_array ();
+    int64_t after = s_ms ("2024-01-02T00:00:30Z"), work = BK_SCHEDULE_WORK;
+    assert (bk_schedule_next ("rrule", count, NULL, 0, after, cursor, &work) ==
+            s_ms ("2024-01-02T00:01:00Z"));
+    assert (json_array_size (cursor) == 3 && BK_SCHEDULE_WORK - work > 30000); //  1440 steps
+    bool truncated;
+    work = 2000;
+    json_t *times = bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, cursor, &work,
+                                         &truncated, err);
+    assert (times && !truncated && json_array_size (times) == 3);
+    assert (strcmp (json_string_value (json_array_get (times, 0)), "2024-01-02T00:01:00.000Z") ==
+            0);
+    json_decref (times);
+    work = 2000; //  the same without the cursor counts from DTSTART, and runs out
+    assert (!bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, NULL, &work,
+                                  &truncated, err));
+    assert (strcmp (err, BK_SCHEDULE_OVER_ERROR) == 0);
+    work = 2000; //  the next fire goes on from the cursor too
+    assert (bk_schedule_next ("rrule", count, NULL, 0, s_ms ("2024-01-02T00:01:00Z"), cursor,
+                              &work) == s_ms ("2024-01-02T00:02:00Z"));
+    json_decref (cursor);
+    //  cron and once keep no cursor
+    cursor = json_pack ("[i, i, i]", 1, 2, 3);
+    work = 10;
+    assert (bk_schedule_next ("cron", "@hourly", NULL, 0, 0, cursor, &work) == 3600000);
+    assert (json_array_size (cursor) == 0);
+    json_decref (cursor);
+
+    json_t *many = s_preview ("cron", "* * * * *", NULL, 0, 0, 5000);
     assert (many && json_array_size (many) == BK_SCHEDULE_PREVIEW_MAX);
     json_decref (many);
     if (verbose)

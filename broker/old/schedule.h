@@ -21,6 +21,13 @@
     All times are ms since the epoch, UTC; a next fire time is always
     strictly after the `after` given. Expressions are parsed on every call:
     cheap for cron and once, tens of microseconds for an RRULE.
+
+    Bounded work: cron (ten years of days at most) and once cost
+    microseconds by construction. An RRULE search spends work units from a
+    budget the caller gives (BK_SCHEDULE_WORK, about 10 ms: rrule.h) and
+    says BK_SCHEDULE_OVER when they run out; its cursor (a JSON array the
+    caller keeps) lets the next search go on from there, so a COUNT rule is
+    counted once, not from DTSTART at every fire.
 */
 #ifndef BK_SCHEDULE_H
 #define BK_SCHEDULE_H
@@ -33,7 +40,16 @@
 #define BK_SCHEDULE_PREVIEW_MAX 1000 //  most fire times a preview lists
 #define BK_SCHEDULE_EVENT_MAX   200  //  longest event name
 
+#ifndef BK_SCHEDULE_WORK        //  a test build may shrink it to reach the paths that run out
+#define BK_SCHEDULE_WORK 100000 //  work units one request or fire may spend (about 10 ms)
+#endif
+#define BK_SCHEDULE_PREVIEW_ITEM 100 //  more units a preview gets per fire time asked
+#define BK_SCHEDULE_OVER         -2  //  bk_schedule_next: the work ran out first
+
 #define BK_SCHEDULE_KINDS_ERROR "schedule_kind must be one of: cron, rrule, once, event"
+#define BK_SCHEDULE_OVER_ERROR                                                                     \
+    "Invalid RRULE: its next fire time takes too long to find (a COUNT counted from a "            \
+    "distant DTSTART, or parts that rarely match)"
 
 //  True when kind is one of cron, rrule, once, event.
 bool bk_schedule_kind_known (const char *kind);
@@ -49,16 +65,24 @@ int bk_schedule_validate (const char *kind, const char *expr, const char *timezo
 
 //  The first fire time strictly after after_utc_ms, or -1 if there is none
 //  (an event schedule, a once in the past, an exhausted or impossible rule,
-//  an invalid schedule). anchor_utc_ms is the schedule's creation time.
+//  an invalid schedule), or BK_SCHEDULE_OVER if *work ran out before it was
+//  found. anchor_utc_ms is the schedule's creation time. cursor (NULL: none)
+//  is a JSON array this call reads and updates: the same schedule's last
+//  search, to go on from; empty or wrong for the schedule, it is ignored.
 int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezone,
-                          int64_t anchor_utc_ms, int64_t after_utc_ms);
+                          int64_t anchor_utc_ms, int64_t after_utc_ms, json_t *cursor,
+                          int64_t *work);
 
 //  The next count (at most BK_SCHEDULE_PREVIEW_MAX) fire times after
 //  after_utc_ms as an array of ISO 8601 strings ("2024-03-31T00:00:00.000Z"),
-//  fewer if the schedule ends. Returns a new reference (the caller owns
-//  it), or NULL if the schedule is invalid (bk_schedule_validate says why).
+//  fewer if the schedule ends, or if *work runs out after some were found
+//  (then *truncated is set). Returns a new reference (the caller owns it),
+//  or NULL with the API error in errbuf (BK_SCHEDULE_ERRLEN bytes): the
+//  schedule is invalid, or *work ran out before the first fire time
+//  (BK_SCHEDULE_OVER_ERROR). cursor as for bk_schedule_next, read only.
 json_t *bk_schedule_preview (const char *kind, const char *expr, const char *timezone,
-                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count);
+                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count,
+                             const json_t *cursor, int64_t *work, bool *truncated, char *errbuf);
 
 void bk_schedule_test (bool verbose);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define S_PREVIEW_DFLT 5
+#define S_SEEK_MS      1000 //  a search that ran out of work goes on this much later
 
 //  --------------------------------------------------------------------------
 //  Helpers
@@ -59,10 +60,21 @@ static bool s_refuse_canceled (bk_broker_t *self, bk_req_t *req, const json_t *r
 //  --------------------------------------------------------------------------
 //  Fire times
 
-//  The next fire time strictly after after_ms, or -1.
-static int64_t s_next_fire (const json_t *record, int64_t after_ms) {
-    return bk_schedule_next (s_str (record, "schedule_kind"), s_str (record, "schedule_expr"),
-                             s_str (record, "timezone"), s_int (record, "_anchor", 0), after_ms);
+//  The next fire time strictly after after_ms: -1 if none, BK_SCHEDULE_OVER
+//  if *work ran out first. The record's "_cursor" keeps how far the search
+//  got, so the next one (the next fire, or this one going on) starts there.
+static int64_t s_next_fire (json_t *record, int64_t after_ms, int64_t *work) {
+    json_t *cursor = json_object_get (record, "_cursor");
+    if (!json_is_array (cursor)) {
+        cursor = json_array ();
+        json_object_set_new (record, "_cursor", cursor);
+    }
+    int64_t next = bk_schedule_next (s_str (record, "schedule_kind"),
+                                     s_str (record, "schedule_expr"), s_str (record, "timezone"),
+                                     s_int (record, "_anchor", 0), after_ms, cursor, work);
+    if (json_array_size (cursor) == 0)
+        json_object_del (record, "_cursor");
+    return next;
 }
 
 //  Where an RRULE without DTSTART starts: the current minute, so its fire
@@ -86,11 +98,16 @@ static int s_disarm (bk_broker_t *self, json_t *record) {
 
 //  Queues the fire time next (-1: none) of an active schedule, held off
 //  until the end of a snooze; sets next_run_at. The caller disarmed it.
+//  A schedule whose search ran out of work ("_seek") has no next_run_at
+//  yet: its search is queued to go on S_SEEK_MS from now.
 static int s_arm (bk_broker_t *self, json_t *record, int64_t next) {
+    bool seeking = json_object_get (record, "_seek") != NULL;
+    if (seeking)
+        next = self->now + S_SEEK_MS;
     int64_t snoozed = s_int (record, "snoozed_until", -1);
-    if (next >= 0 && snoozed > next)
+    if (!seeking && next >= 0 && snoozed > next)
         next = snoozed;
-    s_set_time (record, "next_run_at", next);
+    s_set_time (record, "next_run_at", seeking ? -1 : next);
     if (next < 0 || !s_is (record, "status", "active"))
         return 0;
     uint8_t id[16];
@@ -349,11 +366,24 @@ void bk_scheduler_due (bk_broker_t *self, int kind, const uint8_t id[16], int64_
     }
     json_t *record = json_deep_copy (old);
     json_object_del (record, "_due");
-    json_t *run = s_run_new (self, record, "schedule", due, NULL);
-    json_decref (run);
-    s_set_time (record, "last_run_at", self->now);
-    //  the next fire time after now: missed ones (downtime) coalesce into this run
-    s_arm (self, record, s_next_fire (record, self->now > due ? self->now : due));
+    json_t *seek = json_object_get (record, "_seek");
+    int64_t after = json_integer_value (seek);
+    if (!seek) {
+        json_t *run = s_run_new (self, record, "schedule", due, NULL);
+        json_decref (run);
+        s_set_time (record, "last_run_at", self->now);
+        //  the next fire time after now: missed ones (downtime) coalesce into this run
+        after = self->now > due ? self->now : due;
+    }
+    //  A search that runs out of work is not a failure: it keeps how far it
+    //  got and goes on S_SEEK_MS later, with a fresh budget, until it ends
+    int64_t work = BK_SCHEDULE_WORK;
+    int64_t next = s_next_fire (record, after, &work);
+    if (next == BK_SCHEDULE_OVER)
+        json_object_set_new (record, "_seek", json_integer (after));
+    else
+        json_object_del (record, "_seek");
+    s_arm (self, record, next);
     bk_schedules_save (self->store, record, old);
     json_decref (record);
     json_decref (old);
@@ -414,7 +444,14 @@ static void s_create (bk_broker_t *self, bk_req_t *req) {
     s_set_time (record, "created_at", self->now);
     s_set_time (record, "updated_at", self->now);
     json_object_set_new (record, "_anchor", json_integer (s_anchor (self)));
-    int rc = s_arm (self, record, s_next_fire (record, self->now));
+    int64_t work = BK_SCHEDULE_WORK;
+    int64_t next = s_next_fire (record, self->now, &work);
+    if (next == BK_SCHEDULE_OVER) {
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, BK_SCHEDULE_OVER_ERROR);
+        json_decref (record);
+        return;
+    }
+    int rc = s_arm (self, record, next);
     if (rc == 0)
         rc = bk_schedules_save (self->store, record, NULL);
     s_answer_task (self, req, AQ_CREATED, record, rc);
@@ -483,9 +520,18 @@ static void s_update (bk_broker_t *self, bk_req_t *req, json_t *old) {
     if (json_object_get (changes, "schedule_kind") || json_object_get (changes, "schedule_expr") ||
         json_object_get (changes, "timezone")) {
         json_object_set_new (record, "_anchor", json_integer (s_anchor (self)));
+        json_object_del (record, "_cursor");
+        json_object_del (record, "_seek");
+        int64_t work = BK_SCHEDULE_WORK;
+        int64_t next = s_next_fire (record, self->now, &work);
+        if (next == BK_SCHEDULE_OVER) {
+            bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, BK_SCHEDULE_OVER_ERROR);
+            json_decref (record);
+            return;
+        }
         rc = s_disarm (self, record);
         if (rc == 0)
-            rc = s_arm (self, record, s_next_fire (record, self->now));
+            rc = s_arm (self, record, next);
     }
     s_set_time (record, "updated_at", self->now);
     if (rc == 0)
@@ -598,18 +644,29 @@ static void s_preview (bk_broker_t *self, bk_req_t *req) {
         json_decref (record);
         return;
     }
+    //  one budget for the whole list, a little more for a longer one; a
+    //  stored schedule's cursor saves counting a COUNT rule again
     int64_t anchor = s_int (record, "_anchor", s_anchor (self));
+    int64_t work = BK_SCHEDULE_WORK + BK_SCHEDULE_PREVIEW_ITEM * count;
+    bool truncated;
+    char errbuf[BK_SCHEDULE_ERRLEN];
     json_t *times =
         bk_schedule_preview (s_str (record, "schedule_kind"), s_str (record, "schedule_expr"),
-                             s_str (record, "timezone"), anchor, self->now, (int) count);
+                             s_str (record, "timezone"), anchor, self->now, (int) count,
+                             json_object_get (record, "_cursor"), &work, &truncated, errbuf);
+    if (!times) {
+        bk_broker_answer (self, req, AQ_BAD_REQUEST, NULL, errbuf);
+        json_decref (record);
+        return;
+    }
     json_t *expr = json_object_get (record, "schedule_expr");
-    bk_broker_answer (self, req, AQ_OK,
-                      json_pack ("{s:O, s:O, s:O, s:o}", "schedule_kind",
-                                 json_object_get (record, "schedule_kind"), "schedule_expr",
-                                 expr ? expr : json_null (), "timezone",
-                                 json_object_get (record, "timezone"), "fire_times",
-                                 times ? times : json_array ()),
-                      NULL);
+    json_t *body = json_pack ("{s:O, s:O, s:O, s:o}", "schedule_kind",
+                              json_object_get (record, "schedule_kind"), "schedule_expr",
+                              expr ? expr : json_null (), "timezone",
+                              json_object_get (record, "timezone"), "fire_times", times);
+    if (truncated)
+        json_object_set_new (body, "truncated", json_true ());
+    bk_broker_answer (self, req, AQ_OK, body, NULL);
     json_decref (record);
 }
 
