@@ -19,7 +19,7 @@ BENCH_PKGS = wrk
 CC      ?= cc
 PKGS     = libzmq libczmq libmicrohttpd lmdb libcurl msgpack jansson libsodium libical
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -g \
-              -D_GNU_SOURCE -fPIC -Iproto -Iplugins
+              -D_GNU_SOURCE -fPIC -Iproto -Iproto/runtime -Iproto/client -Iplugins
 ifeq ($(SAN),1)
   OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
         -fno-sanitize-recover=undefined
@@ -45,7 +45,7 @@ BIN = $(BUILD)/bin
 LIB = $(BUILD)/lib
 
 # Each component is a library of its modules; main files are listed apart.
-PROTO_SRC   = $(filter-out proto/aqctl.c,$(wildcard proto/*.c))
+PROTO_SRC   = $(wildcard proto/*.c proto/runtime/*.c) proto/client/aq_client.c
 BROKER_SRC  = $(filter-out broker/main.c broker/allinone.c,$(wildcard broker/*.c)) \
               $(wildcard broker/sched/*.c) $(wildcard plugins/*.c)
 WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
@@ -97,7 +97,7 @@ $(BIN)/aq-worker: $(OBJ)/workers/main.o $(LIBWORKER) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-gateway: $(OBJ)/gateway/main.o $(LIBGATEWAY) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/aqctl: $(OBJ)/proto/aqctl.o $(LIBPROTO)
+$(BIN)/aqctl: $(OBJ)/proto/client/aqctl.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(call objs,$(RIG_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -121,7 +121,7 @@ $(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
 PLUGINS       = $(patsubst plugins/%/,$(BUILD)/plugins/%.so,$(sort $(dir $(wildcard plugins/*/*.c))))
 TEST_PLUGINS  = $(patsubst tests/plugins/%.c,$(BUILD)/plugins-test/%.so,$(wildcard tests/plugins/*.c))
 PLUGIN_OBJS   = $(addprefix $(OBJ)/,$(subst .c,.po,$(wildcard plugins/*/*.c tests/plugins/*.c)))
-PLUGIN_CFLAGS = $(filter-out -Iproto,$(CFLAGS_BASE)) $(OPT) -fvisibility=hidden
+PLUGIN_CFLAGS = $(filter-out -Iproto -Iproto/runtime -Iproto/client,$(CFLAGS_BASE)) $(OPT) -fvisibility=hidden
 PLUGIN_LIBS_vault-sodium = $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 
 all: $(PLUGINS) $(TEST_PLUGINS)
@@ -196,12 +196,13 @@ install: all
 	install -m 755 $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker \
 	           $(BIN)/aq-gateway $(BIN)/aqctl $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIBPROTO) $(DESTDIR)$(PREFIX)/lib
-	install -m 644 proto/aq_proto.h proto/aq_client.h $(DESTDIR)$(PREFIX)/include
+	install -m 644 proto/aq_proto.h proto/aq_codec.h proto/aq_msg.h proto/aq_curve.h \
+	           proto/client/aq_client.h $(DESTDIR)$(PREFIX)/include
 
 clean:
 	rm -rf build
 
-FORMATTED = $(wildcard */*.c */*.h broker/sched/*.c broker/sched/*.h plugins/*/*.c tests/plugins/*.c)
+FORMATTED = $(wildcard */*.c */*.h */*/*.c */*/*.h)
 format:
 	clang-format -i $(FORMATTED)
 check-format:

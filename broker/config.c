@@ -130,7 +130,8 @@ void bk_config_test (bool verbose) {
     free (clients);
     cfg.client_endpoints = "tcp://127.0.0.1:2";
     clients = bk_config_sockets (&cfg, &sockets);
-    assert (strcmp (sockets.endpoints[BK_CLIENTS], "ipc:///tmp/x/client.ipc,tcp://127.0.0.1:2") == 0);
+    assert (strcmp (sockets.endpoints[BK_CLIENTS], "ipc:///tmp/x/client.ipc,tcp://127.0.0.1:2") ==
+            0);
     free (clients);
     if (verbose)
         printf ("bk_config: ok\n");

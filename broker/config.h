@@ -37,7 +37,7 @@ typedef struct {
     int64_t provider_timeout_ms;  //  a provider op's time limit, then its host is killed (5000)
     const char *provider_origins[BK_PROVIDER_ORIGINS]; //  --provider-origin NAME=URL, borrowed
     int provider_origin_count; //  how many were given (more than fit: refused)
-    bool verbose;                 //  log every message
+    bool verbose;              //  log every message
 } bk_config_t;
 
 //  Fills cfg with the defaults above (endpoints NULL).

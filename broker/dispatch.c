@@ -143,8 +143,9 @@ static aq_writer_t *s_job (bk_dispatch_t *self) {
 
 static bk_job_ctx_t s_ctx (bk_dispatch_t *self, const bk_task_t *task) {
     bk_engine_t *engine = self->engine;
-    return (bk_job_ctx_t){engine->store, engine->vault, bk_keys_signing_secret (self->keys, task->team),
-                          engine->now, engine->cfg->max_body};
+    return (bk_job_ctx_t){engine->store, engine->vault,
+                          bk_keys_signing_secret (self->keys, task->team), engine->now,
+                          engine->cfg->max_body};
 }
 
 //  The headers a poll or cancel may carry: a provider's own list (never
@@ -155,8 +156,8 @@ static const char *const *s_poll_headers (bk_dispatch_t *self, const bk_task_t *
 
 //  NULL when the URL a provider task's next request (which: BK_POLL_STATUS,
 //  _RESULT or _CANCEL) goes to is one its provider may use, else why not.
-static const char *s_url_refused (bk_dispatch_t *self, const bk_task_t *task, int which,
-                                  char *buf, size_t size) {
+static const char *s_url_refused (bk_dispatch_t *self, const bk_task_t *task, int which, char *buf,
+                                  size_t size) {
     if (!task->provider)
         return NULL;
     const aq_plugin_provider_t *provider =
@@ -185,10 +186,10 @@ static void s_cancel (bk_dispatch_t *self, int index, bk_task_t *task) {
         aq_log (AQ_LOG_WARN, "broker", "not cancelling task '%s' at its provider: %s",
                 aq_uuid_format (task->id, id), refused);
     }
-    int sent = !refused && bk_jobs_cancel (&ctx, task, s_poll_headers (self, task),
-                                           s_job (self)) == 0
-                   ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
-                   : 1;
+    int sent =
+        !refused && bk_jobs_cancel (&ctx, task, s_poll_headers (self, task), s_job (self)) == 0
+            ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
+            : 1;
     if (sent == 0)
         bk_leases_add (self->leases, index, task->id, 0, self->engine->mono + S_NOTIFY_LEASE_MS);
     else if (sent < 0) {
@@ -305,8 +306,7 @@ void bk_dispatch_run (bk_dispatch_t *self) {
         bool terminal = bk_status_terminal (task->status);
         if (terminal && task->poll.cancel_owed)
             s_cancel (self, index, task);
-        else if (terminal && task->notify.active && !task->notify.inflight &&
-                 task->notify.due < 0)
+        else if (terminal && task->notify.active && !task->notify.inflight && task->notify.due < 0)
             s_notify (self, index, task);
         else if (task->status == BK_ST_POLLING && task->poll.active && !task->poll.inflight &&
                  task->poll.due < 0)
@@ -377,8 +377,8 @@ void bk_dispatch_expire (bk_dispatch_t *self) {
         bk_waiter_t *w = &expired[i];
         uint8_t raw[16];
         bk_task_t *task = aq_uuid_parse (w->id, raw) == 0 ? bk_engine_load (engine, raw) : NULL;
-        aq_writer_t *out = bk_outbox_reply_start (engine->outbox, w->corr,
-                                                  task ? AQ_OK : AQ_NOT_FOUND);
+        aq_writer_t *out =
+            bk_outbox_reply_start (engine->outbox, w->corr, task ? AQ_OK : AQ_NOT_FOUND);
         if (task) {
             aq_write_str (out, "body");
             aq_write_map (out, 1);

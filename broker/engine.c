@@ -244,9 +244,9 @@ void bk_engine_delivery (bk_engine_t *self, bk_task_t *task, int status_code, co
     outcome->error = bk_task_strdup (task, error);
     if (attempt < S_NOTIFY_TRIES && !permanent) {
         outcome->status = BK_OUTCOME_RETRYING;
-        task->notify.due = self->now + bk_backoff_ms (BK_BACKOFF_EXPONENTIAL, attempt,
-                                                      self->cfg->backoff_base_ms,
-                                                      self->cfg->backoff_cap_ms, -1);
+        task->notify.due =
+            self->now + bk_backoff_ms (BK_BACKOFF_EXPONENTIAL, attempt, self->cfg->backoff_base_ms,
+                                       self->cfg->backoff_cap_ms, -1);
         bk_engine_timer (self, task->notify.due, BK_DELAY_NOTIFY, task->id);
     } else {
         outcome->status = BK_OUTCOME_FAILED;

@@ -5,6 +5,7 @@
 #include "aq_uuid.h"
 #include "delay.h"
 #include "request.h"
+#include "task_request.h"
 #include "tasks.h"
 
 #include <assert.h>
@@ -81,8 +82,7 @@ static int s_authenticate (bk_handlers_t *self, bk_req_t *req, bool write) {
     if (!bk_req_str (req, "key", key, sizeof key) || !*key) {
         aq_node_t given;
         bool present = bk_req_get (req, "key", &given) && aq_node_is_str (&given) && given.count;
-        bk_req_error (req, AQ_UNAUTH,
-                      present ? "Invalid or revoked API key" : "API key required");
+        bk_req_error (req, AQ_UNAUTH, present ? "Invalid or revoked API key" : "API key required");
         return -1;
     }
     if (bk_keys_check (self->keys, key, req->team, &req->read_only) != 0) {
@@ -96,8 +96,7 @@ static int s_authenticate (bk_handlers_t *self, bk_req_t *req, bool write) {
     double rps = self->engine->cfg->rate_limit_rps, burst = self->engine->cfg->rate_limit_burst;
     bk_keys_rate_limit (self->keys, req->team, &rps, &burst);
     int retry_after = 1;
-    if (!bk_limits_take (self->limits, req->team, rps, burst, self->engine->mono,
-                         &retry_after)) {
+    if (!bk_limits_take (self->limits, req->team, rps, burst, self->engine->mono, &retry_after)) {
         aq_writer_t *w = bk_outbox_reply_start (req->outbox, req->corr, AQ_TOO_MANY);
         aq_write_kv_str (w, "error", "Rate limit exceeded. Upgrade your plan for higher limits.");
         aq_write_kv_int (w, "retryAfter", retry_after);
@@ -133,8 +132,8 @@ static bk_task_t *s_own (bk_handlers_t *self, bk_req_t *req) {
 
 //  Saves a task changed by a request (rc: how the change went so far) and
 //  answers with it, or with 503 when the store failed. Takes the task.
-static void s_answer_saved (bk_handlers_t *self, bk_req_t *req, bk_task_t **task_p,
-                            int old_status, int rc) {
+static void s_answer_saved (bk_handlers_t *self, bk_req_t *req, bk_task_t **task_p, int old_status,
+                            int rc) {
     bk_task_t *task = *task_p;
     if (rc == 0)
         rc = bk_engine_save (self->engine, task, old_status);
@@ -168,14 +167,13 @@ static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
         memcpy (key + 16, idem.data, idem.count);
         key_size = 16 + idem.count;
         bk_val_t val;
-        if (bk_store_get (engine->store, BK_DB_IDEM, key, key_size, &val) == 0 &&
-            val.size == 24) {
+        if (bk_store_get (engine->store, BK_DB_IDEM, key, key_size, &val) == 0 && val.size == 24) {
             int64_t created;
             uint8_t id[16];
             memcpy (id, val.data, 16);
             memcpy (&created, (const uint8_t *) val.data + 16, 8);
-            bk_task_t *first = created + S_IDEM_TTL > engine->now ? bk_engine_load (engine, id)
-                                                                   : NULL;
+            bk_task_t *first =
+                created + S_IDEM_TTL > engine->now ? bk_engine_load (engine, id) : NULL;
             if (first) {
                 s_answer_task (req, AQ_OK, first);
                 bk_task_destroy (&first);
@@ -218,8 +216,8 @@ static void s_task_get (bk_handlers_t *self, bk_req_t *req, int cmd) {
     if (seconds < 0 || seconds > S_MAX_WAIT_S)
         bk_req_error (req, AQ_BAD_REQUEST, "wait must be a number between 0 and 25");
     else if (seconds > 0 && !bk_status_terminal (task->status) &&
-             bk_waiters_add (self->engine->waiters, req->socket, req->rid, req->rid_size,
-                             req->corr, id, self->engine->mono + seconds * 1000)) {
+             bk_waiters_add (self->engine->waiters, req->socket, req->rid, req->rid_size, req->corr,
+                             id, self->engine->mono + seconds * 1000)) {
         //  held: answered on the next status change or at the deadline
     } else
         s_answer_task (req, AQ_OK, task);
@@ -485,8 +483,8 @@ typedef enum {
 } s_access_t;
 
 typedef struct {
-    int cmd;                                                 //  AQ_CMD_*
-    s_access_t access;                                       //  who may send it
+    int cmd;                                                //  AQ_CMD_*
+    s_access_t access;                                      //  who may send it
     void (*handler) (bk_handlers_t *, bk_req_t *, int cmd); //  answers it
 } s_route_t;
 

@@ -37,8 +37,8 @@ static bool s_listed (const char *const *list, const char *name, size_t len) {
 //  Writes the task's headers (only those in only, unless only is NULL)
 //  with token ids replaced by their values; returns how many pairs, or -1
 //  with error set when a token is gone.
-static int s_user_headers (const bk_job_ctx_t *ctx, const bk_task_t *task,
-                           const char *const *only, aq_writer_t *w, char *error, size_t size) {
+static int s_user_headers (const bk_job_ctx_t *ctx, const bk_task_t *task, const char *const *only,
+                           aq_writer_t *w, char *error, size_t size) {
     aq_node_t headers, name, value;
     if (!task->headers.size || aq_msg_parse (task->headers.data, task->headers.size, &headers))
         return 0;
@@ -190,8 +190,8 @@ void bk_jobs_notify (const bk_job_ctx_t *ctx, bk_task_t *task, aq_writer_t *w) {
     free (body);
 }
 
-int bk_jobs_cancel (const bk_job_ctx_t *ctx, const bk_task_t *task,
-                    const char *const *poll_headers, aq_writer_t *w) {
+int bk_jobs_cancel (const bk_job_ctx_t *ctx, const bk_task_t *task, const char *const *poll_headers,
+                    aq_writer_t *w) {
     char error[128];
     const char *method = task->poll.cancel_method ? task->poll.cancel_method : "POST";
     size_t map = aq_write_map_open (w);

@@ -46,8 +46,8 @@ int bk_jobs_poll (const bk_job_ctx_t *ctx, bk_task_t *task, const char *const *p
 //  /v1/tasks/:id returns it, as JSON. Sets task->notify.lease.
 void bk_jobs_notify (const bk_job_ctx_t *ctx, bk_task_t *task, aq_writer_t *w);
 //  The provider's cancel request (fire and forget: no lease).
-int bk_jobs_cancel (const bk_job_ctx_t *ctx, const bk_task_t *task,
-                    const char *const *poll_headers, aq_writer_t *w);
+int bk_jobs_cancel (const bk_job_ctx_t *ctx, const bk_task_t *task, const char *const *poll_headers,
+                    aq_writer_t *w);
 
 //  The size a JOB may have: what a worker's socket accepts, less room for
 //  the frame's own header.

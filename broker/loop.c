@@ -48,20 +48,20 @@ typedef struct {
     int nworkers;
     void *events[BK_SOCKETS_MAX]; //  events XPUBs
     int nevents;
-    aq_plugin_loader_t *plugins;  //  provider descriptors and the vault
-    bk_outbox_t *outbox;          //  sends after the commit
-    bk_engine_t *engine;          //  the task state machine
-    bk_keys_t *keys;              //  teams and keys
-    bk_providers_t *providers;    //  provider hosts
-    bk_dispatch_t *dispatch;      //  workers, leases, jobs
-    bk_results_t *results;        //  RESULTs
-    bk_scheduler_t *scheduler;    //  scheduled tasks
-    bk_handlers_t *handlers;      //  client commands
-    char admin[65];               //  the admin token
-    uint64_t stored_seq;          //  the creation sequence in the store's meta
-    bool recover;                 //  re-lease processing tasks at the next turn
-    int64_t last_reader_check;    //  mono ms
-    int64_t last_release;         //  mono ms of the last bk_store_release_pages
+    aq_plugin_loader_t *plugins; //  provider descriptors and the vault
+    bk_outbox_t *outbox;         //  sends after the commit
+    bk_engine_t *engine;         //  the task state machine
+    bk_keys_t *keys;             //  teams and keys
+    bk_providers_t *providers;   //  provider hosts
+    bk_dispatch_t *dispatch;     //  workers, leases, jobs
+    bk_results_t *results;       //  RESULTs
+    bk_scheduler_t *scheduler;   //  scheduled tasks
+    bk_handlers_t *handlers;     //  client commands
+    char admin[65];              //  the admin token
+    uint64_t stored_seq;         //  the creation sequence in the store's meta
+    bool recover;                //  re-lease processing tasks at the next turn
+    int64_t last_reader_check;   //  mono ms
+    int64_t last_release;        //  mono ms of the last bk_store_release_pages
 } s_loop_t;
 
 //  --------------------------------------------------------------------------
@@ -151,7 +151,7 @@ static void s_providers (s_loop_t *self) {
         aq_node_t node;
         bool readable = reply && aq_msg_parse (reply, size, &node) == 0;
         bk_results_provider_done (self->results, key, readable ? &node : NULL,
-                                  error ? error
+                                  error      ? error
                                   : readable ? NULL
                                              : "provider host answered something unreadable");
         free (key);
@@ -288,8 +288,8 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
         return -1;
     s_plugins (self);
     //  provider ops run in provider hosts: this program, re-executed
-    self->providers = bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms,
-                                        self->plugins);
+    self->providers =
+        bk_providers_new ("/proc/self/exe", cfg->data_dir, cfg->provider_timeout_ms, self->plugins);
     if (s_bind (self, zmq_ctx) != 0)
         return -1;
     self->outbox = bk_outbox_new (self->events, self->nevents);
@@ -300,8 +300,8 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
                         (const uint8_t *) self->admin, strlen (self->admin));
     self->keys = bk_keys_new (self->store);
     self->dispatch = bk_dispatch_new (self->engine, self->keys, self->providers);
-    self->results = bk_results_new (self->engine, bk_dispatch_leases (self->dispatch),
-                                    self->providers);
+    self->results =
+        bk_results_new (self->engine, bk_dispatch_leases (self->dispatch), self->providers);
     self->scheduler = bk_scheduler_new (self->engine);
     self->handlers = bk_handlers_new (self->engine, self->keys, self->dispatch, self->scheduler,
                                       self->sockets, self->admin);

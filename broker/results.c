@@ -19,8 +19,7 @@ struct _bk_results_t {
     bk_providers_t *providers; //  borrowed, may be NULL
 };
 
-bk_results_t *bk_results_new (bk_engine_t *engine, bk_leases_t *leases,
-                              bk_providers_t *providers) {
+bk_results_t *bk_results_new (bk_engine_t *engine, bk_leases_t *leases, bk_providers_t *providers) {
     bk_results_t *self = calloc (1, sizeof *self);
     assert (self);
     self->engine = engine;
@@ -81,9 +80,9 @@ static void s_answer (const aq_node_t *body, s_answer_t *a) {
 
 //  The error text (in the task's arena), or NULL.
 static const char *s_error (bk_task_t *task, const s_answer_t *a) {
-    return a->error.type ? bk_arena_strndup (task->arena, (const char *) a->error.data,
-                                             a->error.count)
-                         : NULL;
+    return a->error.type
+               ? bk_arena_strndup (task->arena, (const char *) a->error.data, a->error.count)
+               : NULL;
 }
 
 //  The task's result: {statusCode, headers, duration, body?, bodyTruncated?}.
@@ -216,8 +215,8 @@ static void s_poll_result (bk_results_t *self, bk_task_t *task, int attempt,
         //  may answer an error: that is its result)
         int64_t after = a.retry_after;
         bk_engine_poll_later (engine, task,
-                              after >= 0 ? (after < S_POLL_RETRY_MAX_S ? after : S_POLL_RETRY_MAX_S) *
-                                               1000
+                              after >= 0
+                                  ? (after < S_POLL_RETRY_MAX_S ? after : S_POLL_RETRY_MAX_S) * 1000
                               : poll->interval_ms >= 0 ? poll->interval_ms
                                                        : engine->cfg->poll_interval_ms);
     } else

@@ -26,8 +26,7 @@ typedef struct _bk_results_t bk_results_t;
 
 //  leases: the dispatcher's (who holds what); providers: where a provider
 //  task's answers are read (NULL: none loaded).
-bk_results_t *bk_results_new (bk_engine_t *engine, bk_leases_t *leases,
-                              bk_providers_t *providers);
+bk_results_t *bk_results_new (bk_engine_t *engine, bk_leases_t *leases, bk_providers_t *providers);
 void bk_results_destroy (bk_results_t **self_p);
 //  The dispatcher replaces its leases on recovery: follow it.
 void bk_results_leases (bk_results_t *self, bk_leases_t *leases);

@@ -184,11 +184,21 @@ static bool s_attempt_public (const bk_val_t *v, aq_writer_t *w) {
     while (aq_iter_next (&it, &key, &value)) {
         int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
         switch (key.type == AQ_NODE_INT ? key.i : -1) {
-        case A_ATTEMPT: a.attempt = (int) i; break;
-        case A_STARTED_AT: a.started_at = i; break;
-        case A_DURATION: a.duration = i; break;
-        case A_STATUS_CODE: a.status_code = (int) i; break;
-        case A_ERROR: error = value; break;
+        case A_ATTEMPT:
+            a.attempt = (int) i;
+            break;
+        case A_STARTED_AT:
+            a.started_at = i;
+            break;
+        case A_DURATION:
+            a.duration = i;
+            break;
+        case A_STATUS_CODE:
+            a.status_code = (int) i;
+            break;
+        case A_ERROR:
+            error = value;
+            break;
         }
     }
     if (a.attempt < 0)

@@ -11,7 +11,7 @@
 #include "http.h"
 
 #include "aq_log.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -65,7 +65,7 @@ static void s_drain (void *dealer, gw_http_t *http) {
         }
         int cmd;
         json_t *body;
-        int rc = aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body);
+        int rc = aq_codec_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body);
         if (rc == 0)
             gw_http_deliver (http, cmd, body);
         else

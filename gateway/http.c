@@ -29,7 +29,7 @@
 #include "routes.h"
 
 #include "aq_log.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -331,7 +331,7 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
     size_t size = 0;
     uint8_t *frame = NULL;
     if (json_object_set_new (action.msg, "corr", json_integer ((json_int_t) corr)) == 0)
-        frame = aq_proto_encode (action.cmd, action.msg, &size);
+        frame = aq_codec_encode (action.cmd, action.msg, &size);
     int wait_s = action.wait_s;
     gw_action_release (&action);
     if (!frame) { //  a body the codec cannot carry: nested deeper than AQ_PROTO_DEPTH
@@ -593,7 +593,7 @@ void gw_http_run (gw_http_t *self) {
     bool unanswered = self->last_ping > self->broker_seen;
     if (now - self->broker_seen >= S_PING_MS &&
         now - self->last_ping >= (unanswered ? S_PING_SLOW_MS : S_PING_MS)) {
-        aq_proto_send (self->dealer, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+        aq_codec_send (self->dealer, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
         self->last_ping = now;
     }
 }
@@ -698,7 +698,7 @@ static void s_pump (void *arg) {
         }
         int cmd;
         json_t *body;
-        if (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body) == 0)
+        if (aq_codec_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body) == 0)
             gw_http_deliver (h->http, cmd, body);
         json_decref (body);
         zmq_msg_close (&frame);

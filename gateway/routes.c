@@ -11,7 +11,7 @@
 #include "json.h"
 #include "metrics.h"
 
-#include "aq_proto.h"
+#include "aq_codec.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -5,6 +5,8 @@
     check every answer a plugin gives before the broker sees it.
 */
 #include "loader.h"
+
+#include <jansson.h>
 #include "aq_log.h"
 
 #include <assert.h>
@@ -829,7 +831,7 @@ bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const ch
 //  Calling providers
 
 void aq_plugin_response_init (aq_http_response_t *self, const char *url, int status,
-                              const json_t *headers, const char *body, size_t body_size) {
+                              const void *headers, const char *body, size_t body_size) {
     memset (self, 0, sizeof *self);
     self->size = sizeof *self;
     self->status = status;

@@ -17,7 +17,6 @@
 
 #include "aq_plugin.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,10 +86,10 @@ bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const ch
 
 //  Builds a response for the ops: body is parsed if it is JSON (kept in
 //  self, released by _release; a body that is not JSON leaves self->body
-//  NULL); url, headers (a JSON object or NULL) and body (NUL-terminated)
+//  NULL); url, headers (a jansson JSON object, or NULL) and body (NUL-terminated)
 //  are borrowed and must outlive self.
 void aq_plugin_response_init (aq_http_response_t *self, const char *url, int status,
-                              const json_t *headers, const char *body, size_t body_size);
+                              const void *headers, const char *body, size_t body_size);
 void aq_plugin_response_release (aq_http_response_t *self);
 
 //  The initial call answered: fills plan and status (both are reset first;

@@ -9,7 +9,7 @@
 */
 #include "provider_host.h"
 #include "aq_log.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 #include "loader.h"
 
 #include <assert.h>
@@ -92,7 +92,7 @@ static json_t *s_receive (int fd) {
         return NULL;
     size_t len = (size_t) head[0] << 24 | (size_t) head[1] << 16 | (size_t) head[2] << 8 | head[3];
     uint8_t *data = malloc (len ? len : 1);
-    json_t *msg = data && s_read_all (fd, data, len) == 0 ? aq_proto_unpack (data, len) : NULL;
+    json_t *msg = data && s_read_all (fd, data, len) == 0 ? aq_codec_unpack (data, len) : NULL;
     free (data);
     if (msg && !json_is_object (msg)) {
         json_decref (msg);
@@ -105,7 +105,7 @@ static json_t *s_receive (int fd) {
 //  broker has gone or msg cannot be sent.
 static int s_send (int fd, const json_t *msg) {
     size_t size = 0;
-    uint8_t *data = aq_proto_pack (msg, &size);
+    uint8_t *data = aq_codec_pack (msg, &size);
     uint8_t head[AQ_PROVIDER_HOST_HEAD];
     int rc = -1;
     if (data && size <= AQ_PROVIDER_HOST_FRAME_MAX) {
@@ -187,13 +187,13 @@ static json_t *s_run (const aq_plugin_provider_t *provider, const json_t *reques
 
 uint8_t *aq_provider_host_run (const aq_plugin_provider_t *provider, const uint8_t *request,
                                size_t size, size_t *reply_size) {
-    json_t *msg = aq_proto_unpack (request, size);
+    json_t *msg = aq_codec_unpack (request, size);
     if (!json_is_object (msg)) {
         json_decref (msg);
         msg = json_object (); //  no op: a FAILED reply
     }
     json_t *reply = msg ? s_run (provider, msg) : NULL;
-    uint8_t *data = reply ? aq_proto_pack (reply, reply_size) : NULL;
+    uint8_t *data = reply ? aq_codec_pack (reply, reply_size) : NULL;
     json_decref (reply);
     json_decref (msg);
     return data;
@@ -298,11 +298,11 @@ int aq_provider_host_spawn (const char *exe, const char *name, const char *path,
 //  The reply as JSON, a new reference.
 static json_t *s_run_packed (const aq_plugin_provider_t *provider, const json_t *request) {
     size_t size, reply_size;
-    uint8_t *data = aq_proto_pack (request, &size);
+    uint8_t *data = aq_codec_pack (request, &size);
     assert (data);
     uint8_t *reply = aq_provider_host_run (provider, data, size, &reply_size);
     assert (reply);
-    json_t *back = aq_proto_unpack (reply, reply_size);
+    json_t *back = aq_codec_unpack (reply, reply_size);
     assert (json_is_object (back));
     free (data);
     free (reply);
@@ -379,7 +379,7 @@ void aq_provider_host_test (bool verbose) {
     //  bytes that are no map: the same
     size_t size;
     uint8_t *reply = aq_provider_host_run (example, (const uint8_t *) "\x93\x01\x02\x03", 4, &size);
-    json_t *back = aq_proto_unpack (reply, size);
+    json_t *back = aq_codec_unpack (reply, size);
     assert (json_integer_value (json_object_get (back, "state")) == AQ_POLL_FAILED);
     json_decref (back);
     free (reply);

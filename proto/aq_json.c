@@ -1,6 +1,6 @@
 /*  aq_json.c - JSON text straight from msgpack, without a document tree */
 #include "aq_json.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 
 #include <assert.h>
 #include <math.h>
@@ -130,7 +130,7 @@ char *aq_json_dumps (const aq_node_t *node) {
 int aq_json_parse (const char *text, aq_writer_t *out) {
     json_t *value = json_loads (text, JSON_DECODE_ANY, NULL);
     size_t size = 0;
-    uint8_t *data = value ? aq_proto_pack (value, &size) : NULL;
+    uint8_t *data = value ? aq_codec_pack (value, &size) : NULL;
     json_decref (value);
     if (!data)
         return -1;

@@ -727,14 +727,15 @@ void aq_msg_test (bool verbose) {
     assert (aq_node_get (&body, "id", &value) && aq_node_streq (&value, "x"));
     assert (aq_msg_frame (data, 3, &cmd, &body) == AQ_EPROTO_SHORT);
     assert (aq_msg_frame (data, size - 1, &cmd, &body) == AQ_EPROTO_MALFORMED);
-    uint8_t copy[64];
-    memcpy (copy, data, size);
-    copy[2] = 9;
-    assert (aq_msg_frame (copy, size, &cmd, &body) == AQ_EPROTO_VERSION);
-    copy[2] = AQ_PROTO_VERSION, copy[3] = 250;
-    assert (aq_msg_frame (copy, size, &cmd, &body) == AQ_EPROTO_COMMAND);
-    copy[0] = 0;
-    assert (aq_msg_frame (copy, size, &cmd, &body) == AQ_EPROTO_SIGNATURE);
+    uint8_t frame[64];
+    memcpy (frame, data, size);
+    frame[2] = 9;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_VERSION);
+    frame[2] = AQ_PROTO_VERSION;
+    frame[3] = 250;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_COMMAND);
+    frame[0] = 0;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_SIGNATURE);
     aq_writer_release (&w);
     if (verbose)
         printf ("aq_msg: ok\n");

@@ -11,14 +11,14 @@
     a msgpack map with string keys; unknown keys are ignored, so adding an
     optional key is not a breaking change. docs/protocol.md is the reference.
 
-    In memory a message body is a jansson object (json_t): the project's one
-    document type, shared by the protocol, the store and the REST gateway.
-    Only aq_proto.c includes <msgpack.h>.
+    Two codecs read and write the fields: aq_msg.h, views into the bytes
+    and a writer (the broker, which decodes straight into its structs), and
+    aq_codec.h, jansson documents (the gateway, workers, client library).
+    Both produce the same bytes for the same message (proto/vectors).
 */
 #ifndef AQ_PROTO_H
 #define AQ_PROTO_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,7 +102,7 @@ typedef enum {
 #define AQ_INTERNAL    500
 #define AQ_UNAVAILABLE 503
 
-//  Decoder errors (negative, as returned by aq_proto_decode).
+//  Decoder errors (negative, as aq_msg_frame and aq_codec_decode return them).
 #define AQ_EPROTO_SHORT     -1 //  frame shorter than the header
 #define AQ_EPROTO_SIGNATURE -2 //  not an asyncqueue frame
 #define AQ_EPROTO_VERSION   -3 //  another protocol version
@@ -116,39 +116,6 @@ const char *aq_proto_name (int cmd);
 
 //  Error text for an AQ_EPROTO_* code.
 const char *aq_proto_strerror (int code);
-
-//  Encodes cmd and body (a JSON object; NULL means {}) into one frame.
-//  Returns a malloc'd buffer the caller frees and sets *size; NULL on
-//  failure (a value msgpack cannot carry, or out of memory).
-uint8_t *aq_proto_encode (int cmd, const json_t *body, size_t *size);
-
-//  Decodes one frame. On success returns 0, sets *cmd and *body (a new
-//  reference the caller json_decref's). On failure returns an AQ_EPROTO_*
-//  code and leaves *body NULL. Never reads beyond size; strings must be
-//  UTF-8, map keys strings, values nested at most AQ_PROTO_DEPTH levels
-//  inside the body map. The frame is checked whole before anything is
-//  allocated, and refused (AQ_EPROTO_BUDGET) if its tree would take more
-//  than AQ_PROTO_BUDGET bytes. An element costs at most 256 bytes per byte
-//  of frame (an empty map, one byte, is the dearest), so any frame up to
-//  512 KiB decodes.
-int aq_proto_decode (const uint8_t *data, size_t size, int *cmd, json_t **body);
-
-//  msgpack bytes of one JSON value alone (the store's record encoding).
-//  Same ownership as aq_proto_encode.
-uint8_t *aq_proto_pack (const json_t *value, size_t *size);
-//  Inverse of aq_proto_pack; NULL if malformed. Caller owns the result.
-//  For the store's own records: no AQ_PROTO_BUDGET.
-json_t *aq_proto_unpack (const uint8_t *data, size_t size);
-
-//  ZeroMQ helpers: send one message (routing id first when not NULL).
-//  flags: ZMQ_DONTWAIT or 0. Returns 0, or -1 with errno from zmq_send.
-int aq_proto_send (void *socket, const void *rid, size_t rid_size, int cmd, const json_t *body,
-                   int flags);
-
-//  Field accessors over a body, with a default when absent or mistyped.
-const char *aq_field_str (const json_t *body, const char *key); //  borrowed or NULL
-int64_t aq_field_int (const json_t *body, const char *key, int64_t dflt);
-bool aq_field_bool (const json_t *body, const char *key, bool dflt);
 
 void aq_proto_test (bool verbose);
 

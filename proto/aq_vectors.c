@@ -8,7 +8,7 @@
 
     The selftest runs from the repository root (aq-selftest, make test).
 */
-#include "aq_proto.h"
+#include "aq_codec.h"
 
 #include <assert.h>
 #include <glob.h>
@@ -108,18 +108,18 @@ static bool s_check (const char *json_path, bool verbose) {
         fprintf (stderr, "aq_vectors: cannot read %s\n", hex_path);
         goto out;
     }
-    frame = aq_proto_encode (cmd, fields, &frame_size);
+    frame = aq_codec_encode (cmd, fields, &frame_size);
     if (!frame || frame_size != golden_size || memcmp (frame, golden, golden_size) != 0) {
-        fprintf (stderr, "aq_vectors: %s: aq_proto_encode differs from the vector\n", json_path);
+        fprintf (stderr, "aq_vectors: %s: aq_codec_encode differs from the vector\n", json_path);
         if (frame)
             s_print_hex ("encoded:", frame, frame_size);
         s_print_hex ("vector: ", golden, golden_size);
         goto out;
     }
     int decoded_cmd = 0;
-    int rc = aq_proto_decode (golden, golden_size, &decoded_cmd, &decoded);
+    int rc = aq_codec_decode (golden, golden_size, &decoded_cmd, &decoded);
     if (rc != 0 || decoded_cmd != cmd || !json_equal (decoded, fields)) {
-        fprintf (stderr, "aq_vectors: %s: aq_proto_decode of the vector gives %s\n", json_path,
+        fprintf (stderr, "aq_vectors: %s: aq_codec_decode of the vector gives %s\n", json_path,
                  rc ? aq_proto_strerror (rc) : "other fields");
         goto out;
     }

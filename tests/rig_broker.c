@@ -4,7 +4,7 @@
     in short slices so it can heartbeat the peer while it waits.
 */
 #include "rig_broker.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -75,7 +75,7 @@ int rig_broker_recv (rig_broker_t *self, json_t **body, int ms) {
         zmq_msg_init (&msg);
         zmq_msg_recv (&msg, self->router, 0);
         int cmd;
-        int rc = aq_proto_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, body);
+        int rc = aq_codec_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, body);
         zmq_msg_close (&msg);
         assert (rc == 0);
         if (cmd != AQ_CMD_HEARTBEAT)
@@ -89,7 +89,7 @@ int rig_broker_recv (rig_broker_t *self, json_t **body, int ms) {
 }
 
 void rig_broker_send (rig_broker_t *self, int cmd, json_t *body) {
-    int rc = aq_proto_send (self->router, self->rid, self->rid_size, cmd, body, 0);
+    int rc = aq_codec_send (self->router, self->rid, self->rid_size, cmd, body, 0);
     assert (rc == 0);
     json_decref (body);
 }

@@ -12,7 +12,7 @@
 #include "worker.h"
 #include "aq_curve.h"
 #include "aq_log.h"
-#include "aq_proto.h"
+#include "aq_codec.h"
 #include "aq_time.h"
 #include "callout.h"
 
@@ -96,7 +96,7 @@ static void s_flush (s_worker_t *self) {
     if (self->ready_due && !self->stopping) {
         int credit = s_credit (self);
         json_t *ready = json_pack ("{s:i, s:s}", "credit", credit, "name", self->name);
-        int rc = aq_proto_send (self->socket, NULL, 0, AQ_CMD_READY, ready, ZMQ_DONTWAIT);
+        int rc = aq_codec_send (self->socket, NULL, 0, AQ_CMD_READY, ready, ZMQ_DONTWAIT);
         json_decref (ready);
         if (rc != 0)
             return; //  no broker yet; READY goes first when there is
@@ -105,7 +105,7 @@ static void s_flush (s_worker_t *self) {
     }
     while (json_array_size (self->outbox)) {
         json_t *result = json_array_get (self->outbox, 0);
-        if (aq_proto_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
+        if (aq_codec_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
             if (errno != EINVAL)
                 return; //  EAGAIN: no broker, or its queue is full
             aq_log (AQ_LOG_ERROR, "worker", "cannot encode the result of task '%s'",
@@ -175,7 +175,7 @@ static void s_receive (s_worker_t *self) {
         }
         int cmd;
         json_t *body = NULL;
-        int rc = aq_proto_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
+        int rc = aq_codec_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
         zmq_msg_close (&msg);
         if (rc != 0) {
             aq_log (AQ_LOG_DEBUG, "worker", "dropped a frame from the broker: %s",
@@ -270,7 +270,7 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         }
         if (now >= self.beat_at) {
             if (!self.ready_due)
-                aq_proto_send (self.socket, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+                aq_codec_send (self.socket, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
             self.beat_at = now + cfg->heartbeat_ms;
         }
         s_flush (&self);
@@ -307,7 +307,7 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         }
     }
     s_flush (&self);
-    aq_proto_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
+    aq_codec_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
     if (self.socket)

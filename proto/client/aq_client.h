@@ -44,7 +44,7 @@
 #ifndef AQ_CLIENT_H
 #define AQ_CLIENT_H
 
-#include "aq_proto.h"
+#include "aq_codec.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /*  aq_client.c - the C client library: a DEALER dialog with the broker
 
-    Requests go out with aq_proto_send and replies come back through
-    aq_proto_decode; nothing here knows msgpack. Each request gets the next
+    Requests go out with aq_codec_send and replies come back through
+    aq_codec_decode; nothing here knows msgpack. Each request gets the next
     correlation id; a synchronous call reads replies until its own arrives
     and drops the others (late answers to requests that timed out).
 */
@@ -176,7 +176,7 @@ static int64_t s_send (aq_client_t *self, int cmd, const json_t *fields, int tim
     int64_t deadline = aq_time_mono_ms () + timeout_ms;
     int rc;
     for (;;) {
-        rc = aq_proto_send (self->dealer, NULL, 0, cmd, request, ZMQ_DONTWAIT);
+        rc = aq_codec_send (self->dealer, NULL, 0, cmd, request, ZMQ_DONTWAIT);
         if (rc == 0 || errno != EAGAIN)
             break;
         int64_t left = deadline - aq_time_mono_ms ();
@@ -219,7 +219,7 @@ static int s_read_one (aq_client_t *self, int64_t *corr, json_t **reply) {
     int cmd = 0;
     json_t *body = NULL;
     int rc = 0;
-    if (!more && aq_proto_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body) == 0) {
+    if (!more && aq_codec_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body) == 0) {
         if (cmd == AQ_CMD_REPLY && json_is_integer (json_object_get (body, "status"))) {
             *corr = aq_field_int (body, "corr", 0);
             *reply = body;
@@ -402,7 +402,7 @@ static void s_fake_reply (void *router, zmq_msg_t *rid, int64_t corr, int status
         json_object_set_new (reply, "body", json_pack ("{s:O}", "request", request));
     else
         json_object_set_new (reply, "error", json_string ("Task not found"));
-    assert (aq_proto_send (router, zmq_msg_data (rid), zmq_msg_size (rid), AQ_CMD_REPLY, reply,
+    assert (aq_codec_send (router, zmq_msg_data (rid), zmq_msg_size (rid), AQ_CMD_REPLY, reply,
                            0) == 0);
     json_decref (reply);
 }
@@ -420,7 +420,7 @@ static void *s_fake_broker (void *router) {
         assert (zmq_msg_recv (&frame, router, 0) >= 0);
         int cmd;
         json_t *request;
-        assert (aq_proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &request) ==
+        assert (aq_codec_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &request) ==
                 0);
         json_object_set_new (request, "cmd", json_integer (cmd));
         int64_t corr = aq_field_int (request, "corr", -1);
@@ -431,14 +431,14 @@ static void *s_fake_broker (void *router) {
             s_fake_reply (router, &rid, corr, 200, request);
         } else if (s_streq (mode, "stale")) {
             s_fake_reply (router, &rid, corr + 1000, 200, request);
-            assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid),
+            assert (aq_codec_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid),
                                    AQ_CMD_HEARTBEAT, NULL, 0) == 0);
             assert (zmq_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), ZMQ_SNDMORE) >= 0);
             assert (zmq_send (router, "garbage", 7, 0) == 7);
             s_fake_reply (router, &rid, corr, 404, NULL);
         } else if (s_streq (mode, "error")) {
             json_t *error = json_pack ("{s:i, s:s}", "code", 400, "reason", "malformed message");
-            assert (aq_proto_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_ERROR,
+            assert (aq_codec_send (router, zmq_msg_data (&rid), zmq_msg_size (&rid), AQ_CMD_ERROR,
                                    error, 0) == 0);
             json_decref (error);
         } else if (s_streq (mode, "hold") && held < 64) {
