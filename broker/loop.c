@@ -356,7 +356,7 @@ static long s_wake (s_loop_t *self) {
 }
 
 //  One turn; false when the loop must stop (the store failed).
-static bool s_turn (s_loop_t *self) {
+static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     bk_engine_t *engine = self->engine;
     zmq_pollitem_t items[3 * BK_SOCKETS_MAX + 32];
     int nitems = 0;
@@ -366,9 +366,12 @@ static bool s_turn (s_loop_t *self) {
         items[nitems++] = (zmq_pollitem_t){self->workers[i], 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < self->nevents; i++)
         items[nitems++] = (zmq_pollitem_t){self->events[i], 0, ZMQ_POLLIN, 0};
-    nitems += bk_providers_poll_items (self->providers, items + nitems, 32);
+    nitems += bk_providers_poll_items (self->providers, items + nitems, 31);
+    items[nitems++] = (zmq_pollitem_t){aq_actor_socket (actor), 0, ZMQ_POLLIN, 0};
     if (zmq_poll (items, nitems, s_wake (self)) < 0 && errno != EINTR)
         return false;
+    if ((items[nitems - 1].revents & ZMQ_POLLIN) && aq_actor_command (actor) != AQ_ACTOR_RUN)
+        return true; //  the loop ends; every turn before has committed
     for (int i = 0; i < self->nevents; i++)
         s_subscriptions (self, self->events[i]);
 
@@ -432,16 +435,19 @@ static bool s_turn (s_loop_t *self) {
     return true;
 }
 
-int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
+int bk_broker_run (const bk_config_t *cfg, aq_actor_t *actor) {
     if (sodium_init () < 0)
         return -1;
     s_loop_t self = {.cfg = cfg};
     int rc = -1;
-    if (s_start (&self, zmq_ctx) == 0) {
-        while (!atomic_load (stop) && s_turn (&self))
-            ;
-        rc = 0;
-        aq_log (AQ_LOG_INFO, "broker", "stopped");
+    if (s_start (&self, aq_actor_ctx (actor)) == 0) {
+        aq_actor_ready (actor);
+        bool ok = true;
+        while (ok && aq_actor_level (actor) == AQ_ACTOR_RUN)
+            ok = s_turn (&self, actor);
+        rc = ok ? 0 : -1;
+        aq_log (ok ? AQ_LOG_INFO : AQ_LOG_ERROR, "broker",
+                ok ? "stopped" : "stopped after a failure");
     }
     s_stop (&self);
     return rc;

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <zmq.h>
 
-static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
-    return bk_broker_run (cfg, ctx, stop);
+static int s_run (const void *cfg, aq_actor_t *actor) {
+    return bk_broker_run (cfg, actor);
 }
 
 static const char *s_usage =

@@ -47,8 +47,8 @@ static long long s_number (const char *name, const char *text, long long max) {
     return value;
 }
 
-static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
-    return gw_gateway_run (cfg, ctx, stop);
+static int s_run (const void *cfg, aq_actor_t *actor) {
+    return gw_gateway_run (cfg, actor);
 }
 
 int main (int argc, char **argv) {

@@ -47,8 +47,8 @@ static long s_number (const char *text, long min, long max) {
     return errno || end == text || *end || value < min || value > max ? -1 : value;
 }
 
-static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
-    return wk_worker_run (cfg, ctx, stop);
+static int s_run (const void *cfg, aq_actor_t *actor) {
+    return wk_worker_run (cfg, actor);
 }
 
 int main (int argc, char **argv) {
