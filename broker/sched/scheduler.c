@@ -44,25 +44,6 @@ static bool s_refuse_canceled (bk_req_t *req, const bk_sched_task_t *record, con
     return true;
 }
 
-//  A query value given as an integer or a decimal string of at most 9
-//  digits (bk_req_query_int's rule, for a node): dflt when absent or null,
-//  -1 when invalid.
-static int64_t s_query_int (const aq_node_t *value, int64_t dflt) {
-    if (!value || aq_node_is_nil (value))
-        return dflt;
-    if (value->type == AQ_NODE_INT)
-        return value->i;
-    if (!aq_node_is_str (value) || value->count == 0 || value->count > 9)
-        return -1;
-    int64_t n = 0;
-    for (uint32_t i = 0; i < value->count; i++) {
-        if (value->data[i] < '0' || value->data[i] > '9')
-            return -1;
-        n = n * 10 + (value->data[i] - '0');
-    }
-    return n;
-}
-
 //  --------------------------------------------------------------------------
 //  Fire times
 
@@ -426,7 +407,7 @@ static bk_sched_task_t *s_own (bk_scheduler_t *self, bk_req_t *req) {
 //  The next fire times of a stored schedule (the request's "id") or of one
 //  given (its "schedule").
 static void s_preview (bk_scheduler_t *self, bk_req_t *req) {
-    aq_node_t given, count_value;
+    aq_node_t given;
     bool draft = bk_req_get (req, "schedule", &given);
     bk_sched_task_t *record = NULL;
     static const char *const fields[] = {"schedule_kind", "schedule_expr", "timezone", "count",
@@ -456,9 +437,10 @@ static void s_preview (bk_scheduler_t *self, bk_req_t *req) {
         }
     } else if (!(record = s_own (self, req)))
         return;
-    bool counted = draft ? given.type == AQ_NODE_MAP && aq_node_get (&given, "count", &count_value)
-                         : bk_req_get (req, "count", &count_value);
-    int64_t count = s_query_int (counted ? &count_value : NULL, S_PREVIEW_DFLT);
+    bk_req_t in = *req; //  a given schedule's count is in it
+    if (draft)
+        in.body = given.type == AQ_NODE_MAP ? given : (aq_node_t){.type = AQ_NODE_NIL};
+    int64_t count = bk_req_query_int (&in, "count", S_PREVIEW_DFLT);
     if (count < 1 || count > BK_SCHEDULE_PREVIEW_MAX) {
         bk_req_error (req, AQ_BAD_REQUEST, "count must be a number between 1 and 1000");
         free (expr);
@@ -833,6 +815,36 @@ static void s_test_events (s_rig_t *rig) {
     assert (s_runs_total (rig, id) == 3); //  two events, then run_now
 }
 
+//  A fire whose next search runs out of work goes on a second later.
+static void s_test_seek (s_rig_t *rig) {
+    s_at (rig, "2024-01-15T10:30:00Z");
+    const char *body =
+        "{\"schedule\": {\"title\": \"s\", \"description\": \"\", "
+        "\"schedule_kind\": \"rrule\", \"schedule_expr\": \"DTSTART:20240114T103000Z "
+        "RRULE:FREQ=MINUTELY;COUNT=100000;BYSECOND=0\", \"created_by\": "
+        "\"0190b2a4-8c5e-7a3e-9b1c-2f4d6e8a0b1c\", \"payload\": {\"targetUrl\": "
+        "\"http://s\"}}}";
+    assert (s_call (rig, AQ_CMD_SCHEDULE_CREATE, body, NULL) == AQ_CREATED);
+    assert (s_shows (rig, "\"next_run_at\":\"2024-01-15T10:31:00.000Z\""));
+    char id[AQ_UUID_TEXT];
+    snprintf (id, sizeof id, "%.36s", strstr (rig->json, "\"id\":\"") + 6);
+    //  five days later: the run, then a search past 7,000 occurrences
+    s_at (rig, "2024-01-20T10:30:00Z");
+    assert (s_runs_total (rig, id) == 1);
+    assert (s_call (rig, AQ_CMD_SCHEDULE_GET, "{\"id\": \"%s\"}", id) == AQ_OK);
+    assert (s_shows (rig, "\"next_run_at\":null,\"last_run_at\":\"2024-01-20T10:30:00.000Z\""));
+    int seeks = 0;
+    for (int64_t at = 1705746600000 + 1000; strstr (rig->json, "\"next_run_at\":null");
+         at += 1000) {
+        char iso[32];
+        s_at (rig, aq_time_format (at, iso));
+        assert (s_call (rig, AQ_CMD_SCHEDULE_GET, "{\"id\": \"%s\"}", id) == AQ_OK);
+        assert (++seeks < 5);
+    }
+    assert (s_shows (rig, "\"next_run_at\":\"2024-01-20T10:31:00.000Z\""));
+    assert (s_runs_total (rig, id) == 1); //  going on is no run
+}
+
 void bk_scheduler_test (bool verbose) {
     s_rig_t *rig = calloc (1, sizeof *rig);
     assert (rig);
@@ -857,6 +869,7 @@ void bk_scheduler_test (bool verbose) {
 
     s_test_commands (rig);
     s_test_events (rig);
+    s_test_seek (rig);
 
     bk_scheduler_destroy (&rig->scheduler);
     assert (!rig->scheduler && !rig->engine->due_hook);
