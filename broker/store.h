@@ -35,7 +35,7 @@ typedef enum {
     BK_DB_EVENT_NAMES,    //  team(16) event name 0 id(16) -> ""
     BK_DB_RUNS,           //  run id(16) -> packed run record
     BK_DB_SCHEDULE_RUNS,  //  schedule id(16) run id(16) -> ""
-    BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe start ms(8) | packed concurrency record
+    BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe or concurrency record (schedules.h)
     BK_DB_COUNT
 } bk_db_t;
 

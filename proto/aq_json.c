@@ -46,7 +46,7 @@ static void s_string (aq_writer_t *out, const uint8_t *text, size_t size) {
             s_text (out, "\\t");
             break;
         default:
-            snprintf (escape, sizeof escape, "\\u%04x", c);
+            snprintf (escape, sizeof escape, "\\u%04X", c);
             s_text (out, escape);
         }
         start = i + 1;
@@ -55,14 +55,21 @@ static void s_string (aq_writer_t *out, const uint8_t *text, size_t size) {
     aq_write_raw (out, "\"", 1);
 }
 
-//  A real as jansson formats it: 17 significant digits, and ".0" when the
-//  result would read as an integer.
+//  A real as jansson formats it: 17 significant digits, ".0" when the
+//  result would read as an integer, and an exponent without '+' or
+//  leading zeros (1e+300 -> 1e300, 1e-07 -> 1e-7).
 static int s_real (aq_writer_t *out, double value) {
     if (!isfinite (value))
         return -1;
     char text[40];
     snprintf (text, sizeof text, "%.17g", value);
-    if (!strpbrk (text, ".eE"))
+    char *exponent = strchr (text, 'e');
+    if (exponent) {
+        char *digits = exponent + 1 + (exponent[1] == '-'), *from = exponent + 2;
+        while (*from == '0')
+            from++;
+        memmove (digits, from, strlen (from) + 1);
+    } else if (!strchr (text, '.'))
         strcat (text, ".0");
     s_text (out, text);
     return 0;
@@ -142,13 +149,16 @@ int aq_json_parse (const char *text, aq_writer_t *out) {
 void aq_json_test (bool verbose) {
     aq_writer_t w;
     aq_writer_init (&w);
-    aq_write_map (&w, 6);
-    aq_write_kv_str (&w, "s", "a\"b\\c\n\x01/\xc3\xa9");
+    aq_write_map (&w, 7);
+    aq_write_kv_str (&w, "s", "a\"b\\c\n\x01\x1f\x7f/\xc3\xa9");
     aq_write_kv_int (&w, "n", -42);
     aq_write_str (&w, "f");
     aq_write_double (&w, 2.0);
     aq_write_str (&w, "g");
     aq_write_double (&w, 0.1);
+    aq_write_str (&w, "e");
+    aq_write_array (&w, 4), aq_write_double (&w, 1e300), aq_write_double (&w, 1e-7);
+    aq_write_double (&w, -2.5e-300), aq_write_double (&w, 1e16);
     aq_write_str (&w, "list");
     aq_write_array (&w, 3), aq_write_nil (&w), aq_write_bool (&w, true), aq_write_map (&w, 0);
     aq_write_str (&w, "empty");
@@ -158,8 +168,10 @@ void aq_json_test (bool verbose) {
     aq_node_t node;
     assert (aq_msg_parse (data, size, &node) == 0);
     char *text = aq_json_dumps (&node);
-    const char *want = "{\"s\":\"a\\\"b\\\\c\\n\\u0001/\xc3\xa9\",\"n\":-42,\"f\":2.0,"
-                       "\"g\":0.10000000000000001,\"list\":[null,true,{}],\"empty\":[]}";
+    const char *want = "{\"s\":\"a\\\"b\\\\c\\n\\u0001\\u001F\x7f/\xc3\xa9\",\"n\":-42,"
+                       "\"f\":2.0,\"g\":0.10000000000000001,\"e\":[1.0000000000000001e300,"
+                       "9.9999999999999995e-8,-2.5e-300,10000000000000000.0],"
+                       "\"list\":[null,true,{}],\"empty\":[]}";
     if (!text || strcmp (text, want) != 0) {
         fprintf (stderr, "aq_json: %s\n want %s\n", text ? text : "(null)", want);
         assert (false);

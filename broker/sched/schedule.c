@@ -13,20 +13,17 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-enum { S_CRON, S_RRULE, S_ONCE, S_EVENT };
-
-static const char *s_kinds[] = {"cron", "rrule", "once", "event", NULL};
+static const char *s_kinds[BK_SCHEDULE_KINDS] = {"cron", "rrule", "once", "event"};
 
 //  A schedule, parsed
 typedef struct {
-    int kind;              //  S_CRON ...
+    int kind;              //  bk_schedule_kind_t
     const bk_zone_t *zone; //  its time zone
-    bk_cron_t cron;        //  S_CRON: the expression
-    bk_rrule_t *rrule;     //  S_RRULE: the rule (owned)
-    int64_t once_ms;       //  S_ONCE: the instant
+    bk_cron_t cron;        //  BK_SCHEDULE_CRON: the expression
+    bk_rrule_t *rrule;     //  BK_SCHEDULE_RRULE: the rule (owned)
+    int64_t once_ms;       //  BK_SCHEDULE_ONCE: the instant
 } s_parsed_t;
 
 static int64_t s_floordiv (int64_t a, int64_t b) {
@@ -54,28 +51,28 @@ static int s_parse_once (const char *expr, const bk_zone_t *zone, int64_t *ms) {
     return 0;
 }
 
-static int s_kind (const char *kind) {
-    for (int i = 0; kind && s_kinds[i]; i++)
-        if (strcmp (kind, s_kinds[i]) == 0)
+const char *bk_schedule_kind_name (int kind) {
+    return kind >= 0 && kind < BK_SCHEDULE_KINDS ? s_kinds[kind] : NULL;
+}
+
+int bk_schedule_kind_parse (const char *name, size_t n) {
+    for (int i = 0; name && i < BK_SCHEDULE_KINDS; i++)
+        if (strlen (s_kinds[i]) == n && memcmp (name, s_kinds[i], n) == 0)
             return i;
     return -1;
 }
 
-bool bk_schedule_kind_known (const char *kind) {
-    return s_kind (kind) >= 0;
-}
-
 //  Parses a schedule; returns 0, or -1 with the API error in errbuf
-static int s_parse (const char *kind, const char *expr, const char *timezone, int64_t anchor_ms,
+static int s_parse (int kind, const char *expr, const char *timezone, int64_t anchor_ms,
                     s_parsed_t *self, char *errbuf) {
     memset (self, 0, sizeof *self);
-    self->kind = s_kind (kind);
+    self->kind = bk_schedule_kind_name (kind) ? kind : -1;
     if (self->kind < 0) {
         snprintf (errbuf, BK_SCHEDULE_ERRLEN, BK_SCHEDULE_KINDS_ERROR);
         return -1;
     }
     bool blank = !expr || expr[strspn (expr, " \t\r\n")] == '\0';
-    if (self->kind != S_EVENT && blank) {
+    if (self->kind != BK_SCHEDULE_EVENT && blank) {
         snprintf (errbuf, BK_SCHEDULE_ERRLEN, "schedule_expr is required");
         return -1;
     }
@@ -86,19 +83,19 @@ static int s_parse (const char *kind, const char *expr, const char *timezone, in
     }
     char why[BK_CRON_ERRLEN > BK_RRULE_ERRLEN ? BK_CRON_ERRLEN : BK_RRULE_ERRLEN];
     switch (self->kind) {
-    case S_CRON:
+    case BK_SCHEDULE_CRON:
         if (bk_cron_parse (expr, &self->cron, why)) {
             snprintf (errbuf, BK_SCHEDULE_ERRLEN, "Invalid cron expression: %s", why);
             return -1;
         }
         break;
-    case S_RRULE:
+    case BK_SCHEDULE_RRULE:
         if (bk_rrule_parse (expr, self->zone, s_floordiv (anchor_ms, 1000), &self->rrule, why)) {
             snprintf (errbuf, BK_SCHEDULE_ERRLEN, "Invalid RRULE: %s", why);
             return -1;
         }
         break;
-    case S_ONCE:
+    case BK_SCHEDULE_ONCE:
         if (s_parse_once (expr, self->zone, &self->once_ms)) {
             snprintf (errbuf, BK_SCHEDULE_ERRLEN, "schedule_expr must be an ISO 8601 date-time");
             return -1;
@@ -126,15 +123,15 @@ static int64_t s_next (s_parsed_t *self, int64_t after_ms, int64_t *work) {
     //  after the ms in it
     int64_t after_s = s_floordiv (after_ms, 1000), next = -1;
     switch (self->kind) {
-    case S_CRON: //  bounded by itself: at most ten years of days looked at
+    case BK_SCHEDULE_CRON: //  bounded by itself: at most ten years of days looked at
         next = bk_cron_next (&self->cron, self->zone, after_s);
         break;
-    case S_RRULE:
+    case BK_SCHEDULE_RRULE:
         next = bk_rrule_next (self->rrule, after_s, work);
         if (next == BK_RRULE_OVER)
             return BK_SCHEDULE_OVER;
         break;
-    case S_ONCE:
+    case BK_SCHEDULE_ONCE:
         return self->once_ms > after_ms ? self->once_ms : -1;
     default:
         return -1;
@@ -142,40 +139,31 @@ static int64_t s_next (s_parsed_t *self, int64_t after_ms, int64_t *work) {
     return next < 0 ? -1 : next * 1000;
 }
 
-//  A stored cursor ([pos, seen, bound], see rrule.h) into a parsed rrule
-static void s_resume (s_parsed_t *self, const json_t *cursor) {
-    if (self->kind != S_RRULE || json_array_size (cursor) != 3)
-        return;
-    bk_rrule_cursor_t at = {.pos = json_integer_value (json_array_get (cursor, 0)),
-                            .seen = json_integer_value (json_array_get (cursor, 1)),
-                            .bound = json_integer_value (json_array_get (cursor, 2))};
-    bk_rrule_resume (self->rrule, &at);
+//  A stored cursor into a parsed rrule
+static void s_resume (s_parsed_t *self, const bk_schedule_cursor_t *cursor) {
+    if (self->kind == BK_SCHEDULE_RRULE && cursor && cursor->set)
+        bk_rrule_resume (self->rrule, &cursor->at);
 }
 
-static void s_keep (const s_parsed_t *self, json_t *cursor) {
+static void s_keep (const s_parsed_t *self, bk_schedule_cursor_t *cursor) {
     if (!cursor)
         return;
-    json_array_clear (cursor);
-    if (self->kind != S_RRULE)
-        return;
-    bk_rrule_cursor_t at;
-    bk_rrule_cursor (self->rrule, &at);
-    json_array_append_new (cursor, json_integer (at.pos));
-    json_array_append_new (cursor, json_integer (at.seen));
-    json_array_append_new (cursor, json_integer (at.bound));
+    cursor->set = self->kind == BK_SCHEDULE_RRULE;
+    if (cursor->set)
+        bk_rrule_cursor (self->rrule, &cursor->at);
 }
 
 int bk_schedule_validate (const char *kind, const char *expr, const char *timezone, char *errbuf) {
     assert (errbuf);
     s_parsed_t parsed;
-    int rc = s_parse (kind, expr, timezone, aq_time_now_ms (), &parsed, errbuf);
+    int code = bk_schedule_kind_parse (kind, kind ? strlen (kind) : 0);
+    int rc = s_parse (code, expr, timezone, aq_time_now_ms (), &parsed, errbuf);
     s_release (&parsed);
     return rc;
 }
 
-int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezone,
-                          int64_t anchor_utc_ms, int64_t after_utc_ms, json_t *cursor,
-                          int64_t *work) {
+int64_t bk_schedule_next (int kind, const char *expr, const char *timezone, int64_t anchor_utc_ms,
+                          int64_t after_utc_ms, bk_schedule_cursor_t *cursor, int64_t *work) {
     assert (work);
     s_parsed_t parsed;
     char errbuf[BK_SCHEDULE_ERRLEN];
@@ -189,60 +177,75 @@ int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezo
     return next;
 }
 
-json_t *bk_schedule_preview (const char *kind, const char *expr, const char *timezone,
-                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count,
-                             const json_t *cursor, int64_t *work, bool *truncated, char *errbuf) {
+int bk_schedule_preview (int kind, const char *expr, const char *timezone, int64_t anchor_utc_ms,
+                         int64_t after_utc_ms, int count, const bk_schedule_cursor_t *cursor,
+                         int64_t *work, int64_t *times, bool *truncated, char *errbuf) {
     assert (work && truncated && errbuf);
     *truncated = false;
     s_parsed_t parsed;
-    json_t *times = NULL;
+    int found = -1;
     if (s_parse (kind, expr, timezone, anchor_utc_ms, &parsed, errbuf) == 0) {
         s_resume (&parsed, cursor);
-        times = json_array ();
+        found = 0;
         if (count > BK_SCHEDULE_PREVIEW_MAX)
             count = BK_SCHEDULE_PREVIEW_MAX;
         int64_t at = after_utc_ms;
-        for (int i = 0; i < count && (at = s_next (&parsed, at, work)) >= 0; i++) {
-            char iso[32];
-            json_array_append_new (times, json_string (aq_time_format (at, iso)));
-        }
-        if (at == BK_SCHEDULE_OVER && json_array_size (times) == 0) {
+        while (found < count && (at = s_next (&parsed, at, work)) >= 0)
+            times[found++] = at;
+        if (at == BK_SCHEDULE_OVER && found == 0) {
             snprintf (errbuf, BK_SCHEDULE_ERRLEN, BK_SCHEDULE_OVER_ERROR);
-            json_decref (times);
-            times = NULL;
+            found = -1;
         } else if (at == BK_SCHEDULE_OVER)
             *truncated = true;
     }
     s_release (&parsed);
-    return times;
+    return found;
 }
 
 //  --------------------------------------------------------------------------
 //  Selftest
 
+static int s_kind (const char *name) {
+    return bk_schedule_kind_parse (name, name ? strlen (name) : 0);
+}
+
 //  bk_schedule_next and bk_schedule_preview with a full budget, no cursor
 static int64_t s_next_ms (const char *kind, const char *expr, const char *tz, int64_t anchor,
                           int64_t after) {
     int64_t work = BK_SCHEDULE_WORK;
-    int64_t next = bk_schedule_next (kind, expr, tz, anchor, after, NULL, &work);
+    int64_t next = bk_schedule_next (s_kind (kind), expr, tz, anchor, after, NULL, &work);
     assert (next != BK_SCHEDULE_OVER);
     return next;
 }
 
-static json_t *s_preview (const char *kind, const char *expr, const char *tz, int64_t anchor,
-                          int64_t after, int count) {
-    int64_t work = BK_SCHEDULE_WORK + BK_SCHEDULE_PREVIEW_ITEM * count;
+//  The ISO times of a preview, each followed by a space, into text (NULL:
+//  an invalid schedule); returns text.
+static char *s_format (const int64_t *times, int found, char *text) {
+    if (found < 0)
+        return NULL;
+    text[0] = '\0';
+    for (int i = 0; i < found; i++) {
+        char iso[32];
+        strcat (strcat (text, aq_time_format (times[i], iso)), " ");
+    }
+    return text;
+}
+
+static char *s_preview (const char *kind, const char *expr, const char *tz, int64_t anchor,
+                        int64_t after, int count, char text[512]) {
+    int64_t work = BK_SCHEDULE_WORK + BK_SCHEDULE_PREVIEW_ITEM * count, times[5];
+    assert (count <= 5);
     bool truncated;
     char errbuf[BK_SCHEDULE_ERRLEN];
-    json_t *times =
-        bk_schedule_preview (kind, expr, tz, anchor, after, count, NULL, &work, &truncated, errbuf);
+    int found = bk_schedule_preview (s_kind (kind), expr, tz, anchor, after, count, NULL, &work,
+                                     times, &truncated, errbuf);
     assert (!truncated);
-    return times;
+    return s_format (times, found, text);
 }
 
 static void s_expect_invalid (const char *kind, const char *expr, const char *tz,
                               const char *message) {
-    char err[BK_SCHEDULE_ERRLEN] = "";
+    char err[BK_SCHEDULE_ERRLEN] = "", text[512];
     int rc = bk_schedule_validate (kind, expr, tz, err);
     if (rc != -1 || strcmp (err, message) != 0) {
         fprintf (stderr, "schedule %s '%s' in %s: rc %d, error '%s', expected '%s'\n",
@@ -251,7 +254,7 @@ static void s_expect_invalid (const char *kind, const char *expr, const char *tz
         assert (false);
     }
     assert (s_next_ms (kind, expr, tz, 0, 0) == -1);
-    assert (s_preview (kind, expr, tz, 0, 0, 5) == NULL);
+    assert (s_preview (kind, expr, tz, 0, 0, 5, text) == NULL);
 }
 
 static int64_t s_ms (const char *iso) {
@@ -261,21 +264,17 @@ static int64_t s_ms (const char *iso) {
     return ms;
 }
 
-//  Asserts the preview of a schedule after base is exactly expect (JSON)
+//  Asserts the preview of a schedule after base is exactly expect (ISO
+//  times, each followed by a space)
 static void s_expect_preview (const char *kind, const char *expr, const char *tz,
                               const char *anchor, const char *base, int count, const char *expect) {
-    json_t *got = s_preview (kind, expr, tz, s_ms (anchor), s_ms (base), count);
-    json_t *want = json_loads (expect, 0, NULL);
-    assert (want);
-    if (!got || !json_equal (got, want)) {
-        char *text = got ? json_dumps (got, 0) : NULL;
+    char text[512];
+    char *got = s_preview (kind, expr, tz, s_ms (anchor), s_ms (base), count, text);
+    if (!got || strcmp (got, expect) != 0) {
         fprintf (stderr, "preview %s '%s' in %s after %s: %s, expected %s\n", kind, expr, tz, base,
-                 text ? text : "NULL", expect);
-        free (text);
+                 got ? got : "NULL", expect);
         assert (false);
     }
-    json_decref (got);
-    json_decref (want);
 }
 
 void bk_schedule_test (bool verbose) {
@@ -369,60 +368,64 @@ void bk_schedule_test (bool verbose) {
     //  Previews: the DST rules in the three test zones, as ISO strings
     s_expect_preview ("cron", "30 2 * * *", "Europe/Chisinau", "2024-01-01T00:00:00Z",
                       "2024-03-29T12:00:00Z", 4,
-                      "[\"2024-03-30T00:30:00.000Z\", \"2024-03-31T00:00:00.000Z\","
-                      " \"2024-03-31T23:30:00.000Z\", \"2024-04-01T23:30:00.000Z\"]");
+                      "2024-03-30T00:30:00.000Z 2024-03-31T00:00:00.000Z "
+                      "2024-03-31T23:30:00.000Z 2024-04-01T23:30:00.000Z ");
     s_expect_preview ("cron", "30 1 * * *", "America/New_York", "2024-01-01T00:00:00Z",
                       "2024-11-02T12:00:00Z", 2,
-                      "[\"2024-11-03T05:30:00.000Z\", \"2024-11-04T06:30:00.000Z\"]");
+                      "2024-11-03T05:30:00.000Z 2024-11-04T06:30:00.000Z ");
     s_expect_preview ("rrule", "FREQ=DAILY;BYHOUR=2;BYMINUTE=15;BYSECOND=0", "Australia/Lord_Howe",
                       "2024-10-01T00:00:00Z", "2024-10-04T00:00:00Z", 3,
-                      "[\"2024-10-04T15:45:00.000Z\", \"2024-10-05T15:30:00.000Z\","
-                      " \"2024-10-06T15:15:00.000Z\"]");
+                      "2024-10-04T15:45:00.000Z 2024-10-05T15:30:00.000Z "
+                      "2024-10-06T15:15:00.000Z ");
     s_expect_preview ("rrule", "FREQ=DAILY;COUNT=2", "UTC", "2024-01-01T00:00:00Z",
                       "2023-12-01T00:00:00Z", 5,
-                      "[\"2024-01-01T00:00:00.000Z\", \"2024-01-02T00:00:00.000Z\"]");
+                      "2024-01-01T00:00:00.000Z 2024-01-02T00:00:00.000Z ");
     s_expect_preview ("once", "2024-06-01T10:00:00Z", NULL, "2024-01-01T00:00:00Z",
-                      "2024-01-01T00:00:00Z", 3, "[\"2024-06-01T10:00:00.000Z\"]");
+                      "2024-01-01T00:00:00Z", 3, "2024-06-01T10:00:00.000Z ");
     s_expect_preview ("once", "2024-06-01T10:00:00Z", NULL, "2024-01-01T00:00:00Z",
-                      "2024-07-01T00:00:00Z", 3, "[]");
+                      "2024-07-01T00:00:00Z", 3, "");
     s_expect_preview ("event", "invoice.paid", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z",
-                      3, "[]");
+                      3, "");
     s_expect_preview ("cron", "@hourly", NULL, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", 0,
-                      "[]");
+                      "");
     //  A cursor: a COUNT rule is counted once, by the first search; then a
     //  search from its cursor (a fire, a preview before it) costs little
     const char *count = "DTSTART:20240101T000000Z RRULE:FREQ=MINUTELY;COUNT=1000000;BYSECOND=0";
-    json_t *cursor = json_array ();
-    int64_t after = s_ms ("2024-01-02T00:00:30Z"), work = BK_SCHEDULE_WORK;
-    assert (bk_schedule_next ("rrule", count, NULL, 0, after, cursor, &work) ==
+    bk_schedule_cursor_t cursor = {0};
+    int64_t after = s_ms ("2024-01-02T00:00:30Z"), work = BK_SCHEDULE_WORK, times[1000];
+    assert (bk_schedule_next (BK_SCHEDULE_RRULE, count, NULL, 0, after, &cursor, &work) ==
             s_ms ("2024-01-02T00:01:00Z"));
-    assert (json_array_size (cursor) == 3 && BK_SCHEDULE_WORK - work > 30000); //  1440 steps
+    assert (cursor.set && BK_SCHEDULE_WORK - work > 30000); //  1440 steps
     bool truncated;
     work = 2000;
-    json_t *times = bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, cursor, &work,
-                                         &truncated, err);
-    assert (times && !truncated && json_array_size (times) == 3);
-    assert (strcmp (json_string_value (json_array_get (times, 0)), "2024-01-02T00:01:00.000Z") ==
-            0);
-    json_decref (times);
+    assert (bk_schedule_preview (BK_SCHEDULE_RRULE, count, NULL, 0, after + 10000, 3, &cursor,
+                                 &work, times, &truncated, err) == 3);
+    assert (!truncated && times[0] == s_ms ("2024-01-02T00:01:00Z"));
     work = 2000; //  the same without the cursor counts from DTSTART, and runs out
-    assert (!bk_schedule_preview ("rrule", count, NULL, 0, after + 10000, 3, NULL, &work,
-                                  &truncated, err));
+    assert (bk_schedule_preview (BK_SCHEDULE_RRULE, count, NULL, 0, after + 10000, 3, NULL, &work,
+                                 times, &truncated, err) == -1);
     assert (strcmp (err, BK_SCHEDULE_OVER_ERROR) == 0);
     work = 2000; //  the next fire goes on from the cursor too
-    assert (bk_schedule_next ("rrule", count, NULL, 0, s_ms ("2024-01-02T00:01:00Z"), cursor,
-                              &work) == s_ms ("2024-01-02T00:02:00Z"));
-    json_decref (cursor);
+    assert (bk_schedule_next (BK_SCHEDULE_RRULE, count, NULL, 0, s_ms ("2024-01-02T00:01:00Z"),
+                              &cursor, &work) == s_ms ("2024-01-02T00:02:00Z"));
+    //  a preview that runs out after some fire times lists them, truncated
+    work = BK_SCHEDULE_WORK;
+    int found = bk_schedule_preview (BK_SCHEDULE_RRULE, "FREQ=SECONDLY;BYSECOND=0,30", NULL, 0, 0,
+                                     1000, NULL, &work, times, &truncated, err);
+    assert (found > 0 && found < 1000 && truncated);
     //  cron and once keep no cursor
-    cursor = json_pack ("[i, i, i]", 1, 2, 3);
+    cursor = (bk_schedule_cursor_t){true, {1, 2, 3}};
     work = 10;
-    assert (bk_schedule_next ("cron", "@hourly", NULL, 0, 0, cursor, &work) == 3600000);
-    assert (json_array_size (cursor) == 0);
-    json_decref (cursor);
+    assert (bk_schedule_next (BK_SCHEDULE_CRON, "@hourly", NULL, 0, 0, &cursor, &work) == 3600000);
+    assert (!cursor.set);
 
-    json_t *many = s_preview ("cron", "* * * * *", NULL, 0, 0, 5000);
-    assert (many && json_array_size (many) == BK_SCHEDULE_PREVIEW_MAX);
-    json_decref (many);
+    work = BK_SCHEDULE_WORK;
+    assert (bk_schedule_preview (BK_SCHEDULE_CRON, "* * * * *", NULL, 0, 0, 5000, NULL, &work,
+                                 times, &truncated, err) == BK_SCHEDULE_PREVIEW_MAX);
+    assert (!truncated && times[999] == 1000 * 60000);
+    assert (strcmp (bk_schedule_kind_name (BK_SCHEDULE_ONCE), "once") == 0);
+    assert (bk_schedule_kind_parse ("event", 5) == BK_SCHEDULE_EVENT);
+    assert (bk_schedule_kind_parse ("even", 4) == -1 && !bk_schedule_kind_name (BK_SCHEDULE_KINDS));
     if (verbose)
         printf ("bk_schedule: ok\n");
 }

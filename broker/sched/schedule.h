@@ -25,15 +25,17 @@
     Bounded work: cron (ten years of days at most) and once cost
     microseconds by construction. An RRULE search spends work units from a
     budget the caller gives (BK_SCHEDULE_WORK, about 10 ms: rrule.h) and
-    says BK_SCHEDULE_OVER when they run out; its cursor (a JSON array the
-    caller keeps) lets the next search go on from there, so a COUNT rule is
-    counted once, not from DTSTART at every fire.
+    says BK_SCHEDULE_OVER when they run out; its cursor (which the caller
+    keeps with the schedule) lets the next search go on from there, so a
+    COUNT rule is counted once, not from DTSTART at every fire.
 */
 #ifndef BK_SCHEDULE_H
 #define BK_SCHEDULE_H
 
-#include <jansson.h>
+#include "rrule.h"
+
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BK_SCHEDULE_ERRLEN      320  //  size of the errbuf bk_schedule_validate fills
@@ -51,11 +53,28 @@
     "Invalid RRULE: its next fire time takes too long to find (a COUNT counted from a "            \
     "distant DTSTART, or parts that rarely match)"
 
-//  True when kind is one of cron, rrule, once, event.
-bool bk_schedule_kind_known (const char *kind);
+typedef enum {
+    BK_SCHEDULE_CRON,
+    BK_SCHEDULE_RRULE,
+    BK_SCHEDULE_ONCE,
+    BK_SCHEDULE_EVENT,
+    BK_SCHEDULE_KINDS
+} bk_schedule_kind_t;
 
-//  Checks a schedule as POST /tasks gives it. Returns 0, or -1 with the
-//  API error in errbuf (BK_SCHEDULE_ERRLEN bytes), one of:
+//  "cron", "rrule", "once", "event"; NULL for another code.
+const char *bk_schedule_kind_name (int kind);
+//  The kind named by n bytes at name, or -1.
+int bk_schedule_kind_parse (const char *name, size_t n);
+
+//  Where a schedule's RRULE searches stand, kept with the schedule.
+typedef struct {
+    bool set;             //  a cursor is kept (an rrule schedule searched before)
+    bk_rrule_cursor_t at; //  rrule.h
+} bk_schedule_cursor_t;
+
+//  Checks a schedule as POST /tasks gives it: kind is the schedule_kind
+//  text (NULL or "" when none). Returns 0, or -1 with the API error in
+//  errbuf (BK_SCHEDULE_ERRLEN bytes), one of:
 //  "schedule_kind must be one of: cron, rrule, once, event",
 //  "schedule_expr is required", "timezone must be a valid IANA time zone",
 //  "Invalid cron expression: <why>", "Invalid RRULE: <why>",
@@ -66,23 +85,23 @@ int bk_schedule_validate (const char *kind, const char *expr, const char *timezo
 //  The first fire time strictly after after_utc_ms, or -1 if there is none
 //  (an event schedule, a once in the past, an exhausted or impossible rule,
 //  an invalid schedule), or BK_SCHEDULE_OVER if *work ran out before it was
-//  found. anchor_utc_ms is the schedule's creation time. cursor (NULL: none)
-//  is a JSON array this call reads and updates: the same schedule's last
-//  search, to go on from; empty or wrong for the schedule, it is ignored.
-int64_t bk_schedule_next (const char *kind, const char *expr, const char *timezone,
-                          int64_t anchor_utc_ms, int64_t after_utc_ms, json_t *cursor,
-                          int64_t *work);
+//  found. anchor_utc_ms is the schedule's creation time. cursor (NULL:
+//  none) is read and updated: the same schedule's last search, to go on
+//  from; one that cannot belong to the schedule is ignored, and it is
+//  cleared for a kind other than rrule.
+int64_t bk_schedule_next (int kind, const char *expr, const char *timezone, int64_t anchor_utc_ms,
+                          int64_t after_utc_ms, bk_schedule_cursor_t *cursor, int64_t *work);
 
 //  The next count (at most BK_SCHEDULE_PREVIEW_MAX) fire times after
-//  after_utc_ms as an array of ISO 8601 strings ("2024-03-31T00:00:00.000Z"),
-//  fewer if the schedule ends, or if *work runs out after some were found
-//  (then *truncated is set). Returns a new reference (the caller owns it),
-//  or NULL with the API error in errbuf (BK_SCHEDULE_ERRLEN bytes): the
-//  schedule is invalid, or *work ran out before the first fire time
-//  (BK_SCHEDULE_OVER_ERROR). cursor as for bk_schedule_next, read only.
-json_t *bk_schedule_preview (const char *kind, const char *expr, const char *timezone,
-                             int64_t anchor_utc_ms, int64_t after_utc_ms, int count,
-                             const json_t *cursor, int64_t *work, bool *truncated, char *errbuf);
+//  after_utc_ms into times (room for count), fewer if the schedule ends, or
+//  if *work runs out after some were found (then *truncated is set).
+//  Returns how many, or -1 with the API error in errbuf
+//  (BK_SCHEDULE_ERRLEN bytes): the schedule is invalid, or *work ran out
+//  before the first fire time (BK_SCHEDULE_OVER_ERROR). cursor as for
+//  bk_schedule_next, read only.
+int bk_schedule_preview (int kind, const char *expr, const char *timezone, int64_t anchor_utc_ms,
+                         int64_t after_utc_ms, int count, const bk_schedule_cursor_t *cursor,
+                         int64_t *work, int64_t *times, bool *truncated, char *errbuf);
 
 void bk_schedule_test (bool verbose);
 
