@@ -465,9 +465,135 @@ static int s_test_killing_commit (void) {
     return 0;
 }
 
+//  The same JSON value, maps in any order (layout 1 showed a record's
+//  fields in the order they were set).
+static bool s_test_equal (const aq_node_t *a, const aq_node_t *b) {
+    double x, y;
+    if (aq_node_number (a, &x) && aq_node_number (b, &y))
+        return x == y;
+    if (a->type != b->type || a->count != b->count)
+        return false;
+    aq_iter_t it, other;
+    aq_node_t key, value, match;
+    switch (a->type) {
+    case AQ_NODE_MAP:
+        aq_node_iter (a, &it);
+        while (aq_iter_next (&it, &key, &value)) {
+            char name[128];
+            if (!aq_node_strcpy (&key, name, sizeof name) || !aq_node_get (b, name, &match) ||
+                !s_test_equal (&value, &match))
+                return false;
+        }
+        return true;
+    case AQ_NODE_ARRAY:
+        aq_node_iter (a, &it);
+        aq_node_iter (b, &other);
+        while (aq_iter_next (&it, NULL, &value) && aq_iter_next (&other, NULL, &match))
+            if (!s_test_equal (&value, &match))
+                return false;
+        return true;
+    case AQ_NODE_BOOL:
+        return a->b == b->b;
+    default:
+        return a->raw_size == b->raw_size && memcmp (a->raw, b->raw, a->raw_size) == 0;
+    }
+}
+
+//  expected[name] (under "body" when it has one) is what w holds.
+static void s_test_expect (const aq_node_t *expected, const char *name, aq_writer_t *w) {
+    aq_node_t answer, body, shown;
+    size_t size;
+    const uint8_t *data = aq_writer_data (w, &size);
+    assert (aq_node_get (expected, name, &answer));
+    if (aq_node_get (&answer, "body", &body))
+        answer = body;
+    assert (aq_msg_parse (data, size, &shown) == 0);
+    if (!s_test_equal (&answer, &shown) || !s_test_equal (&shown, &answer)) {
+        char *want = aq_json_dumps (&answer), *got = aq_json_dumps (&shown);
+        fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", name, want,
+                 got);
+        free (want);
+        free (got);
+        assert (false);
+    }
+    aq_writer_reset (w);
+}
+
+//  What the fixture's broker answered to GET /v1/tasks/ID and
+//  GET /v1/tasks/ID/attempts (expected.json) is what the converted
+//  records show. Returns how many answers were compared.
+static int s_test_fixture_tasks (bk_store_t *store, const aq_node_t *expected) {
+    aq_iter_t it;
+    aq_node_t name, answer, status, body, shown_node;
+    aq_writer_t shown;
+    aq_writer_init (&shown);
+    int compared = 0;
+    aq_node_iter (expected, &it);
+    while (aq_iter_next (&it, &name, &answer)) {
+        char line[160], id_text[AQ_UUID_TEXT];
+        if (!aq_node_strcpy (&name, line, sizeof line))
+            continue;
+        const char *path = strstr (line, " GET /v1/tasks/");
+        if (!path || strlen (path) < 15 + 36 || !aq_node_get (&answer, "status", &status) ||
+            status.i != 200 || !aq_node_get (&answer, "body", &body))
+            continue;
+        snprintf (id_text, sizeof id_text, "%.36s", path + 15);
+        bool attempts = strcmp (path + 15 + 36, "/attempts") == 0;
+        uint8_t id[16];
+        if (aq_uuid_parse (id_text, id) != 0 || (path[15 + 36] && !attempts))
+            continue;
+        aq_writer_reset (&shown);
+        aq_write_map (&shown, 1);
+        if (attempts) {
+            aq_write_str (&shown, "attempts");
+            bk_tasks_write_attempts (store, id, &shown);
+        } else {
+            bk_task_t *task = bk_tasks_get (store, id);
+            assert (task);
+            aq_write_str (&shown, "task");
+            bk_task_write_public (task, &shown);
+            bk_task_destroy (&task);
+        }
+        size_t size;
+        const uint8_t *data = aq_writer_data (&shown, &size);
+        assert (aq_msg_parse (data, size, &shown_node) == 0);
+        if (!s_test_equal (&body, &shown_node) || !s_test_equal (&shown_node, &body)) {
+            char *want = aq_json_dumps (&body), *got = aq_json_dumps (&shown_node);
+            fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", line,
+                     want, got);
+            free (want);
+            free (got);
+            assert (false);
+        }
+        compared++;
+    }
+    aq_writer_release (&shown);
+    return compared;
+}
+
+//  The JSON file name beside tarball, parsed into w; *node views it.
+static void s_test_read_json (const char *tarball, const char *name, aq_writer_t *w,
+                              aq_node_t *node) {
+    char path[512];
+    snprintf (path, sizeof path, "%.*s/%s", (int) (strrchr (tarball, '/') - tarball), tarball,
+              name);
+    FILE *file = fopen (path, "r");
+    assert (file);
+    char *text = calloc (1, 4 << 20);
+    assert (text && fread (text, 1, (4 << 20) - 1, file) > 0);
+    fclose (file);
+    aq_writer_init (w);
+    assert (aq_json_parse (text, w) == 0);
+    free (text);
+    size_t size;
+    const uint8_t *data = aq_writer_data (w, &size);
+    assert (aq_msg_parse (data, size, node) == 0);
+}
+
 //  A copy of the first release's data directory (tests/fixtures/v1), when
-//  there is one: every record converts, and keys, tokens and the signal
-//  token work as the fixture says.
+//  there is one: every record converts; the tasks, attempts, teams, keys
+//  and tokens show what the first release showed (expected.json); keys,
+//  tokens and the signal token work as the fixture says.
 static void s_test_fixture (bool verbose) {
     const char *tarball = getenv ("AQ_UPGRADE_FIXTURE");
     if (!tarball)
@@ -478,7 +604,7 @@ static void s_test_fixture (bool verbose) {
         return;
     }
     fclose (file);
-    char dir[BK_STORE_TEST_DIR], command[512], path[512], err[512];
+    char dir[BK_STORE_TEST_DIR], command[512], err[512];
     bk_store_test_dir (dir);
     snprintf (command, sizeof command, "tar -xzf '%s' -C '%s' data.mdb", tarball, dir);
     assert (system (command) == 0);
@@ -502,24 +628,41 @@ static void s_test_fixture (bool verbose) {
                 (unsigned long long) stats.tokens, (unsigned long long) stats.left,
                 (long long) stats.ms);
 
-    //  what the fixture's broker handed out still works
-    snprintf (path, sizeof path, "%.*s/fixture.json", (int) (strrchr (tarball, '/') - tarball),
-              tarball);
-    file = fopen (path, "r");
-    assert (file);
-    char *json = calloc (1, 1 << 20);
-    assert (fread (json, 1, (1 << 20) - 1, file) > 0);
-    fclose (file);
-    aq_writer_t w;
+    //  what the fixture's broker showed (expected.json) and handed out
+    //  (fixture.json) still holds
+    aq_writer_t expected_w, fixture_w, w;
+    aq_node_t expected, fixture;
+    s_test_read_json (tarball, "expected.json", &expected_w, &expected);
+    s_test_read_json (tarball, "fixture.json", &fixture_w, &fixture);
     aq_writer_init (&w);
-    assert (aq_json_parse (json, &w) == 0);
-    free (json);
-    size_t size;
-    const uint8_t *data = aq_writer_data (&w, &size);
-    aq_node_t fixture, keys, item, name, field, tasks, tokens;
-    assert (aq_msg_parse (data, size, &fixture) == 0);
     assert (bk_store_begin (store, false) == 0);
+    int compared = s_test_fixture_tasks (store, &expected);
+    assert (compared > 150);
+    if (verbose)
+        printf ("bk_upgrade: fixture: %d answers of GET /v1/tasks/ID(/attempts) the same\n",
+                compared);
     bk_keys_t *cache = bk_keys_new (store);
+    bk_keys_write_teams (cache, &w);
+    s_test_expect (&expected, "aqctl team list", &w);
+    bk_keys_write_keys (cache, NULL, &w);
+    s_test_expect (&expected, "aqctl key list", &w);
+    const char *teams[] = {"alpha", "beta", "gamma"};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        bk_team_t team;
+        assert (bk_keys_team_find (cache, teams[i], &team) == 0);
+        bk_team_write_public (&team, true, &w);
+        snprintf (name, sizeof name, "aqctl team secret %s", teams[i]);
+        s_test_expect (&expected, name, &w);
+        aq_write_map (&w, 1);
+        aq_write_str (&w, "tokens");
+        bk_tokens_write_list (store, team.id, &w);
+        snprintf (name, sizeof name, "%s GET /v1/tokens", teams[i]);
+        s_test_expect (&expected, name, &w);
+    }
+
+    //  its keys authenticate with their scopes, revoked ones do not
+    aq_node_t keys, item, name, field, tasks, tokens;
     assert (aq_node_get (&fixture, "keys", &keys));
     aq_iter_t it;
     aq_node_iter (&keys, &it);
@@ -538,6 +681,7 @@ static void s_test_fixture (bool verbose) {
     }
     assert (checked >= 6);
     bk_keys_destroy (&cache);
+    //  its tokens are there, the deleted one is not
     assert (aq_node_get (&fixture, "tokens", &tokens));
     aq_node_iter (&tokens, &it);
     while (aq_iter_next (&it, &name, &item)) {
@@ -550,7 +694,7 @@ static void s_test_fixture (bool verbose) {
         assert (aq_node_get (&item, "deleted", &field) && field.type == AQ_NODE_BOOL);
         assert (bk_tokens_exists (store, team.data, id) == !field.b);
     }
-    //  the waiting task's signal token still signs for it
+    //  the waiting task's signal token still signals it
     aq_node_t tokens_by_role, token_node, id_node;
     char token[64], id_text[AQ_UUID_TEXT], hash[65];
     uint8_t id[16], raw[32];
@@ -567,6 +711,8 @@ static void s_test_fixture (bool verbose) {
     bk_task_destroy (&task);
     bk_store_abort (store);
     aq_writer_release (&w);
+    aq_writer_release (&expected_w);
+    aq_writer_release (&fixture_w);
     bk_store_destroy (&store);
     bk_store_test_remove (dir);
 }
