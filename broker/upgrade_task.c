@@ -288,7 +288,7 @@ int bk_upgrade_task_convert (bk_upgrade_v1_t *self, const uint8_t *key, size_t k
         const uint8_t *data = aq_writer_data (&self->w, &size);
         bk_task_t *check = data ? bk_task_decode (data, size) : NULL;
         rc = check ? bk_upgrade_v1_put (self, BK_DB_TASKS, key, key_size)
-                   : bk_upgrade_v1_bad (self, "the layout-2 record is void");
+                   : bk_upgrade_v1_bad (self, "its layout-2 record does not decode");
         bk_task_destroy (&check);
     }
     bk_task_destroy (&task);

@@ -5,7 +5,8 @@
     ms); layout 2 is the typed struct, stored by its own encoder. A field
     not listed here makes its record unreadable: the upgrade stops and says
     so rather than drop what it does not know. "-" marks a field with no
-    home in layout 2, and why.
+    home in layout 2, and why. Tasks and attempts are converted in
+    upgrade_task.c, the rest here.
 
     tasks: BK_DB_TASKS id(16) -> bk_task_t (task.h), bk_task_encode
       id                    id (UUID text -> 16 bytes; must be the record's key)
