@@ -76,6 +76,8 @@ struct _bk_store_t {
     uintptr_t map_end;         //  (see bk_store_release_pages)
     s_delta_t *deltas;         //  counter changes of this transaction
     size_t ndeltas;            //  used entries
+    int layout;                //  the layout version of the committed data
+    int layout_set;            //  the one this turn sets (bk_store_set_layout), 0
 };
 
 struct _bk_cursor_t {
@@ -225,6 +227,47 @@ static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err
     return rc == 0 && replay == 0 ? 0 : -1;
 }
 
+//  The layout a "version" value names, into self->layout: 0, or -1 with
+//  err set when this build cannot open it (not a number, or outside
+//  BK_STORE_OLDEST..BK_STORE_VERSION).
+static int s_layout_check (bk_store_t *self, const MDB_val *val, const char *dir, char *err,
+                           size_t err_size) {
+    char text[8] = "";
+    int layout = 0;
+    if (val->mv_size > 0 && val->mv_size < sizeof text) {
+        memcpy (text, val->mv_data, val->mv_size);
+        text[val->mv_size] = '\0';
+        if (strspn (text, "0123456789") == val->mv_size)
+            layout = atoi (text);
+    }
+    if (layout < BK_STORE_OLDEST || layout > BK_STORE_VERSION) {
+        snprintf (err, err_size, "cannot open store '%s': layout version %.*s, this build needs %d",
+                  dir, (int) (val->mv_size < 8 ? val->mv_size : 8), (char *) val->mv_data,
+                  BK_STORE_VERSION);
+        return -1;
+    }
+    self->layout = layout;
+    return 0;
+}
+
+//  Reads the layout again once the redo log is replayed (a layout set by
+//  a commit the last checkpoint did not hold is in the log).
+static int s_layout_read (bk_store_t *self, const char *dir, char *err, size_t err_size) {
+    MDB_txn *txn;
+    MDB_val key = {7, "version"}, val;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_get (txn, self->dbi[BK_DB_META], &key, &val);
+        if (rc == 0 && s_layout_check (self, &val, dir, err, err_size) != 0)
+            rc = -1;
+        else if (rc != 0)
+            snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
+        mdb_txn_abort (txn);
+    } else
+        snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
+    return rc == 0 ? 0 : -1;
+}
+
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
                            size_t err_size) {
     bk_store_t *self = calloc (1, sizeof *self);
@@ -273,13 +316,10 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
         char want[16];
         int n = snprintf (want, sizeof want, "%d", BK_STORE_VERSION);
         rc = mdb_get (txn, self->dbi[BK_DB_META], &key, &val);
-        if (rc == MDB_NOTFOUND) {
+        if (rc == MDB_NOTFOUND) { //  a new store
             val.mv_size = (size_t) n, val.mv_data = want;
             rc = mdb_put (txn, self->dbi[BK_DB_META], &key, &val, 0);
-        } else if (rc == 0 && (val.mv_size != (size_t) n || memcmp (val.mv_data, want, n) != 0)) {
-            snprintf (err, err_size,
-                      "cannot open store '%s': layout version %.*s, this build needs %s", dir,
-                      (int) (val.mv_size < 8 ? val.mv_size : 8), (char *) val.mv_data, want);
+        } else if (rc == 0 && s_layout_check (self, &val, dir, err, err_size) != 0) {
             mdb_txn_abort (txn);
             bk_store_destroy (&self);
             return NULL;
@@ -292,7 +332,8 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
     if (rc != 0) {
         snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
         bk_store_destroy (&self);
-    } else if (s_open_redo (self, dir, err, err_size) != 0)
+    } else if (s_open_redo (self, dir, err, err_size) != 0 ||
+               s_layout_read (self, dir, err, err_size) != 0)
         bk_store_destroy (&self);
     else if (nosync) //  replayed what a full-sync run left; no log from now on
         bk_redo_destroy (&self->redo);
@@ -361,6 +402,8 @@ int bk_store_commit (bk_store_t *self) {
     assert (self->turn);
     int rc = s_flush_deltas (self);
     self->turn = false;
+    int layout = self->layout_set;
+    self->layout_set = 0;
     if (rc == 0 && self->failed)
         rc = self->failed;
     if (rc == 0 && self->commit_hook && (!self->held || self->nops))
@@ -373,6 +416,8 @@ int bk_store_commit (bk_store_t *self) {
         self->txn = NULL;
         if (rc == BK_EFULL)
             self->grow = true;
+        if (rc == 0 && layout)
+            self->layout = layout;
         return rc;
     }
     if (rc == 0 && self->nops) {
@@ -383,6 +428,8 @@ int bk_store_commit (bk_store_t *self) {
     }
     if (rc != 0)
         s_drop (self);
+    else if (layout)
+        self->layout = layout;
     return rc; //  0: on disk now
 }
 
@@ -407,6 +454,7 @@ uint64_t bk_store_replayed (bk_store_t *self) {
 
 void bk_store_abort (bk_store_t *self) {
     self->ndeltas = 0;
+    self->layout_set = 0;
     bool changed = self->nops || self->failed;
     self->turn = false;
     if (!self->held || changed)
@@ -659,6 +707,21 @@ int bk_store_reader_check (bk_store_t *self) {
     return dead;
 }
 
+int bk_store_layout (bk_store_t *self) {
+    return self->layout;
+}
+
+int bk_store_set_layout (bk_store_t *self, int layout) {
+    assert (self->turn && self->write);
+    assert (layout >= BK_STORE_OLDEST && layout <= BK_STORE_VERSION);
+    char text[16];
+    int n = snprintf (text, sizeof text, "%d", layout);
+    int rc = bk_store_put (self, BK_DB_META, "version", 7, text, (size_t) n);
+    if (rc == 0)
+        self->layout_set = layout;
+    return rc;
+}
+
 void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) {
     self->commit_hook = hook;
 }
@@ -836,6 +899,75 @@ static void s_test_redo (void) {
     bk_store_test_remove (dir);
 }
 
+//  Opens dir after writing text as its layout version behind the store's
+//  back (as another build would have).
+static bk_store_t *s_test_reopen_layout (const char *dir, const char *text) {
+    char err[256];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert (mdb_env_create (&env) == 0 && mdb_env_set_maxdbs (env, BK_DB_COUNT) == 0);
+    assert (mdb_env_open (env, dir, MDB_NOTLS, 0600) == 0);
+    assert (mdb_txn_begin (env, NULL, 0, &txn) == 0);
+    assert (mdb_dbi_open (txn, "meta", 0, &dbi) == 0);
+    MDB_val key = {7, "version"}, val = {strlen (text), (void *) text};
+    assert (mdb_put (txn, dbi, &key, &val, 0) == 0 && mdb_txn_commit (txn) == 0);
+    mdb_env_close (env);
+    bk_store_t *store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store);
+    return store;
+}
+
+//  Layout 1 opens; a layout set counts once committed, survives a crash
+//  through the redo log, and is what the next open sees.
+static void s_test_layout (void) {
+    char dir[BK_STORE_TEST_DIR], err[256];
+    bk_store_test_dir (dir);
+    bk_store_t *store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_layout (store) == BK_STORE_VERSION);
+    bk_store_destroy (&store);
+    store = s_test_reopen_layout (dir, "1");
+    assert (bk_store_layout (store) == 1);
+    assert (bk_store_begin (store, true) == 0);
+    assert (bk_store_set_layout (store, 2) == 0);
+    assert (bk_store_layout (store) == 1); //  not before the commit
+    bk_store_abort (store);
+    assert (bk_store_layout (store) == 1);
+    bk_store_set_commit_hook (store, s_disk_full);
+    assert (bk_store_begin (store, true) == 0);
+    assert (bk_store_set_layout (store, 2) == 0);
+    assert (bk_store_commit (store) == BK_EFULL && bk_store_layout (store) == 1);
+    bk_store_set_commit_hook (store, NULL);
+    bk_store_destroy (&store);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0) { //  sets layout 2, never checkpointed, dies
+        store = bk_store_open (dir, 0, false, err, sizeof err);
+        assert (store && bk_store_layout (store) == 1);
+        bk_store_set_checkpoint (store, 3600 * 1000, 1 << 30);
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_set_layout (store, 2) == 0);
+        assert (bk_store_commit (store) == 0 && bk_store_layout (store) == 2);
+        _exit (0);
+    }
+    int status;
+    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
+            WEXITSTATUS (status) == 0);
+    store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_replayed (store) == 1 && bk_store_layout (store) == 2);
+    bk_store_destroy (&store);
+    store = bk_store_open (dir, 0, true, err, sizeof err); //  nosync: an LMDB commit
+    assert (store && bk_store_layout (store) == 2);
+    assert (bk_store_begin (store, true) == 0);
+    assert (bk_store_set_layout (store, 1) == 0);
+    assert (bk_store_commit (store) == 0 && bk_store_layout (store) == 1);
+    bk_store_destroy (&store);
+    store = bk_store_open (dir, 0, false, err, sizeof err);
+    assert (store && bk_store_layout (store) == 1);
+    bk_store_destroy (&store);
+    bk_store_test_remove (dir);
+}
+
 void bk_store_test (bool verbose) {
     char dir[BK_STORE_TEST_DIR], err[256];
     bk_store_test_dir (dir);
@@ -898,16 +1030,27 @@ void bk_store_test (bool verbose) {
     assert (bk_store_reader_check (store) == 0);
     bk_store_destroy (&store);
 
-    //  reopening keeps data; another layout version is refused
+    //  reopening keeps data; a layout newer than the build, or none this
+    //  build knows, is refused
     store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_put (store, BK_DB_META, "version", 7, "999", 3) == 0);
-    assert (bk_store_commit (store) == 0);
+    assert (store && bk_store_layout (store) == BK_STORE_VERSION);
+    const char *refused[] = {"999", "3", "0", "2x", ""};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        assert (bk_store_begin (store, true) == 0);
+        assert (bk_store_put (store, BK_DB_META, "version", 7, refused[i], strlen (refused[i])) ==
+                0);
+        assert (bk_store_commit (store) == 0);
+        bk_store_destroy (&store);
+        assert (bk_store_open (dir, 0, false, err, sizeof err) == NULL);
+        char want[128];
+        snprintf (want, sizeof want, "layout version %s, this build needs %d", refused[i],
+                  BK_STORE_VERSION);
+        assert (strstr (err, want));
+        store = s_test_reopen_layout (dir, "1");
+    }
     bk_store_destroy (&store);
-    assert (bk_store_open (dir, 0, false, err, sizeof err) == NULL);
-    assert (strstr (err, "layout version 999"));
     bk_store_test_remove (dir);
+    s_test_layout ();
     s_test_redo ();
     if (verbose)
         printf ("bk_store: ok\n");
