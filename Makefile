@@ -134,6 +134,13 @@ $(BUILD)/plugins/%.so: $$(addprefix $(OBJ)/,$$(subst .c,.po,$$(wildcard plugins/
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^ $(PLUGIN_LIBS_$*)
 $(BUILD)/plugins-test/%.so: $(OBJ)/tests/plugins/%.po
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^
+# tests/clockshift.c: an LD_PRELOAD shim that moves the wall clock of a
+# process under test (tests/test_upgrade.py); built without sanitizers, so
+# it preloads beside their runtime, and never installed.
+CLOCKSHIFT = $(LIB)/aq-clockshift.so
+all: $(CLOCKSHIFT)
+$(CLOCKSHIFT): tests/clockshift.c
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS_BASE) -O2 -shared -o $@ $< -ldl
 .PHONY: install-plugins
 install: install-plugins
 install-plugins: $(PLUGINS)

@@ -870,10 +870,11 @@ class Broker:
     """aq-broker with a temp data dir and tcp endpoints on free ports: with
     --insecure, or with CURVE when certs (a Certs) is given; then clients
     and workers the harness starts use admitted certificates.
-    restart() and kill9() keep the data dir and the endpoints."""
+    restart() and kill9() keep the data dir and the endpoints; env adds to
+    the process's environment."""
 
     def __init__(self, name='broker', data=None, backoff_base_ms=None, backoff_cap_ms=None,
-                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=(), certs=None):
+                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=(), certs=None, env=None):
         self.name = name
         self.certs = certs
         self.curve = (certs.client(name + '-harness')[1], certs.broker) if certs else None
@@ -894,7 +895,7 @@ class Broker:
             args.append('--nosync')
         args += certs.broker_args() if certs else ['--insecure']
         args += list(extra)
-        self.proc = Proc(name, args)
+        self.proc = Proc(name, args, env=env)
         self._admin = None
         self.wait_ready()
 
