@@ -174,7 +174,7 @@ int main (int argc, char **argv) {
         s_workers[started - 1] = s_worker;
         snprintf (s_names[started - 1], sizeof s_names[0], "asyncqueue-worker-%d", started);
         s_workers[started - 1].name = s_names[started - 1];
-        char thread[16];
+        char thread[24];
         snprintf (thread, sizeof thread, "aq-worker-%d", started);
         actors[started] = aq_actor_start (thread, s_run_worker, &s_workers[started - 1]);
     }

@@ -24,6 +24,7 @@
 #include "sched/scheduler.h"
 #include "sockets.h"
 #include "store.h"
+#include "upgrade.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -284,6 +285,10 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     if (bk_store_replayed (self->store))
         aq_log (AQ_LOG_INFO, "broker", "replayed %llu commits from the redo log",
                 (unsigned long long) bk_store_replayed (self->store));
+    if (bk_upgrade_run (self->store, cfg->data_dir, 0, NULL, err, sizeof err) != 0) {
+        aq_log (AQ_LOG_ERROR, "broker", "%s", err);
+        return -1;
+    }
     if (s_admin_token (self, cfg->data_dir) != 0)
         return -1;
     s_plugins (self);

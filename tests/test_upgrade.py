@@ -58,7 +58,7 @@ FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', '
 # The broker log line that says the store was upgraded on this start. None:
 # the fixture is this build's layout, and the log must not mention an upgrade.
 # When the layout becomes 2: UPGRADE_LINE = 'upgraded layout 1 to 2'
-UPGRADE_LINE = None
+UPGRADE_LINE = 'from layout 1 to 2: '
 
 STATUSES = ('pending', 'delayed', 'processing', 'waiting', 'polling', 'completed', 'failed',
             'timeout', 'cancelled')
