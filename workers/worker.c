@@ -17,6 +17,7 @@
 #include "callout.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,16 @@ static void s_receive (s_worker_t *self) {
     }
 }
 
+//  libcurl's TLS library (OpenSSL) keeps state per thread that it frees
+//  when the thread ends. A worker runs in a zactor's thread, which is
+//  detached: the process may exit a moment before that thread's end, and
+//  the state would be reported as leaked. Free it where the calls end.
+static void s_tls_thread_end (void) {
+    void (*stop) (void) = (void (*) (void)) dlsym (RTLD_DEFAULT, "OPENSSL_thread_stop");
+    if (stop)
+        stop ();
+}
+
 int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     assert (cfg && actor);
     s_worker_t self = {.cfg = cfg, .ctx = aq_actor_ctx (actor)};
@@ -320,6 +331,7 @@ out:
     wk_callout_destroy (&self.callout);
     json_decref (self.outbox);
     free (items);
+    s_tls_thread_end ();
     return rc;
 }
 
