@@ -50,8 +50,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BK_RRULE_ERRLEN 256 //  size of the errbuf bk_rrule_parse fills
-#define BK_RRULE_OVER   -2  //  bk_rrule_next: the work budget ran out first
+#define BK_RRULE_MAX_TEXT 2048 //  longest rule text accepted
+#define BK_RRULE_ERRLEN   256  //  size of the errbuf bk_rrule_parse fills
+#define BK_RRULE_OVER     -2   //  bk_rrule_next: the work budget ran out first
 
 typedef struct _bk_rrule_t bk_rrule_t;
 
