@@ -96,6 +96,8 @@ static const char *s_usage =
     "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
+    "  --log-format text|json   log lines as text (the default) or one JSON object\n"
+    "                           per line (time, level, component, msg, taskId)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
@@ -155,7 +157,11 @@ int main (int argc, char **argv) {
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)
             s_gateway.max_connections = atoi (value);
-        else
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0)
+                goto usage;
+            aq_log_set_format (aq_log_format_parse (value));
+        } else
             goto usage;
         if (takes)
             i++;
