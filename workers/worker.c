@@ -108,8 +108,9 @@ static void s_flush (s_worker_t *self) {
         if (aq_proto_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
             if (errno != EINVAL)
                 return; //  EAGAIN: no broker, or its queue is full
-            aq_log (AQ_LOG_ERROR, "worker", "cannot encode the result of task '%s'",
-                    json_string_value (json_object_get (result, "id")));
+            const char *id = json_string_value (json_object_get (result, "id"));
+            aq_log_task (AQ_LOG_ERROR, "worker", id, NULL, "cannot encode the result of task '%s'",
+                         id);
         }
         json_array_remove (self->outbox, 0);
     }
@@ -121,13 +122,14 @@ static void s_log_result (const json_t *result) {
     json_int_t attempt = json_integer_value (json_object_get (result, "attempt"));
     json_int_t duration = json_integer_value (json_object_get (result, "duration"));
     if (error)
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: %s (%lld ms)", id ? id : "",
-                (long long) attempt, error, (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL, "task '%s' attempt %lld: %s (%lld ms)",
+                     id ? id : "", (long long) attempt, error, (long long) duration);
     else
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
-                (long long) attempt,
-                (long long) json_integer_value (json_object_get (result, "statusCode")),
-                (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL,
+                     "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
+                     (long long) attempt,
+                     (long long) json_integer_value (json_object_get (result, "statusCode")),
+                     (long long) duration);
 }
 
 static void s_take_job (s_worker_t *self, const json_t *job) {
@@ -139,8 +141,8 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
         return;
     }
     const char *id = json_string_value (json_object_get (job, "id"));
-    aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%s' refused: %s",
-            id ? id : "", refusal);
+    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", id, NULL,
+                 "task '%s' refused: %s", id ? id : "", refusal);
     json_t *result = wk_callout_result_new (job);
     if (result) {
         json_object_set_new (result, "duration", json_integer (0));
