@@ -12,12 +12,14 @@ LISTEN  ?= 127.0.0.1:8080
 
 DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev \
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
-           libsodium-dev libical-dev libjemalloc-dev
+           libsodium-dev libical-dev libjemalloc-dev \
+           libsystemd-dev
 TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl iproute2
 BENCH_PKGS = wrk
 
 CC      ?= cc
-PKGS     = libzmq libczmq libmicrohttpd lmdb libcurl msgpack jansson libsodium libical
+PKGS     = libzmq libczmq libmicrohttpd lmdb libcurl msgpack jansson libsodium libical \
+           libsystemd
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -g \
               -D_GNU_SOURCE -fPIC -Iproto -Iplugins
 ifeq ($(SAN),1)
