@@ -9,6 +9,7 @@
 #include "aq_config.h"
 #include "aq_log.h"
 #include "aq_main.h"
+#include "aq_notify.h"
 #include "broker.h"
 #include "provider_host.h"
 
@@ -182,6 +183,7 @@ int main (int argc, char **argv) {
     sigset_t signals;
     aq_main_block_signals (&signals); //  threads inherit: only sigwait sees them
     s_ctx = zmq_ctx_new ();
+    aq_notify_expect (2 + workers); //  READY=1 once the broker, the gateway and each worker are up
     pthread_t broker, gateway, *worker = calloc ((size_t) workers + 1, sizeof *worker);
     pthread_create (&broker, NULL, s_run_broker, NULL);
     for (int i = 0; i < workers; i++)
@@ -198,6 +200,7 @@ int main (int argc, char **argv) {
             break;
     }
     aq_log (AQ_LOG_INFO, "asyncqueue", "shutting down");
+    aq_notify_stopping ();
     atomic_store (&s_stop_gateway, 1);
     pthread_join (gateway, NULL);
     atomic_store (&s_stop_workers, 1);

@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "broker_int.h"
 #include "aq_log.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
@@ -2215,8 +2216,11 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             cfg->data_dir, cfg->client_endpoints ? cfg->client_endpoints : "",
             cfg->worker_endpoints ? cfg->worker_endpoints : "",
             cfg->event_endpoints ? cfg->event_endpoints : "");
+    aq_notify_ready ("broker"); //  store open, log replayed, sockets bound
+    int loop = aq_notify_loop_new ("broker");
 
     while (!atomic_load (stop)) {
+        aq_notify_loop_turn (loop); //  a stalled turn stops petting systemd's watchdog
         //  sleep until the next timer, at most 100 ms (stop flag)
         int64_t now = aq_time_now_ms (), mono = aq_time_mono_ms ();
         int64_t wake = 100;
@@ -2310,6 +2314,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             self->last_reader_check = self->mono;
         }
     }
+    aq_notify_stopping ();
+    aq_notify_loop_end (loop);
     rc = 0;
     aq_log (AQ_LOG_INFO, "broker", "stopped");
 out:
