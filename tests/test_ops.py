@@ -105,3 +105,202 @@ def test_json_logs_allinone_config_and_text_default():
                                timeout=30).stdout.decode()
         assert '--log-format' in shown, '%s --help does not document --log-format' % program
     assert not os.path.exists(os.path.join(aqtest.tmpdir(), 'never'))
+
+
+# ---------------------------------------------------------------------------
+# systemd's notify protocol, on a socket of our own
+
+WATCHDOG_USEC = 400000  # half of it, 200 ms, between two WATCHDOG=1
+
+
+class s_Notify:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET: every
+    message a program sends is kept as (monotonic seconds, text)."""
+
+    def __init__(self, name):
+        import socket
+        import threading
+        self.path = os.path.join(aqtest.tmpdir(), name + '.notify')
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+        self.running = True
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+
+    def _listen(self):
+        while self.running:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def env(self, watchdog=True):
+        env = {'NOTIFY_SOCKET': self.path}
+        if watchdog:
+            env['WATCHDOG_USEC'] = str(WATCHDOG_USEC)
+        return env
+
+    def lines(self, since=0.0):
+        """[(t, 'READY=1'), ...]: each message split in its assignments."""
+        return [(t, line) for t, text in list(self.messages) if t >= since
+                for line in text.split('\n') if line]
+
+    def count(self, line, since=0.0):
+        return sum(1 for _, l in self.lines(since) if l == line)
+
+    def wait(self, line, timeout=10.0, since=0.0, times=1):
+        wait_until(lambda: self.count(line, since) >= times, timeout,
+                   '%d x %r on %s (got %r)' % (times, line, self.path, self.lines()[-6:]))
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+    def check_order(self):
+        """READY=1 first of the three, then WATCHDOG=1 and at last STOPPING=1,
+        once each for READY and STOPPING; returns the WATCHDOG times."""
+        seen = [(t, l) for t, l in self.lines() if l in ('READY=1', 'WATCHDOG=1', 'STOPPING=1')]
+        kinds = [l for _, l in seen]
+        assert kinds.count('READY=1') == 1 and kinds.count('STOPPING=1') == 1, kinds
+        assert kinds[0] == 'READY=1' and kinds[-1] == 'STOPPING=1', kinds
+        assert 'WATCHDOG=1' in kinds, kinds
+        return [t for t, l in seen if l == 'WATCHDOG=1']
+
+
+def s_gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+@aqtest.timeout(90)
+def test_notify_broker_ready_watchdog_stopping():
+    """aq-broker with NOTIFY_SOCKET and WATCHDOG_USEC: READY=1 once it
+    serves, WATCHDOG=1 every half interval from its loop, none while the
+    process is stopped (SIGSTOP) and again after SIGCONT, STOPPING=1 on
+    SIGTERM and nothing after it. Without NOTIFY_SOCKET it runs as ever."""
+    import signal
+    notify = s_Notify('broker')
+    broker = aqtest.start_broker(env=notify.env())
+    notify.wait('READY=1')
+    notify.wait('WATCHDOG=1', times=5)
+    gaps = s_gaps([t for t, l in notify.lines() if l == 'WATCHDOG=1'])
+    assert max(gaps) < WATCHDOG_USEC / 1e6, 'WATCHDOG=1 too far apart: %r' % gaps
+    assert min(gaps) > WATCHDOG_USEC / 2e6 * 0.8, 'WATCHDOG=1 too often: %r' % gaps
+    assert 'STATUS=ready' in [l for _, l in notify.lines()]
+
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    time.sleep(1.5)
+    late = notify.count('WATCHDOG=1', since=stopped_at + 0.05)
+    os.kill(broker.proc.pid, signal.SIGCONT)
+    assert late == 0, 'a stopped broker sent %d WATCHDOG=1' % late
+    resumed_at = time.monotonic()
+    notify.wait('WATCHDOG=1', since=resumed_at, times=2, timeout=5)
+    with broker.admin() as cli:
+        assert cli.stats()
+
+    assert not broker.proc.stop()
+    time.sleep(0.2)
+    notify.close()
+    notify.check_order()
+    assert 'STATUS=stopping' in [l for _, l in notify.lines()]
+
+    plain = aqtest.start_broker(name='plain')
+    assert not plain.proc.stop()
+
+
+@aqtest.timeout(90)
+def test_notify_gateway_and_worker():
+    """aq-gateway says READY=1 once listening, aq-worker once the broker has
+    spoken to it; both pet the watchdog from their loops and say
+    STOPPING=1 on SIGTERM."""
+    broker = aqtest.start_broker()
+    gateway_notify, worker_notify = s_Notify('gateway'), s_Notify('worker')
+    gateway = aqtest.start_gateway(broker, env=gateway_notify.env())
+    gateway_notify.wait('READY=1')
+    worker = aqtest.start_worker(broker, env=worker_notify.env())
+    worker_notify.wait('READY=1')
+    assert "ready with" in broker.proc.log(), 'READY=1 before the broker knew the worker'
+    for notify in (gateway_notify, worker_notify):
+        notify.wait('WATCHDOG=1', times=3)
+    for proc, notify in ((worker, worker_notify), (gateway.proc, gateway_notify)):
+        assert not proc.stop()
+        time.sleep(0.2)
+        notify.close()
+        notify.check_order()
+
+
+def s_thread(pid, name):
+    """The id of pid's thread called name."""
+    task = '/proc/%d/task' % pid
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, 'comm')) as f:
+                if f.read().strip() == name:
+                    return int(tid)
+        except OSError:
+            pass
+    raise AssertionError('no thread %r in process %d' % (name, pid))
+
+
+def s_ptrace():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    libc.ptrace.restype = ctypes.c_long
+
+    def call(request, tid):
+        if libc.ptrace(request, tid, None, None) != 0:
+            return ctypes.get_errno()
+        return 0
+    return call
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+
+@aqtest.timeout(90)
+def test_notify_allinone_stalled_broker_thread_stops_watchdog():
+    """asyncqueue says READY=1 once the broker, the gateway and every worker
+    are up (after their STATUS= lines). Then its broker thread alone is
+    frozen (ptrace, as a debugger does): the gateway and the workers go on
+    turning, /healthz answers, but WATCHDOG=1 stops and the log names the
+    broker loop; thawed, the petting resumes. SIGTERM: STOPPING=1."""
+    notify = s_Notify('aq')
+    aq = aqtest.start_allinone(workers=2, env=notify.env())
+    notify.wait('READY=1')
+    statuses = [l for _, l in notify.lines() if l.startswith('STATUS=')]
+    assert len(statuses) == 4 and statuses[-1] == 'STATUS=ready', statuses
+    assert sorted(s.split(' ')[1] for s in statuses[:3]) == ['broker', 'gateway', 'worker'], \
+        statuses
+    notify.wait('WATCHDOG=1', times=3)
+
+    ptrace = s_ptrace()
+    tid = s_thread(aq.proc.pid, 'aq-broker')
+    error = ptrace(PTRACE_SEIZE, tid)
+    if error:
+        aqtest.notes.append('ptrace refused (errno %d): the broker thread not frozen alone' % error)
+        return
+    try:
+        assert ptrace(PTRACE_INTERRUPT, tid) == 0
+        frozen_at = time.monotonic()
+        wait_until(lambda: open('/proc/%d/task/%d/stat' % (aq.proc.pid, tid)).read()
+                   .rsplit(')', 1)[1].split()[0] == 't', 5, 'the broker thread to stop')
+        time.sleep(1.5)
+        health = aq.http.get(aq.url('/healthz'), timeout=5)
+        assert health.status_code == 200, health.text
+        late = notify.count('WATCHDOG=1', since=frozen_at + WATCHDOG_USEC / 1e6)
+        assert late == 0, 'WATCHDOG=1 went %d times with the broker loop frozen' % late
+    finally:
+        ptrace(PTRACE_DETACH, tid)
+    thawed_at = time.monotonic()
+    notify.wait('WATCHDOG=1', since=thawed_at, times=2, timeout=5)
+    assert re.search(r'warn notify: the broker loop has not turned for \d+ ms', aq.proc.log()), \
+        aq.proc.tail()
+    assert not aq.proc.stop()
+    time.sleep(0.2)
+    notify.close()
+    notify.check_order()

@@ -12,6 +12,7 @@
 #include "worker.h"
 #include "aq_curve.h"
 #include "aq_log.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_time.h"
 #include "callout.h"
@@ -39,6 +40,8 @@ typedef struct {
     json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
     bool ready_due;         //  READY not yet sent on this socket
     bool stopping;          //  finishing: no new jobs
+    bool up;                //  the broker has spoken: systemd was told
+    int loop;               //  our handle for the watchdog (aq_notify)
     int64_t heard;          //  when the broker last spoke, mono ms
     int64_t beat_at;        //  next HEARTBEAT, mono ms
     char name[128];         //  told to the broker in READY
@@ -185,6 +188,10 @@ static void s_receive (s_worker_t *self) {
             continue;
         }
         self->heard = aq_time_mono_ms ();
+        if (!self->up) {
+            self->up = true;
+            aq_notify_ready ("worker");
+        }
         s_on_message (self, cmd, body);
         json_decref (body);
     }
@@ -192,7 +199,7 @@ static void s_receive (s_worker_t *self) {
 
 int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
     assert (cfg && zmq_ctx && stop);
-    s_worker_t self = {.cfg = cfg, .ctx = zmq_ctx};
+    s_worker_t self = {.cfg = cfg, .ctx = zmq_ctx, .loop = -1};
     int rc = -1;
     int items_max = 2 * cfg->slots + 16;
     zmq_pollitem_t *items = NULL;
@@ -231,14 +238,17 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             cfg->broker_endpoint, cfg->slots,
             cfg->allow_private ? ", private targets allowed" : "");
     rc = 0;
+    self.loop = aq_notify_loop_new ("worker");
     const int64_t silence = (int64_t) cfg->heartbeat_ms * cfg->heartbeat_liveness;
     int64_t drain_until = -1; //  when stopping: give up on undelivered results then
     self.beat_at = aq_time_mono_ms () + cfg->heartbeat_ms;
     for (;;) {
+        aq_notify_loop_turn (self.loop);
         int64_t now = aq_time_mono_ms ();
         int stop_level = atomic_load (stop);
         if (stop_level && !self.stopping) {
             self.stopping = true;
+            aq_notify_stopping ();
             aq_log (AQ_LOG_INFO, "worker", "stopping: %zu calls in flight",
                     wk_callout_active (self.callout));
         }
@@ -312,6 +322,7 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     aq_proto_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
+    aq_notify_loop_end (self.loop);
     if (self.socket)
         zmq_close (self.socket);
     aq_curve_destroy (&self.curve);
