@@ -191,6 +191,30 @@ bench: test-deps
 	@$(MAKE) --no-print-directory all
 	AQ_BUILD=$(BUILD) /usr/bin/python3 tests/bench.py
 
+# systemd units, the user they run as, and commented example configs
+# (dist/): the units get the paths of this install; a config already there
+# is the operator's and is kept.
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+UNITS       = $(wildcard dist/systemd/*.service)
+CONFIGS     = $(wildcard dist/config/*.conf)
+.PHONY: install-systemd
+install: install-systemd
+install-systemd:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/asyncqueue
+	for unit in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	      -e '/@HARDENING@/{' -e 'r dist/systemd/hardening.inc' -e 'd' -e '}' \
+	      $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} && \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+	done
+	install -m 644 dist/systemd/asyncqueue.sysusers $(DESTDIR)$(SYSUSERSDIR)/asyncqueue.conf
+	for conf in $(CONFIGS); do \
+	  [ -e $(DESTDIR)$(SYSCONFDIR)/asyncqueue/$${conf##*/} ] || \
+	  install -m 644 $$conf $(DESTDIR)$(SYSCONFDIR)/asyncqueue || exit 1; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	           $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/asyncqueue/plugins

@@ -8,6 +8,7 @@ responses, and plain `make`'s package check.
 """
 
 import json
+import shutil
 import os
 import re
 import subprocess
@@ -304,3 +305,145 @@ def test_notify_allinone_stalled_broker_thread_stops_watchdog():
     time.sleep(0.2)
     notify.close()
     notify.check_order()
+
+
+# ---------------------------------------------------------------------------
+# make install: programs, plugins, units, example configs
+
+UNITS = ('asyncqueue.service', 'aq-broker.service', 'aq-gateway@.service', 'aq-worker@.service')
+CONFIGS = {'asyncqueue.conf': 'asyncqueue', 'broker.conf': 'aq-broker',
+           'gateway-1.conf': 'aq-gateway', 'worker.conf': 'aq-worker'}
+
+
+def s_make(*args, timeout=600):
+    """Runs make in the tree with this test build's BUILD and SAN; returns
+    the CompletedProcess (stdout and stderr together)."""
+    san = '1' if os.path.isdir(os.path.join(aqtest.BUILD, 'obj-san')) else '0'
+    return subprocess.run(['make', '--no-print-directory', 'BUILD=' + aqtest.BUILD, 'SAN=' + san]
+                          + list(args), cwd=aqtest.ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout)
+
+
+def s_install(*args):
+    run = s_make('install', *args)
+    assert run.returncode == 0, 'make install %s:\n%s' % (args, run.stdout.decode()[-3000:])
+
+
+def s_uncommented(path, out):
+    """Writes path to out with every commented-out option ("# name value",
+    "# switch") made live: what an operator gets who enables them all."""
+    with open(path) as f:
+        lines = f.read().split('\n')
+    live = [re.sub(r'^# ', '', l) if re.match(r'^# [a-z][a-z-]+( \S+)?$', l) else l
+            for l in lines]
+    assert live != lines, '%s shows no commented option' % path
+    with open(out, 'w') as f:
+        f.write('\n'.join(live))
+
+
+@aqtest.timeout(300)
+def test_make_install_lays_out_units_and_configs():
+    """`make install DESTDIR=D PREFIX=/usr` puts the programs in /usr/bin,
+    the plugins in /usr/lib/asyncqueue/plugins, the four units (Type=notify,
+    a watchdog, the hardening, this install's paths) in
+    /usr/lib/systemd/system, the service user for systemd-sysusers, and
+    commented example configs in /etc/asyncqueue whose every option, live or
+    commented, the program takes; the installed all-in-one serves with its
+    example config; a config already there is kept. systemd-analyze, where
+    present, scores each unit <= 5.0 and verifies them."""
+    dest = os.path.join(aqtest.tmpdir(), 'dest')
+    s_install('DESTDIR=' + dest, 'PREFIX=/usr')
+    for program in ('asyncqueue', 'aq-broker', 'aq-gateway', 'aq-worker', 'aqctl'):
+        assert os.access(os.path.join(dest, 'usr/bin', program), os.X_OK), program
+    for plugin in ('fal.so', 'replicate.so', 'vault-sodium.so'):
+        assert os.path.isfile(os.path.join(dest, 'usr/lib/asyncqueue/plugins', plugin)), plugin
+    for header in ('aq_plugin.h', 'aq_proto.h', 'aq_client.h'):
+        assert os.path.isfile(os.path.join(dest, 'usr/include', header)), header
+    with open(os.path.join(dest, 'usr/lib/sysusers.d/asyncqueue.conf')) as f:
+        assert re.search(r'^u asyncqueue ', f.read(), re.M)
+
+    units = os.path.join(dest, 'usr/lib/systemd/system')
+    for unit in UNITS:
+        with open(os.path.join(units, unit)) as f:
+            text = f.read()
+        assert not re.search(r'@[A-Z]+@', text), '%s keeps a placeholder' % unit
+        program = unit.split('@')[0].split('.')[0]
+        match = re.search(r'^ExecStart=(\S+) --config (\S+)', text, re.M)
+        assert match and match.group(1) == '/usr/bin/' + program, (unit, match)
+        assert match.group(2).startswith('/etc/asyncqueue/'), (unit, match.group(2))
+        for line in ('Type=notify', 'User=asyncqueue', 'ProtectSystem=strict',
+                     'NoNewPrivileges=yes', 'PrivateTmp=yes', 'CapabilityBoundingSet=',
+                     'SystemCallFilter=@system-service'):
+            assert re.search('^%s$' % re.escape(line), text, re.M), '%s lacks %s' % (unit, line)
+        assert re.search(r'^WatchdogSec=\d+s$', text, re.M), unit
+        if not unit.endswith('@.service'):
+            assert re.search(r'^StateDirectory=asyncqueue$', text, re.M), unit
+            assert '--data /var/lib/asyncqueue' in match.string, unit
+
+    etc = os.path.join(dest, 'etc/asyncqueue')
+    assert sorted(os.listdir(etc)) == sorted(CONFIGS), os.listdir(etc)
+    for name, program in CONFIGS.items():
+        path = os.path.join(etc, name)
+        full = os.path.join(aqtest.tmpdir(), 'all-' + name)
+        s_uncommented(path, full)
+        for config in (path, full):
+            run = subprocess.run([os.path.join(dest, 'usr/bin', program), '--config', config,
+                                  '--help'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=30)
+            assert run.returncode == 0, '%s refuses %s: %s' % (program, config, run.stderr)
+
+    # the installed all-in-one serves with its example config
+    port = aqtest.free_port()
+    data = os.path.join(aqtest.tmpdir(), 'installed.data')
+    proc = aqtest.Proc('installed', [os.path.join(dest, 'usr/bin/asyncqueue'), '--config',
+                                     os.path.join(etc, 'asyncqueue.conf'), '--data', data,
+                                     '--listen', '127.0.0.1:%d' % port])
+    import requests
+    def ok():
+        proc.check_alive()
+        try:
+            return requests.get('http://127.0.0.1:%d/healthz' % port, timeout=1).json() == \
+                {'status': 'ok', 'broker': 'ok'}
+        except (requests.RequestException, ValueError):
+            return False
+    wait_until(ok, 20, 'the installed asyncqueue to serve')
+    assert re.search(r"loaded vault plugin 'vault-sodium' .* from '%s" % re.escape(dest),
+                     proc.log()), proc.tail()
+    assert not proc.stop()
+
+    # an operator's config survives a second install
+    mine = os.path.join(etc, 'asyncqueue.conf')
+    with open(mine, 'w') as f:
+        f.write('listen 0.0.0.0:9999\n')
+    s_install('DESTDIR=' + dest, 'PREFIX=/usr')
+    with open(mine) as f:
+        assert f.read() == 'listen 0.0.0.0:9999\n'
+
+    analyze = shutil.which('systemd-analyze')
+    if not analyze:
+        aqtest.notes.append('systemd-analyze is not installed: units not scored or verified')
+        return
+    for unit in UNITS:
+        run = subprocess.run([analyze, 'security', '--offline=yes', os.path.join(units, unit)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        out = run.stdout.decode()
+        score = re.search(r'Overall exposure level for \S+: (\d+\.\d+)', out)
+        assert score, 'systemd-analyze security %s:\n%s' % (unit, out[-2000:])
+        assert float(score.group(1)) <= 5.0, '%s scores %s' % (unit, score.group(1))
+        aqtest.notes.append('%s: exposure %s' % (unit, score.group(1)))
+
+    # verify wants the binaries where the units say: an install of its own
+    prefix = os.path.join(aqtest.tmpdir(), 'prefix')
+    s_install('PREFIX=' + prefix)
+    checked = os.path.join(aqtest.tmpdir(), 'verify')
+    os.makedirs(checked)
+    for unit in UNITS:
+        shutil.copy(os.path.join(prefix, 'lib/systemd/system', unit),
+                    os.path.join(checked, unit.replace('@.', '@1.')))
+    for unit in sorted(os.listdir(checked)):
+        run = subprocess.run([analyze, 'verify', '--man=no', os.path.join(checked, unit)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        out = run.stdout.decode()
+        assert run.returncode == 0 and not out.strip(), 'systemd-analyze verify %s:\n%s' % (unit, out)
+    with open(os.path.join(checked, 'asyncqueue.service')) as f:
+        assert '--config %s/etc/asyncqueue/asyncqueue.conf' % prefix in f.read()
