@@ -447,3 +447,60 @@ def test_make_install_lays_out_units_and_configs():
         assert run.returncode == 0 and not out.strip(), 'systemd-analyze verify %s:\n%s' % (unit, out)
     with open(os.path.join(checked, 'asyncqueue.service')) as f:
         assert '--config %s/etc/asyncqueue/asyncqueue.conf' % prefix in f.read()
+
+
+# ---------------------------------------------------------------------------
+# /readyz
+
+def s_readyz(gateway):
+    import requests
+    try:
+        reply = gateway.http.get(gateway.url('/readyz'), timeout=2)
+    except requests.RequestException:
+        return None
+    return reply
+
+
+@aqtest.timeout(90)
+def test_readyz_waits_for_the_broker():
+    """A gateway started before its broker answers /readyz 503
+    {"error": "Broker unavailable"} with Retry-After while /healthz says
+    200; once the broker has opened its store it answers 200
+    {"status": "ready"}, and 503 again after the broker dies."""
+    import types
+    data = os.path.join(aqtest.tmpdir(), 'later.data')
+    os.makedirs(data)
+    absent = types.SimpleNamespace(client_ep='ipc://%s/client.ipc' % data, certs=None)
+    gateway = aqtest.start_gateway(absent)
+    for _ in range(3):
+        reply = s_readyz(gateway)
+        assert reply.status_code == 503 and reply.json() == {'error': 'Broker unavailable'}, \
+            (reply.status_code, reply.text)
+        assert reply.headers.get('Retry-After') == '1', reply.headers
+        assert gateway.http.get(gateway.url('/healthz'), timeout=2).status_code == 200
+        time.sleep(0.3)
+    assert gateway.http.post(gateway.url('/readyz'), timeout=2).status_code == 405
+
+    broker = aqtest.start_broker(data=data)
+    def up():
+        reply = s_readyz(gateway)
+        return reply if reply is not None and reply.status_code == 200 else None
+    ready = wait_until(up, 15, '/readyz to answer 200')
+    assert ready.json() == {'status': 'ready'}, ready.text
+    key = broker.new_key('readyz')
+    made = gateway.http.post(gateway.url('/v1/tasks'), json={'targetUrl': 'https://example.com/'},
+                             headers={'Authorization': 'Bearer ' + key}, timeout=10)
+    assert made.status_code == 201, made.text
+
+    broker.kill9()
+    def down():
+        reply = s_readyz(gateway)  # a Response is false for 4xx and 5xx: compare with None
+        return reply is not None and reply.status_code == 503
+    wait_until(down, 15, '/readyz to answer 503 with the broker gone')
+
+
+def test_readyz_allinone():
+    """The all-in-one answers /readyz 200 once it serves."""
+    aq = aqtest.start_allinone()
+    reply = aq.http.get(aq.url('/readyz'), timeout=5)
+    assert reply.status_code == 200 and reply.json() == {'status': 'ready'}, reply.text
