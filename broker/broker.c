@@ -682,11 +682,12 @@ void bk_broker_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, 
     json_array_foreach (records, index, record) json_array_append_new (shown, public(record));
     json_decref (records);
     bool more = (uint64_t) offset + json_array_size (shown) < total;
-    bk_broker_answer (self, req, AQ_OK,
-                      json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination",
-                                 "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
-                                 (json_int_t) offset, has_more, more),
-                      NULL);
+    json_t *body = json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination", "total",
+                              (json_int_t) total, "limit", (json_int_t) limit, "offset",
+                              (json_int_t) offset, has_more, more);
+    if (body && strcmp (has_more, "hasMore") != 0) //  every list has hasMore; has_more: deprecated
+        json_object_set_new (json_object_get (body, "pagination"), "hasMore", json_boolean (more));
+    bk_broker_answer (self, req, AQ_OK, body, NULL);
 }
 
 static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {
