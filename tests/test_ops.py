@@ -504,3 +504,166 @@ def test_readyz_allinone():
     aq = aqtest.start_allinone()
     reply = aq.http.get(aq.url('/readyz'), timeout=5)
     assert reply.status_code == 200 and reply.json() == {'status': 'ready'}, reply.text
+
+
+# ---------------------------------------------------------------------------
+# The newcomer's first five minutes
+
+README = os.path.join(aqtest.ROOT, 'README.md')
+
+
+def s_readme_block(heading):
+    """The first ```sh block under the README's heading."""
+    with open(README) as f:
+        text = f.read()
+    start = text.index('\n## %s\n' % heading)
+    match = re.compile(r'```sh\n(.*?)```', re.S).search(text, start)
+    assert match, 'no sh block under %r' % heading
+    return match.group(1)
+
+
+@aqtest.timeout(90)
+def test_readme_quick_start_runs_as_written():
+    """The README's quick start, taken from the README, runs under bash -e
+    against a fresh server with only what differs on a test machine
+    replaced: the server is this test's (not `make run`), on a free port,
+    with its data directory and build, calling the local target instead of
+    api.example.com. The key it makes works, the task completes, the long
+    poll shows it, and `aqctl task watch` follows it to the end."""
+    block = s_readme_block('Quick start')
+    lines = block.split('\n')
+    assert lines[0].startswith('make run &'), lines[0]
+    target = aqtest.start_target()
+    aq = aqtest.start_allinone()
+    replaced = {'http://127.0.0.1:8080': aq.base,
+                'build/bin/': aqtest.BIN + '/',
+                '--data data ': '--data %s ' % aq.data,
+                'https://api.example.com/webhook': target.url('/ok/readme')}
+    script = '\n'.join(lines[1:])
+    for old, new in replaced.items():
+        assert old in script, 'the quick start no longer has %r' % old
+        script = script.replace(old, new)
+    env = {k: v for k, v in os.environ.items() if not k.startswith('AQ_API')}
+    run = subprocess.run(['bash', '-e', '-c', script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=60, env=env, cwd=aqtest.tmpdir())
+    out, err = run.stdout.decode(), run.stderr.decode()
+    assert run.returncode == 0 and not err, 'quick start exited %d:\n%s\n%s' % (
+        run.returncode, out, err)
+    answers = [l for l in out.split('\n') if l.startswith('{')]
+    assert len(answers) >= 2, out
+    created, polled = json.loads(answers[0])['task'], json.loads(answers[1])['task']
+    assert created['status'] in ('pending', 'processing') and aqtest.is_uuid(created['id']), created
+    assert polled['id'] == created['id'] and polled['status'] == 'completed', polled
+    assert polled['result']['statusCode'] == 200, polled
+    watched = [l for l in out.split('\n')[out.split('\n').index(answers[1]) + 1:] if l.strip()]
+    assert watched and 'completed' in watched[-1], out
+    assert target.requests('/ok/readme'), 'the target was not called'
+
+
+def s_sources():
+    """The C sources and headers of the programs, as one text per file."""
+    import glob
+    texts = {}
+    for pattern in ('proto/*.[ch]', 'proto/*/*.[ch]', 'broker/*.[ch]', 'broker/*/*.[ch]',
+                    'gateway/*.[ch]', 'workers/*.[ch]', 'plugins/*.[ch]'):
+        for path in glob.glob(os.path.join(aqtest.ROOT, pattern)):
+            with open(path, errors='replace') as f:
+                texts[os.path.relpath(path, aqtest.ROOT)] = f.read()
+    return texts
+
+
+def s_code_value(sources, pattern, what):
+    """The one value pattern's group captures across the sources (an
+    integer expression such as (8 << 20) is evaluated). Raises if it is
+    found nowhere or with two values."""
+    values = set()
+    for text in sources.values():
+        for match in re.finditer(pattern, text):
+            expr = match.group(1)
+            assert re.fullmatch(r'[\d\s()<>+*/-]+', expr), (what, expr)
+            values.add(int(eval(expr)))
+    assert len(values) == 1, 'the code has %s as %r (pattern %s)' % (what, values, pattern)
+    return values.pop()
+
+
+def test_protocol_md_limits_match_the_code():
+    """Every limit docs/protocol.md states (nesting, frame sizes, decode
+    budget, JOB size, long poll, page size, heartbeats, token and snooze
+    bounds, readiness) equals the constant or the message in the code, and
+    every size, depth or count of intervals in the document is one of the
+    checked ones, so a new limit cannot be written down unchecked."""
+    with open(os.path.join(aqtest.ROOT, 'docs', 'protocol.md')) as f:
+        doc = f.read()
+    src = s_sources()
+    mib, kib = 1 << 20, 1 << 10
+    depth = s_code_value(src, r'#define AQ_PROTO_DEPTH\s+(\d+)', 'AQ_PROTO_DEPTH')
+    max_msg = s_code_value(src, r'#define AQ_PROTO_MAX_MSG\s+(\([^)]*\)|\d+)', 'AQ_PROTO_MAX_MSG')
+    budget = s_code_value(src, r'#define AQ_PROTO_BUDGET\s+(\([^)]*\)|\d+)', 'AQ_PROTO_BUDGET')
+    slot = s_code_value(src, r'#define S_COST_SLOT\s+(\d+)', 'S_COST_SLOT')
+    cost = {k: s_code_value(src, r'#define S_COST_%s\s+(\d+)' % k, k)
+            for k in ('MAP', 'NUMBER', 'STRING')}
+    per_byte = s_code_value(src, r'costs at most (\d+) bytes per frame byte', 'bytes per byte')
+    job_less = s_code_value(src, r'#define S_JOB_MAX\s+\(AQ_PROTO_MAX_MSG - (\d+)\)', 'S_JOB_MAX')
+    checks = [
+        (r'nested more than (\d+) levels', depth),
+        (r'nesting at (\d+) levels', depth),
+        (r'REST limit of (\d+) levels',
+         s_code_value(src, r'#define GW_JSON_MAX_DEPTH\s+(\d+)', 'GW_JSON_MAX_DEPTH')),
+        (r'is the dearest at (\d+) bytes', slot + cost['MAP']),
+        (r'a number (\d+),', slot + cost['NUMBER']),
+        (r'a string (\d+) plus its bytes', slot + cost['STRING']),
+        (r'estimate exceeds (\d+) MiB', budget // mib),
+        (r'more than (\d+) MiB to decode', budget // mib),
+        (r'never more\s+than (\d+) MiB', budget // mib),
+        (r'decoded size over (\d+) MiB', budget // mib),
+        (r'decoded memory at (\d+) MiB', budget // mib),
+        (r'at most (\d+) bytes per frame byte', per_byte),
+        (r'every frame up to (\d+) KiB decodes', budget // per_byte // kib),
+        (r'REST body up to (\d+) MiB',
+         s_code_value(src, r'(?m)^\s+\.max_body = (1 << \d+|\d+),', 'the gateway max_body') // mib),
+        (r'larger than (\d+) MiB \(`AQ_PROTO_MAX_MSG`\)', max_msg // mib),
+        (r'A frame over (\d+) MiB makes ZeroMQ', max_msg // mib),
+        (r'Frames are capped at (\d+) MiB', max_msg // mib),
+        (r'A JOB frame is at most (\d+) MiB less \d+ KiB', max_msg // mib),
+        (r'A JOB frame is at most \d+ MiB less (\d+) KiB', job_less // kib),
+        (r'less \d+ KiB \(([\d,]+) bytes', max_msg - job_less),
+        (r'\(limit (\d+) bytes\)', max_msg - job_less),
+        (r'long poll, 0–(\d+) seconds',
+         s_code_value(src, r'wait must be a number between 0 and (\d+)', 'the long poll')),
+        (r'`limit` +\| uint or str\? \| 1–(\d+), default \d+ \|',
+         s_code_value(src, r'limit must be a number between 1 and (\d+)', 'the page size')),
+        (r'`count` +\|[^|\n]*\| 1–(\d+), default \d+ \|',
+         s_code_value(src, r'count must be a number between 1 and (\d+)', 'the preview count')),
+        (r'default (\d+) ms\)',
+         s_code_value(src, r'cfg->heartbeat_ms = (\d+);', 'the heartbeat interval')),
+        (r'worker lost after (\d+) intervals',
+         s_code_value(src, r'cfg->heartbeat_liveness = (\d+)', "the broker's liveness")),
+        (r'nothing from the broker for (\d+) intervals',
+         s_code_value(src, r'\.heartbeat_liveness = (\d+)', "the worker's liveness")),
+        (r'value must be at\s+most (\d+) bytes',
+         s_code_value(src, r'#define BK_TOKENS_MAX_VALUE (\d+)', 'BK_TOKENS_MAX_VALUE')),
+        (r'"delay_seconds": 1\.\.(\d+)',
+         s_code_value(src, r'#define BK_SCHED_TASK_SNOOZE_MAX (\d+)', 'the snooze bound')),
+        (r'between 1\s+and (\d+)`, `reason',
+         s_code_value(src, r'#define BK_SCHED_TASK_SNOOZE_MAX (\d+)', 'the snooze bound')),
+        (r'"reason"\?: str \(at most (\d+) characters\)',
+         s_code_value(src, r'reason must be a string of at most (\d+) characters', 'reason')),
+        (r'"name": str \(1–(\d+) characters\)',
+         s_code_value(src, r'name must be a string of 1 to (\d+) characters', 'event name')),
+        (r'answered within\s+the last (\d+) seconds',
+         s_code_value(src, r'#define S_FRESH_MS\s+(\d+)', 'S_FRESH_MS') // 1000),
+    ]
+    covered = []
+    for pattern, want in checks:
+        found = list(re.finditer(pattern, doc))
+        assert found, 'docs/protocol.md no longer says %r' % pattern
+        for match in found:
+            got = int(match.group(1).replace(',', ''))
+            line = doc.count('\n', 0, match.start()) + 1
+            assert got == want, 'docs/protocol.md:%d says %s where the code has %d' % (
+                line, match.group(0), want)
+            covered.append(match.span(1))
+    for match in re.finditer(r'\b(\d[\d,]*) ?(MiB|KiB|levels|intervals)\b', doc):
+        assert any(a <= match.start(1) < b for a, b in covered), \
+            'docs/protocol.md:%d states %r, which no check compares with the code' % (
+                doc.count('\n', 0, match.start()) + 1, match.group(0))
