@@ -14,7 +14,7 @@ DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev 
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
            libsodium-dev libical-dev libjemalloc-dev \
            libsystemd-dev
-TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl iproute2
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2
 BENCH_PKGS = wrk
 
 CC      ?= cc
@@ -161,8 +161,9 @@ test-deps: deps
 	$(call ensure_pkgs,$(TEST_PKGS))
 	@command -v node >/dev/null || $(MAKE) --no-print-directory node-deps
 
-# The API tests run the seed's JavaScript example and lint the OpenAPI
-# document with @redocly/cli (tests/node): both need Node.js 20.
+# The API tests run the seed's JavaScript example, lint the OpenAPI document
+# with @redocly/cli and check real responses against it with ajv (tests/node,
+# installed by the tests from its lockfile with npm ci): Node.js 20.
 node-deps:
 	$(call ensure_pkgs,nodejs npm)
 

@@ -667,3 +667,338 @@ def test_protocol_md_limits_match_the_code():
         assert any(a <= match.start(1) < b for a, b in covered), \
             'docs/protocol.md:%d states %r, which no check compares with the code' % (
                 doc.count('\n', 0, match.start()) + 1, match.group(0))
+
+
+# ---------------------------------------------------------------------------
+# docs/openapi.yaml against real responses
+
+NODE_DIR = os.path.join(aqtest.ROOT, 'tests', 'node')
+METHODS = ('get', 'put', 'post', 'delete', 'patch')
+
+
+def s_operations(item):
+    """{method: operation} of an OpenAPI path item (its parameters apart)."""
+    return {m: o for m, o in item.items() if m in METHODS}
+
+
+def s_node_tools():
+    """tests/node with its packages (npm ci from the lockfile when missing)."""
+    if not os.path.isdir(os.path.join(NODE_DIR, 'node_modules', 'ajv-formats')):
+        npm = shutil.which('npm')
+        assert npm, 'npm is not installed (make test-deps installs it)'
+        run = subprocess.run([npm, 'ci', '--prefix', NODE_DIR, '--prefer-offline', '--no-audit',
+                              '--no-fund', '--loglevel=error'],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        assert run.returncode == 0, 'npm ci failed:\n%s' % run.stdout.decode()[-3000:]
+    node = shutil.which('node')
+    assert node, 'node is not installed'
+    return node
+
+
+class s_Recorder:
+    """Makes requests and keeps every answer with the operation of the
+    OpenAPI document it belongs to."""
+
+    def __init__(self, doc, port):
+        self.doc = doc
+        self.port = port
+        self.samples = []   # (method, path template, HttpReply)
+        self.http = aqtest.HttpClient(port)
+        self.templates = sorted(doc['paths'], key=lambda t: t.count('{'))
+
+    def template(self, path):
+        path = path.split('?')[0]
+        for template in self.templates:
+            if re.fullmatch(re.sub(r'\{[^}]+\}', '[^/]+', template), path):
+                return template
+        raise AssertionError('%s is in no path of docs/openapi.yaml' % path)
+
+    def announce(self, method, path, length, key, expect):
+        """Sends only the headers of a request announcing length body bytes;
+        the answer comes without the body (413)."""
+        import http.client
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        conn.putrequest(method, path)
+        conn.putheader('Authorization', 'Bearer ' + key)
+        conn.putheader('Content-Type', 'application/json')
+        conn.putheader('Content-Length', str(length))
+        conn.endheaders()
+        response = conn.getresponse()
+        reply = aqtest.HttpReply(response.status, {k.lower(): v for k, v in response.getheaders()},
+                                 response.read(), 0.0)
+        conn.close()
+        self.samples.append((method, self.template(path), reply))
+        assert reply.status == expect, (method, path, reply.status, reply.text)
+        return reply
+
+    def call(self, method, path, body=None, key='', expect=None, **kw):
+        reply = self.http.call(method, path, body, key=key, **kw)
+        self.samples.append((method, self.template(path), reply))
+        if expect is not None:
+            assert reply.status == expect, '%s %s -> %d %s (expected %d)' % (
+                method, path, reply.status, reply.text[:300], expect)
+        return reply
+
+
+def s_ref(doc, node):
+    """node with a "$ref" into the document followed."""
+    while isinstance(node, dict) and '$ref' in node:
+        assert node['$ref'].startswith('#/'), node
+        parts, node = node['$ref'][2:].split('/'), doc
+        for part in parts:
+            node = node[part.replace('~1', '/').replace('~0', '~')]
+    return node
+
+
+def s_schema_refs(node):
+    """A copy of a schema whose "#/..." refs name the document as openapi.json."""
+    if isinstance(node, dict):
+        return {k: ('openapi.json' + v if k == '$ref' and v.startswith('#/') else s_schema_refs(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [s_schema_refs(v) for v in node]
+    return node
+
+
+def s_strict(doc):
+    """The document with every object schema that lists its properties closed
+    (unevaluatedProperties: false) unless it says otherwise, so that a field
+    the server sends and the document does not list fails too. Members of an
+    allOf stay open: the schema holding the allOf closes the whole."""
+    members = set()
+
+    def find(node):
+        if isinstance(node, dict):
+            members.update(m['$ref'] for m in node.get('allOf', []) if '$ref' in m)
+            for value in node.values():
+                find(value)
+        elif isinstance(node, list):
+            for value in node:
+                find(value)
+    find(doc)
+
+    def close(node, member=False, name=None):
+        if isinstance(node, list):
+            return [close(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: ([close(m, member=True) for m in v] if k == 'allOf' else close(v))
+               for k, v in node.items()}
+        if ('properties' in node and not member and name not in members
+                and 'additionalProperties' not in node and 'unevaluatedProperties' not in node):
+            out['unevaluatedProperties'] = False
+        return out
+    strict = dict(doc, paths=close(doc['paths']))
+    strict['components'] = dict(doc['components'], schemas={
+        n: close(v, name='#/components/schemas/' + n) for n, v in doc['components']['schemas'].items()})
+    return strict
+
+
+def s_exercise(api, full, read, other, limited, target, aq):
+    """Every operation of the API, its success and its main errors."""
+    F, R = {'key': full}, {'key': read}
+    gone = '01a2ffff-0000-7000-8000-000000000000'
+    # tasks
+    done = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/openapi'),
+                                          'headers': {'X-A': 'b'}, 'body': '{"a": 1}'},
+                    expect=201, **F).json['task']
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/idem')}, expect=201,
+             headers={'Idempotency-Key': 'openapi-1'}, **F)
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/idem')}, expect=200,
+             headers={'Idempotency-Key': 'openapi-1'}, **F)
+    api.call('POST', '/v1/tasks', {'method': 'POST'}, expect=400, **F)
+    api.call('POST', '/v1/tasks', '{"targetUrl": ', expect=400, **F)
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/x')}, expect=401, key=None)
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/x')}, expect=401, key='aq_bogus')
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/x')}, expect=403, **R)
+    api.announce('POST', '/v1/tasks', 2 << 20, full, 413)
+    statuses = set()
+    for _ in range(5):
+        statuses.add(api.call('GET', '/v1/tasks', key=limited).status)
+    assert 429 in statuses, statuses
+    later = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/later'),
+                                           'delayUntil': '2099-01-01T00:00:00.000Z'},
+                     expect=201, **F).json['task']
+    failing = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/status/500'),
+                                             'maxRetries': 0}, expect=201, **F).json['task']
+    waiting = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/wait/openapi'),
+                                             'onCompleteUrl': target.url('/ok/oncomplete')},
+                       expect=201, **F).json['task']
+    for task in (done, failing):
+        api.call('GET', '/v1/tasks/%s?wait=10' % task['id'], expect=200, **F)
+    wait_until(lambda: api.call('GET', '/v1/tasks/%s' % waiting['id'], **F).json['task']['status']
+               == 'waiting', 10, 'the task to wait')
+    api.call('GET', '/v1/tasks/%s' % later['id'], expect=200, **R)
+    api.call('GET', '/v1/tasks/%s?wait=99' % done['id'], expect=400, **F)
+    api.call('GET', '/v1/tasks/%s' % gone, expect=404, **F)
+    api.call('GET', '/v1/tasks/%s' % done['id'], expect=404, key=other)
+    api.call('GET', '/v1/tasks', expect=200, **F)
+    api.call('GET', '/v1/tasks?status=failed&limit=1&sortOrder=asc', expect=200, **R)
+    api.call('GET', '/v1/tasks?limit=0', expect=400, **F)
+    api.call('GET', '/v1/tasks', expect=401, key=None)
+    api.call('GET', '/v1/tasks/%s/attempts' % done['id'], expect=200, **F)
+    api.call('GET', '/v1/tasks/%s/attempts' % gone, expect=404, **F)
+    api.call('POST', '/v1/tasks/%s/cancel' % later['id'], expect=403, **R)
+    api.call('POST', '/v1/tasks/%s/cancel' % later['id'], expect=200, **F)
+    api.call('POST', '/v1/tasks/%s/cancel' % done['id'], expect=409, **F)
+    api.call('POST', '/v1/tasks/%s/cancel' % gone, expect=404, **F)
+    api.call('POST', '/v1/tasks/%s/retry' % done['id'], expect=409, **F)
+    api.call('POST', '/v1/tasks/%s/retry' % failing['id'], expect=200, **F)
+    api.call('POST', '/v1/tasks/%s/retry' % gone, expect=404, **F)
+    token = target.requests('/wait/openapi')[0]['headers']['asyncqueue-signal-token']
+    api.call('POST', '/v1/tasks/%s/signal' % waiting['id'], {'status': 'bogus'}, expect=400,
+             key=token)
+    api.call('POST', '/v1/tasks/%s/signal' % waiting['id'],
+             {'status': 'completed', 'result': {'answer': 42}}, expect=200, key=token)
+    api.call('POST', '/v1/tasks/%s/signal' % waiting['id'], {'status': 'failed'}, expect=409, **F)
+    api.call('POST', '/v1/tasks/%s/signal' % gone, {'status': 'failed'}, expect=404, **F)
+    wait_until(lambda: api.call('GET', '/v1/tasks/%s' % waiting['id'], **F)
+               .json['task'].get('onComplete', {}).get('status') == 'delivered', 10,
+               'the onCompleteUrl delivery')
+    # tokens
+    made = api.call('POST', '/v1/tokens', {'name': 'openapi', 'value': 'sk-123'}, expect=201,
+                    **F).json['token']
+    api.call('POST', '/v1/tokens', {'name': 'openapi'}, expect=400, **F)
+    api.call('POST', '/v1/tokens', {'name': 'x', 'value': 'y'}, expect=403, **R)
+    api.call('GET', '/v1/tokens', expect=200, **R)
+    api.call('DELETE', '/v1/tokens/%s' % made['id'], expect=200, **F)
+    api.call('DELETE', '/v1/tokens/%s' % made['id'], expect=404, **F)
+    # scheduled tasks
+    agent = '7d3f2c1e-5b4a-4c9d-8e2f-1a6b3c4d5e6f'
+    base = {'title': 'openapi', 'description': 'every operation', 'created_by': agent,
+            'payload': {'steps': [{'targetUrl': target.url('/ok/step-1')},
+                                  {'targetUrl': target.url('/ok/step-2')}]}}
+    cron = api.call('POST', '/tasks', dict(base, schedule_kind='cron', schedule_expr='0 3 * * *',
+                                           timezone='Europe/Chisinau'), expect=201, **F).json['task']
+    api.call('POST', '/tasks', dict(base, schedule_kind='cron'), expect=400, **F)
+    api.call('POST', '/tasks', dict(base, schedule_kind='cron', schedule_expr='* * * * *'),
+             expect=403, **R)
+    api.call('GET', '/tasks', expect=200, **R)
+    api.call('GET', '/tasks?status=bogus', expect=400, **F)
+    api.call('POST', '/tasks/preview', {'schedule_kind': 'rrule', 'schedule_expr': 'FREQ=DAILY',
+                                        'count': 3}, expect=200, **R)
+    api.call('POST', '/tasks/preview', {'schedule_kind': 'cron', 'schedule_expr': 'never'},
+             expect=400, **F)
+    api.call('GET', '/tasks/%s' % cron['id'], expect=200, **F)
+    api.call('GET', '/tasks/%s' % gone, expect=404, **F)
+    api.call('PUT', '/tasks/%s' % cron['id'], {'title': 'renamed'}, expect=200, **F)
+    api.call('PUT', '/tasks/%s' % cron['id'], {'priority': 99}, expect=400, **F)
+    run = api.call('POST', '/tasks/%s/run_now' % cron['id'], expect=201, **F).json['run']
+    api.call('POST', '/tasks/%s/snooze' % cron['id'], {'delay_seconds': 3600, 'reason': 'later'},
+             expect=200, **F)
+    api.call('POST', '/tasks/%s/snooze' % cron['id'], {'delay_seconds': 0}, expect=400, **F)
+    api.call('POST', '/tasks/%s/pause' % cron['id'], expect=200, **F)
+    api.call('POST', '/tasks/%s/resume' % cron['id'], expect=200, **F)
+    api.call('GET', '/tasks/%s/preview?count=3' % cron['id'], expect=200, **F)
+    api.call('GET', '/tasks/%s/preview?count=0' % cron['id'], expect=400, **F)
+    api.call('GET', '/tasks/%s/preview' % gone, expect=404, **F)
+    wait_until(lambda: api.call('GET', '/tasks/%s/runs' % cron['id'], **F)
+               .json['runs'][0]['status'] == 'completed', 15, 'the run to complete')
+    event = api.call('POST', '/tasks', dict(base, schedule_kind='event', schedule_expr='openapi.ev',
+                                            dedupe_key='openapi'), expect=201, **F).json['task']
+    api.call('POST', '/events', {'name': 'openapi.ev', 'data': {'n': 1}}, expect=200, **F)
+    api.call('POST', '/events', {'name': 'openapi.ev', 'data': {'n': 2}}, expect=200, **F)
+    api.call('POST', '/events', {'data': {}}, expect=400, **F)
+    runs = api.call('GET', '/tasks/%s/runs' % event['id'], expect=200, **F).json['runs']
+    assert 'skipped' in [r['status'] for r in runs], runs
+    api.call('GET', '/tasks/%s/runs?limit=1&offset=1' % cron['id'], expect=200, **R)
+    api.call('GET', '/tasks/%s/runs?limit=0' % cron['id'], expect=400, **F)
+    api.call('GET', '/tasks/%s/runs' % gone, expect=404, **F)
+    steps = [s['task_id'] for s in api.call('GET', '/tasks/%s/runs' % cron['id'], **F)
+             .json['runs'][0]['steps']]
+    assert run['id'] and steps
+    api.call('GET', '/v1/tasks/%s' % steps[0], expect=200, **F)
+    api.call('POST', '/tasks/%s/cancel' % cron['id'], expect=200, **F)
+    api.call('POST', '/tasks/%s/cancel' % cron['id'], expect=409, **F)
+    api.call('PUT', '/tasks/%s' % cron['id'], {'title': 'late'}, expect=409, **F)
+    api.call('POST', '/tasks/%s/run_now' % cron['id'], expect=409, **F)
+    for action in ('pause', 'resume'):
+        api.call('POST', '/tasks/%s/%s' % (cron['id'], action), expect=409, **F)
+    api.call('POST', '/tasks/%s/snooze' % cron['id'], {'delay_seconds': 60}, expect=409, **F)
+    # operations
+    api.call('GET', '/healthz', expect=200, key=None)
+    api.call('GET', '/readyz', expect=200, key=None)
+    api.call('GET', '/metrics', expect=200, **F)
+    api.call('GET', '/metrics', expect=200, key=aq.admin_token)
+    api.call('GET', '/metrics', expect=401, key=None)
+    # every path answers 405 to a method it does not take
+    for template, item in api.doc['paths'].items():
+        path = template.replace('{id}', done['id'])
+        for method in ('PATCH', 'DELETE', 'PUT', 'POST', 'GET'):
+            if method.lower() not in s_operations(item):
+                api.call(method, path, expect=405, **F)
+                break
+
+
+@aqtest.timeout(240)
+def test_openapi_document_matches_real_responses():
+    """Real responses of every operation of docs/openapi.yaml (successes and
+    the main errors: 400, 401, 403, 404, 405, 409, 413, 429, 503) each have
+    their status documented for their operation and validate against its
+    schema with a JSON Schema 2020-12 validator (ajv), objects closed: a
+    field the server sends that the document does not list is a failure."""
+    import yaml
+    node = s_node_tools()
+    with open(os.path.join(aqtest.ROOT, 'docs', 'openapi.yaml')) as f:
+        doc = yaml.safe_load(f)
+    assert doc['openapi'].startswith('3.1'), doc['openapi']
+    target = aqtest.start_target()
+    aq = aqtest.start_allinone(extra=('--backoff-base-ms', '100'))
+    full, read, other = aq.new_key('openapi'), aq.new_key('openapi', scope='read'), \
+        aq.new_key('openapi-other')
+    limited = aq.new_key('openapi-limited')
+    aq.aqctl('team', 'limit', 'openapi-limited', '--rps', '1', '--burst', '1')
+    api = s_Recorder(doc, aq.port)
+    s_exercise(api, full, read, other, limited, target, aq)
+
+    # /readyz 503: a gateway whose broker is not there
+    import types
+    absent = types.SimpleNamespace(client_ep='ipc://%s/nobody.ipc' % aqtest.tmpdir(), certs=None)
+    lonely = aqtest.start_gateway(absent)
+    alone = s_Recorder(doc, lonely.port)
+    alone.call('GET', '/readyz', expect=503, key=None)
+    api.samples += alone.samples
+
+    problems, samples, seen = [], [], set()
+    strict = s_strict(doc)
+    for index, (method, template, reply) in enumerate(api.samples):
+        item = s_operations(strict['paths'][template])
+        op = item.get(method.lower())
+        if op is None:  # a method the path does not take: its 405, documented on the path's ops
+            op = next((o for o in item.values() if '405' in o.get('responses', {})), {})
+        name = '%s %s %d' % (method, template, reply.status)
+        seen.add((method if method.lower() in item else '405', template, reply.status))
+        response = s_ref(strict, op.get('responses', {}).get(str(reply.status)))
+        if response is None:
+            problems.append('%s: status not documented (%s)' % (name, reply.text[:200]))
+            continue
+        media = reply.headers.get('content-type', '').split(';')[0].strip()
+        content = (response.get('content') or {}).get(media)
+        if content is None or 'schema' not in content:
+            problems.append('%s: no schema for %r' % (name, media))
+            continue
+        body = reply.json if media == 'application/json' else reply.text
+        samples.append({'id': index, 'schema': s_schema_refs(content['schema']), 'body': body})
+    data = os.path.join(aqtest.tmpdir(), 'openapi-samples.json')
+    with open(data, 'w') as f:
+        json.dump({'document': s_schema_refs(strict), 'samples': samples}, f)
+    run = subprocess.run([node, os.path.join(NODE_DIR, 'validate.mjs'), data],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert run.returncode == 0, 'validate.mjs: %s' % run.stderr.decode()[-2000:]
+    for failure in json.loads(run.stdout):
+        method, template, reply = api.samples[failure['id']]
+        problems.append('%s %s %d: %s\n      body %s' % (method, template, reply.status,
+                                                       '; '.join(failure['errors'][:4]),
+                                                       reply.text[:300]))
+    # every operation answered with success at least once
+    for template, item in doc['paths'].items():
+        for method in s_operations(item):
+            if not any(m == method.upper() and t == template and 200 <= s < 300
+                       for m, t, s in seen):
+                problems.append('%s %s never answered 2xx in this test' % (method.upper(), template))
+    statuses = {s for _, _, s in seen}
+    assert {400, 401, 403, 404, 405, 409, 413, 429, 503} <= statuses, sorted(statuses)
+    aqtest.notes.append('%d responses of %d operations checked' % (
+        len(api.samples), sum(len(s_operations(i)) for i in doc['paths'].values())))
+    assert not problems, '%d of %d responses disagree with docs/openapi.yaml:\n  %s' % (
+        len(problems), len(api.samples), '\n  '.join(problems))
