@@ -65,10 +65,31 @@ PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
         $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
         $(BIN)/aq-curl-limit $(BIN)/aq-peer-load
 
-.PHONY: all deps test-deps node-deps run test bench install clean format check-format
+.PHONY: all deps check-deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
 
-$(OBJ)/%.o: %.c $(wildcard */*.h)
+# Plain `make` on a machine without the -dev packages stops before the
+# first compile with one line naming the command that installs them,
+# rather than with a compiler error about a missing header. Each word of
+# BUILD_DEPS is pkg-config-name=debian-package; DEPS_EXTRA adds more (the
+# tests name one that does not exist).
+BUILD_DEPS = libzmq=libzmq3-dev libczmq=libczmq-dev libmicrohttpd=libmicrohttpd-dev \
+             lmdb=liblmdb-dev libcurl=libcurl4-openssl-dev msgpack=libmsgpack-dev \
+             jansson=libjansson-dev libsodium=libsodium-dev libical=libical-dev \
+             libsystemd=libsystemd-dev $(if $(filter 1,$(SAN)),,jemalloc=libjemalloc-dev)
+DEPS_EXTRA ?=
+MISSING_DEPS = $(shell \
+  command -v $(firstword $(CC)) >/dev/null 2>&1 || echo build-essential; \
+  command -v pkg-config >/dev/null 2>&1 || echo pkg-config; \
+  for dep in $(BUILD_DEPS) $(DEPS_EXTRA); do \
+    pkg-config --exists $${dep%%=*} 2>/dev/null || echo $$dep | cut -d= -f2; \
+  done)
+check-deps:
+	$(if $(strip $(MISSING_DEPS)),$(error missing packages: $(strip $(MISSING_DEPS)); \
+	  'make deps' installs them (apt-get), then run make again))
+	@:
+
+$(OBJ)/%.o: %.c $(wildcard */*.h) | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -127,7 +148,7 @@ PLUGIN_LIBS_vault-sodium = $(shell pkg-config --libs libsodium 2>/dev/null || ec
 
 all: $(PLUGINS) $(TEST_PLUGINS)
 $(BIN)/aq-selftest: | $(PLUGINS) $(TEST_PLUGINS)
-$(PLUGIN_OBJS): $(OBJ)/%.po: %.c plugins/aq_plugin.h $(wildcard plugins/*/*.h)
+$(PLUGIN_OBJS): $(OBJ)/%.po: %.c plugins/aq_plugin.h $(wildcard plugins/*/*.h) | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
 .SECONDEXPANSION:

@@ -1002,3 +1002,28 @@ def test_openapi_document_matches_real_responses():
         len(api.samples), sum(len(s_operations(i)) for i in doc['paths'].values())))
     assert not problems, '%d of %d responses disagree with docs/openapi.yaml:\n  %s' % (
         len(problems), len(api.samples), '\n  '.join(problems))
+
+
+# ---------------------------------------------------------------------------
+# Plain make on a machine without the -dev packages
+
+def test_make_without_packages_stops_with_one_line():
+    """Plain `make` with a build package missing (a fake one named through
+    DEPS_EXTRA, or no compiler) stops before compiling anything, with one
+    line naming the missing package and `make deps`, the command that
+    installs it; with everything there the check passes."""
+    run = subprocess.run(['make', '--no-print-directory', 'check-deps'], cwd=aqtest.ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert run.returncode == 0 and not run.stdout.strip(), run.stdout.decode()
+    for extra, named in ((['DEPS_EXTRA=nosuchlib-aq=libnosuch-aq-dev'], 'libnosuch-aq-dev'),
+                         (['CC=/nonexistent/cc'], 'build-essential')):
+        build = os.path.join(aqtest.tmpdir(), 'fresh-build')
+        run = subprocess.run(['make', '--no-print-directory', '-j2', 'BUILD=' + build] + extra,
+                             cwd=aqtest.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=60)
+        out = run.stdout.decode()
+        lines = out.strip().split('\n')
+        assert run.returncode != 0 and len(lines) == 1, 'make %s said:\n%s' % (extra, out)
+        assert re.search(r'missing packages: .*\b%s\b.*\'make deps\' installs them' % named,
+                         lines[0]), lines[0]
+        assert not os.path.exists(build), 'make %s compiled something' % extra
