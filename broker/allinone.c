@@ -12,6 +12,7 @@
 #include "aq_config.h"
 #include "aq_log.h"
 #include "aq_main.h"
+#include "aq_notify.h"
 #include "broker.h"
 #include "provider_host.h"
 
@@ -82,6 +83,8 @@ static const char *s_usage =
     "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
+    "  --log-format text|json   log lines as text (the default) or one JSON object\n"
+    "                           per line (time, level, component, msg, taskId)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
@@ -141,7 +144,11 @@ int main (int argc, char **argv) {
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)
             s_gateway.max_connections = atoi (value);
-        else
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0)
+                goto usage;
+            aq_log_set_format (aq_log_format_parse (value));
+        } else
             goto usage;
         if (takes)
             i++;
@@ -165,6 +172,7 @@ int main (int argc, char **argv) {
         aq_config_free (&args, n);
         return 1;
     }
+    aq_notify_expect (2 + workers); //  READY=1 once the broker, the gateway and each worker are up
     //  broker, workers, gateway: actors[0], [1..workers], [workers + 1]
     zactor_t *actors[S_WORKERS_MAX + 2] = {NULL};
     int started = 0, rc = 0;
@@ -189,6 +197,7 @@ int main (int argc, char **argv) {
     } else
         rc = -1; //  one could not start: stop those that did
     aq_log (AQ_LOG_INFO, "asyncqueue", "shutting down");
+    aq_notify_stopping ();
     bool hurry = false; //  a second signal hurries every worker
     if (aq_actor_stop (&actors[workers + 1], sigfd, &hurry) != 0) //  the gateway first
         rc = -1;

@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "aq_log.h"
 #include "aq_msg.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
@@ -447,9 +448,15 @@ int bk_broker_run (const bk_config_t *cfg, aq_actor_t *actor) {
     int rc = -1;
     if (s_start (&self, aq_actor_ctx (actor)) == 0) {
         aq_actor_ready (actor);
+        aq_notify_ready ("broker"); //  store open, log replayed, sockets bound
+        int loop = aq_notify_loop_new ("broker");
         bool ok = true;
-        while (ok && aq_actor_level (actor) == AQ_ACTOR_RUN)
+        while (ok && aq_actor_level (actor) == AQ_ACTOR_RUN) {
+            aq_notify_loop_turn (loop); //  a stalled turn stops petting systemd's watchdog
             ok = s_turn (&self, actor);
+        }
+        aq_notify_stopping ();
+        aq_notify_loop_end (loop);
         rc = ok ? 0 : -1;
         aq_log (ok ? AQ_LOG_INFO : AQ_LOG_ERROR, "broker",
                 ok ? "stopped" : "stopped after a failure");

@@ -12,6 +12,7 @@
 
 #include "aq_log.h"
 #include "aq_codec.h"
+#include "aq_notify.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -117,8 +118,11 @@ int gw_gateway_run (const gw_config_t *cfg, aq_actor_t *actor) {
     }
     aq_log (AQ_LOG_INFO, "gateway", "broker at '%s'", cfg->broker_endpoint);
     aq_actor_ready (actor);
+    aq_notify_ready ("gateway"); //  listening
+    int loop = aq_notify_loop_new ("gateway");
     int rc = 0;
     while (aq_actor_level (actor) == AQ_ACTOR_RUN) {
+        aq_notify_loop_turn (loop);
         zmq_pollitem_t items[] = {{dealer, 0, ZMQ_POLLIN, 0},
                                   {NULL, gw_http_fd (http), ZMQ_POLLIN, 0},
                                   {aq_actor_socket (actor), 0, ZMQ_POLLIN, 0}};
@@ -134,6 +138,8 @@ int gw_gateway_run (const gw_config_t *cfg, aq_actor_t *actor) {
         s_drain (dealer, http);
         gw_http_run (http);
     }
+    aq_notify_stopping ();
+    aq_notify_loop_end (loop);
     gw_http_destroy (&http);
     zmq_close (dealer);
     aq_log (AQ_LOG_INFO, "gateway", "stopped");

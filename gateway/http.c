@@ -46,7 +46,7 @@
 #define S_SWEEP_MS     250       //  deadlines are checked this often
 #define S_PING_MS      1000      //  an idle broker is pinged this often
 #define S_PING_SLOW_MS 5000      //  and this often while it does not answer
-#define S_FRESH_MS     3000      //  /healthz: the broker spoke this recently
+#define S_FRESH_MS     3000      //  /healthz, /readyz: the broker spoke this recently
 #define S_GRACE_S      10        //  a reply may take the long poll's wait + this
 #define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
@@ -320,7 +320,9 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
     req->route = action.route;
 
     if (action.cmd == 0) {
-        if (action.response.status == 0) //  a local route: /healthz
+        if (action.response.status == 0 && action.route->id == GW_ROUTE_READYZ)
+            gw_routes_readyz (s_broker_ok (self), &action.response);
+        else if (action.response.status == 0) //  a local route: /healthz
             gw_routes_healthz (s_broker_ok (self), &action.response);
         req->response = action.response;
         action.response.body = NULL; //  moved

@@ -175,6 +175,7 @@ static const gw_route_t s_routes[] = {
      {"count", NULL}},
     {"POST", "/events", GW_ROUTE_EVENT_FIRE, AQ_CMD_EVENT_FIRE, GW_ROUTE_STRICT, "event", {NULL}},
     {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
+    {"GET", "/readyz", GW_ROUTE_READYZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
     {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, NULL, {NULL}},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
@@ -484,6 +485,18 @@ int gw_routes_healthz (bool broker_ok, gw_response_t *response) {
     return rc;
 }
 
+int gw_routes_readyz (bool broker_ok, gw_response_t *response) {
+    if (!broker_ok) {
+        int rc = gw_response_error (response, 503, "Broker unavailable");
+        response->retry_after = 1;
+        return rc;
+    }
+    json_t *body = json_pack ("{s:s}", "status", "ready");
+    int rc = body ? s_response_json (response, 200, body) : -1;
+    json_decref (body);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Selftest
 
@@ -661,6 +674,21 @@ void gw_routes_test (bool verbose) {
     gw_response_t response = {0};
     assert (gw_routes_healthz (false, &response) == 0);
     assert (strcmp (response.body, "{\"status\":\"ok\",\"broker\":\"unreachable\"}") == 0);
+    gw_response_release (&response);
+
+    //  /readyz is local too: 503 until the broker answers, then 200
+    req = (gw_request_t){.method = "GET", .path = "/readyz"};
+    gw_routes_translate (&req, &action);
+    assert (action.route->id == GW_ROUTE_READYZ && action.cmd == 0 && !action.msg);
+    assert (action.response.status == 0);
+    gw_action_release (&action);
+    s_expect_miss ("POST", "/readyz", 405, "GET");
+    assert (gw_routes_readyz (false, &response) == 0);
+    assert (response.status == 503 && response.retry_after == 1);
+    assert (strcmp (response.body, "{\"error\":\"Broker unavailable\"}") == 0);
+    gw_response_release (&response);
+    assert (gw_routes_readyz (true, &response) == 0);
+    assert (response.status == 200 && strcmp (response.body, "{\"status\":\"ready\"}") == 0);
     gw_response_release (&response);
 
     //  Keys: missing, blank and bare scheme are local 401s

@@ -39,6 +39,7 @@ typedef enum {
     GW_ROUTE_SCHEDULE_PREVIEW,       //  GET  /tasks/:id/preview
     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
     GW_ROUTE_EVENT_FIRE,             //  POST /events
+    GW_ROUTE_READYZ,                 //  GET  /readyz (answered by the gateway)
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
@@ -117,6 +118,11 @@ int gw_routes_reply (const gw_route_t *route, const json_t *reply, const json_t 
 
 //  {"status":"ok","broker":"ok"|"unreachable"} for GET /healthz.
 int gw_routes_healthz (bool broker_ok, gw_response_t *response);
+
+//  GET /readyz: 200 {"status":"ready"} when the broker answers (it does only
+//  once its store is open and its log replayed), else 503 {"error":"Broker
+//  unavailable"} with Retry-After: 1.
+int gw_routes_readyz (bool broker_ok, gw_response_t *response);
 
 //  Sets response to status with {"error": message}. Returns 0 or -1 (out of memory).
 int gw_response_error (gw_response_t *self, int status, const char *message);

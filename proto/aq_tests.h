@@ -6,6 +6,8 @@
     X (aq_time)           \
     X (aq_uuid)           \
     X (aq_config)         \
+    X (aq_log)            \
+    X (aq_notify)         \
     X (aq_client)         \
     X (aq_vectors)        \
     X (aq_curve)          \

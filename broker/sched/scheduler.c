@@ -769,7 +769,7 @@ static void s_test_commands (s_rig_t *rig) {
     assert (s_call (rig, AQ_CMD_SCHEDULE_LIST, "{\"schedule_kind\": \"cron\", \"limit\": \"1\"}",
                     NULL) == AQ_OK);
     assert (s_shows (rig, id) && s_shows (rig, "\"total\":1,\"limit\":1,\"offset\":0,"
-                                               "\"has_more\":false}"));
+                                               "\"has_more\":false,\"hasMore\":false}"));
     assert (s_refused (rig, AQ_CMD_SCHEDULE_LIST, "{\"status\": \"done\"}", NULL, AQ_BAD_REQUEST,
                        "status must be one of: active, paused, canceled"));
     //  canceled: nothing runs, and nothing changes it
