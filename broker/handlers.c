@@ -189,6 +189,11 @@ static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
         bk_req_error (req, AQ_BAD_REQUEST, errbuf);
         return;
     }
+    aq_node_t traceparent, tracestate;
+    bool traced = bk_req_get (req, "traceparent", &traceparent);
+    if (!bk_req_get (req, "tracestate", &tracestate))
+        tracestate.type = AQ_NODE_NIL;
+    bk_task_set_trace (task, traced ? &traceparent : NULL, &tracestate);
     int rc = bk_engine_insert (engine, task);
     if (rc == 0 && key_size) {
         uint8_t val[24];

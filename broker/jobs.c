@@ -45,9 +45,13 @@ static int s_user_headers (const bk_job_ctx_t *ctx, const bk_task_t *task, const
     int pairs = 0;
     aq_iter_t it;
     aq_node_iter (&headers, &it);
+    static const char *const traced[] = {"traceparent", "tracestate", NULL};
     while (aq_iter_next (&it, &name, &value)) {
         if (only && !s_listed (only, (const char *) name.data, name.count))
             continue;
+        if (bk_trace_known (&task->trace) &&
+            s_listed (traced, (const char *) name.data, name.count))
+            continue; //  the request is a span of the task's trace: ours go instead
         char id[64];
         if (aq_node_strcpy (&value, id, sizeof id) && bk_tokens_is_id (id)) {
             char *secret = NULL;
@@ -67,6 +71,21 @@ static int s_user_headers (const bk_job_ctx_t *ctx, const bk_task_t *task, const
         pairs++;
     }
     return pairs;
+}
+
+//  traceparent (a new span of the task's trace, into span when not NULL)
+//  and the creator's tracestate; their count (none for a task without a
+//  trace: only a const one from layout 1 that never called).
+static int s_trace (const bk_task_t *task, uint8_t *span, aq_writer_t *w) {
+    if (!bk_trace_known (&task->trace))
+        return 0;
+    uint8_t fresh[8];
+    bk_trace_span (span ? span : fresh);
+    char header[BK_TRACE_HEADER];
+    aq_write_kv_str (w, "traceparent", bk_trace_header (&task->trace, span ? span : fresh, header));
+    if (task->trace_state)
+        aq_write_kv_str (w, "tracestate", task->trace_state);
+    return 1 + (task->trace_state != NULL);
 }
 
 //  The Standard Webhooks headers for msg_id and body; their count.
@@ -106,6 +125,8 @@ static int s_common (const bk_task_t *task, int attempt, const char *kind, const
 int bk_jobs_call (const bk_job_ctx_t *ctx, bk_task_t *task, aq_writer_t *w, char *error,
                   size_t size) {
     s_lease (task->lease);
+    if (!bk_trace_known (&task->trace)) //  a task from layout 1: its trace starts now
+        bk_task_set_trace (task, NULL, NULL);
     bool get = task->method == BK_METHOD_GET;
     const char *body = get ? NULL : task->body;
     size_t body_size = body ? task->body_size : 0;
@@ -124,6 +145,7 @@ int bk_jobs_call (const bk_job_ctx_t *ctx, bk_task_t *task, aq_writer_t *w, char
         return -1;
     char id[AQ_UUID_TEXT];
     pairs += s_signature (ctx, aq_uuid_format (task->id, id), body, body_size, w);
+    pairs += s_trace (task, task->span, w);
     //  the one-time token a waiting target signals with; the task keeps its hash
     uint8_t raw[16];
     char token[4 + 33] = "sig_";
@@ -157,6 +179,7 @@ int bk_jobs_poll (const bk_job_ctx_t *ctx, bk_task_t *task, const char *const *p
         char id[AQ_UUID_TEXT];
         pairs += s_signature (ctx, aq_uuid_format (task->id, id), NULL, 0, w);
     }
+    pairs += s_trace (task, NULL, w);
     aq_write_map_close (w, headers, (uint32_t) pairs);
     aq_write_map_close (w, map, (uint32_t) n + 1);
     return 0;
@@ -185,6 +208,7 @@ void bk_jobs_notify (const bk_job_ctx_t *ctx, bk_task_t *task, aq_writer_t *w) {
     size_t headers = aq_write_map_open (w);
     aq_write_kv_str (w, "Content-Type", "application/json");
     int pairs = 1 + (body ? s_signature (ctx, msg_id, body, strlen (body), w) : 0);
+    pairs += s_trace (task, NULL, w);
     aq_write_map_close (w, headers, (uint32_t) pairs);
     aq_write_map_close (w, map, (uint32_t) n + 2);
     free (body);
@@ -201,6 +225,7 @@ int bk_jobs_cancel (const bk_job_ctx_t *ctx, const bk_task_t *task, const char *
     int pairs = s_user_headers (ctx, task, poll_headers, w, error, sizeof error);
     if (pairs < 0)
         return -1;
+    pairs += s_trace (task, NULL, w);
     aq_write_map_close (w, headers, (uint32_t) pairs);
     aq_write_map_close (w, map, (uint32_t) n + 1);
     return 0;
