@@ -465,40 +465,6 @@ static int s_test_killing_commit (void) {
     return 0;
 }
 
-//  The same JSON value, maps in any order (layout 1 showed a record's
-//  fields in the order they were set).
-static bool s_test_equal (const aq_node_t *a, const aq_node_t *b) {
-    double x, y;
-    if (aq_node_number (a, &x) && aq_node_number (b, &y))
-        return x == y;
-    if (a->type != b->type || a->count != b->count)
-        return false;
-    aq_iter_t it, other;
-    aq_node_t key, value, match;
-    switch (a->type) {
-    case AQ_NODE_MAP:
-        aq_node_iter (a, &it);
-        while (aq_iter_next (&it, &key, &value)) {
-            char name[128];
-            if (!aq_node_strcpy (&key, name, sizeof name) || !aq_node_get (b, name, &match) ||
-                !s_test_equal (&value, &match))
-                return false;
-        }
-        return true;
-    case AQ_NODE_ARRAY:
-        aq_node_iter (a, &it);
-        aq_node_iter (b, &other);
-        while (aq_iter_next (&it, NULL, &value) && aq_iter_next (&other, NULL, &match))
-            if (!s_test_equal (&value, &match))
-                return false;
-        return true;
-    case AQ_NODE_BOOL:
-        return a->b == b->b;
-    default:
-        return a->raw_size == b->raw_size && memcmp (a->raw, b->raw, a->raw_size) == 0;
-    }
-}
-
 //  expected[name] (under "body" when it has one) is what w holds.
 static void s_test_expect (const aq_node_t *expected, const char *name, aq_writer_t *w) {
     aq_node_t answer, body, shown;
@@ -508,7 +474,7 @@ static void s_test_expect (const aq_node_t *expected, const char *name, aq_write
     if (aq_node_get (&answer, "body", &body))
         answer = body;
     assert (aq_msg_parse (data, size, &shown) == 0);
-    if (!s_test_equal (&answer, &shown) || !s_test_equal (&shown, &answer)) {
+    if (!rig_v1_equal (&answer, &shown) || !rig_v1_equal (&shown, &answer)) {
         char *want = aq_json_dumps (&answer), *got = aq_json_dumps (&shown);
         fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", name, want,
                  got);
@@ -557,7 +523,7 @@ static int s_test_fixture_tasks (bk_store_t *store, const aq_node_t *expected) {
         size_t size;
         const uint8_t *data = aq_writer_data (&shown, &size);
         assert (aq_msg_parse (data, size, &shown_node) == 0);
-        if (!s_test_equal (&body, &shown_node) || !s_test_equal (&shown_node, &body)) {
+        if (!rig_v1_equal (&body, &shown_node) || !rig_v1_equal (&shown_node, &body)) {
             char *want = aq_json_dumps (&body), *got = aq_json_dumps (&shown_node);
             fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", line,
                      want, got);
