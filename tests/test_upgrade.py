@@ -16,7 +16,8 @@ REST API, aqctl and STATS showed just before the broker stopped
   revoked one is still refused), the tokens still open (a task whose header
   names one reaches the target with its value), idempotency keys still
   replay, pending tasks run, a waiting task takes its old signal token, a
-  run waiting on a concurrency_key starts when the run holding it ends, the
+  run waiting on a concurrency_key starts when the run holding it ends, a
+  dedupe_key still skips the event's next run within its window, the
   task that was processing when the broker stopped returns to the queue and
   completes;
 - restarts the broker two hours later in its clock: a once schedule's fire
@@ -519,6 +520,11 @@ def test_v1_data_directory_upgrades_in_place():
         wait_until(lambda: apis['alpha'].get('/tasks/%s/runs' % sid).json['runs'][0]['status']
                    == 'completed', 20, '%s run to complete' % role)
     target.wait('/ok/s-serial')
+    # A dedupe key's last start (8 raw bytes in layout 1) still holds the
+    # event's next run off within its day-long window.
+    reply = apis['alpha'].post('/events', {'name': 'invoice.paid', 'data': {'invoice': 'INV-3'}})
+    assert reply.status == 200 and [(r['status'], r['error']) for r in reply.json['runs']] == \
+        [('skipped', 'deduplicated')], reply
 
     # The task that was processing when the broker stopped: its attempt
     # timeout (20 s) and the grace pass, it returns to the queue and runs.
