@@ -500,27 +500,45 @@ void aq_write_raw (aq_writer_t *self, const void *data, size_t size) {
         memcpy (p, data, size);
 }
 
-size_t aq_write_map_open (aq_writer_t *self) {
+//  A container's largest header (tag32 and 4 bytes), shrunk at close.
+static size_t s_open (aq_writer_t *self, uint8_t tag32) {
     size_t mark = self->size;
-    s_tagged (self, 0xDF, 0, 4); //  the largest header, shrunk at close
+    s_tagged (self, tag32, 0, 4);
     return mark;
 }
 
-void aq_write_map_close (aq_writer_t *self, size_t mark, uint32_t pairs) {
+static void s_close (aq_writer_t *self, size_t mark, uint32_t n, uint8_t fix, uint8_t tag16,
+                     uint8_t tag32) {
     if (self->err)
         return;
-    assert (mark + 5 <= self->size && self->data[mark] == 0xDF);
-    size_t head = pairs < 16 ? 1 : pairs <= 0xFFFF ? 3 : 5;
+    assert (mark + 5 <= self->size && self->data[mark] == tag32);
+    size_t head = n < 16 ? 1 : n <= 0xFFFF ? 3 : 5;
     uint8_t *p = self->data + mark;
     if (head < 5)
         memmove (p + head, p + 5, self->size - mark - 5);
     self->size -= 5 - head;
     if (head == 1)
-        p[0] = (uint8_t) (0x80 | pairs);
+        p[0] = (uint8_t) (fix | n);
     else {
-        p[0] = head == 3 ? 0xDE : 0xDF;
-        s_put_be (p + 1, pairs, (int) head - 1);
+        p[0] = head == 3 ? tag16 : tag32;
+        s_put_be (p + 1, n, (int) head - 1);
     }
+}
+
+size_t aq_write_map_open (aq_writer_t *self) {
+    return s_open (self, 0xDF);
+}
+
+void aq_write_map_close (aq_writer_t *self, size_t mark, uint32_t pairs) {
+    s_close (self, mark, pairs, 0x80, 0xDE, 0xDF);
+}
+
+size_t aq_write_array_open (aq_writer_t *self) {
+    return s_open (self, 0xDD);
+}
+
+void aq_write_array_close (aq_writer_t *self, size_t mark, uint32_t items) {
+    s_close (self, mark, items, 0x90, 0xDC, 0xDD);
 }
 
 void aq_write_kv_str (aq_writer_t *self, const char *key, const char *value) {
@@ -583,10 +601,16 @@ void aq_msg_test (bool verbose) {
         aq_write_kv_int (&w, "k", i);
     aq_write_map_close (&w, mark, 20);
     assert (aq_writer_data (&w, &size)[0] == 0xDE && size == 3 + 20 * 3);
+    size_t list = aq_write_array_open (&w);
+    aq_write_int (&w, 1);
+    aq_write_array_close (&w, list, 1);
+    assert (aq_writer_data (&w, &size)[3 + 20 * 3] == 0x91 && size == 3 + 20 * 3 + 2);
+    w.size -= 2; //  drop the array again
 
     //  read it back
     aq_node_t map, value, key;
-    assert (aq_msg_parse (aq_writer_data (&w, &size), size, &map) == 0);
+    const uint8_t *data = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (data, size, &map) == 0);
     assert (map.type == AQ_NODE_MAP && map.count == 20 && map.raw_size == size);
     aq_iter_t it;
     aq_node_iter (&map, &it);
@@ -606,7 +630,7 @@ void aq_msg_test (bool verbose) {
     aq_write_str (&w, "inner");
     aq_write_map (&w, 1), aq_write_kv_bool (&w, "deep", true);
     aq_write_kv_int (&w, "big", INT64_MAX);
-    const uint8_t *data = aq_writer_data (&w, &size);
+    data = aq_writer_data (&w, &size);
     assert (aq_msg_parse (data, size, &map) == 0);
     assert (aq_node_get (&map, "name", &value) && aq_node_streq (&value, "caf\xc3\xa9"));
     char *copy = aq_node_strdup (&value);

@@ -138,6 +138,9 @@ void aq_write_raw (aq_writer_t *self, const void *data, size_t size);
 //  writes the smallest header for pairs and moves the contents to it.
 size_t aq_write_map_open (aq_writer_t *self);
 void aq_write_map_close (aq_writer_t *self, size_t mark, uint32_t pairs);
+//  The same for an array.
+size_t aq_write_array_open (aq_writer_t *self);
+void aq_write_array_close (aq_writer_t *self, size_t mark, uint32_t items);
 
 //  Shorthands for a map entry under a string key.
 void aq_write_kv_str (aq_writer_t *self, const char *key, const char *value);
