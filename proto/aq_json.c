@@ -12,7 +12,8 @@ static void s_text (aq_writer_t *out, const char *text) {
 }
 
 //  A JSON string literal: quotes, and escapes for '"', '\\' and control
-//  characters (the short forms where JSON has them), as jansson writes it.
+//  characters (the short forms where JSON has them, else \u00XX in capitals),
+//  as jansson writes it.
 static void s_string (aq_writer_t *out, const uint8_t *text, size_t size) {
     aq_write_raw (out, "\"", 1);
     size_t start = 0;
@@ -45,7 +46,7 @@ static void s_string (aq_writer_t *out, const uint8_t *text, size_t size) {
             s_text (out, "\\t");
             break;
         default:
-            snprintf (escape, sizeof escape, "\\u%04x", c);
+            snprintf (escape, sizeof escape, "\\u%04X", c);
             s_text (out, escape);
         }
         start = i + 1;
@@ -54,15 +55,23 @@ static void s_string (aq_writer_t *out, const uint8_t *text, size_t size) {
     aq_write_raw (out, "\"", 1);
 }
 
-//  A real as jansson formats it: 17 significant digits, and ".0" when the
-//  result would read as an integer.
+//  A real as jansson formats it: 17 significant digits, ".0" when the
+//  result would read as an integer, and an exponent without '+' or
+//  leading zeros (1e+22 is 1e22, 1e-07 is 1e-7).
 static int s_real (aq_writer_t *out, double value) {
     if (!isfinite (value))
         return -1;
     char text[40];
     snprintf (text, sizeof text, "%.17g", value);
-    if (!strpbrk (text, ".eE"))
-        strcat (text, ".0");
+    char *exponent = strchr (text, 'e');
+    if (!exponent)
+        strcat (text, strchr (text, '.') ? "" : ".0");
+    else {
+        char *digits = exponent + 1 + (exponent[1] == '-'), *from = exponent + 2;
+        while (*from == '0')
+            from++;
+        memmove (digits, from, strlen (from) + 1);
+    }
     s_text (out, text);
     return 0;
 }
@@ -147,6 +156,22 @@ void aq_json_test (bool verbose) {
     char *text = aq_json_dumps (&node);
     const char *want = "{\"s\":\"a\\\"b\\\\c\\n\\u0001/\xc3\xa9\",\"n\":-42,\"f\":2.0,"
                        "\"g\":0.10000000000000001,\"list\":[null,true,{}],\"empty\":[]}";
+    if (!text || strcmp (text, want) != 0) {
+        fprintf (stderr, "aq_json: %s\n want %s\n", text ? text : "(null)", want);
+        assert (false);
+    }
+    free (text);
+    //  jansson's forms: control characters in capitals, exponents trimmed
+    aq_writer_reset (&w);
+    aq_write_array (&w, 6);
+    aq_write_str (&w, "\x0b\x1f\x7f");
+    aq_write_double (&w, 1e22), aq_write_double (&w, 1e300), aq_write_double (&w, -2.5e-7);
+    aq_write_double (&w, 1e-300), aq_write_double (&w, 123456789.0);
+    data = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (data, size, &node) == 0);
+    text = aq_json_dumps (&node);
+    want = "[\"\\u000B\\u001F\x7f\",1e22,1.0000000000000001e300,-2.4999999999999999e-7,"
+           "1e-300,123456789.0]";
     if (!text || strcmp (text, want) != 0) {
         fprintf (stderr, "aq_json: %s\n want %s\n", text ? text : "(null)", want);
         assert (false);
