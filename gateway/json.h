@@ -1,11 +1,15 @@
-/*  json.h - strict parsing of REST request bodies (the gateway's jansson parser)
+/*  json.h - strict parsing of REST request bodies, straight to msgpack
 
     A request body must be one JSON object: duplicate keys, trailing bytes,
     invalid UTF-8 and \u0000 are refused; nesting and string sizes are
-    bounded. Error text is the client message, in the API's style.
+    bounded. Error text is the client message, in the API's style, with
+    the line and column jansson would give (the gateway parsed with jansson
+    before, and clients see them).
 */
 #ifndef GW_JSON_H
 #define GW_JSON_H
+
+#include "aq_msg.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -26,6 +30,19 @@
 //    "JSON strings must be at most 262144 bytes"
 //    "JSON object keys must be at most 256 bytes"
 json_t *gw_json_parse_object (const char *text, size_t size, char *error, size_t error_size);
+
+//  Parses text (size bytes, need not be terminated) as one JSON object and
+//  appends it to out as one msgpack map, no tree in between: members in
+//  their order, strings as str, integers (those strtoll reads) as the
+//  smallest msgpack integer, other numbers as float64 (strtod's double),
+//  true, false, null. Exactly the bytes jansson and the protocol codec made
+//  of the same body. Returns 0; -1 with the client message in error (at
+//  least GW_JSON_ERROR_MAX bytes), the same messages as above; or -2 when
+//  out of memory. On failure out is left as it was.
+int gw_json_parse (const char *text, size_t size, aq_writer_t *out, char *error, size_t error_size);
+
+//  True when text[0..size) is UTF-8 by those rules.
+bool gw_json_utf8 (const char *text, size_t size);
 
 //  Compact JSON text of value (any type), malloc'd; the caller frees.
 //  Sets *size when size is not NULL. NULL only when out of memory.
