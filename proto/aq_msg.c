@@ -221,6 +221,22 @@ int aq_msg_parse (const uint8_t *data, size_t size, aq_node_t *node) {
     return 0;
 }
 
+int aq_msg_frame (const uint8_t *data, size_t size, int *cmd, aq_node_t *body) {
+    if (size < AQ_PROTO_HEADER)
+        return AQ_EPROTO_SHORT;
+    if (data[0] != AQ_PROTO_SIG0 || data[1] != AQ_PROTO_SIG1)
+        return AQ_EPROTO_SIGNATURE;
+    if (data[2] != AQ_PROTO_VERSION)
+        return AQ_EPROTO_VERSION;
+    if (!aq_proto_name (data[3]))
+        return AQ_EPROTO_COMMAND;
+    if (aq_msg_parse (data + AQ_PROTO_HEADER, size - AQ_PROTO_HEADER, body) != 0 ||
+        body->type != AQ_NODE_MAP)
+        return AQ_EPROTO_MALFORMED;
+    *cmd = data[3];
+    return 0;
+}
+
 //  The bytes the checked value at p spans.
 static size_t s_skip (const uint8_t *p, const uint8_t *end) {
     aq_node_t node;
@@ -698,6 +714,28 @@ void aq_msg_test (bool verbose) {
     memset (big + 5, 0x80, bomb - 5);
     assert (aq_msg_check (big, bomb) == 0);
     free (big);
+    //  frames
+    aq_writer_reset (&w);
+    uint8_t header[AQ_PROTO_HEADER] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                       AQ_CMD_TASK_GET};
+    aq_write_raw (&w, header, sizeof header);
+    aq_write_map (&w, 1), aq_write_kv_str (&w, "id", "x");
+    data = aq_writer_data (&w, &size);
+    int cmd;
+    aq_node_t body;
+    assert (aq_msg_frame (data, size, &cmd, &body) == 0 && cmd == AQ_CMD_TASK_GET);
+    assert (aq_node_get (&body, "id", &value) && aq_node_streq (&value, "x"));
+    assert (aq_msg_frame (data, 3, &cmd, &body) == AQ_EPROTO_SHORT);
+    assert (aq_msg_frame (data, size - 1, &cmd, &body) == AQ_EPROTO_MALFORMED);
+    uint8_t frame[64];
+    memcpy (frame, data, size);
+    frame[2] = 9;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_VERSION);
+    frame[2] = AQ_PROTO_VERSION;
+    frame[3] = 250;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_COMMAND);
+    frame[0] = 0;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == AQ_EPROTO_SIGNATURE);
     aq_writer_release (&w);
     if (verbose)
         printf ("aq_msg: ok\n");

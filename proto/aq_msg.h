@@ -67,6 +67,11 @@ int aq_msg_parse (const uint8_t *data, size_t size, aq_node_t *node);
 //  Checks data as aq_msg_parse does without parsing: 0 or -1.
 int aq_msg_check (const uint8_t *data, size_t size);
 
+//  Opens a protocol frame (aq_proto.h: signature, version, command, then a
+//  msgpack map): 0 with *cmd and body set (body borrows data), or the
+//  AQ_EPROTO_* code of what is wrong with it.
+int aq_msg_frame (const uint8_t *data, size_t size, int *cmd, aq_node_t *body);
+
 //  Iterating a checked array or map (items are not checked again).
 typedef struct {
     const uint8_t *next; //  the next item's bytes
