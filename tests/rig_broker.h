@@ -16,6 +16,8 @@
 #ifndef RIG_BROKER_H
 #define RIG_BROKER_H
 
+#include "aq_msg.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +45,13 @@ int rig_broker_recv (rig_broker_t *self, json_t **body, int ms);
 
 //  Sends cmd with body (taken; NULL for none) to the peer last heard.
 void rig_broker_send (rig_broker_t *self, int cmd, json_t *body);
+
+//  The same, read in place for a caller without jansson: *body views the
+//  message, which the rig keeps until the next call or rig_broker_destroy.
+int rig_broker_recv_msg (rig_broker_t *self, aq_node_t *body, int ms);
+
+//  Sends cmd with its body given as JSON text, printf style (an object).
+void rig_broker_send_json (rig_broker_t *self, int cmd, const char *format, ...);
 
 //  Sends one frame that is not a protocol message to the peer last heard.
 void rig_broker_send_raw (rig_broker_t *self, const void *data, size_t size);
