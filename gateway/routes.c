@@ -355,6 +355,8 @@ const uint8_t *gw_action_frame (gw_action_t *self, uint64_t corr, size_t *size) 
 //  --------------------------------------------------------------------------
 //  Selftest
 
+#include "../tests/rig_jansson.h"
+
 static void s_expect_route (const char *method, const char *path, gw_route_id_t id,
                             const char *task_id) {
     gw_match_t match;
@@ -396,6 +398,8 @@ static void s_expect_local (gw_request_t *req, int status, const char *message) 
 
 //  Translates a request that must go to the broker; returns its message
 //  (with corr 7, checked and left out) as compact text (caller frees).
+//  The frame is, byte for byte, what the old gateway sent for that text
+//  (jansson and the codec, tests/rig_jansson.c).
 static char *s_expect_send (gw_request_t *req, int cmd) {
     gw_action_t action;
     gw_routes_translate (req, &action);
@@ -407,6 +411,10 @@ static char *s_expect_send (gw_request_t *req, int cmd) {
     aq_node_t msg;
     assert (aq_msg_parse (frame + AQ_PROTO_HEADER, size - AQ_PROTO_HEADER, &msg) == 0);
     char *text = aq_json_dumps (&msg);
+    size_t old_size;
+    uint8_t *old = rig_jansson_frame (cmd, text, &old_size);
+    assert (old_size == size && memcmp (old, frame, size) == 0);
+    free (old);
     const char *corr = ",\"corr\":7}";
     size_t length = strlen (text), tail = strlen (corr);
     assert (length > tail && strcmp (text + length - tail, corr) == 0);

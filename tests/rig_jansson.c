@@ -100,6 +100,15 @@ char *rig_jansson_dump (const uint8_t *data, size_t size) {
     return text;
 }
 
+uint8_t *rig_jansson_frame (int cmd, const char *text, size_t *size) {
+    json_t *msg = json_loads (text, JSON_REJECT_DUPLICATES, NULL);
+    assert (msg && json_is_object (msg));
+    uint8_t *frame = aq_proto_encode (cmd, msg, size);
+    json_decref (msg);
+    assert (frame);
+    return frame;
+}
+
 //  --------------------------------------------------------------------------
 //  Bodies to compare on
 

@@ -26,6 +26,11 @@ int rig_jansson_parse (const char *text, size_t size, uint8_t **data, size_t *da
 //  (malloc'd, the caller frees), or NULL when the codec or jansson refuses it.
 char *rig_jansson_dump (const uint8_t *data, size_t size);
 
+//  The old gateway's request frame: cmd with the message given as JSON
+//  text, built as a jansson object and encoded by the codec (members in
+//  the text's order). Malloc'd, the caller frees; asserts on bad input.
+uint8_t *rig_jansson_frame (int cmd, const char *text, size_t *size);
+
 //  The corpus to hold a parser to the old one on: the corners of the
 //  grammar, of jansson's error positions and of its quirks. The index-th
 //  body (its length in *size; it may hold NULs), or NULL past the last.
