@@ -99,43 +99,59 @@ static const char *s_reason (int status) {
     }
 }
 
-//  The integer under key in map, dflt when absent or not an integer.
-static int64_t s_int (const aq_node_t *map, const char *key, int64_t dflt) {
-    aq_node_t value;
-    return aq_node_get (map, key, &value) && value.type == AQ_NODE_INT ? value.i : dflt;
+//  The fields of a REPLY, found in one pass: the first of each key counts,
+//  as aq_node_get would find it.
+typedef struct {
+    aq_node_t status, body, error, retry_after; //  type 0 while absent
+} s_reply_t;
+
+static void s_reply_fields (const aq_node_t *reply, s_reply_t *fields) {
+    memset (fields, 0, sizeof *fields);
+    aq_iter_t it;
+    aq_node_iter (reply, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        aq_node_t *field = aq_node_streq (&key, "status")       ? &fields->status
+                           : aq_node_streq (&key, "body")       ? &fields->body
+                           : aq_node_streq (&key, "error")      ? &fields->error
+                           : aq_node_streq (&key, "retryAfter") ? &fields->retry_after
+                                                                : NULL;
+        if (field && !field->type)
+            *field = value;
+    }
 }
 
 int gw_response_reply (gw_response_t *self, const aq_node_t *reply, bool metrics,
                        const gw_gauge_t *gateway, size_t count) {
-    gw_response_t *response = self;
-    int64_t status = s_int (reply, "status", 0);
+    s_reply_t fields;
+    s_reply_fields (reply, &fields);
+    int64_t status = fields.status.type == AQ_NODE_INT ? fields.status.i : 0;
     if (status < 200 || status > 599)
-        return gw_response_error (response, 502, "Bad reply from broker");
-    aq_node_t body, error;
-    bool has_body = aq_node_get (reply, "body", &body) && body.type != AQ_NODE_NIL;
-    bool has_error = aq_node_get (reply, "error", &error) && error.type == AQ_NODE_STR;
+        return gw_response_error (self, 502, "Bad reply from broker");
+    const aq_node_t *body = &fields.body, *error = &fields.error;
+    bool has_body = body->type && body->type != AQ_NODE_NIL;
     int rc;
-    if (metrics && status == 200 && has_body && body.type == AQ_NODE_MAP) {
-        gw_response_release (response);
-        response->body = gw_metrics_render (&body, gateway, count);
-        response->body_size = response->body ? strlen (response->body) : 0;
-        response->content_type = GW_METRICS_CONTENT_TYPE;
-        response->status = 200;
-        rc = response->body ? 0 : -1;
+    if (metrics && status == 200 && body->type == AQ_NODE_MAP) {
+        gw_response_release (self);
+        self->body = gw_metrics_render (body, gateway, count);
+        self->body_size = self->body ? strlen (self->body) : 0;
+        self->content_type = GW_METRICS_CONTENT_TYPE;
+        self->status = 200;
+        rc = self->body ? 0 : -1;
     } else if (has_body) {
-        rc = s_response_json (response, (int) status, &body);
+        rc = s_response_json (self, (int) status, body);
         if (rc == -2) //  nothing a broker sends
-            rc = gw_response_error (response, 502, "Bad reply from broker");
-    } else if (has_error) //  up to a NUL, as jansson's C string was
-        rc = s_response_error (response, (int) status, (const char *) error.data,
-                               strnlen ((const char *) error.data, error.count));
+            rc = gw_response_error (self, 502, "Bad reply from broker");
+    } else if (error->type == AQ_NODE_STR) //  up to a NUL, as jansson's C string was
+        rc = s_response_error (self, (int) status, (const char *) error->data,
+                               strnlen ((const char *) error->data, error->count));
     else if (status >= 400)
-        rc = gw_response_error (response, (int) status, s_reason ((int) status));
+        rc = gw_response_error (self, (int) status, s_reason ((int) status));
     else
-        rc = s_response_text (response, (int) status, "{}", 2);
-    int64_t retry_after = s_int (reply, "retryAfter", 0);
+        rc = s_response_text (self, (int) status, "{}", 2);
+    int64_t retry_after = fields.retry_after.type == AQ_NODE_INT ? fields.retry_after.i : 0;
     if (rc == 0 && retry_after > 0)
-        response->retry_after = retry_after > 86400 ? 86400 : (int) retry_after;
+        self->retry_after = retry_after > 86400 ? 86400 : (int) retry_after;
     return rc;
 }
 
