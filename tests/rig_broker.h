@@ -18,12 +18,12 @@
 
 #include "aq_msg.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct _rig_broker_t rig_broker_t;
+typedef struct json_t json_t; //  jansson's: callers that use it include <jansson.h>
 
 //  A ROUTER bound to endpoint in the ZeroMQ context ctx (the caller's).
 rig_broker_t *rig_broker_new (void *ctx, const char *endpoint);
