@@ -9,6 +9,7 @@
 #include "aq_config.h"
 #include "aq_log.h"
 #include "aq_main.h"
+#include "aq_notify.h"
 #include "broker.h"
 #include "provider_host.h"
 
@@ -96,6 +97,8 @@ static const char *s_usage =
     "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
+    "  --log-format text|json   log lines as text (the default) or one JSON object\n"
+    "                           per line (time, level, component, msg, taskId)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
@@ -155,7 +158,11 @@ int main (int argc, char **argv) {
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)
             s_gateway.max_connections = atoi (value);
-        else
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0)
+                goto usage;
+            aq_log_set_format (aq_log_format_parse (value));
+        } else
             goto usage;
         if (takes)
             i++;
@@ -176,6 +183,7 @@ int main (int argc, char **argv) {
     sigset_t signals;
     aq_main_block_signals (&signals); //  threads inherit: only sigwait sees them
     s_ctx = zmq_ctx_new ();
+    aq_notify_expect (2 + workers); //  READY=1 once the broker, the gateway and each worker are up
     pthread_t broker, gateway, *worker = calloc ((size_t) workers + 1, sizeof *worker);
     pthread_create (&broker, NULL, s_run_broker, NULL);
     for (int i = 0; i < workers; i++)
@@ -192,6 +200,7 @@ int main (int argc, char **argv) {
             break;
     }
     aq_log (AQ_LOG_INFO, "asyncqueue", "shutting down");
+    aq_notify_stopping ();
     atomic_store (&s_stop_gateway, 1);
     pthread_join (gateway, NULL);
     atomic_store (&s_stop_workers, 1);

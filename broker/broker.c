@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "broker_int.h"
 #include "aq_log.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
@@ -681,11 +682,12 @@ void bk_broker_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, 
     json_array_foreach (records, index, record) json_array_append_new (shown, public(record));
     json_decref (records);
     bool more = (uint64_t) offset + json_array_size (shown) < total;
-    bk_broker_answer (self, req, AQ_OK,
-                      json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination",
-                                 "total", (json_int_t) total, "limit", (json_int_t) limit, "offset",
-                                 (json_int_t) offset, has_more, more),
-                      NULL);
+    json_t *body = json_pack ("{s:o, s:{s:I, s:I, s:I, s:b}}", name, shown, "pagination", "total",
+                              (json_int_t) total, "limit", (json_int_t) limit, "offset",
+                              (json_int_t) offset, has_more, more);
+    if (body && strcmp (has_more, "hasMore") != 0) //  every list has hasMore; has_more: deprecated
+        json_object_set_new (json_object_get (body, "pagination"), "hasMore", json_boolean (more));
+    bk_broker_answer (self, req, AQ_OK, body, NULL);
 }
 
 static void s_task_cancel (bk_broker_t *self, bk_req_t *req, int cmd) {
@@ -2215,8 +2217,11 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             cfg->data_dir, cfg->client_endpoints ? cfg->client_endpoints : "",
             cfg->worker_endpoints ? cfg->worker_endpoints : "",
             cfg->event_endpoints ? cfg->event_endpoints : "");
+    aq_notify_ready ("broker"); //  store open, log replayed, sockets bound
+    int loop = aq_notify_loop_new ("broker");
 
     while (!atomic_load (stop)) {
+        aq_notify_loop_turn (loop); //  a stalled turn stops petting systemd's watchdog
         //  sleep until the next timer, at most 100 ms (stop flag)
         int64_t now = aq_time_now_ms (), mono = aq_time_mono_ms ();
         int64_t wake = 100;
@@ -2310,6 +2315,8 @@ int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             self->last_reader_check = self->mono;
         }
     }
+    aq_notify_stopping ();
+    aq_notify_loop_end (loop);
     rc = 0;
     aq_log (AQ_LOG_INFO, "broker", "stopped");
 out:

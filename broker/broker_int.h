@@ -101,8 +101,9 @@ json_t *bk_broker_own (bk_broker_t *self, bk_req_t *req, uint8_t id[16], bk_reco
                        bk_record_ids_fn *ids);
 
 //  Answers a page of a list: {name: [public (record)...], "pagination":
-//  {"total", "limit", "offset", has_more}} (has_more is the flag's name:
-//  "hasMore" in /v1, "has_more" in /tasks). Takes records.
+//  {"total", "limit", "offset", has_more, "hasMore"}} (has_more is the flag's
+//  name: "hasMore" in /v1, "has_more", deprecated, in /tasks, where
+//  "hasMore" follows it). Takes records.
 typedef json_t *(bk_record_public_fn) (const json_t *record);
 void bk_broker_answer_page (bk_broker_t *self, bk_req_t *req, const char *name, json_t *records,
                             bk_record_public_fn *public, const char *has_more, uint64_t total,

@@ -11,6 +11,7 @@
 #include "http.h"
 
 #include "aq_log.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_time.h"
 
@@ -111,8 +112,11 @@ int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *sto
         return -1;
     }
     aq_log (AQ_LOG_INFO, "gateway", "broker at '%s'", cfg->broker_endpoint);
+    aq_notify_ready ("gateway"); //  listening
+    int loop = aq_notify_loop_new ("gateway");
     int rc = 0;
     while (!atomic_load (stop)) {
+        aq_notify_loop_turn (loop);
         zmq_pollitem_t items[] = {{dealer, 0, ZMQ_POLLIN, 0},
                                   {NULL, gw_http_fd (http), ZMQ_POLLIN, 0}};
         long timeout = gw_http_timeout (http);
@@ -127,6 +131,8 @@ int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *sto
         s_drain (dealer, http);
         gw_http_run (http);
     }
+    aq_notify_stopping ();
+    aq_notify_loop_end (loop);
     gw_http_destroy (&http);
     zmq_close (dealer);
     aq_log (AQ_LOG_INFO, "gateway", "stopped");

@@ -45,7 +45,7 @@
 #define S_SWEEP_MS     250       //  deadlines are checked this often
 #define S_PING_MS      1000      //  an idle broker is pinged this often
 #define S_PING_SLOW_MS 5000      //  and this often while it does not answer
-#define S_FRESH_MS     3000      //  /healthz: the broker spoke this recently
+#define S_FRESH_MS     3000      //  /healthz, /readyz: the broker spoke this recently
 #define S_GRACE_S      10        //  a reply may take the long poll's wait + this
 #define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
@@ -322,7 +322,9 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
     req->route = action.route;
 
     if (action.cmd == 0) {
-        if (action.response.status == 0) //  a local route: /healthz
+        if (action.response.status == 0 && action.route->id == GW_ROUTE_READYZ)
+            gw_response_readyz (&action.response, s_broker_ok (self));
+        else if (action.response.status == 0) //  a local route: /healthz
             gw_response_healthz (&action.response, s_broker_ok (self));
         req->response = action.response;
         action.response.body = NULL; //  moved
@@ -716,14 +718,6 @@ static void s_pump (void *arg) {
     gw_http_run (h->http);
 }
 
-//  The last request the fake broker saw holds text.
-static void s_last_holds (s_harness_t *h, const char *text) {
-    if (!h->last || !strstr (h->last, text)) {
-        fprintf (stderr, "gw_http: '%s' not in %s\n", text, h->last ? h->last : "(none)");
-        assert (false);
-    }
-}
-
 #define S_AUTH "Host: x\r\nAuthorization: Bearer k1\r\n" //  headers of a request with a key
 
 //  Sends request on a new connection; asserts that the response holds each
@@ -775,14 +769,15 @@ void gw_http_test (bool verbose) {
     s_check (&h, "GET /v1/tasks/abc?wait=0 HTTP/1.1\r\n" S_AUTH "\r\n", "HTTP/1.1 200 OK\r\n",
              "{\"task\":{\"id\":\"abc\",\"status\":\"pending\"}}", NULL);
     assert (h.requests == 1 && h.last_cmd == AQ_CMD_TASK_GET);
-    s_last_holds (&h, "{\"key\":\"k1\",\"id\":\"abc\",\"wait\":0,\"corr\":");
+    rig_http_expect (h.last, "{\"key\":\"k1\",\"id\":\"abc\",\"wait\":0,\"corr\":");
     const char *create = "POST /v1/tasks HTTP/1.1\r\n" S_AUTH
                          "Idempotency-Key: order-1\r\nContent-Length: 26\r\n\r\n"
                          "{\"targetUrl\": \"https://x\"}";
     s_check (&h, create, "HTTP/1.1 201 Created\r\n",
              "{\"task\":{\"id\":\"t1\",\"targetUrl\":\"https://x\"}}", NULL);
     assert (h.last_cmd == AQ_CMD_TASK_CREATE);
-    s_last_holds (&h, "\"task\":{\"targetUrl\":\"https://x\"},\"idem\":\"order-1\",\"corr\":");
+    rig_http_expect (h.last,
+                     "\"task\":{\"targetUrl\":\"https://x\"},\"idem\":\"order-1\",\"corr\":");
     s_check (&h, "POST /v1/tasks/abc/cancel HTTP/1.1\r\n" S_AUTH "\r\n",
              "HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 7\r\n",
              "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}", NULL);
@@ -791,13 +786,13 @@ void gw_http_test (bool verbose) {
              "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 17\r\n\r\n{\"priority\":  2 }",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE);
-    s_last_holds (&h, "\"id\":\"s1\",\"schedule\":{\"priority\":2}");
+    rig_http_expect (h.last, "\"id\":\"s1\",\"schedule\":{\"priority\":2}");
     s_check (&h,
              "PUT /tasks/s2 HTTP/1.1\r\n" S_AUTH "Transfer-Encoding: chunked\r\n\r\n"
              "7\r\n{\"title\r\n9\r\n\": \"Daily\r\n2\r\n\"}\r\n0\r\n\r\n",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE);
-    s_last_holds (&h, "\"id\":\"s2\",\"schedule\":{\"title\":\"Daily\"}");
+    rig_http_expect (h.last, "\"id\":\"s2\",\"schedule\":{\"title\":\"Daily\"}");
     s_check (&h, "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 0\r\n\r\n",
              "{\"error\":\"Request body must be a JSON object\"}", NULL);
     s_check (&h, "DELETE /tasks/s1 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -807,7 +802,7 @@ void gw_http_test (bool verbose) {
              "Content-Length: 26\r\n\r\n{\"schedule_kind\": \"event\"}",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
     assert (h.last_cmd == AQ_CMD_SCHEDULE_PREVIEW && !strstr (h.last, "\"id\""));
-    s_last_holds (&h, "\"schedule\":{\"schedule_kind\":\"event\"}");
+    rig_http_expect (h.last, "\"schedule\":{\"schedule_kind\":\"event\"}");
     s_check (&h, "GET /metrics HTTP/1.1\r\n" S_AUTH "\r\n",
              "Content-Type: text/plain; version=0.0.4\r\n",
              "asyncqueue_tasks{status=\"pending\"} 2\n", "asyncqueue_workers_connected 1\n",

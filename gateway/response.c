@@ -161,6 +161,15 @@ int gw_response_healthz (gw_response_t *self, bool broker_ok) {
     return s_response_text (self, 200, text, strlen (text));
 }
 
+int gw_response_readyz (gw_response_t *self, bool broker_ok) {
+    if (!broker_ok) {
+        int rc = gw_response_error (self, 503, "Broker unavailable");
+        self->retry_after = 1;
+        return rc;
+    }
+    return s_response_text (self, 200, "{\"status\":\"ready\"}", 18);
+}
+
 //  --------------------------------------------------------------------------
 //  Selftest
 
@@ -269,7 +278,13 @@ void gw_response_test (bool verbose) {
     assert (strcmp (text, "{\"error\":\"Invalid or revoked API key\"}") == 0);
     free (text);
 
-    //  Local answers
+    //  Local answers: /readyz 503 until the broker answers, then 200
+    assert (gw_response_readyz (&response, false) == 0);
+    assert (response.status == 503 && response.retry_after == 1);
+    assert (strcmp (response.body, "{\"error\":\"Broker unavailable\"}") == 0);
+    assert (gw_response_readyz (&response, true) == 0);
+    assert (response.status == 200 && response.retry_after == 0);
+    assert (strcmp (response.body, "{\"status\":\"ready\"}") == 0);
     assert (gw_response_healthz (&response, false) == 0);
     assert (strcmp (response.body, "{\"status\":\"ok\",\"broker\":\"unreachable\"}") == 0);
     assert (response.status == 200 && response.body_size == strlen (response.body));

@@ -41,6 +41,11 @@ int gw_response_reply (gw_response_t *self, const aq_node_t *reply, bool metrics
 //  {"status":"ok","broker":"ok"|"unreachable"} for GET /healthz.
 int gw_response_healthz (gw_response_t *self, bool broker_ok);
 
+//  GET /readyz: 200 {"status":"ready"} when the broker answers (it does only
+//  once its store is open and its log replayed), else 503 {"error":"Broker
+//  unavailable"} with Retry-After: 1.
+int gw_response_readyz (gw_response_t *self, bool broker_ok);
+
 //  Sets self to status with {"error": message}. Returns 0 or -1 (out of memory).
 int gw_response_error (gw_response_t *self, int status, const char *message);
 

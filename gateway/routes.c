@@ -175,6 +175,7 @@ static const gw_route_t s_routes[] = {
      {"count", NULL}},
     {"POST", "/events", GW_ROUTE_EVENT_FIRE, AQ_CMD_EVENT_FIRE, GW_ROUTE_STRICT, "event", {NULL}},
     {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
+    {"GET", "/readyz", GW_ROUTE_READYZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
     {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, NULL, {NULL}},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
@@ -527,6 +528,14 @@ void gw_routes_test (bool verbose) {
     assert (action.route->id == GW_ROUTE_HEALTHZ && action.cmd == 0 && !action.frame.data);
     assert (action.response.status == 0);
     gw_action_release (&action);
+
+    //  /readyz is local too (response.c answers it)
+    req = (gw_request_t){.method = "GET", .path = "/readyz"};
+    gw_routes_translate (&req, &action);
+    assert (action.route->id == GW_ROUTE_READYZ && action.cmd == 0 && !action.frame.data);
+    assert (action.response.status == 0);
+    gw_action_release (&action);
+    s_expect_miss ("POST", "/readyz", 405, "GET");
 
     //  Keys: missing, blank and bare scheme are local 401s
     req = (gw_request_t){.method = "GET", .path = "/v1/tasks/abc"};

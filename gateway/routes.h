@@ -41,6 +41,7 @@ typedef enum {
     GW_ROUTE_SCHEDULE_PREVIEW,       //  GET  /tasks/:id/preview
     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
     GW_ROUTE_EVENT_FIRE,             //  POST /events
+    GW_ROUTE_READYZ,                 //  GET  /readyz (answered by the gateway)
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker

@@ -3,4 +3,6 @@
     X (aq_proto)                                                                                   \
     X (aq_time)                                                                                    \
     X (aq_uuid)                                                                                    \
-    X (aq_config) X (aq_client) X (aq_vectors) X (aq_curve) X (aq_secret) X (aq_msg) X (aq_json)
+    X (aq_config)                                                                                  \
+    X (aq_log)                                                                                     \
+    X (aq_notify) X (aq_client) X (aq_vectors) X (aq_curve) X (aq_secret) X (aq_msg) X (aq_json)

@@ -12,6 +12,7 @@
 #include "worker.h"
 #include "aq_curve.h"
 #include "aq_log.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_time.h"
 #include "callout.h"
@@ -39,6 +40,8 @@ typedef struct {
     json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
     bool ready_due;         //  READY not yet sent on this socket
     bool stopping;          //  finishing: no new jobs
+    bool up;                //  the broker has spoken: systemd was told
+    int loop;               //  our handle for the watchdog (aq_notify)
     int64_t heard;          //  when the broker last spoke, mono ms
     int64_t beat_at;        //  next HEARTBEAT, mono ms
     char name[128];         //  told to the broker in READY
@@ -108,8 +111,9 @@ static void s_flush (s_worker_t *self) {
         if (aq_proto_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
             if (errno != EINVAL)
                 return; //  EAGAIN: no broker, or its queue is full
-            aq_log (AQ_LOG_ERROR, "worker", "cannot encode the result of task '%s'",
-                    json_string_value (json_object_get (result, "id")));
+            const char *id = json_string_value (json_object_get (result, "id"));
+            aq_log_task (AQ_LOG_ERROR, "worker", id, NULL, "cannot encode the result of task '%s'",
+                         id);
         }
         json_array_remove (self->outbox, 0);
     }
@@ -121,13 +125,14 @@ static void s_log_result (const json_t *result) {
     json_int_t attempt = json_integer_value (json_object_get (result, "attempt"));
     json_int_t duration = json_integer_value (json_object_get (result, "duration"));
     if (error)
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: %s (%lld ms)", id ? id : "",
-                (long long) attempt, error, (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL, "task '%s' attempt %lld: %s (%lld ms)",
+                     id ? id : "", (long long) attempt, error, (long long) duration);
     else
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
-                (long long) attempt,
-                (long long) json_integer_value (json_object_get (result, "statusCode")),
-                (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL,
+                     "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
+                     (long long) attempt,
+                     (long long) json_integer_value (json_object_get (result, "statusCode")),
+                     (long long) duration);
 }
 
 static void s_take_job (s_worker_t *self, const json_t *job) {
@@ -139,8 +144,8 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
         return;
     }
     const char *id = json_string_value (json_object_get (job, "id"));
-    aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%s' refused: %s",
-            id ? id : "", refusal);
+    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", id, NULL,
+                 "task '%s' refused: %s", id ? id : "", refusal);
     json_t *result = wk_callout_result_new (job);
     if (result) {
         json_object_set_new (result, "duration", json_integer (0));
@@ -183,6 +188,10 @@ static void s_receive (s_worker_t *self) {
             continue;
         }
         self->heard = aq_time_mono_ms ();
+        if (!self->up) {
+            self->up = true;
+            aq_notify_ready ("worker");
+        }
         s_on_message (self, cmd, body);
         json_decref (body);
     }
@@ -190,7 +199,7 @@ static void s_receive (s_worker_t *self) {
 
 int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
     assert (cfg && zmq_ctx && stop);
-    s_worker_t self = {.cfg = cfg, .ctx = zmq_ctx};
+    s_worker_t self = {.cfg = cfg, .ctx = zmq_ctx, .loop = -1};
     int rc = -1;
     int items_max = 2 * cfg->slots + 16;
     zmq_pollitem_t *items = NULL;
@@ -229,14 +238,17 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
             cfg->broker_endpoint, cfg->slots,
             cfg->allow_private ? ", private targets allowed" : "");
     rc = 0;
+    self.loop = aq_notify_loop_new ("worker");
     const int64_t silence = (int64_t) cfg->heartbeat_ms * cfg->heartbeat_liveness;
     int64_t drain_until = -1; //  when stopping: give up on undelivered results then
     self.beat_at = aq_time_mono_ms () + cfg->heartbeat_ms;
     for (;;) {
+        aq_notify_loop_turn (self.loop);
         int64_t now = aq_time_mono_ms ();
         int stop_level = atomic_load (stop);
         if (stop_level && !self.stopping) {
             self.stopping = true;
+            aq_notify_stopping ();
             aq_log (AQ_LOG_INFO, "worker", "stopping: %zu calls in flight",
                     wk_callout_active (self.callout));
         }
@@ -310,6 +322,7 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     aq_proto_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
+    aq_notify_loop_end (self.loop);
     if (self.socket)
         zmq_close (self.socket);
     aq_curve_destroy (&self.curve);
