@@ -122,3 +122,22 @@ def test_scheduled_run_is_a_trace_whose_steps_are_spans():
     [(t1, s1, _, _)] = s_spans(target, '/ok/s1-' + tag)
     [(t2, s2, _, _)] = s_spans(target, '/ok/s2-' + tag)
     assert t1 == t2 == run_id.replace('-', '') and s1 != s2
+
+
+def test_gateway_passes_the_http_trace_headers():
+    target, broker, cli = s_setup()
+    gateway = aqtest.start_gateway(broker)
+    api = aqtest.HttpClient(gateway.port, key=cli.key)
+    tag = '%08x' % random.randrange(1 << 32)
+    reply = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/g-' + tag)},
+                     headers={'traceparent': PARENT, 'tracestate': 'congo=t61rcWkgMzE'})
+    assert reply.status == 201, reply
+    task = reply.json['task']
+    assert task['traceId'] == TRACE, task
+    assert cli.wait_terminal(task['id'])['status'] == 'completed'
+    [(trace, span, flags, state)] = s_spans(target, '/ok/g-' + tag)
+    assert (trace, flags, state) == (TRACE, '01', 'congo=t61rcWkgMzE') and span != PARENT[36:52]
+    # a header that is no traceparent: a fresh trace, and the task is made
+    reply = api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/x-' + tag)},
+                     headers={'traceparent': 'garbage'})
+    assert reply.status == 201 and reply.json['task']['traceId'] != TRACE, reply
