@@ -722,10 +722,6 @@ void bk_task_write_public (const bk_task_t *self, aq_writer_t *w) {
         KV (s_time (w, "startedAt", self->started_at));
     if (self->completed_at >= 0)
         KV (s_time (w, "completedAt", self->completed_at));
-    if (bk_trace_known (&self->trace)) {
-        char trace[33];
-        KV (aq_write_kv_str (w, "traceId", bk_trace_hex (self->trace.trace_id, 16, trace)));
-    }
 #undef KV
     aq_write_map_close (w, mark, n);
 }
