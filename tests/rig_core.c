@@ -633,7 +633,10 @@ bool rig_worker_job (rig_worker_t *self) {
                 assert (aq_node_get (&body, "code", &value) && value.type == AQ_NODE_INT);
                 self->errors++;
                 self->last_error = (int) value.i;
-            }
+                assert (aq_node_get (&body, "reason", &value) &&
+                        aq_node_strcpy (&value, self->reason, sizeof self->reason));
+            } else
+                self->heartbeats++;
             free (frame);
             continue;
         }

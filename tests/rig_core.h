@@ -175,8 +175,10 @@ struct _rig_worker_t {
     int attempt;
     char kind[16];
     char lease[64];
+    int heartbeats;     //  HEARTBEATs received
     int errors;         //  ERRORs received
     int last_error;     //  the last one's code
+    char reason[128];   //  and reason
     rig_worker_t *next; //  in the rig's list
 };
 
@@ -186,8 +188,8 @@ struct _rig_worker_t {
 rig_worker_t *rig_core_worker (rig_core_t *self, const char *name, int credit);
 //  Sends cmd with the fields of json (NULL: none). No turn.
 void rig_worker_send (rig_worker_t *self, int cmd, const char *json);
-//  The next JOB it was sent (HEARTBEATs skipped, ERRORs counted), into
-//  job, id, attempt, kind and lease; false when none is waiting.
+//  The next JOB it was sent (HEARTBEATs and ERRORs counted on the way),
+//  into job, id, attempt, kind and lease; false when none is waiting.
 bool rig_worker_job (rig_worker_t *self);
 //  A RESULT for the last JOB: its id, attempt, kind and lease echoed as a
 //  worker does, and the fields of json (a JSON object), which may override
