@@ -10,16 +10,14 @@
     own (rig_core_advance), so every deadline is exact.
 
         rig_core_t *rig = rig_core_new ("engine", true);
-        rig_worker_t *worker = rig_core_worker (rig, "w1", 10);
+        rig_worker_t *worker = rig_core_worker (rig, NULL, 10);
         char id[AQ_UUID_TEXT];
-        rig_core_create (rig, "{\"targetUrl\": \"http://t/\"}", id);
-        rig_core_turn (rig);                       //  dispatched
-        assert (rig_worker_job (worker));          //  the JOB
-        rig_worker_result (worker, "{\"statusCode\": 200, \"duration\": 5}");
-        rig_core_turn (rig);                       //  completed
-        bk_task_t *task = rig_core_task (rig, id); //  as stored, indexes checked
-        assert (strcmp (rig_core_events (rig, id), "pending processing completed") == 0);
-        bk_task_destroy (&task);
+        rig_core_created (rig, "{\"targetUrl\": \"http://t/\"}", id); //  a turn: dispatched
+        rig_worker_expect (worker, id, "");                            //  its JOB came
+        rig_worker_answer (worker, "{\"statusCode\": 200}");           //  and a turn
+        const bk_task_t *task = rig_core_is (rig, id, BK_ST_COMPLETED);
+        rig_core_expect_events (rig, id, "pending processing completed");
+        rig_worker_bye (worker);
         rig_core_destroy (&rig);
 
     Every turn commits the store and begins the next write transaction, as
@@ -48,40 +46,40 @@
 typedef struct _rig_worker_t rig_worker_t;
 
 typedef struct {
-    bk_config_t cfg;                //  defaults; change before the first turn
+    bk_config_t cfg;                //  defaults; the modules read it as they go
     char dir[BK_STORE_TEST_DIR];    //  the store's (and the vault's) directory
     bk_store_t *store;              //  in a write transaction between turns
     aq_plugin_loader_t *plugins;    //  the build's plugins (providers described only), or NULL
     const aq_plugin_vault_t *vault; //  vault-sodium when plugins were loaded
     bk_outbox_t *outbox;            //  the events PUB is its one events socket
     bk_engine_t *engine;            //  as loop.c makes them
-    bk_keys_t *keys;
-    bk_providers_t *providers; //  never started
-    bk_dispatch_t *dispatch;
-    bk_results_t *results;
-    bk_scheduler_t *scheduler;
-    bk_handlers_t *handlers;
-    int64_t now, mono;             //  the rig's clock (wall and monotonic ms)
-    void *clients, *workers, *pub; //  the broker's sockets
-    void *client, *sub;            //  the client's DEALER, the events SUB
-    uint8_t team[16];              //  team "acme"
-    char key[BK_KEY_TEXT];         //  its full-scope key
-    char read_key[BK_KEY_TEXT];    //  its read-scope key
-    char other_key[BK_KEY_TEXT];   //  a full key of team "globex"
-    char workers_endpoint[128];    //  where fake workers connect
-    int64_t corr;                  //  the last request's
-    int64_t answer_corr;           //  the last answer's, -1 none
-    int status;                    //  the last answer's status (an ERROR's code), -1 none
-    char error[512];               //  its error ("" when none)
-    char *json;                    //  its body as JSON text ("" when none)
-    uint8_t *frame;                //  the last answer's frame
-    aq_node_t body;                //  its body (nil when none)
-    char events[1024];             //  rig_core_events' answer
-    int64_t retry_after;           //  the last answer's retryAfter, -1 none
-    rig_worker_t *workers_list;    //  the fake workers, owned
-    void *seen;                    //  statuses seen per task (events)
-    bk_task_t *looked;             //  rig_core_is' task
-    int named;                     //  workers named by the rig so far
+    bk_keys_t *keys;                //  teams and keys
+    bk_providers_t *providers;      //  never started: ops only queue
+    bk_dispatch_t *dispatch;        //  workers and leases
+    bk_results_t *results;          //  RESULTs
+    bk_scheduler_t *scheduler;      //  scheduled tasks
+    bk_handlers_t *handlers;        //  client commands
+    int64_t now, mono;              //  the rig's clock (wall and monotonic ms)
+    void *clients, *workers, *pub;  //  the broker's sockets
+    void *client, *sub;             //  the client's DEALER, the events SUB
+    uint8_t team[16];               //  team "acme"
+    char key[BK_KEY_TEXT];          //  its full-scope key
+    char read_key[BK_KEY_TEXT];     //  its read-scope key
+    char other_key[BK_KEY_TEXT];    //  a full key of team "globex"
+    char workers_endpoint[128];     //  where fake workers connect
+    int64_t corr;                   //  the last request's
+    int64_t answer_corr;            //  the last answer's, -1 none
+    int status;                     //  the last answer's status (an ERROR's code), -1 none
+    char error[512];                //  its error ("" when none)
+    char *json;                     //  its body as JSON text ("" when none)
+    uint8_t *frame;                 //  the last answer's frame
+    aq_node_t body;                 //  its body (nil when none)
+    char events[1024];              //  rig_core_events' answer
+    int64_t retry_after;            //  the last answer's retryAfter, -1 none
+    rig_worker_t *workers_list;     //  the fake workers, owned
+    void *seen;                     //  statuses seen per task (events)
+    bk_task_t *looked;              //  rig_core_is' task
+    int named;                      //  workers named by the rig so far
     bool transitions[BK_ST_COUNT][BK_ST_COUNT]; //  [from][to] seen in events (from 0: created)
 } rig_core_t;
 
