@@ -521,6 +521,36 @@ static void s_test_kinds (rig_core_t *rig) {
     rig_worker_expect (worker, id, "notify");
     rig_worker_answer (worker, "{\"statusCode\": 200}");
     assert (rig_core_is (rig, id, BK_ST_COMPLETED)->on_complete.status == BK_OUTCOME_DELIVERED);
+    //  a failed task retried while its delivery is out: the worker's slot
+    //  frees at once (the retried call takes it), the delivery's answer no
+    //  longer counts
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"http://t.test/x\", \"maxRetries\": 0, "
+                      "\"onCompleteUrl\": \"http://h.test/\"}",
+                      id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker, "{\"statusCode\": 500}");
+    rig_worker_expect (worker, id, "notify");
+    char delivered[256];
+    snprintf (delivered, sizeof delivered,
+              "{\"kind\": \"notify\", \"attempt\": 1, \"lease\": \"%s\", \"statusCode\": 200}",
+              worker->lease);
+    assert (rig_core_call (rig, AQ_CMD_TASK_RETRY, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->key,
+                           id) == AQ_OK);
+    rig_worker_expect (worker, id, "");
+    assert (worker->attempt == 2);
+    uint64_t refused = rig->engine->stats.refused_results;
+    dropped = rig->engine->stats.dropped;
+    rig_worker_result (worker, delivered);
+    rig_core_turn (rig);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    assert (rig->engine->stats.refused_results == refused);
+    assert (rig_core_is (rig, id, BK_ST_PROCESSING)->on_complete.status == BK_OUTCOME_NONE);
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    rig_worker_expect (worker, id, "notify");
+    assert (worker->attempt == 1);
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    assert (rig_core_is (rig, id, BK_ST_COMPLETED)->on_complete.status == BK_OUTCOME_DELIVERED);
     rig_worker_bye (worker);
 }
 
