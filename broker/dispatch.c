@@ -191,7 +191,8 @@ static void s_cancel (bk_dispatch_t *self, int index, bk_task_t *task) {
             ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
             : 1;
     if (sent == 0)
-        bk_leases_add (self->leases, index, task->id, 0, self->engine->mono + S_NOTIFY_LEASE_MS);
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_CANCEL, 0,
+                       self->engine->mono + S_NOTIFY_LEASE_MS);
     else if (sent < 0) {
         task->poll.cancel_owed = true;
         s_refused (self, index, task);
@@ -217,7 +218,7 @@ static void s_notify (bk_dispatch_t *self, int index, bk_task_t *task) {
         return;
     } else {
         task->notify.inflight = true;
-        bk_leases_add (self->leases, index, task->id, task->notify.attempt,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_NOTIFY, task->notify.attempt,
                        engine->mono + S_NOTIFY_LEASE_MS);
         //  the delay queue outlives a restart where leases do not: if the
         //  answer has not come by then, the delivery is made again
@@ -251,7 +252,7 @@ static void s_poll (bk_dispatch_t *self, int index, bk_task_t *task) {
     } else {
         task->poll.inflight = true;
         int64_t timeout = (int64_t) task->timeout_s * 1000;
-        bk_leases_add (self->leases, index, task->id, task->poll.seq,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_POLL, task->poll.seq,
                        engine->mono + timeout + S_POLL_GRACE_MS);
         task->poll.due = engine->now + timeout + S_POLL_WATCH_MS;
         bk_engine_timer (engine, task->poll.due, BK_DELAY_POLL, task->id);
@@ -286,7 +287,7 @@ static void s_call (bk_dispatch_t *self, int index, bk_task_t *task) {
         return;
     } else {
         int64_t grace = (int64_t) engine->cfg->heartbeat_ms * engine->cfg->heartbeat_liveness;
-        bk_leases_add (self->leases, index, task->id, task->attempts,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_CALL, task->attempts,
                        engine->mono + (int64_t) task->timeout_s * 1000 + grace);
         engine->stats.dispatched++;
     }
@@ -334,19 +335,21 @@ void bk_dispatch_heartbeat (bk_dispatch_t *self) {
 }
 
 //  A lease ended without a result: the worker died, stalled or left.
-static void s_lease_lost (bk_dispatch_t *self, const uint8_t id[16], int attempt) {
+static void s_lease_lost (bk_dispatch_t *self, const uint8_t id[16], int kind, int attempt) {
     bk_engine_t *engine = self->engine;
     bk_task_t *task = bk_engine_load (engine, id);
     if (!task)
         return;
     int status = task->status;
-    if (task->notify.active && task->notify.inflight && task->notify.attempt == attempt) {
+    if (kind == BK_LEASE_NOTIFY && task->notify.active && task->notify.inflight &&
+        task->notify.attempt == attempt) {
         bk_engine_delivery (engine, task, -1, "worker lost", false);
         bk_engine_save (engine, task, status);
-    } else if (status == BK_ST_POLLING && task->poll.inflight && task->poll.seq == attempt) {
+    } else if (kind == BK_LEASE_POLL && status == BK_ST_POLLING && task->poll.inflight &&
+               task->poll.seq == attempt) {
         bk_engine_poll_later (engine, task, 0); //  a lost poll is asked again
         bk_engine_save (engine, task, status);
-    } else if (status == BK_ST_PROCESSING && task->attempts == attempt) {
+    } else if (kind == BK_LEASE_CALL && status == BK_ST_PROCESSING && task->attempts == attempt) {
         engine->stats.lost++;
         bk_engine_record_attempt (engine, task, engine->now - task->attempt_at, -1, "worker lost");
         task->lease[0] = '\0';
@@ -368,9 +371,9 @@ void bk_dispatch_expire (bk_dispatch_t *self) {
         }
     }
     uint8_t id[16];
-    int attempt;
-    while (bk_leases_expired (self->leases, engine->mono, id, &attempt))
-        s_lease_lost (self, id, attempt);
+    int kind, attempt;
+    while (bk_leases_expired (self->leases, engine->mono, id, &kind, &attempt))
+        s_lease_lost (self, id, kind, attempt);
     size_t count;
     bk_waiter_t *expired = bk_waiters_expire (engine->waiters, engine->mono, &count);
     for (size_t i = 0; i < count; i++) {
@@ -401,7 +404,7 @@ static int s_recover_one (void *arg, const uint8_t id[16]) {
     bk_task_t *task = bk_engine_load (engine, id);
     if (task) {
         int64_t grace = 2LL * engine->cfg->heartbeat_ms * engine->cfg->heartbeat_liveness;
-        bk_leases_add (self->leases, BK_LEASE_ORPHAN, id, task->attempts,
+        bk_leases_add (self->leases, BK_LEASE_ORPHAN, id, BK_LEASE_CALL, task->attempts,
                        engine->mono + (int64_t) task->timeout_s * 1000 + grace);
     }
     bk_task_destroy (&task);
@@ -565,7 +568,7 @@ static void s_test_recover (rig_core_t *rig) {
     assert (bk_dispatch_next_deadline (rig->dispatch) == rig->mono + 30000 + 2 * 5000);
     uint8_t raw[16];
     aq_uuid_parse (ids[0], raw);
-    assert (bk_leases_holder (leases, raw, 1) == BK_LEASE_ORPHAN);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == BK_LEASE_ORPHAN);
     //  the worker that outlived the broker's memory: its heartbeat is told
     //  410, its answer (it never said READY) settles its call
     rig_core_turn (rig);

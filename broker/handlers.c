@@ -308,7 +308,8 @@ static void s_task_retry (bk_handlers_t *self, bk_req_t *req, int cmd) {
     task->result = (bk_blob_t){0};
     task->completed_at = -1;
     if (task->notify.inflight) //  its answer no longer counts: the worker's slot is free now
-        bk_leases_end (bk_dispatch_leases (self->dispatch), task->id, task->notify.attempt);
+        bk_leases_end (bk_dispatch_leases (self->dispatch), task->id, BK_LEASE_NOTIFY,
+                       task->notify.attempt);
     task->notify = (bk_notify_t){.due = -1};
     task->on_complete = (bk_outcome_t){BK_OUTCOME_NONE, 0, -1, NULL, -1};
     s_answer_saved (self, req, &task, status, bk_engine_ready (self->engine, task));

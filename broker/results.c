@@ -346,15 +346,19 @@ void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
     }
     if (aq_node_get (body, "attempt", &value) && value.type == AQ_NODE_INT)
         attempt = (int) value.i;
-    int holder = bk_leases_holder (self->leases, id, attempt);
+    aq_node_get (body, "kind", &kind);
+    int leased = aq_node_streq (&kind, "poll")     ? BK_LEASE_POLL
+                 : aq_node_streq (&kind, "notify") ? BK_LEASE_NOTIFY
+                 : aq_node_streq (&kind, "cancel") ? BK_LEASE_CANCEL
+                                                   : BK_LEASE_CALL;
+    int holder = bk_leases_holder (self->leases, id, leased, attempt);
     if (holder >= 0 && holder != sender) {
         engine->stats.refused_results++; //  the lease is another worker's
         return;
     }
-    aq_node_get (body, "kind", &kind);
-    if (aq_node_streq (&kind, "cancel")) { //  fire and forget
+    if (leased == BK_LEASE_CANCEL) { //  fire and forget
         if (holder == sender)
-            bk_leases_end (self->leases, id, attempt);
+            bk_leases_end (self->leases, id, leased, attempt);
         return;
     }
     bk_task_t *task = bk_engine_load (engine, id);
@@ -367,7 +371,7 @@ void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
         bk_task_destroy (&task);
         return;
     }
-    bk_leases_end (self->leases, id, attempt);
+    bk_leases_end (self->leases, id, leased, attempt);
     if (aq_node_streq (&kind, "poll"))
         s_poll_result (self, task, attempt, body);
     else if (aq_node_streq (&kind, "notify")) {
@@ -418,7 +422,7 @@ static void s_test_who (rig_core_t *rig) {
     uint8_t raw[16];
     aq_uuid_parse (id, raw);
     bk_leases_t *leases = bk_dispatch_leases (rig->dispatch);
-    int index = bk_leases_holder (leases, raw, 1);
+    int index = bk_leases_holder (leases, raw, BK_LEASE_CALL, 1);
     assert (index >= 0);
 
     //  another worker with the id, attempt and token: refused
@@ -429,27 +433,30 @@ static void s_test_who (rig_core_t *rig) {
     s_send_as (stranger, holder, NULL, "\"statusCode\": 200");
     assert (stats->refused_results == refused + 2);
     assert (!rig_worker_job (stranger) && stranger->last_error == 410);
-    //  the holder with a wrong token, none, or the token of another kind
+    //  the holder with a wrong token, or none: refused
     s_send_as (holder, holder, "00000000000000000000000000000000", "\"statusCode\": 200");
     s_send_as (holder, holder, "", "\"lease\": 7, \"statusCode\": 200");
+    assert (stats->refused_results == refused + 4 && stats->dropped == dropped);
+    //  the call's token for a request of another kind, or of another
+    //  attempt, which it does not hold: dropped
     s_send_as (holder, holder, NULL, "\"kind\": \"poll\", \"statusCode\": 200");
     s_send_as (holder, holder, NULL, "\"kind\": \"notify\", \"statusCode\": 200");
-    assert (stats->refused_results == refused + 6 && stats->dropped == dropped);
-    //  the holder's answer to an attempt that is not the current one: stale
     holder->attempt++;
     s_send_as (holder, holder, NULL, "\"statusCode\": 200");
     holder->attempt--;
-    assert (stats->dropped == dropped + 1);
+    assert (stats->refused_results == refused + 4 && stats->dropped == dropped + 3);
     //  none of them settled the call or ended the lease
     const bk_task_t *task = rig_core_is (rig, id, BK_ST_PROCESSING);
     assert (strcmp (task->lease, holder->lease) == 0);
-    assert (bk_leases_holder (leases, raw, 1) == index && bk_leases_count (leases) == 1);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == index &&
+            bk_leases_count (leases) == 1);
     //  the holder's own answer, once
     s_send_as (holder, holder, NULL, "\"statusCode\": 200");
     assert (!rig_core_is (rig, id, BK_ST_COMPLETED)->lease[0]);
-    assert (bk_leases_holder (leases, raw, 1) == BK_LEASE_NONE && bk_leases_count (leases) == 0);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == BK_LEASE_NONE &&
+            bk_leases_count (leases) == 0);
     s_send_as (holder, holder, NULL, "\"statusCode\": 500");
-    assert (stats->dropped == dropped + 2 && stats->refused_results == refused + 6);
+    assert (stats->dropped == dropped + 4 && stats->refused_results == refused + 4);
     rig_core_is (rig, id, BK_ST_COMPLETED);
     //  no id, or not a task id: malformed
     uint64_t malformed = stats->malformed;
@@ -493,10 +500,10 @@ static void s_test_kinds (rig_core_t *rig) {
     for (size_t i = 0; i < sizeof polls / sizeof *polls; i++) {
         rig_core_later (rig, i ? polls[i - 1].next : 2000);
         rig_worker_expect (worker, id, "poll");
-        //  the poll's token under another kind: refused
-        uint64_t refused = rig->engine->stats.refused_results;
+        //  the poll's token for a call it does not hold: dropped
+        uint64_t dropped = rig->engine->stats.dropped;
         s_send_as (worker, worker, NULL, "\"kind\": \"call\", \"statusCode\": 200");
-        assert (rig->engine->stats.refused_results == refused + 1);
+        assert (rig->engine->stats.dropped == dropped + 1);
         rig_worker_answer (worker, polls[i].answer);
         const bk_task_t *task = rig_core_is (rig, id, BK_ST_POLLING);
         assert (!task->poll.inflight && task->poll.due == rig->now + polls[i].next);
