@@ -561,10 +561,46 @@ static void s_test_kinds (rig_core_t *rig) {
     rig_worker_bye (worker);
 }
 
+//  A lease is named by its kind too: a poll still out when its task timed
+//  out and the task's delivery both carry number 1, at two workers; each
+//  answer counts for its own request
+static void s_test_names (rig_core_t *rig) {
+    rig_worker_t *a = rig_core_worker (rig, "names-a", 1);
+    char id[AQ_UUID_TEXT];
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"http://t.test/jobs\", \"maxWaitTime\": 5, "
+                      "\"onCompleteUrl\": \"http://h.test/\", \"pollConfig\": {\"urlTemplate\": "
+                      "\"http://t.test/jobs/1\", \"statusPath\": \"s\", \"doneValues\": "
+                      "[\"ok\"], \"failValues\": [], \"intervalSeconds\": 1}}",
+                      id);
+    rig_worker_expect (a, id, "");
+    rig_worker_answer (a, "{\"statusCode\": 200}");
+    rig_core_later (rig, 1000);
+    rig_worker_expect (a, id, "poll"); //  never answered before the timeout
+    assert (a->attempt == 1);
+    rig_worker_t *b = rig_core_worker (rig, "names-b", 1);
+    rig_core_later (rig, 4000);
+    rig_worker_expect (b, id, "notify");
+    assert (b->attempt == 1);
+    uint64_t refused = rig->engine->stats.refused_results;
+    rig_worker_answer (b, "{\"statusCode\": 200}");
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_TIMEOUT);
+    assert (task->on_complete.status == BK_OUTCOME_DELIVERED);
+    uint64_t dropped = rig->engine->stats.dropped;
+    rig_worker_answer (a, "{\"statusCode\": 200, \"body\": \"{\\\"s\\\": \\\"ok\\\"}\"}");
+    assert (rig->engine->stats.refused_results == refused);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    assert (bk_leases_count (bk_dispatch_leases (rig->dispatch)) == 0);
+    rig_core_is (rig, id, BK_ST_TIMEOUT);
+    rig_worker_bye (a);
+    rig_worker_bye (b);
+}
+
 void bk_results_test (bool verbose) {
     rig_core_t *rig = rig_core_new ("results", false);
     s_test_who (rig);
     s_test_kinds (rig);
+    s_test_names (rig);
     rig_core_destroy (&rig);
     if (verbose)
         printf ("bk_results: ok\n");
