@@ -344,7 +344,8 @@ static void s_test_call_and_poll (rig_core_t *rig, bk_job_ctx_t *ctx) {
     assert (!*s_get (&job, "kind", buf, sizeof buf));
     assert (s_is (&job, "headers.Authorization", "Key s3cret") &&
             s_is (&job, "headers.X-Plain", "p"));
-    assert (s_signed (&job, ctx->whsec, id, ctx->now, "payload") && s_headers (&job) == 6);
+    assert (s_signed (&job, ctx->whsec, id, ctx->now, "payload") && s_headers (&job) == 7);
+    assert (strncmp (s_get (&job, "headers.traceparent", buf, sizeof buf), "00-", 3) == 0);
     char signal[64], hash[65];
     s_get (&job, "headers.AsyncQueue-Signal-Token", signal, sizeof signal);
     assert (strncmp (signal, "sig_", 4) == 0 && strlen (signal) == 36);
@@ -367,7 +368,7 @@ static void s_test_call_and_poll (rig_core_t *rig, bk_job_ctx_t *ctx) {
     aq_writer_reset (&w);
     assert (bk_jobs_call (ctx, task, &w, error, sizeof error) == 0);
     job = s_body (&w);
-    assert (s_headers (&job) == 3 && !*s_get (&job, "headers.webhook-id", buf, sizeof buf));
+    assert (s_headers (&job) == 4 && !*s_get (&job, "headers.webhook-id", buf, sizeof buf));
     ctx->whsec = whsec;
 
     //  polls: the status or result URL, only the headers the provider lets
@@ -384,12 +385,12 @@ static void s_test_call_and_poll (rig_core_t *rig, bk_job_ctx_t *ctx) {
             s_is (&job, "method", "GET"));
     assert (s_is (&job, "url", "https://p.test/status") && s_is (&job, "timeout", "7"));
     assert (strlen (task->poll.lease) == 32 && s_is (&job, "lease", task->poll.lease));
-    assert (s_is (&job, "headers.Authorization", "Key s3cret") && s_headers (&job) == 1);
+    assert (s_is (&job, "headers.Authorization", "Key s3cret") && s_headers (&job) == 2);
     assert (!*s_get (&job, "body", buf, sizeof buf));
     aq_writer_reset (&w);
     assert (bk_jobs_poll (ctx, task, NULL, &w, error, sizeof error) == 0);
     job = s_body (&w);
-    assert (s_headers (&job) == 5 && s_signed (&job, ctx->whsec, id, ctx->now, ""));
+    assert (s_headers (&job) == 6 && s_signed (&job, ctx->whsec, id, ctx->now, ""));
     task->poll.stage = 2; //  BK_POLL_RESULT, and no result URL
     aq_writer_reset (&w);
     assert (bk_jobs_poll (ctx, task, only, &w, error, sizeof error) == -1);
@@ -407,7 +408,7 @@ static void s_test_call_and_poll (rig_core_t *rig, bk_job_ctx_t *ctx) {
     job = s_body (&w);
     assert (s_is (&job, "kind", "cancel") && s_is (&job, "attempt", "0") &&
             s_is (&job, "method", "POST") && s_is (&job, "url", "https://p.test/cancel"));
-    assert (!*s_get (&job, "lease", buf, sizeof buf) && s_headers (&job) == 1);
+    assert (!*s_get (&job, "lease", buf, sizeof buf) && s_headers (&job) == 2);
     task->poll.cancel_method = bk_task_strdup (task, "DELETE");
     aq_writer_reset (&w);
     assert (bk_jobs_cancel (ctx, task, only, &w) == 0);
@@ -479,7 +480,7 @@ static void s_test_notify (rig_core_t *rig, bk_job_ctx_t *ctx) {
     s_get (&job, "body", body, sizeof body);
     snprintf (msg_id, sizeof msg_id, "%s.complete", id);
     assert (s_signed (&job, ctx->whsec, msg_id, ctx->now, body));
-    assert (s_is (&job, "headers.Content-Type", "application/json") && s_headers (&job) == 4);
+    assert (s_is (&job, "headers.Content-Type", "application/json") && s_headers (&job) == 5);
     aq_writer_release (&w);
     bk_task_destroy (&task);
     s_cancel (rig, id);
