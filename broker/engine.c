@@ -202,11 +202,17 @@ void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t durat
 }
 
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task) {
-    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
     //  a poll in flight keeps its lease token: its answer still ends the
     //  worker's lease (and is dropped as stale), or the worker's slot would
     //  stay taken until the lease's deadline
     task->poll.inflight = false;
+    if (task->poll.op_pending && task->poll.op_stage == BK_POLL_INITIAL && !task->poll.cancel_url) {
+        //  the job's plan, with its cancel URL, is still with the provider
+        //  host: the cancel goes once it comes (bk_results_provider_done)
+        task->poll.cancel_owed = true;
+        return;
+    }
+    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
     if (!task->poll.cancel_url)
         return;
     task->poll.cancel_owed = true;

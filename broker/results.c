@@ -224,12 +224,37 @@ static void s_poll_result (bk_results_t *self, bk_task_t *task, int attempt,
     bk_engine_save (engine, task, BK_ST_POLLING);
 }
 
+//  A task cancelled or timed out while the provider host read its job's
+//  first answer: the plan it gives now holds the cancel URL the provider's
+//  job is cancelled with (bk_engine_cancel_job left that owed).
+static void s_cancel_after_plan (bk_engine_t *engine, bk_task_t *task, const aq_node_t *reply,
+                                 const char *failure) {
+    const aq_plugin_provider_t *provider =
+        aq_plugin_loader_provider (engine->plugins, task->provider);
+    int64_t next_ms = 0;
+    const char *error = NULL;
+    if (provider && reply && !failure)
+        bk_poll_provider_reply (provider, task, reply, engine->cfg->poll_interval_ms, &next_ms,
+                                &error);
+    bk_poll_provider_drop (task);
+    task->poll.cancel_owed = task->poll.cancel_url != NULL;
+    if (task->poll.cancel_owed)
+        bk_engine_enqueue (engine, task);
+    bk_engine_save (engine, task, task->status);
+}
+
 void bk_results_provider_done (bk_results_t *self, const char *key, const aq_node_t *reply,
                                const char *failure) {
     bk_engine_t *engine = self->engine;
     uint8_t id[16];
     int64_t n;
     bk_task_t *task = bk_poll_provider_key_parse (key, id, &n) ? bk_engine_load (engine, id) : NULL;
+    if (task && bk_status_terminal (task->status) && task->poll.op_pending &&
+        task->poll.op_n == n) {
+        s_cancel_after_plan (engine, task, reply, failure);
+        bk_task_destroy (&task);
+        return;
+    }
     if (!task || !bk_poll_provider_awaits (task, n)) {
         engine->stats.dropped++; //  cancelled, timed out, or asked again after a restart
         bk_task_destroy (&task);
@@ -596,11 +621,48 @@ static void s_test_names (rig_core_t *rig) {
     rig_worker_bye (b);
 }
 
+//  A provider task cancelled while its host still reads the job's first
+//  answer: the plan that comes after gives the cancel URL, and the cancel
+//  goes out (the provider's job does not run on unwatched).
+static void s_test_cancel_before_plan (rig_core_t *rig) {
+    rig_worker_t *worker = rig_core_worker (rig, "plan", 1);
+    char id[AQ_UUID_TEXT], text[256];
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"https://queue.fal.run/fal-ai/flux\", \"provider\": "
+                      "\"fal\", \"headers\": {\"Authorization\": \"Key k1\"}}",
+                      id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker,
+                       "{\"statusCode\": 200, \"body\": \"{\\\"request_id\\\": \\\"r9\\\"}\"}");
+    assert (rig_core_is (rig, id, BK_ST_POLLING)->poll.op_pending);
+    assert (rig_core_call (rig, AQ_CMD_TASK_CANCEL, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->key,
+                           id) == AQ_OK);
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_CANCELLED);
+    assert (task->poll.cancel_owed && task->poll.op_pending && !task->poll.cancel_url);
+    rig_core_provider_reply (
+        rig, id,
+        "{\"state\": 0, \"plan\": {\"statusUrl\": "
+        "\"https://queue.fal.run/fal-ai/flux/requests/r9/status\", \"cancelUrl\": "
+        "\"https://queue.fal.run/fal-ai/flux/requests/r9/cancel\", \"cancelMethod\": \"PUT\"}}",
+        NULL);
+    rig_worker_expect (worker, id, "cancel");
+    assert (strcmp (rig_worker_field (worker, "url", text, sizeof text),
+                    "https://queue.fal.run/fal-ai/flux/requests/r9/cancel") == 0);
+    assert (strcmp (rig_worker_field (worker, "method", text, sizeof text), "PUT") == 0);
+    task = rig_core_is (rig, id, BK_ST_CANCELLED);
+    assert (!task->poll.cancel_owed && !task->poll.op_pending);
+    rig_worker_answer (worker, "{\"statusCode\": 202}");
+    rig_worker_bye (worker);
+}
+
 void bk_results_test (bool verbose) {
     rig_core_t *rig = rig_core_new ("results", false);
     s_test_who (rig);
     s_test_kinds (rig);
     s_test_names (rig);
+    rig_core_destroy (&rig);
+    rig = rig_core_new ("results-plan", true);
+    s_test_cancel_before_plan (rig);
     rig_core_destroy (&rig);
     if (verbose)
         printf ("bk_results: ok\n");
