@@ -427,7 +427,8 @@ static void s_curl_init (void) {
     s_curl_rc = curl_global_init (CURL_GLOBAL_DEFAULT);
 }
 
-wk_callout_t *wk_callout_new (bool allow_private) {
+wk_callout_t *wk_callout_new (bool allow_private, int slots) {
+    assert (slots > 0);
     pthread_once (&s_curl_once, s_curl_init);
     if (s_curl_rc != CURLE_OK)
         return NULL;
@@ -446,6 +447,12 @@ wk_callout_t *wk_callout_new (bool allow_private) {
     curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
     curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_timer_cb);
     curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+    //  curl's own cache bound is 4 per transfer in the multi at the moment:
+    //  whenever fewer calls are in flight it would close idle connections
+    //  to the target that the next calls then open again. Bound it by the
+    //  slots instead.
+    long idle = slots < 100000 ? 4L * slots : 400000L;
+    curl_multi_setopt (self->multi, CURLMOPT_MAXCONNECTS, idle);
     return self;
 }
 
@@ -665,7 +672,7 @@ static void s_expect_refused (wk_callout_t *callout, rig_http_t *server, bool ve
 
 void wk_callout_test (bool verbose) {
     rig_http_t *server = rig_http_new ();
-    wk_callout_t *callout = wk_callout_new (true);
+    wk_callout_t *callout = wk_callout_new (true, 8);
     assert (callout);
     char url[128], base[64];
     snprintf (base, sizeof base, "http://127.0.0.1:%d", rig_http_port (server));
@@ -866,7 +873,7 @@ void wk_callout_test (bool verbose) {
     wk_callout_destroy (&callout);
 
     //  The SSRF guard: every spelling of loopback is refused, nothing sent
-    callout = wk_callout_new (false);
+    callout = wk_callout_new (false, 8);
     result = s_call (callout, s_job ("t24", "GET", rig_http_url (server, "/echo/ssrf"), 5, 1000));
     assert (s_streq (s_str (result, "error"),
                      "destination not allowed: 127.0.0.1 is a loopback address"));

@@ -3,7 +3,7 @@
     One engine runs every call of a worker without a thread per call: the
     caller folds its sockets and timer into its own zmq_poll.
 
-        wk_callout_t *callout = wk_callout_new (false);
+        wk_callout_t *callout = wk_callout_new (false, 64);
         wk_callout_start (callout, job);           //  a JOB body
         for (;;) {
             int n = wk_callout_poll_items (callout, items, max);
@@ -33,8 +33,9 @@
 
 typedef struct _wk_callout_t wk_callout_t;
 
-//  A new engine; NULL if curl cannot be set up.
-wk_callout_t *wk_callout_new (bool allow_private);
+//  A new engine for up to slots calls at once; it keeps up to 4 idle
+//  connections per slot for the next calls. NULL if curl cannot be set up.
+wk_callout_t *wk_callout_new (bool allow_private, int slots);
 
 //  Aborts the calls in flight (no results for them), drops unread results,
 //  frees the engine. Accepts NULL; sets *self_p to NULL.

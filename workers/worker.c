@@ -224,7 +224,7 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
             goto out;
         }
     }
-    self.callout = wk_callout_new (cfg->allow_private);
+    self.callout = wk_callout_new (cfg->allow_private, cfg->slots);
     self.outbox = json_array ();
     items = calloc ((size_t) items_max, sizeof *items);
     if (!self.callout || !self.outbox || !items) {
