@@ -51,6 +51,9 @@ struct _wk_callout_t {
     size_t nsocks;      //  used entries in socks
     size_t socks_max;   //  allocated entries
     int64_t deadline;   //  curl's one-shot timer, mono ms; -1: none
+    CURL **idle;        //  easy handles of ended calls, reset, for the next
+    size_t nidle;       //  how many
+    size_t idle_max;    //  room: one per slot
 };
 
 struct _s_call_t {
@@ -211,7 +214,10 @@ static void s_call_destroy (s_call_t **call_p) {
             call->next->prev = call->prev;
         owner->active--;
     }
-    if (call->easy)
+    if (call->easy && owner->nidle < owner->idle_max) {
+        curl_easy_reset (call->easy); //  options back to defaults; the handle is reused
+        owner->idle[owner->nidle++] = call->easy;
+    } else if (call->easy)
         curl_easy_cleanup (call->easy);
     curl_slist_free_all (call->headers);
     json_decref (call->result);
@@ -330,7 +336,7 @@ static const char *s_call_setup (s_call_t *call, const json_t *job, bool *perman
         rc |= s_add_header (call, "Expect:"); //  no "Expect: 100-continue"
     if (send_body && !s_has_header (headers, "Content-Type"))
         rc |= s_add_header (call, "Content-Type:"); //  no form type of curl's own
-    call->easy = curl_easy_init ();
+    call->easy = call->owner->nidle ? call->owner->idle[--call->owner->nidle] : curl_easy_init ();
     if (rc || !call->easy)
         return "fetch failed: ENOMEM";
 
@@ -439,7 +445,9 @@ wk_callout_t *wk_callout_new (bool allow_private, int slots) {
     self->deadline = -1;
     self->multi = curl_multi_init ();
     self->results = json_array ();
-    if (!self->multi || !self->results) {
+    self->idle_max = (size_t) slots;
+    self->idle = calloc (self->idle_max, sizeof *self->idle);
+    if (!self->multi || !self->results || !self->idle) {
         wk_callout_destroy (&self);
         return NULL;
     }
@@ -467,6 +475,9 @@ void wk_callout_destroy (wk_callout_t **self_p) {
     }
     if (self->multi)
         curl_multi_cleanup (self->multi); //  may still call s_socket_cb
+    while (self->nidle)
+        curl_easy_cleanup (self->idle[--self->nidle]);
+    free (self->idle);
     json_decref (self->results);
     free (self->socks);
     free (self);
