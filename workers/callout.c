@@ -6,12 +6,17 @@
     them along with its ZeroMQ socket. The connection and DNS caches live in
     the multi handle, so calls to the same target reuse connections.
 
+    A JOB is read where it lies in its frame (aq_msg.h) and a RESULT is
+    written as a whole frame, ready to send, into one buffer of RESULTs;
+    an ended call is kept, with its easy handle and buffers, for the next.
+
     The SSRF guard sits in s_open_cb, where curl asks for a socket for the
     address it is about to connect to: whatever the URL spelled, that is
     where the call would go. What the text of a call may be (header names
     and values, a RESULT's headers and body) is text.c's.
 */
 #include "callout.h"
+#include "aq_proto.h"
 #include "aq_time.h"
 #include "ssrf.h"
 #include "text.h"
@@ -21,7 +26,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,47 +37,79 @@
 #define S_DEFAULT_TIMEOUT  30          //  seconds, when a JOB has none
 #define S_DEFAULT_MAX_BODY (64 * 1024) //  bytes, when a JOB has none
 #define S_HEADERS_MAX      (64 * 1024) //  response header bytes kept per call
+#define S_KEEP_BODY        (64 * 1024) //  body room an ended call keeps for the next
 
 typedef struct {
     curl_socket_t fd; //  a socket curl uses
     short events;     //  ZMQ_POLLIN | ZMQ_POLLOUT it waits for
 } s_sock_t;
 
+typedef struct {
+    size_t at;   //  where the frame starts in the engine's out buffer
+    size_t size; //  its bytes
+} s_frame_t;
+
 typedef struct _s_call_t s_call_t;
 
 struct _wk_callout_t {
-    CURLM *multi;       //  every call in flight
-    bool allow_private; //  SSRF guard lifted
-    s_call_t *calls;    //  calls in flight (added to multi), a list
-    size_t active;      //  their number
-    json_t *results;    //  finished RESULT bodies, oldest first
-    s_sock_t *socks;    //  curl's sockets
-    size_t nsocks;      //  used entries in socks
-    size_t socks_max;   //  allocated entries
-    int64_t deadline;   //  curl's one-shot timer, mono ms; -1: none
-    CURL **idle;        //  easy handles of ended calls, reset, for the next
-    size_t nidle;       //  how many
-    size_t idle_max;    //  room: one per slot
+    CURLM *multi;        //  every call in flight
+    bool allow_private;  //  SSRF guard lifted
+    s_call_t *calls;     //  calls in flight (added to multi), a list
+    size_t active;       //  their number
+    s_call_t *spare;     //  ended calls kept for the next, a list
+    size_t nspare;       //  their number
+    size_t spare_max;    //  how many are kept: one per slot
+    aq_writer_t out;     //  RESULT frames, one after another
+    size_t frame_at;     //  where the frame being written starts
+    s_frame_t *frames;   //  the frames in out: [head, count) are waiting
+    size_t head;         //  the oldest waiting
+    size_t count;        //  end of the waiting ones
+    size_t frames_max;   //  allocated entries
+    char *scratch;       //  room for a body made valid UTF-8
+    size_t scratch_room; // bytes allocated
+    s_sock_t *socks;     //  curl's sockets
+    size_t nsocks;       //  used entries in socks
+    size_t socks_max;    //  allocated entries
+    int64_t deadline;    //  curl's one-shot timer, mono ms; -1: none
 };
 
+//  What a RESULT echoes of its JOB.
+typedef struct {
+    const char *id;    //  the task id ("" when the JOB had none)
+    size_t id_size;    //  its bytes
+    int64_t attempt;   //  the JOB's attempt (0 when it had none)
+    const char *kind;  //  the JOB's kind, or NULL
+    size_t kind_size;  //  its bytes
+    const char *lease; //  the JOB's lease, or NULL
+    size_t lease_size; //  its bytes
+} s_echo_t;
+
 struct _s_call_t {
-    wk_callout_t *owner;        //  the engine it runs in
-    s_call_t *prev, *next;      //  in owner->calls while added to multi
-    CURL *easy;                 //  the transfer
-    struct curl_slist *headers; //  request headers
-    json_t *result;             //  RESULT body being built
-    int64_t timeout;            //  seconds, for "timeout after Ns"
-    int64_t started;            //  mono ms
-    char *body;                 //  response body so far
-    size_t body_size;           //  bytes in body
-    size_t body_room;           //  bytes allocated
-    size_t body_max;            //  maxBody
-    bool body_cut;              //  more arrived than body_max: transfer stopped
-    json_t *resp_headers;       //  final response's headers, lower-case names
-    size_t header_bytes;        //  bytes kept in resp_headers
-    bool headers_done;          //  blank line seen: later lines are trailers
-    char blocked[128];          //  "destination not allowed: ..." or ""
+    wk_callout_t *owner;            //  the engine it runs in
+    s_call_t *prev, *next;          //  in owner->calls while added, or in owner->spare
+    bool added;                     //  added to the multi handle
+    CURL *easy;                     //  the transfer; reset and reused by the next call
+    struct curl_slist *headers;     //  request headers
+    s_echo_t echo;                  //  echoed in the RESULT; its text is in echo_buf
+    char *echo_buf;                 //  id, kind and lease, one after another
+    size_t echo_room;               //  bytes allocated
+    int64_t timeout;                //  seconds, for "timeout after Ns"
+    int64_t started;                //  mono ms
+    char *body;                     //  response body so far
+    size_t body_size;               //  bytes in body
+    size_t body_room;               //  bytes allocated
+    size_t body_max;                //  maxBody
+    bool body_cut;                  //  more arrived than body_max: transfer stopped
+    wk_text_headers_t resp_headers; //  final response's headers, lower-case names
+    size_t header_bytes;            //  bytes kept in resp_headers
+    bool headers_done;              //  blank line seen: later lines are trailers
+    char blocked[128];              //  "destination not allowed: ..." or ""
 };
+
+//  A JOB's fields, views into its frame; type 0 when absent.
+typedef struct {
+    aq_node_t id, attempt, url, method, headers, body, timeout, max_body, kind, lease;
+} s_job_t;
 
 //  --------------------------------------------------------------------------
 //  Retry-After
@@ -99,6 +135,118 @@ static int64_t s_retry_after (const char *value) {
         return -1;
     time_t now = time (NULL);
     return when > now ? (int64_t) (when - now) : 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Reading a JOB
+
+//  Fills job from a JOB body; the last of repeated keys counts.
+static void s_job_read (const aq_node_t *body, s_job_t *job) {
+    static const struct {
+        const char *key;
+        size_t offset;
+    } fields[] = {
+        {"id", offsetof (s_job_t, id)},           {"attempt", offsetof (s_job_t, attempt)},
+        {"url", offsetof (s_job_t, url)},         {"method", offsetof (s_job_t, method)},
+        {"headers", offsetof (s_job_t, headers)}, {"body", offsetof (s_job_t, body)},
+        {"timeout", offsetof (s_job_t, timeout)}, {"maxBody", offsetof (s_job_t, max_body)},
+        {"kind", offsetof (s_job_t, kind)},       {"lease", offsetof (s_job_t, lease)}};
+    memset (job, 0, sizeof *job);
+    aq_iter_t it;
+    aq_node_t key, value;
+    aq_node_iter (body, &it);
+    while (aq_iter_next (&it, &key, &value)) {
+        if (key.type != AQ_NODE_STR)
+            continue;
+        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+            if (key.count == strlen (fields[i].key) &&
+                memcmp (key.data, fields[i].key, key.count) == 0) {
+                *(aq_node_t *) ((char *) job + fields[i].offset) = value;
+                break;
+            }
+    }
+}
+
+//  True when node is a string equal, ignoring case, to name.
+static bool s_name_is (const aq_node_t *node, const char *name) {
+    size_t size = strlen (name);
+    return node->count == size && strncasecmp ((const char *) node->data, name, size) == 0;
+}
+
+//  What a RESULT echoes of job, borrowing its frame.
+static s_echo_t s_echo_of (const s_job_t *job) {
+    s_echo_t echo = {.id = ""};
+    if (job->id.type == AQ_NODE_STR)
+        echo.id = (const char *) job->id.data, echo.id_size = job->id.count;
+    if (job->attempt.type == AQ_NODE_INT)
+        echo.attempt = job->attempt.i;
+    if (job->kind.type == AQ_NODE_STR)
+        echo.kind = (const char *) job->kind.data, echo.kind_size = job->kind.count;
+    if (job->lease.type == AQ_NODE_STR)
+        echo.lease = (const char *) job->lease.data, echo.lease_size = job->lease.count;
+    return echo;
+}
+
+//  --------------------------------------------------------------------------
+//  Writing RESULTs
+
+//  Starts a RESULT frame in self->out: the echoed fields and duration, then
+//  room for more pairs the caller writes.
+static aq_writer_t *s_result_begin (wk_callout_t *self, const s_echo_t *echo, int64_t duration,
+                                    uint32_t more) {
+    aq_writer_t *w = &self->out;
+    self->frame_at = w->size;
+    uint8_t header[AQ_PROTO_HEADER] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                       AQ_CMD_RESULT};
+    aq_write_raw (w, header, sizeof header);
+    aq_write_map (w, 3 + (echo->kind != NULL) + (echo->lease != NULL) + more);
+    aq_write_str (w, "id");
+    aq_write_strn (w, echo->id, echo->id_size);
+    aq_write_kv_int (w, "attempt", echo->attempt);
+    if (echo->kind) {
+        aq_write_str (w, "kind");
+        aq_write_strn (w, echo->kind, echo->kind_size);
+    }
+    if (echo->lease) {
+        aq_write_str (w, "lease");
+        aq_write_strn (w, echo->lease, echo->lease_size);
+    }
+    aq_write_kv_int (w, "duration", duration);
+    return w;
+}
+
+//  Queues the frame s_result_begin started. When memory ran out on the
+//  way, every waiting RESULT is lost (the broker retries those tasks when
+//  their leases expire); -1 then.
+static int s_result_end (wk_callout_t *self) {
+    if (self->count == self->frames_max) {
+        size_t max = self->frames_max ? 2 * self->frames_max : 64;
+        s_frame_t *frames = realloc (self->frames, max * sizeof *frames);
+        if (!frames)
+            self->out.err = -1;
+        else {
+            self->frames = frames;
+            self->frames_max = max;
+        }
+    }
+    if (self->out.err) {
+        aq_writer_reset (&self->out);
+        self->head = self->count = 0;
+        return -1;
+    }
+    self->frames[self->count++] =
+        (s_frame_t){.at = self->frame_at, .size = self->out.size - self->frame_at};
+    return 0;
+}
+
+//  A RESULT of a call that did not run: error and, when permanent, permanent.
+static int s_result_error (wk_callout_t *self, const s_echo_t *echo, int64_t duration,
+                           const char *error, bool permanent) {
+    aq_writer_t *w = s_result_begin (self, echo, duration, 1 + permanent);
+    aq_write_kv_str (w, "error", error);
+    if (permanent)
+        aq_write_kv_bool (w, "permanent", true);
+    return s_result_end (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -185,13 +333,13 @@ static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) 
         len--;
     if (len >= 5 && memcmp (data, "HTTP/", 5) == 0) {
         //  A status line: a 1xx before the final response, or the final one
-        json_object_clear (call->resp_headers);
+        wk_text_headers_clear (&call->resp_headers);
         call->header_bytes = 0;
         call->headers_done = false;
     } else if (len == 0)
         call->headers_done = true;
     else if (!call->headers_done && call->header_bytes + len <= S_HEADERS_MAX &&
-             wk_text_add_header (call->resp_headers, data, len) == 0)
+             wk_text_add_header (&call->resp_headers, data, len) == 0)
         call->header_bytes += len; //  lines that are not headers are skipped
     return n;
 }
@@ -199,12 +347,40 @@ static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) 
 //  --------------------------------------------------------------------------
 //  A call
 
+//  Frees a call and what it holds.
+static void s_call_free (s_call_t *call) {
+    if (call->easy)
+        curl_easy_cleanup (call->easy);
+    curl_slist_free_all (call->headers);
+    wk_text_headers_release (&call->resp_headers);
+    free (call->echo_buf);
+    free (call->body);
+    free (call);
+}
+
+//  A call for a new job: a spare one, or a new one; NULL when out of memory.
+static s_call_t *s_call_new (wk_callout_t *self) {
+    s_call_t *call = self->spare;
+    if (call) {
+        self->spare = call->next;
+        self->nspare--;
+        call->next = NULL;
+        return call;
+    }
+    call = calloc (1, sizeof *call);
+    if (call)
+        call->owner = self;
+    return call;
+}
+
+//  Takes the call out of the multi handle and keeps it for the next job
+//  (or frees it when enough are kept).
 static void s_call_destroy (s_call_t **call_p) {
     s_call_t *call = *call_p;
     if (!call)
         return;
     wk_callout_t *owner = call->owner;
-    if (call->prev || owner->calls == call) { //  added to the multi handle
+    if (call->added) {
         curl_multi_remove_handle (owner->multi, call->easy);
         if (call->prev)
             call->prev->next = call->next;
@@ -213,61 +389,91 @@ static void s_call_destroy (s_call_t **call_p) {
         if (call->next)
             call->next->prev = call->prev;
         owner->active--;
+        call->added = false;
     }
-    if (call->easy && owner->nidle < owner->idle_max) {
-        curl_easy_reset (call->easy); //  options back to defaults; the handle is reused
-        owner->idle[owner->nidle++] = call->easy;
-    } else if (call->easy)
-        curl_easy_cleanup (call->easy);
-    curl_slist_free_all (call->headers);
-    json_decref (call->result);
-    json_decref (call->resp_headers);
-    free (call->body);
-    free (call);
     *call_p = NULL;
+    if (owner->nspare >= owner->spare_max) {
+        s_call_free (call);
+        return;
+    }
+    if (call->easy)
+        curl_easy_reset (call->easy); //  options back to defaults
+    curl_slist_free_all (call->headers);
+    call->headers = NULL;
+    if (call->body_room > S_KEEP_BODY) {
+        free (call->body);
+        call->body = NULL;
+        call->body_room = 0;
+    }
+    call->body_size = 0;
+    call->body_cut = false;
+    wk_text_headers_clear (&call->resp_headers);
+    call->header_bytes = 0;
+    call->headers_done = false;
+    call->blocked[0] = '\0';
+    call->started = 0;
+    call->prev = NULL;
+    call->next = owner->spare;
+    owner->spare = call;
+    owner->nspare++;
 }
 
-//  Moves the call's RESULT to the owner's queue and frees the call.
-static void s_call_end (s_call_t **call_p) {
+//  Copies what the RESULT echoes of job into the call; 0 or -1.
+static int s_call_echo (s_call_t *call, const s_job_t *job) {
+    s_echo_t echo = s_echo_of (job);
+    size_t need = echo.id_size + echo.kind_size + echo.lease_size + 1;
+    if (need > call->echo_room) {
+        char *buf = realloc (call->echo_buf, need);
+        if (!buf)
+            return -1;
+        call->echo_buf = buf;
+        call->echo_room = need;
+    }
+    char *at = call->echo_buf;
+    call->echo = echo;
+    memcpy (at, echo.id, echo.id_size);
+    call->echo.id = at;
+    at += echo.id_size;
+    if (echo.kind) {
+        memcpy (at, echo.kind, echo.kind_size);
+        call->echo.kind = at;
+        at += echo.kind_size;
+    }
+    if (echo.lease) {
+        memcpy (at, echo.lease, echo.lease_size);
+        call->echo.lease = at;
+    }
+    return 0;
+}
+
+//  Ends the call with an error RESULT; frees (keeps) the call.
+static void s_call_fail (s_call_t **call_p, const char *error, bool permanent) {
     s_call_t *call = *call_p;
-    json_object_set_new (call->result, "duration",
-                         json_integer (call->started ? aq_time_mono_ms () - call->started : 0));
-    json_array_append_new (call->owner->results, call->result);
-    call->result = NULL;
+    int64_t duration = call->started ? aq_time_mono_ms () - call->started : 0;
+    s_result_error (call->owner, &call->echo, duration, error, permanent);
     s_call_destroy (call_p);
 }
 
-static void s_call_fail (s_call_t **call_p, const char *error, bool permanent) {
-    json_t *result = (*call_p)->result;
-    json_object_set_new (result, "error", json_string (error));
-    if (permanent)
-        json_object_set_new (result, "permanent", json_true ());
-    s_call_end (call_p);
-}
-
-//  Appends one request header line; 0 or -1 when out of memory.
-static int s_add_header (s_call_t *call, const char *format, ...) {
-    char *line = NULL;
-    va_list args;
-    va_start (args, format);
-    int rc = vasprintf (&line, format, args);
-    va_end (args);
-    struct curl_slist *list = rc < 0 ? NULL : curl_slist_append (call->headers, line);
-    free (line);
+//  Appends the request header line name, sep, value (name_size and
+//  value_size bytes); 0 or -1 when out of memory.
+static int s_add_line (s_call_t *call, const char *name, size_t name_size, const char *sep,
+                       const char *value, size_t value_size) {
+    size_t sep_size = strlen (sep), size = name_size + sep_size + value_size;
+    char stack[512];
+    char *line = size < sizeof stack ? stack : malloc (size + 1);
+    if (!line)
+        return -1;
+    memcpy (line, name, name_size);
+    memcpy (line + name_size, sep, sep_size);
+    memcpy (line + name_size + sep_size, value, value_size);
+    line[size] = '\0';
+    struct curl_slist *list = curl_slist_append (call->headers, line);
+    if (line != stack)
+        free (line);
     if (!list)
         return -1;
     call->headers = list;
     return 0;
-}
-
-static bool s_has_header (const json_t *headers, const char *name) {
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *) headers, key, value) {
-        if (strcasecmp (key, name) == 0)
-            return true;
-    }
-    return false;
 }
 
 static bool s_url_ok (const char *url) {
@@ -283,62 +489,105 @@ static bool s_url_ok (const char *url) {
     return ok;
 }
 
-//  Sets the call up from a JOB body. Returns NULL, or the RESULT error text
-//  and whether it is permanent (the job can never succeed as it is).
-static const char *s_call_setup (s_call_t *call, const json_t *job, bool *permanent) {
+//  Sets the call up from a JOB. Returns NULL, or the RESULT error text and
+//  whether it is permanent (the job can never succeed as it is).
+static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *permanent) {
     *permanent = true;
-    const char *url = json_string_value (json_object_get (job, "url"));
-    if (!url || !s_url_ok (url))
+    char url_stack[1024], *url = url_stack;
+    const char *error = NULL;
+    if (job->url.type != AQ_NODE_STR)
         return "invalid URL";
-    const char *method = json_string_value (json_object_get (job, "method"));
-    method = method ? method : "POST";
-    bool get = strcmp (method, "GET") == 0;
-    if (!get && strcmp (method, "POST") && strcmp (method, "PUT") && strcmp (method, "DELETE"))
-        return "invalid method";
-    json_t *headers = json_object_get (job, "headers");
-    if (headers && !json_is_object (headers) && !json_is_null (headers))
-        return "invalid headers";
-    const char *name;
-    json_t *value;
-    json_object_foreach (headers, name, value) {
-        if (!wk_text_is_token (name))
-            return "invalid header name";
-        if (!wk_text_is_value (value))
-            return "invalid header value";
+    if (job->url.count >= sizeof url_stack && !(url = malloc (job->url.count + 1)))
+        return *permanent = false, "fetch failed: ENOMEM";
+    if (!aq_node_strcpy (&job->url, url, job->url.count + 1) || !s_url_ok (url)) {
+        error = "invalid URL";
+        goto out;
     }
-    if (!wk_text_is_value (json_object_get (call->result, "id")))
-        return "invalid task id";
-    json_t *body = json_object_get (job, "body");
-    if (body && !json_is_string (body) && !json_is_null (body))
-        return "invalid body";
-    bool send_body = !get && (json_is_string (body) || strcmp (method, "DELETE") != 0);
+    const char *method = "POST";
+    if (job->method.type == AQ_NODE_STR) {
+        static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
+        method = NULL;
+        for (size_t i = 0; i < 4 && !method; i++)
+            if (job->method.count == strlen (methods[i]) &&
+                memcmp (job->method.data, methods[i], job->method.count) == 0)
+                method = methods[i];
+        if (!method) {
+            error = "invalid method";
+            goto out;
+        }
+    }
+    bool get = strcmp (method, "GET") == 0;
+    const aq_node_t *headers = &job->headers;
+    if (headers->type && headers->type != AQ_NODE_MAP && headers->type != AQ_NODE_NIL) {
+        error = "invalid headers";
+        goto out;
+    }
+    bool has_agent = false, has_accept = false, has_expect = false, has_type = false;
+    aq_iter_t it;
+    aq_node_t name, value;
+    if (headers->type == AQ_NODE_MAP) {
+        aq_node_iter (headers, &it);
+        while (aq_iter_next (&it, &name, &value)) {
+            if (name.type != AQ_NODE_STR ||
+                !wk_text_is_token ((const char *) name.data, name.count)) {
+                error = "invalid header name";
+                goto out;
+            }
+            if (value.type != AQ_NODE_STR ||
+                !wk_text_is_value ((const char *) value.data, value.count)) {
+                error = "invalid header value";
+                goto out;
+            }
+            has_agent |= s_name_is (&name, "User-Agent");
+            has_accept |= s_name_is (&name, "Accept");
+            has_expect |= s_name_is (&name, "Expect");
+            has_type |= s_name_is (&name, "Content-Type");
+        }
+    }
+    if (!wk_text_is_value (call->echo.id, call->echo.id_size)) {
+        error = "invalid task id";
+        goto out;
+    }
+    const aq_node_t *body = &job->body;
+    if (body->type && body->type != AQ_NODE_STR && body->type != AQ_NODE_NIL) {
+        error = "invalid body";
+        goto out;
+    }
+    bool send_body = !get && (body->type == AQ_NODE_STR || strcmp (method, "DELETE") != 0);
 
     //  The request headers: the user's as given, then ours
     *permanent = false;
     int rc = 0;
-    json_object_foreach (headers, name, value) {
-        if (strcasecmp (name, "AsyncQueue-Task-Id") == 0 ||
-            strcasecmp (name, "AsyncQueue-Attempt") == 0 ||
-            strcasecmp (name, "Content-Length") == 0 || strcasecmp (name, "Transfer-Encoding") == 0)
-            continue; //  ours, or curl's to compute
-        const char *text = json_string_value (value);
-        rc |= *text ? s_add_header (call, "%s: %s", name, text) : s_add_header (call, "%s;", name);
+    if (headers->type == AQ_NODE_MAP) {
+        aq_node_iter (headers, &it);
+        while (aq_iter_next (&it, &name, &value)) {
+            if (s_name_is (&name, "AsyncQueue-Task-Id") ||
+                s_name_is (&name, "AsyncQueue-Attempt") || s_name_is (&name, "Content-Length") ||
+                s_name_is (&name, "Transfer-Encoding"))
+                continue; //  ours, or curl's to compute
+            //  an empty value as "name;": curl's way to send a header with none
+            rc |= s_add_line (call, (const char *) name.data, name.count, value.count ? ": " : ";",
+                              (const char *) value.data, value.count);
+        }
     }
-    if (!s_has_header (headers, "User-Agent"))
-        rc |= s_add_header (call, "User-Agent: %s", WK_USER_AGENT);
-    rc |= s_add_header (call, "AsyncQueue-Task-Id: %s",
-                        json_string_value (json_object_get (call->result, "id")));
-    rc |= s_add_header (call, "AsyncQueue-Attempt: %lld",
-                        (long long) json_integer_value (json_object_get (call->result, "attempt")));
-    if (!s_has_header (headers, "Accept"))
-        rc |= s_add_header (call, "Accept:"); //  no "Accept: */*" of curl's own
-    if (!s_has_header (headers, "Expect"))
-        rc |= s_add_header (call, "Expect:"); //  no "Expect: 100-continue"
-    if (send_body && !s_has_header (headers, "Content-Type"))
-        rc |= s_add_header (call, "Content-Type:"); //  no form type of curl's own
-    call->easy = call->owner->nidle ? call->owner->idle[--call->owner->nidle] : curl_easy_init ();
-    if (rc || !call->easy)
-        return "fetch failed: ENOMEM";
+    if (!has_agent)
+        rc |= s_add_line (call, "User-Agent", 10, ": ", WK_USER_AGENT, strlen (WK_USER_AGENT));
+    rc |= s_add_line (call, "AsyncQueue-Task-Id", 18, ": ", call->echo.id, call->echo.id_size);
+    char number[24];
+    int size = snprintf (number, sizeof number, "%lld", (long long) call->echo.attempt);
+    rc |= s_add_line (call, "AsyncQueue-Attempt", 18, ": ", number, (size_t) size);
+    if (!has_accept)
+        rc |= s_add_line (call, "Accept", 6, ":", "", 0); //  no "Accept: */*" of curl's own
+    if (!has_expect)
+        rc |= s_add_line (call, "Expect", 6, ":", "", 0); //  no "Expect: 100-continue"
+    if (send_body && !has_type)
+        rc |= s_add_line (call, "Content-Type", 12, ":", "", 0); //  no form type of curl's own
+    if (!call->easy)
+        call->easy = curl_easy_init ();
+    if (rc || !call->easy) {
+        error = "fetch failed: ENOMEM";
+        goto out;
+    }
 
     CURL *easy = call->easy;
     bool bad = false;
@@ -362,13 +611,18 @@ static const char *s_call_setup (s_call_t *call, const json_t *job, bool *perman
         bad |= curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
     if (send_body) {
         //  POSTFIELDSIZE first, so COPYPOSTFIELDS copies that many bytes
-        curl_off_t size = (curl_off_t) json_string_length (body);
+        bool has = body->type == AQ_NODE_STR;
+        curl_off_t size = has ? (curl_off_t) body->count : 0;
         bad |= curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, size) != CURLE_OK;
         bad |= curl_easy_setopt (easy, CURLOPT_COPYPOSTFIELDS,
-                                 body ? json_string_value (body) : "") != CURLE_OK;
+                                 has ? (const char *) body->data : "") != CURLE_OK;
     } else
         bad |= curl_easy_setopt (easy, CURLOPT_HTTPGET, 1L) != CURLE_OK;
-    return bad ? "fetch failed: ENOMEM" : NULL;
+    error = bad ? "fetch failed: ENOMEM" : NULL;
+out:
+    if (url != url_stack)
+        free (url);
+    return error;
 }
 
 //  The error text of a failed transfer; sets *permanent.
@@ -395,32 +649,68 @@ static void s_error_text (s_call_t *call, CURLcode code, char *text, size_t size
         snprintf (text, size, "fetch failed: %s", curl_easy_strerror (code));
 }
 
-//  The transfer ended with code: completes the RESULT and ends the call.
+//  Room for size bytes in the engine's scratch buffer; NULL when out of memory.
+static char *s_scratch (wk_callout_t *self, size_t size) {
+    size = size ? size : 1;
+    if (size > self->scratch_room) {
+        char *scratch = realloc (self->scratch, size);
+        if (!scratch)
+            return NULL;
+        self->scratch = scratch;
+        self->scratch_room = size;
+    }
+    return self->scratch;
+}
+
+//  The transfer ended with code: writes the RESULT and ends the call.
 static void s_call_finish (s_call_t **call_p, CURLcode code) {
     s_call_t *call = *call_p;
-    json_t *result = call->result;
-    if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && call->body_cut)) {
-        long status = 0;
-        curl_easy_getinfo (call->easy, CURLINFO_RESPONSE_CODE, &status);
-        bool cut = call->body_cut;
-        json_object_set_new (result, "statusCode", json_integer (status));
-        json_object_set (result, "headers", call->resp_headers);
-        json_object_set_new (
-            result, "body",
-            wk_text_utf8_string (call->body, call->body_size, call->body_max, &cut));
-        if (cut)
-            json_object_set_new (result, "bodyTruncated", json_true ());
-        int64_t retry_after =
-            s_retry_after (json_string_value (json_object_get (call->resp_headers, "retry-after")));
-        if (retry_after >= 0)
-            json_object_set_new (result, "retryAfter", json_integer (retry_after));
-        s_call_end (call_p);
-    } else {
+    wk_callout_t *self = call->owner;
+    if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && call->body_cut)) {
         char text[160];
         bool permanent;
         s_error_text (call, code, text, sizeof text, &permanent);
         s_call_fail (call_p, text, permanent);
+        return;
     }
+    long status = 0;
+    curl_easy_getinfo (call->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool cut = call->body_cut;
+    char *body = s_scratch (self, wk_text_utf8_room (call->body_size, call->body_max));
+    if (!body) {
+        s_call_fail (call_p, "fetch failed: ENOMEM", false);
+        return;
+    }
+    size_t body_size = wk_text_utf8 (call->body, call->body_size, call->body_max, &cut, body);
+    size_t value_size;
+    const char *value = wk_text_header (&call->resp_headers, "retry-after", &value_size);
+    int64_t retry_after = -1;
+    if (value) {
+        char text[128];
+        size_t size = value_size < sizeof text ? value_size : sizeof text - 1;
+        memcpy (text, value, size);
+        text[size] = '\0';
+        retry_after = s_retry_after (text);
+    }
+    int64_t duration = call->started ? aq_time_mono_ms () - call->started : 0;
+    aq_writer_t *w = s_result_begin (self, &call->echo, duration, 3 + cut + (retry_after >= 0));
+    aq_write_kv_int (w, "statusCode", status);
+    aq_write_str (w, "headers");
+    aq_write_map (w, (uint32_t) call->resp_headers.count);
+    size_t at = 0, name_size;
+    const char *name;
+    while (wk_text_header_next (&call->resp_headers, &at, &name, &name_size, &value, &value_size)) {
+        aq_write_strn (w, name, name_size);
+        aq_write_strn (w, value, value_size);
+    }
+    aq_write_str (w, "body");
+    aq_write_strn (w, body, body_size);
+    if (cut)
+        aq_write_kv_bool (w, "bodyTruncated", true);
+    if (retry_after >= 0)
+        aq_write_kv_int (w, "retryAfter", retry_after);
+    s_result_end (self);
+    s_call_destroy (call_p);
 }
 
 //  --------------------------------------------------------------------------
@@ -443,11 +733,10 @@ wk_callout_t *wk_callout_new (bool allow_private, int slots) {
         return NULL;
     self->allow_private = allow_private;
     self->deadline = -1;
+    self->spare_max = (size_t) slots;
+    aq_writer_init (&self->out);
     self->multi = curl_multi_init ();
-    self->results = json_array ();
-    self->idle_max = (size_t) slots;
-    self->idle = calloc (self->idle_max, sizeof *self->idle);
-    if (!self->multi || !self->results || !self->idle) {
+    if (!self->multi) {
         wk_callout_destroy (&self);
         return NULL;
     }
@@ -469,58 +758,51 @@ void wk_callout_destroy (wk_callout_t **self_p) {
     wk_callout_t *self = *self_p;
     if (!self)
         return;
+    self->spare_max = 0; //  calls ending now are freed
     while (self->calls) {
         s_call_t *call = self->calls;
         s_call_destroy (&call);
     }
+    while (self->spare) {
+        s_call_t *call = self->spare;
+        self->spare = call->next;
+        s_call_free (call);
+    }
     if (self->multi)
         curl_multi_cleanup (self->multi); //  may still call s_socket_cb
-    while (self->nidle)
-        curl_easy_cleanup (self->idle[--self->nidle]);
-    free (self->idle);
-    json_decref (self->results);
+    aq_writer_release (&self->out);
+    free (self->frames);
+    free (self->scratch);
     free (self->socks);
     free (self);
     *self_p = NULL;
 }
 
-json_t *wk_callout_result_new (const json_t *job) {
-    const char *id = json_string_value (json_object_get (job, "id"));
-    json_int_t attempt = json_integer_value (json_object_get (job, "attempt"));
-    json_t *result = json_pack ("{s:s, s:I}", "id", id ? id : "", "attempt", attempt);
-    static const char *const echoed[] = {"kind", "lease"};
-    for (size_t i = 0; result && i < sizeof echoed / sizeof *echoed; i++)
-        if (json_is_string (json_object_get (job, echoed[i])))
-            json_object_set (result, echoed[i], json_object_get (job, echoed[i]));
-    return result;
-}
-
-int wk_callout_start (wk_callout_t *self, const json_t *job) {
+int wk_callout_start (wk_callout_t *self, const aq_node_t *body) {
     assert (self);
-    assert (job);
-    s_call_t *call = calloc (1, sizeof *call);
-    json_t *result = wk_callout_result_new (job);
-    json_t *headers = json_object ();
-    if (!call || !result || !headers) {
-        free (call);
-        json_decref (result);
-        json_decref (headers);
+    assert (body);
+    s_job_t job;
+    s_job_read (body, &job);
+    s_call_t *call = s_call_new (self);
+    if (!call || s_call_echo (call, &job) != 0) {
+        s_echo_t echo = s_echo_of (&job);
+        s_result_error (self, &echo, 0, "fetch failed: ENOMEM", false);
+        if (call)
+            s_call_destroy (&call);
         return -1;
     }
-    call->owner = self;
-    call->result = result;
-    call->resp_headers = headers;
-    json_int_t timeout = json_integer_value (json_object_get (job, "timeout"));
+    int64_t timeout = job.timeout.type == AQ_NODE_INT ? job.timeout.i : 0;
     call->timeout = timeout > 0 ? (timeout < 86400 ? timeout : 86400) : S_DEFAULT_TIMEOUT;
-    json_t *max_body = json_object_get (job, "maxBody");
-    call->body_max = json_is_integer (max_body) && json_integer_value (max_body) >= 0
-                         ? (size_t) json_integer_value (max_body)
+    call->body_max = job.max_body.type == AQ_NODE_INT && job.max_body.i >= 0
+                         ? (size_t) job.max_body.i
                          : S_DEFAULT_MAX_BODY;
     bool permanent;
-    const char *error = s_call_setup (call, job, &permanent);
+    const char *error = s_call_setup (call, &job, &permanent);
     if (!error) {
         call->started = aq_time_mono_ms ();
         if (curl_multi_add_handle (self->multi, call->easy) == CURLM_OK) {
+            call->added = true;
+            call->prev = NULL;
             call->next = self->calls;
             if (self->calls)
                 self->calls->prev = call;
@@ -533,6 +815,18 @@ int wk_callout_start (wk_callout_t *self, const json_t *job) {
     }
     s_call_fail (&call, error, permanent);
     return -1;
+}
+
+int wk_callout_refuse (wk_callout_t *self, const aq_node_t *body, const char *error) {
+    assert (self);
+    assert (body && error);
+    s_job_t job;
+    s_job_read (body, &job);
+    s_echo_t echo = s_echo_of (&job);
+    aq_writer_t *w = s_result_begin (self, &echo, 0, 2);
+    aq_write_kv_str (w, "error", error);
+    aq_write_kv_bool (w, "refused", true);
+    return s_result_end (self);
 }
 
 int wk_callout_poll_items (wk_callout_t *self, zmq_pollitem_t *items, int max) {
@@ -579,12 +873,36 @@ void wk_callout_handle (wk_callout_t *self, zmq_pollitem_t *items, int n) {
     }
 }
 
-json_t *wk_callout_next_result (wk_callout_t *self) {
+const uint8_t *wk_callout_result (wk_callout_t *self, size_t *size) {
+    assert (self && size);
+    if (self->head == self->count)
+        return NULL;
+    *size = self->frames[self->head].size;
+    return self->out.data + self->frames[self->head].at;
+}
+
+void wk_callout_pop_result (wk_callout_t *self) {
     assert (self);
-    json_t *result = json_incref (json_array_get (self->results, 0));
-    if (result)
-        json_array_remove (self->results, 0);
-    return result;
+    assert (self->head < self->count);
+    if (++self->head == self->count) {
+        self->head = self->count = 0;
+        aq_writer_reset (&self->out);
+    } else if (self->head >= 64 && 2 * self->head >= self->count) {
+        //  Half are gone: move the rest to the front
+        size_t from = self->frames[self->head].at;
+        memmove (self->out.data, self->out.data + from, self->out.size - from);
+        self->out.size -= from;
+        self->count -= self->head;
+        memmove (self->frames, self->frames + self->head, self->count * sizeof *self->frames);
+        self->head = 0;
+        for (size_t i = 0; i < self->count; i++)
+            self->frames[i].at -= from;
+    }
+}
+
+size_t wk_callout_results (wk_callout_t *self) {
+    assert (self);
+    return self->count - self->head;
 }
 
 size_t wk_callout_active (wk_callout_t *self) {
@@ -596,6 +914,7 @@ size_t wk_callout_active (wk_callout_t *self) {
 //  Selftest: calls to a small HTTP/1.1 server in this process (tests/rig_http)
 
 #include "../tests/rig_http.h"
+#include "aq_codec.h"
 
 #define S_ITEMS_MAX 64 //  poll items the selftest's loop has room for
 
@@ -606,6 +925,19 @@ static json_t *s_job (const char *id, const char *method, const char *url, int t
                    "method", method, "headers", "timeout", timeout, "maxBody", max_body);
     assert (job);
     return job;
+}
+
+//  The oldest RESULT as a JSON body, taken from the engine; NULL if none.
+static json_t *s_take (wk_callout_t *callout) {
+    size_t size;
+    const uint8_t *frame = wk_callout_result (callout, &size);
+    if (!frame)
+        return NULL;
+    int cmd;
+    json_t *body = NULL;
+    assert (aq_codec_decode (frame, size, &cmd, &body) == 0 && cmd == AQ_CMD_RESULT);
+    wk_callout_pop_result (callout);
+    return body;
 }
 
 //  Runs the engine until want results are in or limit_ms passes; returns
@@ -621,16 +953,25 @@ static json_t *s_run (wk_callout_t *callout, size_t want, int limit_ms) {
         zmq_poll (items, n, timeout < 0 || timeout > 100 ? 100 : timeout);
         wk_callout_handle (callout, items, n);
         json_t *result;
-        while ((result = wk_callout_next_result (callout)))
+        while ((result = s_take (callout)))
             json_array_append_new (results, result);
     }
     return results;
 }
 
-//  Starts job, taking it.
-static void s_start (wk_callout_t *callout, json_t *job) {
-    wk_callout_start (callout, job);
+//  Starts job (a JSON body, taken) as it would come in a JOB frame;
+//  returns what wk_callout_start does.
+static int s_start (wk_callout_t *callout, json_t *job) {
+    size_t size;
+    uint8_t *frame = aq_codec_encode (AQ_CMD_JOB, job, &size);
+    assert (frame);
+    int cmd;
+    aq_node_t body;
+    assert (aq_msg_frame (frame, size, &cmd, &body) == 0 && cmd == AQ_CMD_JOB);
+    int rc = wk_callout_start (callout, &body);
+    free (frame);
     json_decref (job);
+    return rc;
 }
 
 //  Starts job (taking it) and returns its result.
@@ -687,6 +1028,7 @@ void wk_callout_test (bool verbose) {
     assert (callout);
     char url[128], base[64];
     snprintf (base, sizeof base, "http://127.0.0.1:%d", rig_http_port (server));
+    assert (!s_take (callout) && wk_callout_results (callout) == 0);
 
     //  Method, user headers and body delivered; ours added, curl's removed
     json_t *job = s_job ("t1", "POST", rig_http_url (server, "/echo/post"), 5, 1000);
@@ -696,13 +1038,18 @@ void wk_callout_test (bool verbose) {
                          json_pack ("{s:s, s:s, s:s, s:s}", "X-Custom", "hello", "Content-Type",
                                     "application/json", "X-Empty", "", "AsyncQueue-Task-Id",
                                     "spoofed"));
-    wk_callout_start (callout, job);
-    json_decref (job);
+    json_object_set_new (job, "kind", json_string ("poll"));
+    json_object_set_new (job, "lease", json_string ("0123456789abcdef0123456789abcdef"));
+    assert (s_start (callout, job) == 0);
     assert (wk_callout_active (callout) == 1);
     json_t *results = s_run (callout, 1, 5000);
     assert (wk_callout_active (callout) == 0);
     json_t *result = json_array_get (results, 0);
     assert (s_streq (s_str (result, "id"), "t1") && s_int (result, "attempt") == 2);
+    assert (s_streq (s_str (result, "kind"), "poll"));
+    assert (s_streq (s_str (result, "lease"), "0123456789abcdef0123456789abcdef"));
+    assert (json_object_size (result) ==
+            8); //  id attempt kind lease duration statusCode headers body
     assert (s_int (result, "statusCode") == 200);
     assert (s_streq (s_str (result, "body"), "hello"));
     assert (s_streq (s_str (json_object_get (result, "headers"), "x-reply"), "yes"));
@@ -848,15 +1195,60 @@ void wk_callout_test (bool verbose) {
                               "http://",           "gopher://127.0.0.1/", "http://exa mple.com/"};
     for (size_t i = 0; i < sizeof bad_urls / sizeof *bad_urls; i++) {
         job = s_job ("t16", "GET", bad_urls[i], 5, 1000);
-        assert (wk_callout_start (callout, job) == -1);
-        assert (wk_callout_active (callout) == 0);
-        result = wk_callout_next_result (callout);
+        assert (s_start (callout, job) == -1);
+        assert (wk_callout_active (callout) == 0 && wk_callout_results (callout) == 1);
+        result = s_take (callout);
         assert (s_streq (s_str (result, "error"), "invalid URL"));
         assert (json_is_true (json_object_get (result, "permanent")));
         assert (s_streq (s_str (result, "id"), "t16") && s_int (result, "duration") == 0);
+        assert (!json_object_get (result, "kind") && !json_object_get (result, "lease"));
         json_decref (result);
-        json_decref (job);
     }
+
+    //  A refused JOB: its echoed fields, error and refused, and nothing else
+    job = s_job ("t16r", "GET", base, 5, 1000);
+    json_object_set_new (job, "attempt", json_integer (4));
+    json_object_set_new (job, "lease", json_string ("feed"));
+    json_object_set_new (job, "kind", json_integer (7)); //  not a string: not echoed
+    size_t size;
+    uint8_t *frame = aq_codec_encode (AQ_CMD_JOB, job, &size);
+    int cmd;
+    aq_node_t node;
+    assert (aq_msg_frame (frame, size, &cmd, &node) == 0);
+    assert (wk_callout_refuse (callout, &node, "worker over capacity") == 0);
+    free (frame);
+    json_decref (job);
+    result = s_take (callout);
+    assert (s_streq (s_str (result, "id"), "t16r") && s_int (result, "attempt") == 4);
+    assert (s_streq (s_str (result, "error"), "worker over capacity"));
+    assert (s_streq (s_str (result, "lease"), "feed") && !json_object_get (result, "kind"));
+    assert (json_is_true (json_object_get (result, "refused")) && s_int (result, "duration") == 0);
+    assert (json_object_size (result) == 6 && wk_callout_active (callout) == 0);
+    json_decref (result);
+
+    //  Many RESULTs waiting: taken oldest first, the buffer moved up as
+    //  they go
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "q%d", i);
+        assert (s_start (callout, s_job (id, "PATCH", base, 5, 1000)) == -1);
+        if (i % 3 == 2) {
+            snprintf (id, sizeof id, "q%d", i / 3);
+            result = s_take (callout);
+            assert (s_streq (s_str (result, "id"), id));
+            json_decref (result);
+        }
+    }
+    assert (wk_callout_results (callout) == 200);
+    for (int i = 100; i < 300; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "q%d", i);
+        result = s_take (callout);
+        assert (s_streq (s_str (result, "id"), id) &&
+                s_streq (s_str (result, "error"), "invalid method"));
+        json_decref (result);
+    }
+    assert (!s_take (callout));
     job = s_job ("t17", "GET", base, 5, 1000);
     json_object_del (job, "url");
     s_expect_error (callout, job, "invalid URL", true);

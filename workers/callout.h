@@ -4,29 +4,35 @@
     caller folds its sockets and timer into its own zmq_poll.
 
         wk_callout_t *callout = wk_callout_new (false, 64);
-        wk_callout_start (callout, job);           //  a JOB body
+        wk_callout_start (callout, &job);          //  a JOB body (aq_msg.h)
         for (;;) {
             int n = wk_callout_poll_items (callout, items, max);
             zmq_poll (items, n, wk_callout_timeout_ms (callout));
             wk_callout_handle (callout, items, n);
-            json_t *result;
-            while ((result = wk_callout_next_result (callout)))
-                ...send it as a RESULT, json_decref (result)
+            const uint8_t *frame;
+            size_t size;
+            while ((frame = wk_callout_result (callout, &size))) {
+                ...send the frame (a whole RESULT message)
+                wk_callout_pop_result (callout);
+            }
         }
 
     A JOB body is {id, attempt, url, method, headers, body?, timeout (s),
-    maxBody}; a RESULT body is {id, attempt, duration (ms)} plus either
-    {statusCode, headers, body, bodyTruncated?, retryAfter?} when the target
-    answered (any status: redirects are not followed) or {error, permanent?}
-    when it did not. The engine keeps calls away from private addresses unless
-    allow_private (see ssrf.h); it never logs.
+    maxBody, kind?, lease?}; a RESULT body is {id, attempt, kind?, lease?,
+    duration (ms)} plus either {statusCode, headers, body, bodyTruncated?,
+    retryAfter?} when the target answered (any status: redirects are not
+    followed) or {error, permanent?} when it did not. The engine keeps calls
+    away from private addresses unless allow_private (see ssrf.h); it never
+    logs.
 */
 #ifndef WK_CALLOUT_H
 #define WK_CALLOUT_H
 
-#include <jansson.h>
+#include "aq_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <zmq.h>
 
 #define WK_USER_AGENT "asyncqueue/0.1"
@@ -37,20 +43,19 @@ typedef struct _wk_callout_t wk_callout_t;
 //  connections per slot for the next calls. NULL if curl cannot be set up.
 wk_callout_t *wk_callout_new (bool allow_private, int slots);
 
-//  Aborts the calls in flight (no results for them), drops unread results,
+//  Aborts the calls in flight (no results for them), drops unsent results,
 //  frees the engine. Accepts NULL; sets *self_p to NULL.
 void wk_callout_destroy (wk_callout_t **self_p);
 
-//  A new RESULT body for job: its id and attempt, and the fields a RESULT
-//  echoes (kind, so the broker knows which request answered; lease, to
-//  prove the job was ours). NULL when out of memory; the caller owns it.
-json_t *wk_callout_result_new (const json_t *job);
+//  Starts the call a JOB body (a map; borrowed, read before this returns)
+//  describes. Returns 0, or -1 when the call cannot start (invalid URL,
+//  method or header): its RESULT, an error, is then ready at once (unless
+//  memory ran out even for that).
+int wk_callout_start (wk_callout_t *self, const aq_node_t *job);
 
-//  Starts the call a JOB body describes; job stays the caller's. Returns 0,
-//  or -1 when the call cannot start (invalid URL, method or header): its
-//  RESULT, an error, is then ready at once (unless memory ran out even for
-//  that).
-int wk_callout_start (wk_callout_t *self, const json_t *job);
+//  Queues the RESULT of a JOB the worker does not run: the fields it
+//  echoes, duration 0, error and refused. 0, or -1 when out of memory.
+int wk_callout_refuse (wk_callout_t *self, const aq_node_t *job, const char *error);
 
 //  Fills up to max poll items with the sockets calls wait on (raw fds).
 //  Returns how many there are, which may exceed max: then give more room.
@@ -64,8 +69,15 @@ long wk_callout_timeout_ms (wk_callout_t *self);
 //  wk_callout_poll_items (with revents set), or n = 0 after a timeout.
 void wk_callout_handle (wk_callout_t *self, zmq_pollitem_t *items, int n);
 
-//  The oldest RESULT body not yet taken, or NULL; the caller owns it.
-json_t *wk_callout_next_result (wk_callout_t *self);
+//  The oldest RESULT not yet taken, a whole frame (aq_proto.h) of size
+//  bytes, or NULL. Borrowed until the engine is used again.
+const uint8_t *wk_callout_result (wk_callout_t *self, size_t *size);
+
+//  Drops the oldest RESULT (there must be one).
+void wk_callout_pop_result (wk_callout_t *self);
+
+//  RESULTs waiting to be taken.
+size_t wk_callout_results (wk_callout_t *self);
 
 //  Calls in flight.
 size_t wk_callout_active (wk_callout_t *self);

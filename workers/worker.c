@@ -5,14 +5,17 @@
     READY, RESULT, HEARTBEAT and finally BYE go out. Credit is free slots:
     READY announces them, each JOB takes one, each RESULT gives one back.
 
-    RESULTs wait in an outbox until ZeroMQ takes them. ZMQ_IMMEDIATE makes
-    ZeroMQ refuse them while no broker is connected, so they stay with us
-    rather than in a pipe that a reconnect would throw away.
+    Frames are read in place and written whole (aq_msg.h): JOBs go to the
+    engine as they lie in their frames, RESULTs come out of it ready to
+    send. They wait in the engine until ZeroMQ takes them. ZMQ_IMMEDIATE
+    makes ZeroMQ refuse them while no broker is connected, so they stay
+    with us rather than in a pipe that a reconnect would throw away.
 */
 #include "worker.h"
 #include "aq_curve.h"
 #include "aq_log.h"
-#include "aq_codec.h"
+#include "aq_msg.h"
+#include "aq_proto.h"
 #include "aq_time.h"
 #include "callout.h"
 
@@ -36,8 +39,8 @@ typedef struct {
     void *ctx;              //  ZeroMQ context, the caller's
     void *socket;           //  DEALER to the broker
     aq_curve_t *curve;      //  our CURVE keys and the broker's, or NULL
-    wk_callout_t *callout;  //  the calls in flight
-    json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
+    wk_callout_t *callout;  //  the calls in flight, and RESULTs ZeroMQ has not taken
+    aq_writer_t frame;      //  READY being written
     bool ready_due;         //  READY not yet sent on this socket
     bool stopping;          //  finishing: no new jobs
     int64_t heard;          //  when the broker last spoke, mono ms
@@ -55,7 +58,7 @@ void wk_config_defaults (wk_config_t *cfg) {
 //  Free slots as the broker should count them: results not yet sent still
 //  hold theirs.
 static int s_credit (s_worker_t *self) {
-    size_t used = wk_callout_active (self->callout) + json_array_size (self->outbox);
+    size_t used = wk_callout_active (self->callout) + wk_callout_results (self->callout);
     return used < (size_t) self->cfg->slots ? self->cfg->slots - (int) used : 0;
 }
 
@@ -91,47 +94,79 @@ static int s_connect (s_worker_t *self) {
     return 0;
 }
 
-//  Hands READY (when due) and then the outbox to ZeroMQ, as far as it takes
-//  them; the rest waits for the next turn.
+//  Sends a frame of cmd with no fields; 0, or -1 with errno from zmq_send.
+static int s_send_empty (s_worker_t *self, int cmd) {
+    uint8_t frame[AQ_PROTO_HEADER + 1] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                          (uint8_t) cmd, 0x80}; //  {}
+    return zmq_send (self->socket, frame, sizeof frame, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+//  The string under key of a map (a RESULT's or JOB's) for a log line:
+//  *size bytes at the result, or "" when absent.
+static const char *s_text (const aq_node_t *map, const char *key, int *size) {
+    aq_node_t value;
+    if (!aq_node_get (map, key, &value) || !aq_node_is_str (&value)) {
+        *size = 0;
+        return "";
+    }
+    *size = (int) value.count;
+    return (const char *) value.data;
+}
+
+static int64_t s_int (const aq_node_t *map, const char *key) {
+    aq_node_t value;
+    return aq_node_get (map, key, &value) && value.type == AQ_NODE_INT ? value.i : 0;
+}
+
+static void s_log_result (const uint8_t *frame, size_t size) {
+    int cmd, id_size, error_size;
+    aq_node_t result;
+    if (aq_msg_frame (frame, size, &cmd, &result) != 0)
+        return;
+    const char *id = s_text (&result, "id", &id_size);
+    const char *error = s_text (&result, "error", &error_size);
+    long long attempt = (long long) s_int (&result, "attempt");
+    long long duration = (long long) s_int (&result, "duration");
+    if (error_size)
+        aq_log (AQ_LOG_INFO, "worker", "task '%.*s' attempt %lld: %.*s (%lld ms)", id_size, id,
+                attempt, error_size, error, duration);
+    else
+        aq_log (AQ_LOG_INFO, "worker", "task '%.*s' attempt %lld: HTTP %lld in %lld ms", id_size,
+                id, attempt, (long long) s_int (&result, "statusCode"), duration);
+}
+
+//  Hands READY (when due) and then the RESULTs waiting to ZeroMQ, as far
+//  as it takes them; the rest waits for the next turn.
 static void s_flush (s_worker_t *self) {
     if (self->ready_due && !self->stopping) {
         int credit = s_credit (self);
-        json_t *ready = json_pack ("{s:i, s:s}", "credit", credit, "name", self->name);
-        int rc = aq_codec_send (self->socket, NULL, 0, AQ_CMD_READY, ready, ZMQ_DONTWAIT);
-        json_decref (ready);
-        if (rc != 0)
+        aq_writer_t *w = &self->frame;
+        aq_writer_reset (w);
+        uint8_t header[AQ_PROTO_HEADER] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                           AQ_CMD_READY};
+        aq_write_raw (w, header, sizeof header);
+        aq_write_map (w, 2);
+        aq_write_kv_int (w, "credit", credit);
+        aq_write_kv_str (w, "name", self->name);
+        size_t size;
+        const uint8_t *frame = aq_writer_data (w, &size);
+        if (!frame || zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0)
             return; //  no broker yet; READY goes first when there is
         self->ready_due = false;
         aq_log (AQ_LOG_DEBUG, "worker", "READY with credit %d", credit);
     }
-    while (json_array_size (self->outbox)) {
-        json_t *result = json_array_get (self->outbox, 0);
-        if (aq_codec_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
-            if (errno != EINVAL)
-                return; //  EAGAIN: no broker, or its queue is full
-            aq_log (AQ_LOG_ERROR, "worker", "cannot encode the result of task '%s'",
-                    json_string_value (json_object_get (result, "id")));
-        }
-        json_array_remove (self->outbox, 0);
+    const uint8_t *frame;
+    size_t size;
+    while ((frame = wk_callout_result (self->callout, &size))) {
+        if (zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0)
+            return; //  EAGAIN: no broker, or its queue is full
+        if (self->cfg->verbose)
+            s_log_result (frame, size);
+        wk_callout_pop_result (self->callout);
     }
 }
 
-static void s_log_result (const json_t *result) {
-    const char *id = json_string_value (json_object_get (result, "id"));
-    const char *error = json_string_value (json_object_get (result, "error"));
-    json_int_t attempt = json_integer_value (json_object_get (result, "attempt"));
-    json_int_t duration = json_integer_value (json_object_get (result, "duration"));
-    if (error)
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: %s (%lld ms)", id ? id : "",
-                (long long) attempt, error, (long long) duration);
-    else
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
-                (long long) attempt,
-                (long long) json_integer_value (json_object_get (result, "statusCode")),
-                (long long) duration);
-}
-
-static void s_take_job (s_worker_t *self, const json_t *job) {
+static void s_take_job (s_worker_t *self, const aq_node_t *job) {
     const char *refusal = self->stopping         ? "worker shutting down"
                           : s_credit (self) == 0 ? "worker over capacity"
                                                  : NULL;
@@ -139,33 +174,29 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
         wk_callout_start (self->callout, job); //  a job that cannot start has its result at once
         return;
     }
-    const char *id = json_string_value (json_object_get (job, "id"));
-    aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%s' refused: %s",
-            id ? id : "", refusal);
-    json_t *result = wk_callout_result_new (job);
-    if (result) {
-        json_object_set_new (result, "duration", json_integer (0));
-        json_object_set_new (result, "error", json_string (refusal));
-        json_object_set_new (result, "refused", json_true ());
-    }
-    if (result)
-        json_array_append_new (self->outbox, result);
+    int id_size;
+    const char *id = s_text (job, "id", &id_size);
+    aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%.*s' refused: %s",
+            id_size, id, refusal);
+    wk_callout_refuse (self->callout, job, refusal);
 }
 
-static void s_on_message (s_worker_t *self, int cmd, const json_t *body) {
+static void s_on_message (s_worker_t *self, int cmd, const aq_node_t *body) {
     if (cmd == AQ_CMD_JOB)
         s_take_job (self, body);
-    else if (cmd == AQ_CMD_ERROR && aq_field_int (body, "code", 0) == 410)
+    else if (cmd == AQ_CMD_ERROR && s_int (body, "code") == 410)
         self->ready_due = true; //  the broker does not know us (it restarted)
     else if (cmd == AQ_CMD_ERROR) {
-        const char *reason = aq_field_str (body, "reason");
-        aq_log (AQ_LOG_WARN, "worker", "broker error %lld: %s",
-                (long long) aq_field_int (body, "code", 0), reason ? reason : "");
+        int reason_size;
+        const char *reason = s_text (body, "reason", &reason_size);
+        aq_log (AQ_LOG_WARN, "worker", "broker error %lld: %.*s", (long long) s_int (body, "code"),
+                reason_size, reason);
     } else if (cmd != AQ_CMD_HEARTBEAT)
         aq_log (AQ_LOG_DEBUG, "worker", "dropped %s from the broker", aq_proto_name (cmd));
 }
 
-//  Reads what the broker sent; undecodable frames are dropped.
+//  Reads what the broker sent, each frame where it lies; malformed frames
+//  are dropped.
 static void s_receive (s_worker_t *self) {
     for (int i = 0; i < S_RECV_BURST; i++) {
         zmq_msg_t msg;
@@ -175,17 +206,16 @@ static void s_receive (s_worker_t *self) {
             return;
         }
         int cmd;
-        json_t *body = NULL;
-        int rc = aq_codec_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
-        zmq_msg_close (&msg);
-        if (rc != 0) {
+        aq_node_t body;
+        int rc = aq_msg_frame (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
+        if (rc != 0)
             aq_log (AQ_LOG_DEBUG, "worker", "dropped a frame from the broker: %s",
                     aq_proto_strerror (rc));
-            continue;
+        else {
+            self->heard = aq_time_mono_ms ();
+            s_on_message (self, cmd, &body);
         }
-        self->heard = aq_time_mono_ms ();
-        s_on_message (self, cmd, body);
-        json_decref (body);
+        zmq_msg_close (&msg);
     }
 }
 
@@ -225,9 +255,9 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
     }
     self.callout = wk_callout_new (cfg->allow_private, cfg->slots);
-    self.outbox = json_array ();
+    aq_writer_init (&self.frame);
     items = calloc ((size_t) items_max, sizeof *items);
-    if (!self.callout || !self.outbox || !items) {
+    if (!self.callout || !items) {
         aq_log (AQ_LOG_ERROR, "worker", "cannot set up HTTP calls");
         goto out;
     }
@@ -259,13 +289,13 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
         if (self.stopping && wk_callout_active (self.callout) == 0) {
             s_flush (&self);
-            if (json_array_size (self.outbox) == 0)
+            if (wk_callout_results (self.callout) == 0)
                 break;
             if (drain_until < 0)
                 drain_until = now + silence;
             else if (now >= drain_until) {
                 aq_log (AQ_LOG_WARN, "worker", "%zu results not delivered: the broker retries them",
-                        json_array_size (self.outbox));
+                        wk_callout_results (self.callout));
                 break;
             }
         }
@@ -282,7 +312,7 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
         if (now >= self.beat_at) {
             if (!self.ready_due)
-                aq_codec_send (self.socket, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+                s_send_empty (&self, AQ_CMD_HEARTBEAT);
             self.beat_at = now + cfg->heartbeat_ms;
         }
         s_flush (&self);
@@ -298,7 +328,7 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
             items_max = n + 17;
         }
         n = n < items_max - 2 ? n : items_max - 2;
-        bool pending = (self.ready_due && !self.stopping) || json_array_size (self.outbox);
+        bool pending = (self.ready_due && !self.stopping) || wk_callout_results (self.callout);
         items[0] = (zmq_pollitem_t){.socket = self.socket,
                                     .events = ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)};
         long timeout = (long) (self.beat_at - now);
@@ -314,22 +344,16 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         if (ready > 0 && (items[1].revents & ZMQ_POLLIN))
             aq_actor_command (actor);
         wk_callout_handle (self.callout, items + 2, ready > 0 ? n : 0);
-        json_t *result;
-        while ((result = wk_callout_next_result (self.callout))) {
-            if (cfg->verbose)
-                s_log_result (result);
-            json_array_append_new (self.outbox, result);
-        }
     }
     s_flush (&self);
-    aq_codec_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
+    s_send_empty (&self, AQ_CMD_BYE);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
     if (self.socket)
         zmq_close (self.socket);
     aq_curve_destroy (&self.curve);
     wk_callout_destroy (&self.callout);
-    json_decref (self.outbox);
+    aq_writer_release (&self.frame);
     free (items);
     s_tls_thread_end ();
     return rc;
@@ -341,6 +365,7 @@ out:
 
 #include "../tests/rig_broker.h"
 #include "../tests/rig_http.h"
+#include "aq_codec.h"
 
 static int s_serve (const void *cfg, aq_actor_t *actor) {
     return wk_worker_run ((const wk_config_t *) cfg, actor);
