@@ -2,9 +2,20 @@
 
     The only file that includes <curl/curl.h>. Each call is an easy handle in
     one multi handle driven by curl_multi_socket_action: curl says which fds
-    to watch (s_socket_cb) and when to wake (s_timer_cb), the worker polls
-    them along with its ZeroMQ socket. The connection and DNS caches live in
-    the multi handle, so calls to the same target reuse connections.
+    to watch (s_socket_cb; an epoll set holds them) and when to wake
+    (s_timer_cb). The worker adds its own fds (its ZeroMQ sockets') to the
+    same set and waits on it with wk_callout_wait: one epoll_wait per turn
+    sees everything, and only what is ready is looked at. The connection
+    and DNS caches live in the multi handle, so calls to the same target
+    reuse connections.
+
+    curl drops a connection's socket from its watch list when a call ends
+    and takes it up again for the next call on that connection: two
+    epoll_ctl per call if followed to the letter. So the set follows
+    curl's wishes lazily (s_sync, before each wait): a socket curl opened
+    through s_open_cb stays in the set while idle, and leaves it when it
+    fires unwanted or when curl closes it (s_close_cb). Other sockets (a
+    resolver's) follow at once.
 
     A JOB is read where it lies in its frame (aq_msg.h) and a RESULT is
     written as a whole frame, ready to send, into one buffer of RESULTs;
@@ -31,18 +42,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
-#define S_DEFAULT_TIMEOUT  30          //  seconds, when a JOB has none
-#define S_DEFAULT_MAX_BODY (64 * 1024) //  bytes, when a JOB has none
-#define S_HEADERS_MAX      (64 * 1024) //  response header bytes kept per call
-#define S_KEEP_BODY        (64 * 1024) //  body room an ended call keeps for the next
+#define S_DEFAULT_TIMEOUT  30           //  seconds, when a JOB has none
+#define S_DEFAULT_MAX_BODY (64 * 1024)  //  bytes, when a JOB has none
+#define S_HEADERS_MAX      (64 * 1024)  //  response header bytes kept per call
+#define S_KEEP_BODY        (64 * 1024)  //  body room an ended call keeps for the next
+#define S_EVENTS_MAX       256          //  events taken per wk_callout_wait
+#define S_WATCHED          (1ULL << 32) //  epoll data of a watched fd: this | its bits
+#define S_NONE             0xFF         //  s_fd_t.have: not in the epoll set
 
+//  What the engine knows of one fd curl uses.
 typedef struct {
-    curl_socket_t fd; //  a socket curl uses
-    short events;     //  ZMQ_POLLIN | ZMQ_POLLOUT it waits for
-} s_sock_t;
+    uint8_t want; //  EPOLLIN | EPOLLOUT as curl asked; 0: not watched
+    uint8_t have; //  as registered in the epoll set, or S_NONE
+    bool ours;    //  opened by s_open_cb: its close comes through s_close_cb
+    bool dirty;   //  want changed since the last s_sync
+} s_fd_t;
 
 typedef struct {
     size_t at;   //  where the frame starts in the engine's out buffer
@@ -67,9 +86,12 @@ struct _wk_callout_t {
     size_t frames_max;   //  allocated entries
     char *scratch;       //  room for a body made valid UTF-8
     size_t scratch_room; // bytes allocated
-    s_sock_t *socks;     //  curl's sockets
-    size_t nsocks;       //  used entries in socks
-    size_t socks_max;    //  allocated entries
+    int epoll;           //  the sockets curl waits on, and the watched fds
+    s_fd_t *fds;         //  curl's fds, by number
+    size_t fds_max;      //  entries in fds
+    int *dirty;          //  fds whose want changed, for s_sync
+    size_t ndirty;       //  how many
+    size_t dirty_max;    //  allocated entries
     int64_t deadline;    //  curl's one-shot timer, mono ms; -1: none
 };
 
@@ -252,29 +274,78 @@ static int s_result_error (wk_callout_t *self, const s_echo_t *echo, int64_t dur
 //  --------------------------------------------------------------------------
 //  curl callbacks
 
-static int s_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-    wk_callout_t *self = userp;
-    size_t i = 0;
-    while (i < self->nsocks && self->socks[i].fd != fd)
-        i++;
-    if (what == CURL_POLL_REMOVE) {
-        if (i < self->nsocks)
-            self->socks[i] = self->socks[--self->nsocks];
+//  The entry of fd, the table grown as needed; NULL when out of memory.
+static s_fd_t *s_fd (wk_callout_t *self, curl_socket_t fd) {
+    if (fd < 0)
+        return NULL;
+    if ((size_t) fd >= self->fds_max) {
+        size_t max = self->fds_max ? self->fds_max : 64;
+        while (max <= (size_t) fd)
+            max *= 2;
+        s_fd_t *fds = realloc (self->fds, max * sizeof *fds);
+        if (!fds)
+            return NULL;
+        for (size_t i = self->fds_max; i < max; i++)
+            fds[i] = (s_fd_t){.have = S_NONE};
+        self->fds = fds;
+        self->fds_max = max;
+    }
+    return &self->fds[fd];
+}
+
+//  Brings fd's registration in the epoll set in line with what curl wants:
+//  an idle socket of ours stays as it is. 0, or -1 when epoll refuses.
+static int s_sync_fd (wk_callout_t *self, curl_socket_t fd) {
+    s_fd_t *entry = &self->fds[fd];
+    entry->dirty = false;
+    if (entry->want == 0) {
+        if (!entry->ours && entry->have != S_NONE) {
+            epoll_ctl (self->epoll, EPOLL_CTL_DEL, fd, NULL); //  may be closed: no matter
+            entry->have = S_NONE;
+        }
         return 0;
     }
-    if (i == self->nsocks) {
-        if (self->nsocks == self->socks_max) {
-            size_t max = self->socks_max ? self->socks_max * 2 : 16;
-            s_sock_t *socks = realloc (self->socks, max * sizeof *socks);
-            if (!socks)
-                return -1;
-            self->socks = socks;
-            self->socks_max = max;
+    if (entry->want == entry->have && entry->ours)
+        return 0; //  a socket of ours is in the set until s_close_cb
+    struct epoll_event event = {.events = entry->want, .data.u64 = (uint64_t) fd};
+    int rc =
+        epoll_ctl (self->epoll, entry->have == S_NONE ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event);
+    if (rc != 0 && (errno == EEXIST || errno == ENOENT))
+        rc = epoll_ctl (self->epoll, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event);
+    entry->have = rc == 0 ? entry->want : S_NONE;
+    return rc;
+}
+
+//  Syncs every fd whose want changed since the last time.
+static void s_sync (wk_callout_t *self) {
+    for (size_t i = 0; i < self->ndirty; i++)
+        if (self->fds[self->dirty[i]].dirty)
+            s_sync_fd (self, self->dirty[i]);
+    self->ndirty = 0;
+}
+
+static int s_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+    wk_callout_t *self = userp;
+    s_fd_t *entry = s_fd (self, fd);
+    if (!entry)
+        return -1;
+    entry->want = what == CURL_POLL_REMOVE ? 0
+                                           : (uint8_t) ((what & CURL_POLL_IN ? EPOLLIN : 0) |
+                                                        (what & CURL_POLL_OUT ? EPOLLOUT : 0));
+    if (!entry->ours)
+        return s_sync_fd (self, fd); //  at once: it may close without a word
+    if (!entry->dirty) {
+        if (self->ndirty == self->dirty_max) {
+            size_t max = self->dirty_max ? 2 * self->dirty_max : 64;
+            int *dirty = realloc (self->dirty, max * sizeof *dirty);
+            if (!dirty)
+                return s_sync_fd (self, fd);
+            self->dirty = dirty;
+            self->dirty_max = max;
         }
-        self->socks[self->nsocks++].fd = fd;
+        self->dirty[self->ndirty++] = fd;
+        entry->dirty = true;
     }
-    self->socks[i].events =
-        (short) ((what & CURL_POLL_IN ? ZMQ_POLLIN : 0) | (what & CURL_POLL_OUT ? ZMQ_POLLOUT : 0));
     return 0;
 }
 
@@ -300,7 +371,25 @@ static curl_socket_t s_open_cb (void *userp, curlsocktype purpose, struct curl_s
             return CURL_SOCKET_BAD;
         }
     }
-    return socket (address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    curl_socket_t fd =
+        socket (address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    s_fd_t *entry = fd == CURL_SOCKET_BAD ? NULL : s_fd (call->owner, fd);
+    if (entry) //  a new socket is in no epoll set, whatever its number was before
+        *entry = (s_fd_t){.have = S_NONE, .ours = true};
+    else if (fd != CURL_SOCKET_BAD) {
+        close (fd);
+        fd = CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+//  curl closes a socket s_open_cb opened: closing takes it out of the epoll
+//  set.
+static int s_close_cb (void *userp, curl_socket_t fd) {
+    wk_callout_t *self = userp;
+    if ((size_t) fd < self->fds_max)
+        self->fds[fd] = (s_fd_t){.have = S_NONE, .dirty = self->fds[fd].dirty};
+    return close (fd);
 }
 
 static size_t s_write_cb (char *data, size_t size, size_t nmemb, void *userp) {
@@ -607,6 +696,8 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
     bad |= curl_easy_setopt (easy, CURLOPT_HEADERDATA, call) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, call) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, s_close_cb) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, call->owner) != CURLE_OK;
     if (strcmp (method, "PUT") == 0 || strcmp (method, "DELETE") == 0)
         bad |= curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
     if (send_body) {
@@ -733,10 +824,11 @@ wk_callout_t *wk_callout_new (bool allow_private, int slots) {
         return NULL;
     self->allow_private = allow_private;
     self->deadline = -1;
+    self->epoll = epoll_create1 (EPOLL_CLOEXEC);
     self->spare_max = (size_t) slots;
     aq_writer_init (&self->out);
     self->multi = curl_multi_init ();
-    if (!self->multi) {
+    if (!self->multi || self->epoll < 0) {
         wk_callout_destroy (&self);
         return NULL;
     }
@@ -773,7 +865,10 @@ void wk_callout_destroy (wk_callout_t **self_p) {
     aq_writer_release (&self->out);
     free (self->frames);
     free (self->scratch);
-    free (self->socks);
+    if (self->epoll >= 0)
+        close (self->epoll);
+    free (self->fds);
+    free (self->dirty);
     free (self);
     *self_p = NULL;
 }
@@ -829,11 +924,16 @@ int wk_callout_refuse (wk_callout_t *self, const aq_node_t *body, const char *er
     return s_result_end (self);
 }
 
-int wk_callout_poll_items (wk_callout_t *self, zmq_pollitem_t *items, int max) {
+int wk_callout_watch (wk_callout_t *self, int fd, unsigned bits) {
     assert (self);
-    for (size_t i = 0; i < self->nsocks && (int) i < max; i++)
-        items[i] = (zmq_pollitem_t){.fd = self->socks[i].fd, .events = self->socks[i].events};
-    return (int) self->nsocks;
+    assert (fd >= 0 && bits);
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = S_WATCHED | bits};
+    return epoll_ctl (self->epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+void wk_callout_unwatch (wk_callout_t *self, int fd) {
+    assert (self);
+    epoll_ctl (self->epoll, EPOLL_CTL_DEL, fd, NULL);
 }
 
 long wk_callout_timeout_ms (wk_callout_t *self) {
@@ -844,22 +944,8 @@ long wk_callout_timeout_ms (wk_callout_t *self) {
     return left > 0 ? (long) left : 0;
 }
 
-void wk_callout_handle (wk_callout_t *self, zmq_pollitem_t *items, int n) {
-    assert (self);
-    int running;
-    for (int i = 0; i < n; i++) {
-        short ready = items[i].revents;
-        if (ready)
-            curl_multi_socket_action (self->multi, items[i].fd,
-                                      (ready & ZMQ_POLLIN ? CURL_CSELECT_IN : 0) |
-                                          (ready & ZMQ_POLLOUT ? CURL_CSELECT_OUT : 0) |
-                                          (ready & ZMQ_POLLERR ? CURL_CSELECT_ERR : 0),
-                                      &running);
-    }
-    if (self->deadline >= 0 && aq_time_mono_ms () >= self->deadline) {
-        self->deadline = -1; //  one-shot: curl sets the next one
-        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
+//  Ends the calls curl has finished.
+static void s_collect (wk_callout_t *self) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read (self->multi, &left))) {
@@ -871,6 +957,50 @@ void wk_callout_handle (wk_callout_t *self, zmq_pollitem_t *items, int n) {
         s_call_t *call = (s_call_t *) private;
         s_call_finish (&call, code);
     }
+}
+
+void wk_callout_timer (wk_callout_t *self) {
+    assert (self);
+    if (self->deadline >= 0 && aq_time_mono_ms () >= self->deadline) {
+        int running;
+        self->deadline = -1; //  one-shot: curl sets the next one
+        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    s_collect (self);
+}
+
+unsigned wk_callout_wait (wk_callout_t *self, long timeout_ms) {
+    assert (self);
+    struct epoll_event events[S_EVENTS_MAX];
+    int timeout = timeout_ms > INT32_MAX ? INT32_MAX : (int) timeout_ms;
+    s_sync (self);
+    int n = epoll_wait (self->epoll, events, S_EVENTS_MAX, timeout);
+    unsigned fired = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t data = events[i].data.u64;
+        if (data & S_WATCHED) {
+            fired |= (unsigned) data;
+            continue;
+        }
+        curl_socket_t fd = (curl_socket_t) data;
+        s_fd_t *entry = (size_t) fd < self->fds_max ? &self->fds[fd] : NULL;
+        if (entry && entry->want == 0 && !entry->dirty) {
+            //  An idle socket of ours (a peer closing it): out of the set
+            //  until curl wants it again
+            epoll_ctl (self->epoll, EPOLL_CTL_DEL, fd, NULL);
+            entry->have = S_NONE;
+            continue;
+        }
+        uint32_t ready = events[i].events;
+        int running;
+        curl_multi_socket_action (self->multi, fd,
+                                  (ready & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                                      (ready & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                                      (ready & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0),
+                                  &running);
+    }
+    wk_callout_timer (self);
+    return fired;
 }
 
 const uint8_t *wk_callout_result (wk_callout_t *self, size_t *size) {
@@ -916,8 +1046,6 @@ size_t wk_callout_active (wk_callout_t *self) {
 #include "../tests/rig_http.h"
 #include "aq_codec.h"
 
-#define S_ITEMS_MAX 64 //  poll items the selftest's loop has room for
-
 static json_t *s_job (const char *id, const char *method, const char *url, int timeout,
                       int max_body) {
     json_t *job =
@@ -946,12 +1074,8 @@ static json_t *s_run (wk_callout_t *callout, size_t want, int limit_ms) {
     json_t *results = json_array ();
     int64_t end = aq_time_mono_ms () + limit_ms;
     while (json_array_size (results) < want && aq_time_mono_ms () < end) {
-        zmq_pollitem_t items[S_ITEMS_MAX];
-        int n = wk_callout_poll_items (callout, items, S_ITEMS_MAX);
-        assert (n <= S_ITEMS_MAX);
         long timeout = wk_callout_timeout_ms (callout);
-        zmq_poll (items, n, timeout < 0 || timeout > 100 ? 100 : timeout);
-        wk_callout_handle (callout, items, n);
+        assert (wk_callout_wait (callout, timeout < 0 || timeout > 100 ? 100 : timeout) == 0);
         json_t *result;
         while ((result = s_take (callout)))
             json_array_append_new (results, result);

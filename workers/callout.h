@@ -1,14 +1,16 @@
 /*  callout.h - the outgoing HTTP calls of a worker: many in flight at once
 
-    One engine runs every call of a worker without a thread per call: the
-    caller folds its sockets and timer into its own zmq_poll.
+    One engine runs every call of a worker without a thread per call; its
+    wait is the caller's poll too: the caller's fds (a ZeroMQ socket's
+    ZMQ_FD) join the calls' sockets in one set.
 
         wk_callout_t *callout = wk_callout_new (false, 64);
+        wk_callout_watch (callout, zmq_fd, 1);
         wk_callout_start (callout, &job);          //  a JOB body (aq_msg.h)
         for (;;) {
-            int n = wk_callout_poll_items (callout, items, max);
-            zmq_poll (items, n, wk_callout_timeout_ms (callout));
-            wk_callout_handle (callout, items, n);
+            unsigned fired = wk_callout_wait (callout, wk_callout_timeout_ms (callout));
+            if (fired & 1)
+                ...read the ZeroMQ socket until EAGAIN
             const uint8_t *frame;
             size_t size;
             while ((frame = wk_callout_result (callout, &size))) {
@@ -33,7 +35,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <zmq.h>
 
 #define WK_USER_AGENT "asyncqueue/0.1"
 
@@ -57,17 +58,27 @@ int wk_callout_start (wk_callout_t *self, const aq_node_t *job);
 //  echoes, duration 0, error and refused. 0, or -1 when out of memory.
 int wk_callout_refuse (wk_callout_t *self, const aq_node_t *job, const char *error);
 
-//  Fills up to max poll items with the sockets calls wait on (raw fds).
-//  Returns how many there are, which may exceed max: then give more room.
-int wk_callout_poll_items (wk_callout_t *self, zmq_pollitem_t *items, int max);
+//  Adds fd (the caller's) to what wk_callout_wait waits for: readable, it
+//  makes wk_callout_wait return bits (any nonzero bits below 1 << 31).
+//  Level-triggered: read fd until it is not readable. 0, or -1 with errno.
+int wk_callout_watch (wk_callout_t *self, int fd, unsigned bits);
+
+//  Stops watching fd (before the caller closes it).
+void wk_callout_unwatch (wk_callout_t *self, int fd);
 
 //  Milliseconds until the engine needs wk_callout_handle without socket
 //  activity (0: now), or -1 when it has no timer.
 long wk_callout_timeout_ms (wk_callout_t *self);
 
-//  Runs the calls after zmq_poll: items and n as filled by
-//  wk_callout_poll_items (with revents set), or n = 0 after a timeout.
-void wk_callout_handle (wk_callout_t *self, zmq_pollitem_t *items, int n);
+//  Waits at most timeout_ms (0: not at all, -1: no limit) for a call's
+//  socket or a watched fd, runs the calls whose sockets are ready and
+//  curl's timer when it is due. Returns the bits of the watched fds that
+//  are readable (0 when none).
+unsigned wk_callout_wait (wk_callout_t *self, long timeout_ms);
+
+//  Runs curl's timer when it is due (after wk_callout_start, this sends
+//  the new calls at once rather than on the next wait).
+void wk_callout_timer (wk_callout_t *self);
 
 //  The oldest RESULT not yet taken, a whole frame (aq_proto.h) of size
 //  bytes, or NULL. Borrowed until the engine is used again.

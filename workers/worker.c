@@ -1,11 +1,16 @@
 /*  worker.c - an asyncqueue worker: the DEALER dialog with the broker
 
-    One loop, Majordomo-like: zmq_poll over the DEALER socket and the sockets
-    of every call in flight (callout.c); JOB, HEARTBEAT and ERROR come in;
+    One loop, Majordomo-like, waiting in one epoll_wait (wk_callout_wait)
+    on the sockets of the calls in flight and the ZMQ_FDs of the DEALER and
+    the actor's pipe; JOB, HEARTBEAT and ERROR come in;
     READY, RESULT, HEARTBEAT and finally BYE go out. Credit is free slots:
     READY announces them, each JOB takes one, each RESULT gives one back.
 
-    Frames are read in place and written whole (aq_msg.h): JOBs go to the
+    A ZMQ_FD is readable when its socket has commands to process, not when
+    a message is there: the DEALER is read until EAGAIN when its fd fires
+    and after every send (a send may process the command that announced
+    messages), and a send that ZeroMQ refused is retried when ZMQ_EVENTS
+    says so. Frames are read in place and written whole (aq_msg.h): JOBs go to the
     engine as they lie in their frames, RESULTs come out of it ready to
     send. They wait in the engine until ZeroMQ takes them. ZMQ_IMMEDIATE
     makes ZeroMQ refuse them while no broker is connected, so they stay
@@ -33,11 +38,16 @@
 #define S_RECONNECT_MAX_MS 1000 //  and its longest
 #define S_POLL_MAX_MS      100  //  longest sleep: how soon a stop request is seen
 #define S_RECV_BURST       256  //  messages read per wake-up before doing the rest
+#define S_BROKER           1    //  wk_callout_wait's bit for the DEALER's fd
+#define S_PIPE             2    //  and for the actor pipe's
 
 typedef struct {
     const wk_config_t *cfg; //  settings, the caller's
     void *ctx;              //  ZeroMQ context, the caller's
     void *socket;           //  DEALER to the broker
+    int socket_fd;          //  its ZMQ_FD, watched by the callout's wait
+    bool recv_due;          //  read the DEALER: it may hold messages
+    bool blocked;           //  ZeroMQ refused a send: wait until it takes more
     aq_curve_t *curve;      //  our CURVE keys and the broker's, or NULL
     wk_callout_t *callout;  //  the calls in flight, and RESULTs ZeroMQ has not taken
     aq_writer_t frame;      //  READY being written
@@ -89,8 +99,38 @@ static int s_connect (s_worker_t *self) {
         errno = error;
         return -1;
     }
+    size_t size = sizeof self->socket_fd;
+    if (zmq_getsockopt (self->socket, ZMQ_FD, &self->socket_fd, &size) != 0 ||
+        wk_callout_watch (self->callout, self->socket_fd, S_BROKER) != 0) {
+        int error = errno;
+        zmq_close (self->socket);
+        self->socket = NULL;
+        errno = error;
+        return -1;
+    }
     self->ready_due = true;
+    self->recv_due = true;
+    self->blocked = false;
     self->heard = aq_time_mono_ms ();
+    return 0;
+}
+
+static void s_disconnect (s_worker_t *self) {
+    if (!self->socket)
+        return;
+    wk_callout_unwatch (self->callout, self->socket_fd);
+    zmq_close (self->socket);
+    self->socket = NULL;
+}
+
+//  Hands one frame to ZeroMQ without waiting; 0, or -1 with errno.
+static int s_send (s_worker_t *self, const void *frame, size_t size) {
+    self->recv_due = true; //  zmq_send may take the DEALER's pending commands
+    if (zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0) {
+        self->blocked = errno == EAGAIN;
+        return -1;
+    }
+    self->blocked = false;
     return 0;
 }
 
@@ -98,7 +138,7 @@ static int s_connect (s_worker_t *self) {
 static int s_send_empty (s_worker_t *self, int cmd) {
     uint8_t frame[AQ_PROTO_HEADER + 1] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
                                           (uint8_t) cmd, 0x80}; //  {}
-    return zmq_send (self->socket, frame, sizeof frame, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    return s_send (self, frame, sizeof frame);
 }
 
 //  The string under key of a map (a RESULT's or JOB's) for a log line:
@@ -150,7 +190,7 @@ static void s_flush (s_worker_t *self) {
         aq_write_kv_str (w, "name", self->name);
         size_t size;
         const uint8_t *frame = aq_writer_data (w, &size);
-        if (!frame || zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0)
+        if (!frame || s_send (self, frame, size) != 0)
             return; //  no broker yet; READY goes first when there is
         self->ready_due = false;
         aq_log (AQ_LOG_DEBUG, "worker", "READY with credit %d", credit);
@@ -158,7 +198,7 @@ static void s_flush (s_worker_t *self) {
     const uint8_t *frame;
     size_t size;
     while ((frame = wk_callout_result (self->callout, &size))) {
-        if (zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0)
+        if (s_send (self, frame, size) != 0)
             return; //  EAGAIN: no broker, or its queue is full
         if (self->cfg->verbose)
             s_log_result (frame, size);
@@ -195,15 +235,17 @@ static void s_on_message (s_worker_t *self, int cmd, const aq_node_t *body) {
         aq_log (AQ_LOG_DEBUG, "worker", "dropped %s from the broker", aq_proto_name (cmd));
 }
 
-//  Reads what the broker sent, each frame where it lies; malformed frames
-//  are dropped.
-static void s_receive (s_worker_t *self) {
+//  Reads what the broker sent, each frame where it lies, until EAGAIN or
+//  a burst's end; malformed frames are dropped. 0, or -1 when the context
+//  is going away.
+static int s_receive (s_worker_t *self) {
     for (int i = 0; i < S_RECV_BURST; i++) {
         zmq_msg_t msg;
         zmq_msg_init (&msg);
         if (zmq_msg_recv (&msg, self->socket, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&msg);
-            return;
+            self->recv_due = false;
+            return errno == ETERM ? -1 : 0;
         }
         int cmd;
         aq_node_t body;
@@ -217,6 +259,7 @@ static void s_receive (s_worker_t *self) {
         }
         zmq_msg_close (&msg);
     }
+    return 0; //  more may wait: recv_due stays
 }
 
 //  libcurl's TLS library (OpenSSL) keeps state per thread that it frees
@@ -233,8 +276,6 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     assert (cfg && actor);
     s_worker_t self = {.cfg = cfg, .ctx = aq_actor_ctx (actor)};
     int rc = -1;
-    int items_max = 2 * cfg->slots + 16;
-    zmq_pollitem_t *items = NULL;
     if (cfg->name)
         snprintf (self.name, sizeof self.name, "%s", cfg->name);
     else {
@@ -256,8 +297,7 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     }
     self.callout = wk_callout_new (cfg->allow_private, cfg->slots);
     aq_writer_init (&self.frame);
-    items = calloc ((size_t) items_max, sizeof *items);
-    if (!self.callout || !items) {
+    if (!self.callout) {
         aq_log (AQ_LOG_ERROR, "worker", "cannot set up HTTP calls");
         goto out;
     }
@@ -269,7 +309,15 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     aq_log (AQ_LOG_INFO, "worker", "'%s' working for broker '%s' with %d slots%s", self.name,
             cfg->broker_endpoint, cfg->slots,
             cfg->allow_private ? ", private targets allowed" : "");
+    int pipe_fd;
+    size_t pipe_fd_size = sizeof pipe_fd;
+    if (zmq_getsockopt (aq_actor_socket (actor), ZMQ_FD, &pipe_fd, &pipe_fd_size) != 0 ||
+        wk_callout_watch (self.callout, pipe_fd, S_PIPE) != 0) {
+        aq_log (AQ_LOG_ERROR, "worker", "cannot poll the actor pipe: %s", zmq_strerror (errno));
+        goto out;
+    }
     aq_actor_ready (actor);
+    aq_actor_command (actor); //  after a send on the pipe: read what may wait there
     rc = 0;
     const int64_t silence = (int64_t) cfg->heartbeat_ms * cfg->heartbeat_liveness;
     int64_t drain_until = -1; //  when stopping: give up on undelivered results then
@@ -302,7 +350,7 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         if (!self.stopping && now - self.heard > silence) {
             aq_log (AQ_LOG_WARN, "worker", "no word from broker '%s' in %lld ms: reconnecting",
                     cfg->broker_endpoint, (long long) (now - self.heard));
-            zmq_close (self.socket);
+            s_disconnect (&self);
             if (s_connect (&self) != 0) {
                 aq_log (AQ_LOG_ERROR, "worker", "cannot reconnect to broker '%s': %s",
                         cfg->broker_endpoint, zmq_strerror (errno));
@@ -317,44 +365,40 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
         s_flush (&self);
 
-        //  Poll the broker and every call; wake for curl, heartbeats and stop
-        int n;
-        while ((n = wk_callout_poll_items (self.callout, items + 2, items_max - 2)) >
-               items_max - 2) {
-            zmq_pollitem_t *more = realloc (items, (size_t) (n + 17) * sizeof *items);
-            if (!more)
-                break; //  poll what fits; curl's timeouts still bound every call
-            items = more;
-            items_max = n + 17;
-        }
-        n = n < items_max - 2 ? n : items_max - 2;
+        if (self.recv_due && s_receive (&self) != 0)
+            break;                       //  the context is going away: no more talking
+        wk_callout_timer (self.callout); //  sends the calls just taken
+
+        //  Wait for the broker, the stop pipe and the calls, curl's timer
+        //  and the heartbeat; not at all when there is more to do now
         bool pending = (self.ready_due && !self.stopping) || wk_callout_results (self.callout);
-        items[0] = (zmq_pollitem_t){.socket = self.socket,
-                                    .events = ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)};
+        if (pending && self.blocked) {
+            int events = 0;
+            size_t size = sizeof events;
+            if (zmq_getsockopt (self.socket, ZMQ_EVENTS, &events, &size) == 0)
+                self.blocked = !(events & ZMQ_POLLOUT);
+            self.recv_due |= (events & ZMQ_POLLIN) != 0;
+        }
         long timeout = (long) (self.beat_at - now);
         long curl_timeout = wk_callout_timeout_ms (self.callout);
         timeout = curl_timeout >= 0 && curl_timeout < timeout ? curl_timeout : timeout;
         timeout = timeout < 0 ? 0 : timeout > S_POLL_MAX_MS ? S_POLL_MAX_MS : timeout;
-        items[1] = (zmq_pollitem_t){.socket = aq_actor_socket (actor), .events = ZMQ_POLLIN};
-        int ready = zmq_poll (items, n + 2, timeout);
-        if (ready < 0 && errno == ETERM)
-            break; //  the context is going away: no more talking
-        if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_receive (&self);
-        if (ready > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (self.recv_due || (pending && !self.blocked))
+            timeout = 0;
+        unsigned fired = wk_callout_wait (self.callout, timeout);
+        if (fired & S_BROKER)
+            self.recv_due = true, self.blocked = false;
+        if (fired & S_PIPE)
             aq_actor_command (actor);
-        wk_callout_handle (self.callout, items + 2, ready > 0 ? n : 0);
     }
     s_flush (&self);
     s_send_empty (&self, AQ_CMD_BYE);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
-    if (self.socket)
-        zmq_close (self.socket);
+    s_disconnect (&self);
     aq_curve_destroy (&self.curve);
     wk_callout_destroy (&self.callout);
     aq_writer_release (&self.frame);
-    free (items);
     s_tls_thread_end ();
     return rc;
 }
