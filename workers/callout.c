@@ -111,7 +111,13 @@ struct _s_call_t {
     s_call_t *prev, *next;          //  in owner->calls while added, or in owner->spare
     bool added;                     //  added to the multi handle
     CURL *easy;                     //  the transfer; reset and reused by the next call
-    struct curl_slist *headers;     //  request headers
+    struct curl_slist *headers;     //  request headers: nodes, or NULL
+    char *lines;                    //  their text, one NUL-terminated line after another
+    size_t lines_size;              //  bytes used
+    size_t lines_room;              //  bytes allocated
+    size_t nlines;                  //  lines in lines
+    struct curl_slist *nodes;       //  the list's nodes, ours (never curl_slist_free_all)
+    size_t nodes_max;               //  allocated nodes
     s_echo_t echo;                  //  echoed in the RESULT; its text is in echo_buf
     char *echo_buf;                 //  id, kind and lease, one after another
     size_t echo_room;               //  bytes allocated
@@ -440,7 +446,8 @@ static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) 
 static void s_call_free (s_call_t *call) {
     if (call->easy)
         curl_easy_cleanup (call->easy);
-    curl_slist_free_all (call->headers);
+    free (call->lines);
+    free (call->nodes);
     wk_text_headers_release (&call->resp_headers);
     free (call->echo_buf);
     free (call->body);
@@ -487,8 +494,8 @@ static void s_call_destroy (s_call_t **call_p) {
     }
     if (call->easy)
         curl_easy_reset (call->easy); //  options back to defaults
-    curl_slist_free_all (call->headers);
     call->headers = NULL;
+    call->lines_size = call->nlines = 0;
     if (call->body_room > S_KEEP_BODY) {
         free (call->body);
         call->body = NULL;
@@ -544,24 +551,49 @@ static void s_call_fail (s_call_t **call_p, const char *error, bool permanent) {
 }
 
 //  Appends the request header line name, sep, value (name_size and
-//  value_size bytes); 0 or -1 when out of memory.
+//  value_size bytes) to the call's lines; 0 or -1 when out of memory. The
+//  lines are built into a list by s_link_lines, in buffers the call keeps
+//  for the next: no allocation per line.
 static int s_add_line (s_call_t *call, const char *name, size_t name_size, const char *sep,
                        const char *value, size_t value_size) {
-    size_t sep_size = strlen (sep), size = name_size + sep_size + value_size;
-    char stack[512];
-    char *line = size < sizeof stack ? stack : malloc (size + 1);
-    if (!line)
-        return -1;
+    size_t sep_size = strlen (sep), size = name_size + sep_size + value_size + 1;
+    if (call->lines_size + size > call->lines_room) {
+        size_t room = call->lines_room ? call->lines_room : 512;
+        while (room < call->lines_size + size)
+            room *= 2;
+        char *lines = realloc (call->lines, room);
+        if (!lines)
+            return -1;
+        call->lines = lines;
+        call->lines_room = room;
+    }
+    char *line = call->lines + call->lines_size;
     memcpy (line, name, name_size);
     memcpy (line + name_size, sep, sep_size);
     memcpy (line + name_size + sep_size, value, value_size);
-    line[size] = '\0';
-    struct curl_slist *list = curl_slist_append (call->headers, line);
-    if (line != stack)
-        free (line);
-    if (!list)
-        return -1;
-    call->headers = list;
+    line[size - 1] = '\0';
+    call->lines_size += size;
+    call->nlines++;
+    return 0;
+}
+
+//  Links the call's lines into call->headers (a curl_slist curl reads
+//  while the call runs); 0 or -1 when out of memory.
+static int s_link_lines (s_call_t *call) {
+    if (call->nlines > call->nodes_max) {
+        struct curl_slist *nodes = realloc (call->nodes, call->nlines * sizeof *nodes);
+        if (!nodes)
+            return -1;
+        call->nodes = nodes;
+        call->nodes_max = call->nlines;
+    }
+    char *line = call->lines;
+    for (size_t i = 0; i < call->nlines; i++) {
+        call->nodes[i].data = line;
+        call->nodes[i].next = i + 1 < call->nlines ? &call->nodes[i + 1] : NULL;
+        line += strlen (line) + 1;
+    }
+    call->headers = call->nlines ? call->nodes : NULL;
     return 0;
 }
 
@@ -671,6 +703,7 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
         rc |= s_add_line (call, "Expect", 6, ":", "", 0); //  no "Expect: 100-continue"
     if (send_body && !has_type)
         rc |= s_add_line (call, "Content-Type", 12, ":", "", 0); //  no form type of curl's own
+    rc |= s_link_lines (call);
     if (!call->easy)
         call->easy = curl_easy_init ();
     if (rc || !call->easy) {
