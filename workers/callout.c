@@ -19,7 +19,9 @@
 
     A JOB is read where it lies in its frame (aq_msg.h) and a RESULT is
     written as a whole frame, ready to send, into one buffer of RESULTs;
-    an ended call is kept, with its easy handle and buffers, for the next.
+    an ended call is kept, with its easy handle and buffers, for the next:
+    the options every call has are set once per easy handle (s_easy_new),
+    the ones that differ on every call (s_call_setup).
 
     The SSRF guard sits in s_open_cb, where curl asks for a socket for the
     address it is about to connect to: whatever the URL spelled, that is
@@ -110,7 +112,8 @@ struct _s_call_t {
     wk_callout_t *owner;            //  the engine it runs in
     s_call_t *prev, *next;          //  in owner->calls while added, or in owner->spare
     bool added;                     //  added to the multi handle
-    CURL *easy;                     //  the transfer; reset and reused by the next call
+    CURL *easy;                     //  the transfer; reused by the next call
+    size_t posted;                  //  bytes of request body curl copied
     struct curl_slist *headers;     //  request headers: nodes, or NULL
     char *lines;                    //  their text, one NUL-terminated line after another
     size_t lines_size;              //  bytes used
@@ -492,8 +495,9 @@ static void s_call_destroy (s_call_t **call_p) {
         s_call_free (call);
         return;
     }
-    if (call->easy)
-        curl_easy_reset (call->easy); //  options back to defaults
+    if (call->easy && call->posted > S_KEEP_BODY)
+        curl_easy_setopt (call->easy, CURLOPT_POSTFIELDS, NULL); //  frees curl's copy
+    call->posted = 0;
     call->headers = NULL;
     call->lines_size = call->nlines = 0;
     if (call->body_room > S_KEEP_BODY) {
@@ -610,6 +614,36 @@ static bool s_url_ok (const char *url) {
     return ok;
 }
 
+//  A new easy handle for call, with the options every call of it has; NULL
+//  when out of memory. It stays with the call (and with the next calls
+//  the call struct serves).
+static CURL *s_easy_new (s_call_t *call) {
+    CURL *easy = curl_easy_init ();
+    if (!easy)
+        return NULL;
+    bool bad = false;
+    bad |= curl_easy_setopt (easy, CURLOPT_PRIVATE, call) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_PROXY, "") != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_NOPROXY, "*") != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_write_cb) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_WRITEDATA, call) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, s_header_cb) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_HEADERDATA, call) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, call) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, s_close_cb) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, call->owner) != CURLE_OK;
+    if (bad) {
+        curl_easy_cleanup (easy);
+        return NULL;
+    }
+    return easy;
+}
+
 //  Sets the call up from a JOB. Returns NULL, or the RESULT error text and
 //  whether it is permanent (the job can never succeed as it is).
 static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *permanent) {
@@ -705,7 +739,7 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
         rc |= s_add_line (call, "Content-Type", 12, ":", "", 0); //  no form type of curl's own
     rc |= s_link_lines (call);
     if (!call->easy)
-        call->easy = curl_easy_init ();
+        call->easy = s_easy_new (call);
     if (rc || !call->easy) {
         error = "fetch failed: ENOMEM";
         goto out;
@@ -713,30 +747,18 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
 
     CURL *easy = call->easy;
     bool bad = false;
+    //  What changes from call to call (s_easy_new set the rest): every
+    //  one of these is set each time, so nothing of the last call remains
+    bool custom = strcmp (method, "PUT") == 0 || strcmp (method, "DELETE") == 0;
     bad |= curl_easy_setopt (easy, CURLOPT_URL, url) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_PRIVATE, call) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_PROXY, "") != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_NOPROXY, "*") != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) call->timeout * 1000) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_write_cb) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_WRITEDATA, call) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, s_header_cb) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_HEADERDATA, call) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, call) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, s_close_cb) != CURLE_OK;
-    bad |= curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, call->owner) != CURLE_OK;
-    if (strcmp (method, "PUT") == 0 || strcmp (method, "DELETE") == 0)
-        bad |= curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, custom ? method : NULL) != CURLE_OK;
     if (send_body) {
         //  POSTFIELDSIZE first, so COPYPOSTFIELDS copies that many bytes
         bool has = body->type == AQ_NODE_STR;
         curl_off_t size = has ? (curl_off_t) body->count : 0;
+        call->posted = (size_t) size;
         bad |= curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, size) != CURLE_OK;
         bad |= curl_easy_setopt (easy, CURLOPT_COPYPOSTFIELDS,
                                  has ? (const char *) body->data : "") != CURLE_OK;
@@ -1265,6 +1287,40 @@ void wk_callout_test (bool verbose) {
         assert (length == (methods[i][2] || strcmp (methods[i][0], "POST") == 0));
         free (request);
     }
+
+    //  A call struct serves the next call: a large body sent before leaves
+    //  nothing behind (one spare call here, so the same one each time)
+    wk_callout_t *single = wk_callout_new (true, 1);
+    char *big = malloc (100001);
+    memset (big, 'b', 100000);
+    big[100000] = '\0';
+    job = s_job ("t3b", "POST", rig_http_url (server, "/echo/big-post"), 5, 1000);
+    json_object_set_new (job, "body", json_string (big));
+    free (big);
+    result = s_call (single, job);
+    assert (s_int (result, "statusCode") == 200);
+    json_decref (result);
+    request = rig_http_request (server, "/echo/big-post");
+    assert (request && strstr (request, "\r\nContent-Length: 100000\r\n"));
+    free (request);
+    job = s_job ("t3c", "GET", rig_http_url (server, "/echo/after-big"), 5, 1000);
+    json_object_set_new (job, "headers", json_pack ("{s:s}", "X-Only", "here"));
+    result = s_call (single, job);
+    assert (s_int (result, "statusCode") == 200);
+    json_decref (result);
+    request = rig_http_request (server, "/echo/after-big");
+    assert (request && strncmp (request, "GET /echo/after-big HTTP/1.1\r\n", 30) == 0);
+    assert (!strstr (request, "Content-Length") && strstr (request, "\r\nX-Only: here\r\n"));
+    assert (s_streq (strstr (request, "\r\n\r\n"), "\r\n\r\n"));
+    free (request);
+    job = s_job ("t3d", "DELETE", rig_http_url (server, "/echo/delete-after"), 5, 1000);
+    result = s_call (single, job);
+    json_decref (result);
+    request = rig_http_request (server, "/echo/delete-after");
+    assert (request && strncmp (request, "DELETE /echo/delete-after", 25) == 0);
+    assert (!strstr (request, "X-Only") && !strstr (request, "Content-Length"));
+    free (request);
+    wk_callout_destroy (&single);
 
     //  Any status is a result: redirects are not followed
     result = s_call (callout, s_job ("t4", "GET", rig_http_url (server, "/status/302"), 5, 1000));
