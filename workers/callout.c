@@ -113,6 +113,7 @@ struct _s_call_t {
     s_call_t *prev, *next;          //  in owner->calls while added, or in owner->spare
     bool added;                     //  added to the multi handle
     CURL *easy;                     //  the transfer; reused by the next call
+    CURLU *url;                     //  the URL, parsed; reused by the next call
     size_t posted;                  //  bytes of request body curl copied
     struct curl_slist *headers;     //  request headers: nodes, or NULL
     char *lines;                    //  their text, one NUL-terminated line after another
@@ -449,6 +450,7 @@ static size_t s_header_cb (char *data, size_t size, size_t nitems, void *userp) 
 static void s_call_free (s_call_t *call) {
     if (call->easy)
         curl_easy_cleanup (call->easy);
+    curl_url_cleanup (call->url);
     free (call->lines);
     free (call->nodes);
     wk_text_headers_release (&call->resp_headers);
@@ -601,16 +603,19 @@ static int s_link_lines (s_call_t *call) {
     return 0;
 }
 
-static bool s_url_ok (const char *url) {
-    CURLU *parsed = curl_url ();
+//  Parses url into the call's URL handle (made when first needed): true
+//  when it is an http or https URL with a host. curl takes the parsed URL
+//  from the handle (CURLOPT_CURLU) rather than parsing the text again.
+static bool s_url_ok (s_call_t *call, const char *url) {
+    if (!call->url && !(call->url = curl_url ()))
+        return false;
     char *scheme = NULL, *host = NULL;
-    bool ok = parsed && curl_url_set (parsed, CURLUPART_URL, url, 0) == CURLUE_OK &&
-              curl_url_get (parsed, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+    bool ok = curl_url_set (call->url, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get (call->url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
               (strcmp (scheme, "http") == 0 || strcmp (scheme, "https") == 0) &&
-              curl_url_get (parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host;
+              curl_url_get (call->url, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host;
     curl_free (scheme);
     curl_free (host);
-    curl_url_cleanup (parsed);
     return ok;
 }
 
@@ -654,7 +659,7 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
         return "invalid URL";
     if (job->url.count >= sizeof url_stack && !(url = malloc (job->url.count + 1)))
         return *permanent = false, "fetch failed: ENOMEM";
-    if (!aq_node_strcpy (&job->url, url, job->url.count + 1) || !s_url_ok (url)) {
+    if (!aq_node_strcpy (&job->url, url, job->url.count + 1) || !s_url_ok (call, url)) {
         error = "invalid URL";
         goto out;
     }
@@ -750,7 +755,7 @@ static const char *s_call_setup (s_call_t *call, const s_job_t *job, bool *perma
     //  What changes from call to call (s_easy_new set the rest): every
     //  one of these is set each time, so nothing of the last call remains
     bool custom = strcmp (method, "PUT") == 0 || strcmp (method, "DELETE") == 0;
-    bad |= curl_easy_setopt (easy, CURLOPT_URL, url) != CURLE_OK;
+    bad |= curl_easy_setopt (easy, CURLOPT_CURLU, call->url) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) call->timeout * 1000) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK;
     bad |= curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, custom ? method : NULL) != CURLE_OK;
