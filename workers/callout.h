@@ -93,6 +93,11 @@ size_t wk_callout_results (wk_callout_t *self);
 //  Calls in flight.
 size_t wk_callout_active (wk_callout_t *self);
 
+//  Seconds a Retry-After value asks to wait (delta-seconds or an HTTP-date;
+//  a huge number reads as INT32_MAX), or -1 when value is NULL or
+//  unreadable. What a RESULT's retryAfter holds.
+int64_t wk_callout_retry_after (const char *value);
+
 void wk_callout_test (bool verbose);
 
 #endif
