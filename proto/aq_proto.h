@@ -12,8 +12,9 @@
     optional key is not a breaking change. docs/protocol.md is the reference.
 
     Two codecs read and write the fields: aq_msg.h, views into the bytes
-    and a writer (the broker, which decodes straight into its structs), and
-    aq_codec.h, jansson documents (the gateway, workers, client library).
+    and a writer (the broker, which decodes straight into its structs, and
+    the workers), and aq_codec.h, jansson documents (the gateway, client
+    library).
     Both produce the same bytes for the same message (proto/vectors).
 */
 #ifndef AQ_PROTO_H
