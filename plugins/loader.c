@@ -1,8 +1,9 @@
 /*  loader.c - loads plugins from a directory and calls them for the host
 
-    The host side of aq_plugin.h: the host table (JSON through jansson, logs
-    through aq_log), the directory scan with its refusals, and wrappers that
-    check every answer a plugin gives before the broker sees it.
+    The host side of aq_plugin.h beside the host table (host.c): the
+    directory scan with its refusals, the registry of what loaded, where a
+    provider's requests may go, and wrappers that check every answer a
+    plugin gives before the broker sees it.
 */
 #include "loader.h"
 
@@ -22,10 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-_Static_assert(AQ_PLUGIN_LOG_DEBUG == AQ_LOG_DEBUG && AQ_PLUGIN_LOG_INFO == AQ_LOG_INFO &&
-                   AQ_PLUGIN_LOG_WARN == AQ_LOG_WARN && AQ_PLUGIN_LOG_ERROR == AQ_LOG_ERROR,
-               "plugin log levels are aq_log levels");
 
 #define S_COMPONENT "plugins"
 #define S_NAME_MAX  63    //  longest plugin name
@@ -81,281 +78,6 @@ struct _aq_plugin_loader_t {
 };
 
 // ---------------------------------------------------------------------------
-//  The host table
-
-//  The plugin being called on this thread, to tag its log lines.
-static __thread const char *s_current;
-
-static void s_host_log (int level, const char *fmt, ...) {
-    char line[1536];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
-    va_end (args);
-    if (level < AQ_LOG_DEBUG)
-        level = AQ_LOG_DEBUG;
-    if (level > AQ_LOG_ERROR)
-        level = AQ_LOG_ERROR;
-    aq_log (level, s_current ? s_current : "plugin", "%s", line);
-}
-
-static void *s_host_alloc (size_t size) {
-    return calloc (1, size ? size : 1);
-}
-
-static void s_host_free (void *ptr) {
-    free (ptr);
-}
-
-static char *s_host_strdup (const char *s) {
-    return s ? strdup (s) : NULL;
-}
-
-static void *s_host_json_parse (const char *text, size_t len) {
-    return text ? json_loadb (text, len, JSON_DECODE_ANY, NULL) : NULL;
-}
-
-static void s_host_json_free (void *doc) {
-    json_decref ((json_t *) doc);
-}
-
-//  The value at a dot path: keys through objects, decimal indexes through
-//  arrays. Borrowed from doc; NULL if any step is missing.
-static const json_t *s_json_at (const json_t *doc, const char *path) {
-    if (!doc || !path || !*path)
-        return doc;
-    const json_t *node = doc;
-    const char *step = path;
-    while (node) {
-        const char *dot = strchr (step, '.');
-        size_t len = dot ? (size_t) (dot - step) : strlen (step);
-        if (json_is_object (node))
-            node = json_object_getn (node, step, len);
-        else if (json_is_array (node) && len > 0 && len < 10) {
-            size_t index = 0;
-            for (size_t i = 0; i < len && node; i++)
-                if (isdigit ((unsigned char) step[i]))
-                    index = index * 10 + (size_t) (step[i] - '0');
-                else
-                    node = NULL;
-            node = node ? json_array_get (node, index) : NULL;
-        } else
-            node = NULL;
-        if (!dot)
-            break;
-        step = dot + 1;
-    }
-    return node;
-}
-
-static const char *s_host_json_get_str (const void *doc, const char *path) {
-    return json_string_value (s_json_at ((const json_t *) doc, path));
-}
-
-static int s_host_json_get_int (const void *doc, const char *path, int64_t *value) {
-    const json_t *node = s_json_at ((const json_t *) doc, path);
-    if (!json_is_integer (node))
-        return -1;
-    *value = (int64_t) json_integer_value (node);
-    return 0;
-}
-
-static char *s_host_json_get_text (const void *doc, const char *path) {
-    const json_t *node = s_json_at ((const json_t *) doc, path);
-    if (!node || json_is_null (node))
-        return NULL;
-    if (json_is_string (node))
-        return strdup (json_string_value (node));
-    return json_dumps (node, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-static char *s_host_render_template (const char *tmpl, const void *doc) {
-    if (!tmpl)
-        return NULL;
-    char *out = NULL;
-    size_t out_size = 0;
-    FILE *stream = open_memstream (&out, &out_size);
-    if (!stream)
-        return NULL;
-    bool ok = true;
-    const char *at = tmpl;
-    while (ok) {
-        const char *open = strstr (at, "{{");
-        if (!open) {
-            fputs (at, stream);
-            break;
-        }
-        fwrite (at, 1, (size_t) (open - at), stream);
-        const char *close = strstr (open + 2, "}}");
-        const char *start = open + 2;
-        if (!close) {
-            ok = false;
-            break;
-        }
-        const char *end = close;
-        while (start < end && isspace ((unsigned char) *start))
-            start++;
-        while (end > start && isspace ((unsigned char) end[-1]))
-            end--;
-        char path[256];
-        size_t len = (size_t) (end - start);
-        if (len == 0 || len >= sizeof path) {
-            ok = false;
-            break;
-        }
-        memcpy (path, start, len);
-        path[len] = 0;
-        char *value = s_host_json_get_text (doc, path);
-        if (value)
-            fputs (value, stream);
-        else
-            ok = false;
-        free (value);
-        at = close + 2;
-    }
-    if (fclose (stream) != 0)
-        ok = false;
-    if (!ok) {
-        free (out);
-        return NULL;
-    }
-    return out;
-}
-
-static const char *s_host_http_header (const aq_http_response_t *response, const char *name) {
-    if (!name || !AQ_PLUGIN_HAS (response, headers) ||
-        !json_is_object ((const json_t *) response->headers))
-        return NULL;
-    const char *key;
-    const json_t *value;
-    json_object_foreach ((json_t *) response->headers, key, value) {
-        if (strcasecmp (key, name) == 0)
-            return json_string_value (value);
-    }
-    return NULL;
-}
-
-//  Length of the "http:" or "https:" scheme prefix of url, or 0.
-static size_t s_http_scheme (const char *url) {
-    if (strncasecmp (url, "http:", 5) == 0)
-        return 5;
-    if (strncasecmp (url, "https:", 6) == 0)
-        return 6;
-    return 0;
-}
-
-//  True if ref starts with a scheme ("x:" before any / ? #).
-static bool s_has_scheme (const char *ref) {
-    if (!isalpha ((unsigned char) *ref))
-        return false;
-    for (const char *p = ref; *p; p++) {
-        if (*p == ':')
-            return true;
-        if (!isalnum ((unsigned char) *p) && *p != '+' && *p != '-' && *p != '.')
-            return false;
-    }
-    return false;
-}
-
-//  Removes "." and ".." segments from the path at the start of text (up to
-//  ? or #), in place (RFC 3986 5.2.4).
-static void s_remove_dot_segments (char *text) {
-    size_t path_len = strcspn (text, "?#");
-    char *tail = text + path_len;
-    char *out = text;
-    const char *in = text;
-    while (in < tail) {
-        size_t seg = 1 + strcspn (in + 1, "/?#"); //  "/segment"
-        if (in + seg > tail)
-            seg = (size_t) (tail - in);
-        if (seg == 2 && strncmp (in, "/.", 2) == 0) {
-            in += 2;
-            if (in == tail)
-                *out++ = '/';
-        } else if (seg == 3 && strncmp (in, "/..", 3) == 0) {
-            in += 3;
-            while (out > text && *--out != '/')
-                ;
-            if (in == tail)
-                *out++ = '/';
-        } else {
-            memmove (out, in, seg);
-            out += seg;
-            in += seg;
-        }
-    }
-    memmove (out, tail, strlen (tail) + 1);
-}
-
-static char *s_host_url_resolve (const char *base, const char *ref) {
-    if (!ref)
-        return NULL;
-    if (s_has_scheme (ref))
-        return s_http_scheme (ref) ? strdup (ref) : NULL;
-    size_t scheme = base ? s_http_scheme (base) : 0;
-    if (!scheme || strncmp (base + scheme, "//", 2) != 0)
-        return NULL;
-    size_t authority_end = scheme + 2 + strcspn (base + scheme + 2, "/?#");
-    size_t path_end = authority_end + strcspn (base + authority_end, "?#");
-    size_t no_fragment = strcspn (base, "#");
-    char *out = NULL;
-    int rc;
-    if (strncmp (ref, "//", 2) == 0)
-        rc = asprintf (&out, "%.*s%s", (int) scheme, base, ref);
-    else if (*ref == '/')
-        rc = asprintf (&out, "%.*s%s", (int) authority_end, base, ref);
-    else if (*ref == '?')
-        rc = asprintf (&out, "%.*s%s", (int) path_end, base, ref);
-    else if (*ref == '#' || *ref == 0)
-        rc = asprintf (&out, "%.*s%s", (int) no_fragment, base, ref);
-    else {
-        size_t dir_end = path_end;
-        while (dir_end > authority_end && base[dir_end - 1] != '/')
-            dir_end--;
-        if (dir_end == authority_end)
-            rc = asprintf (&out, "%.*s/%s", (int) authority_end, base, ref);
-        else
-            rc = asprintf (&out, "%.*s%s", (int) dir_end, base, ref);
-    }
-    if (rc < 0)
-        return NULL;
-    s_remove_dot_segments (out + authority_end);
-    return out;
-}
-
-static void s_host_set_error (char **error_p, const char *fmt, ...) {
-    char text[400];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (text, sizeof text, fmt, args);
-    va_end (args);
-    s_host_free (*error_p);
-    *error_p = s_host_strdup (text);
-}
-
-static const aq_host_t s_host = {
-    .abi = AQ_PLUGIN_ABI,
-    .size = sizeof (aq_host_t),
-    .log = s_host_log,
-    .alloc = s_host_alloc,
-    .free = s_host_free,
-    .strdup = s_host_strdup,
-    .json_parse = s_host_json_parse,
-    .json_free = s_host_json_free,
-    .json_get_str = s_host_json_get_str,
-    .json_get_int = s_host_json_get_int,
-    .json_get_text = s_host_json_get_text,
-    .render_template = s_host_render_template,
-    .http_header = s_host_http_header,
-    .url_resolve = s_host_url_resolve,
-    .set_error = s_host_set_error,
-};
-
-const aq_host_t *aq_plugin_host (void) {
-    return &s_host;
-}
-
-// ---------------------------------------------------------------------------
 //  Loading
 
 aq_plugin_loader_t *aq_plugin_loader_new (const char *config) {
@@ -372,9 +94,9 @@ static void s_plugin_destroy (s_plugin_t **self_p) {
     if (!self)
         return;
     if (self->opened && self->state && self->desc->open && self->desc->close) {
-        s_current = self->desc->name;
+        aq_plugin_host_calling (self->desc->name);
         self->desc->close (&self->state);
-        s_current = NULL;
+        aq_plugin_host_calling (NULL);
     }
     if (self->dl)
         dlclose (self->dl);
@@ -562,12 +284,13 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
     }
     self->plugins = plugins;
     plugin->opened = desc->kind != self->described;
-    s_current = desc->name;
+    aq_plugin_host_calling (desc->name);
     if (!plugin->opened)
         plugin->state = NULL; //  described only: no plugin code beyond its entry
     else
-        plugin->state = desc->open ? desc->open (&s_host, self->config) : (void *) &s_host;
-    s_current = NULL;
+        plugin->state =
+            desc->open ? desc->open (aq_plugin_host (), self->config) : (void *) aq_plugin_host ();
+    aq_plugin_host_calling (NULL);
     if (plugin->opened && !plugin->state) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' failed to open; skipped", desc->name);
         goto out;
@@ -961,9 +684,9 @@ int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_res
     memset (plan, 0, sizeof *plan);
     plan->size = sizeof *plan;
     s_reset_status (status);
-    s_current = self->plugin->desc->name;
+    aq_plugin_host_calling (self->plugin->desc->name);
     int rc = self->ops->plan (self->plugin->state, initial, plan, status);
-    s_current = NULL;
+    aq_plugin_host_calling (NULL);
     return s_settle (self, plan, status, rc, false);
 }
 
@@ -972,9 +695,9 @@ int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider
     assert (self && plan && response && status);
     assert (self->plugin->opened);
     s_reset_status (status);
-    s_current = self->plugin->desc->name;
+    aq_plugin_host_calling (self->plugin->desc->name);
     int rc = self->ops->poll (self->plugin->state, plan, response, status);
-    s_current = NULL;
+    aq_plugin_host_calling (NULL);
     return s_settle (self, plan, status, rc, false);
 }
 
@@ -986,9 +709,9 @@ int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provid
     int (*result) (void *, const aq_provider_plan_t *, const aq_http_response_t *,
                    aq_provider_status_t *) = AQ_PLUGIN_GET (self->ops, result, NULL);
     if (result) {
-        s_current = self->plugin->desc->name;
+        aq_plugin_host_calling (self->plugin->desc->name);
         rc = result (self->plugin->state, plan, response, status);
-        s_current = NULL;
+        aq_plugin_host_calling (NULL);
     } else if (status->state == AQ_POLL_DONE && (response->status < 200 || response->status > 299))
         s_status_fail (status, "HTTP %d", response->status);
     return s_settle (self, plan, status, rc, true);
@@ -1002,9 +725,9 @@ int aq_plugin_vault_seal (const aq_plugin_vault_t *self, const char *team, const
     assert (self && team && token_id && (value || !len) && sealed && sealed_len);
     uint8_t *out = NULL;
     size_t out_len = 0;
-    s_current = self->plugin->desc->name;
+    aq_plugin_host_calling (self->plugin->desc->name);
     int rc = self->ops->seal (self->plugin->state, team, token_id, value, len, &out, &out_len);
-    s_current = NULL;
+    aq_plugin_host_calling (NULL);
     if (rc != 0 || !out) {
         free (out);
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "vault '%s' could not seal token '%s'",
@@ -1021,11 +744,11 @@ int aq_plugin_vault_open (const aq_plugin_vault_t *self, const char *team, const
     assert (self && team && token_id && value && len);
     uint8_t *out = NULL;
     size_t out_len = 0;
-    s_current = self->plugin->desc->name;
+    aq_plugin_host_calling (self->plugin->desc->name);
     int rc = sealed ? self->ops->open (self->plugin->state, team, token_id, sealed, sealed_len,
                                        &out, &out_len)
                     : -1;
-    s_current = NULL;
+    aq_plugin_host_calling (NULL);
     if (rc != 0 || !out) {
         if (out)
             explicit_bzero (out, out_len);
@@ -1046,8 +769,8 @@ void aq_plugin_secret_free (char **value_p, size_t len) {
 }
 
 // ---------------------------------------------------------------------------
-//  Selftest: the host table, then (when the plugins are built) loading and
-//  refusals, the vault, and each shipped provider against its API's shapes.
+//  Selftest (the host table's is host_test.c): when the plugins are built,
+//  loading and refusals, the vault, and each shipped provider against its API's shapes.
 
 #define S_STREQ(a, b) ((a) && strcmp ((a), (b)) == 0)
 
@@ -1079,103 +802,6 @@ static void s_capture_end (int saved) {
     fflush (stderr);
     dup2 (saved, 2);
     close (saved);
-}
-
-static void s_test_host (bool verbose) {
-    const aq_host_t *host = aq_plugin_host ();
-    assert (host->abi == AQ_PLUGIN_ABI && host->size == sizeof (aq_host_t));
-    assert (AQ_PLUGIN_HAS (host, url_resolve));
-    const char *text = "{\"a\": {\"b\": \"x\", \"n\": 42, \"f\": 1.5, \"t\": true, \"z\": null,"
-                       " \"list\": [{\"u\": \"first\"}, \"second\"]}}";
-    void *doc = host->json_parse (text, strlen (text));
-    assert (doc);
-    assert (S_STREQ (host->json_get_str (doc, "a.b"), "x"));
-    assert (S_STREQ (host->json_get_str (doc, "a.list.0.u"), "first"));
-    assert (S_STREQ (host->json_get_str (doc, "a.list.1"), "second"));
-    assert (!host->json_get_str (doc, "a.n"));
-    assert (!host->json_get_str (doc, "a.list.2"));
-    assert (!host->json_get_str (doc, "a.list.x"));
-    assert (!host->json_get_str (doc, "a.b.c"));
-    assert (!host->json_get_str (doc, "a..b"));
-    assert (!host->json_get_str (NULL, "a"));
-    int64_t n = 0;
-    assert (host->json_get_int (doc, "a.n", &n) == 0 && n == 42);
-    assert (host->json_get_int (doc, "a.b", &n) == -1);
-    assert (host->json_get_int (doc, "nope", &n) == -1);
-    const char *paths[] = {"a.b", "a.n", "a.f", "a.t", "a.list.0", "a.z", "nope"};
-    const char *texts[] = {"x", "42", "1.5", "true", "{\"u\":\"first\"}", NULL, NULL};
-    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
-        char *value = host->json_get_text (doc, paths[i]);
-        assert (texts[i] ? S_STREQ (value, texts[i]) : value == NULL);
-        host->free (value);
-    }
-    char *out = host->render_template ("https://h/{{a.b}}/{{ a.n }}?q={{a.list.1}}&t={{a.t}}", doc);
-    assert (S_STREQ (out, "https://h/x/42?q=second&t=true"));
-    host->free (out);
-    out = host->render_template ("no placeholders", doc);
-    assert (S_STREQ (out, "no placeholders"));
-    host->free (out);
-    out = host->render_template ("", doc);
-    assert (S_STREQ (out, ""));
-    host->free (out);
-    const char *bad[] = {"{{a.nope}}", "x{{a.b", "{{}}", "{{ a.z }}", "{{a.b}}{{a.missing}}"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert (host->render_template (bad[i], doc) == NULL);
-    assert (host->render_template ("{{a.b}}", NULL) == NULL);
-    host->json_free (doc);
-    host->json_free (NULL);
-    assert (host->json_parse ("{nope", 5) == NULL);
-
-    const char *cases[][3] = {
-        {"https://api.x.com/v1/predictions", "/v1/predictions/abc",
-         "https://api.x.com/v1/predictions/abc"},
-        {"http://127.0.0.1:8080/jobs", "jobs/1", "http://127.0.0.1:8080/jobs/1"},
-        {"http://h/a/b/c?x=1", "d", "http://h/a/b/d"},
-        {"http://h/a/b/c", "../d", "http://h/a/d"},
-        {"http://h/a/b/c", "./d/./e", "http://h/a/b/d/e"},
-        {"http://h/a/b/c", "../../../../d", "http://h/d"},
-        {"http://h/a/b", "?q=1", "http://h/a/b?q=1"},
-        {"http://h/a?z#f", "", "http://h/a?z"},
-        {"http://h", "x", "http://h/x"},
-        {"http://h:1/a", "//other/p", "http://other/p"},
-        {"http://h/a", "HTTPS://o/p", "HTTPS://o/p"},
-        {"http://h/a/b", "/../x", "http://h/x"},
-        {NULL, "https://o/", "https://o/"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        out = host->url_resolve (cases[i][0], cases[i][1]);
-        if (verbose)
-            printf ("resolve '%s' '%s' -> '%s'\n", cases[i][0], cases[i][1], out);
-        assert (S_STREQ (out, cases[i][2]));
-        host->free (out);
-    }
-    assert (host->url_resolve ("http://h/a", "ftp://o/p") == NULL);
-    assert (host->url_resolve ("not a url", "x") == NULL);
-    assert (host->url_resolve ("mailto:x@y", "x") == NULL);
-    assert (host->url_resolve ("http://h/", NULL) == NULL);
-
-    json_t *headers = json_pack ("{s:s, s:i}", "retry-after", "7", "x-number", 3);
-    aq_http_response_t response;
-    aq_plugin_response_init (&response, "http://h/", 200, headers, "[1]", 3);
-    assert (json_is_array ((const json_t *) response.body));
-    assert (S_STREQ (host->http_header (&response, "Retry-After"), "7"));
-    assert (host->http_header (&response, "x-number") == NULL);
-    assert (host->http_header (&response, "nope") == NULL);
-    aq_plugin_response_release (&response);
-    aq_plugin_response_init (&response, "http://h/", 204, NULL, NULL, 0);
-    assert (response.body == NULL && S_STREQ (response.text, "") && response.text_len == 0);
-    assert (host->http_header (&response, "retry-after") == NULL);
-    aq_plugin_response_release (&response);
-    aq_plugin_response_init (&response, "http://h/", 200, NULL, "<html>", 6);
-    assert (response.body == NULL && S_STREQ (response.text, "<html>"));
-    aq_plugin_response_release (&response);
-    json_decref (headers);
-
-    uint8_t *zeroed = host->alloc (16);
-    for (size_t i = 0; i < 16; i++)
-        assert (zeroed[i] == 0);
-    host->free (zeroed);
-    assert (host->strdup (NULL) == NULL);
 }
 
 //  The status after plan () on an initial response (code, body).
@@ -1584,7 +1210,6 @@ static aq_plugin_loader_t *s_loader (const char *config, const char *dir, int *l
 }
 
 void aq_plugin_loader_test (bool verbose) {
-    s_test_host (verbose);
     char *dir = aq_plugin_loader_default_dir ();
     struct stat st;
     char path[PATH_MAX];

@@ -16,6 +16,7 @@
 #define AQ_PLUGIN_LOADER_H
 
 #include "aq_plugin.h"
+#include "host.h" //  aq_plugin_host (), the host table
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,10 +25,6 @@
 typedef struct _aq_plugin_loader_t aq_plugin_loader_t;
 typedef struct _aq_plugin_provider_t aq_plugin_provider_t;
 typedef struct _aq_plugin_vault_t aq_plugin_vault_t;
-
-//  The host table every plugin gets; also usable by the host itself (e.g.
-//  render_template and json_get_str for pollConfig). Static, never freed.
-const aq_host_t *aq_plugin_host (void);
 
 //  A loader passing config (the data directory, may be NULL) to each
 //  plugin's open. NULL when out of memory.
@@ -111,7 +108,6 @@ int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provid
 //  Frees the strings of a plan or a status; leaves them zeroed (sizes kept).
 void aq_plugin_plan_release (aq_provider_plan_t *plan);
 void aq_plugin_status_release (aq_provider_status_t *status);
-
 //  Seals len bytes of value for team and token id into *sealed (*sealed_len
 //  bytes, caller frees with free). 0, or -1 (logged, nothing allocated).
 int aq_plugin_vault_seal (const aq_plugin_vault_t *self, const char *team, const char *token_id,

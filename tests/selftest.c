@@ -6,6 +6,7 @@
 */
 #include "../broker/bk_tests.h"
 #include "../gateway/gw_tests.h"
+#include "../plugins/plugin_tests.h"
 #include "../proto/aq_tests.h"
 #include "../workers/wk_tests.h"
 #include "provider_host.h"
@@ -22,6 +23,7 @@ AQ_PROTO_TESTS (DECLARE)
 BK_TESTS (DECLARE)
 WK_TESTS (DECLARE)
 GW_TESTS (DECLARE)
+AQ_PLUGIN_TESTS (DECLARE)
 
 typedef struct {
     const char *name;            //  module name
@@ -30,7 +32,7 @@ typedef struct {
 
 #define ENTRY(name) {#name, name##_test},
 static const s_entry_t s_tests[] = {AQ_PROTO_TESTS (ENTRY) BK_TESTS (ENTRY) WK_TESTS (ENTRY)
-                                        GW_TESTS (ENTRY){NULL, NULL}};
+                                        GW_TESTS (ENTRY) AQ_PLUGIN_TESTS (ENTRY){NULL, NULL}};
 
 int main (int argc, char **argv) {
     if (aq_provider_host_wanted (argc, argv)) //  bk_providers' test starts hosts
