@@ -54,6 +54,9 @@ WORKER_SRC  = $(filter-out workers/main.c,$(wildcard workers/*.c))
 GATEWAY_SRC = $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 TEST_SRC    = $(wildcard tests/*.c)
 RIG_SRC     = $(wildcard tests/rig_*.c)
+# Each shipped plugin's selftest, beside it (plugins/<name>/*_test.c): linked
+# into aq-selftest, never into the plugin.
+PLUGIN_TEST_SRC = $(wildcard plugins/*/*_test.c)
 
 objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 
@@ -122,7 +125,7 @@ $(BIN)/aq-gateway: $(OBJ)/gateway/main.o $(LIBGATEWAY) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aqctl: $(OBJ)/proto/client/aqctl.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(call objs,$(RIG_SRC)) $(ALL_LIBS)
+$(BIN)/aq-selftest: $(OBJ)/tests/selftest.o $(call objs,$(RIG_SRC) $(PLUGIN_TEST_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-target: $(OBJ)/tests/target.o $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -135,15 +138,17 @@ $(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
 $(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Plugins: plugins/loader.c is in libaqbroker.a (BROKER_SRC). Each folder
-# plugins/<name>/ builds $(BUILD)/plugins/<name>.so and each tests/plugins/<name>.c
-# builds $(BUILD)/plugins-test/<name>.so (plugins the loader's selftest refuses,
+# Plugins: plugins/*.c (the loader, the host table) are in libaqbroker.a
+# (BROKER_SRC). Each folder plugins/<name>/ builds $(BUILD)/plugins/<name>.so
+# from its .c files but its selftest (*_test.c, PLUGIN_TEST_SRC), and each
+# tests/plugins/<name>.c builds $(BUILD)/plugins-test/<name>.so (plugins the loader's selftest refuses,
 # and crashy and hangy, which crash or hang their provider host),
 # with aq_plugin.h as their only project header and linked only with
 # PLUGIN_LIBS_<name>; -z defs refuses a plugin that calls into the host.
 PLUGINS       = $(patsubst plugins/%/,$(BUILD)/plugins/%.so,$(sort $(dir $(wildcard plugins/*/*.c))))
 TEST_PLUGINS  = $(patsubst tests/plugins/%.c,$(BUILD)/plugins-test/%.so,$(wildcard tests/plugins/*.c))
-PLUGIN_OBJS   = $(addprefix $(OBJ)/,$(subst .c,.po,$(wildcard plugins/*/*.c tests/plugins/*.c)))
+PLUGIN_SRC    = $(filter-out $(PLUGIN_TEST_SRC),$(wildcard plugins/*/*.c))
+PLUGIN_OBJS   = $(addprefix $(OBJ)/,$(subst .c,.po,$(PLUGIN_SRC) $(wildcard tests/plugins/*.c)))
 PLUGIN_CFLAGS = $(filter-out -Iproto -Iproto/runtime -Iproto/client,$(CFLAGS_BASE)) $(OPT) -fvisibility=hidden
 PLUGIN_LIBS_vault-sodium = $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 
@@ -153,7 +158,7 @@ $(PLUGIN_OBJS): $(OBJ)/%.po: %.c plugins/aq_plugin.h $(wildcard plugins/*/*.h) |
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(addprefix $(OBJ)/,$$(subst .c,.po,$$(wildcard plugins/$$*/*.c)))
+$(BUILD)/plugins/%.so: $$(addprefix $(OBJ)/,$$(subst .c,.po,$$(filter-out $(PLUGIN_TEST_SRC),$$(wildcard plugins/$$*/*.c))))
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^ $(PLUGIN_LIBS_$*)
 $(BUILD)/plugins-test/%.so: $(OBJ)/tests/plugins/%.po
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^

@@ -108,6 +108,10 @@ int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provid
 //  Frees the strings of a plan or a status; leaves them zeroed (sizes kept).
 void aq_plugin_plan_release (aq_provider_plan_t *plan);
 void aq_plugin_status_release (aq_provider_status_t *status);
+//  The longest error text (with its NUL) the wrappers leave in a status: a
+//  plugin's longer error is cut on a character boundary.
+#define AQ_PLUGIN_ERROR_MAX 512
+
 //  Seals len bytes of value for team and token id into *sealed (*sealed_len
 //  bytes, caller frees with free). 0, or -1 (logged, nothing allocated).
 int aq_plugin_vault_seal (const aq_plugin_vault_t *self, const char *team, const char *token_id,

@@ -8,8 +8,8 @@
     Cancel: PUT cancel_url. fal's queue API answers all three URLs on
     https://queue.fal.run, the one host declared: polls go nowhere else.
 
-    Pure functions over the host's JSON access: no I/O here. The loader's
-    selftest (plugins/loader.c) runs these against fal's shapes.
+    Pure functions over the host's JSON access: no I/O here. The selftest
+    beside it (fal_test.c) runs these against fal's shapes.
 */
 #include "aq_plugin.h"
 

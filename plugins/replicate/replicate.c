@@ -8,8 +8,8 @@
     (no separate fetch). Cancel: POST urls.cancel. Both URLs are on
     https://api.replicate.com, the one host declared.
 
-    Pure functions over the host's JSON access: no I/O here. The loader's
-    selftest (plugins/loader.c) runs these against Replicate's shapes.
+    Pure functions over the host's JSON access: no I/O here. The selftest
+    beside it (replicate_test.c) runs these against Replicate's shapes.
 */
 #include "aq_plugin.h"
 
