@@ -138,7 +138,7 @@ $(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
 $(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Plugins: plugins/*.c (the loader, the host table) are in libaqbroker.a
+# Plugins: plugins/*.c (the loader, its calls, the host table) are in libaqbroker.a
 # (BROKER_SRC). Each folder plugins/<name>/ builds $(BUILD)/plugins/<name>.so
 # from its .c files but its selftest (*_test.c, PLUGIN_TEST_SRC), and each
 # tests/plugins/<name>.c builds $(BUILD)/plugins-test/<name>.so (plugins the loader's selftest refuses,

@@ -1,14 +1,13 @@
-/*  loader.c - loads plugins from a directory and calls them for the host
+/*  loader.c - loads plugins from a directory and keeps them for the host
 
-    The host side of aq_plugin.h beside the host table (host.c): the
-    directory scan with its refusals, the registry of what loaded, where a
-    provider's requests may go, and wrappers that check every answer a
-    plugin gives before the broker sees it. Its selftest is loader_test.c;
-    each shipped plugin's is in that plugin's folder.
+    The host side of aq_plugin.h beside the host table (host.c) and the
+    checked calls of a plugin's ops (calls.c): the directory scan with its
+    refusals, the registry of what loaded, and where a provider's requests
+    may go. Its selftest is loader_test.c; each shipped plugin's is in that
+    plugin's folder.
 */
-#include "loader.h"
+#include "loaded.h"
 
-#include <jansson.h>
 #include "aq_log.h"
 
 #include <assert.h>
@@ -17,7 +16,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +26,7 @@
 #define S_NAME_MAX  63    //  longest plugin name
 #define S_SIZE_MAX  65536 //  a larger descriptor or table is garbage
 #define S_LIST_MAX  32    //  most hosts or poll headers a provider declares
-#define S_HOST_MAX  253   //  longest host name
 #define S_URL_MAX   8192  //  longest status, result or cancel URL followed
-#define S_ORIGINS   8     //  most operator origins per provider
 
 //  The smallest tables ABI 1 accepts: every field ABI 1 started with.
 #define S_END_OF(type, field) (offsetof (type, field) + sizeof (((type *) 0)->field))
@@ -38,42 +34,11 @@
 #define S_PROVIDER_MIN        S_END_OF (aq_provider_ops_t, poll)
 #define S_VAULT_MIN           S_END_OF (aq_vault_ops_t, open)
 
-typedef struct s_plugin_t s_plugin_t;
-
-//  Where a URL points: scheme, host and port.
-typedef struct {
-    bool https;                //  else http
-    char host[S_HOST_MAX + 1]; //  lower case
-    int port;                  //  given, or the scheme's
-} s_origin_t;
-
-struct _aq_plugin_provider_t {
-    const s_plugin_t *plugin;     //  the loaded plugin
-    const aq_provider_ops_t *ops; //  its provider table
-};
-
-struct _aq_plugin_vault_t {
-    const s_plugin_t *plugin;  //  the loaded plugin
-    const aq_vault_ops_t *ops; //  its vault table
-};
-
-struct s_plugin_t {
-    void *dl;                      //  dlopen handle
-    const aq_plugin_t *desc;       //  the plugin's descriptor
-    void *state;                   //  what its open returned
-    bool opened;                   //  open ran (or it has none): its ops may be called
-    char *path;                    //  where it was loaded from
-    aq_plugin_provider_t provider; //  handle, when kind is AQ_PLUGIN_PROVIDER
-    aq_plugin_vault_t vault;       //  handle, when kind is AQ_PLUGIN_VAULT
-    s_origin_t origins[S_ORIGINS]; //  operator origins its URLs may also use
-    size_t norigins;               //  how many
-};
-
 struct _aq_plugin_loader_t {
-    char *config;         //  passed to every open
-    int described;        //  plugins of this kind are not opened (0: none)
-    s_plugin_t **plugins; //  loaded, in load order
-    size_t count;         //  how many
+    char *config;                 //  passed to every open
+    int described;                //  plugins of this kind are not opened (0: none)
+    aq_plugin_loaded_t **plugins; //  loaded, in load order
+    size_t count;                 //  how many
 };
 
 // ---------------------------------------------------------------------------
@@ -88,8 +53,8 @@ aq_plugin_loader_t *aq_plugin_loader_new (const char *config) {
     return self;
 }
 
-static void s_plugin_destroy (s_plugin_t **self_p) {
-    s_plugin_t *self = *self_p;
+static void s_plugin_destroy (aq_plugin_loaded_t **self_p) {
+    aq_plugin_loaded_t *self = *self_p;
     if (!self)
         return;
     if (self->opened && self->state && self->desc->open && self->desc->close) {
@@ -116,9 +81,9 @@ void aq_plugin_loader_destroy (aq_plugin_loader_t **self_p) {
     *self_p = NULL;
 }
 
-static s_plugin_t *s_find (aq_plugin_loader_t *self, const char *name, int kind) {
+static aq_plugin_loaded_t *s_find (aq_plugin_loader_t *self, const char *name, int kind) {
     for (size_t i = 0; i < self->count; i++) {
-        s_plugin_t *plugin = self->plugins[i];
+        aq_plugin_loaded_t *plugin = self->plugins[i];
         if ((!kind || plugin->desc->kind == kind) && strcmp (plugin->desc->name, name) == 0)
             return plugin;
     }
@@ -136,13 +101,13 @@ static bool s_valid_name (const char *name) {
     return true;
 }
 
-//  True for a host a provider may declare: [a-z0-9.-], at most S_HOST_MAX
+//  True for a host a provider may declare: [a-z0-9.-], at most AQ_PLUGIN_HOST_MAX
 //  bytes, neither starting nor ending with a dot, optionally after "*.".
 static bool s_valid_host (const char *host) {
     if (strncmp (host, "*.", 2) == 0)
         host += 2;
-    size_t len = strnlen (host, S_HOST_MAX + 1);
-    return len > 0 && len <= S_HOST_MAX && host[0] != '.' && host[len - 1] != '.' &&
+    size_t len = strnlen (host, AQ_PLUGIN_HOST_MAX + 1);
+    return len > 0 && len <= AQ_PLUGIN_HOST_MAX && host[0] != '.' && host[len - 1] != '.' &&
            strspn (host, "abcdefghijklmnopqrstuvwxyz0123456789.-") == len;
 }
 
@@ -164,7 +129,7 @@ static bool s_valid_list (const char *const *list, bool (*valid) (const char *))
 }
 
 //  Checks the kind-specific table; logs and returns -1 if it is unusable.
-static int s_check_ops (s_plugin_t *plugin) {
+static int s_check_ops (aq_plugin_loaded_t *plugin) {
     const aq_plugin_t *desc = plugin->desc;
     const char *name = desc->name;
     const uint32_t *header = desc->ops; //  every table starts {abi, size}
@@ -227,7 +192,7 @@ static int s_check_ops (s_plugin_t *plugin) {
 //  (logged once).
 static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem) {
     int rc = -1;
-    s_plugin_t *plugin = calloc (1, sizeof *plugin);
+    aq_plugin_loaded_t *plugin = calloc (1, sizeof *plugin);
     if (!plugin || !(plugin->path = strdup (path))) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': out of memory", stem);
         goto out;
@@ -270,13 +235,13 @@ static int s_load (aq_plugin_loader_t *self, const char *path, const char *stem)
     plugin->desc = desc;
     if (s_check_ops (plugin) != 0)
         goto out;
-    s_plugin_t *loaded = s_find (self, desc->name, 0);
+    aq_plugin_loaded_t *loaded = s_find (self, desc->name, 0);
     if (loaded) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "plugin '%s' is already loaded from '%s'; ignoring '%s'",
                 desc->name, loaded->path, path);
         goto out;
     }
-    s_plugin_t **plugins = realloc (self->plugins, (self->count + 1) * sizeof *plugins);
+    aq_plugin_loaded_t **plugins = realloc (self->plugins, (self->count + 1) * sizeof *plugins);
     if (!plugins) {
         aq_log (AQ_LOG_ERROR, S_COMPONENT, "cannot load plugin '%s': out of memory", stem);
         goto out;
@@ -389,7 +354,7 @@ char *aq_plugin_loader_default_dir (void) {
 
 const aq_plugin_provider_t *aq_plugin_loader_provider (aq_plugin_loader_t *self, const char *name) {
     assert (self);
-    s_plugin_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
+    aq_plugin_loaded_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
     return plugin ? &plugin->provider : NULL;
 }
 
@@ -424,7 +389,7 @@ char *aq_plugin_loader_providers (aq_plugin_loader_t *self) {
 
 const aq_plugin_vault_t *aq_plugin_loader_vault (aq_plugin_loader_t *self, const char *name) {
     assert (self);
-    s_plugin_t *plugin = s_find (self, name ? name : "vault-sodium", AQ_PLUGIN_VAULT);
+    aq_plugin_loaded_t *plugin = s_find (self, name ? name : "vault-sodium", AQ_PLUGIN_VAULT);
     for (size_t i = 0; !plugin && !name && i < self->count; i++)
         if (self->plugins[i]->desc->kind == AQ_PLUGIN_VAULT)
             plugin = self->plugins[i];
@@ -458,7 +423,7 @@ const char *aq_plugin_provider_path (const aq_plugin_provider_t *self) {
 //  its path begins. 0, or -1 if url is not one the host follows: longer
 //  than S_URL_MAX, with a space or control character, userinfo, an IP
 //  literal in brackets, a host beyond [A-Za-z0-9.-] or a bad port.
-static int s_origin_parse (const char *url, s_origin_t *origin, const char **rest) {
+static int s_origin_parse (const char *url, aq_plugin_origin_t *origin, const char **rest) {
     size_t len = url ? strnlen (url, S_URL_MAX + 1) : S_URL_MAX + 1;
     if (len > S_URL_MAX)
         return -1;
@@ -478,7 +443,7 @@ static int s_origin_parse (const char *url, s_origin_t *origin, const char **res
         return -1;
     size_t authority = strcspn (at, "/?#");
     size_t host = strcspn (at, ":/?#");
-    if (host == 0 || host > S_HOST_MAX)
+    if (host == 0 || host > AQ_PLUGIN_HOST_MAX)
         return -1;
     for (size_t i = 0; i < host; i++) {
         if (!isalnum ((unsigned char) at[i]) && at[i] != '-' && at[i] != '.')
@@ -506,15 +471,15 @@ static bool s_host_matches (const char *pattern, const char *host) {
 }
 
 bool aq_plugin_origin_valid (const char *origin) {
-    s_origin_t parsed;
+    aq_plugin_origin_t parsed;
     const char *rest;
     return s_origin_parse (origin, &parsed, &rest) == 0 && (!*rest || strcmp (rest, "/") == 0);
 }
 
 int aq_plugin_loader_allow_origin (aq_plugin_loader_t *self, const char *name, const char *origin) {
     assert (self);
-    s_plugin_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
-    if (!plugin || plugin->norigins == S_ORIGINS || !aq_plugin_origin_valid (origin))
+    aq_plugin_loaded_t *plugin = name ? s_find (self, name, AQ_PLUGIN_PROVIDER) : NULL;
+    if (!plugin || plugin->norigins == AQ_PLUGIN_ORIGINS || !aq_plugin_origin_valid (origin))
         return -1;
     const char *rest;
     s_origin_parse (origin, &plugin->origins[plugin->norigins++], &rest);
@@ -522,11 +487,11 @@ int aq_plugin_loader_allow_origin (aq_plugin_loader_t *self, const char *name, c
 }
 
 bool aq_plugin_provider_url_allowed (const aq_plugin_provider_t *self, const char *url) {
-    s_origin_t origin;
+    aq_plugin_origin_t origin;
     const char *rest;
     if (s_origin_parse (url, &origin, &rest) != 0)
         return false;
-    const s_plugin_t *plugin = self->plugin;
+    const aq_plugin_loaded_t *plugin = self->plugin;
     for (size_t i = 0; i < plugin->norigins; i++)
         if (plugin->origins[i].https == origin.https && plugin->origins[i].port == origin.port &&
             strcmp (plugin->origins[i].host, origin.host) == 0)
@@ -547,222 +512,4 @@ bool aq_plugin_provider_sends_header (const aq_plugin_provider_t *self, const ch
         if (strcasecmp (list[i], name) == 0)
             return true;
     return false;
-}
-
-// ---------------------------------------------------------------------------
-//  Calling providers
-
-void aq_plugin_response_init (aq_http_response_t *self, const char *url, int status,
-                              const void *headers, const char *body, size_t body_size) {
-    memset (self, 0, sizeof *self);
-    self->size = sizeof *self;
-    self->status = status;
-    self->url = url;
-    self->headers = headers;
-    self->text = body ? body : "";
-    self->text_len = body ? body_size : 0;
-    if (body && body_size)
-        self->body = json_loadb (body, body_size, JSON_DECODE_ANY, NULL);
-}
-
-void aq_plugin_response_release (aq_http_response_t *self) {
-    json_decref ((json_t *) self->body);
-    self->body = NULL;
-}
-
-void aq_plugin_plan_release (aq_provider_plan_t *plan) {
-    free (plan->status_url);
-    free (plan->result_url);
-    free (plan->cancel_url);
-    free (plan->cancel_method);
-    free (plan->job_id);
-    uint32_t size = plan->size;
-    memset (plan, 0, sizeof *plan);
-    plan->size = size;
-}
-
-void aq_plugin_status_release (aq_provider_status_t *status) {
-    free (status->error);
-    uint32_t size = status->size;
-    memset (status, 0, sizeof *status);
-    status->size = size;
-}
-
-static void s_status_fail (aq_provider_status_t *status, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-//  Sets status to FAILED with a formatted error (NULL if out of memory).
-static void s_status_fail (aq_provider_status_t *status, const char *fmt, ...) {
-    char error[AQ_PLUGIN_ERROR_MAX];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (error, sizeof error, fmt, args);
-    va_end (args);
-    free (status->error);
-    status->error = strdup (error);
-    status->state = AQ_POLL_FAILED;
-    status->fetch_result = false;
-    status->retry_ms = 0;
-}
-
-//  Keeps a plugin's error text fit for a task: at most AQ_PLUGIN_ERROR_MAX - 1
-//  bytes cut on a character boundary, valid UTF-8, no control characters.
-static void s_clean_error (char *error) {
-    unsigned char *at = (unsigned char *) error;
-    size_t len = strlen (error), i = 0;
-    while (i < len) {
-        size_t n = at[i] < 0x80         ? 1
-                   : (at[i] >> 5) == 6  ? 2
-                   : (at[i] >> 4) == 14 ? 3
-                   : (at[i] >> 3) == 30 ? 4
-                                        : 0;
-        bool valid = n > 0 && i + n <= len;
-        for (size_t k = 1; valid && k < n; k++)
-            valid = (at[i + k] & 0xC0) == 0x80;
-        if (!valid)
-            n = 1;
-        if (i + n >= AQ_PLUGIN_ERROR_MAX)
-            break;
-        if (!valid)
-            at[i] = '?';
-        else if (n == 1 && (at[i] < 0x20 || at[i] == 0x7F))
-            at[i] = ' ';
-        i += n;
-    }
-    at[i] = 0;
-}
-
-static void s_reset_status (aq_provider_status_t *status) {
-    memset (status, 0, sizeof *status);
-    status->size = sizeof *status;
-}
-
-//  Makes status usable whatever the plugin did; final after the result
-//  fetch. Returns rc, or -1 if the plugin broke its contract.
-static int s_settle (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
-                     aq_provider_status_t *status, int rc, bool final) {
-    const char *name = self->plugin->desc->name;
-    const char *broken = NULL;
-    if (rc != 0)
-        broken = "could not read the response";
-    else if (status->state == AQ_POLL_RUNNING) {
-        if (final)
-            broken = "left the job running after its result";
-        else if (!plan->status_url || !*plan->status_url)
-            broken = "gave no status URL";
-        free (status->error);
-        status->error = NULL;
-        status->fetch_result = false;
-    } else if (status->state == AQ_POLL_DONE || status->state == AQ_POLL_FAILED) {
-        if (final)
-            status->fetch_result = false;
-        else if (status->fetch_result && (!plan->result_url || !*plan->result_url))
-            broken = "gave no result URL";
-        if (status->state == AQ_POLL_DONE) {
-            free (status->error);
-            status->error = NULL;
-        } else if (!status->error && !status->fetch_result)
-            s_status_fail (status, "provider '%s' reported a failure", name);
-        status->retry_ms = 0;
-    } else
-        broken = "answered an unknown state";
-    if (broken) {
-        aq_log (AQ_LOG_WARN, S_COMPONENT, "provider '%s' %s", name, broken);
-        s_status_fail (status, "provider '%s' %s", name, broken);
-        return -1;
-    }
-    if (status->error)
-        s_clean_error (status->error);
-    return 0;
-}
-
-int aq_plugin_provider_plan (const aq_plugin_provider_t *self, const aq_http_response_t *initial,
-                             aq_provider_plan_t *plan, aq_provider_status_t *status) {
-    assert (self && initial && plan && status);
-    assert (self->plugin->opened);
-    memset (plan, 0, sizeof *plan);
-    plan->size = sizeof *plan;
-    s_reset_status (status);
-    aq_plugin_host_calling (self->plugin->desc->name);
-    int rc = self->ops->plan (self->plugin->state, initial, plan, status);
-    aq_plugin_host_calling (NULL);
-    return s_settle (self, plan, status, rc, false);
-}
-
-int aq_plugin_provider_poll (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
-                             const aq_http_response_t *response, aq_provider_status_t *status) {
-    assert (self && plan && response && status);
-    assert (self->plugin->opened);
-    s_reset_status (status);
-    aq_plugin_host_calling (self->plugin->desc->name);
-    int rc = self->ops->poll (self->plugin->state, plan, response, status);
-    aq_plugin_host_calling (NULL);
-    return s_settle (self, plan, status, rc, false);
-}
-
-int aq_plugin_provider_result (const aq_plugin_provider_t *self, const aq_provider_plan_t *plan,
-                               const aq_http_response_t *response, aq_provider_status_t *status) {
-    assert (self && plan && response && status);
-    assert (self->plugin->opened);
-    int rc = 0;
-    int (*result) (void *, const aq_provider_plan_t *, const aq_http_response_t *,
-                   aq_provider_status_t *) = AQ_PLUGIN_GET (self->ops, result, NULL);
-    if (result) {
-        aq_plugin_host_calling (self->plugin->desc->name);
-        rc = result (self->plugin->state, plan, response, status);
-        aq_plugin_host_calling (NULL);
-    } else if (status->state == AQ_POLL_DONE && (response->status < 200 || response->status > 299))
-        s_status_fail (status, "HTTP %d", response->status);
-    return s_settle (self, plan, status, rc, true);
-}
-
-// ---------------------------------------------------------------------------
-//  Calling vaults
-
-int aq_plugin_vault_seal (const aq_plugin_vault_t *self, const char *team, const char *token_id,
-                          const void *value, size_t len, uint8_t **sealed, size_t *sealed_len) {
-    assert (self && team && token_id && (value || !len) && sealed && sealed_len);
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    aq_plugin_host_calling (self->plugin->desc->name);
-    int rc = self->ops->seal (self->plugin->state, team, token_id, value, len, &out, &out_len);
-    aq_plugin_host_calling (NULL);
-    if (rc != 0 || !out) {
-        free (out);
-        aq_log (AQ_LOG_ERROR, S_COMPONENT, "vault '%s' could not seal token '%s'",
-                self->plugin->desc->name, token_id);
-        return -1;
-    }
-    *sealed = out;
-    *sealed_len = out_len;
-    return 0;
-}
-
-int aq_plugin_vault_open (const aq_plugin_vault_t *self, const char *team, const char *token_id,
-                          const uint8_t *sealed, size_t sealed_len, char **value, size_t *len) {
-    assert (self && team && token_id && value && len);
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    aq_plugin_host_calling (self->plugin->desc->name);
-    int rc = sealed ? self->ops->open (self->plugin->state, team, token_id, sealed, sealed_len,
-                                       &out, &out_len)
-                    : -1;
-    aq_plugin_host_calling (NULL);
-    if (rc != 0 || !out) {
-        if (out)
-            explicit_bzero (out, out_len);
-        free (out);
-        return -1;
-    }
-    *value = (char *) out;
-    *len = out_len;
-    return 0;
-}
-
-void aq_plugin_secret_free (char **value_p, size_t len) {
-    if (!*value_p)
-        return;
-    explicit_bzero (*value_p, len);
-    free (*value_p);
-    *value_p = NULL;
 }

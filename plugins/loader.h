@@ -4,9 +4,9 @@
     mapped and their states open until aq_plugin_loader_destroy. Handles
     (aq_plugin_provider_t, aq_plugin_vault_t) are borrowed from the loader.
     The loader logs each refusal once (aq_log, component "plugins"); the
-    wrappers below check sizes and results, so callers never see a field a
-    plugin did not fill or a malformed answer: a misbehaving plugin fails the
-    task, not the process. A plugin that crashes or hangs still takes its
+    wrappers below (calls.c) check sizes and results, so callers never see a
+    field a plugin did not fill or a malformed answer: a misbehaving plugin
+    fails the task, not the process. A plugin that crashes or hangs still takes its
     process down, which is why the broker runs provider ops in provider hosts
     (provider_host.h) and calls only the vault and the descriptors itself.
 
