@@ -9,6 +9,7 @@ own shape stays the seed's). A scheduled run is a trace of its own whose id
 is the run's id.
 """
 
+import json
 import random
 import re
 
@@ -145,3 +146,24 @@ def test_gateway_passes_the_http_trace_headers():
     assert cli.wait_terminal(reply.json['task']['id'])['status'] == 'completed'
     [(trace, _, _, _)] = s_spans(target, '/ok/x-' + tag)
     assert trace != TRACE
+
+
+def test_worker_json_log_lines_carry_the_trace_id():
+    """A worker in JSON logs (-v: a line per result) names the task's trace
+    on the line about its result: traceId beside taskId."""
+    target = aqtest.start_target()
+    broker = aqtest.start_broker()
+    worker = aqtest.start_workers(broker, 1, allow_private=True,
+                                  extra=('--log-format', 'json', '-v'))[0]
+    cli = broker.client(key=broker.new_key('team-%d' % random.randrange(1 << 30)))
+    tag = '%08x' % random.randrange(1 << 32)
+    task = s_create(cli, {'task': {'targetUrl': target.url('/ok/l-' + tag)},
+                          'traceparent': PARENT})
+    assert cli.wait_terminal(task['id'])['status'] == 'completed'
+
+    def about():
+        lines = [json.loads(l) for l in worker.log().split('\n') if l.startswith('{')]
+        return [r for r in lines if r.get('taskId') == task['id']]
+    aqtest.wait_until(about, 10, 'no worker log line about the task')
+    [line] = about()
+    assert 'HTTP 200' in line['msg'] and line['traceId'] == TRACE, line
