@@ -6,8 +6,11 @@
     attempt of the call, each poll, each onCompleteUrl delivery, a provider
     cancel) is a new span of that trace, a child of the creator's span:
     the worker sends `traceparent: 00-<trace id>-<span id>-<flags>` and the
-    creator's `tracestate` as it was. A scheduled run is a trace of its
-    own, its steps children of the run's span.
+    creator's `tracestate` as it was. A run of a scheduled task belongs to
+    the trace the scheduled task was created in (POST /tasks), its steps
+    children of the creator's span; of one created without a trace
+    context, each run is a trace of its own, its steps children of the
+    run's span (sched/runs.c).
 
     https://www.w3.org/TR/trace-context/ (version 00).
 */

@@ -69,7 +69,7 @@
     X (TOKEN_DELETE, 27, "client>broker  id:str -> token") \
     X (TASK_SIGNAL,  28, "client>broker  id, signal:{status: completed|failed, result?}; key may be the task's sig_ token") \
     X (EVENT,        30, "broker PUB     id, teamId, status, at (ms); topic frame = teamId") \
-    X (SCHEDULE_CREATE,  31, "client>broker  schedule:{REST body of POST /tasks} -> 201 task") \
+    X (SCHEDULE_CREATE,  31, "client>broker  schedule:{REST body of POST /tasks}, traceparent?, tracestate? -> 201 task") \
     X (SCHEDULE_LIST,    32, "client>broker  status?, created_by?, schedule_kind?, limit?, offset? -> tasks, pagination") \
     X (SCHEDULE_GET,     33, "client>broker  id -> task") \
     X (SCHEDULE_UPDATE,  34, "client>broker  id, schedule:{partial REST body} -> task") \

@@ -5,10 +5,12 @@ traceparent, or one among the task's own headers, or a fresh one) and sends
 every request it has a worker make for the task as a new span of it:
 `traceparent: 00-<trace id>-<new span id>-<flags>`, and the creator's
 tracestate unchanged. Attempts list their traceId and spanId (the task's
-own shape stays the seed's). A scheduled run is a trace of its own whose id
-is the run's id.
+own shape stays the seed's). A scheduled task created with a traceparent
+makes runs in its creator's trace; one created without makes runs that are
+traces of their own whose id is the run's id. Workers log traceId.
 """
 
+import json
 import random
 import re
 
@@ -126,6 +128,98 @@ def test_scheduled_run_is_a_trace_whose_steps_are_spans():
     assert t1 == t2 == run_id.replace('-', '') and s1 != s2
 
 
+OTHER = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+CREATOR = '5f0c2a8e-3b1d-4c6e-9a7f-2d4b6c8e0a13'
+
+
+def s_schedule_body(tag, **fields):
+    body = {'title': 'traced', 'description': 'runs in the creator\'s trace',
+            'schedule_kind': 'event', 'schedule_expr': 'trace.' + tag,
+            'payload': {'targetUrl': 'http://127.0.0.1:9/never'}, 'created_by': CREATOR}
+    body.update(fields)
+    return body
+
+
+def s_step_attempts(cli, api, schedule_id, count):
+    """[(traceId, spanId)] of every attempt of the step tasks of the
+    schedule's runs, once count runs have completed."""
+    def runs():
+        reply = api.call('GET', '/tasks/%s/runs' % schedule_id)
+        assert reply.status == 200, reply
+        done = [r for r in reply.json['runs'] if r['status'] == 'completed']
+        return done if len(done) == count else None
+    out = []
+    for run in aqtest.wait_until(runs, 15, 'the runs did not complete'):
+        for step in run['steps']:
+            reply = api.call('GET', '/v1/tasks/%s/attempts' % step['task_id'])
+            out += [(a['traceId'], a['spanId']) for a in reply.json['attempts']]
+    return out
+
+
+def test_scheduled_task_created_in_a_trace_runs_in_it():
+    """POST /tasks with traceparent and tracestate: each run's steps call
+    the target in the creator's trace (new span ids, the creator's flags
+    and tracestate), the steps' attempts show it; a PUT with another
+    traceparent changes nothing; the runs' ids are not the trace ids."""
+    target, broker, cli = s_setup()
+    gateway = aqtest.start_gateway(broker)
+    api = aqtest.HttpClient(gateway.port, key=cli.key)
+    tag = '%08x' % random.randrange(1 << 32)
+    steps = [{'targetUrl': target.url('/ok/p1-' + tag)},
+             {'targetUrl': target.url('/ok/p2-' + tag),
+              'headers': {'traceparent': OTHER}}]  # replaced, as for /v1/tasks
+    reply = api.call('POST', '/tasks', s_schedule_body(tag, payload={'steps': steps}),
+                     headers={'traceparent': PARENT, 'tracestate': 'congo=t61rcWkgMzE'})
+    assert reply.status == 201, reply
+    schedule = reply.json['task']
+    assert 'traceparent' not in schedule and 'traceId' not in schedule, schedule
+    reply = api.call('PUT', '/tasks/' + schedule['id'], {'title': 'edited'},
+                     headers={'traceparent': OTHER, 'tracestate': 'other=1'})
+    assert reply.status == 200 and reply.json['task']['title'] == 'edited', reply
+    runs = []
+    for _ in range(2):
+        reply = api.call('POST', '/tasks/%s/run_now' % schedule['id'])
+        assert reply.status == 201, reply
+        runs.append(reply.json['run']['id'])
+    attempts = s_step_attempts(cli, api, schedule['id'], 2)
+    spans = s_spans(target, '/ok/p1-' + tag) + s_spans(target, '/ok/p2-' + tag)
+    assert len(spans) == 4 and len(attempts) == 4, (spans, attempts)
+    assert {s[0] for s in spans} == {TRACE}, spans
+    assert {(s[2], s[3]) for s in spans} == {('01', 'congo=t61rcWkgMzE')}, spans
+    span_ids = {s[1] for s in spans}
+    assert len(span_ids) == 4 and PARENT[36:52] not in span_ids, spans
+    assert sorted(attempts) == sorted((s[0], s[1]) for s in spans), (attempts, spans)
+    assert not {r.replace('-', '') for r in runs} & {s[0] for s in spans}
+
+
+def test_scheduled_once_created_in_a_trace_fires_in_it():
+    """A `once` a second ahead made by SCHEDULE_CREATE with a traceparent
+    fires in the creator's trace; one made with a malformed traceparent is
+    a trace of its own (the run's id)."""
+    target, broker, cli = s_setup()
+    tag = '%08x' % random.randrange(1 << 32)
+    at = aqtest.iso(aqtest.now_ms() + 1500)
+    ids = {}
+    for name, parent in (('t', PARENT), ('m', '00-XYZ-00f067aa0ba902b7-01')):
+        body = s_schedule_body(tag, schedule_kind='once', schedule_expr=at,
+                               payload={'targetUrl': target.url('/ok/o%s-%s' % (name, tag))})
+        reply = cli.call('SCHEDULE_CREATE', {'schedule': body, 'traceparent': parent})
+        assert reply.get('status') == 201, reply
+        ids[name] = reply['body']['task']['id']
+    for name in ids:
+        aqtest.wait_until(lambda: target.requests('/ok/o%s-%s' % (name, tag)), 15,
+                          'the once did not fire')
+    [(trace, span, flags, state)] = s_spans(target, '/ok/ot-' + tag)
+    assert (trace, flags, state) == (TRACE, '01', None) and span != PARENT[36:52]
+    [(trace, _, _, _)] = s_spans(target, '/ok/om-' + tag)
+
+    def run_of(schedule_id):
+        reply = cli.call('SCHEDULE_RUNS', {'id': schedule_id})
+        return reply['body']['runs'] if reply.get('status') == 200 else None
+    [run] = aqtest.wait_until(lambda: run_of(ids['m']), 5, 'no run')
+    assert trace == run['id'].replace('-', ''), (trace, run)
+
+
 def test_gateway_passes_the_http_trace_headers():
     target, broker, cli = s_setup()
     gateway = aqtest.start_gateway(broker)
@@ -145,3 +239,24 @@ def test_gateway_passes_the_http_trace_headers():
     assert cli.wait_terminal(reply.json['task']['id'])['status'] == 'completed'
     [(trace, _, _, _)] = s_spans(target, '/ok/x-' + tag)
     assert trace != TRACE
+
+
+def test_worker_json_log_lines_carry_the_trace_id():
+    """A worker in JSON logs (-v: a line per result) names the task's trace
+    on the line about its result: traceId beside taskId."""
+    target = aqtest.start_target()
+    broker = aqtest.start_broker()
+    worker = aqtest.start_workers(broker, 1, allow_private=True,
+                                  extra=('--log-format', 'json', '-v'))[0]
+    cli = broker.client(key=broker.new_key('team-%d' % random.randrange(1 << 30)))
+    tag = '%08x' % random.randrange(1 << 32)
+    task = s_create(cli, {'task': {'targetUrl': target.url('/ok/l-' + tag)},
+                          'traceparent': PARENT})
+    assert cli.wait_terminal(task['id'])['status'] == 'completed'
+
+    def about():
+        lines = [json.loads(l) for l in worker.log().split('\n') if l.startswith('{')]
+        return [r for r in lines if r.get('taskId') == task['id']]
+    aqtest.wait_until(about, 10, 'no worker log line about the task')
+    [line] = about()
+    assert 'HTTP 200' in line['msg'] and line['traceId'] == TRACE, line

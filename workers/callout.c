@@ -823,6 +823,11 @@ const uint8_t *wk_callout_result (wk_callout_t *self, size_t *size) {
     return wk_results_get (&self->results, 0, size);
 }
 
+const char *wk_callout_result_trace (wk_callout_t *self) {
+    assert (self);
+    return wk_results_trace (&self->results, 0);
+}
+
 void wk_callout_pop_result (wk_callout_t *self) {
     assert (self);
     wk_results_pop (&self->results);

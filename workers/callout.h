@@ -84,6 +84,10 @@ void wk_callout_timer (wk_callout_t *self);
 //  bytes, or NULL. Borrowed until the engine is used again.
 const uint8_t *wk_callout_result (wk_callout_t *self, size_t *size);
 
+//  The trace id of the oldest RESULT's JOB (its traceparent's, for log
+//  lines), or NULL. Borrowed until the engine changes.
+const char *wk_callout_result_trace (wk_callout_t *self);
+
 //  Drops the oldest RESULT (there must be one).
 void wk_callout_pop_result (wk_callout_t *self);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void wk_job_read (const aq_node_t *body, wk_job_t *job) {
     static const struct {
@@ -38,8 +39,39 @@ void wk_job_read (const aq_node_t *body, wk_job_t *job) {
     }
 }
 
+//  The trace id of a traceparent value (version 00: "00-" then 32 lower-case
+//  hex digits and "-") into out, or false.
+static bool s_trace_id (const aq_node_t *value, char out[33]) {
+    if (!aq_node_is_str (value) || value->count < 36 || memcmp (value->data, "00-", 3) != 0 ||
+        value->data[35] != '-')
+        return false;
+    const char *hex = (const char *) value->data + 3;
+    for (size_t i = 0; i < 32; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return false;
+    memcpy (out, hex, 32);
+    out[32] = '\0';
+    return true;
+}
+
+//  The trace id of the JOB's traceparent header (any case) into out, or "".
+static void s_job_trace (const wk_job_t *job, char out[33]) {
+    out[0] = '\0';
+    if (job->headers.type != AQ_NODE_MAP)
+        return;
+    aq_iter_t it;
+    aq_node_t key, value;
+    aq_node_iter (&job->headers, &it);
+    while (aq_iter_next (&it, &key, &value))
+        if (aq_node_is_str (&key) && key.count == 11 &&
+            strncasecmp ((const char *) key.data, "traceparent", 11) == 0 &&
+            s_trace_id (&value, out))
+            return;
+}
+
 wk_echo_t wk_job_echo (const wk_job_t *job) {
     wk_echo_t echo = {.id = ""};
+    s_job_trace (job, echo.trace_id);
     if (job->id.type == AQ_NODE_STR)
         echo.id = (const char *) job->id.data, echo.id_size = job->id.count;
     if (job->attempt.type == AQ_NODE_INT)
@@ -96,8 +128,29 @@ void wk_job_test (bool verbose) {
     wk_job_read (&body, &job);
     echo = wk_job_echo (&job);
     assert (s_is (echo.id, echo.id_size, "") && echo.attempt == 0);
-    assert (!echo.kind && !echo.lease);
+    assert (!echo.kind && !echo.lease && echo.trace_id[0] == '\0');
+
+    //  The trace id of a traceparent header (any case); a malformed one is none
+    const char *cases[][2] = {{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                               "4bf92f3577b34da6a3ce929d0e0e4736"},
+                              {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", ""},
+                              {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},
+                              {"00-4bf92f3577b34da6a3ce929d0e0e473", ""}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        aq_writer_reset (&w);
+        aq_write_map (&w, 2);
+        aq_write_kv_str (&w, "id", "t2");
+        aq_write_str (&w, "headers");
+        aq_write_map (&w, 2);
+        aq_write_kv_str (&w, "X-Other", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        aq_write_kv_str (&w, i % 2 ? "traceparent" : "TraceParent", cases[i][0]);
+        data = aq_writer_data (&w, &size);
+        assert (aq_msg_parse (data, size, &body) == 0);
+        wk_job_read (&body, &job);
+        echo = wk_job_echo (&job);
+        assert (strcmp (echo.trace_id, cases[i][1]) == 0);
+    }
     if (verbose)
-        printf ("  job fields read and echoed\n");
+        printf ("  job fields read and echoed, its trace id taken\n");
     aq_writer_release (&w);
 }

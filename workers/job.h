@@ -27,6 +27,7 @@ typedef struct {
     size_t kind_size;  //  its bytes
     const char *lease; //  the JOB's lease, or NULL
     size_t lease_size; //  its bytes
+    char trace_id[33]; //  its trace id for log lines (headers.traceparent), "" when none
 } wk_echo_t;
 
 //  Fills job from a JOB body (a map); of repeated keys the last counts,
@@ -34,7 +35,10 @@ typedef struct {
 void wk_job_read (const aq_node_t *body, wk_job_t *job);
 
 //  What a RESULT of job echoes: its id and attempt, and kind and lease
-//  when they are strings. Borrows the job's frame.
+//  when they are strings. Borrows the job's frame (but for trace_id, a
+//  copy: the 32 hex digits after "00-" of a version 00 traceparent among
+//  the job's headers, which the RESULT does not carry; the worker's log
+//  lines do).
 wk_echo_t wk_job_echo (const wk_job_t *job);
 
 void wk_job_test (bool verbose);

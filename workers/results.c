@@ -28,6 +28,7 @@ aq_writer_t *wk_results_begin (wk_results_t *self, const wk_echo_t *echo, int64_
                                uint32_t more) {
     aq_writer_t *w = &self->out;
     self->frame_at = w->size;
+    memcpy (self->frame_trace, echo->trace_id, sizeof self->frame_trace);
     uint8_t header[AQ_PROTO_HEADER] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
                                        AQ_CMD_RESULT};
     aq_write_raw (w, header, sizeof header);
@@ -63,8 +64,9 @@ int wk_results_end (wk_results_t *self) {
         self->head = self->count = 0;
         return -1;
     }
-    self->frames[self->count++] =
-        (wk_results_frame_t){.at = self->frame_at, .size = self->out.size - self->frame_at};
+    wk_results_frame_t *frame = &self->frames[self->count++];
+    *frame = (wk_results_frame_t){.at = self->frame_at, .size = self->out.size - self->frame_at};
+    memcpy (frame->trace_id, self->frame_trace, sizeof frame->trace_id);
     return 0;
 }
 
@@ -83,6 +85,13 @@ const uint8_t *wk_results_get (const wk_results_t *self, size_t index, size_t *s
         return NULL;
     *size = self->frames[self->head + index].size;
     return self->out.data + self->frames[self->head + index].at;
+}
+
+const char *wk_results_trace (const wk_results_t *self, size_t index) {
+    if (index >= self->count - self->head)
+        return NULL;
+    const char *trace_id = self->frames[self->head + index].trace_id;
+    return trace_id[0] ? trace_id : NULL;
 }
 
 void wk_results_pop (wk_results_t *self) {
@@ -139,6 +148,16 @@ void wk_results_test (bool verbose) {
     assert (aq_node_get (&body, "duration", &value) && value.i == 5);
     assert (aq_node_get (&body, "permanent", &value) && value.b);
     assert (!aq_node_get (&body, "kind", &value));
+    assert (!wk_results_trace (&results, 0)); //  the JOB had none
+    wk_results_pop (&results);
+
+    //  The JOB's trace id stays beside its frame (not in it)
+    memcpy (echo.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", 33);
+    assert (wk_results_error (&results, &echo, 5, "invalid URL", false) == 0);
+    assert (strcmp (wk_results_trace (&results, 0), echo.trace_id) == 0);
+    assert (!wk_results_trace (&results, 1));
+    frame = wk_results_get (&results, 0, &size);
+    assert (aq_msg_frame (frame, size, &cmd, &body) == 0 && body.count == 5);
     wk_results_pop (&results);
     assert (wk_results_size (&results) == 0);
 

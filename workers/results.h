@@ -23,13 +23,15 @@
 #include <stdint.h>
 
 typedef struct {
-    size_t at;   //  where the frame starts in out
-    size_t size; //  its bytes
+    size_t at;         //  where the frame starts in out
+    size_t size;       //  its bytes
+    char trace_id[33]; //  its JOB's trace id (wk_echo_t), "" when none: for log lines
 } wk_results_frame_t;
 
 typedef struct {
     aq_writer_t out;            //  the frames, one after another
     size_t frame_at;            //  where the frame being written starts
+    char frame_trace[33];       //  and its JOB's trace id
     wk_results_frame_t *frames; //  the frames in out: [head, count) are waiting
     size_t head;                //  the oldest waiting
     size_t count;               //  end of the waiting ones
@@ -59,6 +61,10 @@ int wk_results_error (wk_results_t *self, const wk_echo_t *echo, int64_t duratio
 //  The frame index places after the oldest waiting (0: the oldest), of
 //  size bytes, or NULL when fewer wait. Borrowed until self changes.
 const uint8_t *wk_results_get (const wk_results_t *self, size_t index, size_t *size);
+
+//  The trace id of the JOB of the frame index places after the oldest (as
+//  wk_results_get), or NULL when it had none or fewer wait.
+const char *wk_results_trace (const wk_results_t *self, size_t index);
 
 //  Drops the oldest waiting frame (there must be one).
 void wk_results_pop (wk_results_t *self);

@@ -24,6 +24,7 @@
 #include "aq_proto.h"
 #include "aq_time.h"
 #include "callout.h"
+#include "job.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -161,7 +162,8 @@ static int64_t s_int (const aq_node_t *map, const char *key) {
     return aq_node_get (map, key, &value) && value.type == AQ_NODE_INT ? value.i : 0;
 }
 
-static void s_log_result (const uint8_t *frame, size_t size) {
+//  A RESULT's log line, with the trace id of its JOB (NULL: none).
+static void s_log_result (const uint8_t *frame, size_t size, const char *trace_id) {
     int cmd, id_size, error_size;
     aq_node_t result;
     if (aq_msg_frame (frame, size, &cmd, &result) != 0)
@@ -173,10 +175,11 @@ static void s_log_result (const uint8_t *frame, size_t size) {
     char task[64]; //  the id as text for the log's taskId
     snprintf (task, sizeof task, "%.*s", id_size, id);
     if (error_size)
-        aq_log_task (AQ_LOG_INFO, "worker", task, NULL, "task '%s' attempt %lld: %.*s (%lld ms)",
-                     task, attempt, error_size, error, duration);
+        aq_log_task (AQ_LOG_INFO, "worker", task, trace_id,
+                     "task '%s' attempt %lld: %.*s (%lld ms)", task, attempt, error_size, error,
+                     duration);
     else
-        aq_log_task (AQ_LOG_INFO, "worker", task, NULL,
+        aq_log_task (AQ_LOG_INFO, "worker", task, trace_id,
                      "task '%s' attempt %lld: HTTP %lld in %lld ms", task, attempt,
                      (long long) s_int (&result, "statusCode"), duration);
 }
@@ -207,7 +210,7 @@ static void s_flush (s_worker_t *self) {
         if (s_send (self, frame, size) != 0)
             return; //  EAGAIN: no broker, or its queue is full
         if (self->cfg->verbose)
-            s_log_result (frame, size);
+            s_log_result (frame, size, wk_callout_result_trace (self->callout));
         wk_callout_pop_result (self->callout);
     }
 }
@@ -220,12 +223,13 @@ static void s_take_job (s_worker_t *self, const aq_node_t *job) {
         wk_callout_start (self->callout, job); //  a job that cannot start has its result at once
         return;
     }
-    int id_size;
-    const char *id = s_text (job, "id", &id_size);
+    wk_job_t fields;
+    wk_job_read (job, &fields);
+    wk_echo_t echo = wk_job_echo (&fields);
     char task[64]; //  the id as text for the log's taskId
-    snprintf (task, sizeof task, "%.*s", id_size, id);
-    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", task, NULL,
-                 "task '%s' refused: %s", task, refusal);
+    snprintf (task, sizeof task, "%.*s", (int) echo.id_size, echo.id);
+    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", task,
+                 echo.trace_id[0] ? echo.trace_id : NULL, "task '%s' refused: %s", task, refusal);
     wk_callout_refuse (self->callout, job, refusal);
 }
 

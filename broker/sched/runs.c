@@ -84,10 +84,18 @@ static void s_write_request (const aq_node_t *template, const bk_sched_run_t *ru
 
 static void s_finish (bk_engine_t *engine, bk_sched_run_t *run, int status, const char *error);
 
-//  A run is a trace of its own: its id is the trace id (so the two read
-//  the same), and each step task is a child of the run's span, the id's
-//  last 8 bytes (UUIDv7's random part).
+//  The trace of a step task. A run of a scheduled task made with a trace
+//  context belongs to the creator's trace: each step task is a child of
+//  the creator's span with its tracestate, as a /v1/tasks task is. Else a
+//  run is a trace of its own: its id is the trace id (so the two read the
+//  same), and each step task is a child of the run's span, the id's last
+//  8 bytes (UUIDv7's random part).
 static void s_trace (const bk_sched_run_t *run, bk_task_t *task) {
+    if (bk_trace_known (&run->trace)) {
+        task->trace = run->trace;
+        task->trace_state = bk_task_strdup (task, run->trace_state);
+        return;
+    }
     task->trace.flags = 1;
     memcpy (task->trace.trace_id, run->id, 16);
     memcpy (task->trace.parent, run->id + 8, 8);
@@ -194,6 +202,8 @@ bk_sched_run_t *bk_runs_start (bk_engine_t *engine, const bk_sched_task_t *recor
     run->max_retries = record->max_retries;
     run->backoff = record->backoff;
     run->concurrency_key = bk_arena_strdup (run->arena, record->concurrency_key);
+    run->trace = record->trace; //  the run keeps the trace it started in
+    run->trace_state = bk_arena_strdup (run->arena, record->trace_state);
 
     int rc = 0;
     if (record->dedupe_key && trigger != BK_TRIGGER_RUN_NOW) {
@@ -439,6 +449,55 @@ static void s_test_pipeline (bk_engine_t *engine, int64_t t0) {
     bk_sched_task_destroy (&record);
 }
 
+//  Step tasks' traces: the run's own without a trace context; the
+//  creator's with one, kept by the run when the scheduled task changes.
+static void s_test_trace (bk_engine_t *engine) {
+    bk_sched_task_t *record = s_record ("{\"steps\": [{\"targetUrl\": \"http://t/0\", "
+                                        "\"headers\": {\"traceparent\": \"not-this\"}}, "
+                                        "{\"targetUrl\": \"http://t/1\"}]}",
+                                        0, NULL, NULL);
+    bk_sched_run_t *run = bk_runs_start (engine, record, BK_TRIGGER_RUN_NOW, -1, NULL, NULL);
+    bk_task_t *task = s_step_task (engine, run);
+    assert (memcmp (task->trace.trace_id, run->id, 16) == 0 && task->trace.flags == 1);
+    assert (memcmp (task->trace.parent, run->id + 8, 8) == 0 && !task->trace_state);
+    bk_task_destroy (&task);
+    s_end_step (engine, run, BK_ST_COMPLETED, NULL);
+    bk_sched_run_destroy (&run);
+
+    aq_writer_t w;
+    aq_writer_init (&w);
+    assert (aq_json_parse ("[\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\", "
+                           "\"congo=t61rcWkgMzE\"]",
+                           &w) == 0);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    aq_node_t pair, parent, state;
+    aq_iter_t it;
+    assert (aq_msg_parse (data, size, &pair) == 0);
+    aq_node_iter (&pair, &it);
+    assert (aq_iter_next (&it, NULL, &parent) && aq_iter_next (&it, NULL, &state));
+    bk_sched_task_set_trace (record, &parent, &state);
+    aq_writer_release (&w);
+    run = bk_runs_start (engine, record, BK_TRIGGER_RUN_NOW, -1, NULL, NULL);
+    bk_sched_task_set_trace (record, NULL, NULL); //  the scheduled task changes: not the run
+    const uint8_t trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                  0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+    const uint8_t span[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+    for (int step = 0; step < 2; step++) {
+        task = s_step_task (engine, run);
+        assert (task->step == step && memcmp (task->trace.trace_id, trace_id, 16) == 0);
+        assert (memcmp (task->trace.parent, span, 8) == 0 && task->trace.flags == 0);
+        assert (task->trace_state && strcmp (task->trace_state, "congo=t61rcWkgMzE") == 0);
+        bk_task_destroy (&task);
+        s_end_step (engine, run, BK_ST_COMPLETED, NULL);
+    }
+    bk_sched_run_t *stored = s_stored (engine, run);
+    assert (stored->status == BK_RUN_COMPLETED && stored->trace.parent[7] == 0xb7);
+    bk_sched_run_destroy (&stored);
+    bk_sched_run_destroy (&run);
+    bk_sched_task_destroy (&record);
+}
+
 //  An event's data as the step's body; concurrency and dedupe keys.
 static void s_test_keys (bk_engine_t *engine, int64_t t0) {
     bk_sched_task_t *record = s_record ("{\"targetUrl\": \"http://e\"}", 0, "k", NULL);
@@ -546,6 +605,7 @@ void bk_runs_test (bool verbose) {
     bk_engine_clock (engine, t0, 0);
     s_test_pipeline (engine, t0);
     s_test_keys (engine, t0);
+    s_test_trace (engine);
     bk_engine_destroy (&engine);
     bk_outbox_destroy (&outbox);
     bk_store_test_destroy (&store, dir);

@@ -40,6 +40,10 @@ enum {
     K_BACKOFF,
     K_CONCURRENCY_KEY,
     K_DUE,
+    K_TRACE_ID = 50, //  bin 16, as in the task record (task.c)
+    K_TRACE_PARENT,  //  bin 8: the span of the request that made the scheduled task
+    K_TRACE_FLAGS,
+    K_TRACE_STATE,
 };
 
 static const char *s_statuses[BK_RUN_STATUSES] = {NULL,       "pending",   "waiting", "running",
@@ -162,6 +166,12 @@ void bk_sched_run_encode (const bk_sched_run_t *self, aq_writer_t *w) {
     PUT_INT (K_BACKOFF, self->backoff, true);
     PUT_STR (K_CONCURRENCY_KEY, self->concurrency_key);
     PUT_INT (K_DUE, self->due, self->due >= 0);
+    if (bk_trace_known (&self->trace)) {
+        aq_write_int (w, K_TRACE_ID), aq_write_bin (w, self->trace.trace_id, 16), n++;
+        aq_write_int (w, K_TRACE_PARENT), aq_write_bin (w, self->trace.parent, 8), n++;
+        PUT_INT (K_TRACE_FLAGS, self->trace.flags, true);
+        PUT_STR (K_TRACE_STATE, self->trace_state);
+    }
     aq_write_map_close (w, mark, n);
 }
 
@@ -180,6 +190,11 @@ static void s_uuid (const aq_node_t *value, uint8_t out[16], bool *ok) {
         memcpy (out, value->data, 16);
     else
         *ok = false;
+}
+
+static void s_bytes (const aq_node_t *value, uint8_t *out, size_t n) {
+    if (value->type == AQ_NODE_BIN && value->count == n)
+        memcpy (out, value->data, n);
 }
 
 static void s_blob (bk_sched_run_t *self, bk_blob_t *blob, const aq_node_t *value) {
@@ -297,6 +312,18 @@ bk_sched_run_t *bk_sched_run_decode (const uint8_t *data, size_t size) {
             break;
         case K_DUE:
             self->due = i;
+            break;
+        case K_TRACE_ID:
+            s_bytes (&value, self->trace.trace_id, 16);
+            break;
+        case K_TRACE_PARENT:
+            s_bytes (&value, self->trace.parent, 8);
+            break;
+        case K_TRACE_FLAGS:
+            self->trace.flags = i >= 0 && i <= 255 ? (uint8_t) i : 0;
+            break;
+        case K_TRACE_STATE:
+            self->trace_state = s_str (self, &value);
             break;
         }
     }
@@ -421,7 +448,24 @@ void bk_sched_run_test (bool verbose) {
     assert (back->max_retries == 3 && back->backoff == BK_BACKOFF_LINEAR);
     assert (strcmp (back->concurrency_key, "db") == 0 && back->due == run->due);
     assert (back->scheduled_at == -1 && back->finished_at == -1);
+    assert (!bk_trace_known (&back->trace) && !back->trace_state); //  none was given
     char *one = s_public_json (run), *two = s_public_json (back);
+    assert (strcmp (one, two) == 0);
+    free (two);
+    bk_sched_run_destroy (&back);
+
+    //  the trace context it was made with goes along (the public shape
+    //  stays the seed's)
+    const char *parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert (bk_trace_parse (parent, strlen (parent), &run->trace) == 0);
+    run->trace_state = bk_arena_strdup (run->arena, "congo=t61rcWkgMzE");
+    aq_writer_reset (&w);
+    bk_sched_run_encode (run, &w);
+    data = aq_writer_data (&w, &size);
+    back = bk_sched_run_decode (data, size);
+    assert (back && memcmp (&back->trace, &run->trace, sizeof run->trace) == 0);
+    assert (strcmp (back->trace_state, "congo=t61rcWkgMzE") == 0);
+    two = s_public_json (back);
     assert (strcmp (one, two) == 0);
     free (two);
     bk_sched_run_destroy (&back);

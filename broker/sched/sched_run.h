@@ -5,8 +5,9 @@
     keeps what the public run shows (seed 002: status, attempt, the step
     reached, times, the step tasks made) and what the run took from its
     scheduled task when it started (the step templates, priority, retries,
-    back-off, concurrency key), so a later PUT does not change a run under
-    way. An event run keeps the event ({name, data}; data stays the msgpack
+    back-off, concurrency key, the trace context of the request that made
+    the scheduled task), so a later PUT or DELETE does not change a run
+    under way. An event run keeps the event ({name, data}; data stays the msgpack
     the client gave).
 
     Store encoding (bk_sched_run_encode/decode): a msgpack map with small
@@ -19,6 +20,7 @@
 
 #include "../arena.h"
 #include "../task.h"
+#include "../trace.h"
 #include "aq_msg.h"
 
 #include <stdbool.h>
@@ -80,6 +82,8 @@ typedef struct {
     int backoff;           //  bk_backoff_t between them
     char *concurrency_key; //  or NULL
     int64_t due;           //  the retry's delay-queue time (BK_DELAY_RUN), -1
+    bk_trace_t trace;      //  the scheduled task's trace context, unknown when it had none
+    char *trace_state;     //  and its tracestate, or NULL
 } bk_sched_run_t;
 
 //  "pending" ... "skipped"; NULL for another code.

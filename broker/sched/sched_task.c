@@ -44,6 +44,10 @@ enum {
     K_DUE,
     K_CURSOR, //  [pos, seen, bound] (rrule.h)
     K_SEEK,
+    K_TRACE_ID = 50, //  bin 16, as in the task record (task.c)
+    K_TRACE_PARENT,  //  bin 8: the creator's span
+    K_TRACE_FLAGS,
+    K_TRACE_STATE,
 };
 
 static const char *s_statuses[] = {NULL, "active", "paused", "canceled"};
@@ -162,6 +166,12 @@ void bk_sched_task_encode (const bk_sched_task_t *self, aq_writer_t *w) {
         n++;
     }
     PUT_INT (K_SEEK, self->seek, self->seek >= 0);
+    if (bk_trace_known (&self->trace)) {
+        aq_write_int (w, K_TRACE_ID), aq_write_bin (w, self->trace.trace_id, 16), n++;
+        aq_write_int (w, K_TRACE_PARENT), aq_write_bin (w, self->trace.parent, 8), n++;
+        PUT_INT (K_TRACE_FLAGS, self->trace.flags, true);
+        PUT_STR (K_TRACE_STATE, self->trace_state);
+    }
     aq_write_map_close (w, mark, n);
 }
 
@@ -179,6 +189,11 @@ static void s_uuid (const aq_node_t *value, uint8_t out[16], bool *ok) {
         memcpy (out, value->data, 16);
     else
         *ok = false;
+}
+
+static void s_bytes (const aq_node_t *value, uint8_t *out, size_t n) {
+    if (value->type == AQ_NODE_BIN && value->count == n)
+        memcpy (out, value->data, n);
 }
 
 static void s_cursor (bk_schedule_cursor_t *cursor, const aq_node_t *value) {
@@ -290,6 +305,18 @@ bk_sched_task_t *bk_sched_task_decode (const uint8_t *data, size_t size) {
         case K_SEEK:
             self->seek = i;
             break;
+        case K_TRACE_ID:
+            s_bytes (&value, self->trace.trace_id, 16);
+            break;
+        case K_TRACE_PARENT:
+            s_bytes (&value, self->trace.parent, 8);
+            break;
+        case K_TRACE_FLAGS:
+            self->trace.flags = i >= 0 && i <= 255 ? (uint8_t) i : 0;
+            break;
+        case K_TRACE_STATE:
+            self->trace_state = s_str (self, &value);
+            break;
         }
     }
     if (!ok || !versioned || !bk_sched_status_name (self->status) ||
@@ -297,6 +324,19 @@ bk_sched_task_t *bk_sched_task_decode (const uint8_t *data, size_t size) {
         !self->timezone || !self->payload.size)
         bk_sched_task_destroy (&self);
     return self;
+}
+
+void bk_sched_task_set_trace (bk_sched_task_t *self, const aq_node_t *traceparent,
+                              const aq_node_t *tracestate) {
+    memset (&self->trace, 0, sizeof self->trace);
+    self->trace_state = NULL;
+    if (!traceparent || !aq_node_is_str (traceparent) ||
+        bk_trace_parse ((const char *) traceparent->data, traceparent->count, &self->trace) != 0)
+        return;
+    if (tracestate && aq_node_is_str (tracestate) && tracestate->count &&
+        bk_trace_state_ok ((const char *) tracestate->data, tracestate->count))
+        self->trace_state =
+            bk_arena_strndup (self->arena, (const char *) tracestate->data, tracestate->count);
 }
 
 //  --------------------------------------------------------------------------
@@ -794,6 +834,30 @@ void bk_sched_task_test (bool verbose) {
     changed = bk_sched_task_from_request (&request, record, errbuf);
     assert (changed && changed->dedupe_window_s == 60 && strcmp (changed->dedupe_key, "k") == 0);
 
+    //  the trace context: a good traceparent keeps it and its tracestate; a
+    //  malformed one, or a tracestate alone, is none
+    aq_writer_t tw;
+    aq_writer_init (&tw);
+    aq_node_t trace, parent, state;
+    s_parse ("{\"p\": \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\", \"s\": "
+             "\"congo=t61rcWkgMzE\", \"bad\": \"00-XYZ-00f067aa0ba902b7-01\", \"nl\": \"a\\nb\"}",
+             &tw, &trace);
+    assert (aq_node_get (&trace, "s", &state) && !bk_trace_known (&changed->trace));
+    assert (aq_node_get (&trace, "bad", &parent));
+    bk_sched_task_set_trace (changed, &parent, &state);
+    assert (!bk_trace_known (&changed->trace) && !changed->trace_state);
+    bk_sched_task_set_trace (changed, NULL, &state);
+    assert (!bk_trace_known (&changed->trace) && !changed->trace_state);
+    assert (aq_node_get (&trace, "p", &parent));
+    assert (aq_node_get (&trace, "nl", &state));
+    bk_sched_task_set_trace (changed, &parent, &state); //  a tracestate that may not be kept
+    assert (bk_trace_known (&changed->trace) && !changed->trace_state);
+    assert (aq_node_get (&trace, "s", &state));
+    bk_sched_task_set_trace (changed, &parent, &state);
+    assert (changed->trace.trace_id[0] == 0x4b && changed->trace.parent[7] == 0xb7);
+    assert (changed->trace.flags == 1 && strcmp (changed->trace_state, "congo=t61rcWkgMzE") == 0);
+    aq_writer_release (&tw);
+
     //  the record through the store encoding and back
     changed->cursor = (bk_schedule_cursor_t){true, {7, 8, INT64_MIN}};
     changed->due = 99, changed->anchor = 60000, changed->next_run_at = 99;
@@ -807,6 +871,8 @@ void bk_sched_task_test (bool verbose) {
     assert (back->due == 99 && back->anchor == 60000 && back->seek == -1);
     assert (strcmp (back->snooze_reason, "deploy") == 0 && back->dedupe_window_s == 60);
     assert (back->payload.size == changed->payload.size && !back->stored);
+    assert (memcmp (&back->trace, &changed->trace, sizeof back->trace) == 0);
+    assert (strcmp (back->trace_state, "congo=t61rcWkgMzE") == 0);
     char *one = s_public_json (changed), *two = s_public_json (back);
     assert (strcmp (one, two) == 0);
     free (one), free (two);

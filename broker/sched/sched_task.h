@@ -12,9 +12,9 @@
 
     Store encoding (bk_sched_task_encode/decode): a msgpack map with small
     integer keys (sched_task.c lists them), key 0 the record version
-    BK_SCHED_TASK_RECORD. An added optional key is compatible; reshaping
-    one is not. Layout version 1 stored the record as a JSON document
-    packed as msgpack (the public fields, times as ms, bookkeeping under
+    BK_SCHED_TASK_RECORD. An added optional key is compatible (the trace
+    context's keys 50-53 came so); reshaping one is not. Layout version 1 stored the record as a
+   JSON document packed as msgpack (the public fields, times as ms, bookkeeping under
     '_' names); the upgrade turns it into this record.
 */
 #ifndef BK_SCHED_TASK_H
@@ -22,6 +22,7 @@
 
 #include "../arena.h"
 #include "../task.h"
+#include "../trace.h"
 #include "aq_msg.h"
 #include "schedule.h"
 
@@ -68,6 +69,9 @@ typedef struct {
     int64_t due;                 //  the fire time queued (BK_DELAY_SCHEDULE), -1 none
     bk_schedule_cursor_t cursor; //  how far the rrule searches got
     int64_t seek;                //  a search that ran out of work goes on after this, -1 none
+    //  W3C trace context of the POST that made it (trace.h): its runs join that trace
+    bk_trace_t trace;  //  unknown (all zero) when none was given: each run a trace of its own
+    char *trace_state; //  the creator's tracestate, or NULL
     //  how the record stands in the store (schedules.c keeps these)
     bool stored;         //  it was read from (or written to) the store
     char *indexed_event; //  the event name it is indexed under there, or NULL
@@ -99,6 +103,14 @@ void bk_sched_task_write_public (const bk_sched_task_t *self, aq_writer_t *w);
 //  error in errbuf (BK_SCHED_TASK_ERRLEN bytes). request NULL: none given.
 bk_sched_task_t *bk_sched_task_from_request (const aq_node_t *request, const bk_sched_task_t *old,
                                              char *errbuf);
+
+//  The trace context of the request that creates the record: traceparent
+//  and tracestate (str nodes, or NULL/nil) as given. A malformed or absent
+//  traceparent leaves none (its runs are traces of their own, as W3C says
+//  of a malformed one: a fresh trace); a tracestate is kept only with a
+//  traceparent, and only when bk_trace_state_ok.
+void bk_sched_task_set_trace (bk_sched_task_t *self, const aq_node_t *traceparent,
+                              const aq_node_t *tracestate);
 
 //  The step templates of a validated payload: payload.steps, or the bare
 //  template as one step. Calls fn for each (a map) with its index; stops

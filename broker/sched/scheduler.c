@@ -202,6 +202,9 @@ static void s_create (bk_scheduler_t *self, bk_req_t *req) {
         bk_sched_task_destroy (&record);
         return;
     }
+    aq_node_t traceparent, tracestate; //  the creator's: its runs join that trace
+    bk_sched_task_set_trace (record, s_field (req, "traceparent", &traceparent),
+                             s_field (req, "tracestate", &tracestate));
     int64_t now = bk_engine_now (self->engine);
     aq_uuid_new (record->id);
     memcpy (record->team, req->team, 16);
@@ -815,6 +818,58 @@ static void s_test_events (s_rig_t *rig) {
     assert (s_runs_total (rig, id) == 3); //  two events, then run_now
 }
 
+//  The creator's trace context goes with the scheduled task (a PUT's does
+//  not change it) to its runs' step tasks.
+static void s_test_trace (s_rig_t *rig) {
+    const char *body = "{\"schedule\": {\"title\": \"t\", \"description\": \"\", "
+                       "\"schedule_kind\": \"event\", \"schedule_expr\": \"traced\", "
+                       "\"created_by\": \"0190b2a4-8c5e-7a3e-9b1c-2f4d6e8a0b1c\", "
+                       "\"payload\": {\"targetUrl\": \"http://t\"}}%s}";
+    assert (s_call (rig, AQ_CMD_SCHEDULE_CREATE, body,
+                    ", \"traceparent\": "
+                    "\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\", "
+                    "\"tracestate\": \"congo=t61rcWkgMzE\"") == AQ_CREATED);
+    assert (!strstr (rig->json, "4bf92f3577b34da6a3ce929d0e0e4736")); //  not in its shape
+    char id[AQ_UUID_TEXT];
+    snprintf (id, sizeof id, "%.36s", strstr (rig->json, "\"id\":\"") + 6);
+    assert (s_call (rig, AQ_CMD_SCHEDULE_UPDATE,
+                    "{\"id\": \"%s\", \"schedule\": {\"title\": \"u\"}, \"traceparent\": "
+                    "\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}",
+                    id) == AQ_OK);
+    uint8_t uuid[16];
+    assert (aq_uuid_parse (id, uuid) == 0);
+    bk_store_t *store = bk_engine_store (rig->engine);
+    bk_sched_task_t *record = bk_schedules_get (store, uuid);
+    assert (record && record->trace.trace_id[0] == 0x4b && record->trace.parent[0] == 0x00);
+    assert (strcmp (record->trace_state, "congo=t61rcWkgMzE") == 0);
+    bk_sched_task_destroy (&record);
+    assert (s_call (rig, AQ_CMD_SCHEDULE_RUN_NOW, "{\"id\": \"%s\"}", id) == AQ_CREATED);
+    char run_id[AQ_UUID_TEXT];
+    snprintf (run_id, sizeof run_id, "%.36s", strstr (rig->json, "\"id\":\"") + 6);
+    assert (aq_uuid_parse (run_id, uuid) == 0);
+    bk_sched_run_t *run = bk_schedules_run (store, uuid);
+    assert (run && run->nsteps == 1);
+    bk_task_t *task = bk_engine_load (rig->engine, run->steps[0].task);
+    assert (task && task->trace.trace_id[0] == 0x4b && task->trace.parent[7] == 0xb7);
+    assert (strcmp (task->trace_state, "congo=t61rcWkgMzE") == 0);
+    bk_task_destroy (&task);
+    bk_sched_run_destroy (&run);
+
+    //  none, or a malformed one: each run a trace of its own (its id)
+    assert (s_call (rig, AQ_CMD_SCHEDULE_CREATE, body, ", \"traceparent\": \"00-XYZ\"") ==
+            AQ_CREATED);
+    snprintf (id, sizeof id, "%.36s", strstr (rig->json, "\"id\":\"") + 6);
+    assert (s_call (rig, AQ_CMD_SCHEDULE_RUN_NOW, "{\"id\": \"%s\"}", id) == AQ_CREATED);
+    snprintf (run_id, sizeof run_id, "%.36s", strstr (rig->json, "\"id\":\"") + 6);
+    assert (aq_uuid_parse (run_id, uuid) == 0);
+    run = bk_schedules_run (store, uuid);
+    assert (run && run->nsteps == 1 && !bk_trace_known (&run->trace));
+    task = bk_engine_load (rig->engine, run->steps[0].task);
+    assert (task && memcmp (task->trace.trace_id, uuid, 16) == 0 && !task->trace_state);
+    bk_task_destroy (&task);
+    bk_sched_run_destroy (&run);
+}
+
 //  A fire whose next search runs out of work goes on a second later.
 static void s_test_seek (s_rig_t *rig) {
     s_at (rig, "2024-01-15T10:30:00Z");
@@ -870,6 +925,7 @@ void bk_scheduler_test (bool verbose) {
     s_test_commands (rig);
     s_test_events (rig);
     s_test_seek (rig);
+    s_test_trace (rig);
 
     bk_scheduler_destroy (&rig->scheduler);
     assert (!rig->scheduler && !rig->engine->due_hook);
