@@ -30,7 +30,8 @@ static const gw_route_t s_routes[] = {
      AQ_CMD_TASK_LIST,
      GW_ROUTE_STRICT,
      NULL,
-     {"status", "limit", "offset", "sortOrder", NULL}},
+     {"status", "limit", "offset", "sortOrder", "label", "targetUrl", "provider", "flowControlKey",
+      "createdAfter", "createdBefore", NULL}},
     {"POST",
      "/v1/tasks",
      GW_ROUTE_TASK_CREATE,
@@ -357,7 +358,8 @@ static int s_query (const gw_route_t *route, const json_t *query, json_t *msg, i
                       s_printable (name, name_buf, sizeof name_buf));
             return -1;
         }
-        if (json_object_get (msg, name)) {
+        bool repeatable = strcmp (name, "label") == 0; //  all given must match
+        if (json_object_get (msg, name) && !repeatable) {
             snprintf (error, size, "Duplicate query parameter: %s", name);
             return -1;
         }
@@ -368,6 +370,15 @@ static int s_query (const gw_route_t *route, const json_t *query, json_t *msg, i
                 return -1;
             }
             json_object_set_new (msg, name, json_integer (*wait));
+        } else if (repeatable) { //  an array of every value, in order
+            json_t *text = json_string (value), *all = json_object_get (msg, name);
+            if (!text) {
+                snprintf (error, size, "%s must be valid UTF-8", name);
+                return -1;
+            }
+            if (!all)
+                json_object_set_new (msg, name, all = json_array ());
+            json_array_append_new (all, text);
         } else {
             json_t *text = json_string (value);
             if (!text) {
@@ -745,6 +756,18 @@ void gw_routes_test (bool verbose) {
     s_expect_message (&req, AQ_CMD_TASK_LIST,
                       "{\"key\":\"k\",\"status\":\"pending\",\"limit\":\"10\","
                       "\"offset\":\"20\",\"sortOrder\":\"asc\"}");
+    json_decref (query);
+    query = s_query_of ("label", "env:prod", "targetUrl", "https://a.example.com/");
+    json_array_append_new (query, json_pack ("[ss]", "label", "team:search"));
+    json_array_append_new (query, json_pack ("[ss]", "createdAfter", "2024-01-15"));
+    req.query = query;
+    s_expect_message (&req, AQ_CMD_TASK_LIST,
+                      "{\"key\":\"k\",\"label\":[\"env:prod\",\"team:search\"],\"targetUrl\":"
+                      "\"https://a.example.com/\",\"createdAfter\":\"2024-01-15\"}");
+    json_decref (query);
+    query = s_query_of ("provider", "fal", "provider", "replicate");
+    req.query = query;
+    s_expect_local (&req, 400, "Duplicate query parameter: provider");
     json_decref (query);
     query = s_query_of ("status", "pending", "x", "1");
     req.query = query;

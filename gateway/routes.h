@@ -45,7 +45,7 @@ typedef enum {
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
 #define GW_ROUTE_STRICT 2 //  unknown query parameters are a 400
 
-#define GW_ROUTE_PARAMS 5  //  most query parameters a route accepts
+#define GW_ROUTE_PARAMS 10 //  most query parameters a route accepts
 #define GW_ALLOW_MAX    32 //  room for an Allow header value
 
 typedef struct {
