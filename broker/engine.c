@@ -286,6 +286,9 @@ bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_
 
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
     task->seq = ++self->seq;
+    if (task->created_at < self->last_created)
+        task->created_at = self->last_created; //  the clock stepped back
+    self->last_created = task->created_at;
     task->attempts = 0;
     int rc = task->status == BK_ST_DELAYED ? bk_engine_delay (self, task, task->delay_until)
                                            : bk_engine_ready (self, task);

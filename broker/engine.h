@@ -59,6 +59,7 @@ struct _bk_engine_t {
     int64_t now;                    //  wall ms of this turn
     int64_t mono;                   //  monotonic ms of this turn
     uint64_t seq;                   //  last creation sequence used
+    int64_t last_created;           //  createdAt of the newest task (the next is not older)
     int64_t next_due;               //  earliest delay-queue time, INT64_MAX if none known
     bk_stats_t stats;               //  counters since start
     bk_engine_due_fn *due_hook;     //  sched/'s timers
@@ -81,7 +82,11 @@ void bk_engine_clock (bk_engine_t *self, int64_t now, int64_t mono);
 //  with the API error in errbuf otherwise.
 bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_node_t *request,
                             char *errbuf, size_t size);
-//  Stores a built task and queues it (ready or delayed). 0 or a store error.
+//  Stores a built task and queues it (ready or delayed). Its seq is the
+//  next creation sequence and its createdAt at least the last task's:
+//  creation order and createdAt agree even when the wall clock steps
+//  back, which lets a createdAfter/createdBefore filter find its range by
+//  seq (task_filter.h). 0 or a store error.
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task);
 //  Puts an item in the delay queue and wakes the loop in time for it.
 int bk_engine_timer (bk_engine_t *self, int64_t due, int kind, const uint8_t id[16]);

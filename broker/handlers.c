@@ -5,6 +5,7 @@
 #include "aq_uuid.h"
 #include "delay.h"
 #include "request.h"
+#include "task_filter.h"
 #include "task_request.h"
 #include "tasks.h"
 
@@ -238,15 +239,16 @@ static bool s_page_args (bk_req_t *req, int64_t *limit, int64_t *offset) {
     return false;
 }
 
+//  GET /v1/tasks: a page of the team's tasks matching the filter
+//  (task_filter.h), counted from the indexes' counters or, when the
+//  filter combines them, by a walk within BK_QUERY_BUDGET.
 static void s_task_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
     aq_node_t value;
-    int status = 0;
-    if (bk_req_get (req, "status", &value) && !aq_node_is_nil (&value) &&
-        !(aq_node_is_str (&value) &&
-          (status = bk_status_parse ((const char *) value.data, value.count)))) {
-        bk_req_error (req, AQ_BAD_REQUEST,
-                      "status must be one of: pending, delayed, processing, waiting, polling, "
-                      "completed, failed, timeout, cancelled");
+    bk_task_filter_t filter;
+    char errbuf[256];
+    const char *error = bk_task_filter_query (&filter, &req->body, errbuf, sizeof errbuf);
+    if (error) {
+        bk_req_error (req, AQ_BAD_REQUEST, error);
         return;
     }
     int64_t limit, offset;
@@ -260,14 +262,22 @@ static void s_task_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
         }
         ascending = aq_node_streq (&value, "asc");
     }
+    bk_task_query_t *query = bk_task_query_new (self->engine->store, req->team, &filter);
     aq_writer_t *w = bk_req_body (req, AQ_OK);
     aq_write_map (w, 2);
     aq_write_str (w, "tasks");
     uint64_t total;
-    size_t shown = bk_tasks_write_page (self->engine->store, req->team, status, (int) limit,
-                                        (int) offset, ascending, w, &total);
+    bool exact, more;
+    bk_task_query_page (query, ascending, offset, limit, BK_QUERY_BUDGET, w, &total, &exact, &more);
+    bk_task_query_destroy (&query);
     aq_write_str (w, "pagination");
-    bk_req_write_pagination (w, total, limit, offset, shown, "hasMore");
+    aq_write_map (w, exact ? 4 : 5);
+    aq_write_kv_int (w, "total", (int64_t) total);
+    aq_write_kv_int (w, "limit", limit);
+    aq_write_kv_int (w, "offset", offset);
+    aq_write_kv_bool (w, "hasMore", more);
+    if (!exact)
+        aq_write_kv_bool (w, "totalExact", false);
     bk_req_done (req);
 }
 

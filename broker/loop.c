@@ -25,6 +25,7 @@
 #include "sched/scheduler.h"
 #include "sockets.h"
 #include "store.h"
+#include "task_index.h"
 #include "upgrade.h"
 
 #include <assert.h>
@@ -39,6 +40,7 @@
 #define S_BATCH      1000       //  messages per socket per turn
 #define S_TURN_BYTES (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
 #define S_WAKE_MAX   100        //  longest sleep, ms: how soon a stop request is seen
+#define S_INDEX_STEP 20000      //  stored tasks indexed per transaction at start
 
 typedef struct {
     const bk_config_t *cfg;        //  borrowed
@@ -274,6 +276,31 @@ static uint64_t s_last_seq (bk_store_t *store) {
     return seq;
 }
 
+//  Indexes the tasks an older build stored for the list filters
+//  (task_index.h), S_INDEX_STEP tasks per transaction. 0, or -1 after
+//  logging why.
+static int s_index (s_loop_t *self) {
+    int64_t total = 0;
+    bool done = false;
+    while (!done) {
+        if (bk_store_begin (self->store, true) != 0)
+            return -1;
+        int64_t n = bk_task_index_build (self->store, S_INDEX_STEP, &done);
+        if (n < 0)
+            bk_store_abort (self->store);
+        if (n < 0 || bk_store_commit (self->store) != 0) {
+            aq_log (AQ_LOG_ERROR, "broker", "cannot index stored tasks for the list filters");
+            return -1;
+        }
+        bk_store_settle (self->store);
+        total += n;
+    }
+    if (total)
+        aq_log (AQ_LOG_INFO, "broker", "indexed %lld stored tasks for the list filters",
+                (long long) total);
+    return 0;
+}
+
 static int s_start (s_loop_t *self, void *zmq_ctx) {
     const bk_config_t *cfg = self->cfg;
     char err[512];
@@ -290,6 +317,8 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
         aq_log (AQ_LOG_ERROR, "broker", "%s", err);
         return -1;
     }
+    if (s_index (self) != 0)
+        return -1;
     if (s_admin_token (self, cfg->data_dir) != 0)
         return -1;
     s_plugins (self);
@@ -315,6 +344,7 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     if (bk_store_begin (self->store, false) != 0)
         return -1;
     self->engine->seq = self->stored_seq = s_last_seq (self->store);
+    self->engine->last_created = bk_tasks_last_created (self->store);
     bk_dispatch_recover (self->dispatch);
     bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
     bk_tasks_each_in_status (self->store, BK_ST_POLLING, s_provider_resend, self);

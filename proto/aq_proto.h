@@ -43,7 +43,7 @@
 #define AQ_PROTO_COMMANDS(X)                                                 \
     X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str")       \
     X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
-    X (TASK_LIST,     3, "client>broker  status?, limit?, offset?, sortOrder?") \
+    X (TASK_LIST,     3, "client>broker  status?, label?, targetUrl?, provider?, flowControlKey?, createdAfter?, createdBefore?, limit?, offset?, sortOrder?") \
     X (TASK_CANCEL,   4, "client>broker  id:str")                            \
     X (TASK_RETRY,    5, "client>broker  id:str")                            \
     X (TASK_ATTEMPTS, 6, "client>broker  id:str")                            \
