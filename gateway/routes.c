@@ -39,6 +39,21 @@ static const gw_route_t s_routes[] = {
      GW_ROUTE_STRICT,
      "task",
      {NULL}},
+    {"POST",
+     "/v1/tasks/batch",
+     GW_ROUTE_TASK_BATCH,
+     AQ_CMD_TASK_BATCH,
+     GW_ROUTE_STRICT,
+     "batch",
+     {NULL}},
+    {"POST",
+     "/v1/tasks/bulk",
+     GW_ROUTE_TASK_BULK,
+     AQ_CMD_TASK_BULK,
+     GW_ROUTE_STRICT,
+     "bulk",
+     {NULL}},
+    {"GET", "/v1/bulk/:id", GW_ROUTE_BULK_GET, AQ_CMD_BULK_GET, GW_ROUTE_STRICT, NULL, {NULL}},
     {"GET",
      "/v1/tasks/:id",
      GW_ROUTE_TASK_GET,
@@ -423,7 +438,9 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     if (match.id && json_object_set_new (msg, "id", json_stringn (match.id, match.id_size)) != 0) {
         status = 404;
         snprintf (error, sizeof error,
-                  route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found" : "Task not found");
+                  route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found"
+                  : route->id == GW_ROUTE_BULK_GET   ? "Bulk job not found"
+                                                     : "Task not found");
         goto out;
     }
     if ((route->flags & GW_ROUTE_STRICT) &&
@@ -439,7 +456,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
         }
         json_object_set_new (msg, route->body, object);
     }
-    if (route->id == GW_ROUTE_TASK_CREATE && req->idempotency_key) {
+    if ((route->id == GW_ROUTE_TASK_CREATE || route->id == GW_ROUTE_TASK_BATCH) &&
+        req->idempotency_key) {
         const char *idem;
         size_t idem_size = s_trim (req->idempotency_key, &idem);
         if (idem_size && json_object_set_new (msg, "idem", json_stringn (idem, idem_size)) != 0) {
@@ -808,6 +826,29 @@ void gw_routes_test (bool verbose) {
     req.query = query;
     s_expect_local (&req, 400, "Unknown query parameter: wait");
     json_decref (query);
+
+    //  Batch and bulk: their bodies as "batch" and "bulk", the batch's key as "idem"
+    req = (gw_request_t){.method = "POST",
+                         .path = "/v1/tasks/batch",
+                         .authorization = "Bearer k",
+                         .idempotency_key = "import-7",
+                         .body = "{\"tasks\": [{\"targetUrl\": \"https://x/\"}]}"};
+    req.body_size = strlen (req.body);
+    s_expect_message (&req, AQ_CMD_TASK_BATCH,
+                      "{\"key\":\"k\",\"batch\":{\"tasks\":[{\"targetUrl\":\"https://x/\"}]},"
+                      "\"idem\":\"import-7\"}");
+    req.path = "/v1/tasks/bulk";
+    req.body = "{\"action\": \"retry\", \"ids\": []}";
+    req.body_size = strlen (req.body);
+    s_expect_message (&req, AQ_CMD_TASK_BULK,
+                      "{\"key\":\"k\",\"bulk\":{\"action\":\"retry\",\"ids\":[]}}");
+    req.method = "GET";
+    req.path = "/v1/bulk/b1";
+    s_expect_message (&req, AQ_CMD_BULK_GET, "{\"key\":\"k\",\"id\":\"b1\"}");
+    req.path = "/v1/bulk/\xc3\x28";
+    s_expect_local (&req, 404, "Bulk job not found");
+    s_expect_miss ("DELETE", "/v1/bulk/b1", 405, "GET");
+    s_expect_miss ("GET", "/v1/tasks/bulk/x", 404, "");
 
     //  Cancel, retry, attempts carry the id; a body there is ignored
     req = (gw_request_t){.method = "POST",
