@@ -115,6 +115,17 @@ void bk_engine_enqueue (bk_engine_t *self, bk_task_t *task);
 //  Ends a task: status (a terminal one), completedAt, the error (NULL
 //  keeps none), the onCompleteUrl delivery owed, the run's step hook.
 void bk_engine_finish (bk_engine_t *self, bk_task_t *task, int status, const char *error);
+//  What bk_engine_cancel and bk_engine_retry return when the task's
+//  status does not allow it (a store error is negative).
+#define BK_ENGINE_REFUSED 1
+//  Cancels a pending, delayed, waiting or polling task and saves it:
+//  0, BK_ENGINE_REFUSED (any other status; nothing changed) or a store
+//  error. A polling task's provider job is cancelled too.
+int bk_engine_cancel (bk_engine_t *self, bk_task_t *task);
+//  Replays a failed or timed-out task (a new attempt series: status
+//  pending, retryCount 0, error, result, completedAt and onComplete
+//  cleared) and saves it: 0, BK_ENGINE_REFUSED or a store error.
+int bk_engine_retry (bk_engine_t *self, bk_task_t *task);
 //  An attempt ended without a usable answer: retry after the back-off
 //  (or at once with requeue_now), or fail when retries are used up or
 //  permanent. retry_after_ms >= 0 is the target's Retry-After.

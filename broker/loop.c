@@ -3,7 +3,8 @@
     One thread. Each turn: poll; open one write transaction; hand every
     message waiting on the worker and client sockets (bounded) to dispatch,
     results and handlers; read the provider hosts' answers; move due timers;
-    expire dead workers and leases; dispatch to workers with credit; commit
+    take a bulk job's share (bulk.c: the loop does not sleep while one
+    runs); expire dead workers and leases; dispatch to workers with credit; commit
     once; only then flush the outbox (group commit: nobody hears of a
     change before it is on disk). The modules never reach back into the
     loop: it owns them and calls them.
@@ -15,6 +16,7 @@
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
+#include "bulk.h"
 #include "dispatch.h"
 #include "engine.h"
 #include "handlers.h"
@@ -61,6 +63,7 @@ typedef struct {
     bk_results_t *results;       //  RESULTs
     bk_scheduler_t *scheduler;   //  scheduled tasks
     bk_handlers_t *handlers;     //  client commands
+    bk_bulk_t *bulk;             //  bulk jobs
     char admin[65];              //  the admin token
     uint64_t stored_seq;         //  the creation sequence in the store's meta
     bool recover;                //  re-lease processing tasks at the next turn
@@ -338,8 +341,9 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     self->results =
         bk_results_new (self->engine, bk_dispatch_leases (self->dispatch), self->providers);
     self->scheduler = bk_scheduler_new (self->engine);
+    self->bulk = bk_bulk_new (self->engine);
     self->handlers = bk_handlers_new (self->engine, self->keys, self->dispatch, self->scheduler,
-                                      self->sockets, self->admin);
+                                      self->sockets, self->bulk, self->admin);
     bk_engine_clock (self->engine, aq_time_now_ms (), aq_time_mono_ms ());
     if (bk_store_begin (self->store, false) != 0)
         return -1;
@@ -348,6 +352,7 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     bk_dispatch_recover (self->dispatch);
     bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
     bk_tasks_each_in_status (self->store, BK_ST_POLLING, s_provider_resend, self);
+    bk_bulk_recover (self->bulk);
     bk_store_abort (self->store);
     self->last_reader_check = self->engine->mono;
     aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s', events '%s'",
@@ -359,6 +364,7 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
 
 static void s_stop (s_loop_t *self) {
     bk_handlers_destroy (&self->handlers);
+    bk_bulk_destroy (&self->bulk);
     bk_scheduler_destroy (&self->scheduler);
     bk_results_destroy (&self->results);
     bk_dispatch_destroy (&self->dispatch);
@@ -378,6 +384,8 @@ static void s_stop (s_loop_t *self) {
 //  How long the loop may sleep: until the next timer, lease deadline, long
 //  poll deadline or provider wake, at most S_WAKE_MAX.
 static long s_wake (s_loop_t *self) {
+    if (bk_bulk_busy (self->bulk))
+        return 0; //  a bulk job goes on in the next turn
     int64_t now = aq_time_now_ms (), mono = aq_time_mono_ms ();
     int64_t wake = S_WAKE_MAX, next = self->engine->next_due;
     if (next != INT64_MAX && next - now < wake)
@@ -419,6 +427,7 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     if (self->recover) {
         bk_dispatch_recover (self->dispatch);
         bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
+        bk_bulk_recover (self->bulk);
         self->recover = false;
     }
     //  A turn takes in at most S_BATCH messages and S_TURN_BYTES per
@@ -440,6 +449,7 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     s_providers (self);
     if (engine->next_due <= engine->now)
         bk_engine_promote_due (engine);
+    bk_bulk_run (self->bulk);
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);

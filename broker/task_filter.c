@@ -236,6 +236,7 @@ struct _bk_task_query_t {
     int nprobes;                               //  how many
     bool check;                                //  each task's record must be checked
     bool timed;                                //  a time range bounds the walk
+    uint64_t reached;                          //  the seq of the last entry walked
 };
 
 static uint64_t s_get64 (const uint8_t *p) {
@@ -400,6 +401,7 @@ int bk_task_query_walk (bk_task_query_t *self, bool ascending, uint64_t seq_min,
                         int64_t *budget, bk_task_query_fn *fn, void *arg) {
     uint64_t lo = seq_min > self->seq_lo ? seq_min : self->seq_lo;
     uint64_t hi = seq_max < self->seq_hi ? seq_max : self->seq_hi;
+    self->reached = 0;
     if (lo > hi || self->count == 0)
         return BK_WALK_END;
     s_head_t heads[S_RANGES] = {{0}};
@@ -460,6 +462,7 @@ int bk_task_query_walk (bk_task_query_t *self, bool ascending, uint64_t seq_min,
         }
         if (match && fn (arg, head->seq, head->id, task))
             rc = BK_WALK_STOP;
+        self->reached = head->seq;
         bk_task_destroy (&task);
         bk_val_t k, v;
         int found = ascending ? bk_cursor_next (head->cursor, &k, &v)
@@ -473,6 +476,10 @@ int bk_task_query_walk (bk_task_query_t *self, bool ascending, uint64_t seq_min,
             bk_cursor_close (&probes[p][r]);
     }
     return rc;
+}
+
+uint64_t bk_task_query_reached (bk_task_query_t *self) {
+    return self->reached;
 }
 
 //  --------------------------------------------------------------------------

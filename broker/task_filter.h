@@ -107,6 +107,11 @@ typedef int (bk_task_query_fn) (void *arg, uint64_t seq, const uint8_t id[16], b
 int bk_task_query_walk (bk_task_query_t *self, bool ascending, uint64_t seq_min, uint64_t seq_max,
                         int64_t *budget, bk_task_query_fn *fn, void *arg);
 
+//  The seq of the last entry the last walk went past (matching or not; 0
+//  when it went past none): an ascending walk stopped by its budget has
+//  seen every entry up to it.
+uint64_t bk_task_query_reached (bk_task_query_t *self);
+
 //  One page of matches as GET /v1/tasks shows it, written to w: an array
 //  of public tasks (newest first unless ascending). Sets *total and
 //  *exact (false: *total is how many the budget let the walk count, a
