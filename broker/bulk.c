@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     J_VERSION = 0,
@@ -390,6 +391,13 @@ static void s_act (bk_bulk_t *self, s_job_t *job, const uint8_t id[16]) {
     bk_task_destroy (&task);
 }
 
+//  Microseconds on the monotonic clock.
+static int64_t s_now_us (void) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 typedef struct {
     uint64_t seqs[BK_BULK_TASKS];   //  the matches of this turn
     uint8_t ids[BK_BULK_TASKS][16]; //  their tasks
@@ -403,8 +411,9 @@ static int s_collect (void *arg, uint64_t seq, const uint8_t id[16], bk_task_t *
     return batch->n == BK_BULK_TASKS;
 }
 
-//  One turn of a job by filter: returns true when it has walked them all.
-static bool s_filter_turn (bk_bulk_t *self, s_job_t *job, s_batch_t *batch) {
+//  One turn of a job by filter until the clock passes until (us): returns
+//  true when it has met every match.
+static bool s_filter_turn (bk_bulk_t *self, s_job_t *job, s_batch_t *batch, int64_t until) {
     aq_node_t map;
     bk_task_filter_t filter;
     char errbuf[256];
@@ -418,8 +427,13 @@ static bool s_filter_turn (bk_bulk_t *self, s_job_t *job, s_batch_t *batch) {
         bk_task_query_walk (query, true, job->cursor + 1, job->seq_hi, &budget, s_collect, batch);
     uint64_t reached = bk_task_query_reached (query);
     bk_task_query_destroy (&query);
-    for (size_t i = 0; i < batch->n; i++)
-        s_act (self, job, batch->ids[i]);
+    size_t acted = 0;
+    while (acted < batch->n && (acted == 0 || s_now_us () < until))
+        s_act (self, job, batch->ids[acted++]);
+    if (acted < batch->n) { //  out of time: the rest is the next turn's
+        job->cursor = batch->seqs[acted - 1];
+        return false;
+    }
     if (rc == BK_WALK_STOP)
         job->cursor = batch->seqs[batch->n - 1];
     else if (rc == BK_WALK_BUDGET && reached > job->cursor)
@@ -427,9 +441,10 @@ static bool s_filter_turn (bk_bulk_t *self, s_job_t *job, s_batch_t *batch) {
     return rc == BK_WALK_END || rc < 0;
 }
 
-void bk_bulk_run (bk_bulk_t *self) {
+void bk_bulk_run (bk_bulk_t *self, int64_t budget_us) {
     if (!self->busy)
         return;
+    int64_t until = s_now_us () + budget_us;
     bk_store_t *store = self->engine->store;
     bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_BULK_RUNNING);
     bk_val_t k;
@@ -457,14 +472,15 @@ void bk_bulk_run (bk_bulk_t *self) {
     bool over;
     if (job.ids) {
         size_t end = job.cursor + BK_BULK_TASKS < job.nids ? job.cursor + BK_BULK_TASKS : job.nids;
-        for (size_t i = job.cursor; i < end; i++)
-            s_act (self, &job, job.ids + 16 * i);
-        job.cursor = end;
-        over = end == job.nids;
+        size_t i = job.cursor;
+        while (i < end && (i == job.cursor || s_now_us () < until))
+            s_act (self, &job, job.ids + 16 * i++);
+        job.cursor = i;
+        over = i == job.nids;
     } else {
         s_batch_t *batch = malloc (sizeof *batch);
         assert (batch);
-        over = s_filter_turn (self, &job, batch);
+        over = s_filter_turn (self, &job, batch, until);
         free (batch);
     }
     if (over) {
@@ -487,7 +503,8 @@ void bk_bulk_run (bk_bulk_t *self) {
 
 //  Sends cmd with json's fields as team; returns the new job's id (the
 //  one BK_DB_BULK_RUNNING holds last) or NULL when it was refused.
-static void *s_test_socket; //  the answers go there (never sent)
+static void *s_test_socket;           //  the answers go there (never sent)
+#define S_TEST_FOREVER (60 * 1000000) //  a turn's time: all BK_BULK_TASKS
 
 static const uint8_t *s_test_create (bk_bulk_t *self, bk_outbox_t *outbox, const uint8_t team[16],
                                      const char *json) {
@@ -535,7 +552,7 @@ void bk_bulk_test (bool verbose) {
     bk_bulk_t *bulk = bk_bulk_new (engine);
     bk_bulk_recover (bulk);
     assert (!bk_bulk_busy (bulk));
-    bk_bulk_run (bulk); //  nothing to do
+    bk_bulk_run (bulk, S_TEST_FOREVER); //  nothing to do
     uint8_t team[16], other[16];
     aq_uuid_new (team);
     aq_uuid_new (other);
@@ -577,7 +594,7 @@ void bk_bulk_test (bool verbose) {
     s_job_t job = s_test_job (bulk, job_id);
     assert (job.status == S_RUNNING && job.matched == 460 && job.exact && job.seq_hi == 465);
     s_job_release (&job);
-    bk_bulk_run (bulk);
+    bk_bulk_run (bulk, S_TEST_FOREVER);
     job = s_test_job (bulk, job_id);
     assert (job.status == S_RUNNING && job.done + job.failed == BK_BULK_TASKS);
     assert (job.cursor == BK_BULK_TASKS); //  seqs 1..200 walked
@@ -585,8 +602,13 @@ void bk_bulk_test (bool verbose) {
     bk_task_t *task = bk_tasks_get (store, first);
     assert (task && task->status == BK_ST_PENDING);
     bk_task_destroy (&task);
-    bk_bulk_run (bulk);
-    bk_bulk_run (bulk);
+    bk_bulk_run (bulk, 0); //  no time: one task, so every turn moves on
+    job = s_test_job (bulk, job_id);
+    assert (job.status == S_RUNNING && job.done + job.failed == BK_BULK_TASKS + 1);
+    assert (job.cursor == BK_BULK_TASKS + 1);
+    s_job_release (&job);
+    bk_bulk_run (bulk, S_TEST_FOREVER);
+    bk_bulk_run (bulk, S_TEST_FOREVER);
     job = s_test_job (bulk, job_id);
     assert (job.status == S_COMPLETED && job.done == 450 && job.failed == 10 && job.matched == 460);
     assert (job.completed_at == engine->now);
@@ -603,7 +625,7 @@ void bk_bulk_test (bool verbose) {
     free (text);
     aq_writer_release (&w);
     s_job_release (&job);
-    bk_bulk_run (bulk); //  finds none running
+    bk_bulk_run (bulk, S_TEST_FOREVER); //  finds none running
     assert (!bk_bulk_busy (bulk));
 
     //  by ids: a completed task, an unknown id, another team's, one given twice
@@ -618,7 +640,7 @@ void bk_bulk_test (bool verbose) {
     job = s_test_job (bulk, job_id);
     assert (job.nids == 3 && job.matched == 3);
     s_job_release (&job);
-    bk_bulk_run (bulk);
+    bk_bulk_run (bulk, S_TEST_FOREVER);
     job = s_test_job (bulk, job_id);
     assert (job.status == S_COMPLETED && job.done == 1 && job.failed == 2);
     s_job_release (&job);
@@ -635,7 +657,7 @@ void bk_bulk_test (bool verbose) {
     bulk = bk_bulk_new (engine);
     bk_bulk_recover (bulk);
     assert (bk_bulk_busy (bulk));
-    bk_bulk_run (bulk);
+    bk_bulk_run (bulk, S_TEST_FOREVER);
     job = s_test_job (bulk, id);
     assert (job.status == S_COMPLETED && job.done == 5);
     s_job_release (&job);

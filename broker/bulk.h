@@ -2,11 +2,11 @@
 
     POST /v1/tasks/bulk {"action": "cancel" | "retry", "filter": {...} |
     "ids": [...]} makes a job and answers 202 at once; the job then works
-    in the broker's turns, at most BK_BULK_TASKS tasks (and a bounded
-    walk of the indexes) per turn, so the loop keeps answering everyone
-    else while a million tasks are retried. Each turn's progress commits
-    with the tasks it changed, so a job survives a broker restart and
-    resumes where it stopped.
+    in the broker's turns, for the time the loop gives it (and at most
+    BK_BULK_TASKS tasks and a bounded walk of the indexes) per turn, so
+    the loop keeps answering everyone else while a million tasks are
+    retried. Each turn's progress commits with the tasks it changed, so a
+    job survives a broker restart and resumes where it stopped.
 
     A job by filter walks the filter's matches (task_filter.h) in creation
     order, from the oldest, up to the newest task when it was made (tasks
@@ -29,8 +29,8 @@
 
 #include <stdbool.h>
 
-#define BK_BULK_TASKS  200   //  tasks a job acts on per turn
-#define BK_BULK_BUDGET 40000 //  walk budget per turn (task_filter.c units, ~2 ms)
+#define BK_BULK_TASKS  200   //  tasks a job acts on per turn at most
+#define BK_BULK_BUDGET 20000 //  walk budget per turn (task_filter.c units, ~1 ms)
 #define BK_BULK_IDS    1000  //  ids one job may name
 
 typedef struct _bk_bulk_t bk_bulk_t;
@@ -43,8 +43,10 @@ void bk_bulk_destroy (bk_bulk_t **self_p);
 //  the team's jobs, 404 "Bulk job not found"); req is authenticated.
 void bk_bulk_command (bk_bulk_t *self, bk_req_t *req, int cmd);
 
-//  A turn's share of the running jobs' work, in the turn's transaction.
-void bk_bulk_run (bk_bulk_t *self);
+//  A turn's share of the running jobs' work, in the turn's transaction:
+//  one job's, until budget_us microseconds have passed (at least one task
+//  is acted on, so every turn moves on).
+void bk_bulk_run (bk_bulk_t *self, int64_t budget_us);
 //  True while a job runs: the loop must not sleep.
 bool bk_bulk_busy (bk_bulk_t *self);
 //  Learns from the store whether a job runs (at start, and after a failed

@@ -43,6 +43,10 @@
 #define S_TURN_BYTES (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
 #define S_WAKE_MAX   100        //  longest sleep, ms: how soon a stop request is seen
 #define S_INDEX_STEP 20000      //  stored tasks indexed per transaction at start
+//  The time a bulk job may take in a turn (bulk.c): less when clients
+//  wait for the turn's answers, since its commit answers them after it.
+#define S_BULK_BUSY_US 500
+#define S_BULK_IDLE_US 1500
 
 typedef struct {
     const bk_config_t *cfg;        //  borrowed
@@ -439,17 +443,19 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
              n++)
             ;
     }
+    size_t taken = 0; //  client requests in this turn
     for (int i = 0; i < self->nclients; i++) {
         size_t bytes = 0;
-        for (int n = 0; n < S_BATCH && bytes < S_TURN_BYTES &&
-                        s_receive (self, self->clients[i], false, &bytes);
-             n++)
-            ;
+        int n = 0;
+        while (n < S_BATCH && bytes < S_TURN_BYTES &&
+               s_receive (self, self->clients[i], false, &bytes))
+            n++;
+        taken += (size_t) n;
     }
     s_providers (self);
     if (engine->next_due <= engine->now)
         bk_engine_promote_due (engine);
-    bk_bulk_run (self->bulk);
+    bk_bulk_run (self->bulk, taken ? S_BULK_BUSY_US : S_BULK_IDLE_US);
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);
