@@ -63,14 +63,16 @@ typedef struct {
 
 struct _bk_bulk_t {
     bk_engine_t *engine; //  borrowed
+    bk_leases_t *leases; //  borrowed: a retried task's delivery still out ends its lease
     bool busy;           //  a job runs
     uint8_t last[16];    //  the job served last (turns go round the jobs)
 };
 
-bk_bulk_t *bk_bulk_new (bk_engine_t *engine) {
+bk_bulk_t *bk_bulk_new (bk_engine_t *engine, bk_leases_t *leases) {
     bk_bulk_t *self = calloc (1, sizeof *self);
     assert (self);
     self->engine = engine;
+    self->leases = leases;
     self->busy = true; //  until bk_bulk_run finds none
     return self;
 }
@@ -383,7 +385,7 @@ static void s_act (bk_bulk_t *self, s_job_t *job, const uint8_t id[16]) {
     int rc = BK_ENGINE_REFUSED;
     if (task && memcmp (task->team, job->team, 16) == 0)
         rc = job->action == S_CANCEL ? bk_engine_cancel (self->engine, task)
-                                     : bk_engine_retry (self->engine, task);
+                                     : bk_engine_retry (self->engine, task, self->leases);
     if (rc == 0)
         job->done++;
     else
@@ -549,7 +551,7 @@ void bk_bulk_test (bool verbose) {
     bk_config_defaults (&cfg);
     bk_engine_t *engine = bk_engine_new (&cfg, store, outbox, NULL);
     bk_engine_clock (engine, 1705314600000, 0);
-    bk_bulk_t *bulk = bk_bulk_new (engine);
+    bk_bulk_t *bulk = bk_bulk_new (engine, NULL);
     bk_bulk_recover (bulk);
     assert (!bk_bulk_busy (bulk));
     bk_bulk_run (bulk, S_TEST_FOREVER); //  nothing to do
@@ -654,7 +656,7 @@ void bk_bulk_test (bool verbose) {
                        "{\"bulk\": {\"action\": \"retry\", \"filter\": {\"status\": \"failed\"}}}");
     assert (id);
     bk_bulk_destroy (&bulk);
-    bulk = bk_bulk_new (engine);
+    bulk = bk_bulk_new (engine, NULL);
     bk_bulk_recover (bulk);
     assert (bk_bulk_busy (bulk));
     bk_bulk_run (bulk, S_TEST_FOREVER);

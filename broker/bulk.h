@@ -35,8 +35,9 @@
 
 typedef struct _bk_bulk_t bk_bulk_t;
 
-//  The bulk jobs of engine's store. Caller destroys.
-bk_bulk_t *bk_bulk_new (bk_engine_t *engine);
+//  The bulk jobs of engine's store; a retry ends a delivery's lease in
+//  leases (bk_engine_retry). Caller destroys.
+bk_bulk_t *bk_bulk_new (bk_engine_t *engine, bk_leases_t *leases);
 void bk_bulk_destroy (bk_bulk_t **self_p);
 
 //  Answers TASK_BULK (202 with the new job) and BULK_GET (200 with one of

@@ -184,7 +184,14 @@ int bk_engine_attempt_failed (bk_engine_t *self, bk_task_t *task, const char *er
 
 void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t duration,
                                int status_code, const char *error) {
-    bk_attempt_t attempt = {task->attempts, task->attempt_at, duration, status_code, error};
+    bool traced = bk_trace_known (&task->trace);
+    bk_attempt_t attempt = {task->attempts,
+                            task->attempt_at,
+                            duration,
+                            status_code,
+                            error,
+                            traced ? task->trace.trace_id : NULL,
+                            traced ? task->span : NULL};
     bk_tasks_add_attempt (self->store, task->id, &attempt);
     self->stats.latency_sum_ms += (uint64_t) (duration > 0 ? duration : 0);
     for (int i = 0; i < BK_LATENCY_BUCKETS; i++)
@@ -195,9 +202,17 @@ void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t durat
 }
 
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task) {
-    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
+    //  a poll in flight keeps its lease token: its answer still ends the
+    //  worker's lease (and is dropped as stale), or the worker's slot would
+    //  stay taken until the lease's deadline
     task->poll.inflight = false;
-    task->poll.lease[0] = '\0';
+    if (task->poll.op_pending && task->poll.op_stage == BK_POLL_INITIAL && !task->poll.cancel_url) {
+        //  the job's plan, with its cancel URL, is still with the provider
+        //  host: the cancel goes once it comes (bk_results_provider_done)
+        task->poll.cancel_owed = true;
+        return;
+    }
+    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
     if (!task->poll.cancel_url)
         return;
     task->poll.cancel_owed = true;
@@ -271,7 +286,7 @@ int bk_engine_cancel (bk_engine_t *self, bk_task_t *task) {
     return rc ? rc : bk_engine_save (self, task, status);
 }
 
-int bk_engine_retry (bk_engine_t *self, bk_task_t *task) {
+int bk_engine_retry (bk_engine_t *self, bk_task_t *task, bk_leases_t *leases) {
     int status = task->status;
     if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT)
         return BK_ENGINE_REFUSED;
@@ -279,6 +294,8 @@ int bk_engine_retry (bk_engine_t *self, bk_task_t *task) {
     task->error = NULL;
     task->result = (bk_blob_t){0};
     task->completed_at = -1;
+    if (task->notify.inflight && leases) //  its answer no longer counts: the worker's slot is free
+        bk_leases_end (leases, task->id, BK_LEASE_NOTIFY, task->notify.attempt);
     task->notify = (bk_notify_t){.due = -1};
     task->on_complete = (bk_outcome_t){BK_OUTCOME_NONE, 0, -1, NULL, -1};
     int rc = bk_engine_ready (self, task);
@@ -316,6 +333,8 @@ bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_
 }
 
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
+    if (!bk_trace_known (&task->trace)) //  the creator gave none
+        bk_task_set_trace (task, NULL, NULL);
     task->seq = ++self->seq;
     if (task->created_at < self->last_created)
         task->created_at = self->last_created; //  the clock stepped back

@@ -16,6 +16,7 @@
 #define BK_ENGINE_H
 
 #include "broker.h"
+#include "lease.h"
 #include "loader.h"
 #include "outbox.h"
 #include "queue.h"
@@ -124,8 +125,10 @@ void bk_engine_finish (bk_engine_t *self, bk_task_t *task, int status, const cha
 int bk_engine_cancel (bk_engine_t *self, bk_task_t *task);
 //  Replays a failed or timed-out task (a new attempt series: status
 //  pending, retryCount 0, error, result, completedAt and onComplete
-//  cleared) and saves it: 0, BK_ENGINE_REFUSED or a store error.
-int bk_engine_retry (bk_engine_t *self, bk_task_t *task);
+//  cleared) and saves it: 0, BK_ENGINE_REFUSED or a store error. An
+//  onCompleteUrl delivery still out ends its lease in leases (NULL: none
+//  kept), so the worker's slot is free at once.
+int bk_engine_retry (bk_engine_t *self, bk_task_t *task, bk_leases_t *leases);
 //  An attempt ended without a usable answer: retry after the back-off
 //  (or at once with requeue_now), or fail when retries are used up or
 //  permanent. retry_after_ms >= 0 is the target's Retry-After.
@@ -144,7 +147,8 @@ void bk_engine_delivery (bk_engine_t *self, bk_task_t *task, int status_code, co
 void bk_engine_poll_later (bk_engine_t *self, bk_task_t *task, int64_t ms);
 //  A polling task that ends before its job (cancel, timeout): the
 //  provider's cancel request is owed (dispatch sends it when a worker is
-//  free), and no poll answer counts any more.
+//  free), and no poll answer counts any more (the one in flight still ends
+//  its lease).
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task);
 //  The maxWaitTime timer of a waiting or polling task: set from now, or
 //  cleared.

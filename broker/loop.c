@@ -345,7 +345,7 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     self->results =
         bk_results_new (self->engine, bk_dispatch_leases (self->dispatch), self->providers);
     self->scheduler = bk_scheduler_new (self->engine);
-    self->bulk = bk_bulk_new (self->engine);
+    self->bulk = bk_bulk_new (self->engine, bk_dispatch_leases (self->dispatch));
     self->handlers = bk_handlers_new (self->engine, self->keys, self->dispatch, self->scheduler,
                                       self->sockets, self->bulk, self->admin);
     bk_engine_clock (self->engine, aq_time_now_ms (), aq_time_mono_ms ());
