@@ -67,7 +67,7 @@ LIBGATEWAY = $(LIB)/libaqgateway.a
 
 PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
         $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
-        $(BIN)/aq-curl-limit $(BIN)/aq-peer-load
+        $(BIN)/aq-curl-limit $(BIN)/aq-peer-load $(BIN)/aq-store-fill
 
 .PHONY: all deps check-deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
@@ -136,6 +136,8 @@ $(BIN)/aq-hello: $(OBJ)/tests/hello.o $(LIBPROTO)
 $(BIN)/aq-curl-limit: $(OBJ)/tests/curllimit.o
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/aq-peer-load: $(OBJ)/tests/peerload.o
+	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/aq-store-fill: $(OBJ)/tests/storefill.o $(LIBBROKER) $(LIBPROTO)
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Plugins: plugins/*.c (the loader, its calls, the host table) are in libaqbroker.a

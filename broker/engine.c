@@ -269,6 +269,39 @@ void bk_engine_delivery (bk_engine_t *self, bk_task_t *task, int status_code, co
     }
 }
 
+int bk_engine_cancel (bk_engine_t *self, bk_task_t *task) {
+    int status = task->status, rc = 0;
+    if (status == BK_ST_PENDING)
+        rc = bk_queue_remove (self->queue, task->priority, task->team, task->seq);
+    else if (status == BK_ST_DELAYED)
+        rc = bk_delay_remove (self->store, task->due, BK_DELAY_TASK, task->id);
+    else if (status == BK_ST_WAITING || status == BK_ST_POLLING) {
+        if (status == BK_ST_POLLING)
+            bk_engine_cancel_job (self, task);
+        bk_engine_clear_deadline (self, task);
+        task->signal[0] = '\0';
+    } else
+        return BK_ENGINE_REFUSED;
+    bk_engine_finish (self, task, BK_ST_CANCELLED, NULL);
+    return rc ? rc : bk_engine_save (self, task, status);
+}
+
+int bk_engine_retry (bk_engine_t *self, bk_task_t *task, bk_leases_t *leases) {
+    int status = task->status;
+    if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT)
+        return BK_ENGINE_REFUSED;
+    task->retry_count = 0;
+    task->error = NULL;
+    task->result = (bk_blob_t){0};
+    task->completed_at = -1;
+    if (task->notify.inflight && leases) //  its answer no longer counts: the worker's slot is free
+        bk_leases_end (leases, task->id, BK_LEASE_NOTIFY, task->notify.attempt);
+    task->notify = (bk_notify_t){.due = -1};
+    task->on_complete = (bk_outcome_t){BK_OUTCOME_NONE, 0, -1, NULL, -1};
+    int rc = bk_engine_ready (self, task);
+    return rc ? rc : bk_engine_save (self, task, status);
+}
+
 //  --------------------------------------------------------------------------
 //  Creating
 
@@ -303,6 +336,9 @@ int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
     if (!bk_trace_known (&task->trace)) //  the creator gave none
         bk_task_set_trace (task, NULL, NULL);
     task->seq = ++self->seq;
+    if (task->created_at < self->last_created)
+        task->created_at = self->last_created; //  the clock stepped back
+    self->last_created = task->created_at;
     task->attempts = 0;
     int rc = task->status == BK_ST_DELAYED ? bk_engine_delay (self, task, task->delay_until)
                                            : bk_engine_ready (self, task);

@@ -16,6 +16,7 @@
 #define BK_ENGINE_H
 
 #include "broker.h"
+#include "lease.h"
 #include "loader.h"
 #include "outbox.h"
 #include "queue.h"
@@ -59,6 +60,7 @@ struct _bk_engine_t {
     int64_t now;                    //  wall ms of this turn
     int64_t mono;                   //  monotonic ms of this turn
     uint64_t seq;                   //  last creation sequence used
+    int64_t last_created;           //  createdAt of the newest task (the next is not older)
     int64_t next_due;               //  earliest delay-queue time, INT64_MAX if none known
     bk_stats_t stats;               //  counters since start
     bk_engine_due_fn *due_hook;     //  sched/'s timers
@@ -81,7 +83,11 @@ void bk_engine_clock (bk_engine_t *self, int64_t now, int64_t mono);
 //  with the API error in errbuf otherwise.
 bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_node_t *request,
                             char *errbuf, size_t size);
-//  Stores a built task and queues it (ready or delayed). 0 or a store error.
+//  Stores a built task and queues it (ready or delayed). Its seq is the
+//  next creation sequence and its createdAt at least the last task's:
+//  creation order and createdAt agree even when the wall clock steps
+//  back, which lets a createdAfter/createdBefore filter find its range by
+//  seq (task_filter.h). 0 or a store error.
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task);
 //  Puts an item in the delay queue and wakes the loop in time for it.
 int bk_engine_timer (bk_engine_t *self, int64_t due, int kind, const uint8_t id[16]);
@@ -110,6 +116,19 @@ void bk_engine_enqueue (bk_engine_t *self, bk_task_t *task);
 //  Ends a task: status (a terminal one), completedAt, the error (NULL
 //  keeps none), the onCompleteUrl delivery owed, the run's step hook.
 void bk_engine_finish (bk_engine_t *self, bk_task_t *task, int status, const char *error);
+//  What bk_engine_cancel and bk_engine_retry return when the task's
+//  status does not allow it (a store error is negative).
+#define BK_ENGINE_REFUSED 1
+//  Cancels a pending, delayed, waiting or polling task and saves it:
+//  0, BK_ENGINE_REFUSED (any other status; nothing changed) or a store
+//  error. A polling task's provider job is cancelled too.
+int bk_engine_cancel (bk_engine_t *self, bk_task_t *task);
+//  Replays a failed or timed-out task (a new attempt series: status
+//  pending, retryCount 0, error, result, completedAt and onComplete
+//  cleared) and saves it: 0, BK_ENGINE_REFUSED or a store error. An
+//  onCompleteUrl delivery still out ends its lease in leases (NULL: none
+//  kept), so the worker's slot is free at once.
+int bk_engine_retry (bk_engine_t *self, bk_task_t *task, bk_leases_t *leases);
 //  An attempt ended without a usable answer: retry after the back-off
 //  (or at once with requeue_now), or fail when retries are used up or
 //  permanent. retry_after_ms >= 0 is the target's Retry-After.

@@ -5,6 +5,7 @@
 #include "aq_uuid.h"
 #include "delay.h"
 #include "request.h"
+#include "task_filter.h"
 #include "task_request.h"
 #include "tasks.h"
 
@@ -16,7 +17,9 @@
 
 #define S_IDEM_TTL   (24 * 3600000LL) //  an Idempotency-Key replays for a day
 #define S_IDEM_MAX   255              //  and is at most this long
+#define S_IDEM_BATCH 0xFF             //  before a batch's key: its own namespace
 #define S_MAX_WAIT_S 25               //  GET ?wait=N
+#define S_BATCH_MAX  1000             //  tasks in one POST /v1/tasks/batch
 
 struct _bk_handlers_t {
     bk_engine_t *engine;       //  borrowed
@@ -25,11 +28,12 @@ struct _bk_handlers_t {
     bk_dispatch_t *dispatch;   //  borrowed: workers and leases
     bk_scheduler_t *scheduler; //  borrowed
     bk_sockets_t *sockets;     //  borrowed: refused connections, for STATS
+    bk_bulk_t *bulk;           //  borrowed: bulk jobs
     char admin[80];            //  the admin token
 };
 
 bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatch_t *dispatch,
-                                bk_scheduler_t *scheduler, bk_sockets_t *sockets,
+                                bk_scheduler_t *scheduler, bk_sockets_t *sockets, bk_bulk_t *bulk,
                                 const char *admin) {
     bk_handlers_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -39,6 +43,7 @@ bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatc
     self->dispatch = dispatch;
     self->scheduler = scheduler;
     self->sockets = sockets;
+    self->bulk = bulk;
     snprintf (self->admin, sizeof self->admin, "%s", admin);
     return self;
 }
@@ -130,15 +135,11 @@ static bk_task_t *s_own (bk_handlers_t *self, bk_req_t *req) {
     return task;
 }
 
-//  Saves a task changed by a request (rc: how the change went so far) and
-//  answers with it, or with 503 when the store failed. Takes the task.
-static void s_answer_saved (bk_handlers_t *self, bk_req_t *req, bk_task_t **task_p, int old_status,
-                            int rc) {
-    bk_task_t *task = *task_p;
+//  Answers with a task a request changed and saved (rc: how that went),
+//  or with 503 when the store failed. Takes the task.
+static void s_answer_saved (bk_handlers_t *self, bk_req_t *req, bk_task_t **task_p, int rc) {
     if (rc == 0)
-        rc = bk_engine_save (self->engine, task, old_status);
-    if (rc == 0)
-        s_answer_task (req, AQ_OK, task);
+        s_answer_task (req, AQ_OK, *task_p);
     else
         bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
     bk_task_destroy (task_p);
@@ -153,21 +154,36 @@ static void s_conflict (bk_req_t *req, bk_task_t **task_p, const char *done) {
     bk_task_destroy (task_p);
 }
 
+//  The request's Idempotency-Key as its BK_DB_IDEM key (team, then the
+//  key; a batch's after S_IDEM_BATCH) into key: its size, 0 without one,
+//  -1 after answering 400.
+static int s_idem_key (bk_req_t *req, bool batch, uint8_t key[17 + S_IDEM_MAX]) {
+    aq_node_t idem;
+    if (!bk_req_get (req, "idem", &idem) || !aq_node_is_str (&idem) || idem.count == 0)
+        return 0;
+    if (idem.count > S_IDEM_MAX) {
+        bk_req_error (req, AQ_BAD_REQUEST, "Idempotency-Key must be at most 255 characters");
+        return -1;
+    }
+    size_t size = 0;
+    memcpy (key, req->team, 16), size += 16;
+    if (batch)
+        key[size++] = S_IDEM_BATCH;
+    memcpy (key + size, idem.data, idem.count);
+    return (int) (size + idem.count);
+}
+
 static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_engine_t *engine = self->engine;
-    aq_node_t idem, request;
-    uint8_t key[16 + S_IDEM_MAX];
-    size_t key_size = 0;
-    if (bk_req_get (req, "idem", &idem) && aq_node_is_str (&idem) && idem.count > 0) {
-        if (idem.count > S_IDEM_MAX) {
-            bk_req_error (req, AQ_BAD_REQUEST, "Idempotency-Key must be at most 255 characters");
-            return;
-        }
-        memcpy (key, req->team, 16);
-        memcpy (key + 16, idem.data, idem.count);
-        key_size = 16 + idem.count;
+    aq_node_t request;
+    uint8_t key[17 + S_IDEM_MAX];
+    int key_size = s_idem_key (req, false, key);
+    if (key_size < 0)
+        return;
+    if (key_size) {
         bk_val_t val;
-        if (bk_store_get (engine->store, BK_DB_IDEM, key, key_size, &val) == 0 && val.size == 24) {
+        if (bk_store_get (engine->store, BK_DB_IDEM, key, (size_t) key_size, &val) == 0 &&
+            val.size == 24) {
             int64_t created;
             uint8_t id[16];
             memcpy (id, val.data, 16);
@@ -199,13 +215,114 @@ static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
         uint8_t val[24];
         memcpy (val, task->id, 16);
         memcpy (val + 16, &engine->now, 8);
-        rc = bk_store_put (engine->store, BK_DB_IDEM, key, key_size, val, sizeof val);
+        rc = bk_store_put (engine->store, BK_DB_IDEM, key, (size_t) key_size, val, sizeof val);
     }
     if (rc == 0)
         s_answer_task (req, AQ_CREATED, task);
     else
         bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
     bk_task_destroy (&task);
+}
+
+//  Answers {"tasks": [...]} with status, the tasks in order.
+static void s_answer_tasks (bk_req_t *req, int status, bk_task_t **tasks, size_t n) {
+    aq_writer_t *w = bk_req_named (req, status, "tasks");
+    aq_write_array (w, (uint32_t) n);
+    for (size_t i = 0; i < n; i++)
+        bk_task_write_public (tasks[i], w);
+    bk_req_done (req);
+}
+
+//  A batch's Idempotency-Key seen within a day: answers 200 with its tasks
+//  as they are now and returns true. val: created ms(8), then the ids.
+static bool s_batch_replay (bk_handlers_t *self, bk_req_t *req, const bk_val_t *val) {
+    int64_t created;
+    if (val->size < 8 || (val->size - 8) % 16)
+        return false;
+    memcpy (&created, val->data, 8);
+    size_t n = (val->size - 8) / 16;
+    if (created + S_IDEM_TTL <= self->engine->now || n == 0 || n > S_BATCH_MAX)
+        return false;
+    bk_task_t **tasks = calloc (n, sizeof *tasks);
+    assert (tasks);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t id[16];
+        memcpy (id, (const uint8_t *) val->data + 8 + 16 * i, 16);
+        if ((tasks[found] = bk_engine_load (self->engine, id)))
+            found++;
+    }
+    if (found == n)
+        s_answer_tasks (req, AQ_OK, tasks, n);
+    for (size_t i = 0; i < found; i++)
+        bk_task_destroy (&tasks[i]);
+    free (tasks);
+    return found == n;
+}
+
+//  POST /v1/tasks/batch: every task checked first; one bad, 400 naming it
+//  and nothing created; else all created in this turn's transaction.
+static void s_task_batch (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    uint8_t key[17 + S_IDEM_MAX];
+    int key_size = s_idem_key (req, true, key);
+    bk_val_t val;
+    if (key_size < 0 ||
+        (key_size && bk_store_get (engine->store, BK_DB_IDEM, key, (size_t) key_size, &val) == 0 &&
+         s_batch_replay (self, req, &val)))
+        return;
+    static const char *const fields[] = {"tasks", NULL};
+    aq_node_t batch, list, item;
+    char errbuf[512], message[600];
+    const char *error = NULL;
+    if (!bk_req_get (req, "batch", &batch) || batch.type != AQ_NODE_MAP)
+        error = "Request body must be a JSON object";
+    else if (!(error = bk_task_unknown_field (&batch, fields, "", errbuf, sizeof errbuf)) &&
+             !(aq_node_get (&batch, "tasks", &list) && list.type == AQ_NODE_ARRAY &&
+               list.count >= 1 && list.count <= S_BATCH_MAX))
+        error = "tasks must be an array of 1 to 1000 tasks";
+    if (error) {
+        bk_req_error (req, AQ_BAD_REQUEST, error);
+        return;
+    }
+    bk_task_t **tasks = calloc (list.count, sizeof *tasks);
+    assert (tasks);
+    size_t n = 0;
+    aq_iter_t it;
+    for (aq_node_iter (&list, &it); aq_iter_next (&it, NULL, &item); n++) {
+        tasks[n] = bk_engine_build (engine, req->team, &item, errbuf, sizeof errbuf);
+        if (!tasks[n]) {
+            snprintf (message, sizeof message, "tasks[%zu]: %s", n, errbuf);
+            aq_writer_t *w = bk_req_body (req, AQ_BAD_REQUEST);
+            aq_write_map (w, 2);
+            aq_write_kv_str (w, "error", message);
+            aq_write_kv_int (w, "index", (int64_t) n);
+            bk_req_done (req);
+            goto out;
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = bk_engine_insert (engine, tasks[i]);
+    if (rc == 0 && key_size) {
+        size_t size = 8 + 16 * n;
+        uint8_t *ids = malloc (size);
+        assert (ids);
+        memcpy (ids, &engine->now, 8);
+        for (size_t i = 0; i < n; i++)
+            memcpy (ids + 8 + 16 * i, tasks[i]->id, 16);
+        rc = bk_store_put (engine->store, BK_DB_IDEM, key, (size_t) key_size, ids, size);
+        free (ids);
+    }
+    //  a failed insert fails the turn's commit too: nothing of the batch stays
+    if (rc == 0)
+        s_answer_tasks (req, AQ_CREATED, tasks, n);
+    else
+        bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
+out:
+    for (size_t i = 0; i < list.count; i++)
+        bk_task_destroy (&tasks[i]);
+    free (tasks);
 }
 
 static void s_task_get (bk_handlers_t *self, bk_req_t *req, int cmd) {
@@ -243,15 +360,16 @@ static bool s_page_args (bk_req_t *req, int64_t *limit, int64_t *offset) {
     return false;
 }
 
+//  GET /v1/tasks: a page of the team's tasks matching the filter
+//  (task_filter.h), counted from the indexes' counters or, when the
+//  filter combines them, by a walk within BK_QUERY_BUDGET.
 static void s_task_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
     aq_node_t value;
-    int status = 0;
-    if (bk_req_get (req, "status", &value) && !aq_node_is_nil (&value) &&
-        !(aq_node_is_str (&value) &&
-          (status = bk_status_parse ((const char *) value.data, value.count)))) {
-        bk_req_error (req, AQ_BAD_REQUEST,
-                      "status must be one of: pending, delayed, processing, waiting, polling, "
-                      "completed, failed, timeout, cancelled");
+    bk_task_filter_t filter;
+    char errbuf[256];
+    const char *error = bk_task_filter_query (&filter, &req->body, errbuf, sizeof errbuf);
+    if (error) {
+        bk_req_error (req, AQ_BAD_REQUEST, error);
         return;
     }
     int64_t limit, offset;
@@ -265,59 +383,45 @@ static void s_task_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
         }
         ascending = aq_node_streq (&value, "asc");
     }
+    bk_task_query_t *query = bk_task_query_new (self->engine->store, req->team, &filter);
     aq_writer_t *w = bk_req_body (req, AQ_OK);
     aq_write_map (w, 2);
     aq_write_str (w, "tasks");
     uint64_t total;
-    size_t shown = bk_tasks_write_page (self->engine->store, req->team, status, (int) limit,
-                                        (int) offset, ascending, w, &total);
+    bool exact, more;
+    bk_task_query_page (query, ascending, offset, limit, BK_QUERY_BUDGET, w, &total, &exact, &more);
+    bk_task_query_destroy (&query);
     aq_write_str (w, "pagination");
-    bk_req_write_pagination (w, total, limit, offset, shown, "hasMore");
+    aq_write_map (w, exact ? 4 : 5);
+    aq_write_kv_int (w, "total", (int64_t) total);
+    aq_write_kv_int (w, "limit", limit);
+    aq_write_kv_int (w, "offset", offset);
+    aq_write_kv_bool (w, "hasMore", more);
+    if (!exact)
+        aq_write_kv_bool (w, "totalExact", false);
     bk_req_done (req);
 }
 
 static void s_task_cancel (bk_handlers_t *self, bk_req_t *req, int cmd) {
-    bk_engine_t *engine = self->engine;
     bk_task_t *task = s_own (self, req);
     if (!task)
         return;
-    int status = task->status, rc = 0;
-    if (status == BK_ST_PENDING)
-        rc = bk_queue_remove (engine->queue, task->priority, task->team, task->seq);
-    else if (status == BK_ST_DELAYED)
-        rc = bk_delay_remove (engine->store, task->due, BK_DELAY_TASK, task->id);
-    else if (status == BK_ST_WAITING || status == BK_ST_POLLING) {
-        if (status == BK_ST_POLLING)
-            bk_engine_cancel_job (engine, task);
-        bk_engine_clear_deadline (engine, task);
-        task->signal[0] = '\0';
-    } else {
+    int rc = bk_engine_cancel (self->engine, task);
+    if (rc == BK_ENGINE_REFUSED)
         s_conflict (req, &task, "cancelled");
-        return;
-    }
-    bk_engine_finish (engine, task, BK_ST_CANCELLED, NULL);
-    s_answer_saved (self, req, &task, status, rc);
+    else
+        s_answer_saved (self, req, &task, rc);
 }
 
 static void s_task_retry (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_task_t *task = s_own (self, req);
     if (!task)
         return;
-    int status = task->status;
-    if (status != BK_ST_FAILED && status != BK_ST_TIMEOUT) {
+    int rc = bk_engine_retry (self->engine, task, bk_dispatch_leases (self->dispatch));
+    if (rc == BK_ENGINE_REFUSED)
         s_conflict (req, &task, "retried");
-        return;
-    }
-    task->retry_count = 0;
-    task->error = NULL;
-    task->result = (bk_blob_t){0};
-    task->completed_at = -1;
-    if (task->notify.inflight) //  its answer no longer counts: the worker's slot is free now
-        bk_leases_end (bk_dispatch_leases (self->dispatch), task->id, BK_LEASE_NOTIFY,
-                       task->notify.attempt);
-    task->notify = (bk_notify_t){.due = -1};
-    task->on_complete = (bk_outcome_t){BK_OUTCOME_NONE, 0, -1, NULL, -1};
-    s_answer_saved (self, req, &task, status, bk_engine_ready (self->engine, task));
+    else
+        s_answer_saved (self, req, &task, rc);
 }
 
 static void s_task_attempts (bk_handlers_t *self, bk_req_t *req, int cmd) {
@@ -394,7 +498,7 @@ static void s_task_signal (bk_handlers_t *self, bk_req_t *req, int cmd) {
         bk_task_set_blob (task, &task->result, result.raw, result.raw_size);
     bk_engine_finish (engine, task, completed ? BK_ST_COMPLETED : BK_ST_FAILED,
                       completed ? NULL : "failed by signal");
-    s_answer_saved (self, req, &task, status, 0);
+    s_answer_saved (self, req, &task, bk_engine_save (engine, task, status));
 }
 
 //  AUTH: the key's team and scope, and the team's events topic.
@@ -480,6 +584,10 @@ static void s_scheduler_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_scheduler_command (self->scheduler, req, cmd);
 }
 
+static void s_bulk_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_bulk_command (self->bulk, req, cmd);
+}
+
 //  --------------------------------------------------------------------------
 //  The table
 
@@ -498,6 +606,9 @@ typedef struct {
 
 static const s_route_t s_routes[] = {
     {AQ_CMD_TASK_CREATE, S_WRITE, s_task_create},
+    {AQ_CMD_TASK_BATCH, S_WRITE, s_task_batch},
+    {AQ_CMD_TASK_BULK, S_WRITE, s_bulk_command},
+    {AQ_CMD_BULK_GET, S_READ, s_bulk_command},
     {AQ_CMD_TASK_GET, S_READ, s_task_get},
     {AQ_CMD_TASK_LIST, S_READ, s_task_list},
     {AQ_CMD_TASK_CANCEL, S_WRITE, s_task_cancel},
@@ -576,6 +687,9 @@ static const struct {
     s_access_t access;
 } s_expected[] = {
     {AQ_CMD_TASK_CREATE, S_WRITE},
+    {AQ_CMD_TASK_BATCH, S_WRITE},
+    {AQ_CMD_TASK_BULK, S_WRITE},
+    {AQ_CMD_BULK_GET, S_READ},
     {AQ_CMD_TASK_GET, S_READ},
     {AQ_CMD_TASK_LIST, S_READ},
     {AQ_CMD_TASK_CANCEL, S_WRITE},
@@ -793,6 +907,35 @@ static void s_test_commands (rig_core_t *rig) {
     assert (s_refused (rig, AQ_UNAUTH, "Invalid admin token"));
 }
 
+//  Batch: all or nothing; bulk: a job the turns finish, the team's own
+static void s_test_bulk (rig_core_t *rig) {
+    aq_node_t value;
+    static const char *const batch_of_two =
+        "{\"key\": \"%s\", \"batch\": {\"tasks\": [{\"targetUrl\": \"http://t.test/b\", "
+        "\"labels\": {\"batch\": \"b1\"}}, {\"targetUrl\": \"http://t.test/b\", %s}]}}";
+    rig_core_call (rig, AQ_CMD_TASK_BATCH, batch_of_two, rig->key, "\"priority\": 0");
+    assert (rig->status == AQ_BAD_REQUEST && //  a REPLY: the index is a field beside the error
+            strcmp (rig->json, "{\"error\":\"tasks[1]: priority must be an integer between 1 and "
+                               "10\",\"index\":1}") == 0);
+    assert (rig_core_call (rig, AQ_CMD_TASK_BATCH, batch_of_two, rig->key,
+                           "\"labels\": {\"batch\": \"b1\"}") == AQ_CREATED);
+    assert (rig_core_call (rig, AQ_CMD_TASK_BULK,
+                           "{\"key\": \"%s\", \"bulk\": {\"action\": \"cancel\", \"filter\": "
+                           "{\"labels\": {\"batch\": \"b1\"}}}}",
+                           rig->key) == AQ_ACCEPTED);
+    char job[AQ_UUID_TEXT];
+    aq_node_t bulk;
+    assert (aq_node_get (&rig->body, "bulk", &bulk) && aq_node_get (&bulk, "id", &value) &&
+            aq_node_strcpy (&value, job, sizeof job));
+    assert (rig_core_shows (rig, "\"status\":\"running\",\"matched\":2"));
+    rig_core_later (rig, 1);
+    assert (rig_core_call (rig, AQ_CMD_BULK_GET, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->key,
+                           job) == AQ_OK);
+    assert (rig_core_shows (rig, "\"status\":\"completed\",\"matched\":2,\"done\":2,\"failed\":0"));
+    rig_core_call (rig, AQ_CMD_BULK_GET, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->other_key, job);
+    assert (s_refused (rig, AQ_NOT_FOUND, "Bulk job not found"));
+}
+
 //  The team's rate limit: taken by every keyed request, at the rig's clock
 static void s_test_limit (rig_core_t *rig) {
     assert (rig_core_call (rig, AQ_CMD_TEAM_LIMIT,
@@ -818,6 +961,7 @@ void bk_handlers_test (bool verbose) {
     s_test_access (rig);
     s_test_teams (rig);
     s_test_commands (rig);
+    s_test_bulk (rig);
     s_test_limit (rig);
     rig_core_destroy (&rig);
     if (verbose)

@@ -4,12 +4,14 @@
     token, any key of the team, a full-scope key, or the handler decides)
     and its handler; the credentials are checked (and the team's rate limit
     taken) before the handler runs. Task commands are answered here; teams,
-    keys and tokens by admin.c; scheduled tasks and events by sched/.
+    keys and tokens by admin.c; bulk jobs by bulk.c; scheduled tasks and
+    events by sched/.
 */
 #ifndef BK_HANDLERS_H
 #define BK_HANDLERS_H
 
 #include "aq_msg.h"
+#include "bulk.h"
 #include "dispatch.h"
 #include "engine.h"
 #include "keys.h"
@@ -25,7 +27,7 @@ typedef struct _bk_handlers_t bk_handlers_t;
 
 //  Everything the commands work on, borrowed; admin is the admin token.
 bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatch_t *dispatch,
-                                bk_scheduler_t *scheduler, bk_sockets_t *sockets,
+                                bk_scheduler_t *scheduler, bk_sockets_t *sockets, bk_bulk_t *bulk,
                                 const char *admin);
 void bk_handlers_destroy (bk_handlers_t **self_p);
 

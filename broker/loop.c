@@ -3,7 +3,8 @@
     One thread. Each turn: poll; open one write transaction; hand every
     message waiting on the worker and client sockets (bounded) to dispatch,
     results and handlers; read the provider hosts' answers; move due timers;
-    expire dead workers and leases; dispatch to workers with credit; commit
+    take a bulk job's share (bulk.c: the loop does not sleep while one
+    runs); expire dead workers and leases; dispatch to workers with credit; commit
     once; only then flush the outbox (group commit: nobody hears of a
     change before it is on disk). The modules never reach back into the
     loop: it owns them and calls them.
@@ -15,6 +16,7 @@
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
+#include "bulk.h"
 #include "dispatch.h"
 #include "engine.h"
 #include "handlers.h"
@@ -25,6 +27,7 @@
 #include "sched/scheduler.h"
 #include "sockets.h"
 #include "store.h"
+#include "task_index.h"
 #include "upgrade.h"
 
 #include <assert.h>
@@ -39,6 +42,11 @@
 #define S_BATCH      1000       //  messages per socket per turn
 #define S_TURN_BYTES (8u << 20) //  bytes per socket per turn (see BK_STORE_HEADROOM)
 #define S_WAKE_MAX   100        //  longest sleep, ms: how soon a stop request is seen
+#define S_INDEX_STEP 20000      //  stored tasks indexed per transaction at start
+//  The time a bulk job may take in a turn (bulk.c): less when clients
+//  wait for the turn's answers, since its commit answers them after it.
+#define S_BULK_BUSY_US 500
+#define S_BULK_IDLE_US 1500
 
 typedef struct {
     const bk_config_t *cfg;        //  borrowed
@@ -59,6 +67,7 @@ typedef struct {
     bk_results_t *results;       //  RESULTs
     bk_scheduler_t *scheduler;   //  scheduled tasks
     bk_handlers_t *handlers;     //  client commands
+    bk_bulk_t *bulk;             //  bulk jobs
     char admin[65];              //  the admin token
     uint64_t stored_seq;         //  the creation sequence in the store's meta
     bool recover;                //  re-lease processing tasks at the next turn
@@ -274,6 +283,31 @@ static uint64_t s_last_seq (bk_store_t *store) {
     return seq;
 }
 
+//  Indexes the tasks an older build stored for the list filters
+//  (task_index.h), S_INDEX_STEP tasks per transaction. 0, or -1 after
+//  logging why.
+static int s_index (s_loop_t *self) {
+    int64_t total = 0;
+    bool done = false;
+    while (!done) {
+        if (bk_store_begin (self->store, true) != 0)
+            return -1;
+        int64_t n = bk_task_index_build (self->store, S_INDEX_STEP, &done);
+        if (n < 0)
+            bk_store_abort (self->store);
+        if (n < 0 || bk_store_commit (self->store) != 0) {
+            aq_log (AQ_LOG_ERROR, "broker", "cannot index stored tasks for the list filters");
+            return -1;
+        }
+        bk_store_settle (self->store);
+        total += n;
+    }
+    if (total)
+        aq_log (AQ_LOG_INFO, "broker", "indexed %lld stored tasks for the list filters",
+                (long long) total);
+    return 0;
+}
+
 static int s_start (s_loop_t *self, void *zmq_ctx) {
     const bk_config_t *cfg = self->cfg;
     char err[512];
@@ -290,6 +324,8 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
         aq_log (AQ_LOG_ERROR, "broker", "%s", err);
         return -1;
     }
+    if (s_index (self) != 0)
+        return -1;
     if (s_admin_token (self, cfg->data_dir) != 0)
         return -1;
     s_plugins (self);
@@ -309,15 +345,18 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     self->results =
         bk_results_new (self->engine, bk_dispatch_leases (self->dispatch), self->providers);
     self->scheduler = bk_scheduler_new (self->engine);
+    self->bulk = bk_bulk_new (self->engine, bk_dispatch_leases (self->dispatch));
     self->handlers = bk_handlers_new (self->engine, self->keys, self->dispatch, self->scheduler,
-                                      self->sockets, self->admin);
+                                      self->sockets, self->bulk, self->admin);
     bk_engine_clock (self->engine, aq_time_now_ms (), aq_time_mono_ms ());
     if (bk_store_begin (self->store, false) != 0)
         return -1;
     self->engine->seq = self->stored_seq = s_last_seq (self->store);
+    self->engine->last_created = bk_tasks_last_created (self->store);
     bk_dispatch_recover (self->dispatch);
     bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
     bk_tasks_each_in_status (self->store, BK_ST_POLLING, s_provider_resend, self);
+    bk_bulk_recover (self->bulk);
     bk_store_abort (self->store);
     self->last_reader_check = self->engine->mono;
     aq_log (AQ_LOG_INFO, "broker", "ready: data '%s', clients '%s', workers '%s', events '%s'",
@@ -329,6 +368,7 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
 
 static void s_stop (s_loop_t *self) {
     bk_handlers_destroy (&self->handlers);
+    bk_bulk_destroy (&self->bulk);
     bk_scheduler_destroy (&self->scheduler);
     bk_results_destroy (&self->results);
     bk_dispatch_destroy (&self->dispatch);
@@ -348,6 +388,8 @@ static void s_stop (s_loop_t *self) {
 //  How long the loop may sleep: until the next timer, lease deadline, long
 //  poll deadline or provider wake, at most S_WAKE_MAX.
 static long s_wake (s_loop_t *self) {
+    if (bk_bulk_busy (self->bulk))
+        return 0; //  a bulk job goes on in the next turn
     int64_t now = aq_time_now_ms (), mono = aq_time_mono_ms ();
     int64_t wake = S_WAKE_MAX, next = self->engine->next_due;
     if (next != INT64_MAX && next - now < wake)
@@ -389,6 +431,7 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     if (self->recover) {
         bk_dispatch_recover (self->dispatch);
         bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
+        bk_bulk_recover (self->bulk);
         self->recover = false;
     }
     //  A turn takes in at most S_BATCH messages and S_TURN_BYTES per
@@ -400,16 +443,19 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
              n++)
             ;
     }
+    size_t taken = 0; //  client requests in this turn
     for (int i = 0; i < self->nclients; i++) {
         size_t bytes = 0;
-        for (int n = 0; n < S_BATCH && bytes < S_TURN_BYTES &&
-                        s_receive (self, self->clients[i], false, &bytes);
-             n++)
-            ;
+        int n = 0;
+        while (n < S_BATCH && bytes < S_TURN_BYTES &&
+               s_receive (self, self->clients[i], false, &bytes))
+            n++;
+        taken += (size_t) n;
     }
     s_providers (self);
     if (engine->next_due <= engine->now)
         bk_engine_promote_due (engine);
+    bk_bulk_run (self->bulk, taken ? S_BULK_BUSY_US : S_BULK_IDLE_US);
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);

@@ -35,10 +35,10 @@
 #include <unistd.h>
 
 static const char *s_db_names[BK_DB_COUNT] = {
-    "meta",        "tasks",      "ready",         "delay",     "team_tasks",
-    "team_status", "counts",     "attempts",      "idem",      "keys",
-    "teams",       "team_names", "tokens",        "schedules", "team_schedules",
-    "event_names", "runs",       "schedule_runs", "run_keys"};
+    "meta",     "tasks",        "ready",          "delay",       "team_tasks",  "team_status",
+    "counts",   "attempts",     "idem",           "keys",        "teams",       "team_names",
+    "tokens",   "schedules",    "team_schedules", "event_names", "runs",        "schedule_runs",
+    "run_keys", "task_filters", "filter_counts",  "bulk",        "bulk_running"};
 
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction

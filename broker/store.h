@@ -42,6 +42,10 @@ typedef enum {
     BK_DB_RUNS,           //  run id(16) -> packed run record
     BK_DB_SCHEDULE_RUNS,  //  schedule id(16) run id(16) -> ""
     BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe or concurrency record (schedules.h)
+    BK_DB_TASK_FILTERS,   //  team(16) digest(15) status(1) seq(8) -> id(16) (task_index.h)
+    BK_DB_FILTER_COUNTS,  //  team(16) digest(15) status(1) -> uint64, status 0: all
+    BK_DB_BULK,           //  bulk job id(16) -> packed bulk job (bulk.h)
+    BK_DB_BULK_RUNNING,   //  bulk job id(16) -> "" while it runs
     BK_DB_COUNT
 } bk_db_t;
 

@@ -45,6 +45,8 @@ enum {
     K_CREATED_AT,
     K_STARTED_AT,
     K_COMPLETED_AT,
+    K_FLOW_KEY = 29, //  flowControl's key
+    K_LABELS = 30,
     K_ATTEMPTS = 40,
     K_ATTEMPT_AT,
     K_DUE,
@@ -295,6 +297,8 @@ void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
     PUT_STR (K_ON_COMPLETE_URL, self->on_complete_url);
     PUT_STR (K_PROVIDER, self->provider);
     PUT_RAW (K_POLL_CONFIG, self->poll_config);
+    PUT_STR (K_FLOW_KEY, self->flow_key);
+    PUT_RAW (K_LABELS, self->labels);
     if (self->in_run) {
         s_kv_bin (w, K_SCHEDULE_ID, self->schedule_id, 16), n++;
         s_kv_bin (w, K_RUN_ID, self->run_id, 16), n++;
@@ -554,6 +558,13 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
         case K_POLL_CONFIG:
             bk_task_set_blob (self, &self->poll_config, value.raw, value.raw_size);
             break;
+        case K_FLOW_KEY:
+            self->flow_key = s_str (self, &value);
+            break;
+        case K_LABELS:
+            if (value.type == AQ_NODE_MAP)
+                bk_task_set_blob (self, &self->labels, value.raw, value.raw_size);
+            break;
         case K_SCHEDULE_ID:
             s_uuid (&value, self->schedule_id, &ok), self->in_run = true;
             break;
@@ -698,6 +709,11 @@ void bk_task_write_public (const bk_task_t *self, aq_writer_t *w) {
         aq_write_raw (w, self->poll_config.data, self->poll_config.size);
         n++;
     }
+    if (self->labels.size) {
+        aq_write_str (w, "labels");
+        aq_write_raw (w, self->labels.data, self->labels.size);
+        n++;
+    }
     if (self->in_run) {
         KV (s_uuid_text (w, "scheduleId", self->schedule_id));
         KV (s_uuid_text (w, "runId", self->run_id));
@@ -776,6 +792,11 @@ void bk_task_test (bool verbose) {
     bk_task_set_blob (task, &task->poll.op, bytes, size);
     aq_writer_reset (&w);
     task->notify = (bk_notify_t){.active = true, .attempt = 1, .due = 99};
+    task->flow_key = bk_task_strdup (task, "fal-prod");
+    aq_write_map (&w, 1), aq_write_kv_str (&w, "env", "prod");
+    bytes = aq_writer_data (&w, &size);
+    bk_task_set_blob (task, &task->labels, bytes, size);
+    aq_writer_reset (&w);
     bk_task_encode (task, &w);
     bytes = aq_writer_data (&w, &size);
     bk_task_t *back = bk_task_decode (bytes, size);
@@ -807,6 +828,9 @@ void bk_task_test (bool verbose) {
     assert (back->poll.op.size == task->poll.op.size &&
             memcmp (back->poll.op.data, task->poll.op.data, back->poll.op.size) == 0);
     assert (back->notify.active && back->notify.attempt == 1 && back->notify.due == 99);
+    assert (strcmp (back->flow_key, "fal-prod") == 0);
+    assert (back->labels.size == task->labels.size &&
+            memcmp (back->labels.data, task->labels.data, back->labels.size) == 0);
     //  an op applied: its number stays (the next one follows it), its answer goes
     back->poll.op_pending = false;
     aq_writer_t again;
@@ -836,6 +860,8 @@ void bk_task_test (bool verbose) {
     assert (aq_node_get (&shown, "onComplete", &value) && value.type == AQ_NODE_MAP);
     aq_node_t inner;
     assert (aq_node_get (&value, "status", &inner) && aq_node_streq (&inner, "retrying"));
+    assert (aq_node_get (&shown, "labels", &value) && aq_node_get (&value, "env", &inner) &&
+            aq_node_streq (&inner, "prod"));
     assert (!aq_node_get (&shown, "attempts", &value) && !aq_node_get (&shown, "lease", &value));
     assert (!aq_node_get (&shown, "completedAt", &value));
 

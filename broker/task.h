@@ -128,6 +128,8 @@ typedef struct {
     char *on_complete_url; //  or NULL
     char *provider;        //  a provider plugin's name, or NULL
     bk_blob_t poll_config; //  the pollConfig map, or none
+    bk_blob_t labels;      //  the labels map (1 to 16 str -> str), or none
+    char *flow_key;        //  flowControl's key, or NULL (set by flow control)
     //  a step of a scheduled run
     bool in_run;             //  the three below are set
     uint8_t schedule_id[16]; //  the scheduled task

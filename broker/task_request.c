@@ -12,10 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const s_fields[] = {"targetUrl",    "method",   "headers",       "body",
-                                       "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
-                                       "retryBackoff", "priority", "onCompleteUrl", "provider",
-                                       "pollConfig",   NULL};
+static const char *const s_fields[] = {
+    "targetUrl",     "method",     "headers",    "body",         "maxWaitTime",
+    "timeout",       "delayUntil", "maxRetries", "retryBackoff", "priority",
+    "onCompleteUrl", "provider",   "pollConfig", "labels",       NULL};
 
 bool bk_task_valid_url (const aq_node_t *node) {
     if (!aq_node_is_str (node) || node->count > 2048)
@@ -59,6 +59,42 @@ static const char *s_check_headers (const aq_node_t *headers) {
         if (memchr (value.data, '\0', value.count) || memchr (value.data, '\r', value.count) ||
             memchr (value.data, '\n', value.count))
             return "headers must not contain CR, LF or NUL characters";
+    }
+    return NULL;
+}
+
+bool bk_task_label_name (const uint8_t *name, size_t size) {
+    if (size < 1 || size > BK_LABEL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if (!isalnum (name[i]) && !strchr ("._-", name[i]))
+            return false;
+    return true;
+}
+
+size_t bk_task_utf8_chars (const uint8_t *text, size_t size) {
+    size_t chars = 0;
+    for (size_t i = 0; i < size; i++)
+        chars += (text[i] & 0xC0) != 0x80; //  every byte but a continuation byte
+    return chars;
+}
+
+//  NULL when fine, else the client message.
+static const char *s_check_labels (const aq_node_t *labels) {
+    if (labels->type != AQ_NODE_MAP)
+        return "labels must be an object of strings";
+    if (labels->count > BK_LABELS_MAX)
+        return "labels must have at most 16 entries";
+    aq_iter_t it;
+    aq_node_iter (labels, &it);
+    aq_node_t name, value;
+    while (aq_iter_next (&it, &name, &value)) {
+        if (!aq_node_is_str (&value))
+            return "labels must be an object of strings";
+        if (!aq_node_is_str (&name) || !bk_task_label_name (name.data, name.count))
+            return "labels names must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
+        if (bk_task_utf8_chars (value.data, value.count) > BK_LABEL_VALUE_MAX)
+            return "labels values must be at most 256 characters";
     }
     return NULL;
 }
@@ -179,6 +215,12 @@ bk_task_t *bk_task_from_request (const aq_node_t *request, int64_t now, const ch
         }
         bk_task_set_blob (task, &task->poll_config, value.raw, value.raw_size);
     }
+    if (GIVEN ("labels")) {
+        if ((*error = s_check_labels (&value)))
+            goto fail;
+        if (value.count)
+            bk_task_set_blob (task, &task->labels, value.raw, value.raw_size);
+    }
 #undef GIVEN
     task->status = task->delay_until > now ? BK_ST_DELAYED : BK_ST_PENDING;
     task->created_at = now;
@@ -251,6 +293,20 @@ void bk_task_request_test (bool verbose) {
         {"{\"targetUrl\": \"http://x\", \"provider\": 5}", "provider must be a string"},
         {"{\"targetUrl\": \"http://x\", \"pollConfig\": {}}", "pollConfig.urlTemplate is required"},
         {"[]", "Request body must be a JSON object"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": []}", "labels must be an object of strings"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": {\"a\": 1}}",
+         "labels must be an object of strings"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": {\"a b\": \"x\"}}",
+         "labels names must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": {\"\": \"x\"}}",
+         "labels names must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": {\"a:b\": \"x\"}}",
+         "labels names must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
+        {"{\"targetUrl\": \"http://x\", \"labels\": {\"a\": \"x\", \"b\": \"y\", \"c\": "
+         "\"x\", \"d\": \"x\", \"e\": \"x\", \"f\": \"x\", \"g\": \"x\", \"h\": \"x\", "
+         "\"i\": \"x\", \"j\": \"x\", \"k\": \"x\", \"l\": \"x\", \"m\": \"x\", \"n\": "
+         "\"x\", \"o\": \"x\", \"p\": \"x\", \"q\": \"x\"}}",
+         "labels must have at most 16 entries"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *error = s_error_of (cases[i].request);
@@ -278,8 +334,35 @@ void bk_task_request_test (bool verbose) {
     assert (task->status == BK_ST_DELAYED && task->delay_until == 1893456000000);
     assert (task->timeout_s == 30 && task->max_wait_s == 30 && task->priority == 5);
     assert (task->backoff == BK_BACKOFF_EXPONENTIAL && !task->body && !task->headers.size);
-    assert (task->created_at == 1000 && task->retry_count == 0);
+    assert (task->created_at == 1000 && task->retry_count == 0 && !task->labels.size);
     bk_task_destroy (&task);
+    aq_writer_reset (&w);
+
+    //  labels: names of 64 characters, values of 256 characters (not bytes)
+    char request_text[1400], name[66], value[600];
+    memset (name, 'n', 64), name[64] = '\0';
+    value[0] = '\0';
+    for (int i = 0; i < 256; i++)
+        strcat (value, i % 2 ? "\xc3\xa9" : "a"); //  256 characters, 384 bytes
+    snprintf (request_text, sizeof request_text,
+              "{\"targetUrl\": \"http://x\", \"labels\": {\"%s\": \"%s\", \"env.x_y-1\": \"\"}}",
+              name, value);
+    aq_json_parse (request_text, &w);
+    data = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (data, size, &request) == 0);
+    task = bk_task_from_request (&request, 1000, &error, errbuf, sizeof errbuf);
+    assert (task && task->labels.size > 400);
+    bk_task_destroy (&task);
+    strcat (value, "a"); //  257
+    snprintf (request_text, sizeof request_text,
+              "{\"targetUrl\": \"http://x\", \"labels\": {\"a\": \"%s\"}}", value);
+    assert (strcmp (s_error_of (request_text), "labels values must be at most 256 characters") ==
+            0);
+    strcat (name, "n"); //  65
+    snprintf (request_text, sizeof request_text,
+              "{\"targetUrl\": \"http://x\", \"labels\": {\"%s\": \"x\"}}", name);
+    assert (strcmp (s_error_of (request_text),
+                    "labels names must be 1 to 64 characters of A-Z a-z 0-9 . _ -") == 0);
     aq_writer_release (&w);
     if (verbose)
         printf ("bk_task_request: ok\n");

@@ -23,6 +23,15 @@
 bk_task_t *bk_task_from_request (const aq_node_t *request, int64_t now, const char **error,
                                  char *errbuf, size_t errbuf_size);
 
+#define BK_LABELS_MAX      16  //  labels on a task
+#define BK_LABEL_NAME_MAX  64  //  bytes of a label's name: [A-Za-z0-9._-]
+#define BK_LABEL_VALUE_MAX 256 //  characters (UTF-8) of a label's value
+
+//  True when name (size bytes) is a label name: 1 to 64 of [A-Za-z0-9._-].
+bool bk_task_label_name (const uint8_t *name, size_t size);
+//  The characters in UTF-8 text (size bytes): the bytes that start one.
+size_t bk_task_utf8_chars (const uint8_t *text, size_t size);
+
 //  True when node is a valid http(s) URL: a host, no spaces or control
 //  characters, at most 2048 bytes.
 bool bk_task_valid_url (const aq_node_t *node);

@@ -5,6 +5,7 @@
 */
 #include "tasks.h"
 #include "aq_time.h"
+#include "task_index.h"
 #include "aq_uuid.h"
 #include "trace.h"
 
@@ -81,7 +82,53 @@ int bk_tasks_save (bk_store_t *store, const bk_task_t *task, int old_status) {
         if (rc == 0)
             rc = s_count (store, task->team, task->status, 1);
     }
+    if (rc == 0)
+        rc = bk_task_index_save (store, task, old_status);
     return rc;
+}
+
+uint64_t bk_tasks_seq_hi (bk_store_t *store, const uint8_t team[16]) {
+    uint8_t after[16 + 9];
+    memcpy (after, team, 16);
+    memset (after + 16, 0xFF, 9);
+    bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_TEAM_TASKS);
+    bk_val_t k;
+    int rc = cursor ? bk_cursor_seek (cursor, after, sizeof after, &k, NULL) : BK_NOTFOUND;
+    rc = rc == 0 ? bk_cursor_prev (cursor, &k, NULL) : bk_cursor_last (cursor, &k, NULL);
+    uint64_t seq = 0;
+    if (rc == 0 && k.size == 24 && memcmp (k.data, team, 16) == 0)
+        for (int i = 0; i < 8; i++)
+            seq = seq << 8 | ((const uint8_t *) k.data)[16 + i];
+    bk_cursor_close (&cursor);
+    return seq;
+}
+
+int64_t bk_tasks_last_created (bk_store_t *store) {
+    int64_t last = -1;
+    bk_cursor_t *teams = bk_cursor_open (store, BK_DB_TEAMS);
+    bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_TEAM_TASKS);
+    bk_val_t tk, k, v;
+    for (int rc = teams ? bk_cursor_seek (teams, NULL, 0, &tk, NULL) : BK_NOTFOUND; rc == 0;
+         rc = bk_cursor_next (teams, &tk, NULL)) {
+        uint8_t key[24];
+        if (tk.size != 16 || !cursor)
+            continue;
+        memcpy (key, tk.data, 16);
+        uint64_t seq = bk_tasks_seq_hi (store, key);
+        s_put64 (key + 16, seq);
+        bk_task_t *task = NULL;
+        if (seq && bk_cursor_seek (cursor, key, 24, &k, &v) == 0 && v.size == 16) {
+            uint8_t id[16];
+            memcpy (id, v.data, 16);
+            task = bk_tasks_get (store, id);
+        }
+        if (task && task->created_at > last)
+            last = task->created_at;
+        bk_task_destroy (&task);
+    }
+    bk_cursor_close (&cursor);
+    bk_cursor_close (&teams);
+    return last;
 }
 
 uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status) {
@@ -89,49 +136,6 @@ uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status) {
     memcpy (key, team ? team : s_all_teams, 16);
     key[16] = (uint8_t) status;
     return bk_store_counter (store, BK_DB_COUNTS, key, 17);
-}
-
-size_t bk_tasks_write_page (bk_store_t *store, const uint8_t team[16], int status, int limit,
-                            int offset, bool ascending, aq_writer_t *w, uint64_t *total) {
-    *total = bk_tasks_count (store, team, status);
-    size_t mark = aq_write_array_open (w), shown = 0;
-    bk_db_t db = status ? BK_DB_TEAM_STATUS : BK_DB_TEAM_TASKS;
-    uint8_t prefix[18];
-    size_t prefix_size = 16;
-    memcpy (prefix, team, 16);
-    if (status)
-        prefix[prefix_size++] = (uint8_t) status;
-    bk_cursor_t *cursor = bk_cursor_open (store, db);
-    bk_val_t k, v;
-    int rc = BK_NOTFOUND;
-    if (cursor && ascending)
-        rc = bk_cursor_seek (cursor, prefix, prefix_size, &k, &v);
-    else if (cursor) {
-        //  one past the prefix's last key, then step back
-        uint8_t after[18 + 9];
-        memcpy (after, prefix, prefix_size);
-        memset (after + prefix_size, 0xFF, 9);
-        rc = bk_cursor_seek (cursor, after, prefix_size + 9, &k, &v);
-        rc = rc == 0 ? bk_cursor_prev (cursor, &k, &v) : bk_cursor_last (cursor, &k, &v);
-    }
-    for (int index = 0; rc == 0 && shown < (size_t) limit; index++) {
-        if (k.size < prefix_size || memcmp (k.data, prefix, prefix_size) != 0)
-            break;
-        if (index >= offset && v.size == 16) {
-            uint8_t id[16];
-            memcpy (id, v.data, 16);
-            bk_task_t *task = bk_tasks_get (store, id);
-            if (task) {
-                bk_task_write_public (task, w);
-                shown++;
-            }
-            bk_task_destroy (&task);
-        }
-        rc = ascending ? bk_cursor_next (cursor, &k, &v) : bk_cursor_prev (cursor, &k, &v);
-    }
-    bk_cursor_close (&cursor);
-    aq_write_array_close (w, mark, (uint32_t) shown);
-    return shown;
 }
 
 void bk_tasks_each_in_status (bk_store_t *store, int status,
@@ -309,26 +313,12 @@ void bk_tasks_test (bool verbose) {
 
     aq_writer_t w;
     aq_writer_init (&w);
-    uint64_t total;
     size_t size;
     aq_node_t page, item, value;
-    assert (bk_tasks_write_page (store, team, 0, 3, 0, false, &w, &total) == 3 && total == 10);
-    const uint8_t *data = aq_writer_data (&w, &size);
-    assert (aq_msg_parse (data, size, &page) == 0 && page.type == AQ_NODE_ARRAY);
     aq_iter_t it;
-    aq_node_iter (&page, &it);
-    assert (aq_iter_next (&it, NULL, &item) && aq_node_get (&item, "status", &value) &&
-            aq_node_streq (&value, "delayed")); //  the newest first: seq 10
-    aq_writer_reset (&w);
-    assert (bk_tasks_write_page (store, team, 0, 100, 8, true, &w, &total) == 2);
-    aq_writer_reset (&w);
-    assert (bk_tasks_write_page (store, team, BK_ST_PENDING, 100, 0, true, &w, &total) == 3 &&
-            total == 3);
-    aq_writer_reset (&w);
-    assert (bk_tasks_write_page (store, other, 0, 100, 0, false, &w, &total) == 0 && total == 0);
-    data = aq_writer_data (&w, &size);
-    assert (size == 1 && data[0] == 0x90);
-    aq_writer_reset (&w);
+    const uint8_t *data;
+    assert (bk_tasks_seq_hi (store, team) == 10 && bk_tasks_seq_hi (store, other) == 0);
+    assert (bk_tasks_last_created (store) == 0); //  s_task's createdAt
 
     int seen = 0;
     bk_tasks_each_in_status (store, BK_ST_DELAYED, s_collect, &seen);

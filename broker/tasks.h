@@ -1,7 +1,8 @@
 /*  tasks.h - task records in the store, with their indexes and counters
 
-    Keeps BK_DB_TASKS, BK_DB_TEAM_TASKS, BK_DB_TEAM_STATUS, BK_DB_COUNTS and
-    BK_DB_ATTEMPTS consistent: every status change goes through bk_tasks_save
+    Keeps BK_DB_TASKS, BK_DB_TEAM_TASKS, BK_DB_TEAM_STATUS, BK_DB_COUNTS,
+    BK_DB_ATTEMPTS and the filter indexes (task_index.h) consistent: every
+    status change goes through bk_tasks_save
     with the status the record had before. Counters are kept per team and
     for all teams (team id all 0xFF); status 0 counts every task.
     Calls run inside the caller's transaction.
@@ -21,11 +22,12 @@ bk_task_t *bk_tasks_get (bk_store_t *store, const uint8_t id[16]);
 //  task); indexes and counters follow the change. 0 or a store error.
 int bk_tasks_save (bk_store_t *store, const bk_task_t *task, int old_status);
 
-//  Writes one page of a team's tasks (newest first unless ascending;
-//  status 0 for all) to w as an array of public tasks. Sets *total to the
-//  count matching and returns how many were written.
-size_t bk_tasks_write_page (bk_store_t *store, const uint8_t team[16], int status, int limit,
-                            int offset, bool ascending, aq_writer_t *w, uint64_t *total);
+//  The highest creation sequence of team's tasks, 0 when it has none.
+uint64_t bk_tasks_seq_hi (bk_store_t *store, const uint8_t team[16]);
+//  The latest createdAt of any team's newest task, -1 when there is none
+//  (the engine keeps createdAt from going back: engine.h).
+int64_t bk_tasks_last_created (bk_store_t *store);
+
 //  Number of tasks in a status (0: all), for one team or (team NULL) all.
 uint64_t bk_tasks_count (bk_store_t *store, const uint8_t *team, int status);
 //  Every task id currently in a status, across teams (startup recovery).

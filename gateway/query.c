@@ -28,15 +28,21 @@ static int s_wait (const char *text) {
     return wait <= GW_QUERY_WAIT_MAX ? wait : -1;
 }
 
+//  True for the parameter that may be repeated: label, all given must match.
+static bool s_repeatable (const char *name) {
+    return strcmp (name, "label") == 0;
+}
+
 int gw_query_write (const char *const *accepted, const gw_param_t *params, size_t count,
                     aq_writer_t *msg, int *wait_s, char *error, size_t size) {
     assert (accepted && (params || count == 0) && msg && wait_s && error);
-    unsigned seen = 0; //  a bit per name of accepted
+    int given[GW_QUERY_NAMES] = {0}; //  how often each name of accepted came
     char name_buf[80];
+    //  every problem first, in arrival order, so nothing is written for a 400
     for (size_t q = 0; q < count; q++) {
         const char *name = params[q].name, *value = params[q].value ? params[q].value : "";
         int known = -1;
-        for (int i = 0; accepted[i]; i++)
+        for (int i = 0; i < GW_QUERY_NAMES && accepted[i]; i++)
             if (strcmp (accepted[i], name) == 0)
                 known = i;
         if (known < 0) {
@@ -44,32 +50,57 @@ int gw_query_write (const char *const *accepted, const gw_param_t *params, size_
                       s_printable (name, name_buf, sizeof name_buf));
             return -1;
         }
-        if (seen & 1u << known) {
+        if (given[known] && !s_repeatable (name)) {
             snprintf (error, size, "Duplicate query parameter: %s", name);
             return -1;
         }
-        seen |= 1u << known;
+        if (++given[known] > GW_QUERY_REPEATS) {
+            snprintf (error, size, "%s may be given at most %d times", name, GW_QUERY_REPEATS);
+            return -1;
+        }
         if (strcmp (name, "wait") == 0) {
             *wait_s = s_wait (value);
             if (*wait_s < 0) {
                 snprintf (error, size, "wait must be a number between 0 and %d", GW_QUERY_WAIT_MAX);
                 return -1;
             }
-            aq_write_kv_int (msg, name, *wait_s);
-        } else if (gw_json_utf8 (value, strlen (value)))
-            aq_write_kv_str (msg, name, value);
-        else {
+        } else if (!gw_json_utf8 (value, strlen (value))) {
             snprintf (error, size, "%s must be valid UTF-8", name);
             return -1;
         }
     }
-    return (int) count;
+    int written = 0;
+    for (size_t q = 0; q < count; q++) {
+        const char *name = params[q].name, *value = params[q].value ? params[q].value : "";
+        if (strcmp (name, "wait") == 0)
+            aq_write_kv_int (msg, name, *wait_s);
+        else if (!s_repeatable (name))
+            aq_write_kv_str (msg, name, value);
+        else {
+            bool first = true; //  the array of every value goes where the first came
+            for (size_t p = 0; p < q && first; p++)
+                first = strcmp (params[p].name, name) != 0;
+            if (!first)
+                continue;
+            aq_write_str (msg, name);
+            size_t mark = aq_write_array_open (msg);
+            uint32_t values = 0;
+            for (size_t p = q; p < count; p++)
+                if (strcmp (params[p].name, name) == 0) {
+                    aq_write_str (msg, params[p].value ? params[p].value : "");
+                    values++;
+                }
+            aq_write_array_close (msg, mark, values);
+        }
+        written++;
+    }
+    return written;
 }
 
 //  --------------------------------------------------------------------------
 //  Selftest
 
-static const char *s_list[] = {"status", "limit", "offset", "sortOrder", NULL};
+static const char *s_list[] = {"status", "limit", "offset", "sortOrder", "label", NULL};
 static const char *s_get[] = {"wait", NULL};
 
 //  params are accepted, written as want (the entries as a JSON object).
@@ -81,7 +112,7 @@ static void s_expect_fields (const char *const *accepted, const gw_param_t *para
     char error[128];
     int wait_s = -1;
     int written = gw_query_write (accepted, params, count, &msg, &wait_s, error, sizeof error);
-    assert (written == (int) count);
+    assert (written >= 0 && written <= (int) count);
     aq_write_map_close (&msg, mark, (uint32_t) written);
     size_t size;
     const uint8_t *data = aq_writer_data (&msg, &size);
@@ -127,6 +158,21 @@ void gw_query_test (bool verbose) {
     s_expect_fields (s_list, S_PARAMS ({"limit", "\xc3\xa9"}, {"status", NULL}),
                      "{\"limit\":\"\xc3\xa9\",\"status\":\"\"}");
     s_expect_fields (s_list, NULL, 0, "{}");
+
+    //  label: every value in one array, where the first came
+    s_expect_fields (s_list,
+                     S_PARAMS ({"label", "env:prod"}, {"status", "failed"}, {"label", "team:x"}),
+                     "{\"label\":[\"env:prod\",\"team:x\"],\"status\":\"failed\"}");
+    s_expect_fields (s_list, S_PARAMS ({"limit", "5"}, {"label", NULL}),
+                     "{\"limit\":\"5\",\"label\":[\"\"]}");
+    gw_param_t labels[GW_QUERY_REPEATS + 1];
+    for (int i = 0; i <= GW_QUERY_REPEATS; i++)
+        labels[i] = (gw_param_t){"label", "a:1"};
+    s_expect_refused (s_list, labels, GW_QUERY_REPEATS + 1, "label may be given at most 16 times");
+    s_expect_refused (s_list, S_PARAMS ({"label", "a:1"}, {"x", "1"}, {"label", "b:\xc3\x28"}),
+                      "Unknown query parameter: x");
+    s_expect_refused (s_list, S_PARAMS ({"label", "a:1"}, {"label", "b:\xc3\x28"}, {"x", "1"}),
+                      "label must be valid UTF-8");
 
     //  wait: 0..25 in digits, an integer
     s_expect_fields (s_get, S_PARAMS ({"wait", "20"}), "{\"wait\":20}");

@@ -30,7 +30,8 @@ static const gw_route_t s_routes[] = {
      AQ_CMD_TASK_LIST,
      GW_ROUTE_STRICT,
      NULL,
-     {"status", "limit", "offset", "sortOrder", NULL}},
+     {"status", "limit", "offset", "sortOrder", "label", "targetUrl", "provider", "flowControlKey",
+      "createdAfter", "createdBefore", NULL}},
     {"POST",
      "/v1/tasks",
      GW_ROUTE_TASK_CREATE,
@@ -38,6 +39,21 @@ static const gw_route_t s_routes[] = {
      GW_ROUTE_STRICT,
      "task",
      {NULL}},
+    {"POST",
+     "/v1/tasks/batch",
+     GW_ROUTE_TASK_BATCH,
+     AQ_CMD_TASK_BATCH,
+     GW_ROUTE_STRICT,
+     "batch",
+     {NULL}},
+    {"POST",
+     "/v1/tasks/bulk",
+     GW_ROUTE_TASK_BULK,
+     AQ_CMD_TASK_BULK,
+     GW_ROUTE_STRICT,
+     "bulk",
+     {NULL}},
+    {"GET", "/v1/bulk/:id", GW_ROUTE_BULK_GET, AQ_CMD_BULK_GET, GW_ROUTE_STRICT, NULL, {NULL}},
     {"GET",
      "/v1/tasks/:id",
      GW_ROUTE_TASK_GET,
@@ -319,7 +335,9 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     if (match.id && !gw_json_utf8 (match.id, match.id_size)) {
         status = 404;
         snprintf (error, sizeof error,
-                  route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found" : "Task not found");
+                  route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found"
+                  : route->id == GW_ROUTE_BULK_GET   ? "Bulk job not found"
+                                                     : "Task not found");
         goto out;
     }
     if (match.id)
@@ -342,7 +360,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
         }
         action->fields++;
     }
-    if (route->id == GW_ROUTE_TASK_CREATE && req->idempotency_key) {
+    if ((route->id == GW_ROUTE_TASK_CREATE || route->id == GW_ROUTE_TASK_BATCH) &&
+        req->idempotency_key) {
         const char *idem;
         size_t idem_size = s_trim (req->idempotency_key, &idem);
         if (idem_size && !gw_json_utf8 (idem, idem_size)) {
@@ -595,6 +614,13 @@ void gw_routes_test (bool verbose) {
     s_expect_message (&req, AQ_CMD_TASK_LIST,
                       "{\"key\":\"k\",\"status\":\"pending\",\"limit\":\"10\","
                       "\"offset\":\"20\",\"sortOrder\":\"asc\"}");
+    S_QUERY (req, {"label", "env:prod"}, {"targetUrl", "https://a.example.com/"},
+             {"label", "team:search"}, {"createdAfter", "2024-01-15"});
+    s_expect_message (&req, AQ_CMD_TASK_LIST,
+                      "{\"key\":\"k\",\"label\":[\"env:prod\",\"team:search\"],\"targetUrl\":"
+                      "\"https://a.example.com/\",\"createdAfter\":\"2024-01-15\"}");
+    S_QUERY (req, {"provider", "fal"}, {"provider", "replicate"});
+    s_expect_local (&req, 400, "Duplicate query parameter: provider");
     S_QUERY (req, {"status", "pending"}, {"x", "1"});
     s_expect_local (&req, 400, "Unknown query parameter: x");
     S_QUERY (req, {"status", "p\xc3\x28"});
@@ -626,6 +652,29 @@ void gw_routes_test (bool verbose) {
     free (text);
     S_QUERY (req, {"wait", "1"});
     s_expect_local (&req, 400, "Unknown query parameter: wait");
+
+    //  Batch and bulk: their bodies as "batch" and "bulk", the batch's key as "idem"
+    req = (gw_request_t){.method = "POST",
+                         .path = "/v1/tasks/batch",
+                         .authorization = "Bearer k",
+                         .idempotency_key = "import-7",
+                         .body = "{\"tasks\": [{\"targetUrl\": \"https://x/\"}]}"};
+    req.body_size = strlen (req.body);
+    s_expect_message (&req, AQ_CMD_TASK_BATCH,
+                      "{\"key\":\"k\",\"batch\":{\"tasks\":[{\"targetUrl\":\"https://x/\"}]},"
+                      "\"idem\":\"import-7\"}");
+    req.path = "/v1/tasks/bulk";
+    req.body = "{\"action\": \"retry\", \"ids\": []}";
+    req.body_size = strlen (req.body);
+    s_expect_message (&req, AQ_CMD_TASK_BULK,
+                      "{\"key\":\"k\",\"bulk\":{\"action\":\"retry\",\"ids\":[]}}");
+    req.method = "GET";
+    req.path = "/v1/bulk/b1";
+    s_expect_message (&req, AQ_CMD_BULK_GET, "{\"key\":\"k\",\"id\":\"b1\"}");
+    req.path = "/v1/bulk/\xc3\x28";
+    s_expect_local (&req, 404, "Bulk job not found");
+    s_expect_miss ("DELETE", "/v1/bulk/b1", 405, "GET");
+    s_expect_miss ("GET", "/v1/tasks/bulk/x", 404, "");
 
     //  Cancel, retry, attempts carry the id; a body there is ignored
     req = (gw_request_t){.method = "POST",

@@ -42,6 +42,9 @@ typedef enum {
     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
     GW_ROUTE_EVENT_FIRE,             //  POST /events
     GW_ROUTE_READYZ,                 //  GET  /readyz (answered by the gateway)
+    GW_ROUTE_TASK_BATCH,             //  POST /v1/tasks/batch
+    GW_ROUTE_TASK_BULK,              //  POST /v1/tasks/bulk
+    GW_ROUTE_BULK_GET,               //  GET  /v1/bulk/:id
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker

@@ -44,7 +44,7 @@
 #define AQ_PROTO_COMMANDS(X)                                                 \
     X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str, traceparent?, tracestate?") \
     X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
-    X (TASK_LIST,     3, "client>broker  status?, limit?, offset?, sortOrder?") \
+    X (TASK_LIST,     3, "client>broker  status?, label?, targetUrl?, provider?, flowControlKey?, createdAfter?, createdBefore?, limit?, offset?, sortOrder?") \
     X (TASK_CANCEL,   4, "client>broker  id:str")                            \
     X (TASK_RETRY,    5, "client>broker  id:str")                            \
     X (TASK_ATTEMPTS, 6, "client>broker  id:str")                            \
@@ -80,7 +80,10 @@
     X (SCHEDULE_CANCEL,  39, "client>broker  id -> task") \
     X (SCHEDULE_RUNS,    40, "client>broker  id, limit?, offset? -> runs, pagination") \
     X (SCHEDULE_PREVIEW, 41, "client>broker  id, count? | schedule:{schedule_kind, schedule_expr?, timezone?, count?} -> fire_times") \
-    X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs")
+    X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs") \
+    X (TASK_BATCH,       43, "client>broker  batch:{tasks:[REST bodies]}, idem?:str -> 201 tasks") \
+    X (TASK_BULK,        44, "client>broker  bulk:{action, filter? | ids?} -> 202 bulk") \
+    X (BULK_GET,         45, "client>broker  id -> bulk")
 
 // clang-format on
 
@@ -93,6 +96,7 @@ typedef enum {
 //  Status codes in REPLY and ERROR are HTTP's, so the gateway maps them 1:1.
 #define AQ_OK          200
 #define AQ_CREATED     201
+#define AQ_ACCEPTED    202
 #define AQ_BAD_REQUEST 400
 #define AQ_UNAUTH      401
 #define AQ_FORBIDDEN   403

@@ -4,6 +4,15 @@
     aq-bench e2e      --broker EP --key K --count N --target URL [--pipeline P] [--conns C]
     aq-bench latency  --broker EP --key K --rate R --seconds S --target URL
     aq-bench fill     --broker EP --key K --count N [--pipeline P] [--conns C]
+    aq-bench list     --broker EP --key K --count N --query JSON [--query JSON]...
+                      --figure NAME
+    aq-bench rtt      --broker EP --key K --rate R --seconds S --figure NAME
+
+    list sends N TASK_LISTs one after another, the queries (TASK_LIST fields
+    as JSON objects) in turn, and prints the p99 of their round trips as
+    figure NAME; rtt creates far-future tasks at R per second for S seconds
+    on one connection and prints the p99 of the creates' round trips (a
+    SIGTERM ends it early: the creates sent so far count).
 
     Each figure is printed as one line, exactly `bench <name> <value> <unit>`,
     so runs can be compared by script; notes go to stderr. Requests are
@@ -21,10 +30,12 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_STALL_MS     30000              //  no reply for this long: give up
@@ -239,6 +250,138 @@ static int64_t s_target_count (const char *url) {
 }
 
 //  --------------------------------------------------------------------------
+//  Round trips
+
+static int s_cmp_ms (const void *a, const void *b) {
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The p-th fraction of n sorted values.
+static double s_percentile (double *values, size_t n, double p) {
+    qsort (values, n, sizeof *values, s_cmp_ms);
+    size_t at = (size_t) (p * (double) n);
+    return n ? values[at < n ? at : n - 1] : 0;
+}
+
+//  Milliseconds on the monotonic clock, with fractions.
+static double s_now_ms (void) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+static int s_list (s_plan_t *plan, json_t *queries, const char *figure) {
+    aq_client_t *client = aq_client_new (plan->endpoint);
+    if (!client)
+        return 1;
+    aq_client_set_key (client, plan->key);
+    aq_client_set_timeout (client, S_STALL_MS);
+    double *ms = calloc ((size_t) plan->count, sizeof *ms);
+    int64_t done = 0, total = 0;
+    for (; done < plan->count; done++) {
+        json_t *query = json_array_get (queries, (size_t) done % json_array_size (queries));
+        json_t *reply = NULL;
+        double start = s_now_ms ();
+        int status = aq_client_task_list (client, query, &reply);
+        ms[done] = s_now_ms () - start;
+        if (status != 200) {
+            fprintf (stderr, "aq-bench: TASK_LIST -> %d %s\n", status,
+                     reply ? aq_client_reply_error (reply) : strerror (errno));
+            json_decref (reply);
+            break;
+        }
+        json_t *pagination = json_object_get (aq_client_reply_body (reply), "pagination");
+        total += aq_field_int (pagination, "total", 0);
+        json_decref (reply);
+    }
+    aq_client_destroy (&client);
+    int rc = done == plan->count ? 0 : 1;
+    if (rc == 0) {
+        double p99 = s_percentile (ms, (size_t) done, 0.99);
+        double p50 = s_percentile (ms, (size_t) done, 0.5), max = ms[done - 1];
+        fprintf (stderr,
+                 "aq-bench: %lld lists, p50 %.2f ms, max %.2f ms, %.0f tasks matched "
+                 "on average\n",
+                 (long long) done, p50, max, (double) total / (double) done);
+        printf ("bench %s %.2f ms\n", figure, p99);
+    }
+    free (ms);
+    return rc;
+}
+
+static volatile sig_atomic_t s_stop; //  SIGTERM or SIGINT: rtt ends early
+
+static void s_on_signal (int sig) {
+    (void) sig;
+    s_stop = 1;
+}
+
+static int s_rtt (s_plan_t *plan, int seconds, const char *figure) {
+    signal (SIGTERM, s_on_signal);
+    signal (SIGINT, s_on_signal);
+    aq_client_t *client = aq_client_new (plan->endpoint);
+    if (!client)
+        return 1;
+    aq_client_set_key (client, plan->key);
+    aq_client_set_timeout (client, S_STALL_MS);
+    int64_t count = (int64_t) (plan->rate * seconds), sent = 0, answered = 0, failed = 0;
+    double *sent_at = calloc ((size_t) count, sizeof *sent_at);
+    double *ms = calloc ((size_t) count, sizeof *ms);
+    plan->delayed = true;
+    plan->target = "http://127.0.0.1:9/never";
+    json_t *fields = json_pack ("{s:o}", "task", s_task (plan));
+    int64_t first = 0;
+    double start = s_now_ms ();
+    while (answered < count) {
+        double now = s_now_ms ();
+        if (s_stop)
+            count = sent; //  what was sent is answered, then it ends
+        while (sent < count && start + (double) sent * 1000.0 / plan->rate <= now) {
+            int64_t corr = aq_client_send (client, AQ_CMD_TASK_CREATE, fields);
+            if (corr < 0)
+                goto out;
+            if (sent == 0)
+                first = corr;
+            sent_at[sent++] = s_now_ms ();
+        }
+        double due = sent < count ? start + (double) sent * 1000.0 / plan->rate : now + 1000;
+        int wait = (int) (due - now) + 1;
+        int64_t corr;
+        json_t *reply;
+        int status = aq_client_recv (client, &corr, &reply, wait > 0 ? wait : 0);
+        if (status < 0) {
+            if ((errno == EAGAIN || errno == EINTR) && s_now_ms () - now < S_STALL_MS)
+                continue;
+            goto out;
+        }
+        json_decref (reply);
+        int64_t i = corr - first;
+        if (i >= 0 && i < sent) {
+            ms[answered++] = s_now_ms () - sent_at[i];
+            failed += status != 201;
+        }
+    }
+out:
+    json_decref (fields);
+    aq_client_destroy (&client);
+    int rc = answered == count && count > 0 ? 0 : 1;
+    if (rc == 0) {
+        double p99 = s_percentile (ms, (size_t) answered, 0.99);
+        double p50 = s_percentile (ms, (size_t) answered, 0.5), max = ms[answered - 1];
+        fprintf (stderr,
+                 "aq-bench: %lld creates at %.0f/s, p50 %.2f ms, max %.2f ms, %lld failed\n",
+                 (long long) answered, plan->rate, p50, max, (long long) failed);
+        printf ("bench %s %.2f ms\n", figure, p99);
+    } else
+        fprintf (stderr, "aq-bench: %lld of %lld creates answered\n", (long long) answered,
+                 (long long) count);
+    free (sent_at);
+    free (ms);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
 
 static int s_usage (void) {
     fprintf (
@@ -247,7 +390,9 @@ static int s_usage (void) {
         "                        [--cert PATH_secret --broker-cert PATH] (CURVE)\n"
         "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
         "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
-        "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n");
+        "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n"
+        "       aq-bench list    --broker EP --key K --count N --query JSON... --figure NAME\n"
+        "       aq-bench rtt     --broker EP --key K --rate R --seconds S --figure NAME\n");
     return 2;
 }
 
@@ -344,6 +489,8 @@ int main (int argc, char **argv) {
     const char *mode = argv[1];
     s_plan_t plan = {.pipeline = 200, .conns = 1};
     int seconds = 10, max_seconds = 240;
+    const char *figure = NULL;
+    json_t *queries = json_array ();
     for (int i = 2; i < argc; i++) {
         const char *name = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!value || strncmp (name, "--", 2) != 0)
@@ -371,7 +518,14 @@ int main (int argc, char **argv) {
             plan.cert = value;
         else if (strcmp (name, "--broker-cert") == 0)
             plan.broker_cert = value;
-        else
+        else if (strcmp (name, "--figure") == 0)
+            figure = value;
+        else if (strcmp (name, "--query") == 0) {
+            json_t *query = json_loads (value, 0, NULL);
+            if (!json_is_object (query))
+                return s_usage ();
+            json_array_append_new (queries, query);
+        } else
             return s_usage ();
     }
     if (!plan.endpoint || !plan.key || plan.pipeline < 1 || plan.conns < 1)
@@ -384,5 +538,11 @@ int main (int argc, char **argv) {
         return s_e2e (&plan, max_seconds);
     if (strcmp (mode, "latency") == 0 && plan.rate > 0 && seconds > 0 && plan.target)
         return s_latency (&plan, seconds);
-    return s_usage ();
+    int rc = 2;
+    if (strcmp (mode, "list") == 0 && plan.count > 0 && figure && json_array_size (queries))
+        rc = s_list (&plan, queries, figure);
+    else if (strcmp (mode, "rtt") == 0 && plan.rate > 0 && seconds > 0 && figure)
+        rc = s_rtt (&plan, seconds, figure);
+    json_decref (queries);
+    return rc == 2 ? s_usage () : rc;
 }

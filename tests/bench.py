@@ -27,6 +27,11 @@ Starts the real processes on loopback and prints, exactly,
     bench gateway_rss_mib_10k_answered <x> MiB       the same, all answered, connections kept
     bench broker_rss_mib_100k_schedules <x> MiB      broker VmRSS holding 100,000 once schedules
     bench schedule_lateness_p99_ms <x> ms            a run's started_at - its fire time
+    bench list_label_1m_ms <x> ms                    p99 of a label-filtered list page (limit 50)
+                                                       over a store of 1,000,000 tasks
+    bench bulk_other_p99_ms <x> ms                   p99 of creates at 1,000/s while a bulk
+    bench bulk_retry_1m_s <x> s                        retry of 1,000,000 failed tasks runs,
+                                                       and how long that retry took
 
 Phase 1 (traffic): aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
 aq-target; aq-bench create (CONNS = 4 connections, one thread each, x
@@ -84,6 +89,21 @@ protocol client, tests/aqtest.py), their fire times spread evenly over a
 once they are created (idle, before the window); then they fire against
 the target, and every schedule's run is read back with SCHEDULE_RUNS:
 lateness is the run's started_at minus its scheduled_at.
+Phase 6 (lists): a fresh aq-broker makes the team, stops, and aq-store-fill
+(tests/storefill.c: the broker's own code writing straight into its store)
+adds LISTS_TASKS (1,000,000) failed tasks labelled batch=b<i%100> and
+kind=k<i%7>, with targetUrl https://api.example.com/v1/jobs/<i%10>; the
+broker starts again on them. aq-bench list sends LIST_REQUESTS TASK_LISTs
+one after another (after LIST_WARMUP unmeasured ones), cycling through
+label=batch:b7 (newest first), label=batch:b42 (oldest first, offset 500)
+and label=kind:k3 with status=failed (each matching 10,000 to 143,000
+tasks), limit 50: list_label_1m_ms is the p99 of their round trips.
+Then aq-bench rtt creates far-future tasks at 1,000/s on one connection,
+2 s unmeasured, 5 s alone (the note gives that p99), then again while `aqctl task bulk
+retry --status failed` retries every failed task: bulk_other_p99_ms is the
+p99 of the creates' round trips while the job runs (aq-bench rtt is
+stopped when the job completes), bulk_retry_1m_s the job's completedAt
+- createdAt.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
 missing (a peer `make bench` could not install), or whose run fails or
@@ -96,7 +116,8 @@ to a hello request, e2e_callbacks_per_s over curl_multi_limit_per_s.
 Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
 in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
 AQ_BENCH_PHASES (comma-separated subset of traffic,peers,fill,http,polls,
-schedules; default all), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
+schedules,lists; default all), AQ_BENCH_LISTS (tasks in the lists phase's
+store, default 1000000), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
 (default 5), AQ_BENCH_POLLS (default
 10000), AQ_BENCH_SCHEDULES (default 100000), AQ_BENCH_SCHEDULE_LEAD and
 AQ_BENCH_SCHEDULE_WINDOW (seconds, default 30 and 30).
@@ -127,7 +148,12 @@ LATENCY_RATE = 1000                  # tasks per second
 LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
-PHASES = os.environ.get("AQ_BENCH_PHASES", "traffic,peers,fill,http,polls,schedules").split(",")
+PHASES = os.environ.get("AQ_BENCH_PHASES",
+                        "traffic,peers,fill,http,polls,schedules,lists").split(",")
+LISTS_TASKS = int(os.environ.get("AQ_BENCH_LISTS", "1000000"))  # the lists phase's store
+LIST_REQUESTS = 600                  # measured list requests
+LIST_WARMUP = 60                     # unmeasured ones first
+BULK_RATE = 1000                     # creates per second while the bulk job runs
 CURL_INFLIGHT = 100                  # transfers in flight in aq-curl-limit
 CURL_COUNT = int(200000 * SCALE)     # at most this many calls,
 CURL_SECONDS = 5                     #   for at most this long
@@ -1126,13 +1152,112 @@ def phase_schedules(tmp):
         procs.stop()
 
 
+def aqctl_json(args, timeout=60):
+    """aqctl ARGS --json: its output as JSON; raises RuntimeError on failure."""
+    run = subprocess.run([program("aqctl")] + args + ["--json"], capture_output=True, text=True,
+                         timeout=timeout)
+    if run.returncode != 0:
+        raise RuntimeError("aqctl %s: %s" % (" ".join(args[:3]), run.stderr.strip()))
+    return json.loads(run.stdout)
+
+
+def phase_lists(tmp):
+    """list_label_1m_ms, bulk_other_p99_ms, bulk_retry_1m_s."""
+    missing = [p for p in ("aq-broker", "aqctl", "aq-bench", "aq-store-fill") if not program(p)]
+    if missing:
+        note("%s not built: skipped list_label_1m_ms, bulk_other_p99_ms" % ", ".join(missing))
+        return
+    procs = Procs(tmp)
+    suffix = "1m" if LISTS_TASKS == 1000000 else str(LISTS_TASKS)
+    try:
+        data = procs.data_dir("lists")
+        broker, client, _ = start_broker(procs, data)
+        key = create_key(data, "lists")
+        procs.stop()
+        started = time.time()
+        run = subprocess.run([program("aq-store-fill"), "--data", data, "--team", "lists",
+                              "--count", str(LISTS_TASKS), "--status", "failed",
+                              "--label", "batch:b{i%100}", "--label", "kind:k{i%7}",
+                              "--url", "https://api.example.com/v1/jobs/{i%10}"],
+                             capture_output=True, text=True, timeout=600)
+        if run.returncode != 0:
+            raise RuntimeError("aq-store-fill: %s" % run.stderr.strip())
+        note("lists: %d failed tasks written in %.0f s, data dir %.0f MiB"
+             % (LISTS_TASKS, time.time() - started, du_mib(data)))
+        broker, client, _ = start_broker(procs, data)
+        common = ["--broker", client, "--key", key]
+        queries = ['{"label": "batch:b7"}',
+                   '{"label": "batch:b42", "sortOrder": "asc", "offset": 500}',
+                   '{"label": "kind:k3", "status": "failed"}']
+        query_args = [a for q in queries for a in ("--query", q)]
+        for count, figure_name in ((LIST_WARMUP, "warmup"),
+                                   (LIST_REQUESTS, "list_label_%s_ms" % suffix)):
+            run = subprocess.run([program("aq-bench"), "list"] + common + query_args +
+                                 ["--count", str(count), "--figure", figure_name],
+                                 capture_output=True, text=True, timeout=300)
+            for line in run.stderr.splitlines():
+                note(line)
+            if figure_name != "warmup":
+                for line in run.stdout.splitlines():
+                    if line.startswith("bench "):
+                        figure(line)
+        # unmeasured: the first commits after aq-store-fill take one long
+        # checkpoint (0.35 s here), which is the fill's, not the bulk job's
+        subprocess.run([program("aq-bench"), "rtt"] + common +
+                       ["--rate", str(BULK_RATE), "--seconds", "2", "--figure", "warmup"],
+                       capture_output=True, text=True, timeout=60)
+        run = subprocess.run([program("aq-bench"), "rtt"] + common +
+                             ["--rate", str(BULK_RATE), "--seconds", "5", "--figure", "idle"],
+                             capture_output=True, text=True, timeout=60)
+        note("creates at %d/s before the bulk job, alone: p99 %s ms (%s)"
+             % (BULK_RATE, (run.stdout.split() + ["?"] * 3)[2], run.stderr.strip()))
+        rtt = procs.start("aq-bench", ["rtt"] + common + ["--rate", str(BULK_RATE), "--seconds",
+                                                          "900", "--figure",
+                                                          "bulk_other_p99_ms"],
+                          stdout=subprocess.PIPE)
+        time.sleep(1)
+        job = aqctl_json(["--broker", client, "--key", key, "task", "bulk", "retry",
+                          "--status", "failed"])
+        deadline = time.time() + 600
+        while job["status"] != "completed" and time.time() < deadline:
+            time.sleep(0.5)
+            job = aqctl_json(["--broker", client, "--key", key, "bulk", "get", job["id"]])
+        rtt.send_signal(signal.SIGINT)
+        out, _ = rtt.communicate(timeout=60)
+        procs.procs.remove(rtt)  # it was stopped, not gone: no note_exits line
+        for line in out.decode().splitlines():
+            if line.startswith("bench "):
+                figure(line)
+        for line in tail(rtt.log, 3).splitlines():
+            note(line)
+        if job["status"] != "completed":
+            note("the bulk job did not complete within 600 s: %s" % job)
+            return
+        took = (parse_ms(job["completedAt"]) - parse_ms(job["createdAt"])) / 1000.0
+        figure("bench bulk_retry_%s_s %.1f s" % (suffix, took))
+        note("bulk job: matched %d, done %d, failed %d" % (job["matched"], job["done"],
+                                                          job["failed"]))
+        procs.note_exits()
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+        note("lists phase stopped: %s" % e)
+    finally:
+        procs.stop()
+
+
+def parse_ms(text):
+    """Epoch ms of an ISO 8601 UTC time such as 2024-01-15T10:30:00.000Z."""
+    import datetime
+    stamp = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000.0
+
+
 def main():
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="aq-bench-")
     try:
         for name, phase in (("traffic", phase_traffic), ("peers", phase_peers),
                             ("fill", phase_fill), ("http", phase_http), ("polls", phase_polls),
-                            ("schedules", phase_schedules)):
+                            ("schedules", phase_schedules), ("lists", phase_lists)):
             if name in PHASES:
                 load_note(tmp, "before the %s phase" % name)
                 phase(tmp)

@@ -54,18 +54,21 @@ static void s_modules (rig_core_t *self) {
     self->results =
         bk_results_new (self->engine, bk_dispatch_leases (self->dispatch), self->providers);
     self->scheduler = bk_scheduler_new (self->engine);
+    self->bulk = bk_bulk_new (self->engine, bk_dispatch_leases (self->dispatch));
     self->handlers = bk_handlers_new (self->engine, self->keys, self->dispatch, self->scheduler,
-                                      NULL, RIG_CORE_ADMIN);
+                                      NULL, self->bulk, RIG_CORE_ADMIN);
     bk_engine_clock (self->engine, self->now, self->mono);
     bk_val_t val;
     if (bk_store_get (self->store, BK_DB_META, "seq", 3, &val) == 0 && val.size == 8)
         memcpy (&self->engine->seq, val.data, 8);
     bk_dispatch_recover (self->dispatch);
     bk_results_leases (self->results, bk_dispatch_leases (self->dispatch));
+    bk_bulk_recover (self->bulk);
 }
 
 static void s_modules_destroy (rig_core_t *self) {
     bk_handlers_destroy (&self->handlers);
+    bk_bulk_destroy (&self->bulk);
     bk_scheduler_destroy (&self->scheduler);
     bk_results_destroy (&self->results);
     bk_dispatch_destroy (&self->dispatch);
@@ -214,6 +217,7 @@ void rig_core_turn (rig_core_t *self) {
     s_providers (self);
     if (engine->next_due <= engine->now)
         bk_engine_promote_due (engine);
+    bk_bulk_run (self->bulk, 60 * 1000000); //  a whole batch: turns do not depend on the clock
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);

@@ -27,6 +27,7 @@
 #ifndef RIG_CORE_H
 #define RIG_CORE_H
 
+#include "../broker/bulk.h"
 #include "../broker/dispatch.h"
 #include "../broker/engine.h"
 #include "../broker/handlers.h"
@@ -58,6 +59,7 @@ typedef struct {
     bk_dispatch_t *dispatch;        //  workers and leases
     bk_results_t *results;          //  RESULTs
     bk_scheduler_t *scheduler;      //  scheduled tasks
+    bk_bulk_t *bulk;                //  bulk jobs (a turn runs them to the end of a batch)
     bk_handlers_t *handlers;        //  client commands
     int64_t now, mono;              //  the rig's clock (wall and monotonic ms)
     void *clients, *workers, *pub;  //  the broker's sockets

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.parse
 
 import aqtest
 from aqtest import wait_until
@@ -839,6 +840,29 @@ def s_exercise(api, full, read, other, limited, target, aq):
     api.call('GET', '/v1/tasks', expect=200, **F)
     api.call('GET', '/v1/tasks?status=failed&limit=1&sortOrder=asc', expect=200, **R)
     api.call('GET', '/v1/tasks?limit=0', expect=400, **F)
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/labelled'), 'labels': {'env': 'prod'},
+                                   'delayUntil': '2099-01-01T00:00:00.000Z'}, expect=201, **F)
+    api.call('GET', '/v1/tasks?label=env:prod&label=x:y&targetUrl=%s&createdAfter=2024-01-15'
+             % urllib.parse.quote(target.url('/ok/'), safe=''), expect=200, **R)
+    api.call('GET', '/v1/tasks?label=env:prod&status=delayed&limit=1', expect=200, **R)
+    api.call('GET', '/v1/tasks?label=env', expect=400, **F)
+    batch = {'tasks': [{'targetUrl': target.url('/ok/batch'), 'delayUntil': '2099-01-01T00:00:00Z',
+                        'labels': {'batch': 'openapi'}}] * 3}
+    api.call('POST', '/v1/tasks/batch', batch, expect=201, headers={'Idempotency-Key': 'b-1'}, **F)
+    api.call('POST', '/v1/tasks/batch', batch, expect=200, headers={'Idempotency-Key': 'b-1'}, **F)
+    api.call('POST', '/v1/tasks/batch', {'tasks': [{}]}, expect=400, **F)
+    api.call('POST', '/v1/tasks/batch', {'tasks': []}, expect=400, **F)
+    api.call('POST', '/v1/tasks/batch', batch, expect=403, **R)
+    bulk = api.call('POST', '/v1/tasks/bulk', {'action': 'cancel', 'filter': {'labels': {'batch': 'openapi'}}},
+                    expect=202, **F).json['bulk']
+    api.call('POST', '/v1/tasks/bulk', {'action': 'retry', 'ids': [done['id'], gone]}, expect=202,
+             **F)
+    api.call('POST', '/v1/tasks/bulk', {'action': 'retry'}, expect=400, **F)
+    api.call('POST', '/v1/tasks/bulk', {'action': 'retry', 'ids': [gone]}, expect=403, **R)
+    wait_until(lambda: api.call('GET', '/v1/bulk/%s' % bulk['id'], **R).json['bulk']['status']
+               == 'completed', 10, 'the bulk job')
+    api.call('GET', '/v1/bulk/%s' % gone, expect=404, **F)
+    api.call('GET', '/v1/bulk/%s' % bulk['id'], expect=404, key=other)
     api.call('GET', '/v1/tasks', expect=401, key=None)
     api.call('GET', '/v1/tasks/%s/attempts' % done['id'], expect=200, **F)
     api.call('GET', '/v1/tasks/%s/attempts' % gone, expect=404, **F)

@@ -359,6 +359,29 @@ int aq_client_task_attempts (aq_client_t *self, const char *id, json_t **reply) 
     return s_call_id (self, AQ_CMD_TASK_ATTEMPTS, id, reply);
 }
 
+int aq_client_task_batch (aq_client_t *self, const json_t *tasks, const char *idem,
+                          json_t **reply) {
+    assert (tasks);
+    json_t *fields = json_pack ("{s:{s:O}}", "batch", "tasks", (json_t *) tasks);
+    if (fields && idem)
+        json_object_set_new (fields, "idem", json_string (idem));
+    int rc = fields ? aq_client_call (self, AQ_CMD_TASK_BATCH, fields, reply) : -1;
+    json_decref (fields);
+    return rc;
+}
+
+int aq_client_task_bulk (aq_client_t *self, const json_t *bulk, json_t **reply) {
+    assert (bulk);
+    json_t *fields = json_pack ("{s:O}", "bulk", (json_t *) bulk);
+    int rc = fields ? aq_client_call (self, AQ_CMD_TASK_BULK, fields, reply) : -1;
+    json_decref (fields);
+    return rc;
+}
+
+int aq_client_bulk_get (aq_client_t *self, const char *id, json_t **reply) {
+    return s_call_id (self, AQ_CMD_BULK_GET, id, reply);
+}
+
 int aq_client_stats (aq_client_t *self, json_t **reply) {
     return aq_client_call (self, AQ_CMD_STATS, NULL, reply);
 }
@@ -550,6 +573,26 @@ void aq_client_test (bool verbose) {
     request = json_object_get (aq_client_reply_body (reply), "request");
     assert (aq_field_int (request, "wait", 0) == 3);
     assert (s_streq (aq_field_str (request, "id"), "t1"));
+    json_decref (reply);
+    json_t *tasks = json_pack ("[{s:s}]", "targetUrl", "http://example.com/");
+    assert (aq_client_task_batch (client, tasks, "b-1", &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_TASK_BATCH);
+    assert (json_equal (json_object_get (json_object_get (request, "batch"), "tasks"), tasks));
+    assert (s_streq (aq_field_str (request, "idem"), "b-1"));
+    json_decref (reply);
+    json_decref (tasks);
+    json_t *bulk = json_pack ("{s:s, s:{s:s}}", "action", "retry", "filter", "status", "failed");
+    assert (aq_client_task_bulk (client, bulk, &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_TASK_BULK);
+    assert (json_equal (json_object_get (request, "bulk"), bulk));
+    json_decref (reply);
+    json_decref (bulk);
+    assert (aq_client_bulk_get (client, "b1", &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_BULK_GET);
+    assert (s_streq (aq_field_str (request, "id"), "b1"));
     json_decref (reply);
 
     //  Timeout: the reply comes after we gave up, and the next call drops it.

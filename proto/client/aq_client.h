@@ -124,12 +124,22 @@ int aq_client_recv (aq_client_t *self, int64_t *corr, json_t **reply, int timeou
 int aq_client_task_create (aq_client_t *self, const json_t *task, const char *idem, json_t **reply);
 //  TASK_GET: wait_s 0..25 holds the reply until the status changes.
 int aq_client_task_get (aq_client_t *self, const char *id, int wait_s, json_t **reply);
-//  TASK_LIST: query holds status, limit, offset, sortOrder (any of them, or
-//  NULL for the defaults).
+//  TASK_LIST: query holds status, label (a string or an array), targetUrl,
+//  provider, flowControlKey, createdAfter, createdBefore, limit, offset,
+//  sortOrder (any of them, or NULL for the defaults).
 int aq_client_task_list (aq_client_t *self, const json_t *query, json_t **reply);
 int aq_client_task_cancel (aq_client_t *self, const char *id, json_t **reply);
 int aq_client_task_retry (aq_client_t *self, const char *id, json_t **reply);
 int aq_client_task_attempts (aq_client_t *self, const char *id, json_t **reply);
+//  TASK_BATCH: tasks is an array of 1 to 1000 POST /v1/tasks bodies,
+//  created all or none (201, body.tasks in order; 400 body {error, index});
+//  idem, when not NULL, is the batch's Idempotency-Key.
+int aq_client_task_batch (aq_client_t *self, const json_t *tasks, const char *idem, json_t **reply);
+//  TASK_BULK: bulk is {"action": "cancel"|"retry", "filter": {...} | "ids":
+//  [...]}; 202 with body.bulk, the job (it runs in the background).
+int aq_client_task_bulk (aq_client_t *self, const json_t *bulk, json_t **reply);
+//  BULK_GET: a bulk job's progress.
+int aq_client_bulk_get (aq_client_t *self, const char *id, json_t **reply);
 //  STATS: counters and gauges (key or admin token).
 int aq_client_stats (aq_client_t *self, json_t **reply);
 

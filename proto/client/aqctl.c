@@ -73,10 +73,18 @@ static const char *s_usage =
     "                                                secrets there, not in --header\n"
     "  task get ID [--wait N]                        long poll up to N <= 25 s\n"
     "  task list [--status S] [--limit N] [--offset N] [--sort asc|desc]\n"
+    "            [--label NAME:VALUE]... [--target-url PREFIX] [--provider P]\n"
+    "            [--flow-key K] [--created-after ISO] [--created-before ISO]\n"
     "  task cancel ID\n"
     "  task retry ID                                 replay a failed or timed-out task\n"
     "  task attempts ID\n"
     "  task watch ID                                 one line per status change until done\n"
+    "  task batch FILE [--idempotency-key K]         create the tasks of FILE ({\"tasks\": [...]}\n"
+    "                                                or an array; - reads stdin), all or none\n"
+    "  task bulk cancel|retry FILTER | --ids ID,...  act on every task the filter matches (the\n"
+    "                                                task list options; none: all the team's)\n"
+    "                                                or on the ids, in the background\n"
+    "  bulk get ID                                   a bulk job's progress\n"
     "\n"
     "Scheduled tasks and events (API key):\n"
     "  schedule create --json '{...}' | --file FILE\n"
@@ -233,6 +241,12 @@ static json_t *s_number (const char *text) {
     if (errno == 0 && end != text && *end == 0)
         return json_integer (value);
     return json_string (text);
+}
+
+//  Sets fields[name] to the string value when value is given.
+static void s_set_str (json_t *fields, const char *name, const char *value) {
+    if (value)
+        json_object_set_new (fields, name, json_string (value));
 }
 
 //  Prints body[member] of a successful reply (the whole body if member is
@@ -536,6 +550,129 @@ static int s_task_watch (s_ctl_t *self, const char *id) {
     return rc;
 }
 
+//  task list and task bulk: the list filters as options (--label may be
+//  repeated), then the list's page options or the bulk action and --ids.
+static int s_task_filter (s_ctl_t *self, const char *verb, s_args_t *args) {
+    bool bulk = strcmp (verb, "bulk") == 0;
+    const char *status = NULL, *limit = NULL, *offset = NULL, *sort = NULL, *url = NULL,
+               *provider = NULL, *flow_key = NULL, *after = NULL, *before = NULL, *ids = NULL;
+    json_t *labels = json_array ();
+    s_args_t rest = {0, args->argv};
+    for (int i = 0; i < args->argc; i++) { //  --label, repeated: s_parse keeps one
+        bool missing = false;
+        const char *label = s_option (args, &i, "--label", &missing);
+        if (missing) {
+            json_decref (labels);
+            return s_usage_error ("option '%s' needs a value", "--label");
+        }
+        if (label)
+            json_array_append_new (labels, json_string (label));
+        else
+            rest.argv[rest.argc++] = args->argv[i];
+    }
+    const s_opt_t list_opts[] = {{"--status", &status},       {"--target-url", &url},
+                                 {"--provider", &provider},   {"--flow-key", &flow_key},
+                                 {"--created-after", &after}, {"--created-before", &before},
+                                 {"--limit", &limit},         {"--offset", &offset},
+                                 {"--sort", &sort},           {NULL, NULL}};
+    const s_opt_t bulk_opts[] = {{"--status", &status},
+                                 {"--target-url", &url},
+                                 {"--provider", &provider},
+                                 {"--flow-key", &flow_key},
+                                 {"--created-after", &after},
+                                 {"--created-before", &before},
+                                 {"--ids", &ids},
+                                 {NULL, NULL}};
+    const char *pos[1];
+    int npos;
+    if (s_parse (&rest, bulk ? bulk_opts : list_opts, pos, bulk ? 1 : 0, &npos)) {
+        json_decref (labels);
+        return 2;
+    }
+    if (bulk && npos != 1) {
+        json_decref (labels);
+        return s_usage_error ("%s", "usage: task bulk cancel|retry [FILTER] | --ids ID,...");
+    }
+    json_t *filter = json_object ();
+    s_set_str (filter, "status", status);
+    s_set_str (filter, "targetUrl", url);
+    s_set_str (filter, "provider", provider);
+    s_set_str (filter, "flowControlKey", flow_key);
+    s_set_str (filter, "createdAfter", after);
+    s_set_str (filter, "createdBefore", before);
+    if (!bulk) { //  as a query string carries them
+        if (json_array_size (labels))
+            json_object_set (filter, "label", labels);
+        s_set_str (filter, "limit", limit);
+        s_set_str (filter, "offset", offset);
+        s_set_str (filter, "sortOrder", sort);
+        json_decref (labels);
+        return s_show (self, AQ_CMD_TASK_LIST, filter, NULL);
+    }
+    json_t *object = json_object ();
+    size_t index;
+    json_t *label;
+    json_array_foreach (labels, index, label) {
+        const char *text = json_string_value (label), *colon = strchr (text, ':');
+        if (!colon) {
+            int rc = s_usage_error ("--label '%s' is not NAME:VALUE", text);
+            json_decref (labels), json_decref (object), json_decref (filter);
+            return rc;
+        }
+        char name[128];
+        snprintf (name, sizeof name, "%.*s", (int) (colon - text), text);
+        json_object_set_new (object, name, json_string (colon + 1));
+    }
+    json_decref (labels);
+    if (json_object_size (object))
+        json_object_set (filter, "labels", object);
+    json_decref (object);
+    json_t *body = json_pack ("{s:s}", "action", pos[0]);
+    if (ids) {
+        json_t *list = json_array ();
+        for (const char *at = ids; *at;) {
+            size_t len = strcspn (at, ",");
+            json_array_append_new (list, json_stringn (at, len));
+            at += len + (at[len] == ',');
+        }
+        json_object_set_new (body, "ids", list);
+        json_decref (filter);
+    } else
+        json_object_set_new (body, "filter", filter);
+    return s_show (self, AQ_CMD_TASK_BULK, json_pack ("{s:o}", "bulk", body), "bulk");
+}
+
+//  task batch FILE: {"tasks": [...]} or a bare array.
+static int s_task_batch (s_ctl_t *self, s_args_t *args) {
+    const char *idem = NULL, *pos[1];
+    const s_opt_t opts[] = {{"--idempotency-key", &idem}, {NULL, NULL}};
+    int npos;
+    if (s_parse (args, opts, pos, 1, &npos))
+        return 2;
+    if (npos != 1)
+        return s_usage_error ("%s", "usage: task batch FILE [--idempotency-key K]");
+    json_error_t error;
+    FILE *in = strcmp (pos[0], "-") == 0 ? stdin : fopen (pos[0], "r");
+    if (!in) {
+        fprintf (stderr, "aqctl: cannot read '%s': %s\n", pos[0], strerror (errno));
+        return 1;
+    }
+    json_t *batch = json_loadf (in, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+    if (in != stdin)
+        fclose (in);
+    if (!batch) {
+        fprintf (stderr, "aqctl: invalid JSON in '%s' at line %d, column %d: %s\n", pos[0],
+                 error.line, error.column, error.text);
+        return 2;
+    }
+    if (json_is_array (batch))
+        batch = json_pack ("{s:o}", "tasks", batch);
+    json_t *fields = json_pack ("{s:o}", "batch", batch);
+    if (idem)
+        json_object_set_new (fields, "idem", json_string (idem));
+    return s_show (self, AQ_CMD_TASK_BATCH, fields, "tasks");
+}
+
 static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
     if (strcmp (verb, "create") == 0) {
         const char *idem = NULL;
@@ -547,27 +684,10 @@ static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
             json_object_set_new (fields, "idem", json_string (idem));
         return s_show (self, AQ_CMD_TASK_CREATE, fields, "task");
     }
-    if (strcmp (verb, "list") == 0) {
-        const char *status = NULL, *limit = NULL, *offset = NULL, *sort = NULL;
-        const s_opt_t opts[] = {{"--status", &status},
-                                {"--limit", &limit},
-                                {"--offset", &offset},
-                                {"--sort", &sort},
-                                {NULL, NULL}};
-        int npos;
-        if (s_parse (args, opts, NULL, 0, &npos))
-            return 2;
-        json_t *fields = json_object ();
-        if (status)
-            json_object_set_new (fields, "status", json_string (status));
-        if (limit)
-            json_object_set_new (fields, "limit", json_string (limit));
-        if (offset)
-            json_object_set_new (fields, "offset", json_string (offset));
-        if (sort)
-            json_object_set_new (fields, "sortOrder", json_string (sort));
-        return s_show (self, AQ_CMD_TASK_LIST, fields, NULL);
-    }
+    if (strcmp (verb, "list") == 0 || strcmp (verb, "bulk") == 0)
+        return s_task_filter (self, verb, args);
+    if (strcmp (verb, "batch") == 0)
+        return s_task_batch (self, args);
     const char *verbs[] = {"get", "cancel", "retry", "attempts", "watch", NULL};
     const char **known = verbs;
     while (*known && strcmp (*known, verb) != 0)
@@ -601,12 +721,6 @@ static int s_task (s_ctl_t *self, const char *verb, s_args_t *args) {
 
 //  --------------------------------------------------------------------------
 //  schedule, event
-
-//  Sets fields[name] to the string value when value is given.
-static void s_set_str (json_t *fields, const char *name, const char *value) {
-    if (value)
-        json_object_set_new (fields, name, json_string (value));
-}
 
 static int s_schedule (s_ctl_t *self, const char *verb, s_args_t *args) {
     const char *json = NULL, *file = NULL, *status = NULL, *kind = NULL, *created_by = NULL,
@@ -725,6 +839,18 @@ static int s_schedule (s_ctl_t *self, const char *verb, s_args_t *args) {
         break;
     }
     return s_show (self, verbs[v].cmd, fields, verbs[v].show);
+}
+
+static int s_bulk (s_ctl_t *self, const char *verb, s_args_t *args) {
+    const char *pos[1];
+    int npos;
+    if (strcmp (verb, "get") != 0)
+        return s_usage_error ("unknown command 'bulk %s'", verb);
+    if (s_parse (args, NULL, pos, 1, &npos))
+        return 2;
+    if (npos != 1)
+        return s_usage_error ("%s", "usage: bulk get ID");
+    return s_show (self, AQ_CMD_BULK_GET, json_pack ("{s:s}", "id", pos[0]), "bulk");
 }
 
 static int s_event (s_ctl_t *self, const char *verb, s_args_t *args) {
@@ -864,7 +990,7 @@ int main (int argc, char **argv) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
     } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task") &&
-               strcmp (group, "schedule") && strcmp (group, "event"))
+               strcmp (group, "schedule") && strcmp (group, "event") && strcmp (group, "bulk"))
         return s_usage_error ("unknown command '%s'", group);
 
     char endpoint[4200];
@@ -927,6 +1053,8 @@ int main (int argc, char **argv) {
         rc = s_schedule (&ctl, verb, &args);
     else if (strcmp (group, "event") == 0)
         rc = s_event (&ctl, verb, &args);
+    else if (strcmp (group, "bulk") == 0)
+        rc = s_bulk (&ctl, verb, &args);
     else
         rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
     aq_client_destroy (&ctl.client);
