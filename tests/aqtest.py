@@ -845,6 +845,11 @@ class Target:
     def reset(self):
         self.http.post(self.base + '/_reset', timeout=10).raise_for_status()
 
+    def concurrency(self, name):
+        """{current, max, count} of the requests to /concurrent/<ms>/<name>."""
+        return self.http.get(self.base + '/_concurrency', params={'name': name},
+                             timeout=10).json()
+
     def wait_requests(self, prefix, count, timeout=10.0):
         """The requests under prefix once there are at least count."""
         last = []
