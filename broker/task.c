@@ -44,6 +44,10 @@ enum {
     K_CREATED_AT,
     K_STARTED_AT,
     K_COMPLETED_AT,
+    K_FLOW_KEY,       //  29; 30 is K_LABELS
+    K_FLOW_RATE = 31, //  the flowControl limits the task gave
+    K_FLOW_PERIOD,
+    K_FLOW_PARALLELISM,
     K_ATTEMPTS = 40,
     K_ATTEMPT_AT,
     K_DUE,
@@ -53,6 +57,8 @@ enum {
     K_POLL,
     K_NOTIFY,
 };
+
+_Static_assert(K_FLOW_KEY == 29 && K_FLOW_PARALLELISM == 33, "record keys are assigned");
 
 //  Keys of the poll plan's own map (K_POLL), and of the notify state (K_NOTIFY).
 enum {
@@ -250,6 +256,10 @@ void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
     PUT_STR (K_ON_COMPLETE_URL, self->on_complete_url);
     PUT_STR (K_PROVIDER, self->provider);
     PUT_RAW (K_POLL_CONFIG, self->poll_config);
+    PUT_STR (K_FLOW_KEY, self->flow_key);
+    PUT_INT (K_FLOW_RATE, self->flow_rate, self->flow_key && self->flow_rate);
+    PUT_INT (K_FLOW_PERIOD, self->flow_period, self->flow_key);
+    PUT_INT (K_FLOW_PARALLELISM, self->flow_parallelism, self->flow_key && self->flow_parallelism);
     if (self->in_run) {
         s_kv_bin (w, K_SCHEDULE_ID, self->schedule_id, 16), n++;
         s_kv_bin (w, K_RUN_ID, self->run_id, 16), n++;
@@ -496,6 +506,18 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
         case K_POLL_CONFIG:
             bk_task_set_blob (self, &self->poll_config, value.raw, value.raw_size);
             break;
+        case K_FLOW_KEY:
+            self->flow_key = s_str (self, &value);
+            break;
+        case K_FLOW_RATE:
+            self->flow_rate = (int) i;
+            break;
+        case K_FLOW_PERIOD:
+            self->flow_period = (int) i;
+            break;
+        case K_FLOW_PARALLELISM:
+            self->flow_parallelism = (int) i;
+            break;
         case K_SCHEDULE_ID:
             s_uuid (&value, self->schedule_id, &ok), self->in_run = true;
             break;
@@ -625,6 +647,17 @@ void bk_task_write_public (const bk_task_t *self, aq_writer_t *w) {
         aq_write_raw (w, self->poll_config.data, self->poll_config.size);
         n++;
     }
+    if (self->flow_key) {
+        aq_write_str (w, "flowControl");
+        aq_write_map (w, 2 + (self->flow_rate > 0) + (self->flow_parallelism > 0));
+        aq_write_kv_str (w, "key", self->flow_key);
+        if (self->flow_rate)
+            aq_write_kv_int (w, "rate", self->flow_rate);
+        aq_write_kv_int (w, "period", self->flow_period);
+        if (self->flow_parallelism)
+            aq_write_kv_int (w, "parallelism", self->flow_parallelism);
+        n++;
+    }
     if (self->in_run) {
         KV (s_uuid_text (w, "scheduleId", self->schedule_id));
         KV (s_uuid_text (w, "runId", self->run_id));
@@ -703,6 +736,8 @@ void bk_task_test (bool verbose) {
     bk_task_set_blob (task, &task->poll.op, bytes, size);
     aq_writer_reset (&w);
     task->notify = (bk_notify_t){.active = true, .attempt = 1, .due = 99};
+    task->flow_key = bk_task_strdup (task, "fal-prod");
+    task->flow_rate = 10, task->flow_period = 60;
     bk_task_encode (task, &w);
     bytes = aq_writer_data (&w, &size);
     bk_task_t *back = bk_task_decode (bytes, size);
@@ -734,6 +769,8 @@ void bk_task_test (bool verbose) {
     assert (back->poll.op.size == task->poll.op.size &&
             memcmp (back->poll.op.data, task->poll.op.data, back->poll.op.size) == 0);
     assert (back->notify.active && back->notify.attempt == 1 && back->notify.due == 99);
+    assert (strcmp (back->flow_key, "fal-prod") == 0 && back->flow_rate == 10);
+    assert (back->flow_period == 60 && back->flow_parallelism == 0);
     //  an op applied: its number stays (the next one follows it), its answer goes
     back->poll.op_pending = false;
     aq_writer_t again;
@@ -763,6 +800,10 @@ void bk_task_test (bool verbose) {
     assert (aq_node_get (&shown, "onComplete", &value) && value.type == AQ_NODE_MAP);
     aq_node_t inner;
     assert (aq_node_get (&value, "status", &inner) && aq_node_streq (&inner, "retrying"));
+    assert (aq_node_get (&shown, "flowControl", &value) && value.count == 3);
+    assert (aq_node_get (&value, "key", &inner) && aq_node_streq (&inner, "fal-prod"));
+    assert (aq_node_get (&value, "period", &inner) && inner.i == 60);
+    assert (!aq_node_get (&value, "parallelism", &inner));
     assert (!aq_node_get (&shown, "attempts", &value) && !aq_node_get (&shown, "lease", &value));
     assert (!aq_node_get (&shown, "completedAt", &value));
 

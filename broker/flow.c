@@ -1,0 +1,1104 @@
+/*  flow.c - flow control per key: limits on a key's calls that back off by themselves
+
+    Store layout (store.h): BK_DB_FLOW holds one record per key under
+    team(16) length(1) name, a msgpack map with small integer keys (F_*
+    below, F_VERSION the record's version); BK_DB_FLOW_WAIT parks tasks
+    under team(16) length(1) name 255-priority(1) seq(8) -> id(16), so a
+    key's FIFO is one contiguous range, highest priority, then oldest, first.
+*/
+#include "flow.h"
+#include "aq_time.h"
+#include "tasks.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_RECORD      1                      //  the flow record's version
+#define S_ID          (17 + BK_FLOW_KEY_MAX) //  team, name length, name zero-padded
+#define S_WAIT_KEY    (S_ID + 9)             //  longest BK_DB_FLOW_WAIT key
+#define S_RELEASE_MAX 1000                   //  tasks one key releases at a time
+#define S_FLOOR_SHARE 100                    //  the effective rate stays >= rate / this
+#define S_HOLD_MS     1000                   //  a 429 without Retry-After holds this long
+#define S_JITTER_MAX  1000                   //  the rate window's margin, at most (ms)
+#define S_NONE        INT64_MAX              //  no limit: room without end
+
+enum { F_VERSION = 0, F_RATE, F_PERIOD, F_PARALLELISM, F_EFF, F_EFF_AT, F_HELD, F_PAUSED };
+
+typedef struct {
+    uint8_t id[S_ID];        //  team, name length, name (zero-padded): the memory key
+    bool known;              //  the store has its record
+    bk_flow_limits_t limits; //  as set
+    bool paused;             //  dispatch stopped
+    double eff;              //  effective rate (calls per period), with limits.rate
+    int64_t eff_at;          //  ms it last changed: climbing counts periods from here
+    int64_t held_until;      //  ms a 429 holds the key until, -1 none
+    int64_t inflight;        //  tasks processing, waiting or polling
+    int64_t waiting;         //  tasks parked in its FIFO
+    int64_t queued;          //  tasks it put in the ready queue, not yet taken
+    int64_t *starts;         //  recent call starts (ms), a ring, oldest at head
+    size_t head;             //  index of the oldest
+    size_t count;            //  starts held
+    size_t cap;              //  ring capacity
+    int64_t timer_at;        //  the timer set for it, -1 none
+    bool dirty;              //  in the dirty list
+} s_key_t;
+
+typedef struct {
+    int64_t at;   //  wall ms
+    s_key_t *key; //  whose (stale when key->timer_at differs)
+} s_timer_t;
+
+struct _bk_flow_t {
+    bk_store_t *store; //  borrowed
+    bk_queue_t *queue; //  borrowed: where released tasks go
+    zhashx_t *keys;    //  id -> s_key_t (owned)
+    s_timer_t *heap;   //  min-heap of key timers
+    size_t nheap;      //  entries used
+    size_t heap_cap;   //  allocated
+    s_key_t **dirty;   //  keys to look at in the next bk_flow_work
+    size_t ndirty;     //  used
+    size_t dirty_cap;  //  allocated
+};
+
+//  --------------------------------------------------------------------------
+//  Keys in memory
+
+static size_t s_id_hash (const void *key) {
+    const uint8_t *id = key;
+    uint64_t h = 1469598103934665603ULL; //  FNV-1a over team, length and name
+    for (size_t i = 0; i < 17u + id[16]; i++)
+        h = (h ^ id[i]) * 1099511628211ULL;
+    return (size_t) h;
+}
+
+static int s_id_compare (const void *a, const void *b) {
+    return memcmp (a, b, S_ID);
+}
+
+static void *s_id_dup (const void *key) {
+    void *copy = malloc (S_ID);
+    assert (copy);
+    return memcpy (copy, key, S_ID);
+}
+
+static void s_id_free (void **item) {
+    free (*item);
+    *item = NULL;
+}
+
+static void s_key_free (void **item) {
+    s_key_t *k = *item;
+    if (k)
+        free (k->starts);
+    free (k);
+    *item = NULL;
+}
+
+bk_flow_t *bk_flow_new (bk_store_t *store, bk_queue_t *queue) {
+    bk_flow_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->store = store;
+    self->queue = queue;
+    self->keys = zhashx_new ();
+    assert (self->keys);
+    zhashx_set_key_hasher (self->keys, s_id_hash);
+    zhashx_set_key_comparator (self->keys, s_id_compare);
+    zhashx_set_key_duplicator (self->keys, s_id_dup);
+    zhashx_set_key_destructor (self->keys, s_id_free);
+    zhashx_set_destructor (self->keys, s_key_free);
+    return self;
+}
+
+void bk_flow_destroy (bk_flow_t **self_p) {
+    assert (self_p);
+    bk_flow_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy (&self->keys);
+    free (self->heap);
+    free (self->dirty);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The memory key of a name (size bytes) in team.
+static void s_id (uint8_t id[S_ID], const uint8_t team[16], const char *name, size_t size) {
+    assert (size <= BK_FLOW_KEY_MAX);
+    memset (id, 0, S_ID);
+    memcpy (id, team, 16);
+    id[16] = (uint8_t) size;
+    memcpy (id + 17, name, size);
+}
+
+static size_t s_prefix_size (const uint8_t id[S_ID]) {
+    return 17u + id[16];
+}
+
+//  A key's FIFO entry for a task: prefix, 255-priority, seq big-endian.
+static size_t s_wait_key (uint8_t out[S_WAIT_KEY], const uint8_t id[S_ID], int priority,
+                          uint64_t seq) {
+    size_t n = s_prefix_size (id);
+    memcpy (out, id, n);
+    out[n] = (uint8_t) (255 - priority);
+    for (int i = 0; i < 8; i++)
+        out[n + 1 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    return n + 9;
+}
+
+//  --------------------------------------------------------------------------
+//  The record
+
+static void s_encode (const s_key_t *k, aq_writer_t *w) {
+    size_t mark = aq_write_map_open (w);
+    uint32_t n = 0;
+#define PUT(key, write)                                                                            \
+    do {                                                                                           \
+        aq_write_int (w, key);                                                                     \
+        write;                                                                                     \
+        n++;                                                                                       \
+    } while (0)
+    PUT (F_VERSION, aq_write_int (w, S_RECORD));
+    if (k->limits.rate)
+        PUT (F_RATE, aq_write_int (w, k->limits.rate));
+    PUT (F_PERIOD, aq_write_int (w, k->limits.period));
+    if (k->limits.parallelism)
+        PUT (F_PARALLELISM, aq_write_int (w, k->limits.parallelism));
+    if (k->limits.rate && k->eff < k->limits.rate) {
+        PUT (F_EFF, aq_write_double (w, k->eff));
+        PUT (F_EFF_AT, aq_write_int (w, k->eff_at));
+    }
+    if (k->held_until >= 0)
+        PUT (F_HELD, aq_write_int (w, k->held_until));
+    if (k->paused)
+        PUT (F_PAUSED, aq_write_bool (w, true));
+#undef PUT
+    aq_write_map_close (w, mark, n);
+}
+
+//  Reads a record into k's durable fields; false when it is not one.
+static bool s_decode (s_key_t *k, const void *data, size_t size) {
+    aq_node_t record;
+    if (aq_msg_parse (data, size, &record) != 0 || record.type != AQ_NODE_MAP)
+        return false;
+    k->limits = (bk_flow_limits_t){0, 1, 0};
+    k->paused = false;
+    k->eff = -1;
+    k->eff_at = 0;
+    k->held_until = -1;
+    bool versioned = false;
+    aq_iter_t it;
+    aq_node_iter (&record, &it);
+    aq_node_t key, value;
+    while (aq_iter_next (&it, &key, &value)) {
+        int64_t i = value.type == AQ_NODE_INT ? value.i : -1;
+        switch (key.type == AQ_NODE_INT ? key.i : -1) {
+        case F_VERSION:
+            versioned = i == S_RECORD;
+            break;
+        case F_RATE:
+            k->limits.rate = i > 0 ? (int) i : 0;
+            break;
+        case F_PERIOD:
+            k->limits.period = i > 0 ? (int) i : 1;
+            break;
+        case F_PARALLELISM:
+            k->limits.parallelism = i > 0 ? (int) i : 0;
+            break;
+        case F_EFF:
+            aq_node_number (&value, &k->eff);
+            break;
+        case F_EFF_AT:
+            k->eff_at = i;
+            break;
+        case F_HELD:
+            k->held_until = i;
+            break;
+        case F_PAUSED:
+            k->paused = value.type == AQ_NODE_BOOL && value.b;
+            break;
+        }
+    }
+    if (k->eff <= 0 || k->eff > k->limits.rate)
+        k->eff = k->limits.rate;
+    return versioned;
+}
+
+//  Loads k's record: 0, BK_NOTFOUND (k then has no limits), or an error.
+static int s_load (bk_flow_t *self, s_key_t *k) {
+    bk_val_t val;
+    int rc = bk_store_get (self->store, BK_DB_FLOW, k->id, s_prefix_size (k->id), &val);
+    k->known = rc == 0 && s_decode (k, val.data, val.size);
+    if (!k->known) {
+        k->limits = (bk_flow_limits_t){0, 1, 0};
+        k->paused = false;
+        k->eff = 0;
+        k->held_until = -1;
+    }
+    return rc == 0 && !k->known ? BK_NOTFOUND : rc;
+}
+
+static int s_save (bk_flow_t *self, s_key_t *k) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    s_encode (k, &w);
+    int rc = bk_store_put_writer (self->store, BK_DB_FLOW, k->id, s_prefix_size (k->id), &w);
+    aq_writer_release (&w);
+    if (rc == 0)
+        k->known = true;
+    return rc;
+}
+
+//  The key of id: in memory, else read from the store (kept in memory when
+//  it has a record or create is set). NULL when there is no such key.
+static s_key_t *s_find (bk_flow_t *self, const uint8_t id[S_ID], bool create) {
+    s_key_t *k = zhashx_lookup (self->keys, id);
+    if (k)
+        return k;
+    k = calloc (1, sizeof *k);
+    assert (k);
+    memcpy (k->id, id, S_ID);
+    k->timer_at = -1;
+    if (s_load (self, k) != 0 && !create) {
+        free (k);
+        return NULL;
+    }
+    zhashx_insert (self->keys, id, k);
+    return k;
+}
+
+static s_key_t *s_task_key (bk_flow_t *self, const bk_task_t *task) {
+    uint8_t id[S_ID];
+    s_id (id, task->team, task->flow_key, strlen (task->flow_key));
+    return s_find (self, id, true);
+}
+
+//  --------------------------------------------------------------------------
+//  Limits at a moment
+
+//  The effective rate after the periods without a 429 since it last
+//  changed: a tenth of the rate more for each, up to the rate.
+static void s_climb (s_key_t *k, int64_t now) {
+    int rate = k->limits.rate;
+    if (!rate || k->eff >= rate) {
+        k->eff = rate;
+        return;
+    }
+    int64_t period = (int64_t) k->limits.period * 1000;
+    if (now <= k->eff_at)
+        return;
+    int64_t steps = (now - k->eff_at) / period;
+    if (steps <= 0)
+        return;
+    k->eff += (double) steps * rate / 10.0;
+    k->eff_at += steps * period;
+    if (k->eff >= rate)
+        k->eff = rate;
+}
+
+//  The rate window at the effective rate: at most *n calls start within
+//  any *w ms (n calls per period, or one per period / eff below one).
+static void s_window (const s_key_t *k, int64_t *n, int64_t *w) {
+    double eff = k->eff > 0 ? k->eff : 1;
+    int64_t calls = (int64_t) floor (eff + 1e-9);
+    if (calls < 1)
+        calls = 1;
+    double span = (double) k->limits.period * 1000.0 * (double) calls / eff;
+    *n = calls;
+    *w = (int64_t) ceil (span + fmin (span / 40.0, S_JITTER_MAX));
+}
+
+static int64_t s_start_at (const s_key_t *k, size_t index) {
+    return k->starts[(k->head + index) % k->cap];
+}
+
+//  Forgets starts that left the window.
+static void s_starts_drop (s_key_t *k, int64_t now, int64_t w) {
+    while (k->count && k->starts[k->head] + w <= now) {
+        k->head = (k->head + 1) % k->cap;
+        k->count--;
+    }
+}
+
+static void s_starts_push (s_key_t *k, int64_t now) {
+    if (k->count == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 4;
+        int64_t *grown = malloc (cap * sizeof *grown);
+        assert (grown);
+        for (size_t i = 0; i < k->count; i++)
+            grown[i] = s_start_at (k, i);
+        free (k->starts);
+        k->starts = grown;
+        k->cap = cap;
+        k->head = 0;
+    }
+    k->starts[(k->head + k->count) % k->cap] = now;
+    k->count++;
+}
+
+static bool s_held (s_key_t *k, int64_t now) {
+    if (k->held_until >= 0 && k->held_until <= now)
+        k->held_until = -1; //  over (the record keeps it until the next save)
+    return k->held_until > now;
+}
+
+//  How many more calls k may start now, counting those it already put in
+//  the ready queue (queued: they will start). *wake is when that changes
+//  by itself (a hold ends, the window turns), -1 when only an event does.
+static int64_t s_room (s_key_t *k, int64_t now, bool queued, int64_t *wake) {
+    *wake = -1;
+    if (k->paused)
+        return 0;
+    if (s_held (k, now)) {
+        *wake = k->held_until;
+        return 0;
+    }
+    int64_t ahead = queued ? k->queued : 0;
+    int64_t room = S_NONE;
+    if (k->limits.parallelism)
+        room = k->limits.parallelism - k->inflight - ahead;
+    if (k->limits.rate) {
+        int64_t n, w;
+        s_climb (k, now);
+        s_window (k, &n, &w);
+        s_starts_drop (k, now, w);
+        int64_t left = n - (int64_t) k->count - ahead;
+        if (left <= 0 && room > 0) {
+            //  the start that must leave the window for one more
+            int64_t index = (int64_t) k->count - n + ahead;
+            if (index >= 0 && index < (int64_t) k->count)
+                *wake = s_start_at (k, (size_t) index) + w;
+        }
+        if (left < room)
+            room = left;
+    }
+    return room;
+}
+
+//  --------------------------------------------------------------------------
+//  Parking and releasing
+
+static void s_dirty (bk_flow_t *self, s_key_t *k) {
+    if (k->dirty)
+        return;
+    if (self->ndirty == self->dirty_cap) {
+        self->dirty_cap = self->dirty_cap ? 2 * self->dirty_cap : 64;
+        self->dirty = realloc (self->dirty, self->dirty_cap * sizeof *self->dirty);
+        assert (self->dirty);
+    }
+    self->dirty[self->ndirty++] = k;
+    k->dirty = true;
+}
+
+static void s_heap_swap (bk_flow_t *self, size_t a, size_t b) {
+    s_timer_t t = self->heap[a];
+    self->heap[a] = self->heap[b];
+    self->heap[b] = t;
+}
+
+//  Wakes k at (wall ms), unless it wakes sooner already.
+static void s_timer (bk_flow_t *self, s_key_t *k, int64_t at) {
+    if (k->timer_at >= 0 && k->timer_at <= at)
+        return;
+    if (self->nheap == self->heap_cap) {
+        self->heap_cap = self->heap_cap ? 2 * self->heap_cap : 64;
+        self->heap = realloc (self->heap, self->heap_cap * sizeof *self->heap);
+        assert (self->heap);
+    }
+    size_t i = self->nheap++;
+    self->heap[i] = (s_timer_t){at, k};
+    while (i && self->heap[(i - 1) / 2].at > self->heap[i].at) {
+        s_heap_swap (self, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    k->timer_at = at;
+}
+
+static s_timer_t s_heap_pop (bk_flow_t *self) {
+    s_timer_t top = self->heap[0];
+    self->heap[0] = self->heap[--self->nheap];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, least = i;
+        if (l < self->nheap && self->heap[l].at < self->heap[least].at)
+            least = l;
+        if (r < self->nheap && self->heap[r].at < self->heap[least].at)
+            least = r;
+        if (least == i)
+            break;
+        s_heap_swap (self, i, least);
+        i = least;
+    }
+    return top;
+}
+
+static int s_park (bk_flow_t *self, s_key_t *k, const bk_task_t *task) {
+    uint8_t key[S_WAIT_KEY];
+    size_t size = s_wait_key (key, k->id, task->priority, task->seq);
+    int rc = bk_store_put (self->store, BK_DB_FLOW_WAIT, key, size, task->id, 16);
+    if (rc == 0)
+        k->waiting++;
+    return rc;
+}
+
+//  Moves the head of k's FIFO into the ready queue. 0, BK_NOTFOUND when
+//  the FIFO is empty, or a store error.
+static int s_release_one (bk_flow_t *self, s_key_t *k) {
+    size_t prefix = s_prefix_size (k->id);
+    bk_cursor_t *cursor = bk_cursor_open (self->store, BK_DB_FLOW_WAIT);
+    if (!cursor)
+        return BK_ESTORE;
+    bk_val_t key, val;
+    int rc = bk_cursor_seek (cursor, k->id, prefix, &key, &val);
+    if (rc == 0 &&
+        (key.size != prefix + 9 || memcmp (key.data, k->id, prefix) != 0 || val.size != 16))
+        rc = BK_NOTFOUND;
+    int priority = 0;
+    uint64_t seq = 0;
+    uint8_t id[16];
+    if (rc == 0) {
+        const uint8_t *bytes = key.data;
+        priority = 255 - bytes[prefix];
+        for (int i = 0; i < 8; i++)
+            seq = seq << 8 | bytes[prefix + 1 + i];
+        memcpy (id, val.data, 16);
+        rc = bk_cursor_del (cursor);
+    }
+    bk_cursor_close (&cursor);
+    if (rc == 0)
+        rc = bk_queue_push (self->queue, priority, k->id, seq, id);
+    if (rc == 0) {
+        k->waiting--;
+        k->queued++;
+    }
+    return rc;
+}
+
+//  Releases what k can start now (S_RELEASE_MAX at a time, then it is
+//  marked for the next turn) and sets its timer for what it waits for.
+static void s_settle (bk_flow_t *self, s_key_t *k, int64_t now) {
+    if (k->waiting <= 0)
+        return;
+    int64_t wake;
+    int64_t room = s_room (k, now, true, &wake);
+    int released = 0;
+    while (room > 0 && k->waiting > 0 && released < S_RELEASE_MAX) {
+        int rc = s_release_one (self, k);
+        if (rc == BK_NOTFOUND)
+            k->waiting = 0; //  the count ran ahead of the FIFO: it is empty
+        if (rc != 0)
+            return;
+        room--;
+        released++;
+    }
+    if (k->waiting > 0 && room > 0)
+        s_dirty (self, k);
+    else if (k->waiting > 0 && wake >= 0)
+        s_timer (self, k, wake);
+}
+
+static bool s_in_flight (int status) {
+    return status == BK_ST_PROCESSING || status == BK_ST_WAITING || status == BK_ST_POLLING;
+}
+
+int bk_flow_ready (bk_flow_t *self, const bk_task_t *task, int64_t now) {
+    assert (task->flow_key);
+    s_key_t *k = s_task_key (self, task);
+    int64_t wake;
+    if (k->waiting == 0 && s_room (k, now, true, &wake) > 0) {
+        int rc = bk_queue_push (self->queue, task->priority, task->team, task->seq, task->id);
+        if (rc == 0)
+            k->queued++;
+        return rc;
+    }
+    int rc = s_park (self, k, task);
+    if (rc == 0)
+        s_settle (self, k, now);
+    return rc;
+}
+
+bool bk_flow_admit (bk_flow_t *self, const bk_task_t *task, int64_t now) {
+    assert (task->flow_key);
+    s_key_t *k = s_task_key (self, task);
+    if (k->queued > 0)
+        k->queued--;
+    int64_t wake;
+    //  the queued ones are not counted: a slot is taken by a start only
+    if (s_room (k, now, false, &wake) > 0) {
+        if (k->limits.rate)
+            s_starts_push (k, now);
+        return true; //  its save (bk_flow_moved) settles the parked
+    }
+    if (s_park (self, k, task) != 0)
+        return true; //  a store error: let it run rather than lose it
+    s_settle (self, k, now);
+    return false;
+}
+
+void bk_flow_moved (bk_flow_t *self, const bk_task_t *task, int old_status, int64_t now) {
+    if (!task->flow_key)
+        return;
+    bool was = s_in_flight (old_status), is = s_in_flight (task->status);
+    bool unqueued = old_status == BK_ST_PENDING && task->status == BK_ST_CANCELLED;
+    if (was == is && old_status != BK_ST_PENDING)
+        return; //  (out of pending: a start may turn the window for the parked)
+    s_key_t *k = s_task_key (self, task);
+    if (!was && is)
+        k->inflight++;
+    else if (was && !is && k->inflight > 0)
+        k->inflight--;
+    if (unqueued) {
+        //  parked (then it leaves the FIFO) or in the ready queue (removed)
+        uint8_t key[S_WAIT_KEY];
+        size_t size = s_wait_key (key, k->id, task->priority, task->seq);
+        bk_val_t val;
+        if (bk_store_get (self->store, BK_DB_FLOW_WAIT, key, size, &val) == 0) {
+            if (bk_store_del (self->store, BK_DB_FLOW_WAIT, key, size) == 0 && k->waiting > 0)
+                k->waiting--;
+        } else if (k->queued > 0)
+            k->queued--;
+    }
+    s_settle (self, k, now);
+}
+
+int bk_flow_throttled (bk_flow_t *self, const bk_task_t *task, int64_t retry_after_ms,
+                       int64_t cap_ms, int64_t now) {
+    assert (task->flow_key);
+    s_key_t *k = s_task_key (self, task);
+    int64_t hold = retry_after_ms >= 0 ? retry_after_ms : S_HOLD_MS;
+    if (cap_ms > 0 && hold > cap_ms)
+        hold = cap_ms;
+    bool held = s_held (k, now);
+    int rate = k->limits.rate;
+    if (rate && !held) { //  a 429 of a call started before the hold says nothing new
+        s_climb (k, now);
+        k->eff = fmax (k->eff / 2, (double) rate / S_FLOOR_SHARE);
+    }
+    if (now + hold > k->held_until)
+        k->held_until = now + hold;
+    if (rate && k->eff < rate)
+        k->eff_at = k->held_until > now ? k->held_until : now; //  climbs once the hold ends
+    int rc = k->known ? s_save (self, k) : 0;
+    s_settle (self, k, now);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  The API
+
+bool bk_flow_key_valid (const char *name, size_t size) {
+    if (!name || size < 1 || size > BK_FLOW_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < size; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+const char *bk_flow_parse (const aq_node_t *map, bool with_key, const char *prefix,
+                           char key[BK_FLOW_KEY_MAX + 1], bk_flow_limits_t *limits, char *errbuf,
+                           size_t size) {
+    int plen = prefix ? (int) strlen (prefix) : 0;
+    if (map->type != AQ_NODE_MAP) {
+        if (!plen)
+            return "Request body must be a JSON object";
+        snprintf (errbuf, size, "%.*s must be an object", plen - 1, prefix);
+        return errbuf;
+    }
+    static const char *const fields[] = {"key", "rate", "period", "parallelism", NULL};
+    aq_iter_t it;
+    aq_node_iter (map, &it);
+    aq_node_t name, value;
+    while (aq_iter_next (&it, &name, &value)) {
+        bool found = false;
+        for (int i = with_key ? 0 : 1; fields[i] && !found; i++)
+            found = aq_node_streq (&name, fields[i]);
+        if (!found) {
+            int shown = name.type == AQ_NODE_STR ? (int) (name.count < 100 ? name.count : 100) : 0;
+            snprintf (errbuf, size, "Unknown field: %.*s%.*s", plen, prefix ? prefix : "", shown,
+                      name.type == AQ_NODE_STR ? (const char *) name.data : "");
+            return errbuf;
+        }
+    }
+#define GIVEN(field) (aq_node_get (map, field, &value) && !aq_node_is_nil (&value))
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf (errbuf, size, __VA_ARGS__);                                                      \
+        return errbuf;                                                                             \
+    } while (0)
+    if (with_key) {
+        if (!GIVEN ("key"))
+            FAIL ("%.*skey is required", plen, prefix);
+        if (!aq_node_is_str (&value) || !bk_flow_key_valid ((const char *) value.data, value.count))
+            FAIL ("%.*skey must be 1-100 characters of A-Z a-z 0-9 . _ : -", plen, prefix);
+        memcpy (key, value.data, value.count);
+        key[value.count] = '\0';
+    }
+    int64_t number = 0;
+    *limits = (bk_flow_limits_t){0, 1, 0};
+    if (GIVEN ("rate")) {
+        if (!aq_node_int_in (&value, 1, 100000, &number))
+            FAIL ("%.*srate must be a number between 1 and 100000", plen, prefix);
+        limits->rate = (int) number;
+    }
+    if (GIVEN ("period")) {
+        if (!aq_node_int_in (&value, 1, 86400, &number))
+            FAIL ("%.*speriod must be a number between 1 and 86400", plen, prefix);
+        limits->period = (int) number;
+    }
+    if (GIVEN ("parallelism")) {
+        if (!aq_node_int_in (&value, 1, 10000, &number))
+            FAIL ("%.*sparallelism must be a number between 1 and 10000", plen, prefix);
+        limits->parallelism = (int) number;
+    }
+    if (!limits->rate && !limits->parallelism)
+        FAIL ("%.*srate or %.*sparallelism is required", plen, prefix, plen, prefix);
+#undef GIVEN
+#undef FAIL
+    return NULL;
+}
+
+int bk_flow_set (bk_flow_t *self, const uint8_t team[16], const char *key,
+                 const bk_flow_limits_t *limits, int64_t now) {
+    uint8_t id[S_ID];
+    s_id (id, team, key, strlen (key));
+    s_key_t *k = s_find (self, id, true);
+    if (k->known && k->limits.rate == limits->rate && k->limits.period == limits->period &&
+        k->limits.parallelism == limits->parallelism)
+        return 0; //  the same again: the AIMD state stays
+    k->limits = *limits;
+    k->eff = limits->rate;
+    k->eff_at = now;
+    int rc = s_save (self, k);
+    s_settle (self, k, now);
+    return rc;
+}
+
+int bk_flow_pause (bk_flow_t *self, const uint8_t team[16], const char *key, bool paused,
+                   int64_t now) {
+    uint8_t id[S_ID];
+    s_id (id, team, key, strlen (key));
+    s_key_t *k = s_find (self, id, false);
+    if (!k || !k->known)
+        return BK_NOTFOUND;
+    if (k->paused == paused)
+        return 0;
+    k->paused = paused;
+    int rc = s_save (self, k);
+    s_settle (self, k, now);
+    return rc;
+}
+
+static void s_info (s_key_t *k, int64_t now, bk_flow_info_t *info) {
+    memset (info, 0, sizeof *info);
+    memcpy (info->key, k->id + 17, k->id[16]);
+    info->limits = k->limits;
+    s_climb (k, now);
+    info->effective_rate = k->limits.rate ? k->eff : 0;
+    info->in_flight = k->inflight;
+    info->waiting = k->waiting;
+    info->paused = k->paused;
+    info->held_until = s_held (k, now) ? k->held_until : -1;
+}
+
+int bk_flow_get (bk_flow_t *self, const uint8_t team[16], const char *key, int64_t now,
+                 bk_flow_info_t *info) {
+    size_t size = strlen (key);
+    if (!bk_flow_key_valid (key, size))
+        return BK_NOTFOUND;
+    uint8_t id[S_ID];
+    s_id (id, team, key, size);
+    s_key_t *k = s_find (self, id, false);
+    if (!k || !k->known)
+        return BK_NOTFOUND;
+    s_info (k, now, info);
+    return 0;
+}
+
+void bk_flow_write_public (const bk_flow_info_t *info, int64_t now, aq_writer_t *w) {
+    const bk_flow_limits_t *limits = &info->limits;
+    bool held = info->held_until > now;
+    aq_write_map (w, 5 + 2 * (limits->rate > 0) + (limits->parallelism > 0) + held);
+    aq_write_kv_str (w, "key", info->key);
+    if (limits->rate)
+        aq_write_kv_int (w, "rate", limits->rate);
+    aq_write_kv_int (w, "period", limits->period);
+    if (limits->parallelism)
+        aq_write_kv_int (w, "parallelism", limits->parallelism);
+    if (limits->rate) {
+        aq_write_str (w, "effectiveRate");
+        double rate = round (info->effective_rate * 1000.0) / 1000.0;
+        if (rate == floor (rate))
+            aq_write_int (w, (int64_t) rate);
+        else
+            aq_write_double (w, rate);
+    }
+    aq_write_kv_int (w, "inFlight", info->in_flight);
+    aq_write_kv_int (w, "waiting", info->waiting);
+    aq_write_kv_bool (w, "paused", info->paused);
+    if (held) {
+        char stamp[32];
+        aq_write_kv_str (w, "heldUntil", aq_time_format (info->held_until, stamp));
+    }
+}
+
+size_t bk_flow_write_page (bk_flow_t *self, const uint8_t team[16], int limit, int offset,
+                           int64_t now, aq_writer_t *w, uint64_t *total) {
+    size_t mark = aq_write_array_open (w), shown = 0;
+    uint64_t index = 0;
+    bk_cursor_t *cursor = bk_cursor_open (self->store, BK_DB_FLOW);
+    bk_val_t key, val;
+    for (int rc = cursor ? bk_cursor_seek (cursor, team, 16, &key, &val) : BK_ESTORE; rc == 0;
+         rc = bk_cursor_next (cursor, &key, &val)) {
+        const uint8_t *bytes = key.data;
+        if (key.size < 18 || memcmp (bytes, team, 16) != 0)
+            break;
+        if (key.size != 17u + bytes[16] || bytes[16] > BK_FLOW_KEY_MAX)
+            continue;
+        if (index++ < (uint64_t) offset || shown >= (size_t) limit)
+            continue;
+        uint8_t id[S_ID];
+        s_id (id, team, (const char *) bytes + 17, bytes[16]);
+        s_key_t *k = zhashx_lookup (self->keys, id), loaded = {.held_until = -1};
+        if (!k) { //  not in memory: nothing in flight, nothing parked
+            memcpy (loaded.id, id, S_ID);
+            if (!s_decode (&loaded, val.data, val.size))
+                continue;
+            k = &loaded;
+        }
+        bk_flow_info_t info;
+        s_info (k, now, &info);
+        bk_flow_write_public (&info, now, w);
+        shown++;
+    }
+    bk_cursor_close (&cursor);
+    aq_write_array_close (w, mark, (uint32_t) shown);
+    *total = index;
+    return shown;
+}
+
+//  --------------------------------------------------------------------------
+//  The turn
+
+void bk_flow_work (bk_flow_t *self, int64_t now) {
+    while (self->nheap && self->heap[0].at <= now) {
+        s_timer_t timer = s_heap_pop (self);
+        if (timer.key->timer_at != timer.at)
+            continue; //  replaced by a sooner one, or recovered
+        timer.key->timer_at = -1;
+        s_settle (self, timer.key, now);
+    }
+    size_t n = self->ndirty;
+    s_key_t **list = self->dirty;
+    self->dirty = NULL;
+    self->ndirty = self->dirty_cap = 0;
+    for (size_t i = 0; i < n; i++)
+        list[i]->dirty = false;
+    for (size_t i = 0; i < n; i++)
+        s_settle (self, list[i], now);
+    free (list);
+}
+
+int64_t bk_flow_next_wake (bk_flow_t *self, int64_t now) {
+    if (self->ndirty)
+        return now;
+    while (self->nheap && self->heap[0].key->timer_at != self->heap[0].at)
+        s_heap_pop (self); //  stale
+    return self->nheap ? self->heap[0].at : INT64_MAX;
+}
+
+static int s_count_in_flight (void *arg, const uint8_t id[16]) {
+    bk_flow_t *self = arg;
+    bk_task_t *task = bk_tasks_get (self->store, id);
+    if (task && task->flow_key)
+        s_task_key (self, task)->inflight++;
+    bk_task_destroy (&task);
+    return 0;
+}
+
+void bk_flow_recover (bk_flow_t *self) {
+    for (s_key_t *k = zhashx_first (self->keys); k; k = zhashx_next (self->keys)) {
+        s_load (self, k); //  a failed commit may have taken back a change
+        k->inflight = k->waiting = k->queued = 0;
+        k->timer_at = -1;
+        k->dirty = false;
+    }
+    self->nheap = self->ndirty = 0;
+    //  parked tasks, key by key
+    bk_cursor_t *cursor = bk_cursor_open (self->store, BK_DB_FLOW_WAIT);
+    bk_val_t key;
+    s_key_t *k = NULL;
+    for (int rc = cursor ? bk_cursor_seek (cursor, NULL, 0, &key, NULL) : BK_ESTORE; rc == 0;
+         rc = bk_cursor_next (cursor, &key, NULL)) {
+        const uint8_t *bytes = key.data;
+        if (key.size < 18 || bytes[16] > BK_FLOW_KEY_MAX || key.size != 17u + bytes[16] + 9)
+            continue;
+        if (!k || memcmp (k->id, bytes, 17u + bytes[16]) != 0) {
+            uint8_t id[S_ID];
+            s_id (id, bytes, (const char *) bytes + 17, bytes[16]);
+            k = s_find (self, id, true);
+        }
+        k->waiting++;
+    }
+    bk_cursor_close (&cursor);
+    int statuses[] = {BK_ST_PROCESSING, BK_ST_WAITING, BK_ST_POLLING};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
+        bk_tasks_each_in_status (self->store, statuses[i], s_count_in_flight, self);
+    for (k = zhashx_first (self->keys); k; k = zhashx_next (self->keys))
+        if (k->waiting > 0)
+            s_dirty (self, k);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+//  A pending task of key in team, stored (its team listed, so recovery
+//  finds it).
+static bk_task_t *s_test_task (bk_store_t *store, const uint8_t team[16], const char *key,
+                               uint64_t seq, int priority) {
+    bk_task_t *task = bk_task_new (0);
+    memcpy (task->team, team, 16);
+    task->id[0] = (uint8_t) seq, task->id[1] = team[0], task->id[15] = 0xF1;
+    task->seq = seq;
+    task->priority = priority;
+    task->status = BK_ST_PENDING;
+    task->target_url = bk_task_strdup (task, "http://x/");
+    task->flow_key = key ? bk_task_strdup (task, key) : NULL;
+    assert (bk_store_put (store, BK_DB_TEAMS, team, 16, "t", 1) == 0);
+    assert (bk_tasks_save (store, task, 0) == 0);
+    return task;
+}
+
+//  The task a status change takes it to, saved, and told to flow.
+static void s_test_move (bk_flow_t *flow, bk_store_t *store, bk_task_t *task, int status,
+                         int64_t now) {
+    int old = task->status;
+    task->status = status;
+    assert (bk_tasks_save (store, task, old) == 0);
+    bk_flow_moved (flow, task, old, now);
+}
+
+//  Pops the ready queue: the seq byte of the task's id, 0 when empty.
+static int s_test_pop (bk_queue_t *queue) {
+    uint8_t id[16];
+    return bk_queue_pop (queue, id) == 0 ? id[0] : 0;
+}
+
+static bk_flow_info_t s_test_info (bk_flow_t *flow, const uint8_t team[16], const char *key,
+                                   int64_t now) {
+    bk_flow_info_t info;
+    assert (bk_flow_get (flow, team, key, now, &info) == 0);
+    return info;
+}
+
+void bk_flow_test (bool verbose) {
+    //  names and the request's limits
+    assert (bk_flow_key_valid ("fal-prod:eu.1_a", 15) && !bk_flow_key_valid ("a b", 3));
+    assert (!bk_flow_key_valid ("", 0) && !bk_flow_key_valid ("x/y", 3));
+    char long_key[102];
+    memset (long_key, 'k', 101);
+    assert (bk_flow_key_valid (long_key, 100) && !bk_flow_key_valid (long_key, 101));
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 2);
+    aq_write_kv_int (&w, "rate", 5);
+    aq_write_kv_int (&w, "period", 60);
+    size_t size;
+    const uint8_t *bytes = aq_writer_data (&w, &size);
+    aq_node_t body;
+    assert (aq_msg_parse (bytes, size, &body) == 0);
+    char key[BK_FLOW_KEY_MAX + 1], errbuf[160];
+    bk_flow_limits_t limits;
+    assert (!bk_flow_parse (&body, false, "", key, &limits, errbuf, sizeof errbuf));
+    assert (limits.rate == 5 && limits.period == 60 && limits.parallelism == 0);
+    const char *error = bk_flow_parse (&body, true, "flowControl.", key, &limits, errbuf, 160);
+    assert (error && strcmp (error, "flowControl.key is required") == 0);
+    aq_writer_reset (&w);
+    aq_write_map (&w, 1);
+    aq_write_kv_int (&w, "burst", 5);
+    bytes = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (bytes, size, &body) == 0);
+    error = bk_flow_parse (&body, false, "", key, &limits, errbuf, sizeof errbuf);
+    assert (error && strcmp (error, "Unknown field: burst") == 0);
+    aq_writer_reset (&w);
+    aq_write_map (&w, 0);
+    bytes = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (bytes, size, &body) == 0);
+    error = bk_flow_parse (&body, false, "", key, &limits, errbuf, sizeof errbuf);
+    assert (error && strcmp (error, "rate or parallelism is required") == 0);
+    aq_writer_reset (&w);
+
+    char dir[BK_STORE_TEST_DIR];
+    bk_store_t *store = bk_store_test_new (dir);
+    bk_queue_t *queue = bk_queue_new (store);
+    bk_flow_t *flow = bk_flow_new (store, queue);
+    uint8_t team[16] = {0xA}, other[16] = {0xB};
+    int64_t now = 1700000000000;
+    bk_flow_info_t info;
+    assert (bk_flow_get (flow, team, "gpu", now, &info) == BK_NOTFOUND);
+    assert (bk_flow_pause (flow, team, "gpu", true, now) == BK_NOTFOUND);
+
+    //  parallelism 2: two go to the ready queue, the rest park (and cost
+    //  nothing until a slot frees); a freed slot releases the FIFO's head
+    assert (bk_flow_set (flow, team, "gpu", &(bk_flow_limits_t){0, 1, 2}, now) == 0);
+    bk_task_t *t[9] = {NULL};
+    for (int i = 1; i <= 5; i++) {
+        t[i] = s_test_task (store, team, "gpu", (uint64_t) i, 5);
+        assert (bk_flow_ready (flow, t[i], now) == 0);
+    }
+    info = s_test_info (flow, team, "gpu", now);
+    assert (info.waiting == 3 && info.in_flight == 0 && info.limits.parallelism == 2);
+    assert (bk_flow_next_wake (flow, now) == INT64_MAX); //  no timer: waits for a slot
+    for (int i = 1; i <= 2; i++) {
+        assert (s_test_pop (queue) == i);
+        assert (bk_flow_admit (flow, t[i], now));
+        s_test_move (flow, store, t[i], BK_ST_PROCESSING, now);
+    }
+    assert (s_test_pop (queue) == 0);
+    s_test_move (flow, store, t[1], BK_ST_WAITING, now); //  still in flight
+    assert (s_test_pop (queue) == 0);
+    s_test_move (flow, store, t[1], BK_ST_COMPLETED, now);
+    assert (s_test_pop (queue) == 3); //  the oldest parked
+    assert (bk_flow_admit (flow, t[3], now));
+    s_test_move (flow, store, t[3], BK_ST_PROCESSING, now);
+    //  a task of the key in the ready queue that the key did not put there
+    //  (as after a restart) is refused when full, and parked
+    t[0] = s_test_task (store, team, "gpu", 9, 5);
+    assert (bk_queue_push (queue, 5, team, 9, t[0]->id) == 0);
+    assert (s_test_pop (queue) == 9);
+    assert (!bk_flow_admit (flow, t[0], now));
+    info = s_test_info (flow, team, "gpu", now);
+    assert (info.in_flight == 2 && info.waiting == 3);
+    //  a parked task cancelled leaves the FIFO
+    s_test_move (flow, store, t[5], BK_ST_CANCELLED, now);
+    assert (s_test_info (flow, team, "gpu", now).waiting == 2);
+    //  a higher priority task parks ahead of older ones
+    t[6] = s_test_task (store, team, "gpu", 6, 9);
+    assert (bk_flow_ready (flow, t[6], now) == 0);
+    assert (s_test_pop (queue) == 0);
+    s_test_move (flow, store, t[2], BK_ST_FAILED, now);
+    assert (s_test_pop (queue) == 6);
+    assert (bk_flow_admit (flow, t[6], now));
+    s_test_move (flow, store, t[6], BK_ST_POLLING, now); //  a provider job holds its slot
+
+    //  the same name in another team is another key
+    assert (bk_flow_get (flow, other, "gpu", now, &info) == BK_NOTFOUND);
+    assert (bk_flow_set (flow, other, "gpu", &(bk_flow_limits_t){0, 1, 1}, now) == 0);
+    t[7] = s_test_task (store, other, "gpu", 7, 5);
+    assert (bk_flow_ready (flow, t[7], now) == 0);
+    assert (s_test_pop (queue) == 7);
+    assert (s_test_info (flow, other, "gpu", now).waiting == 0);
+
+    //  rate 2 per 1 s: two start, the third waits for the sliding window
+    //  (1 s + 25 ms of margin) to turn, on a timer
+    assert (bk_flow_set (flow, team, "api", &(bk_flow_limits_t){2, 1, 0}, now) == 0);
+    bk_task_t *r[6] = {NULL};
+    for (int i = 0; i < 3; i++) {
+        r[i] = s_test_task (store, team, "api", (uint64_t) (20 + i), 5);
+        assert (bk_flow_ready (flow, r[i], now) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert (s_test_pop (queue) == 20 + i);
+        assert (bk_flow_admit (flow, r[i], now + 10 * i));
+        s_test_move (flow, store, r[i], BK_ST_PROCESSING, now + 10 * i);
+    }
+    assert (s_test_pop (queue) == 0 && s_test_info (flow, team, "api", now).waiting == 1);
+    assert (bk_flow_next_wake (flow, now) == now + 1025);
+    bk_flow_work (flow, now + 1024);
+    assert (s_test_pop (queue) == 0);
+    bk_flow_work (flow, now + 1025);
+    assert (s_test_pop (queue) == 22);
+    assert (bk_flow_admit (flow, r[2], now + 1025));
+    s_test_move (flow, store, r[2], BK_ST_PROCESSING, now + 1025);
+    //  its rate window now holds 10 ms and 1025 ms: a new one waits till 1035
+    r[3] = s_test_task (store, team, "api", 23, 5);
+    assert (bk_flow_ready (flow, r[3], now + 1026) == 0);
+    assert (bk_flow_next_wake (flow, now + 1026) == now + 1035);
+
+    //  a 429 holds the key (Retry-After 2 s) and halves its rate; a second
+    //  one during the hold does not halve it again; it climbs back by a
+    //  tenth of the rate each period after the hold
+    int64_t at = now + 2000;
+    assert (bk_flow_throttled (flow, r[0], 2000, 3600000, at) == 0);
+    assert (bk_flow_throttled (flow, r[1], -1, 3600000, at + 5) == 0);
+    info = s_test_info (flow, team, "api", at);
+    assert (info.held_until == at + 2000 && fabs (info.effective_rate - 1.0) < 1e-9);
+    bk_flow_work (flow, at + 1999);
+    assert (s_test_pop (queue) == 0);
+    assert (bk_flow_next_wake (flow, at) == at + 2000);
+    bk_flow_work (flow, at + 2000);
+    assert (s_test_pop (queue) == 23); //  released when the hold ended
+    info = s_test_info (flow, team, "api", at + 2000);
+    assert (info.held_until == -1 && fabs (info.effective_rate - 1.0) < 1e-9);
+    assert (fabs (s_test_info (flow, team, "api", at + 3000).effective_rate - 1.2) < 1e-9);
+    assert (fabs (s_test_info (flow, team, "api", at + 6500).effective_rate - 1.8) < 1e-9);
+    assert (s_test_info (flow, team, "api", at + 60000).effective_rate == 2.0);
+    //  Retry-After is capped (by the back-off cap); the floor is rate / 100
+    assert (bk_flow_throttled (flow, r[0], 90000, 5000, at + 60000) == 0);
+    assert (s_test_info (flow, team, "api", at + 60000).held_until == at + 65000);
+    for (int i = 0; i < 12; i++)
+        assert (bk_flow_throttled (flow, r[0], 0, 5000, at + 70000 + i) == 0);
+    assert (fabs (s_test_info (flow, team, "api", at + 70011).effective_rate - 0.02) < 1e-9);
+    //  new limits restart the effective rate
+    assert (bk_flow_set (flow, team, "api", &(bk_flow_limits_t){4, 1, 0}, at + 70011) == 0);
+    assert (s_test_info (flow, team, "api", at + 70011).effective_rate == 4.0);
+
+    //  pause: a popped task parks, nothing is released; resume releases
+    int64_t later = at + 80000;
+    assert (bk_flow_pause (flow, team, "gpu", true, later) == 0);
+    t[8] = s_test_task (store, team, "gpu", 8, 5);
+    s_test_move (flow, store, t[3], BK_ST_COMPLETED, later); //  a slot frees
+    assert (bk_flow_ready (flow, t[8], later) == 0);
+    assert (s_test_pop (queue) == 0);
+    info = s_test_info (flow, team, "gpu", later);
+    assert (info.paused && info.waiting == 3 && info.in_flight == 1);
+
+    //  the public shape
+    bk_flow_write_public (&info, later, &w);
+    bytes = aq_writer_data (&w, &size);
+    aq_node_t shown, value;
+    assert (aq_msg_parse (bytes, size, &shown) == 0);
+    assert (aq_node_get (&shown, "key", &value) && aq_node_streq (&value, "gpu"));
+    assert (aq_node_get (&shown, "parallelism", &value) && value.i == 2);
+    assert (!aq_node_get (&shown, "rate", &value) && !aq_node_get (&shown, "heldUntil", &value));
+    assert (aq_node_get (&shown, "paused", &value) && value.b);
+    aq_writer_reset (&w);
+    uint64_t total;
+    assert (bk_flow_write_page (flow, team, 1, 1, later, &w, &total) == 1 && total == 2);
+    bytes = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (bytes, size, &shown) == 0 && shown.count == 1);
+    aq_writer_reset (&w);
+
+    //  a restart: limits, pause and the AIMD state are in the store; the
+    //  parked and in-flight counts are rebuilt from it
+    bk_flow_destroy (&flow);
+    flow = bk_flow_new (store, queue);
+    bk_flow_recover (flow);
+    info = s_test_info (flow, team, "gpu", later);
+    assert (info.paused && info.waiting == 3 && info.in_flight == 1); //  t[6] is polling
+    info = s_test_info (flow, team, "api", later);
+    assert (info.limits.rate == 4 && info.in_flight == 3 && info.waiting == 0);
+    assert (bk_flow_next_wake (flow, later) == later); //  it looks at the parked at once
+    bk_flow_work (flow, later);
+    assert (s_test_pop (queue) == 0); //  still paused
+    assert (bk_flow_pause (flow, team, "gpu", false, later) == 0);
+    assert (s_test_pop (queue) == 4 && s_test_pop (queue) == 0); //  one slot free
+    s_test_move (flow, store, t[6], BK_ST_TIMEOUT, later);
+    assert (s_test_pop (queue) == 8);
+
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        bk_task_destroy (&t[i]);
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+        bk_task_destroy (&r[i]);
+    aq_writer_release (&w);
+    bk_flow_destroy (&flow);
+    bk_queue_destroy (&queue);
+    bk_store_test_destroy (&store, dir);
+    if (verbose)
+        printf ("bk_flow: ok\n");
+}
