@@ -79,7 +79,12 @@
     X (SCHEDULE_CANCEL,  39, "client>broker  id -> task") \
     X (SCHEDULE_RUNS,    40, "client>broker  id, limit?, offset? -> runs, pagination") \
     X (SCHEDULE_PREVIEW, 41, "client>broker  id, count? | schedule:{schedule_kind, schedule_expr?, timezone?, count?} -> fire_times") \
-    X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs")
+    X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs") \
+    X (FLOW_LIST,        50, "client>broker  limit?, offset? -> keys, pagination") \
+    X (FLOW_GET,         51, "client>broker  id:str (the key) -> flowControl") \
+    X (FLOW_SET,         52, "client>broker  id, limits:{rate?, period?, parallelism?} -> flowControl") \
+    X (FLOW_PAUSE,       53, "client>broker  id -> flowControl") \
+    X (FLOW_RESUME,      54, "client>broker  id -> flowControl")
 
 // clang-format on
 

@@ -154,7 +154,8 @@ COMMANDS = {
     'TASK_SIGNAL': 28, 'EVENT': 30, 'SCHEDULE_CREATE': 31, 'SCHEDULE_LIST': 32,
     'SCHEDULE_GET': 33, 'SCHEDULE_UPDATE': 34, 'SCHEDULE_RUN_NOW': 35, 'SCHEDULE_SNOOZE': 36,
     'SCHEDULE_PAUSE': 37, 'SCHEDULE_RESUME': 38, 'SCHEDULE_CANCEL': 39, 'SCHEDULE_RUNS': 40,
-    'SCHEDULE_PREVIEW': 41, 'EVENT_FIRE': 42,
+    'SCHEDULE_PREVIEW': 41, 'EVENT_FIRE': 42, 'FLOW_LIST': 50, 'FLOW_GET': 51, 'FLOW_SET': 52,
+    'FLOW_PAUSE': 53, 'FLOW_RESUME': 54,
 }
 NAMES = {v: k for k, v in COMMANDS.items()}
 ADMIN_COMMANDS = {'TEAM_CREATE', 'TEAM_LIST', 'KEY_CREATE', 'KEY_LIST', 'KEY_REVOKE',
@@ -165,7 +166,9 @@ CLIENT_COMMANDS = ADMIN_COMMANDS | {'TASK_CREATE', 'TASK_GET', 'TASK_LIST', 'TAS
                                     'SCHEDULE_CREATE', 'SCHEDULE_LIST', 'SCHEDULE_GET',
                                     'SCHEDULE_UPDATE', 'SCHEDULE_RUN_NOW', 'SCHEDULE_SNOOZE',
                                     'SCHEDULE_PAUSE', 'SCHEDULE_RESUME', 'SCHEDULE_CANCEL',
-                                    'SCHEDULE_RUNS', 'SCHEDULE_PREVIEW', 'EVENT_FIRE'}
+                                    'SCHEDULE_RUNS', 'SCHEDULE_PREVIEW', 'EVENT_FIRE',
+                                    'FLOW_LIST', 'FLOW_GET', 'FLOW_SET', 'FLOW_PAUSE',
+                                    'FLOW_RESUME'}
 
 
 class ProtocolError(Exception):
