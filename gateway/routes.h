@@ -40,6 +40,11 @@ typedef enum {
     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
     GW_ROUTE_EVENT_FIRE,             //  POST /events
     GW_ROUTE_READYZ,                 //  GET  /readyz (answered by the gateway)
+    GW_ROUTE_FLOW_LIST,              //  GET  /v1/flow-control
+    GW_ROUTE_FLOW_GET,               //  GET  /v1/flow-control/:key
+    GW_ROUTE_FLOW_SET,               //  PUT  /v1/flow-control/:key
+    GW_ROUTE_FLOW_PAUSE,             //  POST /v1/flow-control/:key/pause
+    GW_ROUTE_FLOW_RESUME,            //  POST /v1/flow-control/:key/resume
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
