@@ -11,7 +11,6 @@
 #include "tasks.h"
 
 #include <assert.h>
-#include <czmq.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +44,7 @@ typedef struct {
     size_t cap;              //  ring capacity
     int64_t timer_at;        //  the timer set for it, -1 none
     bool dirty;              //  in the dirty list
+    uint64_t hash;           //  of id (the table's)
 } s_key_t;
 
 typedef struct {
@@ -52,10 +52,18 @@ typedef struct {
     s_key_t *key; //  whose (stale when key->timer_at differs)
 } s_timer_t;
 
+typedef struct {
+    uint64_t hash; //  the key's, compared before the key is touched
+    s_key_t *key;  //  NULL: free
+} s_slot_t;
+
 struct _bk_flow_t {
     bk_store_t *store; //  borrowed
     bk_queue_t *queue; //  borrowed: where released tasks go
-    zhashx_t *keys;    //  id -> s_key_t (owned)
+    s_slot_t *slots;   //  the keys (owned), open addressing by hash
+    size_t nslots;     //  a power of two
+    size_t nkeys;      //  keys held
+    s_key_t *last;     //  the key found last (tasks come by twice in a row)
     s_timer_t *heap;   //  min-heap of key timers
     size_t nheap;      //  entries used
     size_t heap_cap;   //  allocated
@@ -67,35 +75,43 @@ struct _bk_flow_t {
 //  --------------------------------------------------------------------------
 //  Keys in memory
 
-static size_t s_id_hash (const void *key) {
-    const uint8_t *id = key;
+static uint64_t s_id_hash (const uint8_t id[S_ID]) {
     uint64_t h = 1469598103934665603ULL; //  FNV-1a over team, length and name
     for (size_t i = 0; i < 17u + id[16]; i++)
         h = (h ^ id[i]) * 1099511628211ULL;
-    return (size_t) h;
+    return h;
 }
 
-static int s_id_compare (const void *a, const void *b) {
-    return memcmp (a, b, S_ID);
+//  The key of id in the table, or NULL; *slot is where it is or would go.
+static s_key_t *s_table_find (bk_flow_t *self, const uint8_t id[S_ID], uint64_t hash,
+                              size_t *slot) {
+    size_t mask = self->nslots - 1, i = (size_t) hash & mask;
+    for (; self->slots[i].key; i = (i + 1) & mask)
+        if (self->slots[i].hash == hash && memcmp (self->slots[i].key->id, id, 17u + id[16]) == 0)
+            break;
+    *slot = i;
+    return self->slots[i].key;
 }
 
-static void *s_id_dup (const void *key) {
-    void *copy = malloc (S_ID);
-    assert (copy);
-    return memcpy (copy, key, S_ID);
-}
-
-static void s_id_free (void **item) {
-    free (*item);
-    *item = NULL;
-}
-
-static void s_key_free (void **item) {
-    s_key_t *k = *item;
-    if (k)
-        free (k->starts);
-    free (k);
-    *item = NULL;
+//  Adds k (not in the table), growing it past half full.
+static void s_table_add (bk_flow_t *self, s_key_t *k) {
+    size_t slot;
+    if (2 * (self->nkeys + 1) > self->nslots) {
+        s_slot_t *old = self->slots;
+        size_t n = self->nslots;
+        self->nslots = n ? 2 * n : 64;
+        self->slots = calloc (self->nslots, sizeof *self->slots);
+        assert (self->slots);
+        for (size_t i = 0; i < n; i++)
+            if (old[i].key) {
+                s_table_find (self, old[i].key->id, old[i].hash, &slot);
+                self->slots[slot] = old[i];
+            }
+        free (old);
+    }
+    s_table_find (self, k->id, k->hash, &slot);
+    self->slots[slot] = (s_slot_t){k->hash, k};
+    self->nkeys++;
 }
 
 bk_flow_t *bk_flow_new (bk_store_t *store, bk_queue_t *queue) {
@@ -103,13 +119,6 @@ bk_flow_t *bk_flow_new (bk_store_t *store, bk_queue_t *queue) {
     assert (self);
     self->store = store;
     self->queue = queue;
-    self->keys = zhashx_new ();
-    assert (self->keys);
-    zhashx_set_key_hasher (self->keys, s_id_hash);
-    zhashx_set_key_comparator (self->keys, s_id_compare);
-    zhashx_set_key_duplicator (self->keys, s_id_dup);
-    zhashx_set_key_destructor (self->keys, s_id_free);
-    zhashx_set_destructor (self->keys, s_key_free);
     return self;
 }
 
@@ -118,7 +127,12 @@ void bk_flow_destroy (bk_flow_t **self_p) {
     bk_flow_t *self = *self_p;
     if (!self)
         return;
-    zhashx_destroy (&self->keys);
+    for (size_t i = 0; i < self->nslots; i++)
+        if (self->slots[i].key) {
+            free (self->slots[i].key->starts);
+            free (self->slots[i].key);
+        }
+    free (self->slots);
     free (self->heap);
     free (self->dirty);
     free (self);
@@ -255,24 +269,32 @@ static int s_save (bk_flow_t *self, s_key_t *k) {
 //  The key of id: in memory, else read from the store (kept in memory when
 //  it has a record or create is set). NULL when there is no such key.
 static s_key_t *s_find (bk_flow_t *self, const uint8_t id[S_ID], bool create) {
-    s_key_t *k = zhashx_lookup (self->keys, id);
+    uint64_t hash = s_id_hash (id);
+    size_t slot;
+    s_key_t *k = self->nslots ? s_table_find (self, id, hash, &slot) : NULL;
     if (k)
-        return k;
+        return self->last = k;
     k = calloc (1, sizeof *k);
     assert (k);
     memcpy (k->id, id, S_ID);
+    k->hash = hash;
     k->timer_at = -1;
     if (s_load (self, k) != 0 && !create) {
         free (k);
         return NULL;
     }
-    zhashx_insert (self->keys, id, k);
-    return k;
+    s_table_add (self, k);
+    return self->last = k;
 }
 
 static s_key_t *s_task_key (bk_flow_t *self, const bk_task_t *task) {
+    size_t size = strlen (task->flow_key);
+    s_key_t *k = self->last;
+    if (k && k->id[16] == size && memcmp (k->id, task->team, 16) == 0 &&
+        memcmp (k->id + 17, task->flow_key, size) == 0)
+        return k; //  the same task, or the same key, again
     uint8_t id[S_ID];
-    s_id (id, task->team, task->flow_key, strlen (task->flow_key));
+    s_id (id, task->team, task->flow_key, size);
     return s_find (self, id, true);
 }
 
@@ -764,7 +786,9 @@ size_t bk_flow_write_page (bk_flow_t *self, const uint8_t team[16], int limit, i
             continue;
         uint8_t id[S_ID];
         s_id (id, team, (const char *) bytes + 17, bytes[16]);
-        s_key_t *k = zhashx_lookup (self->keys, id), loaded = {.held_until = -1};
+        size_t slot;
+        s_key_t *k = self->nslots ? s_table_find (self, id, s_id_hash (id), &slot) : NULL;
+        s_key_t loaded = {.held_until = -1};
         if (!k) { //  not in memory: nothing in flight, nothing parked
             memcpy (loaded.id, id, S_ID);
             if (!s_decode (&loaded, val.data, val.size))
@@ -822,7 +846,10 @@ static int s_count_in_flight (void *arg, const uint8_t id[16]) {
 }
 
 void bk_flow_recover (bk_flow_t *self) {
-    for (s_key_t *k = zhashx_first (self->keys); k; k = zhashx_next (self->keys)) {
+    for (size_t i = 0; i < self->nslots; i++) {
+        s_key_t *k = self->slots[i].key;
+        if (!k)
+            continue;
         s_load (self, k); //  a failed commit may have taken back a change
         k->inflight = k->waiting = k->queued = 0;
         k->timer_at = -1;
@@ -849,9 +876,9 @@ void bk_flow_recover (bk_flow_t *self) {
     int statuses[] = {BK_ST_PROCESSING, BK_ST_WAITING, BK_ST_POLLING};
     for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
         bk_tasks_each_in_status (self->store, statuses[i], s_count_in_flight, self);
-    for (k = zhashx_first (self->keys); k; k = zhashx_next (self->keys))
-        if (k->waiting > 0)
-            s_dirty (self, k);
+    for (size_t i = 0; i < self->nslots; i++)
+        if (self->slots[i].key && self->slots[i].key->waiting > 0)
+            s_dirty (self, self->slots[i].key);
 }
 
 //  --------------------------------------------------------------------------
