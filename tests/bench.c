@@ -2,8 +2,16 @@
 
     aq-bench create   --broker EP --key K --count N [--pipeline P] [--conns C]
     aq-bench e2e      --broker EP --key K --count N --target URL [--pipeline P] [--conns C]
-    aq-bench latency  --broker EP --key K --rate R --seconds S --target URL
+                      [--flow-keys N]
+    aq-bench latency  --broker EP --key K --rate R --seconds S --target URL [--figure NAME]
     aq-bench fill     --broker EP --key K --count N [--pipeline P] [--conns C]
+    aq-bench hold     --broker EP --key K --count N --target URL --flow-key NAME
+
+    e2e with --flow-keys N gives its tasks flowControl {key: "bench-<i>",
+    parallelism: 1}, spread over N keys in turn, and prints
+    flow_e2e_callbacks_per_s. hold creates N tasks of one flow control key
+    NAME (parallelism 1) due now, and prints only a note: a key with that
+    many tasks waiting. latency with --figure prints its p99 as NAME.
 
     Each figure is printed as one line, exactly `bench <name> <value> <unit>`,
     so runs can be compared by script; notes go to stderr. Requests are
@@ -43,10 +51,14 @@ typedef struct {
     bool delayed;            //  tasks delayed far into the future (never run)
     const char *cert;        //  our secret certificate: CURVE (with broker_cert)
     const char *broker_cert; //  the broker's public certificate
+    int flow_keys;           //  spread tasks over this many flow control keys, 0: none
+    const char *flow_key;    //  or give every task this one (parallelism 1)
+    const char *figure;      //  latency: print p99 under this name
 } s_plan_t;
 
 typedef struct {
     const s_plan_t *plan;  //  what to do
+    int index;             //  this connection's number
     int64_t count;         //  this connection's share
     int64_t ok;            //  2xx replies
     int64_t failed;        //  other replies
@@ -55,8 +67,17 @@ typedef struct {
     pthread_t thread;      //  runs s_pump
 } s_pump_t;
 
-static json_t *s_task (const s_plan_t *plan) {
+//  A task; n numbers it among all connections' (flow keys in turn).
+static json_t *s_task (const s_plan_t *plan, int64_t n) {
     json_t *task = json_pack ("{s:s}", "targetUrl", plan->target);
+    if (plan->flow_keys > 0 || plan->flow_key) {
+        char key[32];
+        snprintf (key, sizeof key, "bench-%lld",
+                  (long long) (n % (plan->flow_keys > 0 ? plan->flow_keys : 1)));
+        json_object_set_new (task, "flowControl",
+                             json_pack ("{s:s, s:i}", "key", plan->flow_key ? plan->flow_key : key,
+                                        "parallelism", 1));
+    }
     char iso[32];
     if (plan->latency) {
         int64_t due = aq_time_now_ms () + S_LATENCY_LEAD;
@@ -92,7 +113,8 @@ static void *s_pump (void *arg) {
     }
     aq_client_set_key (client, plan->key);
     aq_client_set_timeout (client, S_STALL_MS);
-    json_t *fixed = plan->latency ? NULL : s_task (plan);
+    bool varies = plan->latency || plan->flow_keys > 0;
+    json_t *fixed = varies ? NULL : s_task (plan, 0);
     double rate = plan->rate > 0 ? plan->rate / plan->conns : 0;
     int64_t sent = 0, answered = 0;
     int64_t start = aq_time_mono_ms ();
@@ -107,7 +129,8 @@ static void *s_pump (void *arg) {
                     break;
                 }
             }
-            json_t *task = fixed ? json_incref (fixed) : s_task (plan);
+            json_t *task =
+                fixed ? json_incref (fixed) : s_task (plan, sent * plan->conns + self->index);
             json_t *fields = json_pack ("{s:o}", "task", task);
             int64_t corr = aq_client_send (client, AQ_CMD_TASK_CREATE, fields);
             json_decref (fields);
@@ -150,6 +173,7 @@ static int64_t s_run (const s_plan_t *plan, int64_t *ms) {
     int64_t start = aq_time_mono_ms ();
     for (int i = 0; i < plan->conns; i++) {
         pumps[i].plan = plan;
+        pumps[i].index = i;
         pumps[i].count = plan->count / plan->conns + (i < plan->count % plan->conns);
         if (pthread_create (&pumps[i].thread, NULL, s_pump, &pumps[i]) != 0) {
             fprintf (stderr, "aq-bench: cannot start a thread\n");
@@ -246,8 +270,11 @@ static int s_usage (void) {
         "usage: aq-bench create  --broker EP --key K --count N [--pipeline P] [--conns C]\n"
         "                        [--cert PATH_secret --broker-cert PATH] (CURVE)\n"
         "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
+        "                        [--flow-keys N]\n"
         "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
-        "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n");
+        "                        [--figure NAME]\n"
+        "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n"
+        "       aq-bench hold    --broker EP --key K --count N --target URL --flow-key NAME\n");
     return 2;
 }
 
@@ -259,6 +286,18 @@ static int s_create (s_plan_t *plan, const char *figure) {
     if (created == 0)
         return 1;
     printf ("bench %s %.0f tasks/s\n", figure, (double) created * 1000.0 / (double) (ms ? ms : 1));
+    return 0;
+}
+
+//  Tasks of one flow control key (parallelism 1) due now: they wait in the
+//  key's queue while it calls one at a time.
+static int s_hold (s_plan_t *plan) {
+    int64_t ms;
+    int64_t created = s_run (plan, &ms);
+    if (created == 0)
+        return 1;
+    fprintf (stderr, "aq-bench: %lld tasks of flow control key '%s' created in %lld ms\n",
+             (long long) created, plan->flow_key, (long long) ms);
     return 0;
 }
 
@@ -289,7 +328,8 @@ static int s_e2e (s_plan_t *plan, int max_seconds) {
                  (long long) created);
     fprintf (stderr, "aq-bench: %lld created in %lld ms, %lld callbacks in %lld ms\n",
              (long long) created, (long long) ms, (long long) received, (long long) elapsed);
-    printf ("bench e2e_callbacks_per_s %.0f callbacks/s\n",
+    printf ("bench %s %.0f callbacks/s\n",
+            plan->flow_keys > 0 ? "flow_e2e_callbacks_per_s" : "e2e_callbacks_per_s",
             (double) received * 1000.0 / (double) (elapsed ? elapsed : 1));
     return 0;
 }
@@ -332,8 +372,12 @@ static int s_latency (s_plan_t *plan, int seconds) {
     }
     fprintf (stderr, "aq-bench: %lld tasks at %.0f/s over %lld ms\n", (long long) created,
              plan->rate, (long long) ms);
-    printf ("bench dispatch_p50_ms %.2f ms\n", json_number_value (p50));
-    printf ("bench dispatch_p99_ms %.2f ms\n", json_number_value (p99));
+    if (plan->figure)
+        printf ("bench %s %.2f ms\n", plan->figure, json_number_value (p99));
+    else {
+        printf ("bench dispatch_p50_ms %.2f ms\n", json_number_value (p50));
+        printf ("bench dispatch_p99_ms %.2f ms\n", json_number_value (p99));
+    }
     json_decref (latency);
     return 0;
 }
@@ -371,6 +415,12 @@ int main (int argc, char **argv) {
             plan.cert = value;
         else if (strcmp (name, "--broker-cert") == 0)
             plan.broker_cert = value;
+        else if (strcmp (name, "--flow-keys") == 0)
+            plan.flow_keys = atoi (value);
+        else if (strcmp (name, "--flow-key") == 0)
+            plan.flow_key = value;
+        else if (strcmp (name, "--figure") == 0)
+            plan.figure = value;
         else
             return s_usage ();
     }
@@ -384,5 +434,7 @@ int main (int argc, char **argv) {
         return s_e2e (&plan, max_seconds);
     if (strcmp (mode, "latency") == 0 && plan.rate > 0 && seconds > 0 && plan.target)
         return s_latency (&plan, seconds);
+    if (strcmp (mode, "hold") == 0 && plan.count > 0 && plan.target && plan.flow_key)
+        return s_hold (&plan);
     return s_usage ();
 }
