@@ -89,12 +89,18 @@ static const char *s_key_text (bk_db_t db, const uint8_t *key, size_t size, char
 //  not a record), 1 when converted, -1 with err filled.
 static int s_record (s_upgrade_t *self, const s_table_t *table, const uint8_t *key, size_t key_size,
                      const bk_val_t *val, char *err, size_t err_size) {
-    if (table->db == BK_DB_RUN_KEYS && (key_size < 17 || key[16] != 'c'))
-        return 0; //  a dedupe key's start time: binary, the same in both layouts
+    if (table->db == BK_DB_RUN_KEYS && (key_size < 17 || (key[16] != 'c' && key[16] != 'd')))
+        return 0; //  not a run key
     aq_node_t v1, first, ignored;
     aq_iter_t it;
     int rc = BK_UPGRADE_V1_BAD;
-    if (aq_msg_parse (val->data, val->size, &v1) != 0 || v1.type != AQ_NODE_MAP || !v1.count)
+    if (table->db == BK_DB_RUN_KEYS && key[16] == 'd' && val->size == 8) {
+        //  a dedupe key's start time as layout 1 kept it, 8 raw bytes (its
+        //  layout-2 record, a small msgpack map, is never 8 bytes long)
+        v1 = (aq_node_t){
+            .type = AQ_NODE_BIN, .count = 8, .data = val->data, .raw = val->data, .raw_size = 8};
+        rc = bk_upgrade_v1_convert (&self->v1, table->db, key, key_size, &v1);
+    } else if (aq_msg_parse (val->data, val->size, &v1) != 0 || v1.type != AQ_NODE_MAP || !v1.count)
         snprintf (self->v1.why, sizeof self->v1.why, "it is not a msgpack map");
     else {
         aq_node_iter (&v1, &it);
@@ -248,6 +254,7 @@ int bk_upgrade_run (bk_store_t *store, const char *dir, int batch, bk_upgrade_st
 #include "../tests/rig_v1.h"
 #include "aq_json.h"
 #include "keys.h"
+#include "sched/schedules.h"
 #include "task.h"
 #include "tasks.h"
 #include "tokens.h"
@@ -376,7 +383,7 @@ static bool s_test_dumped (int db, int which) {
     bool record = sched || db == BK_DB_TASKS || db == BK_DB_ATTEMPTS || db == BK_DB_TEAMS ||
                   db == BK_DB_KEYS || db == BK_DB_TOKENS;
     return which == S_TEST_ALL || (which == S_TEST_SCHED && sched) ||
-           (which == S_TEST_BINARY && (!record || db == BK_DB_RUN_KEYS));
+           (which == S_TEST_BINARY && !record);
 }
 
 //  The tables which says but meta (whose checkpoint counter differs from
@@ -413,8 +420,6 @@ static uint64_t s_test_all_v2 (bk_store_t *store) {
     assert (bk_store_begin (store, false) == 0);
     for (size_t t = 0; t < sizeof s_tables / sizeof *s_tables; t++) {
         bk_db_t db = s_tables[t].db;
-        if (db == BK_DB_SCHEDULES || db == BK_DB_RUNS || db == BK_DB_RUN_KEYS)
-            continue; //  the scheduler's: its own test
         bk_cursor_t *cursor = bk_cursor_open (store, db);
         bk_val_t k, v;
         for (int rc = bk_cursor_seek (cursor, NULL, 0, &k, &v); rc == 0;
@@ -443,8 +448,13 @@ static uint64_t s_test_all_v2 (bk_store_t *store) {
             case BK_DB_TOKENS:
                 assert (bk_token_decode (v.data, v.size, &token) == 0);
                 break;
-            default: //  attempts: key 0 the version
-                assert (first.i == 0 && value.type == AQ_NODE_INT && value.i == BK_TASK_RECORD);
+            default: //  attempts and the scheduler's: key 0 the version (decoded below, and
+                     //  by their own tests)
+                assert (first.i == 0 && value.type == AQ_NODE_INT);
+                assert (value.i == (db == BK_DB_ATTEMPTS    ? BK_TASK_RECORD
+                                    : db == BK_DB_SCHEDULES ? BK_SCHED_TASK_RECORD
+                                    : db == BK_DB_RUNS      ? BK_SCHED_RUN_RECORD
+                                                            : BK_RUNKEY_RECORD));
             }
         }
         bk_cursor_close (&cursor);
@@ -465,40 +475,6 @@ static int s_test_killing_commit (void) {
     return 0;
 }
 
-//  The same JSON value, maps in any order (layout 1 showed a record's
-//  fields in the order they were set).
-static bool s_test_equal (const aq_node_t *a, const aq_node_t *b) {
-    double x, y;
-    if (aq_node_number (a, &x) && aq_node_number (b, &y))
-        return x == y;
-    if (a->type != b->type || a->count != b->count)
-        return false;
-    aq_iter_t it, other;
-    aq_node_t key, value, match;
-    switch (a->type) {
-    case AQ_NODE_MAP:
-        aq_node_iter (a, &it);
-        while (aq_iter_next (&it, &key, &value)) {
-            char name[128];
-            if (!aq_node_strcpy (&key, name, sizeof name) || !aq_node_get (b, name, &match) ||
-                !s_test_equal (&value, &match))
-                return false;
-        }
-        return true;
-    case AQ_NODE_ARRAY:
-        aq_node_iter (a, &it);
-        aq_node_iter (b, &other);
-        while (aq_iter_next (&it, NULL, &value) && aq_iter_next (&other, NULL, &match))
-            if (!s_test_equal (&value, &match))
-                return false;
-        return true;
-    case AQ_NODE_BOOL:
-        return a->b == b->b;
-    default:
-        return a->raw_size == b->raw_size && memcmp (a->raw, b->raw, a->raw_size) == 0;
-    }
-}
-
 //  expected[name] (under "body" when it has one) is what w holds.
 static void s_test_expect (const aq_node_t *expected, const char *name, aq_writer_t *w) {
     aq_node_t answer, body, shown;
@@ -508,7 +484,7 @@ static void s_test_expect (const aq_node_t *expected, const char *name, aq_write
     if (aq_node_get (&answer, "body", &body))
         answer = body;
     assert (aq_msg_parse (data, size, &shown) == 0);
-    if (!s_test_equal (&answer, &shown) || !s_test_equal (&shown, &answer)) {
+    if (!rig_v1_equal (&answer, &shown) || !rig_v1_equal (&shown, &answer)) {
         char *want = aq_json_dumps (&answer), *got = aq_json_dumps (&shown);
         fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", name, want,
                  got);
@@ -519,45 +495,63 @@ static void s_test_expect (const aq_node_t *expected, const char *name, aq_write
     aq_writer_reset (w);
 }
 
-//  What the fixture's broker answered to GET /v1/tasks/ID and
-//  GET /v1/tasks/ID/attempts (expected.json) is what the converted
-//  records show. Returns how many answers were compared.
-static int s_test_fixture_tasks (bk_store_t *store, const aq_node_t *expected) {
+//  What the fixture's broker answered to GET /v1/tasks/ID,
+//  GET /v1/tasks/ID/attempts, GET /tasks/ID and GET /tasks/ID/runs (its
+//  runs; expected.json) is what the converted records show. Returns how
+//  many answers were compared, those of scheduled tasks in *schedules.
+static int s_test_fixture_answers (bk_store_t *store, const aq_node_t *expected, int *schedules) {
     aq_iter_t it;
     aq_node_t name, answer, status, body, shown_node;
     aq_writer_t shown;
     aq_writer_init (&shown);
     int compared = 0;
+    *schedules = 0;
     aq_node_iter (expected, &it);
     while (aq_iter_next (&it, &name, &answer)) {
         char line[160], id_text[AQ_UUID_TEXT];
         if (!aq_node_strcpy (&name, line, sizeof line))
             continue;
-        const char *path = strstr (line, " GET /v1/tasks/");
-        if (!path || strlen (path) < 15 + 36 || !aq_node_get (&answer, "status", &status) ||
+        const char *path = strstr (line, " GET /");
+        bool task = path && strncmp (path, " GET /v1/tasks/", 15) == 0;
+        size_t at = task ? 15 : 12; //  the id's offset
+        if (!path || (!task && strncmp (path, " GET /tasks/", 12) != 0) ||
+            strlen (path) < at + 36 || !aq_node_get (&answer, "status", &status) ||
             status.i != 200 || !aq_node_get (&answer, "body", &body))
             continue;
-        snprintf (id_text, sizeof id_text, "%.36s", path + 15);
-        bool attempts = strcmp (path + 15 + 36, "/attempts") == 0;
+        snprintf (id_text, sizeof id_text, "%.36s", path + at);
+        bool list = strcmp (path + at + 36, task ? "/attempts" : "/runs") == 0;
         uint8_t id[16];
-        if (aq_uuid_parse (id_text, id) != 0 || (path[15 + 36] && !attempts))
+        if (aq_uuid_parse (id_text, id) != 0 || (path[at + 36] && !list))
             continue;
         aq_writer_reset (&shown);
         aq_write_map (&shown, 1);
-        if (attempts) {
+        uint64_t total;
+        if (task && list) {
             aq_write_str (&shown, "attempts");
             bk_tasks_write_attempts (store, id, &shown);
-        } else {
-            bk_task_t *task = bk_tasks_get (store, id);
-            assert (task);
+        } else if (task) {
+            bk_task_t *record = bk_tasks_get (store, id);
+            assert (record);
             aq_write_str (&shown, "task");
-            bk_task_write_public (task, &shown);
-            bk_task_destroy (&task);
+            bk_task_write_public (record, &shown);
+            bk_task_destroy (&record);
+        } else if (list) { //  the runs, without the pagination
+            aq_write_str (&shown, "runs");
+            bk_schedules_write_runs (store, id, 100, 0, &shown, &total);
+            assert (aq_node_get (&body, "runs", &body) && total == body.count);
+        } else {
+            bk_sched_task_t *record = bk_schedules_get (store, id);
+            assert (record);
+            aq_write_str (&shown, "task");
+            bk_sched_task_write_public (record, &shown);
+            bk_sched_task_destroy (&record);
         }
         size_t size;
         const uint8_t *data = aq_writer_data (&shown, &size);
         assert (aq_msg_parse (data, size, &shown_node) == 0);
-        if (!s_test_equal (&body, &shown_node) || !s_test_equal (&shown_node, &body)) {
+        if (!task && list)
+            assert (aq_node_get (&shown_node, "runs", &shown_node));
+        if (!rig_v1_equal (&body, &shown_node) || !rig_v1_equal (&shown_node, &body)) {
             char *want = aq_json_dumps (&body), *got = aq_json_dumps (&shown_node);
             fprintf (stderr, "bk_upgrade: %s\n  first release: %s\n  upgraded:      %s\n", line,
                      want, got);
@@ -566,6 +560,7 @@ static int s_test_fixture_tasks (bk_store_t *store, const aq_node_t *expected) {
             assert (false);
         }
         compared++;
+        *schedules += !task;
     }
     aq_writer_release (&shown);
     return compared;
@@ -616,16 +611,18 @@ static void s_test_fixture (bool verbose) {
         printf ("bk_upgrade: %s\n", err);
     assert (rc == 0);
     assert (stats.tasks > 50 && stats.attempts > 0 && stats.teams == 3 && stats.keys > 0);
-    assert (stats.tokens == 3);
-    assert (bk_store_layout (store) == (stats.left ? 1 : 2));
+    assert (stats.tokens == 3 && stats.schedules > 10 && stats.runs > 10);
+    assert (stats.run_keys == 2 && stats.left == 0 && bk_store_layout (store) == 2);
     uint64_t records = s_test_all_v2 (store);
-    assert (records == stats.tasks + stats.attempts + stats.teams + stats.keys + stats.tokens);
+    assert (records == stats.tasks + stats.attempts + stats.teams + stats.keys + stats.tokens +
+                           stats.schedules + stats.runs + stats.run_keys);
     if (verbose)
         printf ("bk_upgrade: fixture '%s': %llu tasks, %llu attempts, %llu teams, %llu keys, "
-                "%llu tokens converted, %llu scheduler records left, in %lld ms\n",
+                "%llu tokens, %llu schedules, %llu runs, %llu run keys converted in %lld ms\n",
                 tarball, (unsigned long long) stats.tasks, (unsigned long long) stats.attempts,
                 (unsigned long long) stats.teams, (unsigned long long) stats.keys,
-                (unsigned long long) stats.tokens, (unsigned long long) stats.left,
+                (unsigned long long) stats.tokens, (unsigned long long) stats.schedules,
+                (unsigned long long) stats.runs, (unsigned long long) stats.run_keys,
                 (long long) stats.ms);
 
     //  what the fixture's broker showed (expected.json) and handed out
@@ -636,11 +633,12 @@ static void s_test_fixture (bool verbose) {
     s_test_read_json (tarball, "fixture.json", &fixture_w, &fixture);
     aq_writer_init (&w);
     assert (bk_store_begin (store, false) == 0);
-    int compared = s_test_fixture_tasks (store, &expected);
-    assert (compared > 150);
+    int schedules, compared = s_test_fixture_answers (store, &expected, &schedules);
+    assert (compared - schedules > 150 && schedules == (int) (2 * stats.schedules));
     if (verbose)
-        printf ("bk_upgrade: fixture: %d answers of GET /v1/tasks/ID(/attempts) the same\n",
-                compared);
+        printf ("bk_upgrade: fixture: %d answers of GET /v1/tasks/ID(/attempts) and %d of "
+                "GET /tasks/ID(/runs) the same\n",
+                compared - schedules, schedules);
     bk_keys_t *cache = bk_keys_new (store);
     bk_keys_write_teams (cache, &w);
     s_test_expect (&expected, "aqctl team list", &w);
@@ -725,7 +723,8 @@ void bk_upgrade_test (bool verbose) {
     aq_writer_init (&dump);
 
     //  a store of every kind of record, 7 records per transaction: all of
-    //  them converted, the binary tables untouched, layout 2
+    //  them converted (the dedupe time's 8 raw bytes too), the binary
+    //  tables untouched, layout 2
     bk_store_t *store = s_test_store (dir, 40, false);
     aq_writer_t before;
     aq_writer_init (&before);
@@ -734,10 +733,18 @@ void bk_upgrade_test (bool verbose) {
     assert (bk_store_layout (store) == 2);
     assert (stats.tasks == 40 && stats.attempts == 20 && stats.teams == 3 && stats.keys == 3);
     assert (stats.tokens == 2 && stats.schedules == 0 && stats.runs == 0 && stats.left == 0);
-    assert (stats.converted == 68 && stats.ms >= 0);
-    assert (s_test_all_v2 (store) == 68);
+    assert (stats.run_keys == 1 && stats.converted == 69 && stats.ms >= 0);
+    assert (s_test_all_v2 (store) == 69);
     s_test_dump (store, &dump, S_TEST_BINARY);
     assert (s_test_same (&before, &dump));
+    uint8_t team[16];
+    int64_t dedupe_ms;
+    char team_text[AQ_UUID_TEXT];
+    s_test_uuid (2, team, team_text);
+    memcpy (&dedupe_ms, "\x01\x02\x03\x04\x05\x06\x07\x08", 8); //  s_test_fill's
+    assert (bk_store_begin (store, false) == 0);
+    assert (bk_schedules_dedupe (store, team, "nightly") == dedupe_ms);
+    bk_store_abort (store);
     s_test_dump (store, &reference, S_TEST_ALL);
     bk_store_destroy (&store);
     char open_err[256];
@@ -753,6 +760,7 @@ void bk_upgrade_test (bool verbose) {
     assert (bk_store_commit (store) == 0);
     assert (bk_upgrade_run (store, dir, 0, &stats, err, sizeof err) == 0);
     assert (stats.converted == 0 && stats.tasks == 40 && stats.attempts == 20);
+    assert (stats.run_keys == 1);
     assert (bk_store_layout (store) == 2);
     s_test_dump (store, &dump, S_TEST_ALL);
     assert (s_test_same (&reference, &dump));
@@ -846,19 +854,23 @@ void bk_upgrade_test (bool verbose) {
     bk_store_destroy (&store);
     bk_store_test_remove (dir);
 
-    //  the scheduler's records: converted by the scheduler module, or left
-    //  as they were with the store at layout 1 (nothing lost)
+    //  the scheduler's records: converted by the scheduler module
+    //  (upgrade_sched.c tests them field by field), and known as converted
+    //  by a second run
     store = s_test_store (dir, 4, true);
-    s_test_dump (store, &before, S_TEST_SCHED);
     assert (bk_upgrade_run (store, dir, 0, &stats, err, sizeof err) == 0);
-    assert (stats.tasks == 4 && stats.teams == 3);
+    assert (stats.tasks == 4 && stats.teams == 3 && stats.left == 0);
+    assert (stats.schedules == 1 && stats.runs == 1 && stats.run_keys == 2);
+    assert (stats.converted == 18 && bk_store_layout (store) == 2);
+    assert (s_test_all_v2 (store) == 18);
+    s_test_dump (store, &before, S_TEST_SCHED);
+    assert (bk_store_begin (store, true) == 0 && bk_store_set_layout (store, 1) == 0);
+    assert (bk_store_commit (store) == 0);
+    assert (bk_upgrade_run (store, dir, 0, &stats, err, sizeof err) == 0);
+    assert (stats.converted == 0 && stats.schedules == 1 && stats.runs == 1);
+    assert (stats.run_keys == 2 && bk_store_layout (store) == 2);
     s_test_dump (store, &dump, S_TEST_SCHED);
-    if (stats.left) {
-        assert (stats.left == 3 && stats.schedules == 0 && bk_store_layout (store) == 1);
-        assert (s_test_same (&before, &dump));
-    } else
-        assert (stats.schedules == 1 && stats.runs == 1 && stats.run_keys == 1 &&
-                bk_store_layout (store) == 2);
+    assert (s_test_same (&before, &dump));
     aq_writer_release (&before);
     bk_store_destroy (&store);
     bk_store_test_remove (dir);

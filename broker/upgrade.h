@@ -2,17 +2,18 @@
 
     Layout 1 (the first release) kept tasks, attempts, teams, keys,
     tokens, scheduled tasks, runs and concurrency records as JSON documents
-    packed as msgpack maps with string keys. Layout 2 keeps typed records:
-    msgpack maps with small integer keys, key 0 the record's version
-    (task.h, tasks.c, keys.h, tokens.h, sched/). Indexes, counters, the
-    delay queue, idempotency keys, dedupe times and meta are binary in both
-    and do not change.
+    packed as msgpack maps with string keys, and a dedupe key's time as 8
+    raw bytes. Layout 2 keeps typed records: msgpack maps with small
+    integer keys, key 0 the record's version (task.h, tasks.c, keys.h,
+    tokens.h, sched/). Indexes, counters, the delay queue, idempotency keys
+    and meta are binary in both and do not change.
 
     bk_upgrade_run converts a layout-1 store in place, in batches of
     BK_UPGRADE_BATCH records (or BK_UPGRADE_BATCH_BYTES written) per
     transaction so the redo log and the map stay bounded. Each record says
     itself whether it is converted yet (string keys: layout 1; integer
-    keys: layout 2), so a run stopped anywhere (a crash, a full disk) is
+    keys: layout 2; a dedupe time of 8 raw bytes: layout 1), so a run
+    stopped anywhere (a crash, a full disk) is
     finished by the next one; the layout is set to 2 in the last
     transaction, once every record is converted.
 
@@ -41,7 +42,7 @@ typedef struct {
     uint64_t tokens;    //  BK_DB_TOKENS
     uint64_t schedules; //  BK_DB_SCHEDULES
     uint64_t runs;      //  BK_DB_RUNS
-    uint64_t run_keys;  //  BK_DB_RUN_KEYS concurrency records
+    uint64_t run_keys;  //  BK_DB_RUN_KEYS concurrency and dedupe records
     uint64_t converted; //  records this run converted
     uint64_t left;      //  records this build cannot convert (upgrade_sched.h)
     int64_t ms;         //  how long the run took

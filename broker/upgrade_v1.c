@@ -81,8 +81,9 @@
       id                    id (must be the key's)
       name createdAt        name, created_at
       sealed                sealed (base64 text -> the bytes)
-    schedules, runs, concurrency records (BK_DB_RUN_KEYS 'c'): converted by
-    the scheduler module, bk_sched_upgrade_record (sched/upgrade_sched.h).
+    schedules, runs, run keys (BK_DB_RUN_KEYS 'c' concurrency records, 'd'
+    dedupe times): converted by the scheduler module,
+    bk_sched_upgrade_record (sched/upgrade_sched.c lists their fields).
 */
 #include "upgrade_v1.h"
 #include "aq_uuid.h"
@@ -321,7 +322,7 @@ static int s_sched (bk_upgrade_v1_t *self, bk_db_t db, const uint8_t *key, size_
 
 int bk_upgrade_v1_convert (bk_upgrade_v1_t *self, bk_db_t db, const uint8_t *key, size_t key_size,
                            const aq_node_t *v1) {
-    assert (v1->type == AQ_NODE_MAP);
+    assert (v1->type == AQ_NODE_MAP || (db == BK_DB_RUN_KEYS && v1->type == AQ_NODE_BIN));
     self->why[0] = '\0';
     aq_writer_reset (&self->w);
     switch (db) {

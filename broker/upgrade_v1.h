@@ -44,7 +44,8 @@ typedef struct {
 //  under key (key_size bytes) and puts its layout-2 record under the same
 //  key. db is one of BK_DB_TASKS, BK_DB_ATTEMPTS, BK_DB_TEAMS, BK_DB_KEYS,
 //  BK_DB_TOKENS, BK_DB_SCHEDULES, BK_DB_RUNS, BK_DB_RUN_KEYS (a 'c'
-//  record). v1 may borrow the store's map: it is read before the put.
+//  record, or a 'd' one: its 8 raw bytes as a bin node, upgrade_sched.h).
+//  v1 may borrow the store's map: it is read before the put.
 int bk_upgrade_v1_convert (bk_upgrade_v1_t *self, bk_db_t db, const uint8_t *key, size_t key_size,
                            const aq_node_t *v1);
 

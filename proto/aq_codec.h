@@ -1,8 +1,8 @@
 /*  aq_codec.h - protocol messages as jansson documents
 
-    The gateway, the workers, the C client library and tools read and
-    write messages as JSON documents (json_t): the REST side is JSON
-    anyway. The broker does not: it reads frames straight into its structs
+    The gateway, the C client library and tools read and write messages
+    as JSON documents (json_t): the REST side is JSON anyway. The broker
+    and the workers do not: they read frames in place and write them whole
     (aq_msg.h). This is the one place msgpack-c is used.
 */
 #ifndef AQ_CODEC_H

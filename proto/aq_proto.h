@@ -12,8 +12,9 @@
     optional key is not a breaking change. docs/protocol.md is the reference.
 
     Two codecs read and write the fields: aq_msg.h, views into the bytes
-    and a writer (the broker, which decodes straight into its structs), and
-    aq_codec.h, jansson documents (the gateway, workers, client library).
+    and a writer (the broker, which decodes straight into its structs, and
+    the workers), and aq_codec.h, jansson documents (the gateway, client
+    library).
     Both produce the same bytes for the same message (proto/vectors).
 */
 #ifndef AQ_PROTO_H
@@ -41,7 +42,7 @@
     and are answered by exactly one REPLY.                                  */
 // clang-format off
 #define AQ_PROTO_COMMANDS(X)                                                 \
-    X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str")       \
+    X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str, traceparent?, tracestate?") \
     X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
     X (TASK_LIST,     3, "client>broker  status?, limit?, offset?, sortOrder?") \
     X (TASK_CANCEL,   4, "client>broker  id:str")                            \

@@ -17,11 +17,22 @@
 
 #include "../broker/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 //  json_pack (fmt, ...) packed as layout 1 did, put under key in store's
 //  write transaction.
 void rig_v1_put (bk_store_t *store, bk_db_t db, const void *key, size_t key_size, const char *fmt,
                  ...);
+//  The JSON document of a printf-like format, with ' standing for " (no
+//  other ' in it), packed and put as rig_v1_put does: for records whose
+//  shape reads better as the old code's JSON than as a json_pack format.
+void rig_v1_put_json (bk_store_t *store, bk_db_t db, const void *key, size_t key_size,
+                      const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  The same JSON value, maps in any order (layout 1 showed a record's
+//  fields in the order they were set): what the first release showed
+//  against what the upgraded store shows.
+bool rig_v1_equal (const aq_node_t *a, const aq_node_t *b);
 
 #endif

@@ -1,19 +1,27 @@
 /*  worker.c - an asyncqueue worker: the DEALER dialog with the broker
 
-    One loop, Majordomo-like: zmq_poll over the DEALER socket and the sockets
-    of every call in flight (callout.c); JOB, HEARTBEAT and ERROR come in;
+    One loop, Majordomo-like, waiting in one epoll_wait (wk_callout_wait)
+    on the sockets of the calls in flight and the ZMQ_FDs of the DEALER and
+    the actor's pipe; JOB, HEARTBEAT and ERROR come in;
     READY, RESULT, HEARTBEAT and finally BYE go out. Credit is free slots:
     READY announces them, each JOB takes one, each RESULT gives one back.
 
-    RESULTs wait in an outbox until ZeroMQ takes them. ZMQ_IMMEDIATE makes
-    ZeroMQ refuse them while no broker is connected, so they stay with us
-    rather than in a pipe that a reconnect would throw away.
+    A ZMQ_FD is readable when its socket has commands to process, not when
+    a message is there: the DEALER is read until EAGAIN when its fd fires
+    and after every send (a send may process the command that announced
+    messages), and a send that ZeroMQ refused is retried when ZMQ_EVENTS
+    says so. Frames are read in place and written whole (aq_msg.h): JOBs go to the
+    engine as they lie in their frames, RESULTs come out of it ready to
+    send. They wait in the engine until ZeroMQ takes them. ZMQ_IMMEDIATE
+    makes ZeroMQ refuse them while no broker is connected, so they stay
+    with us rather than in a pipe that a reconnect would throw away.
 */
 #include "worker.h"
 #include "aq_curve.h"
 #include "aq_log.h"
-#include "aq_codec.h"
+#include "aq_msg.h"
 #include "aq_notify.h"
+#include "aq_proto.h"
 #include "aq_time.h"
 #include "callout.h"
 
@@ -31,14 +39,19 @@
 #define S_RECONNECT_MAX_MS 1000 //  and its longest
 #define S_POLL_MAX_MS      100  //  longest sleep: how soon a stop request is seen
 #define S_RECV_BURST       256  //  messages read per wake-up before doing the rest
+#define S_BROKER           1    //  wk_callout_wait's bit for the DEALER's fd
+#define S_PIPE             2    //  and for the actor pipe's
 
 typedef struct {
     const wk_config_t *cfg; //  settings, the caller's
     void *ctx;              //  ZeroMQ context, the caller's
     void *socket;           //  DEALER to the broker
+    int socket_fd;          //  its ZMQ_FD, watched by the callout's wait
+    bool recv_due;          //  read the DEALER: it may hold messages
+    bool blocked;           //  ZeroMQ refused a send: wait until it takes more
     aq_curve_t *curve;      //  our CURVE keys and the broker's, or NULL
-    wk_callout_t *callout;  //  the calls in flight
-    json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
+    wk_callout_t *callout;  //  the calls in flight, and RESULTs ZeroMQ has not taken
+    aq_writer_t frame;      //  READY being written
     bool ready_due;         //  READY not yet sent on this socket
     bool stopping;          //  finishing: no new jobs
     bool up;                //  the broker has spoken: systemd was told
@@ -58,7 +71,7 @@ void wk_config_defaults (wk_config_t *cfg) {
 //  Free slots as the broker should count them: results not yet sent still
 //  hold theirs.
 static int s_credit (s_worker_t *self) {
-    size_t used = wk_callout_active (self->callout) + json_array_size (self->outbox);
+    size_t used = wk_callout_active (self->callout) + wk_callout_results (self->callout);
     return used < (size_t) self->cfg->slots ? self->cfg->slots - (int) used : 0;
 }
 
@@ -89,54 +102,117 @@ static int s_connect (s_worker_t *self) {
         errno = error;
         return -1;
     }
+    size_t size = sizeof self->socket_fd;
+    if (zmq_getsockopt (self->socket, ZMQ_FD, &self->socket_fd, &size) != 0 ||
+        wk_callout_watch (self->callout, self->socket_fd, S_BROKER) != 0) {
+        int error = errno;
+        zmq_close (self->socket);
+        self->socket = NULL;
+        errno = error;
+        return -1;
+    }
     self->ready_due = true;
+    self->recv_due = true;
+    self->blocked = false;
     self->heard = aq_time_mono_ms ();
     return 0;
 }
 
-//  Hands READY (when due) and then the outbox to ZeroMQ, as far as it takes
-//  them; the rest waits for the next turn.
+static void s_disconnect (s_worker_t *self) {
+    if (!self->socket)
+        return;
+    wk_callout_unwatch (self->callout, self->socket_fd);
+    zmq_close (self->socket);
+    self->socket = NULL;
+}
+
+//  Hands one frame to ZeroMQ without waiting; 0, or -1 with errno.
+static int s_send (s_worker_t *self, const void *frame, size_t size) {
+    self->recv_due = true; //  zmq_send may take the DEALER's pending commands
+    if (zmq_send (self->socket, frame, size, ZMQ_DONTWAIT) < 0) {
+        self->blocked = errno == EAGAIN;
+        return -1;
+    }
+    self->blocked = false;
+    return 0;
+}
+
+//  Sends a frame of cmd with no fields; 0, or -1 with errno from zmq_send.
+static int s_send_empty (s_worker_t *self, int cmd) {
+    uint8_t frame[AQ_PROTO_HEADER + 1] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                          (uint8_t) cmd, 0x80}; //  {}
+    return s_send (self, frame, sizeof frame);
+}
+
+//  The string under key of a map (a RESULT's or JOB's) for a log line:
+//  *size bytes at the result, or "" when absent.
+static const char *s_text (const aq_node_t *map, const char *key, int *size) {
+    aq_node_t value;
+    if (!aq_node_get (map, key, &value) || !aq_node_is_str (&value)) {
+        *size = 0;
+        return "";
+    }
+    *size = (int) value.count;
+    return (const char *) value.data;
+}
+
+static int64_t s_int (const aq_node_t *map, const char *key) {
+    aq_node_t value;
+    return aq_node_get (map, key, &value) && value.type == AQ_NODE_INT ? value.i : 0;
+}
+
+static void s_log_result (const uint8_t *frame, size_t size) {
+    int cmd, id_size, error_size;
+    aq_node_t result;
+    if (aq_msg_frame (frame, size, &cmd, &result) != 0)
+        return;
+    const char *id = s_text (&result, "id", &id_size);
+    const char *error = s_text (&result, "error", &error_size);
+    long long attempt = (long long) s_int (&result, "attempt");
+    long long duration = (long long) s_int (&result, "duration");
+    char task[64]; //  the id as text for the log's taskId
+    snprintf (task, sizeof task, "%.*s", id_size, id);
+    if (error_size)
+        aq_log_task (AQ_LOG_INFO, "worker", task, NULL, "task '%s' attempt %lld: %.*s (%lld ms)",
+                     task, attempt, error_size, error, duration);
+    else
+        aq_log_task (AQ_LOG_INFO, "worker", task, NULL,
+                     "task '%s' attempt %lld: HTTP %lld in %lld ms", task, attempt,
+                     (long long) s_int (&result, "statusCode"), duration);
+}
+
+//  Hands READY (when due) and then the RESULTs waiting to ZeroMQ, as far
+//  as it takes them; the rest waits for the next turn.
 static void s_flush (s_worker_t *self) {
     if (self->ready_due && !self->stopping) {
         int credit = s_credit (self);
-        json_t *ready = json_pack ("{s:i, s:s}", "credit", credit, "name", self->name);
-        int rc = aq_codec_send (self->socket, NULL, 0, AQ_CMD_READY, ready, ZMQ_DONTWAIT);
-        json_decref (ready);
-        if (rc != 0)
+        aq_writer_t *w = &self->frame;
+        aq_writer_reset (w);
+        uint8_t header[AQ_PROTO_HEADER] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                           AQ_CMD_READY};
+        aq_write_raw (w, header, sizeof header);
+        aq_write_map (w, 2);
+        aq_write_kv_int (w, "credit", credit);
+        aq_write_kv_str (w, "name", self->name);
+        size_t size;
+        const uint8_t *frame = aq_writer_data (w, &size);
+        if (!frame || s_send (self, frame, size) != 0)
             return; //  no broker yet; READY goes first when there is
         self->ready_due = false;
         aq_log (AQ_LOG_DEBUG, "worker", "READY with credit %d", credit);
     }
-    while (json_array_size (self->outbox)) {
-        json_t *result = json_array_get (self->outbox, 0);
-        if (aq_codec_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
-            if (errno != EINVAL)
-                return; //  EAGAIN: no broker, or its queue is full
-            const char *id = json_string_value (json_object_get (result, "id"));
-            aq_log_task (AQ_LOG_ERROR, "worker", id, NULL, "cannot encode the result of task '%s'",
-                         id);
-        }
-        json_array_remove (self->outbox, 0);
+    const uint8_t *frame;
+    size_t size;
+    while ((frame = wk_callout_result (self->callout, &size))) {
+        if (s_send (self, frame, size) != 0)
+            return; //  EAGAIN: no broker, or its queue is full
+        if (self->cfg->verbose)
+            s_log_result (frame, size);
+        wk_callout_pop_result (self->callout);
     }
 }
 
-static void s_log_result (const json_t *result) {
-    const char *id = json_string_value (json_object_get (result, "id"));
-    const char *error = json_string_value (json_object_get (result, "error"));
-    json_int_t attempt = json_integer_value (json_object_get (result, "attempt"));
-    json_int_t duration = json_integer_value (json_object_get (result, "duration"));
-    if (error)
-        aq_log_task (AQ_LOG_INFO, "worker", id, NULL, "task '%s' attempt %lld: %s (%lld ms)",
-                     id ? id : "", (long long) attempt, error, (long long) duration);
-    else
-        aq_log_task (AQ_LOG_INFO, "worker", id, NULL,
-                     "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
-                     (long long) attempt,
-                     (long long) json_integer_value (json_object_get (result, "statusCode")),
-                     (long long) duration);
-}
-
-static void s_take_job (s_worker_t *self, const json_t *job) {
+static void s_take_job (s_worker_t *self, const aq_node_t *job) {
     const char *refusal = self->stopping         ? "worker shutting down"
                           : s_credit (self) == 0 ? "worker over capacity"
                                                  : NULL;
@@ -144,58 +220,58 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
         wk_callout_start (self->callout, job); //  a job that cannot start has its result at once
         return;
     }
-    const char *id = json_string_value (json_object_get (job, "id"));
-    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", id, NULL,
-                 "task '%s' refused: %s", id ? id : "", refusal);
-    json_t *result = wk_callout_result_new (job);
-    if (result) {
-        json_object_set_new (result, "duration", json_integer (0));
-        json_object_set_new (result, "error", json_string (refusal));
-        json_object_set_new (result, "refused", json_true ());
-    }
-    if (result)
-        json_array_append_new (self->outbox, result);
+    int id_size;
+    const char *id = s_text (job, "id", &id_size);
+    char task[64]; //  the id as text for the log's taskId
+    snprintf (task, sizeof task, "%.*s", id_size, id);
+    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", task, NULL,
+                 "task '%s' refused: %s", task, refusal);
+    wk_callout_refuse (self->callout, job, refusal);
 }
 
-static void s_on_message (s_worker_t *self, int cmd, const json_t *body) {
+static void s_on_message (s_worker_t *self, int cmd, const aq_node_t *body) {
     if (cmd == AQ_CMD_JOB)
         s_take_job (self, body);
-    else if (cmd == AQ_CMD_ERROR && aq_field_int (body, "code", 0) == 410)
+    else if (cmd == AQ_CMD_ERROR && s_int (body, "code") == 410)
         self->ready_due = true; //  the broker does not know us (it restarted)
     else if (cmd == AQ_CMD_ERROR) {
-        const char *reason = aq_field_str (body, "reason");
-        aq_log (AQ_LOG_WARN, "worker", "broker error %lld: %s",
-                (long long) aq_field_int (body, "code", 0), reason ? reason : "");
+        int reason_size;
+        const char *reason = s_text (body, "reason", &reason_size);
+        aq_log (AQ_LOG_WARN, "worker", "broker error %lld: %.*s", (long long) s_int (body, "code"),
+                reason_size, reason);
     } else if (cmd != AQ_CMD_HEARTBEAT)
         aq_log (AQ_LOG_DEBUG, "worker", "dropped %s from the broker", aq_proto_name (cmd));
 }
 
-//  Reads what the broker sent; undecodable frames are dropped.
-static void s_receive (s_worker_t *self) {
+//  Reads what the broker sent, each frame where it lies, until EAGAIN or
+//  a burst's end; malformed frames are dropped. 0, or -1 when the context
+//  is going away.
+static int s_receive (s_worker_t *self) {
     for (int i = 0; i < S_RECV_BURST; i++) {
         zmq_msg_t msg;
         zmq_msg_init (&msg);
         if (zmq_msg_recv (&msg, self->socket, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&msg);
-            return;
+            self->recv_due = false;
+            return errno == ETERM ? -1 : 0;
         }
         int cmd;
-        json_t *body = NULL;
-        int rc = aq_codec_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
-        zmq_msg_close (&msg);
-        if (rc != 0) {
+        aq_node_t body;
+        int rc = aq_msg_frame (zmq_msg_data (&msg), zmq_msg_size (&msg), &cmd, &body);
+        if (rc != 0)
             aq_log (AQ_LOG_DEBUG, "worker", "dropped a frame from the broker: %s",
                     aq_proto_strerror (rc));
-            continue;
+        else {
+            self->heard = aq_time_mono_ms ();
+            if (!self->up) {
+                self->up = true;
+                aq_notify_ready ("worker");
+            }
+            s_on_message (self, cmd, &body);
         }
-        self->heard = aq_time_mono_ms ();
-        if (!self->up) {
-            self->up = true;
-            aq_notify_ready ("worker");
-        }
-        s_on_message (self, cmd, body);
-        json_decref (body);
+        zmq_msg_close (&msg);
     }
+    return 0; //  more may wait: recv_due stays
 }
 
 //  libcurl's TLS library (OpenSSL) keeps state per thread that it frees
@@ -212,8 +288,6 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     assert (cfg && actor);
     s_worker_t self = {.cfg = cfg, .ctx = aq_actor_ctx (actor), .loop = -1};
     int rc = -1;
-    int items_max = 2 * cfg->slots + 16;
-    zmq_pollitem_t *items = NULL;
     if (cfg->name)
         snprintf (self.name, sizeof self.name, "%s", cfg->name);
     else {
@@ -233,10 +307,9 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
             goto out;
         }
     }
-    self.callout = wk_callout_new (cfg->allow_private);
-    self.outbox = json_array ();
-    items = calloc ((size_t) items_max, sizeof *items);
-    if (!self.callout || !self.outbox || !items) {
+    self.callout = wk_callout_new (cfg->allow_private, cfg->slots);
+    aq_writer_init (&self.frame);
+    if (!self.callout) {
         aq_log (AQ_LOG_ERROR, "worker", "cannot set up HTTP calls");
         goto out;
     }
@@ -248,7 +321,15 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
     aq_log (AQ_LOG_INFO, "worker", "'%s' working for broker '%s' with %d slots%s", self.name,
             cfg->broker_endpoint, cfg->slots,
             cfg->allow_private ? ", private targets allowed" : "");
+    int pipe_fd;
+    size_t pipe_fd_size = sizeof pipe_fd;
+    if (zmq_getsockopt (aq_actor_socket (actor), ZMQ_FD, &pipe_fd, &pipe_fd_size) != 0 ||
+        wk_callout_watch (self.callout, pipe_fd, S_PIPE) != 0) {
+        aq_log (AQ_LOG_ERROR, "worker", "cannot poll the actor pipe: %s", zmq_strerror (errno));
+        goto out;
+    }
     aq_actor_ready (actor);
+    aq_actor_command (actor); //  after a send on the pipe: read what may wait there
     rc = 0;
     self.loop = aq_notify_loop_new ("worker");
     const int64_t silence = (int64_t) cfg->heartbeat_ms * cfg->heartbeat_liveness;
@@ -271,20 +352,20 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
         if (self.stopping && wk_callout_active (self.callout) == 0) {
             s_flush (&self);
-            if (json_array_size (self.outbox) == 0)
+            if (wk_callout_results (self.callout) == 0)
                 break;
             if (drain_until < 0)
                 drain_until = now + silence;
             else if (now >= drain_until) {
                 aq_log (AQ_LOG_WARN, "worker", "%zu results not delivered: the broker retries them",
-                        json_array_size (self.outbox));
+                        wk_callout_results (self.callout));
                 break;
             }
         }
         if (!self.stopping && now - self.heard > silence) {
             aq_log (AQ_LOG_WARN, "worker", "no word from broker '%s' in %lld ms: reconnecting",
                     cfg->broker_endpoint, (long long) (now - self.heard));
-            zmq_close (self.socket);
+            s_disconnect (&self);
             if (s_connect (&self) != 0) {
                 aq_log (AQ_LOG_ERROR, "worker", "cannot reconnect to broker '%s': %s",
                         cfg->broker_endpoint, zmq_strerror (errno));
@@ -294,56 +375,46 @@ int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
         }
         if (now >= self.beat_at) {
             if (!self.ready_due)
-                aq_codec_send (self.socket, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+                s_send_empty (&self, AQ_CMD_HEARTBEAT);
             self.beat_at = now + cfg->heartbeat_ms;
         }
         s_flush (&self);
 
-        //  Poll the broker and every call; wake for curl, heartbeats and stop
-        int n;
-        while ((n = wk_callout_poll_items (self.callout, items + 2, items_max - 2)) >
-               items_max - 2) {
-            zmq_pollitem_t *more = realloc (items, (size_t) (n + 17) * sizeof *items);
-            if (!more)
-                break; //  poll what fits; curl's timeouts still bound every call
-            items = more;
-            items_max = n + 17;
+        if (self.recv_due && s_receive (&self) != 0)
+            break;                       //  the context is going away: no more talking
+        wk_callout_timer (self.callout); //  sends the calls just taken
+
+        //  Wait for the broker, the stop pipe and the calls, curl's timer
+        //  and the heartbeat; not at all when there is more to do now
+        bool pending = (self.ready_due && !self.stopping) || wk_callout_results (self.callout);
+        if (pending && self.blocked) {
+            int events = 0;
+            size_t size = sizeof events;
+            if (zmq_getsockopt (self.socket, ZMQ_EVENTS, &events, &size) == 0)
+                self.blocked = !(events & ZMQ_POLLOUT);
+            self.recv_due |= (events & ZMQ_POLLIN) != 0;
         }
-        n = n < items_max - 2 ? n : items_max - 2;
-        bool pending = (self.ready_due && !self.stopping) || json_array_size (self.outbox);
-        items[0] = (zmq_pollitem_t){.socket = self.socket,
-                                    .events = ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)};
         long timeout = (long) (self.beat_at - now);
         long curl_timeout = wk_callout_timeout_ms (self.callout);
         timeout = curl_timeout >= 0 && curl_timeout < timeout ? curl_timeout : timeout;
         timeout = timeout < 0 ? 0 : timeout > S_POLL_MAX_MS ? S_POLL_MAX_MS : timeout;
-        items[1] = (zmq_pollitem_t){.socket = aq_actor_socket (actor), .events = ZMQ_POLLIN};
-        int ready = zmq_poll (items, n + 2, timeout);
-        if (ready < 0 && errno == ETERM)
-            break; //  the context is going away: no more talking
-        if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_receive (&self);
-        if (ready > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (self.recv_due || (pending && !self.blocked))
+            timeout = 0;
+        unsigned fired = wk_callout_wait (self.callout, timeout);
+        if (fired & S_BROKER)
+            self.recv_due = true, self.blocked = false;
+        if (fired & S_PIPE)
             aq_actor_command (actor);
-        wk_callout_handle (self.callout, items + 2, ready > 0 ? n : 0);
-        json_t *result;
-        while ((result = wk_callout_next_result (self.callout))) {
-            if (cfg->verbose)
-                s_log_result (result);
-            json_array_append_new (self.outbox, result);
-        }
     }
     s_flush (&self);
-    aq_codec_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
+    s_send_empty (&self, AQ_CMD_BYE);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
     aq_notify_loop_end (self.loop);
-    if (self.socket)
-        zmq_close (self.socket);
+    s_disconnect (&self);
     aq_curve_destroy (&self.curve);
     wk_callout_destroy (&self.callout);
-    json_decref (self.outbox);
-    free (items);
+    aq_writer_release (&self.frame);
     s_tls_thread_end ();
     return rc;
 }
@@ -354,6 +425,7 @@ out:
 
 #include "../tests/rig_broker.h"
 #include "../tests/rig_http.h"
+#include "aq_codec.h"
 
 static int s_serve (const void *cfg, aq_actor_t *actor) {
     return wk_worker_run ((const wk_config_t *) cfg, actor);

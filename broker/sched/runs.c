@@ -84,6 +84,15 @@ static void s_write_request (const aq_node_t *template, const bk_sched_run_t *ru
 
 static void s_finish (bk_engine_t *engine, bk_sched_run_t *run, int status, const char *error);
 
+//  A run is a trace of its own: its id is the trace id (so the two read
+//  the same), and each step task is a child of the run's span, the id's
+//  last 8 bytes (UUIDv7's random part).
+static void s_trace (const bk_sched_run_t *run, bk_task_t *task) {
+    task->trace.flags = 1;
+    memcpy (task->trace.trace_id, run->id, 16);
+    memcpy (task->trace.parent, run->id + 8, 8);
+}
+
 //  Makes the task of the run's current step. A step that cannot be built
 //  (a token deleted since) fails the run. 0 or a store error.
 static int s_step (bk_engine_t *engine, bk_sched_run_t *run) {
@@ -110,6 +119,7 @@ static int s_step (bk_engine_t *engine, bk_sched_run_t *run) {
     memcpy (task->schedule_id, run->schedule, 16);
     memcpy (task->run_id, run->id, 16);
     task->step = run->step;
+    s_trace (run, task);
     int rc = bk_engine_insert (engine, task);
     bk_sched_run_add_step (run, run->step, task->id, task->status);
     run->status = BK_RUN_RUNNING;

@@ -294,14 +294,29 @@ int64_t bk_schedules_dedupe (bk_store_t *store, const uint8_t team[16], const ch
     return ms;
 }
 
+void bk_schedules_dedupe_encode (int64_t ms, aq_writer_t *w) {
+    aq_write_map (w, 2);
+    aq_write_int (w, R_VERSION), aq_write_int (w, BK_RUNKEY_RECORD);
+    aq_write_int (w, R_VALUE), aq_write_int (w, ms);
+}
+
+void bk_schedules_key_encode (const uint8_t holder[16], const uint8_t *waiting, size_t n,
+                              aq_writer_t *w) {
+    aq_write_map (w, 3);
+    aq_write_int (w, R_VERSION), aq_write_int (w, BK_RUNKEY_RECORD);
+    aq_write_int (w, R_VALUE), aq_write_bin (w, holder, 16);
+    aq_write_int (w, R_WAITING);
+    aq_write_array (w, (uint32_t) n);
+    for (size_t i = 0; i < n; i++)
+        aq_write_bin (w, waiting + 16 * i, 16);
+}
+
 int bk_schedules_set_dedupe (bk_store_t *store, const uint8_t team[16], const char *key,
                              int64_t ms) {
     uint8_t k[17 + S_NAME_MAX];
     aq_writer_t w;
     aq_writer_init (&w);
-    aq_write_map (&w, 2);
-    aq_write_int (&w, R_VERSION), aq_write_int (&w, BK_RUNKEY_RECORD);
-    aq_write_int (&w, R_VALUE), aq_write_int (&w, ms);
+    bk_schedules_dedupe_encode (ms, &w);
     int rc = bk_store_put_writer (store, BK_DB_RUN_KEYS, k, s_runkey (k, team, 'd', key), &w);
     aq_writer_release (&w);
     return rc;
@@ -312,27 +327,27 @@ int bk_schedules_set_dedupe (bk_store_t *store, const uint8_t team[16], const ch
 static int s_key_put (bk_store_t *store, const uint8_t *key, size_t key_size,
                       const uint8_t holder[16], const aq_node_t *waiting, uint32_t first,
                       const uint8_t added[16]) {
-    aq_writer_t w;
-    aq_writer_init (&w);
-    aq_write_map (&w, 3);
-    aq_write_int (&w, R_VERSION), aq_write_int (&w, BK_RUNKEY_RECORD);
-    aq_write_int (&w, R_VALUE), aq_write_bin (&w, holder, 16);
-    aq_write_int (&w, R_WAITING);
-    size_t mark = aq_write_array_open (&w);
-    uint32_t n = 0, index = 0;
+    bool queue = waiting && waiting->type == AQ_NODE_ARRAY;
+    uint8_t *ids = malloc (16 * ((queue ? waiting->count : 0) + 1));
+    assert (ids);
+    size_t n = 0;
+    uint32_t index = 0;
     aq_iter_t it;
     aq_node_t item;
-    if (waiting && waiting->type == AQ_NODE_ARRAY) {
+    if (queue) {
         aq_node_iter (waiting, &it);
         for (; aq_iter_next (&it, NULL, &item); index++)
             if (index >= first && item.type == AQ_NODE_BIN && item.count == 16)
-                aq_write_bin (&w, item.data, 16), n++;
+                memcpy (ids + 16 * n++, item.data, 16);
     }
     if (added)
-        aq_write_bin (&w, added, 16), n++;
-    aq_write_array_close (&w, mark, n);
+        memcpy (ids + 16 * n++, added, 16);
+    aq_writer_t w;
+    aq_writer_init (&w);
+    bk_schedules_key_encode (holder, ids, n, &w);
     int rc = bk_store_put_writer (store, BK_DB_RUN_KEYS, key, key_size, &w);
     aq_writer_release (&w);
+    free (ids);
     return rc;
 }
 

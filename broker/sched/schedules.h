@@ -74,6 +74,14 @@ size_t bk_schedules_write_runs (bk_store_t *store, const uint8_t schedule[16], i
 int64_t bk_schedules_dedupe (bk_store_t *store, const uint8_t team[16], const char *key);
 int bk_schedules_set_dedupe (bk_store_t *store, const uint8_t team[16], const char *key,
                              int64_t ms);
+//  A run key's store record, appended to w: a dedupe key's (ms, the start
+//  time of the last run that held it), and a concurrency key's (its
+//  holder, then the n runs waiting for it, in order, 16 bytes each at
+//  waiting). The functions around them write these; the upgrade from
+//  layout 1 (upgrade_sched.c) too.
+void bk_schedules_dedupe_encode (int64_t ms, aq_writer_t *w);
+void bk_schedules_key_encode (const uint8_t holder[16], const uint8_t *waiting, size_t n,
+                              aq_writer_t *w);
 //  A concurrency key of a team: run takes it when nobody holds it (*holds
 //  set), else queues behind the holder (*holds false). 0 or a store error.
 int bk_schedules_key_take (bk_store_t *store, const uint8_t team[16], const char *key,
