@@ -1,8 +1,8 @@
 /*  flow.c - flow control per key: limits on a key's calls that back off by themselves
 
     Store layout (store.h): BK_DB_FLOW holds one record per key under
-    team(16) length(1) name, a msgpack map with small integer keys (F_*
-    below, F_VERSION the record's version); BK_DB_FLOW_WAIT parks tasks
+    team(16) name (so a team's keys list by name), a msgpack map with small
+    integer keys (F_* below, F_VERSION the record's version); BK_DB_FLOW_WAIT parks tasks
     under team(16) length(1) name 255-priority(1) seq(8) -> id(16), so a
     key's FIFO is one contiguous range, highest priority, then oldest, first.
 */
@@ -152,6 +152,13 @@ static size_t s_prefix_size (const uint8_t id[S_ID]) {
     return 17u + id[16];
 }
 
+//  The key of id's record in BK_DB_FLOW: team, name.
+static size_t s_record_key (uint8_t out[16 + BK_FLOW_KEY_MAX], const uint8_t id[S_ID]) {
+    memcpy (out, id, 16);
+    memcpy (out + 16, id + 17, id[16]);
+    return 16u + id[16];
+}
+
 //  A key's FIFO entry for a task: prefix, 255-priority, seq big-endian.
 static size_t s_wait_key (uint8_t out[S_WAIT_KEY], const uint8_t id[S_ID], int priority,
                           uint64_t seq) {
@@ -244,7 +251,8 @@ static bool s_decode (s_key_t *k, const void *data, size_t size) {
 //  Loads k's record: 0, BK_NOTFOUND (k then has no limits), or an error.
 static int s_load (bk_flow_t *self, s_key_t *k) {
     bk_val_t val;
-    int rc = bk_store_get (self->store, BK_DB_FLOW, k->id, s_prefix_size (k->id), &val);
+    uint8_t key[16 + BK_FLOW_KEY_MAX];
+    int rc = bk_store_get (self->store, BK_DB_FLOW, key, s_record_key (key, k->id), &val);
     k->known = rc == 0 && s_decode (k, val.data, val.size);
     if (!k->known) {
         k->limits = (bk_flow_limits_t){0, 1, 0};
@@ -259,7 +267,8 @@ static int s_save (bk_flow_t *self, s_key_t *k) {
     aq_writer_t w;
     aq_writer_init (&w);
     s_encode (k, &w);
-    int rc = bk_store_put_writer (self->store, BK_DB_FLOW, k->id, s_prefix_size (k->id), &w);
+    uint8_t key[16 + BK_FLOW_KEY_MAX];
+    int rc = bk_store_put_writer (self->store, BK_DB_FLOW, key, s_record_key (key, k->id), &w);
     aq_writer_release (&w);
     if (rc == 0)
         k->known = true;
@@ -778,14 +787,14 @@ size_t bk_flow_write_page (bk_flow_t *self, const uint8_t team[16], int limit, i
     for (int rc = cursor ? bk_cursor_seek (cursor, team, 16, &key, &val) : BK_ESTORE; rc == 0;
          rc = bk_cursor_next (cursor, &key, &val)) {
         const uint8_t *bytes = key.data;
-        if (key.size < 18 || memcmp (bytes, team, 16) != 0)
+        if (key.size < 16 || memcmp (bytes, team, 16) != 0)
             break;
-        if (key.size != 17u + bytes[16] || bytes[16] > BK_FLOW_KEY_MAX)
+        if (!bk_flow_key_valid ((const char *) bytes + 16, key.size - 16))
             continue;
         if (index++ < (uint64_t) offset || shown >= (size_t) limit)
             continue;
         uint8_t id[S_ID];
-        s_id (id, team, (const char *) bytes + 17, bytes[16]);
+        s_id (id, team, (const char *) bytes + 16, key.size - 16);
         size_t slot;
         s_key_t *k = self->nslots ? s_table_find (self, id, s_id_hash (id), &slot) : NULL;
         s_key_t loaded = {.held_until = -1};

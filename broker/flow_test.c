@@ -240,10 +240,21 @@ static void s_module_alone (void) {
     assert (!aq_node_get (&shown, "rate", &value) && !aq_node_get (&shown, "heldUntil", &value));
     assert (aq_node_get (&shown, "paused", &value) && value.b);
     aq_writer_reset (&w);
+    //  a team's keys list by name (a shorter name first only when it sorts first)
+    assert (bk_flow_set (flow, team, "ab", &(bk_flow_limits_t){0, 1, 1}, later) == 0);
     uint64_t total;
-    assert (bk_flow_write_page (flow, team, 1, 1, later, &w, &total) == 1 && total == 2);
-    bytes = aq_writer_data (&w, &size);
-    assert (aq_msg_parse (bytes, size, &shown) == 0 && shown.count == 1);
+    static const char *const names[] = {"ab", "api", "gpu"};
+    for (int i = 0; i < 3; i++) {
+        assert (bk_flow_write_page (flow, team, 1, i, later, &w, &total) == 1 && total == 3);
+        bytes = aq_writer_data (&w, &size);
+        assert (aq_msg_parse (bytes, size, &shown) == 0 && shown.count == 1);
+        aq_iter_t it;
+        aq_node_iter (&shown, &it);
+        assert (aq_iter_next (&it, NULL, &value) && aq_node_get (&value, "key", &value));
+        assert (aq_node_streq (&value, names[i]));
+        aq_writer_reset (&w);
+    }
+    assert (bk_flow_write_page (flow, team, 50, 3, later, &w, &total) == 0 && total == 3);
     aq_writer_reset (&w);
 
     //  a restart: limits, pause and the AIMD state are in the store; the

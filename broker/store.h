@@ -42,7 +42,7 @@ typedef enum {
     BK_DB_RUNS,           //  run id(16) -> packed run record
     BK_DB_SCHEDULE_RUNS,  //  schedule id(16) run id(16) -> ""
     BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe or concurrency record (schedules.h)
-    BK_DB_FLOW,           //  team(16) length(1) flow key -> packed flow record (flow.c)
+    BK_DB_FLOW,           //  team(16) flow key -> packed flow record (flow.c)
     BK_DB_FLOW_WAIT,      //  team(16) length(1) flow key 255-priority(1) seq(8) -> id(16)
     BK_DB_COUNT
 } bk_db_t;
