@@ -9,6 +9,9 @@ created and awaited over the protocol (fast); keys are read and changed
 over HTTP, as users do.
 """
 
+import json
+import os
+import subprocess
 import time
 
 import aqtest
@@ -313,3 +316,53 @@ def test_flow_control_is_validated_in_tasks_and_step_templates():
     assert run.status == 201, run
     f.target.wait_requests('/ok/step', 1)
     assert f.key_state('step-key')['parallelism'] == 2
+
+
+def s_aqctl(f, key, *args):
+    """(exit code, stdout, stderr) of `aqctl --broker EP --key KEY --json ARGS`."""
+    argv = [aqtest.binary('aqctl'), '--broker', f.broker.client_ep, '--key', key, '--json']
+    run = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=30)
+    with open(os.path.join(aqtest.tmpdir(), 'aqctl.log'), 'a') as log:
+        log.write('=== %s\n%s%s' % (' '.join(args), run.stdout, run.stderr))
+    return run.returncode, run.stdout.strip(), run.stderr.strip()
+
+
+def test_aqctl_flow():
+    """aqctl flow set|get|list|pause|resume show what the API shows; a read
+    key may only get and list; an unknown key and bad limits are refused."""
+    if not aqtest.have('aqctl'):
+        return
+    f = s_Flow()
+    code, out, err = s_aqctl(f, f.key, 'flow', 'set', 'cli.key', '--rate', '5', '--period', '2',
+                             '--parallelism', '3')
+    assert code == 0, err
+    made = json.loads(out)
+    assert made == {'key': 'cli.key', 'rate': 5, 'period': 2, 'parallelism': 3,
+                    'effectiveRate': 5, 'inFlight': 0, 'waiting': 0, 'paused': False}, made
+    assert f.key_state('cli.key') == made
+    code, out, err = s_aqctl(f, f.key, 'flow', 'pause', 'cli.key')
+    assert code == 0 and json.loads(out)['paused'] is True, (code, out, err)
+    code, out, err = s_aqctl(f, f.key, 'flow', 'get', 'cli.key')
+    assert code == 0 and json.loads(out) == dict(made, paused=True), (code, out, err)
+    code, out, err = s_aqctl(f, f.key, 'flow', 'resume', 'cli.key')
+    assert code == 0 and json.loads(out)['paused'] is False, (code, out, err)
+    code, out, err = s_aqctl(f, f.key, 'flow', 'set', 'other', '--parallelism', '1')
+    assert code == 0, err
+    code, out, err = s_aqctl(f, f.key, 'flow', 'list', '--limit', '1', '--offset', '1')
+    listed = json.loads(out)
+    assert code == 0 and [k['key'] for k in listed['keys']] == ['other'], (code, out, err)
+    assert listed['pagination'] == {'total': 2, 'limit': 1, 'offset': 1, 'hasMore': False}, listed
+    code, out, err = s_aqctl(f, f.key, 'flow', 'get', 'nope')
+    assert code == 1 and err == 'aqctl: Flow control key not found (HTTP 404)', (code, err)
+    code, out, err = s_aqctl(f, f.key, 'flow', 'set', 'cli.key')
+    assert code == 1 and err == 'aqctl: rate or parallelism is required (HTTP 400)', (code, err)
+    code, out, err = s_aqctl(f, f.key, 'flow', 'get')
+    assert code == 2 and 'flow get needs a flow control KEY' in err, (code, err)
+    read = f.broker.new_key('flow-team', scope='read')
+    code, out, err = s_aqctl(f, read, 'flow', 'get', 'cli.key')
+    assert code == 0 and json.loads(out)['key'] == 'cli.key', (code, out, err)
+    code, out, err = s_aqctl(f, read, 'flow', 'list')
+    assert code == 0 and len(json.loads(out)['keys']) == 2, (code, out, err)
+    for verb in (['set', 'cli.key', '--rate', '1'], ['pause', 'cli.key'], ['resume', 'cli.key']):
+        code, out, err = s_aqctl(f, read, 'flow', *verb)
+        assert code == 1 and err == 'aqctl: Access denied (HTTP 403)', (verb, code, err)
