@@ -3,7 +3,7 @@
 #include "aq_json.h"
 #include "loader.h"
 #include "provider_host.h"
-#include "task_request.h"
+#include "request.h"
 
 #include <assert.h>
 #include <ctype.h>

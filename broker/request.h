@@ -52,6 +52,11 @@ int64_t bk_req_query_int (const bk_req_t *self, const char *key, int64_t dflt);
 void bk_req_write_pagination (aq_writer_t *w, uint64_t total, int64_t limit, int64_t offset,
                               size_t shown, const char *more_name);
 
+//  Checks every key of map is one of known (NULL-terminated). Returns
+//  NULL, or errbuf holding "Unknown field: <prefix><name>".
+const char *bk_task_unknown_field (const aq_node_t *map, const char *const known[],
+                                   const char *prefix, char *errbuf, size_t size);
+
 void bk_request_test (bool verbose);
 
 #endif

@@ -34,25 +34,6 @@ bool bk_task_valid_url (const aq_node_t *node) {
     return true;
 }
 
-const char *bk_task_unknown_field (const aq_node_t *map, const char *const known[],
-                                   const char *prefix, char *errbuf, size_t size) {
-    aq_iter_t it;
-    aq_node_iter (map, &it);
-    aq_node_t key, value;
-    while (aq_iter_next (&it, &key, &value)) {
-        bool found = false;
-        for (int i = 0; known[i] && !found; i++)
-            found = aq_node_streq (&key, known[i]);
-        if (!found) {
-            int shown = key.type == AQ_NODE_STR ? (int) (key.count < 100 ? key.count : 100) : 0;
-            snprintf (errbuf, size, "Unknown field: %s%.*s", prefix, shown,
-                      key.type == AQ_NODE_STR ? (const char *) key.data : "");
-            return errbuf;
-        }
-    }
-    return NULL;
-}
-
 static bool s_header_token (const aq_node_t *name) {
     if (!aq_node_is_str (name) || name->count == 0)
         return false;

@@ -9,6 +9,7 @@
 #define BK_TASK_REQUEST_H
 
 #include "aq_msg.h"
+#include "request.h" //  bk_task_unknown_field
 #include "task.h"
 
 #include <stdbool.h>
@@ -21,11 +22,6 @@
 //  and sets *error to the client message (static, or written in errbuf).
 bk_task_t *bk_task_from_request (const aq_node_t *request, int64_t now, const char **error,
                                  char *errbuf, size_t errbuf_size);
-
-//  Checks every key of map is one of known (NULL-terminated). Returns
-//  NULL, or errbuf holding "Unknown field: <prefix><name>".
-const char *bk_task_unknown_field (const aq_node_t *map, const char *const known[],
-                                   const char *prefix, char *errbuf, size_t size);
 
 //  True when node is a valid http(s) URL: a host, no spaces or control
 //  characters, at most 2048 bytes.

@@ -9,7 +9,7 @@
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
-#include "gateway.h"
+#include "options.h"
 
 #include <stdbool.h>
 #include <stddef.h>
