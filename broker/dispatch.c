@@ -18,6 +18,7 @@
 #define S_NOTIFY_WATCH_MS 45000 //  and its durable watchdog
 #define S_POLL_GRACE_MS   10000 //  a poll's lease beyond its timeout
 #define S_POLL_WATCH_MS   15000 //  and its watchdog's
+#define S_PARK_MAX        2000  //  tasks parked by their flow key per turn, at most
 
 struct _bk_dispatch_t {
     bk_engine_t *engine;       //  borrowed
@@ -296,9 +297,14 @@ static void s_call (bk_dispatch_t *self, int index, bk_task_t *task) {
 
 void bk_dispatch_run (bk_dispatch_t *self) {
     bk_engine_t *engine = self->engine;
-    int index;
+    int index, parked = 0;
     uint8_t id[16];
+    bk_flow_work (engine->flow, engine->now); //  what flow keys can start now, to the queue
     while ((index = bk_leases_next_worker (self->leases)) >= 0) {
+        if (parked == S_PARK_MAX) { //  a long turn delays every answer: go on in the next
+            engine->next_due = engine->now;
+            break;
+        }
         if (bk_queue_pop (engine->queue, id) != 0)
             break;
         bk_task_t *task = bk_engine_load (engine, id);
@@ -312,11 +318,20 @@ void bk_dispatch_run (bk_dispatch_t *self) {
         else if (task->status == BK_ST_POLLING && task->poll.active && !task->poll.inflight &&
                  task->poll.due < 0)
             s_poll (self, index, task);
-        else if (task->status == BK_ST_PENDING)
-            s_call (self, index, task);
+        else if (task->status == BK_ST_PENDING) {
+            //  a task whose flow key cannot start one now waits in the key's
+            //  FIFO (still pending), out of the ready queue, without a worker
+            if (task->flow_key && !bk_flow_admit (engine->flow, task, engine->now))
+                parked++;
+            else
+                s_call (self, index, task);
+        }
         //  else a stale entry: the task moved on
         bk_task_destroy (&task);
     }
+    int64_t wake = bk_flow_next_wake (engine->flow, engine->now); //  a hold ends, a window turns
+    if (wake < engine->next_due)
+        engine->next_due = wake;
 }
 
 //  --------------------------------------------------------------------------
@@ -414,6 +429,7 @@ static int s_recover_one (void *arg, const uint8_t id[16]) {
 void bk_dispatch_recover (bk_dispatch_t *self) {
     bk_leases_destroy (&self->leases);
     self->leases = bk_leases_new ();
+    bk_flow_recover (self->engine->flow); //  what flow keys have in flight and parked
     bk_tasks_each_in_status (self->engine->store, BK_ST_PROCESSING, s_recover_one, self);
     if (bk_leases_count (self->leases))
         aq_log (AQ_LOG_INFO, "broker", "%zu tasks were processing: awaiting their results",

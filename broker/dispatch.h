@@ -3,7 +3,9 @@
     Keeps the workers that said READY and their credit (lease.h), and hands
     each ready task to the next worker with credit: the task's call, a poll,
     an onCompleteUrl delivery or a provider's cancel, whichever the record
-    says is owed. JOBs go out at once, before the turn's commit: a worker's
+    says is owed. A call of a flow control key starts only when the key
+    admits it; otherwise the task is parked by its key (flow.h) and the
+    worker takes the next one. JOBs go out at once, before the turn's commit: a worker's
     RESULT is handled in a later turn, after this one committed; if the
     commit fails the task is still pending and may run twice (at least
     once holds), and an fsync stays out of the due-to-call latency.

@@ -31,6 +31,7 @@ bk_engine_t *bk_engine_new (const bk_config_t *cfg, bk_store_t *store, bk_outbox
     self->plugins = plugins;
     self->vault = plugins ? aq_plugin_loader_vault (plugins, NULL) : NULL;
     self->queue = bk_queue_new (store);
+    self->flow = bk_flow_new (store, self->queue);
     self->waiters = bk_waiters_new ();
     self->next_due = 0;
     return self;
@@ -41,6 +42,7 @@ void bk_engine_destroy (bk_engine_t **self_p) {
     bk_engine_t *self = *self_p;
     if (!self)
         return;
+    bk_flow_destroy (&self->flow);
     bk_queue_destroy (&self->queue);
     bk_waiters_destroy (&self->waiters);
     free (self);
@@ -116,6 +118,8 @@ bk_task_t *bk_engine_load (bk_engine_t *self, const uint8_t id[16]) {
 
 int bk_engine_save (bk_engine_t *self, bk_task_t *task, int old_status) {
     int rc = bk_tasks_save (self->store, task, old_status);
+    if (rc == 0 && task->flow_key)
+        bk_flow_moved (self->flow, task, old_status, self->now);
     if (rc == 0 && task->status != old_status)
         s_announce (self, task);
     return rc;
@@ -131,6 +135,8 @@ int bk_engine_ready (bk_engine_t *self, bk_task_t *task) {
     task->status = BK_ST_PENDING;
     task->due = -1;
     task->next_attempt_at = -1;
+    if (task->flow_key)
+        return bk_flow_ready (self->flow, task, self->now);
     return bk_queue_push (self->queue, task->priority, task->team, task->seq, task->id);
 }
 
@@ -340,7 +346,13 @@ int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
         task->created_at = self->last_created; //  the clock stepped back
     self->last_created = task->created_at;
     task->attempts = 0;
-    int rc = task->status == BK_ST_DELAYED ? bk_engine_delay (self, task, task->delay_until)
+    int rc = 0;
+    if (task->flow_key) { //  the latest limits given win
+        bk_flow_limits_t limits = {task->flow_rate, task->flow_period, task->flow_parallelism};
+        rc = bk_flow_set (self->flow, task->team, task->flow_key, &limits, self->now);
+    }
+    if (rc == 0)
+        rc = task->status == BK_ST_DELAYED ? bk_engine_delay (self, task, task->delay_until)
                                            : bk_engine_ready (self, task);
     if (rc == 0)
         rc = bk_engine_save (self, task, 0);

@@ -16,6 +16,7 @@
 #define BK_ENGINE_H
 
 #include "broker.h"
+#include "flow.h"
 #include "lease.h"
 #include "loader.h"
 #include "outbox.h"
@@ -52,6 +53,7 @@ struct _bk_engine_t {
     const bk_config_t *cfg;         //  borrowed
     bk_store_t *store;              //  borrowed: the loop opens and commits it
     bk_queue_t *queue;              //  owned: the ready queue
+    bk_flow_t *flow;                //  owned: flow control keys (their parked tasks)
     bk_waiters_t *waiters;          //  owned: held long polls
     bk_outbox_t *outbox;            //  borrowed: replies and events
     aq_plugin_loader_t *plugins;    //  borrowed: provider names, the vault
@@ -87,7 +89,8 @@ bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_
 //  next creation sequence and its createdAt at least the last task's:
 //  creation order and createdAt agree even when the wall clock steps
 //  back, which lets a createdAfter/createdBefore filter find its range by
-//  seq (task_filter.h). 0 or a store error.
+//  seq (task_filter.h). Its flowControl limits become its key's. 0 or a
+//  store error.
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task);
 //  Puts an item in the delay queue and wakes the loop in time for it.
 int bk_engine_timer (bk_engine_t *self, int64_t due, int kind, const uint8_t id[16]);
@@ -103,9 +106,11 @@ void bk_engine_hooks (bk_engine_t *self, bk_engine_due_fn *due, bk_engine_step_f
 //  The stored task, or NULL. Caller destroys.
 bk_task_t *bk_engine_load (bk_engine_t *self, const uint8_t id[16]);
 //  Persists a task whose stored status was old_status and announces a
-//  status change (event, waiters). 0 or a store error.
+//  status change (event, waiters); its flow control key counts it in or
+//  out of flight. 0 or a store error.
 int bk_engine_save (bk_engine_t *self, bk_task_t *task, int old_status);
-//  Status pending, in the ready queue. 0 or a store error.
+//  Status pending, in the ready queue (a task of a flow control key whose
+//  limits hold it back is parked by its key instead). 0 or a store error.
 int bk_engine_ready (bk_engine_t *self, bk_task_t *task);
 //  Status delayed until due (ms). 0 or a store error.
 int bk_engine_delay (bk_engine_t *self, bk_task_t *task, int64_t due);

@@ -575,6 +575,92 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_req_done (req);
 }
 
+//  --------------------------------------------------------------------------
+//  Flow control keys (SPEC 11): /v1/flow-control
+
+#define S_FLOW_NOT_FOUND "Flow control key not found"
+
+//  The key named by the request's "id" into key; false when it is no
+//  valid key name.
+static bool s_flow_key (bk_req_t *req, char key[BK_FLOW_KEY_MAX + 1]) {
+    return bk_req_str (req, "id", key, BK_FLOW_KEY_MAX + 1) &&
+           bk_flow_key_valid (key, strlen (key));
+}
+
+//  Answers {"flowControl": {...}} for the caller's key, or 404.
+static void s_flow_answer (bk_handlers_t *self, bk_req_t *req, const char *key) {
+    bk_engine_t *engine = self->engine;
+    bk_flow_info_t info;
+    if (bk_flow_get (engine->flow, req->team, key, engine->now, &info) != 0) {
+        bk_req_error (req, AQ_NOT_FOUND, S_FLOW_NOT_FOUND);
+        return;
+    }
+    aq_writer_t *w = bk_req_body (req, AQ_OK);
+    aq_write_map (w, 1);
+    aq_write_str (w, "flowControl");
+    bk_flow_write_public (&info, engine->now, w);
+    bk_req_done (req);
+}
+
+static void s_flow_list (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    int64_t limit, offset;
+    if (!s_page_args (req, &limit, &offset))
+        return;
+    aq_writer_t *w = bk_req_body (req, AQ_OK);
+    aq_write_map (w, 2);
+    aq_write_str (w, "keys");
+    uint64_t total;
+    size_t shown = bk_flow_write_page (self->engine->flow, req->team, (int) limit, (int) offset,
+                                       self->engine->now, w, &total);
+    aq_write_str (w, "pagination");
+    bk_req_write_pagination (w, total, limit, offset, shown, "hasMore");
+    bk_req_done (req);
+}
+
+static void s_flow_get (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    char key[BK_FLOW_KEY_MAX + 1];
+    if (!s_flow_key (req, key))
+        bk_req_error (req, AQ_NOT_FOUND, S_FLOW_NOT_FOUND);
+    else
+        s_flow_answer (self, req, key);
+}
+
+//  PUT /v1/flow-control/:key {rate?, period?, parallelism?}: the key's
+//  limits as a whole (a new key is made).
+static void s_flow_set (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    char key[BK_FLOW_KEY_MAX + 1], unused[BK_FLOW_KEY_MAX + 1], errbuf[160];
+    if (!s_flow_key (req, key)) {
+        bk_req_error (req, AQ_BAD_REQUEST, "key must be 1-100 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    aq_node_t body;
+    if (!bk_req_get (req, "limits", &body))
+        body.type = AQ_NODE_NIL;
+    bk_flow_limits_t limits;
+    const char *error = bk_flow_parse (&body, false, "", unused, &limits, errbuf, sizeof errbuf);
+    if (error)
+        bk_req_error (req, AQ_BAD_REQUEST, error);
+    else if (bk_flow_set (engine->flow, req->team, key, &limits, engine->now) != 0)
+        bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
+    else
+        s_flow_answer (self, req, key);
+}
+
+static void s_flow_pause (bk_handlers_t *self, bk_req_t *req, int cmd) {
+    bk_engine_t *engine = self->engine;
+    char key[BK_FLOW_KEY_MAX + 1];
+    int rc = s_flow_key (req, key) ? bk_flow_pause (engine->flow, req->team, key,
+                                                    cmd == AQ_CMD_FLOW_PAUSE, engine->now)
+                                   : BK_NOTFOUND;
+    if (rc == BK_NOTFOUND)
+        bk_req_error (req, AQ_NOT_FOUND, S_FLOW_NOT_FOUND);
+    else if (rc != 0)
+        bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
+    else
+        s_flow_answer (self, req, key);
+}
+
 static void s_admin_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_admin_command (self->engine->store, self->keys, self->engine->vault, req, cmd,
                       self->engine->now);
@@ -639,6 +725,11 @@ static const s_route_t s_routes[] = {
     {AQ_CMD_SCHEDULE_RUNS, S_READ, s_scheduler_command},
     {AQ_CMD_SCHEDULE_PREVIEW, S_READ, s_scheduler_command},
     {AQ_CMD_EVENT_FIRE, S_WRITE, s_scheduler_command},
+    {AQ_CMD_FLOW_LIST, S_READ, s_flow_list},
+    {AQ_CMD_FLOW_GET, S_READ, s_flow_get},
+    {AQ_CMD_FLOW_SET, S_WRITE, s_flow_set},
+    {AQ_CMD_FLOW_PAUSE, S_WRITE, s_flow_pause},
+    {AQ_CMD_FLOW_RESUME, S_WRITE, s_flow_pause},
 };
 
 void bk_handlers_request (bk_handlers_t *self, void *socket, const uint8_t *rid, size_t rid_size,
@@ -720,6 +811,11 @@ static const struct {
     {AQ_CMD_SCHEDULE_RUNS, S_READ},
     {AQ_CMD_SCHEDULE_PREVIEW, S_READ},
     {AQ_CMD_EVENT_FIRE, S_WRITE},
+    {AQ_CMD_FLOW_LIST, S_READ},
+    {AQ_CMD_FLOW_GET, S_READ},
+    {AQ_CMD_FLOW_SET, S_WRITE},
+    {AQ_CMD_FLOW_PAUSE, S_WRITE},
+    {AQ_CMD_FLOW_RESUME, S_WRITE},
 };
 
 //  The answer is status with exactly error.

@@ -3,8 +3,9 @@
     One table lists every client command with who may send it (an admin
     token, any key of the team, a full-scope key, or the handler decides)
     and its handler; the credentials are checked (and the team's rate limit
-    taken) before the handler runs. Task commands are answered here; teams,
-    keys and tokens by admin.c; bulk jobs by bulk.c; scheduled tasks and
+    taken) before the handler runs. Task and flow control commands are
+    answered here; teams, keys and tokens by admin.c; bulk jobs by bulk.c;
+    scheduled tasks and
     events by sched/.
 */
 #ifndef BK_HANDLERS_H

@@ -315,9 +315,15 @@ static void s_call_result (bk_results_t *self, bk_task_t *task, int attempt,
     const char *error = s_error (task, &a);
     bk_engine_record_attempt (engine, task, a.duration, a.status_code, error);
     int code = a.status_code;
+    //  a key's destination says slow down: the whole key holds, its rate
+    //  halves, and the task is retried as any 5xx
+    bool throttled = task->flow_key && (code == 429 || (code == 503 && a.retry_after >= 0));
+    if (throttled)
+        bk_flow_throttled (engine->flow, task, a.retry_after >= 0 ? a.retry_after * 1000 : -1,
+                           engine->cfg->backoff_cap_ms, engine->now);
     if (code >= 0)
         s_set_result (task, &a);
-    if ((task->provider || task->poll_config.size) && code >= 0 && code < 500) {
+    if ((task->provider || task->poll_config.size) && code >= 0 && code < 500 && !throttled) {
         //  a job API: a 2xx starts polling; any other answer means no job
         task->error = NULL;
         if (code >= 200 && code < 300)
@@ -332,7 +338,7 @@ static void s_call_result (bk_results_t *self, bk_task_t *task, int attempt,
         task->error = NULL;
         task->status = BK_ST_WAITING;
         bk_engine_set_deadline (engine, task);
-    } else if (code >= 0 && code < 500) {
+    } else if (code >= 0 && code < 500 && !throttled) {
         task->error = NULL;
         bk_engine_finish (engine, task, BK_ST_COMPLETED, NULL);
     } else {

@@ -3,8 +3,10 @@
     A RESULT settles the request its lease names: the task's call (2xx, 3xx
     and 4xx complete the task; 202 with AsyncQueue-Wait: true makes it wait
     for a signal; a 2xx starts polling a job; 5xx, errors and timeouts are
-    retried), a poll (the job's status or result), an onCompleteUrl
-    delivery, or a provider's cancel (fire and forget).
+    retried; a 429, or a 503 with Retry-After, to a task of a flow control
+    key holds the key and is retried), a poll (the job's status or
+    result), an onCompleteUrl delivery, or a provider's cancel (fire and
+    forget).
 
     A RESULT counts only from the worker that holds the request's lease,
     and only with the job's lease token, once: an outsider who learnt a

@@ -34,11 +34,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// clang-format off
 static const char *s_db_names[BK_DB_COUNT] = {
     "meta",     "tasks",        "ready",          "delay",       "team_tasks",  "team_status",
     "counts",   "attempts",     "idem",           "keys",        "teams",       "team_names",
     "tokens",   "schedules",    "team_schedules", "event_names", "runs",        "schedule_runs",
-    "run_keys", "task_filters", "filter_counts",  "bulk",        "bulk_running"};
+    "run_keys", "task_filters", "filter_counts",  "bulk",        "bulk_running", "flow",
+    "flow_wait"};
+// clang-format on
 
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction

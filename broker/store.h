@@ -46,6 +46,8 @@ typedef enum {
     BK_DB_FILTER_COUNTS,  //  team(16) digest(15) status(1) -> uint64, status 0: all
     BK_DB_BULK,           //  bulk job id(16) -> packed bulk job (bulk.h)
     BK_DB_BULK_RUNNING,   //  bulk job id(16) -> "" while it runs
+    BK_DB_FLOW,           //  team(16) flow key -> packed flow record (flow.c)
+    BK_DB_FLOW_WAIT,      //  team(16) length(1) flow key 255-priority(1) seq(8) -> id(16)
     BK_DB_COUNT
 } bk_db_t;
 

@@ -45,8 +45,11 @@ enum {
     K_CREATED_AT,
     K_STARTED_AT,
     K_COMPLETED_AT,
-    K_FLOW_KEY = 29, //  flowControl's key
-    K_LABELS = 30,
+    K_FLOW_KEY = 29,  //  flowControl's key
+    K_LABELS = 30,    //  the labels map
+    K_FLOW_RATE = 31, //  the flowControl limits the task gave
+    K_FLOW_PERIOD,
+    K_FLOW_PARALLELISM,
     K_ATTEMPTS = 40,
     K_ATTEMPT_AT,
     K_DUE,
@@ -61,6 +64,8 @@ enum {
     K_TRACE_STATE,
     K_SPAN, //  bin 8: the current attempt's span
 };
+
+_Static_assert(K_FLOW_KEY == 29 && K_FLOW_PARALLELISM == 33, "record keys are assigned");
 
 //  Keys of the poll plan's own map (K_POLL), and of the notify state (K_NOTIFY).
 enum {
@@ -299,6 +304,9 @@ void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
     PUT_RAW (K_POLL_CONFIG, self->poll_config);
     PUT_STR (K_FLOW_KEY, self->flow_key);
     PUT_RAW (K_LABELS, self->labels);
+    PUT_INT (K_FLOW_RATE, self->flow_rate, self->flow_key && self->flow_rate);
+    PUT_INT (K_FLOW_PERIOD, self->flow_period, self->flow_key);
+    PUT_INT (K_FLOW_PARALLELISM, self->flow_parallelism, self->flow_key && self->flow_parallelism);
     if (self->in_run) {
         s_kv_bin (w, K_SCHEDULE_ID, self->schedule_id, 16), n++;
         s_kv_bin (w, K_RUN_ID, self->run_id, 16), n++;
@@ -565,6 +573,15 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
             if (value.type == AQ_NODE_MAP)
                 bk_task_set_blob (self, &self->labels, value.raw, value.raw_size);
             break;
+        case K_FLOW_RATE:
+            self->flow_rate = (int) i;
+            break;
+        case K_FLOW_PERIOD:
+            self->flow_period = (int) i;
+            break;
+        case K_FLOW_PARALLELISM:
+            self->flow_parallelism = (int) i;
+            break;
         case K_SCHEDULE_ID:
             s_uuid (&value, self->schedule_id, &ok), self->in_run = true;
             break;
@@ -714,6 +731,17 @@ void bk_task_write_public (const bk_task_t *self, aq_writer_t *w) {
         aq_write_raw (w, self->labels.data, self->labels.size);
         n++;
     }
+    if (self->flow_key) {
+        aq_write_str (w, "flowControl");
+        aq_write_map (w, 2 + (self->flow_rate > 0) + (self->flow_parallelism > 0));
+        aq_write_kv_str (w, "key", self->flow_key);
+        if (self->flow_rate)
+            aq_write_kv_int (w, "rate", self->flow_rate);
+        aq_write_kv_int (w, "period", self->flow_period);
+        if (self->flow_parallelism)
+            aq_write_kv_int (w, "parallelism", self->flow_parallelism);
+        n++;
+    }
     if (self->in_run) {
         KV (s_uuid_text (w, "scheduleId", self->schedule_id));
         KV (s_uuid_text (w, "runId", self->run_id));
@@ -797,6 +825,7 @@ void bk_task_test (bool verbose) {
     bytes = aq_writer_data (&w, &size);
     bk_task_set_blob (task, &task->labels, bytes, size);
     aq_writer_reset (&w);
+    task->flow_rate = 10, task->flow_period = 60;
     bk_task_encode (task, &w);
     bytes = aq_writer_data (&w, &size);
     bk_task_t *back = bk_task_decode (bytes, size);
@@ -828,9 +857,10 @@ void bk_task_test (bool verbose) {
     assert (back->poll.op.size == task->poll.op.size &&
             memcmp (back->poll.op.data, task->poll.op.data, back->poll.op.size) == 0);
     assert (back->notify.active && back->notify.attempt == 1 && back->notify.due == 99);
-    assert (strcmp (back->flow_key, "fal-prod") == 0);
     assert (back->labels.size == task->labels.size &&
             memcmp (back->labels.data, task->labels.data, back->labels.size) == 0);
+    assert (strcmp (back->flow_key, "fal-prod") == 0 && back->flow_rate == 10);
+    assert (back->flow_period == 60 && back->flow_parallelism == 0);
     //  an op applied: its number stays (the next one follows it), its answer goes
     back->poll.op_pending = false;
     aq_writer_t again;
@@ -862,6 +892,10 @@ void bk_task_test (bool verbose) {
     assert (aq_node_get (&value, "status", &inner) && aq_node_streq (&inner, "retrying"));
     assert (aq_node_get (&shown, "labels", &value) && aq_node_get (&value, "env", &inner) &&
             aq_node_streq (&inner, "prod"));
+    assert (aq_node_get (&shown, "flowControl", &value) && value.count == 3);
+    assert (aq_node_get (&value, "key", &inner) && aq_node_streq (&inner, "fal-prod"));
+    assert (aq_node_get (&value, "period", &inner) && inner.i == 60);
+    assert (!aq_node_get (&value, "parallelism", &inner));
     assert (!aq_node_get (&shown, "attempts", &value) && !aq_node_get (&shown, "lease", &value));
     assert (!aq_node_get (&shown, "completedAt", &value));
 

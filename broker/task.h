@@ -129,7 +129,11 @@ typedef struct {
     char *provider;        //  a provider plugin's name, or NULL
     bk_blob_t poll_config; //  the pollConfig map, or none
     bk_blob_t labels;      //  the labels map (1 to 16 str -> str), or none
-    char *flow_key;        //  flowControl's key, or NULL (set by flow control)
+    //  flowControl (flow.h): the key's name and the limits the task gave
+    char *flow_key;       //  or NULL
+    int flow_rate;        //  calls per period, 0 none
+    int flow_period;      //  seconds
+    int flow_parallelism; //  tasks in flight, 0 none
     //  a step of a scheduled run
     bool in_run;             //  the three below are set
     uint8_t schedule_id[16]; //  the scheduled task

@@ -3,6 +3,7 @@
 #include "aq_json.h"
 #include "aq_time.h"
 #include "backoff.h"
+#include "flow.h"
 #include "poll.h"
 
 #include <assert.h>
@@ -12,10 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const s_fields[] = {
-    "targetUrl",     "method",     "headers",    "body",         "maxWaitTime",
-    "timeout",       "delayUntil", "maxRetries", "retryBackoff", "priority",
-    "onCompleteUrl", "provider",   "pollConfig", "labels",       NULL};
+static const char *const s_fields[] = {"targetUrl",    "method",   "headers",       "body",
+                                       "maxWaitTime",  "timeout",  "delayUntil",    "maxRetries",
+                                       "retryBackoff", "priority", "onCompleteUrl", "provider",
+                                       "pollConfig",   "labels",   "flowControl",   NULL};
 
 bool bk_task_valid_url (const aq_node_t *node) {
     if (!aq_node_is_str (node) || node->count > 2048)
@@ -221,6 +222,17 @@ bk_task_t *bk_task_from_request (const aq_node_t *request, int64_t now, const ch
         if (value.count)
             bk_task_set_blob (task, &task->labels, value.raw, value.raw_size);
     }
+    if (GIVEN ("flowControl")) {
+        char key[BK_FLOW_KEY_MAX + 1];
+        bk_flow_limits_t limits;
+        if ((*error =
+                 bk_flow_parse (&value, true, "flowControl.", key, &limits, errbuf, errbuf_size)))
+            goto fail;
+        task->flow_key = bk_task_strdup (task, key);
+        task->flow_rate = limits.rate;
+        task->flow_period = limits.period;
+        task->flow_parallelism = limits.parallelism;
+    }
 #undef GIVEN
     task->status = task->delay_until > now ? BK_ST_DELAYED : BK_ST_PENDING;
     task->created_at = now;
@@ -307,6 +319,26 @@ void bk_task_request_test (bool verbose) {
          "\"i\": \"x\", \"j\": \"x\", \"k\": \"x\", \"l\": \"x\", \"m\": \"x\", \"n\": "
          "\"x\", \"o\": \"x\", \"p\": \"x\", \"q\": \"x\"}}",
          "labels must have at most 16 entries"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": 5}", "flowControl must be an object"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"rate\": 1}}",
+         "flowControl.key is required"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"a b\", \"rate\": 1}}",
+         "flowControl.key must be 1-100 characters of A-Z a-z 0-9 . _ : -"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"\", \"rate\": 1}}",
+         "flowControl.key must be 1-100 characters of A-Z a-z 0-9 . _ : -"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"k\"}}",
+         "flowControl.rate or flowControl.parallelism is required"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"k\", \"rate\": 0}}",
+         "flowControl.rate must be a number between 1 and 100000"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"k\", \"rate\": 1, "
+         "\"period\": 86401}}",
+         "flowControl.period must be a number between 1 and 86400"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"k\", \"parallelism\": "
+         "10001}}",
+         "flowControl.parallelism must be a number between 1 and 10000"},
+        {"{\"targetUrl\": \"http://x\", \"flowControl\": {\"key\": \"k\", \"rate\": 1, "
+         "\"burst\": 2}}",
+         "Unknown field: flowControl.burst"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *error = s_error_of (cases[i].request);
@@ -335,6 +367,17 @@ void bk_task_request_test (bool verbose) {
     assert (task->timeout_s == 30 && task->max_wait_s == 30 && task->priority == 5);
     assert (task->backoff == BK_BACKOFF_EXPONENTIAL && !task->body && !task->headers.size);
     assert (task->created_at == 1000 && task->retry_count == 0 && !task->labels.size);
+    assert (!task->flow_key);
+    bk_task_destroy (&task);
+    aq_writer_reset (&w);
+    aq_json_parse ("{\"targetUrl\": \"https://x\", \"flowControl\": {\"key\": \"fal:prod-1.a_b\", "
+                   "\"parallelism\": 4, \"rate\": null}}",
+                   &w);
+    data = aq_writer_data (&w, &size);
+    assert (aq_msg_parse (data, size, &request) == 0);
+    task = bk_task_from_request (&request, 1000, &error, errbuf, sizeof errbuf);
+    assert (task && strcmp (task->flow_key, "fal:prod-1.a_b") == 0);
+    assert (task->flow_parallelism == 4 && task->flow_rate == 0 && task->flow_period == 1);
     bk_task_destroy (&task);
     aq_writer_reset (&w);
 

@@ -190,6 +190,42 @@ static const gw_route_t s_routes[] = {
      NULL,
      {"count", NULL}},
     {"POST", "/events", GW_ROUTE_EVENT_FIRE, AQ_CMD_EVENT_FIRE, GW_ROUTE_STRICT, "event", {NULL}},
+    //  Flow control keys (SPEC 11): the key's name travels as "id"
+    {"GET",
+     "/v1/flow-control",
+     GW_ROUTE_FLOW_LIST,
+     AQ_CMD_FLOW_LIST,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"limit", "offset", NULL}},
+    {"GET",
+     "/v1/flow-control/:id",
+     GW_ROUTE_FLOW_GET,
+     AQ_CMD_FLOW_GET,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"PUT",
+     "/v1/flow-control/:id",
+     GW_ROUTE_FLOW_SET,
+     AQ_CMD_FLOW_SET,
+     GW_ROUTE_STRICT,
+     "limits",
+     {NULL}},
+    {"POST",
+     "/v1/flow-control/:id/pause",
+     GW_ROUTE_FLOW_PAUSE,
+     AQ_CMD_FLOW_PAUSE,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
+    {"POST",
+     "/v1/flow-control/:id/resume",
+     GW_ROUTE_FLOW_RESUME,
+     AQ_CMD_FLOW_RESUME,
+     GW_ROUTE_STRICT,
+     NULL,
+     {NULL}},
     {"GET", "/healthz", GW_ROUTE_HEALTHZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
     {"GET", "/readyz", GW_ROUTE_READYZ, 0, GW_ROUTE_LOCAL, NULL, {NULL}},
     {"GET", "/metrics", GW_ROUTE_METRICS, AQ_CMD_STATS, 0, NULL, {NULL}},
@@ -334,9 +370,11 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     s_field (action, "key", key, key_size);
     if (match.id && !gw_json_utf8 (match.id, match.id_size)) {
         status = 404;
+        bool flow = route->id >= GW_ROUTE_FLOW_GET && route->id <= GW_ROUTE_FLOW_RESUME;
         snprintf (error, sizeof error,
                   route->id == GW_ROUTE_TOKEN_DELETE ? "Token not found"
                   : route->id == GW_ROUTE_BULK_GET   ? "Bulk job not found"
+                  : flow                             ? "Flow control key not found"
                                                      : "Task not found");
         goto out;
     }
@@ -511,6 +549,13 @@ void gw_routes_test (bool verbose) {
     s_expect_route ("GET", "/tasks/s1/runs", GW_ROUTE_SCHEDULE_RUNS, "s1");
     s_expect_route ("GET", "/tasks/s1/preview", GW_ROUTE_SCHEDULE_PREVIEW, "s1");
     s_expect_route ("POST", "/events", GW_ROUTE_EVENT_FIRE, NULL);
+    s_expect_route ("GET", "/v1/flow-control", GW_ROUTE_FLOW_LIST, NULL);
+    s_expect_route ("GET", "/v1/flow-control/fal-prod", GW_ROUTE_FLOW_GET, "fal-prod");
+    s_expect_route ("PUT", "/v1/flow-control/fal:eu.1", GW_ROUTE_FLOW_SET, "fal:eu.1");
+    s_expect_route ("POST", "/v1/flow-control/k/pause", GW_ROUTE_FLOW_PAUSE, "k");
+    s_expect_route ("POST", "/v1/flow-control/k/resume/", GW_ROUTE_FLOW_RESUME, "k");
+    s_expect_miss ("DELETE", "/v1/flow-control/k", 405, "GET, PUT");
+    s_expect_miss ("GET", "/v1/flow-control/k/pause", 405, "POST");
     //  "preview" is a literal for POST, an id for the methods of /tasks/:id
     s_expect_route ("POST", "/tasks/preview", GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, NULL);
     s_expect_route ("POST", "/tasks/preview/", GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, NULL);
@@ -690,7 +735,25 @@ void gw_routes_test (bool verbose) {
     free (s_expect_send (&req, AQ_CMD_TASK_ATTEMPTS));
     req.path = "/v1/tasks/\xc3\x28";
     s_expect_local (&req, 404, "Task not found");
-    req.path = "/metrics";
+    req.path = "/v1/flow-control/\xc3\x28";
+    s_expect_local (&req, 404, "Flow control key not found");
+    req.path = "/v1/flow-control/fal-prod";
+    s_expect_message (&req, AQ_CMD_FLOW_GET, "{\"key\":\"k\",\"id\":\"fal-prod\"}");
+    req = (gw_request_t){.method = "PUT",
+                         .path = "/v1/flow-control/fal-prod",
+                         .authorization = "Bearer k",
+                         .body = "{\"rate\": 10, \"parallelism\": 4}",
+                         .body_size = 30};
+    s_expect_message (&req, AQ_CMD_FLOW_SET,
+                      "{\"key\":\"k\",\"id\":\"fal-prod\",\"limits\":{\"rate\":10,"
+                      "\"parallelism\":4}}");
+    req.body = "[]";
+    req.body_size = 2;
+    s_expect_local (&req, 400, "Request body must be a JSON object");
+    req = (gw_request_t){.method = "GET", .path = "/v1/flow-control", .authorization = "Bearer k"};
+    S_QUERY (req, {"limit", "10"}, {"offset", "20"});
+    s_expect_message (&req, AQ_CMD_FLOW_LIST, "{\"key\":\"k\",\"limit\":\"10\",\"offset\":\"20\"}");
+    req = (gw_request_t){.method = "GET", .path = "/metrics", .authorization = "Bearer k"};
     S_QUERY (req, {"anything", "1"});
     s_expect_message (&req, AQ_CMD_STATS, "{\"key\":\"k\"}");
 

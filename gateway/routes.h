@@ -45,6 +45,11 @@ typedef enum {
     GW_ROUTE_TASK_BATCH,             //  POST /v1/tasks/batch
     GW_ROUTE_TASK_BULK,              //  POST /v1/tasks/bulk
     GW_ROUTE_BULK_GET,               //  GET  /v1/bulk/:id
+    GW_ROUTE_FLOW_LIST,              //  GET  /v1/flow-control
+    GW_ROUTE_FLOW_GET,               //  GET  /v1/flow-control/:key
+    GW_ROUTE_FLOW_SET,               //  PUT  /v1/flow-control/:key
+    GW_ROUTE_FLOW_PAUSE,             //  POST /v1/flow-control/:key/pause
+    GW_ROUTE_FLOW_RESUME,            //  POST /v1/flow-control/:key/resume
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker

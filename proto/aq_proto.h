@@ -83,7 +83,12 @@
     X (EVENT_FIRE,       42, "client>broker  event:{name, data?} -> event {name, matched}, runs") \
     X (TASK_BATCH,       43, "client>broker  batch:{tasks:[REST bodies]}, idem?:str -> 201 tasks") \
     X (TASK_BULK,        44, "client>broker  bulk:{action, filter? | ids?} -> 202 bulk") \
-    X (BULK_GET,         45, "client>broker  id -> bulk")
+    X (BULK_GET,         45, "client>broker  id -> bulk") \
+    X (FLOW_LIST,        50, "client>broker  limit?, offset? -> keys, pagination") \
+    X (FLOW_GET,         51, "client>broker  id:str (the key) -> flowControl") \
+    X (FLOW_SET,         52, "client>broker  id, limits:{rate?, period?, parallelism?} -> flowControl") \
+    X (FLOW_PAUSE,       53, "client>broker  id -> flowControl") \
+    X (FLOW_RESUME,      54, "client>broker  id -> flowControl")
 
 // clang-format on
 

@@ -155,6 +155,8 @@ COMMANDS = {
     'SCHEDULE_GET': 33, 'SCHEDULE_UPDATE': 34, 'SCHEDULE_RUN_NOW': 35, 'SCHEDULE_SNOOZE': 36,
     'SCHEDULE_PAUSE': 37, 'SCHEDULE_RESUME': 38, 'SCHEDULE_CANCEL': 39, 'SCHEDULE_RUNS': 40,
     'SCHEDULE_PREVIEW': 41, 'EVENT_FIRE': 42, 'TASK_BATCH': 43, 'TASK_BULK': 44, 'BULK_GET': 45,
+    'FLOW_LIST': 50, 'FLOW_GET': 51, 'FLOW_SET': 52,
+    'FLOW_PAUSE': 53, 'FLOW_RESUME': 54,
 }
 NAMES = {v: k for k, v in COMMANDS.items()}
 ADMIN_COMMANDS = {'TEAM_CREATE', 'TEAM_LIST', 'KEY_CREATE', 'KEY_LIST', 'KEY_REVOKE',
@@ -166,7 +168,9 @@ CLIENT_COMMANDS = ADMIN_COMMANDS | {'TASK_CREATE', 'TASK_GET', 'TASK_LIST', 'TAS
                                     'SCHEDULE_UPDATE', 'SCHEDULE_RUN_NOW', 'SCHEDULE_SNOOZE',
                                     'SCHEDULE_PAUSE', 'SCHEDULE_RESUME', 'SCHEDULE_CANCEL',
                                     'SCHEDULE_RUNS', 'SCHEDULE_PREVIEW', 'EVENT_FIRE',
-                                    'TASK_BATCH', 'TASK_BULK', 'BULK_GET'}
+                                    'TASK_BATCH', 'TASK_BULK', 'BULK_GET',
+                                    'FLOW_LIST', 'FLOW_GET', 'FLOW_SET', 'FLOW_PAUSE',
+                                    'FLOW_RESUME'}
 
 
 class ProtocolError(Exception):
@@ -845,6 +849,11 @@ class Target:
 
     def reset(self):
         self.http.post(self.base + '/_reset', timeout=10).raise_for_status()
+
+    def concurrency(self, name):
+        """{current, max, count} of the requests to /concurrent/<ms>/<name>."""
+        return self.http.get(self.base + '/_concurrency', params={'name': name},
+                             timeout=10).json()
 
     def wait_requests(self, prefix, count, timeout=10.0):
         """The requests under prefix once there are at least count."""

@@ -2,17 +2,25 @@
 
     aq-bench create   --broker EP --key K --count N [--pipeline P] [--conns C]
     aq-bench e2e      --broker EP --key K --count N --target URL [--pipeline P] [--conns C]
-    aq-bench latency  --broker EP --key K --rate R --seconds S --target URL
+                      [--flow-keys N]
+    aq-bench latency  --broker EP --key K --rate R --seconds S --target URL [--figure NAME]
     aq-bench fill     --broker EP --key K --count N [--pipeline P] [--conns C]
     aq-bench list     --broker EP --key K --count N --query JSON [--query JSON]...
                       --figure NAME
     aq-bench rtt      --broker EP --key K --rate R --seconds S --figure NAME
+    aq-bench hold     --broker EP --key K --count N --target URL --flow-key NAME
 
     list sends N TASK_LISTs one after another, the queries (TASK_LIST fields
     as JSON objects) in turn, and prints the p99 of their round trips as
     figure NAME; rtt creates far-future tasks at R per second for S seconds
     on one connection and prints the p99 of the creates' round trips (a
     SIGTERM ends it early: the creates sent so far count).
+
+    e2e with --flow-keys N gives its tasks flowControl {key: "bench-<i>",
+    parallelism: 1}, spread over N keys in turn, and prints
+    flow_e2e_callbacks_per_s. hold creates N tasks of one flow control key
+    NAME (parallelism 1) due now, and prints only a note: a key with that
+    many tasks waiting. latency with --figure prints its p99 as NAME.
 
     Each figure is printed as one line, exactly `bench <name> <value> <unit>`,
     so runs can be compared by script; notes go to stderr. Requests are
@@ -54,10 +62,14 @@ typedef struct {
     bool delayed;            //  tasks delayed far into the future (never run)
     const char *cert;        //  our secret certificate: CURVE (with broker_cert)
     const char *broker_cert; //  the broker's public certificate
+    int flow_keys;           //  spread tasks over this many flow control keys, 0: none
+    const char *flow_key;    //  or give every task this one (parallelism 1)
+    const char *figure;      //  latency: print p99 under this name
 } s_plan_t;
 
 typedef struct {
     const s_plan_t *plan;  //  what to do
+    int index;             //  this connection's number
     int64_t count;         //  this connection's share
     int64_t ok;            //  2xx replies
     int64_t failed;        //  other replies
@@ -66,8 +78,17 @@ typedef struct {
     pthread_t thread;      //  runs s_pump
 } s_pump_t;
 
-static json_t *s_task (const s_plan_t *plan) {
+//  A task; n numbers it among all connections' (flow keys in turn).
+static json_t *s_task (const s_plan_t *plan, int64_t n) {
     json_t *task = json_pack ("{s:s}", "targetUrl", plan->target);
+    if (plan->flow_keys > 0 || plan->flow_key) {
+        char key[32];
+        snprintf (key, sizeof key, "bench-%lld",
+                  (long long) (n % (plan->flow_keys > 0 ? plan->flow_keys : 1)));
+        json_object_set_new (task, "flowControl",
+                             json_pack ("{s:s, s:i}", "key", plan->flow_key ? plan->flow_key : key,
+                                        "parallelism", 1));
+    }
     char iso[32];
     if (plan->latency) {
         int64_t due = aq_time_now_ms () + S_LATENCY_LEAD;
@@ -103,7 +124,8 @@ static void *s_pump (void *arg) {
     }
     aq_client_set_key (client, plan->key);
     aq_client_set_timeout (client, S_STALL_MS);
-    json_t *fixed = plan->latency ? NULL : s_task (plan);
+    bool varies = plan->latency || plan->flow_keys > 0;
+    json_t *fixed = varies ? NULL : s_task (plan, 0);
     double rate = plan->rate > 0 ? plan->rate / plan->conns : 0;
     int64_t sent = 0, answered = 0;
     int64_t start = aq_time_mono_ms ();
@@ -118,7 +140,8 @@ static void *s_pump (void *arg) {
                     break;
                 }
             }
-            json_t *task = fixed ? json_incref (fixed) : s_task (plan);
+            json_t *task =
+                fixed ? json_incref (fixed) : s_task (plan, sent * plan->conns + self->index);
             json_t *fields = json_pack ("{s:o}", "task", task);
             int64_t corr = aq_client_send (client, AQ_CMD_TASK_CREATE, fields);
             json_decref (fields);
@@ -161,6 +184,7 @@ static int64_t s_run (const s_plan_t *plan, int64_t *ms) {
     int64_t start = aq_time_mono_ms ();
     for (int i = 0; i < plan->conns; i++) {
         pumps[i].plan = plan;
+        pumps[i].index = i;
         pumps[i].count = plan->count / plan->conns + (i < plan->count % plan->conns);
         if (pthread_create (&pumps[i].thread, NULL, s_pump, &pumps[i]) != 0) {
             fprintf (stderr, "aq-bench: cannot start a thread\n");
@@ -330,7 +354,7 @@ static int s_rtt (s_plan_t *plan, int seconds, const char *figure) {
     double *ms = calloc ((size_t) count, sizeof *ms);
     plan->delayed = true;
     plan->target = "http://127.0.0.1:9/never";
-    json_t *fields = json_pack ("{s:o}", "task", s_task (plan));
+    json_t *fields = json_pack ("{s:o}", "task", s_task (plan, 0));
     int64_t first = 0;
     double start = s_now_ms ();
     while (answered < count) {
@@ -389,10 +413,13 @@ static int s_usage (void) {
         "usage: aq-bench create  --broker EP --key K --count N [--pipeline P] [--conns C]\n"
         "                        [--cert PATH_secret --broker-cert PATH] (CURVE)\n"
         "       aq-bench e2e     --broker EP --key K --count N --target URL [--max-seconds S]\n"
+        "                        [--flow-keys N]\n"
         "       aq-bench latency --broker EP --key K --rate R --seconds S --target URL\n"
+        "                        [--figure NAME]\n"
         "       aq-bench fill    --broker EP --key K --count N [--pipeline P] [--conns C]\n"
         "       aq-bench list    --broker EP --key K --count N --query JSON... --figure NAME\n"
-        "       aq-bench rtt     --broker EP --key K --rate R --seconds S --figure NAME\n");
+        "       aq-bench rtt     --broker EP --key K --rate R --seconds S --figure NAME\n"
+        "       aq-bench hold    --broker EP --key K --count N --target URL --flow-key NAME\n");
     return 2;
 }
 
@@ -404,6 +431,18 @@ static int s_create (s_plan_t *plan, const char *figure) {
     if (created == 0)
         return 1;
     printf ("bench %s %.0f tasks/s\n", figure, (double) created * 1000.0 / (double) (ms ? ms : 1));
+    return 0;
+}
+
+//  Tasks of one flow control key (parallelism 1) due now: they wait in the
+//  key's queue while it calls one at a time.
+static int s_hold (s_plan_t *plan) {
+    int64_t ms;
+    int64_t created = s_run (plan, &ms);
+    if (created == 0)
+        return 1;
+    fprintf (stderr, "aq-bench: %lld tasks of flow control key '%s' created in %lld ms\n",
+             (long long) created, plan->flow_key, (long long) ms);
     return 0;
 }
 
@@ -434,7 +473,8 @@ static int s_e2e (s_plan_t *plan, int max_seconds) {
                  (long long) created);
     fprintf (stderr, "aq-bench: %lld created in %lld ms, %lld callbacks in %lld ms\n",
              (long long) created, (long long) ms, (long long) received, (long long) elapsed);
-    printf ("bench e2e_callbacks_per_s %.0f callbacks/s\n",
+    printf ("bench %s %.0f callbacks/s\n",
+            plan->flow_keys > 0 ? "flow_e2e_callbacks_per_s" : "e2e_callbacks_per_s",
             (double) received * 1000.0 / (double) (elapsed ? elapsed : 1));
     return 0;
 }
@@ -477,8 +517,12 @@ static int s_latency (s_plan_t *plan, int seconds) {
     }
     fprintf (stderr, "aq-bench: %lld tasks at %.0f/s over %lld ms\n", (long long) created,
              plan->rate, (long long) ms);
-    printf ("bench dispatch_p50_ms %.2f ms\n", json_number_value (p50));
-    printf ("bench dispatch_p99_ms %.2f ms\n", json_number_value (p99));
+    if (plan->figure)
+        printf ("bench %s %.2f ms\n", plan->figure, json_number_value (p99));
+    else {
+        printf ("bench dispatch_p50_ms %.2f ms\n", json_number_value (p50));
+        printf ("bench dispatch_p99_ms %.2f ms\n", json_number_value (p99));
+    }
     json_decref (latency);
     return 0;
 }
@@ -525,9 +569,14 @@ int main (int argc, char **argv) {
             if (!json_is_object (query))
                 return s_usage ();
             json_array_append_new (queries, query);
-        } else
+        } else if (strcmp (name, "--flow-keys") == 0)
+            plan.flow_keys = atoi (value);
+        else if (strcmp (name, "--flow-key") == 0)
+            plan.flow_key = value;
+        else
             return s_usage ();
     }
+    plan.figure = figure;
     if (!plan.endpoint || !plan.key || plan.pipeline < 1 || plan.conns < 1)
         return s_usage ();
     if (strcmp (mode, "create") == 0 && plan.count > 0)
@@ -543,6 +592,8 @@ int main (int argc, char **argv) {
         rc = s_list (&plan, queries, figure);
     else if (strcmp (mode, "rtt") == 0 && plan.rate > 0 && seconds > 0 && figure)
         rc = s_rtt (&plan, seconds, figure);
+    else if (strcmp (mode, "hold") == 0 && plan.count > 0 && plan.target && plan.flow_key)
+        rc = s_hold (&plan);
     json_decref (queries);
     return rc == 2 ? s_usage () : rc;
 }

@@ -32,6 +32,9 @@ Starts the real processes on loopback and prints, exactly,
     bench bulk_other_p99_ms <x> ms                   p99 of creates at 1,000/s while a bulk
     bench bulk_retry_1m_s <x> s                        retry of 1,000,000 failed tasks runs,
                                                        and how long that retry took
+    bench flow_e2e_callbacks_per_s <n> callbacks/s   e2e over 10,000 flow control keys
+    bench flow_hol_p99_ms <x> ms                     dispatch p99 of key-less tasks at 1,000/s,
+                                                       one key holding 100,000 waiting tasks
 
 Phase 1 (traffic): aq-broker (fresh data dir) + 2 aq-worker --allow-private-targets +
 aq-target; aq-bench create (CONNS = 4 connections, one thread each, x
@@ -104,6 +107,17 @@ retry --status failed` retries every failed task: bulk_other_p99_ms is the
 p99 of the creates' round trips while the job runs (aq-bench rtt is
 stopped when the job completes), bulk_retry_1m_s the job's completedAt
 - createdAt.
+Phase flow (flow control, issue 13): aq-broker + 2 aq-worker + aq-target, as
+in traffic. A plain e2e (E2E_COUNT tasks) on a fresh broker, the baseline (a
+note); then on another fresh broker the same count with flowControl {key,
+parallelism: 1} spread in turn over FLOW_KEYS (10,000) keys:
+flow_e2e_callbacks_per_s, and a note with its ratio to the baseline and to
+e2e_callbacks_per_s of the traffic phase (the issue asks >= 0.8). On that
+broker, aq-bench latency of tasks without a key at 1,000/s (a note: the
+baseline), then FLOW_HOLD (100,000) tasks of one key (parallelism 1, a
+target that answers at once, so the key keeps calling one at a time while
+the rest wait) and the same latency run again: flow_hol_p99_ms (the issue
+asks <= 5 ms); a note gives the busy key's waiting count after the run.
 
 A benchmark, not a test: slowness never fails it. A figure whose programs are
 missing (a peer `make bench` could not install), or whose run fails or
@@ -116,8 +130,9 @@ to a hello request, e2e_callbacks_per_s over curl_multi_limit_per_s.
 Environment: AQ_BUILD (default build), AQ_BENCH_FILL (tasks
 in the fill, default 1000000), AQ_BENCH_SCALE (multiplies the other counts),
 AQ_BENCH_PHASES (comma-separated subset of traffic,peers,fill,http,polls,
-schedules,lists; default all), AQ_BENCH_LISTS (tasks in the lists phase's
-store, default 1000000), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
+schedules,lists,flow; default all), AQ_BENCH_LISTS (tasks in the lists phase's
+store, default 1000000), AQ_BENCH_FLOW_KEYS (default 10000), AQ_BENCH_FLOW_HOLD
+(default 100000), AQ_BENCH_WRK_SECONDS (default 10), AQ_BENCH_PEER_SECONDS
 (default 5), AQ_BENCH_POLLS (default
 10000), AQ_BENCH_SCHEDULES (default 100000), AQ_BENCH_SCHEDULE_LEAD and
 AQ_BENCH_SCHEDULE_WINDOW (seconds, default 30 and 30).
@@ -149,11 +164,13 @@ LATENCY_SECONDS = max(2, int(10 * SCALE))
 PIPELINE = 500                       # requests in flight per connection
 CONNS = 4                            # connections (threads) per aq-bench
 PHASES = os.environ.get("AQ_BENCH_PHASES",
-                        "traffic,peers,fill,http,polls,schedules,lists").split(",")
+                        "traffic,peers,fill,http,polls,schedules,lists,flow").split(",")
 LISTS_TASKS = int(os.environ.get("AQ_BENCH_LISTS", "1000000"))  # the lists phase's store
 LIST_REQUESTS = 600                  # measured list requests
 LIST_WARMUP = 60                     # unmeasured ones first
 BULK_RATE = 1000                     # creates per second while the bulk job runs
+FLOW_KEYS = int(os.environ.get("AQ_BENCH_FLOW_KEYS", "10000"))    # keys of the flow e2e
+FLOW_HOLD = int(os.environ.get("AQ_BENCH_FLOW_HOLD", "100000"))   # tasks waiting on one key
 CURL_INFLIGHT = 100                  # transfers in flight in aq-curl-limit
 CURL_COUNT = int(200000 * SCALE)     # at most this many calls,
 CURL_SECONDS = 5                     #   for at most this long
@@ -285,8 +302,9 @@ def create_key(data, team):
         time.sleep(0.2)
 
 
-def bench(args, budget):
-    """Runs aq-bench; returns its `bench ...` lines (printed), [] on failure."""
+def bench(args, budget, show=True):
+    """Runs aq-bench; returns its `bench ...` lines (printed unless not
+    show), [] on failure."""
     if not program("aq-bench"):
         note("aq-bench not built: skipped %s" % args[0])
         return []
@@ -305,7 +323,7 @@ def bench(args, budget):
     if run.returncode != 0:
         note("aq-bench %s exited with %d" % (args[0], run.returncode))
     lines = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
-    for line in lines:
+    for line in lines if show else ():
         figure(line)
     return lines
 
@@ -621,6 +639,11 @@ def comparison():
     if f.get("e2e_callbacks_per_s") and f.get("curl_multi_limit_per_s"):
         parts.append("e2e_callbacks_per_s = %.0f%% of curl_multi_limit_per_s (target e2e >= 15000)"
                      % (100.0 * f["e2e_callbacks_per_s"] / f["curl_multi_limit_per_s"]))
+    if f.get("flow_e2e_callbacks_per_s") and f.get("e2e_callbacks_per_s"):
+        parts.append("flow_e2e_callbacks_per_s / e2e_callbacks_per_s = %.2f (target >= 0.8)"
+                     % (f["flow_e2e_callbacks_per_s"] / f["e2e_callbacks_per_s"]))
+    if f.get("flow_hol_p99_ms") is not None:
+        parts.append("flow_hol_p99_ms = %.2f (target <= 5)" % f["flow_hol_p99_ms"])
     if parts:
         note("comparison: " + "; ".join(parts))
 
@@ -1240,6 +1263,71 @@ def phase_lists(tmp):
         procs.note_exits()
     except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
         note("lists phase stopped: %s" % e)
+def flow_stack(procs, name):
+    """A fresh aq-broker, aq-target and 2 aq-worker; returns (client endpoint,
+    key, target base URL)."""
+    data = procs.data_dir(name)
+    _, client, workers = start_broker(procs, data)
+    key = create_key(data, "bench-flow")
+    target = procs.start("aq-target", ["--port", "0"], stdout=subprocess.PIPE)
+    line = target.stdout.readline().decode().split()
+    if len(line) != 2 or line[0] != "listening":
+        raise RuntimeError("aq-target did not say where it listens: %s" % tail(target.log))
+    for _ in range(2):
+        procs.start("aq-worker", ["--broker", workers, "--allow-private-targets"])
+    time.sleep(0.5)  # let the workers say READY
+    return client, key, "http://127.0.0.1:%s" % line[1]
+
+
+def phase_flow(tmp):
+    """flow_e2e_callbacks_per_s and flow_hol_p99_ms (flow control, issue 13)."""
+    need = [p for p in ("aq-broker", "aq-worker", "aq-target", "aqctl", "aq-bench")
+            if not program(p)]
+    if need:
+        note("%s not built: skipped flow_e2e_callbacks_per_s, flow_hol_p99_ms" % ", ".join(need))
+        return
+    procs = Procs(tmp)
+    try:
+        # the baseline on a fresh broker, then the keyed run on another:
+        # neither inherits the other's store
+        client, key, base = flow_stack(procs, "flow-plain")
+        e2e = ["e2e", "--broker", client, "--key", key, "--count", str(E2E_COUNT),
+               "--pipeline", str(PIPELINE), "--conns", str(CONNS), "--max-seconds", "90"]
+        plain = bench(e2e + ["--target", base + "/ok/flow-plain"], 150, show=False)
+        procs.note_exits()
+        procs.stop()
+        client, key, base = flow_stack(procs, "flow-keys")
+        common = ["--broker", client, "--key", key]
+        e2e[1:5] = common
+        keyed = bench(e2e + ["--target", base + "/ok/flow-keys", "--flow-keys", str(FLOW_KEYS)],
+                      150)
+        if plain and keyed:
+            ours, theirs = float(keyed[0].split()[2]), float(plain[0].split()[2])
+            traffic = FIGURES.get("e2e_callbacks_per_s")
+            note("flow_e2e_callbacks_per_s over %d keys (parallelism 1) is %.2f x a plain e2e "
+                 "on a fresh broker (%.0f callbacks/s)%s; the issue asks >= 0.8"
+                 % (FLOW_KEYS, ours / max(1.0, theirs), theirs,
+                    ", %.2f x e2e_callbacks_per_s" % (ours / traffic) if traffic else ""))
+        latency = ["latency"] + common + ["--rate", str(LATENCY_RATE), "--seconds",
+                                          str(LATENCY_SECONDS)]
+        alone = bench(latency + ["--target", base + "/ok/flow-alone"], LATENCY_SECONDS + 60,
+                      show=False)
+        bench(["hold"] + common + ["--count", str(FLOW_HOLD), "--pipeline", str(PIPELINE),
+                                   "--conns", str(CONNS), "--target", base + "/ok/flow-hold",
+                                   "--flow-key", "hold"], 180, show=False)
+        bench(latency + ["--target", base + "/ok/flow-hol", "--figure", "flow_hol_p99_ms"],
+              LATENCY_SECONDS + 60)
+        run = subprocess.run([program("aqctl"), "--broker", client, "--key", key, "--json",
+                              "flow", "get", "hold"], capture_output=True, text=True, timeout=30)
+        if run.returncode == 0:
+            state = json.loads(run.stdout)
+            p99 = [line.split()[2] for line in alone if line.split()[1] == "dispatch_p99_ms"]
+            note("flow control key 'hold' after the run: %d of %d tasks waiting; the same "
+                 "broker's dispatch p99 before they were created: %s ms"
+                 % (state["waiting"], FLOW_HOLD, p99[0] if p99 else "?"))
+        procs.note_exits()
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        note("flow phase stopped: %s" % e)
     finally:
         procs.stop()
 
@@ -1257,7 +1345,8 @@ def main():
     try:
         for name, phase in (("traffic", phase_traffic), ("peers", phase_peers),
                             ("fill", phase_fill), ("http", phase_http), ("polls", phase_polls),
-                            ("schedules", phase_schedules), ("lists", phase_lists)):
+                            ("schedules", phase_schedules), ("lists", phase_lists),
+                            ("flow", phase_flow)):
             if name in PHASES:
                 load_note(tmp, "before the %s phase" % name)
                 phase(tmp)

@@ -14,6 +14,10 @@
         /big/<bytes>          200 with a body of that many bytes
         /json-value/<bytes>   200 {"v": "<that many v's>", "odd": "a b/c?d=e&f#g%h"}
         /fail-first/<n>/<name> 503 for the first n requests naming <name>, then 200
+        /throttle/<n>/<s>/<name> 429 with Retry-After: s for the first n requests
+                              naming <name>, then 200
+        /concurrent/<ms>/<name> answers 200 after ms, counting the requests
+                              naming <name> in progress at once (see /_concurrency)
         /wait                 202 with AsyncQueue-Wait: true (the task waits for a signal)
         anything else         200 {"ok":true}
 
@@ -27,6 +31,8 @@
         GET  /_requests?path=PREFIX [{"seq","method","path","query","headers",
                                       "body","bodySize","at"}, ...] oldest first
         GET  /_latency              {"count", "p50", "p99", "max"} in ms
+        GET  /_concurrency?name=N   {"current", "max", "count"} of /concurrent/<ms>/N:
+                                    in progress now, at most at once, in all
         POST /_reset                forgets requests, samples and counters
 
     libmicrohttpd with an epoll thread pool; /sleep suspends the connection
@@ -69,6 +75,13 @@ typedef struct {
 } s_counter_t;
 
 typedef struct {
+    char *name;      //  the <name> of /concurrent/<ms>/<name>
+    int64_t current; //  requests in progress
+    int64_t max;     //  most in progress at once
+    int64_t count;   //  requests in all
+} s_gauge_t;
+
+typedef struct {
     pthread_mutex_t lock;  //  guards everything below
     s_record_t *ring;      //  capacity `keep`
     size_t keep;           //  ring capacity
@@ -83,6 +96,8 @@ typedef struct {
     unsigned rand_state;   //  reservoir sampling
     s_counter_t *counters; //  fail-first counters
     size_t ncounters;      //  counters used
+    s_gauge_t *gauges;     //  concurrency gauges
+    size_t ngauges;        //  gauges used
 } s_store_t;
 
 static s_store_t s_store;
@@ -112,6 +127,7 @@ typedef struct {
     size_t body_total; //  uploaded bytes seen
     double arrival;    //  wall-clock ms when the request line arrived
     bool sleeping;     //  suspended by /sleep: next call answers
+    char *gauge;       //  the /concurrent name it counts in, until it answers
 } s_request_t;
 
 static double s_wall_ms (void) {
@@ -152,6 +168,9 @@ static void s_store_clear (void) {
     free (s_store.counters);
     s_store.counters = NULL;
     s_store.ncounters = 0;
+    //  gauges of requests still in progress stay, at zero but for those
+    for (size_t i = 0; i < s_store.ngauges; i++)
+        s_store.gauges[i].max = s_store.gauges[i].count = s_store.gauges[i].current;
 }
 
 //  Takes ownership of path and json.
@@ -208,6 +227,40 @@ static int64_t s_store_count_name (const char *name) {
     int64_t before = counter ? counter->seen++ : 0;
     pthread_mutex_unlock (&s_store.lock);
     return before;
+}
+
+//  The gauge of name, made on first use (NULL when out of memory). Call
+//  with s_store.lock held.
+static s_gauge_t *s_gauge (const char *name) {
+    for (size_t i = 0; i < s_store.ngauges; i++)
+        if (strcmp (s_store.gauges[i].name, name) == 0)
+            return &s_store.gauges[i];
+    s_gauge_t *grown = realloc (s_store.gauges, (s_store.ngauges + 1) * sizeof (s_gauge_t));
+    char *copy = strdup (name);
+    if (!grown || !copy) {
+        if (grown)
+            s_store.gauges = grown;
+        free (copy);
+        return NULL;
+    }
+    s_store.gauges = grown;
+    s_gauge_t *gauge = &s_store.gauges[s_store.ngauges++];
+    *gauge = (s_gauge_t){copy, 0, 0, 0};
+    return gauge;
+}
+
+//  A /concurrent request starts (delta 1) or ends (-1).
+static void s_gauge_add (const char *name, int delta) {
+    pthread_mutex_lock (&s_store.lock);
+    s_gauge_t *gauge = s_gauge (name);
+    if (gauge) {
+        gauge->current += delta;
+        if (delta > 0)
+            gauge->count++;
+        if (gauge->current > gauge->max)
+            gauge->max = gauge->current;
+    }
+    pthread_mutex_unlock (&s_store.lock);
 }
 
 //  --------------------------------------------------------------------------
@@ -544,6 +597,17 @@ static enum MHD_Result s_control (struct MHD_Connection *conn, const char *metho
         return s_control_requests (conn);
     if (strcmp (url, "/_latency") == 0)
         return s_control_latency (conn);
+    if (strcmp (url, "/_concurrency") == 0) {
+        const char *name = MHD_lookup_connection_value (conn, MHD_GET_ARGUMENT_KIND, "name");
+        pthread_mutex_lock (&s_store.lock);
+        s_gauge_t *gauge = s_gauge (name ? name : "");
+        json_t *doc =
+            gauge ? json_pack ("{s:I, s:I, s:I}", "current", (json_int_t) gauge->current, "max",
+                               (json_int_t) gauge->max, "count", (json_int_t) gauge->count)
+                  : NULL;
+        pthread_mutex_unlock (&s_store.lock);
+        return s_reply_json (conn, MHD_HTTP_OK, doc);
+    }
     if (strcmp (url, "/_reset") == 0) {
         if (strcmp (method, "POST") != 0)
             return s_reply (conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "use POST");
@@ -645,6 +709,43 @@ static enum MHD_Result s_behave (struct MHD_Connection *conn, const char *url, s
         free (value);
         return s_reply_json (conn, MHD_HTTP_OK, doc);
     }
+    if (s_route (url, "/concurrent/", &number, &rest)) {
+        if (!req->sleeping) {
+            req->sleeping = true;
+            req->gauge = strdup (*rest == '/' ? rest + 1 : "");
+            if (req->gauge)
+                s_gauge_add (req->gauge, 1);
+            if (number > 0 && s_timer_sleep (conn, (double) number) == 0)
+                return MHD_YES; //  resumed later: called again, and answers
+        }
+        if (req->gauge) {
+            s_gauge_add (req->gauge, -1);
+            free (req->gauge);
+            req->gauge = NULL;
+        }
+        return s_reply_ok (conn);
+    }
+    if (s_route (url, "/throttle/", &number, &rest)) {
+        char *end = (char *) rest;
+        long long seconds = *rest == '/' ? strtoll (rest + 1, &end, 10) : -1;
+        if (seconds < 0 || (*end && *end != '/'))
+            return s_reply (conn, MHD_HTTP_BAD_REQUEST, "text/plain", "use /throttle/N/S/NAME");
+        char name[300];
+        snprintf (name, sizeof name, "throttle:%s", *end == '/' ? end + 1 : "");
+        if (s_store_count_name (name) >= number)
+            return s_reply_ok (conn);
+        char text[32];
+        snprintf (text, sizeof text, "%lld", seconds);
+        struct MHD_Response *response =
+            MHD_create_response_from_buffer (18, "{\"throttled\":true}", MHD_RESPMEM_PERSISTENT);
+        if (!response)
+            return MHD_NO;
+        MHD_add_response_header (response, "Retry-After", text);
+        MHD_add_response_header (response, "Content-Type", "application/json");
+        enum MHD_Result rc = MHD_queue_response (conn, MHD_HTTP_TOO_MANY_REQUESTS, response);
+        MHD_destroy_response (response);
+        return rc;
+    }
     if (s_route (url, "/fail-first/", &number, &rest)) {
         const char *name = *rest == '/' ? rest + 1 : "";
         if (s_store_count_name (name) < number)
@@ -701,7 +802,10 @@ static void s_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
     (void) conn;
     (void) code;
     s_request_t *req = *con_cls;
+    if (req && req->gauge) //  ended before it answered
+        s_gauge_add (req->gauge, -1);
     if (req) {
+        free (req->gauge);
         free (req->body);
         free (req);
         *con_cls = NULL;
@@ -787,6 +891,9 @@ int main (int argc, char **argv) {
 
     pthread_mutex_lock (&s_store.lock);
     s_store_clear ();
+    for (size_t i = 0; i < s_store.ngauges; i++)
+        free (s_store.gauges[i].name);
+    free (s_store.gauges);
     pthread_mutex_unlock (&s_store.lock);
     free (s_store.ring);
     free (s_store.samples);

@@ -128,9 +128,12 @@ def s_known_set(target, api, other):
                 body['provider'] = 'example'
                 body['delayUntil'] = FAR
                 kind = 'later'
+            flow = ('fal-prod', 'fal-dev', None)[i % 5] if i % 5 < 3 else None
+            if flow:
+                body['flowControl'] = {'key': flow, 'parallelism': 100}
             task = api.create(**body)
             made.append((task, dict(status=status_of[kind], env=env, region=region, url=url,
-                                    provider=body.get('provider'), wave=wave)))
+                                    provider=body.get('provider'), flow=flow, wave=wave)))
             if wave == 0 and i == 0:
                 other.create(**body)   # the other team's twin
         time.sleep(0.05)
@@ -170,7 +173,10 @@ def test_filters_against_a_known_set():
          lambda f: f['url'].startswith(base) and f['status'] == 'delayed' and f['region'] == 'ap'),
         ({'provider': 'example'}, lambda f: f['provider'] == 'example'),
         ({'provider': 'example', 'status': 'failed'}, lambda f: False),
-        ({'flowControlKey': 'fal-prod'}, lambda f: False),
+        ({'flowControlKey': 'fal-prod'}, lambda f: f['flow'] == 'fal-prod'),
+        ({'flowControlKey': 'fal-dev', 'status': 'completed', 'label': 'env:prod'},
+         lambda f: f['flow'] == 'fal-dev' and f['status'] == 'completed' and f['env'] == 'prod'),
+        ({'flowControlKey': 'none'}, lambda f: False),
         ({'createdAfter': aqtest.iso(wave_start[1])}, lambda f: f['wave'] >= 1),
         ({'createdBefore': aqtest.iso(wave_start[1])}, lambda f: f['wave'] == 0),
         ({'createdAfter': aqtest.iso(wave_start[1]), 'createdBefore': aqtest.iso(wave_start[2]),
@@ -207,9 +213,8 @@ def s_fill(broker, team, count, *args):
 
 
 def test_filters_of_stored_tasks_flow_key_and_provider():
-    """Tasks with a flow-control key (set by flow control, which the API of
-    this branch cannot yet) and a provider, written by aq-store-fill through
-    the broker's own code: the filters find them, exactly."""
+    """Tasks with a flow-control key and a provider, written by aq-store-fill
+    through the broker's own code: the filters find them, exactly."""
     broker = aqtest.start_broker()
     team = 'stored-%s' % s_tag()
     key = broker.new_key(team)

@@ -943,6 +943,24 @@ def s_exercise(api, full, read, other, limited, target, aq):
     for action in ('pause', 'resume'):
         api.call('POST', '/tasks/%s/%s' % (cron['id'], action), expect=409, **F)
     api.call('POST', '/tasks/%s/snooze' % cron['id'], {'delay_seconds': 60}, expect=409, **F)
+    # flow control keys
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/flow'),
+                                   'flowControl': {'key': 'openapi-key', 'rate': 5,
+                                                   'parallelism': 2}}, expect=201, **F)
+    api.call('POST', '/v1/tasks', {'targetUrl': target.url('/ok/flow'),
+                                   'flowControl': {'key': 'a b', 'rate': 5}}, expect=400, **F)
+    api.call('GET', '/v1/flow-control', expect=200, **R)
+    api.call('GET', '/v1/flow-control?limit=0', expect=400, **F)
+    api.call('GET', '/v1/flow-control/openapi-key', expect=200, **R)
+    api.call('GET', '/v1/flow-control/nope', expect=404, **F)
+    api.call('GET', '/v1/flow-control/openapi-key', expect=404, key=other)
+    api.call('PUT', '/v1/flow-control/openapi-key', {'rate': 10, 'period': 2}, expect=200, **F)
+    api.call('PUT', '/v1/flow-control/openapi-key', {'period': 2}, expect=400, **F)
+    api.call('PUT', '/v1/flow-control/openapi-key', {'rate': 1}, expect=403, **R)
+    for action in ('pause', 'resume'):
+        api.call('POST', '/v1/flow-control/openapi-key/%s' % action, expect=200, **F)
+        api.call('POST', '/v1/flow-control/openapi-key/%s' % action, expect=403, **R)
+        api.call('POST', '/v1/flow-control/nope/%s' % action, expect=404, **F)
     # operations
     api.call('GET', '/healthz', expect=200, key=None)
     api.call('GET', '/readyz', expect=200, key=None)
@@ -951,7 +969,7 @@ def s_exercise(api, full, read, other, limited, target, aq):
     api.call('GET', '/metrics', expect=401, key=None)
     # every path answers 405 to a method it does not take
     for template, item in api.doc['paths'].items():
-        path = template.replace('{id}', done['id'])
+        path = template.replace('{id}', done['id']).replace('{key}', 'openapi-key')
         for method in ('PATCH', 'DELETE', 'PUT', 'POST', 'GET'):
             if method.lower() not in s_operations(item):
                 api.call(method, path, expect=405, **F)

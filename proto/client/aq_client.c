@@ -386,6 +386,26 @@ int aq_client_stats (aq_client_t *self, json_t **reply) {
     return aq_client_call (self, AQ_CMD_STATS, NULL, reply);
 }
 
+int aq_client_flow_list (aq_client_t *self, const json_t *query, json_t **reply) {
+    return aq_client_call (self, AQ_CMD_FLOW_LIST, query, reply);
+}
+
+int aq_client_flow_get (aq_client_t *self, const char *key, json_t **reply) {
+    return s_call_id (self, AQ_CMD_FLOW_GET, key, reply);
+}
+
+int aq_client_flow_set (aq_client_t *self, const char *key, const json_t *limits, json_t **reply) {
+    assert (key && limits);
+    json_t *fields = json_pack ("{s:s, s:O}", "id", key, "limits", (json_t *) limits);
+    int rc = fields ? aq_client_call (self, AQ_CMD_FLOW_SET, fields, reply) : -1;
+    json_decref (fields);
+    return rc;
+}
+
+int aq_client_flow_pause (aq_client_t *self, const char *key, bool paused, json_t **reply) {
+    return s_call_id (self, paused ? AQ_CMD_FLOW_PAUSE : AQ_CMD_FLOW_RESUME, key, reply);
+}
+
 json_t *aq_client_reply_body (const json_t *reply) {
     return json_object_get (reply, "body");
 }
@@ -593,6 +613,22 @@ void aq_client_test (bool verbose) {
     request = json_object_get (aq_client_reply_body (reply), "request");
     assert (aq_field_int (request, "cmd", 0) == AQ_CMD_BULK_GET);
     assert (s_streq (aq_field_str (request, "id"), "b1"));
+    json_decref (reply);
+    json_t *limits = json_pack ("{s:i, s:i}", "rate", 10, "parallelism", 4);
+    assert (aq_client_flow_set (client, "fal-prod", limits, &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_FLOW_SET);
+    assert (s_streq (aq_field_str (request, "id"), "fal-prod"));
+    assert (json_equal (json_object_get (request, "limits"), limits));
+    json_decref (reply);
+    json_decref (limits);
+    assert (aq_client_flow_pause (client, "fal-prod", false, &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_FLOW_RESUME);
+    json_decref (reply);
+    assert (aq_client_flow_get (client, "fal-prod", &reply) == 200);
+    json_decref (reply);
+    assert (aq_client_flow_list (client, NULL, &reply) == 200);
     json_decref (reply);
 
     //  Timeout: the reply comes after we gave up, and the next call drops it.

@@ -143,6 +143,17 @@ int aq_client_bulk_get (aq_client_t *self, const char *id, json_t **reply);
 //  STATS: counters and gauges (key or admin token).
 int aq_client_stats (aq_client_t *self, json_t **reply);
 
+//  Flow control keys (FLOW_*), the same return and ownership: `key` is a
+//  flow control key's name (borrowed), not the API key.
+//  FLOW_LIST: query holds limit, offset (or NULL for the defaults).
+int aq_client_flow_list (aq_client_t *self, const json_t *query, json_t **reply);
+int aq_client_flow_get (aq_client_t *self, const char *key, json_t **reply);
+//  FLOW_SET: limits is the PUT /v1/flow-control/:key body {rate?, period?,
+//  parallelism?}.
+int aq_client_flow_set (aq_client_t *self, const char *key, const json_t *limits, json_t **reply);
+//  FLOW_PAUSE (paused) or FLOW_RESUME.
+int aq_client_flow_pause (aq_client_t *self, const char *key, bool paused, json_t **reply);
+
 //  Readers over a REPLY map (borrowed from reply, NULL when absent).
 json_t *aq_client_reply_body (const json_t *reply);
 //  The broker's error message, e.g. "Task not found".

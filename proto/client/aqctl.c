@@ -1,4 +1,4 @@
-/*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, schedules, stats
+/*  aqctl.c - the asyncqueue command-line client: teams, keys, tasks, schedules, flow, stats
 
     aqctl [--data DIR | --broker EP] [--key-file PATH | --key KEY]
           [--admin-token-file PATH | --admin-token T] [--json] COMMAND
@@ -102,6 +102,13 @@ static const char *s_usage =
     "  event fire NAME [--data JSON]                 run the event schedules waiting for NAME\n"
     "                                                (here --data is the event's: put the\n"
     "                                                global --data DIR before the command)\n"
+    "\n"
+    "Flow control keys (API key): limits on the calls of the tasks naming a key\n"
+    "  flow list [--limit N] [--offset N]\n"
+    "  flow get KEY                                  limits, effective rate, in flight, waiting\n"
+    "  flow set KEY [--rate N] [--period S] [--parallelism N]\n"
+    "                                                the key's limits, as a whole\n"
+    "  flow pause KEY | resume KEY                   stop or restart starting its calls\n"
     "\n"
     "  stats                                         a key: its team's tasks; the admin\n"
     "                                                token: the whole server's figures\n"
@@ -881,6 +888,50 @@ static int s_event (s_ctl_t *self, const char *verb, s_args_t *args) {
 }
 
 //  --------------------------------------------------------------------------
+//  flow
+
+static int s_flow (s_ctl_t *self, const char *verb, s_args_t *args) {
+    const char *limit = NULL, *offset = NULL, *rate = NULL, *period = NULL, *parallelism = NULL;
+    const s_opt_t list_opts[] = {{"--limit", &limit}, {"--offset", &offset}, {NULL, NULL}};
+    const s_opt_t set_opts[] = {
+        {"--rate", &rate}, {"--period", &period}, {"--parallelism", &parallelism}, {NULL, NULL}};
+    bool list = strcmp (verb, "list") == 0, set = strcmp (verb, "set") == 0;
+    int cmd = list                           ? AQ_CMD_FLOW_LIST
+              : strcmp (verb, "get") == 0    ? AQ_CMD_FLOW_GET
+              : set                          ? AQ_CMD_FLOW_SET
+              : strcmp (verb, "pause") == 0  ? AQ_CMD_FLOW_PAUSE
+              : strcmp (verb, "resume") == 0 ? AQ_CMD_FLOW_RESUME
+                                             : 0;
+    if (!cmd)
+        return s_usage_error ("unknown command 'flow %s'", verb);
+    const char *pos[1];
+    int npos;
+    if (s_parse (args, list ? list_opts : set ? set_opts : NULL, pos, 1, &npos))
+        return 2;
+    if (npos != !list)
+        return npos ? s_usage_error ("unexpected argument '%s'", pos[0])
+                    : s_usage_error ("flow %s needs a flow control KEY", verb);
+    json_t *fields = json_object ();
+    if (list) { //  as a query string carries them
+        s_set_str (fields, "limit", limit);
+        s_set_str (fields, "offset", offset);
+        return s_show (self, cmd, fields, NULL);
+    }
+    json_object_set_new (fields, "id", json_string (pos[0]));
+    if (set) {
+        json_t *limits = json_object ();
+        if (rate)
+            json_object_set_new (limits, "rate", s_number (rate));
+        if (period)
+            json_object_set_new (limits, "period", s_number (period));
+        if (parallelism)
+            json_object_set_new (limits, "parallelism", s_number (parallelism));
+        json_object_set_new (fields, "limits", limits);
+    }
+    return s_show (self, cmd, fields, "flowControl");
+}
+
+//  --------------------------------------------------------------------------
 
 typedef struct {
     const char *data, *broker, *key, *admin; //  global options as given
@@ -990,7 +1041,8 @@ int main (int argc, char **argv) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
     } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task") &&
-               strcmp (group, "schedule") && strcmp (group, "event") && strcmp (group, "bulk"))
+               strcmp (group, "schedule") && strcmp (group, "event") && strcmp (group, "bulk") &&
+               strcmp (group, "flow"))
         return s_usage_error ("unknown command '%s'", group);
 
     char endpoint[4200];
@@ -1055,6 +1107,8 @@ int main (int argc, char **argv) {
         rc = s_event (&ctl, verb, &args);
     else if (strcmp (group, "bulk") == 0)
         rc = s_bulk (&ctl, verb, &args);
+    else if (strcmp (group, "flow") == 0)
+        rc = s_flow (&ctl, verb, &args);
     else
         rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
     aq_client_destroy (&ctl.client);
