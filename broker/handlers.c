@@ -173,6 +173,17 @@ static int s_idem_key (bk_req_t *req, bool batch, uint8_t key[17 + S_IDEM_MAX]) 
     return (int) (size + idem.count);
 }
 
+//  The task joins the creator's trace: the request's traceparent (and
+//  tracestate) when the gateway passed one, else one among the task's own
+//  headers, else a fresh trace (trace.h).
+static void s_trace_of_request (bk_req_t *req, bk_task_t *task) {
+    aq_node_t traceparent, tracestate;
+    bool traced = bk_req_get (req, "traceparent", &traceparent);
+    if (!bk_req_get (req, "tracestate", &tracestate))
+        tracestate.type = AQ_NODE_NIL;
+    bk_task_set_trace (task, traced ? &traceparent : NULL, &tracestate);
+}
+
 static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_engine_t *engine = self->engine;
     aq_node_t request;
@@ -205,11 +216,7 @@ static void s_task_create (bk_handlers_t *self, bk_req_t *req, int cmd) {
         bk_req_error (req, AQ_BAD_REQUEST, errbuf);
         return;
     }
-    aq_node_t traceparent, tracestate;
-    bool traced = bk_req_get (req, "traceparent", &traceparent);
-    if (!bk_req_get (req, "tracestate", &tracestate))
-        tracestate.type = AQ_NODE_NIL;
-    bk_task_set_trace (task, traced ? &traceparent : NULL, &tracestate);
+    s_trace_of_request (req, task);
     int rc = bk_engine_insert (engine, task);
     if (rc == 0 && key_size) {
         uint8_t val[24];
@@ -291,7 +298,9 @@ static void s_task_batch (bk_handlers_t *self, bk_req_t *req, int cmd) {
     aq_iter_t it;
     for (aq_node_iter (&list, &it); aq_iter_next (&it, NULL, &item); n++) {
         tasks[n] = bk_engine_build (engine, req->team, &item, errbuf, sizeof errbuf);
-        if (!tasks[n]) {
+        if (tasks[n])
+            s_trace_of_request (req, tasks[n]);
+        else {
             snprintf (message, sizeof message, "tasks[%zu]: %s", n, errbuf);
             aq_writer_t *w = bk_req_body (req, AQ_BAD_REQUEST);
             aq_write_map (w, 2);

@@ -412,7 +412,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     }
     //  the creator's trace (the broker checks it); a PUT /tasks/:id does not
     //  change a scheduled task's (docs/api.md "Trace context")
-    if (route->id == GW_ROUTE_TASK_CREATE || route->id == GW_ROUTE_SCHEDULE_CREATE)
+    if (route->id == GW_ROUTE_TASK_CREATE || route->id == GW_ROUTE_TASK_BATCH ||
+        route->id == GW_ROUTE_SCHEDULE_CREATE)
         s_trace_fields (action, req);
 out:
     if (status) {

@@ -241,6 +241,28 @@ def test_gateway_passes_the_http_trace_headers():
     assert trace != TRACE
 
 
+def test_batch_tasks_are_spans_of_the_creators_trace():
+    """POST /v1/tasks/batch with a traceparent: every task of the batch is in
+    the creator's trace, each call a span of its own; a task's own
+    traceparent header does not move it out of the batch's trace."""
+    target, broker, cli = s_setup()
+    gateway = aqtest.start_gateway(broker)
+    api = aqtest.HttpClient(gateway.port, key=cli.key)
+    tag = '%08x' % random.randrange(1 << 32)
+    paths = ['/ok/b%d-%s' % (i, tag) for i in range(3)]
+    tasks = [{'targetUrl': target.url(p)} for p in paths]
+    tasks[1]['headers'] = {'traceparent': '00-%s-%s-01' % ('1' * 32, '2' * 16)}
+    reply = api.call('POST', '/v1/tasks/batch', {'tasks': tasks},
+                     headers={'traceparent': PARENT, 'tracestate': 'congo=t61rcWkgMzE'})
+    assert reply.status == 201, reply
+    for task in reply.json['tasks']:
+        assert cli.wait_terminal(task['id'])['status'] == 'completed'
+    spans = [s_spans(target, p) for p in paths]
+    assert all(len(s) == 1 for s in spans), spans
+    assert {(t, f, st) for [(t, _, f, st)] in spans} == {(TRACE, '01', 'congo=t61rcWkgMzE')}
+    assert len({span for [(_, span, _, _)] in spans} | {PARENT[36:52]}) == 4, spans
+
+
 def test_worker_json_log_lines_carry_the_trace_id():
     """A worker in JSON logs (-v: a line per result) names the task's trace
     on the line about its result: traceId beside taskId."""
