@@ -45,6 +45,7 @@ static const char *s_db_names[BK_DB_COUNT] = {
 
 #define S_DELTA_KEY 32   //  longest counter key kept in memory
 #define S_DELTAS    1024 //  distinct counters changed in one transaction
+#define S_SLOTS     2048 //  their hash table: a power of two, twice S_DELTAS
 
 #define S_OP_HEADER 8 //  a logged change: op, table, key and value sizes
 
@@ -80,6 +81,7 @@ struct _bk_store_t {
     uintptr_t map_end;         //  (see bk_store_release_pages)
     s_delta_t *deltas;         //  counter changes of this transaction
     size_t ndeltas;            //  used entries
+    uint16_t *slots;           //  S_SLOTS: 1 + index in deltas by hash, 0 free
     int layout;                //  the layout version of the committed data
     int layout_set;            //  the one this turn sets (bk_store_set_layout), 0
 };
@@ -358,6 +360,7 @@ void bk_store_destroy (bk_store_t **self_p) {
     if (self->dir_fd >= 0)
         close (self->dir_fd);
     free (self->deltas);
+    free (self->slots);
     free (self->ops);
     free (self);
     *self_p = NULL;
@@ -389,6 +392,13 @@ int bk_store_begin (bk_store_t *self, bool write) {
 static int s_put_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size,
                           int64_t delta);
 
+//  Drops the counter changes kept in memory (written, or given up).
+static void s_forget_deltas (bk_store_t *self) {
+    if (self->ndeltas)
+        memset (self->slots, 0, S_SLOTS * sizeof *self->slots);
+    self->ndeltas = 0;
+}
+
 //  Writes the counter changes kept in memory: many changes to one counter
 //  in a transaction cost one read and one write.
 static int s_flush_deltas (bk_store_t *self) {
@@ -398,7 +408,7 @@ static int s_flush_deltas (bk_store_t *self) {
         if (d->delta)
             rc = s_put_counter (self, d->db, d->key, d->key_size, d->delta);
     }
-    self->ndeltas = 0;
+    s_forget_deltas (self);
     return rc;
 }
 
@@ -457,7 +467,7 @@ uint64_t bk_store_replayed (bk_store_t *self) {
 }
 
 void bk_store_abort (bk_store_t *self) {
-    self->ndeltas = 0;
+    s_forget_deltas (self);
     self->layout_set = 0;
     bool changed = self->nops || self->failed;
     self->turn = false;
@@ -545,13 +555,27 @@ static int s_put_counter (bk_store_t *self, bk_db_t db, const void *key, size_t 
     return bk_store_put (self, db, key, key_size, &value, sizeof value);
 }
 
-static s_delta_t *s_delta (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
-    for (size_t i = 0; i < self->ndeltas; i++) {
-        s_delta_t *d = &self->deltas[i];
+//  The slot of a counter in self->slots (FNV-1a of table and key, linear
+//  probing): the one holding it, or the free one where it would go.
+static uint16_t *s_slot (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
+    uint32_t hash = 2166136261u ^ (uint32_t) db;
+    for (size_t i = 0; i < key_size; i++)
+        hash = (hash ^ ((const uint8_t *) key)[i]) * 16777619u;
+    for (uint32_t at = hash;; at++) {
+        uint16_t *slot = &self->slots[at & (S_SLOTS - 1)];
+        if (!*slot)
+            return slot;
+        s_delta_t *d = &self->deltas[*slot - 1];
         if (d->db == db && d->key_size == key_size && memcmp (d->key, key, key_size) == 0)
-            return d;
+            return slot;
     }
-    return NULL;
+}
+
+static s_delta_t *s_delta (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
+    if (!self->ndeltas || key_size > S_DELTA_KEY)
+        return NULL;
+    uint16_t *slot = s_slot (self, db, key, key_size);
+    return *slot ? &self->deltas[*slot - 1] : NULL;
 }
 
 uint64_t bk_store_counter (bk_store_t *self, bk_db_t db, const void *key, size_t key_size) {
@@ -577,8 +601,10 @@ int bk_store_add (bk_store_t *self, bk_db_t db, const void *key, size_t key_size
     if (!d) {
         if (!self->deltas) {
             self->deltas = calloc (S_DELTAS, sizeof *self->deltas);
-            assert (self->deltas);
+            self->slots = calloc (S_SLOTS, sizeof *self->slots);
+            assert (self->deltas && self->slots);
         }
+        *s_slot (self, db, key, key_size) = (uint16_t) (self->ndeltas + 1);
         d = &self->deltas[self->ndeltas++];
         d->db = db;
         memcpy (d->key, key, key_size);
