@@ -58,11 +58,8 @@ enum {
     K_SIGNAL,
     K_POLL,
     K_NOTIFY,
-    K_TRACE_ID = 50, //  bin 16
-    K_TRACE_PARENT,  //  bin 8: the creator's span
-    K_TRACE_FLAGS,
-    K_TRACE_STATE,
-    K_SPAN, //  bin 8: the current attempt's span
+    K_TRACE_STATE = BK_TRACE_KEY_STATE, //  50-52: the trace (trace.h)
+    K_SPAN,                             //  bin 8: the current attempt's span
 };
 
 _Static_assert(K_FLOW_KEY == 29 && K_FLOW_PARALLELISM == 33, "record keys are assigned");
@@ -340,9 +337,7 @@ void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
         n++;
     }
     if (bk_trace_known (&self->trace)) {
-        s_kv_bin (w, K_TRACE_ID, self->trace.trace_id, 16), n++;
-        s_kv_bin (w, K_TRACE_PARENT, self->trace.parent, 8), n++;
-        PUT_INT (K_TRACE_FLAGS, self->trace.flags, true);
+        n += bk_trace_write_fields (w, &self->trace);
         PUT_STR (K_TRACE_STATE, self->trace_state);
         s_kv_bin (w, K_SPAN, self->span, 8), n++;
     }
@@ -637,21 +632,14 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
         case K_NOTIFY:
             s_decode_notify (&self->notify, &value);
             break;
-        case K_TRACE_ID:
-            s_bytes (&value, self->trace.trace_id, 16);
-            break;
-        case K_TRACE_PARENT:
-            s_bytes (&value, self->trace.parent, 8);
-            break;
-        case K_TRACE_FLAGS:
-            self->trace.flags = value.type == AQ_NODE_INT ? (uint8_t) value.i : 0;
-            break;
         case K_TRACE_STATE:
             self->trace_state = s_str (self, &value);
             break;
         case K_SPAN:
             s_bytes (&value, self->span, 8);
             break;
+        default:
+            bk_trace_read_field (key.type == AQ_NODE_INT ? key.i : -1, &value, &self->trace);
         }
     }
     if (!ok || !versioned || !bk_status_name (self->status) || !self->target_url)

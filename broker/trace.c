@@ -90,6 +90,27 @@ bool bk_trace_state_ok (const char *text, size_t n) {
     return true;
 }
 
+int bk_trace_write_fields (aq_writer_t *w, const bk_trace_t *trace) {
+    if (!bk_trace_known (trace))
+        return 0;
+    aq_write_int (w, BK_TRACE_KEY_ID), aq_write_bin (w, trace->trace_id, 16);
+    aq_write_int (w, BK_TRACE_KEY_PARENT), aq_write_bin (w, trace->parent, 8);
+    aq_write_int (w, BK_TRACE_KEY_FLAGS), aq_write_int (w, trace->flags);
+    return 3;
+}
+
+bool bk_trace_read_field (int64_t key, const aq_node_t *value, bk_trace_t *trace) {
+    if (key == BK_TRACE_KEY_ID && value->type == AQ_NODE_BIN && value->count == 16)
+        memcpy (trace->trace_id, value->data, 16);
+    else if (key == BK_TRACE_KEY_PARENT && value->type == AQ_NODE_BIN && value->count == 8)
+        memcpy (trace->parent, value->data, 8);
+    else if (key == BK_TRACE_KEY_FLAGS && value->type == AQ_NODE_INT)
+        trace->flags = value->i >= 0 && value->i <= 255 ? (uint8_t) value->i : 0;
+    else
+        return key == BK_TRACE_KEY_ID || key == BK_TRACE_KEY_PARENT || key == BK_TRACE_KEY_FLAGS;
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 
 void bk_trace_test (bool verbose) {
@@ -103,6 +124,29 @@ void bk_trace_test (bool verbose) {
     char header[BK_TRACE_HEADER], hex[17];
     assert (strcmp (bk_trace_header (&t, t.parent, header), good) == 0);
     assert (strcmp (bk_trace_hex (t.parent, 8, hex), "00f067aa0ba902b7") == 0);
+    //  as record fields: written, then read back into a blank trace
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_map (&w, 4);
+    assert (bk_trace_write_fields (&w, &t) == 3);
+    aq_write_int (&w, 7), aq_write_int (&w, 1); //  another field of the record
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    aq_node_t map, key, value;
+    assert (aq_msg_parse (data, size, &map) == 0);
+    bk_trace_t back = {{0}, {0}, 0};
+    int read = 0;
+    aq_iter_t it;
+    for (aq_node_iter (&map, &it); aq_iter_next (&it, &key, &value);)
+        read += bk_trace_read_field (key.i, &value, &back);
+    assert (read == 3 && memcmp (&back, &t, sizeof t) == 0);
+    assert (bk_trace_read_field (BK_TRACE_KEY_ID, &value, &back)); //  an int: left as it was
+    assert (memcmp (&back, &t, sizeof t) == 0);
+    aq_writer_release (&w);
+    bk_trace_t none = {{0}, {0}, 0};
+    aq_writer_init (&w);
+    assert (bk_trace_write_fields (&w, &none) == 0);
+    aq_writer_release (&w);
     //  a later version may carry more after the flags; version 00 may not
     const char *later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-comes";
     assert (bk_trace_parse (later, strlen (later), &t) == 0 && t.flags == 0);

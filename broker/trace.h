@@ -17,6 +17,8 @@
 #ifndef BK_TRACE_H
 #define BK_TRACE_H
 
+#include "aq_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +48,20 @@ char *bk_trace_hex (const uint8_t *bytes, size_t n, char *out);
 //  True when a tracestate value may be kept: printable ASCII, at most
 //  BK_TRACE_STATE_MAX bytes.
 bool bk_trace_state_ok (const char *text, size_t n);
+
+//  A trace in a stored record (a task, a scheduled task, a run) goes under
+//  these record keys, the same in each; the record keeps its tracestate
+//  under BK_TRACE_KEY_STATE itself (a string of its own arena).
+#define BK_TRACE_KEY_ID     50 //  bin 16
+#define BK_TRACE_KEY_PARENT 51 //  bin 8: the creator's span
+#define BK_TRACE_KEY_FLAGS  52 //  int
+#define BK_TRACE_KEY_STATE  53 //  str
+//  Writes the trace's id, parent and flags as record fields (a map's key
+//  and value each); returns how many (0 for no trace).
+int bk_trace_write_fields (aq_writer_t *w, const bk_trace_t *trace);
+//  Reads the record field key into trace when it is one of those three:
+//  true then (a value of the wrong type or size leaves the field as it was).
+bool bk_trace_read_field (int64_t key, const aq_node_t *value, bk_trace_t *trace);
 
 void bk_trace_test (bool verbose);
 

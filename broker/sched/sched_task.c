@@ -44,10 +44,7 @@ enum {
     K_DUE,
     K_CURSOR, //  [pos, seen, bound] (rrule.h)
     K_SEEK,
-    K_TRACE_ID = 50, //  bin 16, as in the task record (task.c)
-    K_TRACE_PARENT,  //  bin 8: the creator's span
-    K_TRACE_FLAGS,
-    K_TRACE_STATE,
+    K_TRACE_STATE = BK_TRACE_KEY_STATE, //  50-52: the trace (trace.h)
 };
 
 static const char *s_statuses[] = {NULL, "active", "paused", "canceled"};
@@ -167,9 +164,7 @@ void bk_sched_task_encode (const bk_sched_task_t *self, aq_writer_t *w) {
     }
     PUT_INT (K_SEEK, self->seek, self->seek >= 0);
     if (bk_trace_known (&self->trace)) {
-        aq_write_int (w, K_TRACE_ID), aq_write_bin (w, self->trace.trace_id, 16), n++;
-        aq_write_int (w, K_TRACE_PARENT), aq_write_bin (w, self->trace.parent, 8), n++;
-        PUT_INT (K_TRACE_FLAGS, self->trace.flags, true);
+        n += bk_trace_write_fields (w, &self->trace);
         PUT_STR (K_TRACE_STATE, self->trace_state);
     }
     aq_write_map_close (w, mark, n);
@@ -189,11 +184,6 @@ static void s_uuid (const aq_node_t *value, uint8_t out[16], bool *ok) {
         memcpy (out, value->data, 16);
     else
         *ok = false;
-}
-
-static void s_bytes (const aq_node_t *value, uint8_t *out, size_t n) {
-    if (value->type == AQ_NODE_BIN && value->count == n)
-        memcpy (out, value->data, n);
 }
 
 static void s_cursor (bk_schedule_cursor_t *cursor, const aq_node_t *value) {
@@ -305,18 +295,11 @@ bk_sched_task_t *bk_sched_task_decode (const uint8_t *data, size_t size) {
         case K_SEEK:
             self->seek = i;
             break;
-        case K_TRACE_ID:
-            s_bytes (&value, self->trace.trace_id, 16);
-            break;
-        case K_TRACE_PARENT:
-            s_bytes (&value, self->trace.parent, 8);
-            break;
-        case K_TRACE_FLAGS:
-            self->trace.flags = i >= 0 && i <= 255 ? (uint8_t) i : 0;
-            break;
         case K_TRACE_STATE:
             self->trace_state = s_str (self, &value);
             break;
+        default:
+            bk_trace_read_field (key.type == AQ_NODE_INT ? key.i : -1, &value, &self->trace);
         }
     }
     if (!ok || !versioned || !bk_sched_status_name (self->status) ||
