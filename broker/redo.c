@@ -19,6 +19,13 @@
 #define S_HASH   16          //  BLAKE2b-128 of header and payload
 #define S_STEP   (1u << 20)  //  the file grows by zero-filled steps of this
 
+static const bk_redo_io_t s_system = {pwrite, pwritev, fdatasync};
+static const bk_redo_io_t *s_io = &s_system;
+
+void bk_redo_set_io (const bk_redo_io_t *io) {
+    s_io = io ? io : &s_system;
+}
+
 struct _bk_redo_t {
     int fd;           //  the log file
     size_t pos;       //  where the next record goes
@@ -98,7 +105,7 @@ static int s_allocate (bk_redo_t *self, size_t end) {
     while (self->allocated < target) {
         size_t n =
             target - self->allocated < sizeof zeros ? target - self->allocated : sizeof zeros;
-        ssize_t rc = pwrite (self->fd, zeros, n, (off_t) self->allocated);
+        ssize_t rc = s_io->pwrite (self->fd, zeros, n, (off_t) self->allocated);
         if (rc < 0)
             return -errno;
         self->allocated += (size_t) rc;
@@ -134,14 +141,14 @@ int bk_redo_append (bk_redo_t *self, uint64_t seq, const void *data, size_t size
             rest[n++].iov_len = iov[i].iov_len - skip;
             skip = 0;
         }
-        ssize_t wrote = pwritev (self->fd, rest, n, (off_t) (self->pos + done));
+        ssize_t wrote = s_io->pwritev (self->fd, rest, n, (off_t) (self->pos + done));
         if (wrote < 0 && errno == EINTR)
             continue;
         if (wrote <= 0)
             return wrote < 0 ? -errno : -EIO;
         done += (size_t) wrote;
     }
-    if (fdatasync (self->fd) != 0)
+    if (s_io->fdatasync (self->fd) != 0)
         return -errno;
     self->pos += total;
     self->written = true;

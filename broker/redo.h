@@ -19,8 +19,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 typedef struct _bk_redo_t bk_redo_t;
+
+//  The log's file layer: every write and sync of a log goes through these,
+//  so that a test can put a simulated disk under it (power_test.c loses
+//  what was not synced when it cuts the power).
+typedef struct {
+    ssize_t (*pwrite) (int fd, const void *data, size_t size, off_t at);
+    ssize_t (*pwritev) (int fd, const struct iovec *iov, int count, off_t at);
+    int (*fdatasync) (int fd);
+} bk_redo_io_t;
+//  Puts io under every log (NULL: the system's calls again).
+void bk_redo_set_io (const bk_redo_io_t *io);
 
 //  Opens (creating) the log file at path; appends start at its beginning.
 //  NULL and err filled on failure.
