@@ -25,6 +25,13 @@ ifeq ($(SAN),1)
         -fno-sanitize-recover=undefined
   LDSAN = -fsanitize=address,undefined
   MALLOC =
+else ifeq ($(SAN),fuzz)
+  # The fuzzing build (make fuzz, tests/fuzz): clang's coverage for
+  # libFuzzer in every module, the sanitizers as in SAN=1.
+  OPT = -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+        -fno-sanitize-recover=undefined
+  LDSAN = -fsanitize=address,undefined
+  MALLOC =
 else
   OPT = -O2
   LDSAN =
@@ -201,6 +208,33 @@ install: all
 
 clean:
 	rm -rf build
+
+# Fuzzing (docs/fuzzing.md): each tests/fuzz/NAME.c is a libFuzzer harness
+# for one parser of untrusted input, built with clang into $(FUZZ_BUILD)/bin/
+# fuzz-NAME against the libraries (only the objects it reaches are linked),
+# and run by tests/fuzz/run.sh on tests/fuzz/corpus/NAME for FUZZ_SECONDS
+# each. FUZZ=NAME,NAME runs only those.
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ         ?=
+FUZZ_NAMES    = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_BINS     = $(patsubst %,$(BIN)/fuzz-%,$(FUZZ_NAMES))
+FUZZ_CFLAGS   = -Ibroker -Ibroker/sched -Igateway -Iworkers
+
+.PHONY: fuzz fuzz-build fuzz-bins
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ=$(FUZZ) tests/fuzz/run.sh
+fuzz-build: deps
+	$(call ensure_pkgs,clang)
+	@$(MAKE) --no-print-directory SAN=fuzz CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+.PRECIOUS: $(OBJ)/tests/fuzz/%.o
+$(OBJ)/tests/fuzz/%.o: private CFLAGS += $(FUZZ_CFLAGS)
+$(BIN)/fuzz-%: $(OBJ)/tests/fuzz/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--gc-sections -o $@ $^ $(LDLIBS)
 
 FORMATTED = $(wildcard */*.c */*.h */*/*.c */*/*.h)
 format:
