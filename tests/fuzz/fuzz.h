@@ -46,4 +46,34 @@ static inline uint64_t fuzz_take (const uint8_t **data, size_t *size, int n) {
     return value;
 }
 
+//  True when text[0..size) is well-formed UTF-8 (what a msgpack string of
+//  the protocol must be: an error message that is not fails the frame).
+static inline bool fuzz_utf8 (const uint8_t *text, size_t size) {
+    for (size_t i = 0; i < size;) {
+        uint8_t c = text[i];
+        size_t n = c < 0x80                 ? 0
+                   : c >= 0xC2 && c <= 0xDF ? 1
+                   : c >= 0xE0 && c <= 0xEF ? 2
+                   : c >= 0xF0 && c <= 0xF4 ? 3
+                                            : 4;
+        if (n == 4 || i + n >= size + (n == 0))
+            return false;
+        uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+        for (size_t k = 1; k <= n; k++) {
+            if ((text[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (text[i + k] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static inline bool fuzz_utf8_text (const char *text) {
+    return fuzz_utf8 ((const uint8_t *) text, strlen (text));
+}
+
 #endif
