@@ -9,6 +9,8 @@
 #ifndef AQ_FUZZ_H
 #define AQ_FUZZ_H
 
+#include "aq_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,8 +48,7 @@ static inline uint64_t fuzz_take (const uint8_t **data, size_t *size, int n) {
     return value;
 }
 
-//  True when text[0..size) is well-formed UTF-8 (what a msgpack string of
-//  the protocol must be: an error message that is not fails the frame).
+//  True when text[0..size) is well-formed UTF-8.
 static inline bool fuzz_utf8 (const uint8_t *text, size_t size) {
     for (size_t i = 0; i < size;) {
         uint8_t c = text[i];
@@ -56,7 +57,7 @@ static inline bool fuzz_utf8 (const uint8_t *text, size_t size) {
                    : c >= 0xE0 && c <= 0xEF ? 2
                    : c >= 0xF0 && c <= 0xF4 ? 3
                                             : 4;
-        if (n == 4 || i + n >= size + (n == 0))
+        if (n == 4 || (n && i + n >= size))
             return false;
         uint32_t cp = n == 0 ? c : c & (0x3F >> n);
         for (size_t k = 1; k <= n; k++) {
@@ -64,7 +65,7 @@ static inline bool fuzz_utf8 (const uint8_t *text, size_t size) {
                 return false;
             cp = cp << 6 | (text[i + k] & 0x3F);
         }
-        if ((n == 1 && cp < 0x80) || (n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
             (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
             return false;
         i += n + 1;
@@ -72,8 +73,21 @@ static inline bool fuzz_utf8 (const uint8_t *text, size_t size) {
     return true;
 }
 
-static inline bool fuzz_utf8_text (const char *text) {
-    return fuzz_utf8 ((const uint8_t *) text, strlen (text));
+//  True when a client message reaches the client: written as the broker
+//  writes it (aq_write_str), it reads back (a reader refuses a string that
+//  is not UTF-8, and with it the whole frame or store record).
+static inline bool fuzz_message_ok (const char *text) {
+    aq_writer_t w;
+    aq_writer_init (&w);
+    aq_write_str (&w, text);
+    size_t size;
+    const uint8_t *data = aq_writer_data (&w, &size);
+    aq_node_t node;
+    bool ok = data && aq_msg_parse (data, size, &node) == 0 && node.type == AQ_NODE_STR;
+    aq_writer_release (&w);
+    if (!ok)
+        fprintf (stderr, "message does not read back: '%s'\n", text);
+    return ok;
 }
 
 #endif
