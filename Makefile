@@ -213,7 +213,8 @@ clean:
 # for one parser of untrusted input, built with clang into $(FUZZ_BUILD)/bin/
 # fuzz-NAME against the libraries (only the objects it reaches are linked),
 # and run by tests/fuzz/run.sh on tests/fuzz/corpus/NAME for FUZZ_SECONDS
-# each. FUZZ=NAME,NAME runs only those.
+# each. FUZZ=NAME,NAME runs only those. The url harness loads the fal
+# plugin from a plain build in $(FUZZ_BUILD)/plain.
 FUZZ_BUILD   ?= build/fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
@@ -228,6 +229,7 @@ fuzz: fuzz-build
 fuzz-build: deps
 	$(call ensure_pkgs,clang)
 	@$(MAKE) --no-print-directory SAN=fuzz CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-bins
+	@$(MAKE) --no-print-directory SAN=0 BUILD=$(FUZZ_BUILD)/plain $(FUZZ_BUILD)/plain/plugins/fal.so
 fuzz-bins: $(FUZZ_BINS)
 
 .PRECIOUS: $(OBJ)/tests/fuzz/%.o
