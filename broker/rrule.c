@@ -388,6 +388,10 @@ static int64_t s_set_most (const struct icalrecurrencetype *r) {
     int64_t days = yearly ? 366 : 31;
     if (yearly && s_has (r->by_month) && 31 * months < days)
         days = 31 * months;
+    //  no part that picks days: DTSTART's day alone, in each month listed
+    if (!s_has (r->by_month_day) && !s_has (r->by_year_day) && !s_has (r->by_week_no) &&
+        !s_has (r->by_day))
+        days = yearly && s_has (r->by_month) ? months : 1;
     if (s_has (r->by_month_day)) {
         int64_t most =
             (int64_t) s_count (r->by_month_day, ICAL_BY_MONTHDAY_SIZE) * (yearly ? months : 1);
@@ -1229,6 +1233,12 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("FREQ=MONTHLY;BYMONTHDAY=1,2,3;BYDAY=MO;BYSETPOS=4", "the rule never occurs");
     s_expect_error ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYSETPOS=2", "never occurs");
     s_expect_error ("FREQ=YEARLY;BYMONTH=3;BYDAY=-6FR", "the rule never occurs");
+    //  a period without a part that picks days holds DTSTART's day alone
+    //  (found by tests/fuzz/rrule.c: libical looked for the 6th for 7 s)
+    s_expect_error ("FREQ=MONTHLY;BYSETPOS=6", "the rule never occurs");
+    s_expect_error ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=3", "the rule never occurs");
+    s_expect ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=2", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
+              (const char *[]){"2024-07-01T09:00", "2025-07-01T09:00", NULL});
     s_expect_error ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "the rule never occurs");
     s_expect_error ("FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31", "the rule never occurs");
     s_expect_error ("RRULE:FREQ=DAILY RRULE:FREQ=WEEKLY", "only one RRULE is allowed");
