@@ -13,7 +13,7 @@ LISTEN  ?= 127.0.0.1:8080
 DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev \
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
            libsodium-dev libical-dev libjemalloc-dev
-TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl iproute2
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl iproute2 clang
 BENCH_PKGS = wrk
 
 CC      ?= cc
