@@ -823,6 +823,12 @@ void gw_http_test (bool verbose) {
              "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, POST\r\n", NULL);
     s_check (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 401 Unauthorized\r\n",
              "{\"error\":\"API key required\"}", NULL);
+    //  what libmicrohttpd refuses by itself, in our envelope
+    s_check (&h, "GET /v1/tasks HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 ",
+             "Content-Type: application/json\r\n", "{\"error\":\"HTTP version not supported\"}",
+             NULL);
+    s_check (&h, "GET /v1/tasks HTTX/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n",
+             "{\"error\":\"Malformed HTTP request\"}", NULL);
     assert (h.requests == 0);
 
     //  Through the broker: request translated, reply mapped
