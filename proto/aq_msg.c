@@ -31,6 +31,11 @@ static uint64_t s_be (const uint8_t *p, int n) {
 static bool s_utf8 (const uint8_t *text, size_t size) {
     size_t i = 0;
     while (i < size) {
+        uint64_t eight;
+        if (i + 8 <= size && (memcpy (&eight, text + i, 8), (eight & 0x8080808080808080u) == 0)) {
+            i += 8; //  eight ASCII bytes at once: most strings are all ASCII
+            continue;
+        }
         uint8_t c = text[i];
         if (c < 0x80) {
             i++;
