@@ -17,19 +17,32 @@
 #
 # (edges: the coverage counter libFuzzer reports as cov:) and exits 1 if
 # any harness found something or failed to run.
+#
+# libFuzzer's timeout is wall-clock time, and a niced process on a busy
+# machine can wait more than a second for the CPU. So an input that timed
+# out is replayed alone (three tries, not niced): if it then runs within
+# the second it is moved to $FUZZ_WORK/artifacts/slow/, said so, and the
+# harness goes on for the time left. A harness that outlives its time by a
+# minute (libFuzzer's timeout handler can deadlock in malloc) is killed and
+# goes on the same way.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${FUZZ_BUILD:-build/fuzz}
 seconds=${FUZZ_SECONDS:-30}
 only=${FUZZ:-}
 out=${FUZZ_WORK:-$build}
-mkdir -p "$out/corpus" "$out/artifacts" "$out/logs"
+mkdir -p "$out/corpus" "$out/artifacts/slow" "$out/logs"
 
 # The sanitizers' own settings, whatever the caller's (a test runner's
 # log_path would hide the reports from the log).
 ASAN_OPTIONS=detect_leaks=1
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS UBSAN_OPTIONS
+
+# artifacts NAME: how many inputs NAME has saved so far
+artifacts() {
+    ls "$out/artifacts" | grep -c "^$1-"
+}
 
 failed=0
 found=0
@@ -42,25 +55,61 @@ for bin in "$build"/bin/fuzz-*; do
     found=$((found + 1))
     work="$out/corpus/$name"
     log="$out/logs/$name.log"
+    part="$out/logs/$name.part"
     mkdir -p "$work"
-    set -- -max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
+    : >"$log"
+    set -- -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$out/artifacts/$name-"
     [ -f "$here/$name.dict" ] && set -- "$@" -dict="$here/$name.dict"
-    before=$(ls "$out/artifacts" | grep -c "^$name-")
-    nice -n 19 "$bin" "$@" "$work" "$here/corpus/$name" >"$log" 2>&1
-    rc=$?
-    after=$(ls "$out/artifacts" | grep -c "^$name-")
-    crashes=$((after - before))
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    edges=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
-    if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
-        crashes=1 # died without an artifact: count it, the log says why
+    start=$(date +%s)
+    execs=0
+    edges=0
+    crashes=0
+    slow=0
+    while :; do
+        left=$((start + seconds - $(date +%s)))
+        [ "$left" -gt 0 ] || break
+        before=$(artifacts "$name")
+        timeout -s KILL $((left + 60)) nice -n 19 "$bin" -max_total_time="$left" "$@" \
+            "$work" "$here/corpus/$name" >"$part" 2>&1
+        rc=$?
+        cat "$part" >>"$log"
+        n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$part" | tail -n 1)
+        [ -n "$n" ] || n=$(grep -ao '^#[0-9]*' "$part" | tail -n 1 | tr -d '#') # killed
+        e=$(grep -o 'cov: [0-9]*' "$part" | tail -n 1 | cut -d' ' -f2)
+        execs=$((execs + ${n:-0}))
+        [ "${e:-0}" -gt "$edges" ] && edges=$e
+        [ "$rc" -eq 0 ] && break
+        new=$(ls -t "$out/artifacts" | grep "^$name-" | head -n $(($(artifacts "$name") - before)))
+        if [ -z "$new" ] && [ "$rc" -eq 137 ] && grep -q '^ALARM: working on the last Unit' "$part"; then
+            slow=$((slow + 1)) # hung in the timeout handler: the input is lost
+            echo "run.sh: $name hung in libFuzzer's timeout handler, killed" >>"$log"
+            continue
+        fi
+        case "$new" in
+        "$name"-timeout-*)
+            if "$bin" -timeout=1 -runs=3 -artifact_prefix="$out/artifacts/slow/replay-" \
+                "$out/artifacts/$new" >>"$log" 2>&1; then
+                mv "$out/artifacts/$new" "$out/artifacts/slow/"
+                slow=$((slow + 1))
+                echo "run.sh: $new runs within 1 s alone: slow under load only" >>"$log"
+                continue
+            fi
+            ;;
+        esac
+        crashes=$((crashes + 1)) # a crash, leak, oom, timeout, or died without an artifact
+        break
+    done
+    rm -f "$part"
+    echo "fuzz $name execs=$execs crashes=$crashes edges=$edges"
+    if [ "$slow" -ne 0 ]; then
+        echo "  $slow timeout(s) only under load (replayed within 1 s, or hung in libFuzzer's" \
+            "handler): $out/artifacts/slow/"
     fi
-    echo "fuzz $name execs=${execs:-0} crashes=$crashes edges=${edges:-0}"
     if [ "$crashes" -ne 0 ]; then
         failed=1
         echo "  see $log and $out/artifacts/$name-*:"
-        grep -E 'ERROR:|runtime error:|SUMMARY:|fuzz check failed|Test unit written' "$log" |
+        grep -aE 'ERROR:|runtime error:|SUMMARY:|fuzz check failed|Test unit written' "$log" |
             head -n 8 | sed 's/^/  /'
     fi
 done
