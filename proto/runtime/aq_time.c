@@ -30,9 +30,15 @@ char *aq_time_format (int64_t ms, char *buf) {
     time_t secs = (time_t) whole;
     struct tm tm = {0};
     gmtime_r (&secs, &tm);
-    //  not strftime's %Y, which gives "999" for the year 999
-    snprintf (buf, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long) tm.tm_year + 1900,
-              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
+    //  not strftime's %Y, which gives "999" for the year 999; room for any
+    //  int fields, then the 31 characters buf holds (24 for years 0-9999)
+    char text[96];
+    snprintf (text, sizeof text, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+              (long long) tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+              tm.tm_sec, milli);
+    size_t n = strnlen (text, 31);
+    memcpy (buf, text, n);
+    buf[n] = '\0';
     return buf;
 }
 
