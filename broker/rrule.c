@@ -195,6 +195,8 @@ static int s_check_combination (const struct icalrecurrencetype *r, char *errbuf
         msg = "BYSETPOS needs FREQ=MONTHLY or FREQ=YEARLY";
     else if (s_has (r->by_week_no) && f != ICAL_YEARLY_RECURRENCE)
         msg = "BYWEEKNO needs FREQ=YEARLY";
+    else if (s_has (r->by_week_no) && !s_has (r->by_day))
+        msg = "BYWEEKNO needs BYDAY"; //  libical 3.0 alone: wrong days, or 60 ms to find none
     else if (s_has (r->by_year_day) && (f == ICAL_DAILY_RECURRENCE || f == ICAL_WEEKLY_RECURRENCE ||
                                         f == ICAL_MONTHLY_RECURRENCE))
         msg = "BYYEARDAY cannot be used with FREQ=DAILY, WEEKLY or MONTHLY";
@@ -1236,6 +1238,8 @@ void bk_rrule_test (bool verbose) {
     //  a period without a part that picks days holds DTSTART's day alone
     //  (found by tests/fuzz/rrule.c: libical looked for the 6th for 7 s)
     s_expect_error ("FREQ=MONTHLY;BYSETPOS=6", "the rule never occurs");
+    //  (and 'FREQ=YEARLY;BYWEEKNO=5' took libical 60 ms to find it never occurs)
+    s_expect_error ("FREQ=YEARLY;BYWEEKNO=5", "BYWEEKNO needs BYDAY");
     s_expect_error ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=3", "the rule never occurs");
     s_expect ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=2", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
               (const char *[]){"2024-07-01T09:00", "2025-07-01T09:00", NULL});

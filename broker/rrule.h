@@ -26,7 +26,9 @@
     never match: BYSETPOS except with MONTHLY or YEARLY, BYDAY with a
     position (1MO, -1FR) except with MONTHLY or YEARLY, a negative
     BYMONTHDAY except with MONTHLY or YEARLY, a negative BYYEARDAY except
-    with YEARLY, RSCALE and SKIP. EXDATE and RDATE lines are not supported.
+    with YEARLY, BYWEEKNO without BYDAY (libical 3.0 picks wrong days, or
+    spends 60 ms to find none), RSCALE and SKIP. EXDATE and RDATE lines are
+    not supported.
 
     The work is bounded by the caller: each search spends work units from a
     budget it is given (about 0.1 microsecond each: a libical iteration is
