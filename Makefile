@@ -12,12 +12,14 @@ LISTEN  ?= 127.0.0.1:8080
 
 DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev \
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
-           libsodium-dev libical-dev libjemalloc-dev
-TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack curl iproute2 clang
+           libsodium-dev libical-dev libjemalloc-dev \
+           libsystemd-dev
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2 clang
 BENCH_PKGS = wrk
 
 CC      ?= cc
-PKGS     = libzmq libczmq libmicrohttpd lmdb libcurl msgpack jansson libsodium libical
+PKGS     = libzmq libczmq libmicrohttpd lmdb libcurl msgpack jansson libsodium libical \
+           libsystemd
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -g \
               -D_GNU_SOURCE -fPIC -Iproto -Iproto/runtime -Iproto/client -Iplugins
 ifeq ($(SAN),1)
@@ -71,10 +73,31 @@ PROGS = $(BIN)/asyncqueue $(BIN)/aq-broker $(BIN)/aq-worker $(BIN)/aq-gateway \
         $(BIN)/aqctl $(BIN)/aq-selftest $(BIN)/aq-target $(BIN)/aq-bench $(BIN)/aq-hello \
         $(BIN)/aq-curl-limit $(BIN)/aq-peer-load
 
-.PHONY: all deps test-deps node-deps run test bench install clean format check-format
+.PHONY: all deps check-deps test-deps node-deps run test bench install clean format check-format
 all: $(PROGS)
 
-$(OBJ)/%.o: %.c $(wildcard */*.h */*/*.h)
+# Plain `make` on a machine without the -dev packages stops before the
+# first compile with one line naming the command that installs them,
+# rather than with a compiler error about a missing header. Each word of
+# BUILD_DEPS is pkg-config-name=debian-package; DEPS_EXTRA adds more (the
+# tests name one that does not exist).
+BUILD_DEPS = libzmq=libzmq3-dev libczmq=libczmq-dev libmicrohttpd=libmicrohttpd-dev \
+             lmdb=liblmdb-dev libcurl=libcurl4-openssl-dev msgpack=libmsgpack-dev \
+             jansson=libjansson-dev libsodium=libsodium-dev libical=libical-dev \
+             libsystemd=libsystemd-dev $(if $(filter 1,$(SAN)),,jemalloc=libjemalloc-dev)
+DEPS_EXTRA ?=
+MISSING_DEPS = $(shell \
+  command -v $(firstword $(CC)) >/dev/null 2>&1 || echo build-essential; \
+  command -v pkg-config >/dev/null 2>&1 || echo pkg-config; \
+  for dep in $(BUILD_DEPS) $(DEPS_EXTRA); do \
+    pkg-config --exists $${dep%%=*} 2>/dev/null || echo $$dep | cut -d= -f2; \
+  done)
+check-deps:
+	$(if $(strip $(MISSING_DEPS)),$(error missing packages: $(strip $(MISSING_DEPS)); \
+	  'make deps' installs them (apt-get), then run make again))
+	@:
+
+$(OBJ)/%.o: %.c $(wildcard */*.h */*/*.h) | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -133,7 +156,7 @@ PLUGIN_LIBS_vault-sodium = $(shell pkg-config --libs libsodium 2>/dev/null || ec
 
 all: $(PLUGINS) $(TEST_PLUGINS)
 $(BIN)/aq-selftest: | $(PLUGINS) $(TEST_PLUGINS)
-$(PLUGIN_OBJS): $(OBJ)/%.po: %.c plugins/aq_plugin.h $(wildcard plugins/*/*.h)
+$(PLUGIN_OBJS): $(OBJ)/%.po: %.c plugins/aq_plugin.h $(wildcard plugins/*/*.h) | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
 .SECONDEXPANSION:
@@ -141,6 +164,13 @@ $(BUILD)/plugins/%.so: $$(addprefix $(OBJ)/,$$(subst .c,.po,$$(wildcard plugins/
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^ $(PLUGIN_LIBS_$*)
 $(BUILD)/plugins-test/%.so: $(OBJ)/tests/plugins/%.po
 	@mkdir -p $(dir $@); $(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^
+# tests/clockshift.c: an LD_PRELOAD shim that moves the wall clock of a
+# process under test (tests/test_upgrade.py); built without sanitizers, so
+# it preloads beside their runtime, and never installed.
+CLOCKSHIFT = $(LIB)/aq-clockshift.so
+all: $(CLOCKSHIFT)
+$(CLOCKSHIFT): tests/clockshift.c
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS_BASE) -O2 -shared -o $@ $< -ldl
 .PHONY: install-plugins
 install: install-plugins
 install-plugins: $(PLUGINS)
@@ -167,8 +197,9 @@ test-deps: deps
 	$(call ensure_pkgs,$(TEST_PKGS))
 	@command -v node >/dev/null || $(MAKE) --no-print-directory node-deps
 
-# The API tests run the seed's JavaScript example and lint the OpenAPI
-# document with @redocly/cli (tests/node): both need Node.js 20.
+# The API tests run the seed's JavaScript example, lint the OpenAPI document
+# with @redocly/cli and check real responses against it with ajv (tests/node,
+# installed by the tests from its lockfile with npm ci): Node.js 20.
 node-deps:
 	$(call ensure_pkgs,nodejs npm)
 
@@ -196,6 +227,30 @@ bench: test-deps
 	  npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 	@$(MAKE) --no-print-directory all
 	AQ_BUILD=$(BUILD) /usr/bin/python3 tests/bench.py
+
+# systemd units, the user they run as, and commented example configs
+# (dist/): the units get the paths of this install; a config already there
+# is the operator's and is kept.
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+UNITS       = $(wildcard dist/systemd/*.service)
+CONFIGS     = $(wildcard dist/config/*.conf)
+.PHONY: install-systemd
+install: install-systemd
+install-systemd:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/asyncqueue
+	for unit in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	      -e '/@HARDENING@/{' -e 'r dist/systemd/hardening.inc' -e 'd' -e '}' \
+	      $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} && \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+	done
+	install -m 644 dist/systemd/asyncqueue.sysusers $(DESTDIR)$(SYSUSERSDIR)/asyncqueue.conf
+	for conf in $(CONFIGS); do \
+	  [ -e $(DESTDIR)$(SYSCONFDIR)/asyncqueue/$${conf##*/} ] || \
+	  install -m 644 $$conf $(DESTDIR)$(SYSCONFDIR)/asyncqueue || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
@@ -234,7 +289,9 @@ fuzz-bins: $(FUZZ_BINS)
 
 .PRECIOUS: $(OBJ)/tests/fuzz/%.o
 $(OBJ)/tests/fuzz/%.o: private CFLAGS += $(FUZZ_CFLAGS)
-$(BIN)/fuzz-%: $(OBJ)/tests/fuzz/%.o $(ALL_LIBS)
+# A harness that needs a test rig as well names it here: FUZZ_RIGS_NAME.
+FUZZ_RIGS_gateway = $(OBJ)/tests/rig_jansson.o
+$(BIN)/fuzz-%: $(OBJ)/tests/fuzz/%.o $$(FUZZ_RIGS_$$*) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--gc-sections -o $@ $^ $(LDLIBS)
 

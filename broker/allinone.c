@@ -1,60 +1,47 @@
 /*  allinone.c - asyncqueue: broker, gateway and workers in one process
 
-    Threads over inproc:// endpoints sharing one ZeroMQ context. Shutdown
-    order keeps every task: the gateway stops taking requests, workers finish
-    their calls and report them, then the broker commits and stops.
+    Assembles the parts: the broker, the workers and the gateway run as
+    zactors (aq_actor.h) over inproc:// endpoints of the process's ZeroMQ
+    context, started in that order, each once the one before is ready.
+    Shutdown order keeps every task: the gateway stops taking requests,
+    workers finish their calls and report them, then the broker commits
+    and stops. A second signal hurries the workers.
 */
 #include "../gateway/gateway.h"
 #include "../workers/worker.h"
 #include "aq_config.h"
 #include "aq_log.h"
 #include "aq_main.h"
+#include "aq_notify.h"
 #include "broker.h"
 #include "provider_host.h"
 
-#include <pthread.h>
 #include <stdint.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
+#include <unistd.h>
 
-#define S_CLIENTS "inproc://aq-clients"
-#define S_WORKERS "inproc://aq-workers"
+#define S_CLIENTS     "inproc://aq-clients"
+#define S_WORKERS     "inproc://aq-workers"
+#define S_WORKERS_MAX 64
 
-static atomic_int s_stop_broker, s_stop_workers, s_stop_gateway;
-static atomic_int s_failed;
-static void *s_ctx;
 static bk_config_t s_broker;
-static wk_config_t s_worker;
+static wk_config_t s_worker;                 //  what every worker runs with
+static wk_config_t s_workers[S_WORKERS_MAX]; //  each one's copy, with its name
+static char s_names[S_WORKERS_MAX][32];
 static gw_config_t s_gateway;
 
-static void *s_run_broker (void *arg) {
-    pthread_setname_np (pthread_self (), "aq-broker");
-    if (bk_broker_run (&s_broker, s_ctx, &s_stop_broker) != 0)
-        atomic_store (&s_failed, 1);
-    return NULL;
+static int s_run_broker (const void *cfg, aq_actor_t *actor) {
+    return bk_broker_run ((const bk_config_t *) cfg, actor);
 }
 
-static void *s_run_worker (void *arg) {
-    wk_config_t cfg = s_worker;
-    char name[64];
-    snprintf (name, sizeof name, "asyncqueue-worker-%d", (int) (intptr_t) arg);
-    cfg.name = name;
-    char thread[16];
-    snprintf (thread, sizeof thread, "aq-worker-%d", (int) (intptr_t) arg);
-    pthread_setname_np (pthread_self (), thread);
-    if (wk_worker_run (&cfg, s_ctx, &s_stop_workers) != 0)
-        atomic_store (&s_failed, 1);
-    return NULL;
+static int s_run_worker (const void *cfg, aq_actor_t *actor) {
+    return wk_worker_run ((const wk_config_t *) cfg, actor);
 }
 
-static void *s_run_gateway (void *arg) {
-    pthread_setname_np (pthread_self (), "aq-gateway");
-    if (gw_gateway_run (&s_gateway, s_ctx, &s_stop_gateway) != 0)
-        atomic_store (&s_failed, 1);
-    return NULL;
+static int s_run_gateway (const void *cfg, aq_actor_t *actor) {
+    return gw_gateway_run ((const gw_config_t *) cfg, actor);
 }
 
 static const char *s_usage =
@@ -96,6 +83,8 @@ static const char *s_usage =
     "  --map-size BYTES, --checkpoint-ms N, --provider-timeout-ms N\n"
     "                           as for aq-broker (aq-broker --help)\n"
     "  --config FILE            read options from FILE ('option value' per line)\n"
+    "  --log-format text|json   log lines as text (the default) or one JSON object\n"
+    "                           per line (time, level, component, msg, taskId)\n"
     "  -v, --verbose            more logging\n"
     "  -h, --help               this text\n";
 
@@ -155,7 +144,11 @@ int main (int argc, char **argv) {
             s_gateway.per_ip_connections = atoi (value);
         else if (strcmp (arg, "--max-connections") == 0)
             s_gateway.max_connections = atoi (value);
-        else
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0)
+                goto usage;
+            aq_log_set_format (aq_log_format_parse (value));
+        } else
             goto usage;
         if (takes)
             i++;
@@ -163,7 +156,7 @@ int main (int argc, char **argv) {
     s_broker.client_endpoints = clients;
     s_broker.worker_endpoints = worker_eps;
     const char *problem = bk_config_check (&s_broker);
-    if (workers < 0 || workers > 64 || s_worker.slots < 1)
+    if (workers < 0 || workers > S_WORKERS_MAX || s_worker.slots < 1)
         problem = "--workers must be 0 to 64 and --slots at least 1";
     if (problem) {
         fprintf (stderr, "asyncqueue: %s\n", problem);
@@ -173,36 +166,50 @@ int main (int argc, char **argv) {
     s_worker.broker_endpoint = S_WORKERS;
     s_gateway.broker_endpoint = S_CLIENTS;
 
-    sigset_t signals;
-    aq_main_block_signals (&signals); //  threads inherit: only sigwait sees them
-    s_ctx = zmq_ctx_new ();
-    pthread_t broker, gateway, *worker = calloc ((size_t) workers + 1, sizeof *worker);
-    pthread_create (&broker, NULL, s_run_broker, NULL);
-    for (int i = 0; i < workers; i++)
-        pthread_create (&worker[i], NULL, s_run_worker, (void *) (intptr_t) (i + 1));
-    pthread_create (&gateway, NULL, s_run_gateway, NULL);
-    aq_log (AQ_LOG_INFO, "asyncqueue", "serving http://%s with %d workers, data in '%s'",
-            s_gateway.listen, workers, s_broker.data_dir);
-
-    //  wait for a signal, or for a component that could not start
-    struct timespec tick = {0, 100 * 1000000};
-    while (!atomic_load (&s_failed)) {
-        int sig = sigtimedwait (&signals, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM)
-            break;
+    int sigfd = aq_main_signalfd (); //  before any thread: none of them takes signals
+    if (sigfd < 0) {
+        fprintf (stderr, "asyncqueue: cannot take signals\n");
+        aq_config_free (&args, n);
+        return 1;
     }
+    aq_notify_expect (2 + workers); //  READY=1 once the broker, the gateway and each worker are up
+    //  broker, workers, gateway: actors[0], [1..workers], [workers + 1]
+    zactor_t *actors[S_WORKERS_MAX + 2] = {NULL};
+    int started = 0, rc = 0;
+    actors[started] = aq_actor_start ("aq-broker", s_run_broker, &s_broker);
+    while (actors[started] && started < workers) {
+        started++;
+        s_workers[started - 1] = s_worker;
+        snprintf (s_names[started - 1], sizeof s_names[0], "asyncqueue-worker-%d", started);
+        s_workers[started - 1].name = s_names[started - 1];
+        char thread[24];
+        snprintf (thread, sizeof thread, "aq-worker-%d", started);
+        actors[started] = aq_actor_start (thread, s_run_worker, &s_workers[started - 1]);
+    }
+    if (actors[started]) {
+        started++;
+        actors[started] = aq_actor_start ("aq-gateway", s_run_gateway, &s_gateway);
+    }
+    if (actors[started]) {
+        aq_log (AQ_LOG_INFO, "asyncqueue", "serving http://%s with %d workers, data in '%s'",
+                s_gateway.listen, workers, s_broker.data_dir);
+        rc = aq_actor_wait (actors, started + 1, sigfd);
+    } else
+        rc = -1; //  one could not start: stop those that did
     aq_log (AQ_LOG_INFO, "asyncqueue", "shutting down");
-    atomic_store (&s_stop_gateway, 1);
-    pthread_join (gateway, NULL);
-    atomic_store (&s_stop_workers, 1);
-    for (int i = 0; i < workers; i++)
-        pthread_join (worker[i], NULL);
-    atomic_store (&s_stop_broker, 1);
-    pthread_join (broker, NULL);
-    free (worker);
-    zmq_ctx_term (s_ctx);
+    aq_notify_stopping ();
+    bool hurry = false; //  a second signal hurries every worker
+    if (aq_actor_stop (&actors[workers + 1], sigfd, &hurry) != 0) //  the gateway first
+        rc = -1;
+    for (int i = 1; i <= workers; i++) //  the workers drain together
+        if (actors[i])
+            zstr_send (actors[i], "STOP");
+    for (int i = workers; i >= 0; i--) //  the broker last
+        if (aq_actor_stop (&actors[i], sigfd, &hurry) != 0)
+            rc = -1;
+    close (sigfd);
     aq_config_free (&args, n);
-    return atomic_load (&s_failed) ? 1 : 0;
+    return rc == 0 ? 0 : 1;
 usage:
     fputs (s_usage, stderr);
     aq_config_free (&args, n);

@@ -7,13 +7,14 @@
 #ifndef BK_BROKER_H
 #define BK_BROKER_H
 
+#include "aq_actor.h"
 #include "config.h"
 
-#include <stdatomic.h>
-
-//  Runs the broker until *stop becomes non-zero. zmq_ctx may be shared with
-//  other components (inproc endpoints). Returns 0 after a clean shutdown, -1
-//  on a startup failure (already logged as one line).
-int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop);
+//  Runs the broker as the component of actor (aq_actor.h): READY once its
+//  store is open and its sockets bound, until a stop command. Its sockets
+//  live in the actor's ZeroMQ context, shared with the other components
+//  of the process (inproc endpoints). Returns 0 after a stop command, -1
+//  when it could not start or its store failed (logged).
+int bk_broker_run (const bk_config_t *cfg, aq_actor_t *actor);
 
 #endif

@@ -191,7 +191,8 @@ static void s_cancel (bk_dispatch_t *self, int index, bk_task_t *task) {
             ? s_send (self, bk_leases_worker_at (self->leases, index), error, sizeof error)
             : 1;
     if (sent == 0)
-        bk_leases_add (self->leases, index, task->id, 0, self->engine->mono + S_NOTIFY_LEASE_MS);
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_CANCEL, 0,
+                       self->engine->mono + S_NOTIFY_LEASE_MS);
     else if (sent < 0) {
         task->poll.cancel_owed = true;
         s_refused (self, index, task);
@@ -217,7 +218,7 @@ static void s_notify (bk_dispatch_t *self, int index, bk_task_t *task) {
         return;
     } else {
         task->notify.inflight = true;
-        bk_leases_add (self->leases, index, task->id, task->notify.attempt,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_NOTIFY, task->notify.attempt,
                        engine->mono + S_NOTIFY_LEASE_MS);
         //  the delay queue outlives a restart where leases do not: if the
         //  answer has not come by then, the delivery is made again
@@ -251,7 +252,7 @@ static void s_poll (bk_dispatch_t *self, int index, bk_task_t *task) {
     } else {
         task->poll.inflight = true;
         int64_t timeout = (int64_t) task->timeout_s * 1000;
-        bk_leases_add (self->leases, index, task->id, task->poll.seq,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_POLL, task->poll.seq,
                        engine->mono + timeout + S_POLL_GRACE_MS);
         task->poll.due = engine->now + timeout + S_POLL_WATCH_MS;
         bk_engine_timer (engine, task->poll.due, BK_DELAY_POLL, task->id);
@@ -286,7 +287,7 @@ static void s_call (bk_dispatch_t *self, int index, bk_task_t *task) {
         return;
     } else {
         int64_t grace = (int64_t) engine->cfg->heartbeat_ms * engine->cfg->heartbeat_liveness;
-        bk_leases_add (self->leases, index, task->id, task->attempts,
+        bk_leases_add (self->leases, index, task->id, BK_LEASE_CALL, task->attempts,
                        engine->mono + (int64_t) task->timeout_s * 1000 + grace);
         engine->stats.dispatched++;
     }
@@ -334,19 +335,21 @@ void bk_dispatch_heartbeat (bk_dispatch_t *self) {
 }
 
 //  A lease ended without a result: the worker died, stalled or left.
-static void s_lease_lost (bk_dispatch_t *self, const uint8_t id[16], int attempt) {
+static void s_lease_lost (bk_dispatch_t *self, const uint8_t id[16], int kind, int attempt) {
     bk_engine_t *engine = self->engine;
     bk_task_t *task = bk_engine_load (engine, id);
     if (!task)
         return;
     int status = task->status;
-    if (task->notify.active && task->notify.inflight && task->notify.attempt == attempt) {
+    if (kind == BK_LEASE_NOTIFY && task->notify.active && task->notify.inflight &&
+        task->notify.attempt == attempt) {
         bk_engine_delivery (engine, task, -1, "worker lost", false);
         bk_engine_save (engine, task, status);
-    } else if (status == BK_ST_POLLING && task->poll.inflight && task->poll.seq == attempt) {
+    } else if (kind == BK_LEASE_POLL && status == BK_ST_POLLING && task->poll.inflight &&
+               task->poll.seq == attempt) {
         bk_engine_poll_later (engine, task, 0); //  a lost poll is asked again
         bk_engine_save (engine, task, status);
-    } else if (status == BK_ST_PROCESSING && task->attempts == attempt) {
+    } else if (kind == BK_LEASE_CALL && status == BK_ST_PROCESSING && task->attempts == attempt) {
         engine->stats.lost++;
         bk_engine_record_attempt (engine, task, engine->now - task->attempt_at, -1, "worker lost");
         task->lease[0] = '\0';
@@ -368,9 +371,9 @@ void bk_dispatch_expire (bk_dispatch_t *self) {
         }
     }
     uint8_t id[16];
-    int attempt;
-    while (bk_leases_expired (self->leases, engine->mono, id, &attempt))
-        s_lease_lost (self, id, attempt);
+    int kind, attempt;
+    while (bk_leases_expired (self->leases, engine->mono, id, &kind, &attempt))
+        s_lease_lost (self, id, kind, attempt);
     size_t count;
     bk_waiter_t *expired = bk_waiters_expire (engine->waiters, engine->mono, &count);
     for (size_t i = 0; i < count; i++) {
@@ -401,7 +404,7 @@ static int s_recover_one (void *arg, const uint8_t id[16]) {
     bk_task_t *task = bk_engine_load (engine, id);
     if (task) {
         int64_t grace = 2LL * engine->cfg->heartbeat_ms * engine->cfg->heartbeat_liveness;
-        bk_leases_add (self->leases, BK_LEASE_ORPHAN, id, task->attempts,
+        bk_leases_add (self->leases, BK_LEASE_ORPHAN, id, BK_LEASE_CALL, task->attempts,
                        engine->mono + (int64_t) task->timeout_s * 1000 + grace);
     }
     bk_task_destroy (&task);
@@ -419,4 +422,227 @@ void bk_dispatch_recover (bk_dispatch_t *self) {
 
 int64_t bk_dispatch_next_deadline (bk_dispatch_t *self) {
     return bk_leases_next_deadline (self->leases);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: the worker dialog, credit, liveness, recovery and the URL
+//  re-check over rig_core (fake workers over inproc, the rig's clock).
+
+#include "../tests/rig_core.h"
+
+//  The dispatcher's record of the fake worker, or NULL when it is unknown.
+static bk_worker_t *s_known (rig_core_t *rig, rig_worker_t *worker) {
+    bk_leases_t *leases = bk_dispatch_leases (rig->dispatch);
+    return bk_leases_worker_at (leases, bk_leases_worker (leases, rig->workers, worker->name,
+                                                          strlen (worker->name), false));
+}
+
+static void s_test_dialog (rig_core_t *rig) {
+    //  READY: credit within 0..100000, a name or "worker"
+    rig_worker_t *a = rig_core_worker (rig, "a", -5);
+    assert (s_known (rig, a)->credit == 0 && strcmp (s_known (rig, a)->name, "a") == 0);
+    rig_worker_send (a, AQ_CMD_READY, "{\"credit\": 1000000}");
+    rig_core_turn (rig);
+    assert (s_known (rig, a)->credit == 100000 && strcmp (s_known (rig, a)->name, "worker") == 0);
+    rig_worker_send (a, AQ_CMD_READY, "{\"credit\": 2, \"name\": \"a\"}");
+    rig_core_turn (rig);
+    assert (bk_leases_workers_alive (bk_dispatch_leases (rig->dispatch)) == 1);
+    //  credit: two calls go out, the third waits for a slot
+    char ids[3][AQ_UUID_TEXT];
+    for (int i = 0; i < 3; i++)
+        rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", ids[i]);
+    rig_worker_expect (a, ids[0], "");
+    rig_worker_expect (a, ids[1], "");
+    assert (!rig_worker_job (a) && s_known (rig, a)->credit == 0 && rig_core_ready (rig, ids[2]));
+    rig_worker_answer (a, "{\"statusCode\": 200}"); //  a slot frees: the third goes
+    rig_worker_expect (a, ids[2], "");
+    assert (s_known (rig, a)->credit == 0);
+    //  the broker heartbeats a worker it has sent nothing to for heartbeat_ms
+    int beats = a->heartbeats;
+    rig_core_later (rig, 999);
+    assert (!rig_worker_job (a) && a->heartbeats == beats);
+    rig_core_later (rig, 1);
+    assert (!rig_worker_job (a) && a->heartbeats == beats + 1);
+    rig_worker_answer (a, "{\"statusCode\": 200}");
+    const bk_task_t *task = rig_core_is (rig, ids[0], BK_ST_PROCESSING);
+    char answer[256];
+    snprintf (answer, sizeof answer,
+              "{\"id\": \"%s\", \"attempt\": 1, \"lease\": \"%s\", \"statusCode\": 200}", ids[0],
+              task->lease);
+    rig_worker_answer (a, answer);
+    rig_core_is (rig, ids[0], BK_ST_COMPLETED);
+    assert (s_known (rig, a)->credit == 2);
+
+    //  a worker silent for heartbeat_ms x liveness is forgotten; when it
+    //  speaks again it is told 410 and sends READY again
+    rig_worker_t *b = rig_core_worker (rig, "b", 1);
+    b->silent = true;
+    rig_core_later (rig, 5001);
+    assert (!s_known (rig, b) && s_known (rig, a));
+    b->silent = false;
+    rig_core_turn (rig); //  its HEARTBEAT
+    assert (!rig_worker_job (b) && b->errors == 1 && b->last_error == 410);
+    assert (strcmp (b->reason, "unknown worker: send READY") == 0 && !s_known (rig, b));
+    rig_worker_send (b, AQ_CMD_READY, "{\"credit\": 1, \"name\": \"b\"}");
+    rig_core_turn (rig);
+    assert (s_known (rig, b) && s_known (rig, b)->credit == 1);
+    //  a command that is no worker's
+    uint64_t malformed = rig->engine->stats.malformed;
+    rig_worker_send (b, AQ_CMD_TASK_GET, "{}");
+    rig_core_turn (rig);
+    assert (!rig_worker_job (b) && b->errors == 2 && b->last_error == AQ_BAD_REQUEST);
+    assert (strcmp (b->reason, "unexpected command on the worker socket") == 0);
+    assert (rig->engine->stats.malformed == malformed + 1 && s_known (rig, b));
+    //  BYE: its leases end at once, their calls come back as lost attempts
+    rig_worker_bye (a);
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", ids[0]);
+    rig_worker_expect (b, ids[0], "");
+    uint64_t lost = rig->engine->stats.lost;
+    rig_worker_bye (b);
+    task = rig_core_is (rig, ids[0], BK_ST_PENDING);
+    assert (strcmp (task->error, "worker lost") == 0 && rig->engine->stats.lost == lost + 1);
+    assert (rig_core_ready (rig, ids[0]) && !s_known (rig, b) && !s_known (rig, a));
+    assert (bk_leases_workers_alive (bk_dispatch_leases (rig->dispatch)) == 0);
+}
+
+static void s_test_leases (rig_core_t *rig) {
+    //  the pending task of the dialog goes to the next worker
+    rig_worker_t *c = rig_core_worker (rig, "c", 4);
+    assert (rig_worker_drain (c) == 1);
+    rig_worker_answer (c, "{\"statusCode\": 200}");
+    //  a call lease lasts the call's timeout and heartbeat_ms x liveness
+    char id[AQ_UUID_TEXT], late[256];
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\", \"timeout\": 5}", id);
+    rig_worker_expect (c, id, "");
+    assert (bk_dispatch_next_deadline (rig->dispatch) == rig->mono + 5000 + 5000);
+    snprintf (late, sizeof late, "{\"attempt\": 1, \"lease\": \"%s\", \"statusCode\": 200}",
+              c->lease);
+    rig_core_later (rig, 9999);
+    rig_core_is (rig, id, BK_ST_PROCESSING);
+    rig_core_later (rig, 1); //  lost, back to the queue and out again to c
+    rig_worker_expect (c, id, "");
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_PROCESSING);
+    assert (c->attempt == 2 && task->retry_count == 1 && strcmp (task->error, "worker lost") == 0);
+    //  the first attempt's answer comes after all: it counts for nothing
+    uint64_t dropped = rig->engine->stats.dropped;
+    rig_worker_result (c, late);
+    rig_core_turn (rig);
+    rig_core_is (rig, id, BK_ST_PROCESSING);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    rig_worker_answer (c, "{\"statusCode\": 200}");
+    rig_core_is (rig, id, BK_ST_COMPLETED);
+    assert (bk_dispatch_next_deadline (rig->dispatch) == INT64_MAX);
+    //  a long poll past its deadline is answered with the task as it is
+    int64_t corr = rig_core_send (rig, AQ_CMD_TASK_GET,
+                                  "{\"key\": \"%s\", \"id\": \"%s\", \"wait\": 0}", rig->key, id);
+    rig_core_turn (rig);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    rig_core_created (
+        rig, "{\"targetUrl\": \"http://t.test/x\", \"delayUntil\": \"2030-01-01T00:00:00Z\"}", id);
+    corr = rig_core_send (rig, AQ_CMD_TASK_GET, "{\"key\": \"%s\", \"id\": \"%s\", \"wait\": 2}",
+                          rig->key, id);
+    rig_core_turn (rig);
+    rig_core_later (rig, 1999);
+    assert (rig_core_answer (rig) < 0);
+    rig_core_later (rig, 1);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    assert (rig_core_shows (rig, "\"status\":\"delayed\""));
+    rig_worker_bye (c);
+}
+
+//  The broker restarts with calls out at a worker: their leases are
+//  orphans until the deadline; the worker's answer still counts
+static void s_test_recover (rig_core_t *rig) {
+    rig_worker_t *d = rig_core_worker (rig, "d", 2);
+    char ids[2][AQ_UUID_TEXT], answer[256];
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", ids[0]);
+    rig_worker_expect (d, ids[0], "");
+    snprintf (answer, sizeof answer,
+              "{\"id\": \"%s\", \"attempt\": 1, \"lease\": \"%s\", \"statusCode\": 200}", ids[0],
+              d->lease);
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", ids[1]);
+    rig_worker_expect (d, ids[1], "");
+    rig_core_restart (rig);
+    bk_leases_t *leases = bk_dispatch_leases (rig->dispatch);
+    assert (bk_leases_count (leases) == 2 && bk_leases_workers_alive (leases) == 0);
+    assert (bk_dispatch_next_deadline (rig->dispatch) == rig->mono + 30000 + 2 * 5000);
+    uint8_t raw[16];
+    aq_uuid_parse (ids[0], raw);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == BK_LEASE_ORPHAN);
+    //  the worker that outlived the broker's memory: its heartbeat is told
+    //  410, its answer (it never said READY) settles its call
+    rig_core_turn (rig);
+    assert (!rig_worker_job (d) && d->errors == 1 && d->last_error == 410);
+    rig_worker_result (d, answer);
+    rig_core_turn (rig);
+    rig_core_is (rig, ids[0], BK_ST_COMPLETED);
+    rig_core_expect_events (rig, ids[0], "pending processing completed");
+    rig_worker_send (d, AQ_CMD_READY, "{\"credit\": 2, \"name\": \"d\"}");
+    rig_core_later (rig, 39999);
+    rig_core_is (rig, ids[1], BK_ST_PROCESSING);
+    assert (!rig_worker_job (d));
+    rig_core_later (rig, 1); //  the orphan's deadline: a lost attempt, and out again
+    rig_worker_expect (d, ids[1], "");
+    const bk_task_t *task = rig_core_is (rig, ids[1], BK_ST_PROCESSING);
+    assert (d->attempt == 2 && strcmp (task->error, "worker lost") == 0);
+    rig_core_expect_events (rig, ids[1], "pending processing pending processing");
+    rig_worker_answer (d, "{\"statusCode\": 200}");
+    rig_core_is (rig, ids[1], BK_ST_COMPLETED);
+    rig_worker_bye (d);
+}
+
+//  A stored plan's URLs are checked again before each request: one its
+//  provider may no longer use (an origin the operator took away, a plugin
+//  gone) fails the task or skips the cancel, and nothing is sent
+static void s_test_urls (rig_core_t *rig) {
+    rig_worker_t *e = rig_core_worker (rig, "e", 1);
+    for (int i = 0; i < 3; i++) { //  a status URL, the provider, a cancel URL taken away
+        char id[AQ_UUID_TEXT];
+        rig_core_created (
+            rig, "{\"targetUrl\": \"https://queue.fal.run/x\", \"provider\": \"fal\"}", id);
+        rig_worker_expect (e, id, "");
+        rig_worker_answer (e, "{\"statusCode\": 200, \"body\": \"{}\"}");
+        rig_core_provider_reply (
+            rig, id,
+            "{\"state\": 0, \"plan\": {\"statusUrl\": \"https://queue.fal.run/x/status\", "
+            "\"cancelUrl\": \"https://queue.fal.run/x/cancel\", \"intervalMs\": 1000}}",
+            NULL);
+        bk_task_t *task = rig_core_task (rig, id);
+        if (i == 0)
+            task->poll.status_url = bk_task_strdup (task, "https://elsewhere.test/x/status");
+        else if (i == 1)
+            task->provider = bk_task_strdup (task, "gone");
+        else
+            task->poll.cancel_url = bk_task_strdup (task, "http://127.0.0.1/x/cancel");
+        assert (bk_tasks_save (rig->store, task, task->status) == 0);
+        bk_task_destroy (&task);
+        if (i < 2) {
+            rig_core_later (rig, 1000);
+            assert (!rig_worker_job (e));
+            const bk_task_t *failed = rig_core_is (rig, id, BK_ST_FAILED);
+            if (i == 0)
+                assert (strcmp (failed->error, "provider 'fal' answered a status URL outside its "
+                                               "hosts: https://elsewhere.test/x/status") == 0);
+            else
+                assert (strcmp (failed->error, "provider plugin is no longer loaded") == 0);
+            assert (failed->deadline < 0);
+        } else {
+            assert (rig_core_call (rig, AQ_CMD_TASK_CANCEL, "{\"key\": \"%s\", \"id\": \"%s\"}",
+                                   rig->key, id) == AQ_OK);
+            assert (!rig_worker_job (e));
+            assert (!rig_core_is (rig, id, BK_ST_CANCELLED)->poll.cancel_owed);
+        }
+    }
+    rig_worker_bye (e);
+}
+
+void bk_dispatch_test (bool verbose) {
+    rig_core_t *rig = rig_core_new ("dispatch", true);
+    s_test_dialog (rig);
+    s_test_leases (rig);
+    s_test_recover (rig);
+    s_test_urls (rig);
+    rig_core_destroy (&rig);
+    if (verbose)
+        printf ("bk_dispatch: ok\n");
 }

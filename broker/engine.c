@@ -184,7 +184,14 @@ int bk_engine_attempt_failed (bk_engine_t *self, bk_task_t *task, const char *er
 
 void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t duration,
                                int status_code, const char *error) {
-    bk_attempt_t attempt = {task->attempts, task->attempt_at, duration, status_code, error};
+    bool traced = bk_trace_known (&task->trace);
+    bk_attempt_t attempt = {task->attempts,
+                            task->attempt_at,
+                            duration,
+                            status_code,
+                            error,
+                            traced ? task->trace.trace_id : NULL,
+                            traced ? task->span : NULL};
     bk_tasks_add_attempt (self->store, task->id, &attempt);
     self->stats.latency_sum_ms += (uint64_t) (duration > 0 ? duration : 0);
     for (int i = 0; i < BK_LATENCY_BUCKETS; i++)
@@ -195,9 +202,17 @@ void bk_engine_record_attempt (bk_engine_t *self, bk_task_t *task, int64_t durat
 }
 
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task) {
-    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
+    //  a poll in flight keeps its lease token: its answer still ends the
+    //  worker's lease (and is dropped as stale), or the worker's slot would
+    //  stay taken until the lease's deadline
     task->poll.inflight = false;
-    task->poll.lease[0] = '\0';
+    if (task->poll.op_pending && task->poll.op_stage == BK_POLL_INITIAL && !task->poll.cancel_url) {
+        //  the job's plan, with its cancel URL, is still with the provider
+        //  host: the cancel goes once it comes (bk_results_provider_done)
+        task->poll.cancel_owed = true;
+        return;
+    }
+    bk_poll_provider_drop (task); //  an answer its host still reads no longer counts
     if (!task->poll.cancel_url)
         return;
     task->poll.cancel_owed = true;
@@ -285,6 +300,8 @@ bk_task_t *bk_engine_build (bk_engine_t *self, const uint8_t team[16], const aq_
 }
 
 int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
+    if (!bk_trace_known (&task->trace)) //  the creator gave none
+        bk_task_set_trace (task, NULL, NULL);
     task->seq = ++self->seq;
     task->attempts = 0;
     int rc = task->status == BK_ST_DELAYED ? bk_engine_delay (self, task, task->delay_until)

@@ -128,7 +128,8 @@ void bk_engine_delivery (bk_engine_t *self, bk_task_t *task, int status_code, co
 void bk_engine_poll_later (bk_engine_t *self, bk_task_t *task, int64_t ms);
 //  A polling task that ends before its job (cancel, timeout): the
 //  provider's cancel request is owed (dispatch sends it when a worker is
-//  free), and no poll answer counts any more.
+//  free), and no poll answer counts any more (the one in flight still ends
+//  its lease).
 void bk_engine_cancel_job (bk_engine_t *self, bk_task_t *task);
 //  The maxWaitTime timer of a waiting or polling task: set from now, or
 //  cleared.

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 typedef struct {
     uint8_t id[16];   //  task id
-    int attempt;      //  attempt number leased
+    int kind;         //  bk_lease_kind_t
+    int attempt;      //  the request's number
     int worker;       //  worker index or BK_LEASE_ORPHAN
     int64_t deadline; //  mono ms
 } s_lease_t;
@@ -108,7 +110,7 @@ void bk_leases_worker_remove (bk_leases_t *self, int index) {
         }
 }
 
-void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int attempt,
+void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int kind, int attempt,
                     int64_t deadline) {
     if (self->nleases == self->cap) {
         self->cap = self->cap ? self->cap * 2 : 64;
@@ -117,6 +119,7 @@ void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int att
     }
     s_lease_t *lease = &self->leases[self->nleases++];
     memcpy (lease->id, id, 16);
+    lease->kind = kind;
     lease->attempt = attempt;
     lease->worker = worker;
     lease->deadline = deadline;
@@ -132,26 +135,33 @@ static void s_remove (bk_leases_t *self, size_t i) {
     self->leases[i] = self->leases[--self->nleases];
 }
 
-int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int attempt) {
+//  The index of the lease id/kind/attempt, or -1.
+static ssize_t s_find (bk_leases_t *self, const uint8_t id[16], int kind, int attempt) {
     for (size_t i = 0; i < self->nleases; i++)
-        if (self->leases[i].attempt == attempt && memcmp (self->leases[i].id, id, 16) == 0)
-            return self->leases[i].worker;
-    return BK_LEASE_NONE;
+        if (self->leases[i].attempt == attempt && self->leases[i].kind == kind &&
+            memcmp (self->leases[i].id, id, 16) == 0)
+            return (ssize_t) i;
+    return -1;
 }
 
-bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int attempt) {
-    for (size_t i = 0; i < self->nleases; i++)
-        if (self->leases[i].attempt == attempt && memcmp (self->leases[i].id, id, 16) == 0) {
-            s_remove (self, i);
-            return true;
-        }
-    return false;
+int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int kind, int attempt) {
+    ssize_t i = s_find (self, id, kind, attempt);
+    return i < 0 ? BK_LEASE_NONE : self->leases[i].worker;
 }
 
-bool bk_leases_expired (bk_leases_t *self, int64_t now, uint8_t id[16], int *attempt) {
+bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int kind, int attempt) {
+    ssize_t i = s_find (self, id, kind, attempt);
+    if (i < 0)
+        return false;
+    s_remove (self, (size_t) i);
+    return true;
+}
+
+bool bk_leases_expired (bk_leases_t *self, int64_t now, uint8_t id[16], int *kind, int *attempt) {
     for (size_t i = 0; i < self->nleases; i++)
         if (self->leases[i].deadline <= now) {
             memcpy (id, self->leases[i].id, 16);
+            *kind = self->leases[i].kind;
             *attempt = self->leases[i].attempt;
             s_remove (self, i);
             return true;
@@ -183,33 +193,43 @@ void bk_lease_test (bool verbose) {
     bk_leases_worker_at (leases, a)->credit = 1;
     bk_leases_worker_at (leases, b)->credit = 2;
     uint8_t t1[16] = {1}, t2[16] = {2}, t3[16] = {3}, id[16];
-    int attempt;
+    int kind, attempt;
     int w = bk_leases_next_worker (leases);
-    bk_leases_add (leases, w, t1, 1, 1000);
+    bk_leases_add (leases, w, t1, BK_LEASE_CALL, 1, 1000);
     w = bk_leases_next_worker (leases);
-    bk_leases_add (leases, w, t2, 1, 2000);
+    bk_leases_add (leases, w, t2, BK_LEASE_CALL, 1, 2000);
     w = bk_leases_next_worker (leases);
-    bk_leases_add (leases, w, t3, 1, 3000);
+    bk_leases_add (leases, w, t3, BK_LEASE_CALL, 1, 3000);
     assert (bk_leases_next_worker (leases) == -1); //  all credit used
     assert (bk_leases_count (leases) == 3 && bk_leases_next_deadline (leases) == 1000);
-    assert (bk_leases_holder (leases, t1, 1) == a && bk_leases_holder (leases, t2, 1) == b);
-    assert (bk_leases_holder (leases, t1, 2) == BK_LEASE_NONE);
+    assert (bk_leases_holder (leases, t1, BK_LEASE_CALL, 1) == a &&
+            bk_leases_holder (leases, t2, BK_LEASE_CALL, 1) == b);
+    assert (bk_leases_holder (leases, t1, BK_LEASE_CALL, 2) == BK_LEASE_NONE);
 
-    assert (bk_leases_end (leases, t1, 1) && !bk_leases_end (leases, t1, 1));
-    assert (!bk_leases_end (leases, t2, 2)); //  wrong attempt
+    assert (bk_leases_end (leases, t1, BK_LEASE_CALL, 1) &&
+            !bk_leases_end (leases, t1, BK_LEASE_CALL, 1));
+    assert (!bk_leases_end (leases, t2, BK_LEASE_CALL, 2)); //  wrong attempt
     assert (bk_leases_next_worker (leases) >= 0);
-    assert (!bk_leases_expired (leases, 1500, id, &attempt));
-    assert (bk_leases_expired (leases, 2000, id, &attempt) && id[0] == 2 && attempt == 1);
+    assert (!bk_leases_expired (leases, 1500, id, &kind, &attempt));
+    assert (bk_leases_expired (leases, 2000, id, &kind, &attempt) && id[0] == 2 &&
+            kind == BK_LEASE_CALL && attempt == 1);
 
     //  a removed worker's leases expire at once; its slot is reused
     bk_leases_worker_remove (leases, b);
     assert (bk_leases_workers_alive (leases) == 1);
-    assert (bk_leases_expired (leases, 0, id, &attempt) && id[0] == 3);
+    assert (bk_leases_expired (leases, 0, id, &kind, &attempt) && id[0] == 3);
     assert (bk_leases_count (leases) == 0);
     assert (bk_leases_worker (leases, NULL, "D", 1, true) == b);
-    bk_leases_add (leases, BK_LEASE_ORPHAN, t1, 4, 50);
-    assert (bk_leases_holder (leases, t1, 4) == BK_LEASE_ORPHAN);
-    assert (bk_leases_end (leases, t1, 4));
+    bk_leases_add (leases, BK_LEASE_ORPHAN, t1, BK_LEASE_CALL, 4, 50);
+    assert (bk_leases_holder (leases, t1, BK_LEASE_CALL, 4) == BK_LEASE_ORPHAN);
+    //  another kind's request of the same number is another lease
+    bk_leases_worker_at (leases, b)->credit = 1;
+    bk_leases_add (leases, b, t1, BK_LEASE_NOTIFY, 4, 40);
+    assert (bk_leases_holder (leases, t1, BK_LEASE_NOTIFY, 4) == b);
+    assert (bk_leases_holder (leases, t1, BK_LEASE_POLL, 4) == BK_LEASE_NONE);
+    assert (bk_leases_expired (leases, 45, id, &kind, &attempt) && kind == BK_LEASE_NOTIFY);
+    assert (bk_leases_worker_at (leases, b)->credit == 1);
+    assert (bk_leases_end (leases, t1, BK_LEASE_CALL, 4));
     bk_leases_destroy (&leases);
     assert (!leases);
     if (verbose)

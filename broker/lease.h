@@ -15,6 +15,12 @@
 #define BK_LEASE_ORPHAN -1  //  leased to nobody (the broker restarted)
 #define BK_LEASE_NONE   -2  //  no such lease
 
+//  What a lease is for. Each kind numbers its requests on its own (a call's
+//  attempt, a poll's seq, a delivery's attempt, 0 for a cancel), so a
+//  lease is named by task id, kind and number: a late poll and a delivery
+//  of one task may both be out under number 1.
+typedef enum { BK_LEASE_CALL, BK_LEASE_POLL, BK_LEASE_NOTIFY, BK_LEASE_CANCEL } bk_lease_kind_t;
+
 typedef struct _bk_leases_t bk_leases_t;
 
 typedef struct {
@@ -44,18 +50,19 @@ int bk_leases_next_worker (bk_leases_t *self);
 //  Forgets a worker; its leases expire at once (their tasks are "worker lost").
 void bk_leases_worker_remove (bk_leases_t *self, int index);
 
-//  Leases task id (attempt) to a worker (or BK_LEASE_ORPHAN) until deadline
-//  (mono ms), taking one credit from the worker.
-void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int attempt,
+//  Leases request attempt of kind (bk_lease_kind_t) for task id to a worker
+//  (or BK_LEASE_ORPHAN) until deadline (mono ms), taking one credit from the
+//  worker.
+void bk_leases_add (bk_leases_t *self, int worker, const uint8_t id[16], int kind, int attempt,
                     int64_t deadline);
-//  Who holds the lease of id/attempt: a worker index, BK_LEASE_ORPHAN, or
-//  BK_LEASE_NONE.
-int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int attempt);
-//  Ends the lease of id/attempt, returning the credit to its worker.
+//  Who holds the lease of id/kind/attempt: a worker index, BK_LEASE_ORPHAN,
+//  or BK_LEASE_NONE.
+int bk_leases_holder (bk_leases_t *self, const uint8_t id[16], int kind, int attempt);
+//  Ends the lease of id/kind/attempt, returning the credit to its worker.
 //  Returns true if such a lease existed.
-bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int attempt);
-//  Removes one lease past its deadline; true and fills id/attempt.
-bool bk_leases_expired (bk_leases_t *self, int64_t now, uint8_t id[16], int *attempt);
+bool bk_leases_end (bk_leases_t *self, const uint8_t id[16], int kind, int attempt);
+//  Removes one lease past its deadline; true and fills id, kind, attempt.
+bool bk_leases_expired (bk_leases_t *self, int64_t now, uint8_t id[16], int *kind, int *attempt);
 //  Earliest lease deadline, or INT64_MAX.
 int64_t bk_leases_next_deadline (bk_leases_t *self);
 size_t bk_leases_count (bk_leases_t *self);

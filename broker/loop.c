@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "aq_log.h"
 #include "aq_msg.h"
+#include "aq_notify.h"
 #include "aq_proto.h"
 #include "aq_secret.h"
 #include "aq_time.h"
@@ -24,6 +25,7 @@
 #include "sched/scheduler.h"
 #include "sockets.h"
 #include "store.h"
+#include "upgrade.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -284,6 +286,10 @@ static int s_start (s_loop_t *self, void *zmq_ctx) {
     if (bk_store_replayed (self->store))
         aq_log (AQ_LOG_INFO, "broker", "replayed %llu commits from the redo log",
                 (unsigned long long) bk_store_replayed (self->store));
+    if (bk_upgrade_run (self->store, cfg->data_dir, 0, NULL, err, sizeof err) != 0) {
+        aq_log (AQ_LOG_ERROR, "broker", "%s", err);
+        return -1;
+    }
     if (s_admin_token (self, cfg->data_dir) != 0)
         return -1;
     s_plugins (self);
@@ -356,7 +362,7 @@ static long s_wake (s_loop_t *self) {
 }
 
 //  One turn; false when the loop must stop (the store failed).
-static bool s_turn (s_loop_t *self) {
+static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     bk_engine_t *engine = self->engine;
     zmq_pollitem_t items[3 * BK_SOCKETS_MAX + 32];
     int nitems = 0;
@@ -366,9 +372,12 @@ static bool s_turn (s_loop_t *self) {
         items[nitems++] = (zmq_pollitem_t){self->workers[i], 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < self->nevents; i++)
         items[nitems++] = (zmq_pollitem_t){self->events[i], 0, ZMQ_POLLIN, 0};
-    nitems += bk_providers_poll_items (self->providers, items + nitems, 32);
+    nitems += bk_providers_poll_items (self->providers, items + nitems, 31);
+    items[nitems++] = (zmq_pollitem_t){aq_actor_socket (actor), 0, ZMQ_POLLIN, 0};
     if (zmq_poll (items, nitems, s_wake (self)) < 0 && errno != EINTR)
         return false;
+    if ((items[nitems - 1].revents & ZMQ_POLLIN) && aq_actor_command (actor) != AQ_ACTOR_RUN)
+        return true; //  the loop ends; every turn before has committed
     for (int i = 0; i < self->nevents; i++)
         s_subscriptions (self, self->events[i]);
 
@@ -432,16 +441,25 @@ static bool s_turn (s_loop_t *self) {
     return true;
 }
 
-int bk_broker_run (const bk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
+int bk_broker_run (const bk_config_t *cfg, aq_actor_t *actor) {
     if (sodium_init () < 0)
         return -1;
     s_loop_t self = {.cfg = cfg};
     int rc = -1;
-    if (s_start (&self, zmq_ctx) == 0) {
-        while (!atomic_load (stop) && s_turn (&self))
-            ;
-        rc = 0;
-        aq_log (AQ_LOG_INFO, "broker", "stopped");
+    if (s_start (&self, aq_actor_ctx (actor)) == 0) {
+        aq_actor_ready (actor);
+        aq_notify_ready ("broker"); //  store open, log replayed, sockets bound
+        int loop = aq_notify_loop_new ("broker");
+        bool ok = true;
+        while (ok && aq_actor_level (actor) == AQ_ACTOR_RUN) {
+            aq_notify_loop_turn (loop); //  a stalled turn stops petting systemd's watchdog
+            ok = s_turn (&self, actor);
+        }
+        aq_notify_stopping ();
+        aq_notify_loop_end (loop);
+        rc = ok ? 0 : -1;
+        aq_log (ok ? AQ_LOG_INFO : AQ_LOG_ERROR, "broker",
+                ok ? "stopped" : "stopped after a failure");
     }
     s_stop (&self);
     return rc;

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <zmq.h>
 
-static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
-    return bk_broker_run (cfg, ctx, stop);
+static int s_run (const void *cfg, aq_actor_t *actor) {
+    return bk_broker_run (cfg, actor);
 }
 
 static const char *s_usage =
@@ -66,6 +66,8 @@ static const char *s_usage =
     "  --nosync               relaxed durability: no redo log, no fsync (a power\n"
     "                         loss may lose the last acknowledged tasks)\n"
     "  --config FILE          read options from FILE ('option value' per line)\n"
+    "  --log-format text|json log lines as text (the default) or one JSON object\n"
+    "                         per line (time, level, component, msg, taskId)\n"
     "  -v, --verbose          log every malformed message\n"
     "  -h, --help             this text\n";
 
@@ -97,7 +99,11 @@ int main (int argc, char **argv) {
             goto usage;
         else if (strcmp (arg, "--events") == 0)
             events = value;
-        else if (bk_config_option (&cfg, arg, value))
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0)
+                goto usage;
+            aq_log_set_format (aq_log_format_parse (value));
+        } else if (bk_config_option (&cfg, arg, value))
             ;
         else if (strcmp (arg, "--clients") == 0)
             cfg.client_endpoints = value;

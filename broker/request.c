@@ -63,11 +63,15 @@ int64_t bk_req_query_int (const bk_req_t *self, const char *key, int64_t dflt) {
 
 void bk_req_write_pagination (aq_writer_t *w, uint64_t total, int64_t limit, int64_t offset,
                               size_t shown, const char *more_name) {
-    aq_write_map (w, 4);
+    bool more = (uint64_t) offset + shown < total;
+    bool both = strcmp (more_name, "hasMore") != 0; //  every list has hasMore
+    aq_write_map (w, both ? 5 : 4);
     aq_write_kv_int (w, "total", (int64_t) total);
     aq_write_kv_int (w, "limit", limit);
     aq_write_kv_int (w, "offset", offset);
-    aq_write_kv_bool (w, more_name, (uint64_t) offset + shown < total);
+    aq_write_kv_bool (w, more_name, more);
+    if (both)
+        aq_write_kv_bool (w, "hasMore", more);
 }
 
 //  --------------------------------------------------------------------------

@@ -47,7 +47,8 @@ bool bk_req_str (const bk_req_t *self, const char *key, char *buf, size_t size);
 int64_t bk_req_query_int (const bk_req_t *self, const char *key, int64_t dflt);
 
 //  The pagination object of a list page: {"total", "limit", "offset",
-//  more_name (hasMore or has_more): offset + shown < total}.
+//  more_name: offset + shown < total}; more_name is "hasMore" in /v1, and
+//  "has_more" (deprecated) in /tasks, where "hasMore" follows it.
 void bk_req_write_pagination (aq_writer_t *w, uint64_t total, int64_t limit, int64_t offset,
                               size_t shown, const char *more_name);
 

@@ -224,12 +224,37 @@ static void s_poll_result (bk_results_t *self, bk_task_t *task, int attempt,
     bk_engine_save (engine, task, BK_ST_POLLING);
 }
 
+//  A task cancelled or timed out while the provider host read its job's
+//  first answer: the plan it gives now holds the cancel URL the provider's
+//  job is cancelled with (bk_engine_cancel_job left that owed).
+static void s_cancel_after_plan (bk_engine_t *engine, bk_task_t *task, const aq_node_t *reply,
+                                 const char *failure) {
+    const aq_plugin_provider_t *provider =
+        aq_plugin_loader_provider (engine->plugins, task->provider);
+    int64_t next_ms = 0;
+    const char *error = NULL;
+    if (provider && reply && !failure)
+        bk_poll_provider_reply (provider, task, reply, engine->cfg->poll_interval_ms, &next_ms,
+                                &error);
+    bk_poll_provider_drop (task);
+    task->poll.cancel_owed = task->poll.cancel_url != NULL;
+    if (task->poll.cancel_owed)
+        bk_engine_enqueue (engine, task);
+    bk_engine_save (engine, task, task->status);
+}
+
 void bk_results_provider_done (bk_results_t *self, const char *key, const aq_node_t *reply,
                                const char *failure) {
     bk_engine_t *engine = self->engine;
     uint8_t id[16];
     int64_t n;
     bk_task_t *task = bk_poll_provider_key_parse (key, id, &n) ? bk_engine_load (engine, id) : NULL;
+    if (task && bk_status_terminal (task->status) && task->poll.op_pending &&
+        task->poll.op_n == n) {
+        s_cancel_after_plan (engine, task, reply, failure);
+        bk_task_destroy (&task);
+        return;
+    }
     if (!task || !bk_poll_provider_awaits (task, n)) {
         engine->stats.dropped++; //  cancelled, timed out, or asked again after a restart
         bk_task_destroy (&task);
@@ -346,15 +371,19 @@ void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
     }
     if (aq_node_get (body, "attempt", &value) && value.type == AQ_NODE_INT)
         attempt = (int) value.i;
-    int holder = bk_leases_holder (self->leases, id, attempt);
+    aq_node_get (body, "kind", &kind);
+    int leased = aq_node_streq (&kind, "poll")     ? BK_LEASE_POLL
+                 : aq_node_streq (&kind, "notify") ? BK_LEASE_NOTIFY
+                 : aq_node_streq (&kind, "cancel") ? BK_LEASE_CANCEL
+                                                   : BK_LEASE_CALL;
+    int holder = bk_leases_holder (self->leases, id, leased, attempt);
     if (holder >= 0 && holder != sender) {
         engine->stats.refused_results++; //  the lease is another worker's
         return;
     }
-    aq_node_get (body, "kind", &kind);
-    if (aq_node_streq (&kind, "cancel")) { //  fire and forget
+    if (leased == BK_LEASE_CANCEL) { //  fire and forget
         if (holder == sender)
-            bk_leases_end (self->leases, id, attempt);
+            bk_leases_end (self->leases, id, leased, attempt);
         return;
     }
     bk_task_t *task = bk_engine_load (engine, id);
@@ -367,7 +396,7 @@ void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
         bk_task_destroy (&task);
         return;
     }
-    bk_leases_end (self->leases, id, attempt);
+    bk_leases_end (self->leases, id, leased, attempt);
     if (aq_node_streq (&kind, "poll"))
         s_poll_result (self, task, attempt, body);
     else if (aq_node_streq (&kind, "notify")) {
@@ -381,4 +410,260 @@ void bk_results_handle (bk_results_t *self, int sender, const aq_node_t *body) {
     } else
         s_call_result (self, task, attempt, body);
     bk_task_destroy (&task);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest over rig_core: who may settle a request, and what each kind of
+//  RESULT means (the status changes themselves: engine_test.c).
+
+#include "../tests/rig_core.h"
+#include "aq_proto.h"
+
+//  A RESULT from worker for the JOB holder got (its id and attempt), with
+//  lease (NULL: the JOB's; "": none) and fields (JSON pairs, "" none); a
+//  turn runs.
+static void s_send_as (rig_worker_t *worker, rig_worker_t *holder, const char *lease,
+                       const char *fields) {
+    char json[512], token[80] = "";
+    lease = lease ? lease : holder->lease;
+    if (*lease)
+        snprintf (token, sizeof token, ", \"lease\": \"%s\"", lease);
+    snprintf (json, sizeof json, "{\"id\": \"%s\", \"attempt\": %d%s%s%s}", holder->id,
+              holder->attempt, token, *fields ? ", " : "", fields);
+    rig_worker_result (worker, json);
+    rig_core_turn (worker->rig);
+}
+
+static void s_test_who (rig_core_t *rig) {
+    bk_stats_t *stats = &rig->engine->stats;
+    rig_worker_t *holder = rig_core_worker (rig, "holder", 1);
+    rig_worker_t *other = rig_core_worker (rig, "other", 0);
+    rig_worker_t *stranger = rig_core_worker (rig, "stranger", 0);
+    rig_worker_send (stranger, AQ_CMD_BYE, NULL); //  known no more, still connected
+    stranger->silent = true;
+    char id[AQ_UUID_TEXT];
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", id);
+    rig_worker_expect (holder, id, "");
+    uint8_t raw[16];
+    aq_uuid_parse (id, raw);
+    bk_leases_t *leases = bk_dispatch_leases (rig->dispatch);
+    int index = bk_leases_holder (leases, raw, BK_LEASE_CALL, 1);
+    assert (index >= 0);
+
+    //  another worker with the id, attempt and token: refused
+    uint64_t refused = stats->refused_results, dropped = stats->dropped;
+    s_send_as (other, holder, NULL, "\"statusCode\": 200");
+    assert (stats->refused_results == refused + 1);
+    //  a peer that never said READY (it is told 410): refused
+    s_send_as (stranger, holder, NULL, "\"statusCode\": 200");
+    assert (stats->refused_results == refused + 2);
+    assert (!rig_worker_job (stranger) && stranger->last_error == 410);
+    //  the holder with a wrong token, or none: refused
+    s_send_as (holder, holder, "00000000000000000000000000000000", "\"statusCode\": 200");
+    s_send_as (holder, holder, "", "\"lease\": 7, \"statusCode\": 200");
+    assert (stats->refused_results == refused + 4 && stats->dropped == dropped);
+    //  the call's token for a request of another kind, or of another
+    //  attempt, which it does not hold: dropped
+    s_send_as (holder, holder, NULL, "\"kind\": \"poll\", \"statusCode\": 200");
+    s_send_as (holder, holder, NULL, "\"kind\": \"notify\", \"statusCode\": 200");
+    holder->attempt++;
+    s_send_as (holder, holder, NULL, "\"statusCode\": 200");
+    holder->attempt--;
+    assert (stats->refused_results == refused + 4 && stats->dropped == dropped + 3);
+    //  none of them settled the call or ended the lease
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_PROCESSING);
+    assert (strcmp (task->lease, holder->lease) == 0);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == index &&
+            bk_leases_count (leases) == 1);
+    //  the holder's own answer, once
+    s_send_as (holder, holder, NULL, "\"statusCode\": 200");
+    assert (!rig_core_is (rig, id, BK_ST_COMPLETED)->lease[0]);
+    assert (bk_leases_holder (leases, raw, BK_LEASE_CALL, 1) == BK_LEASE_NONE &&
+            bk_leases_count (leases) == 0);
+    s_send_as (holder, holder, NULL, "\"statusCode\": 500");
+    assert (stats->dropped == dropped + 4 && stats->refused_results == refused + 4);
+    rig_core_is (rig, id, BK_ST_COMPLETED);
+    //  no id, or not a task id: malformed
+    uint64_t malformed = stats->malformed;
+    rig_worker_result (holder, "{\"id\": \"nope\"}");
+    rig_worker_result (holder, "{\"id\": 5}");
+    rig_core_turn (rig);
+    assert (stats->malformed == malformed + 2);
+    rig_worker_bye (holder);
+    rig_worker_bye (other);
+    rig_worker_vanish (stranger);
+}
+
+static void s_test_kinds (rig_core_t *rig) {
+    rig_worker_t *worker = rig_core_worker (rig, "kinds", 1);
+    char id[AQ_UUID_TEXT];
+    //  a call's answer is the result: status, headers, duration, body, truncation
+    rig_core_created (rig, "{\"targetUrl\": \"http://t.test/x\"}", id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker, "{\"statusCode\": 202, \"headers\": {\"AsyncQueue-Wait\": "
+                               "\"false\"}, \"body\": \"abc\", \"bodyTruncated\": true, "
+                               "\"duration\": 9}");
+    rig_core_get_shows (rig, id,
+                        "\"result\":{\"statusCode\":202,\"headers\":{\"AsyncQueue-Wait\":"
+                        "\"false\"},\"duration\":9,\"body\":\"abc\",\"bodyTruncated\":true}");
+    //  polls: an error or a 429 while running asks again later, after
+    //  Retry-After (at most an hour) or the interval
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"http://t.test/jobs\", \"maxWaitTime\": 86400, "
+                      "\"pollConfig\": {\"urlTemplate\": \"http://t.test/jobs/1\", "
+                      "\"statusPath\": \"s\", \"doneValues\": [\"ok\"], \"failValues\": []}}",
+                      id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    static const struct {
+        const char *answer;
+        int64_t next; //  ms to the next poll
+    } polls[] = {{"{\"statusCode\": 429, \"retryAfter\": 7200}", 3600000},
+                 {"{\"statusCode\": 503, \"retryAfter\": 5}", 5000},
+                 {"{\"error\": \"fetch failed: ECONNREFUSED\"}", 2000},
+                 {"{\"statusCode\": 200, \"body\": \"{\\\"s\\\": \\\"busy\\\"}\"}", 2000}};
+    for (size_t i = 0; i < sizeof polls / sizeof *polls; i++) {
+        rig_core_later (rig, i ? polls[i - 1].next : 2000);
+        rig_worker_expect (worker, id, "poll");
+        //  the poll's token for a call it does not hold: dropped
+        uint64_t dropped = rig->engine->stats.dropped;
+        s_send_as (worker, worker, NULL, "\"kind\": \"call\", \"statusCode\": 200");
+        assert (rig->engine->stats.dropped == dropped + 1);
+        rig_worker_answer (worker, polls[i].answer);
+        const bk_task_t *task = rig_core_is (rig, id, BK_ST_POLLING);
+        assert (!task->poll.inflight && task->poll.due == rig->now + polls[i].next);
+    }
+    rig_core_later (rig, 2000);
+    rig_worker_expect (worker, id, "poll");
+    rig_worker_answer (worker, "{\"statusCode\": 200, \"body\": \"{\\\"s\\\": \\\"ok\\\"}\"}");
+    rig_core_is (rig, id, BK_ST_COMPLETED);
+    //  deliveries: an answer to a delivery no longer in flight counts for nothing
+    rig_core_created (
+        rig, "{\"targetUrl\": \"http://t.test/x\", \"onCompleteUrl\": \"http://h.test/\"}", id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    rig_worker_expect (worker, id, "notify");
+    rig_worker_answer (worker, "{\"statusCode\": 500}");
+    uint64_t dropped = rig->engine->stats.dropped;
+    rig_worker_answer (worker, "{\"statusCode\": 200}"); //  the same delivery again
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_COMPLETED);
+    assert (task->on_complete.status == BK_OUTCOME_RETRYING && task->on_complete.attempts == 1);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    rig_core_later (rig, 1000);
+    rig_worker_expect (worker, id, "notify");
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    assert (rig_core_is (rig, id, BK_ST_COMPLETED)->on_complete.status == BK_OUTCOME_DELIVERED);
+    //  a failed task retried while its delivery is out: the worker's slot
+    //  frees at once (the retried call takes it), the delivery's answer no
+    //  longer counts
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"http://t.test/x\", \"maxRetries\": 0, "
+                      "\"onCompleteUrl\": \"http://h.test/\"}",
+                      id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker, "{\"statusCode\": 500}");
+    rig_worker_expect (worker, id, "notify");
+    char delivered[256];
+    snprintf (delivered, sizeof delivered,
+              "{\"kind\": \"notify\", \"attempt\": 1, \"lease\": \"%s\", \"statusCode\": 200}",
+              worker->lease);
+    assert (rig_core_call (rig, AQ_CMD_TASK_RETRY, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->key,
+                           id) == AQ_OK);
+    rig_worker_expect (worker, id, "");
+    assert (worker->attempt == 2);
+    uint64_t refused = rig->engine->stats.refused_results;
+    dropped = rig->engine->stats.dropped;
+    rig_worker_result (worker, delivered);
+    rig_core_turn (rig);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    assert (rig->engine->stats.refused_results == refused);
+    assert (rig_core_is (rig, id, BK_ST_PROCESSING)->on_complete.status == BK_OUTCOME_NONE);
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    rig_worker_expect (worker, id, "notify");
+    assert (worker->attempt == 1);
+    rig_worker_answer (worker, "{\"statusCode\": 200}");
+    assert (rig_core_is (rig, id, BK_ST_COMPLETED)->on_complete.status == BK_OUTCOME_DELIVERED);
+    rig_worker_bye (worker);
+}
+
+//  A lease is named by its kind too: a poll still out when its task timed
+//  out and the task's delivery both carry number 1, at two workers; each
+//  answer counts for its own request
+static void s_test_names (rig_core_t *rig) {
+    rig_worker_t *a = rig_core_worker (rig, "names-a", 1);
+    char id[AQ_UUID_TEXT];
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"http://t.test/jobs\", \"maxWaitTime\": 5, "
+                      "\"onCompleteUrl\": \"http://h.test/\", \"pollConfig\": {\"urlTemplate\": "
+                      "\"http://t.test/jobs/1\", \"statusPath\": \"s\", \"doneValues\": "
+                      "[\"ok\"], \"failValues\": [], \"intervalSeconds\": 1}}",
+                      id);
+    rig_worker_expect (a, id, "");
+    rig_worker_answer (a, "{\"statusCode\": 200}");
+    rig_core_later (rig, 1000);
+    rig_worker_expect (a, id, "poll"); //  never answered before the timeout
+    assert (a->attempt == 1);
+    rig_worker_t *b = rig_core_worker (rig, "names-b", 1);
+    rig_core_later (rig, 4000);
+    rig_worker_expect (b, id, "notify");
+    assert (b->attempt == 1);
+    uint64_t refused = rig->engine->stats.refused_results;
+    rig_worker_answer (b, "{\"statusCode\": 200}");
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_TIMEOUT);
+    assert (task->on_complete.status == BK_OUTCOME_DELIVERED);
+    uint64_t dropped = rig->engine->stats.dropped;
+    rig_worker_answer (a, "{\"statusCode\": 200, \"body\": \"{\\\"s\\\": \\\"ok\\\"}\"}");
+    assert (rig->engine->stats.refused_results == refused);
+    assert (rig->engine->stats.dropped == dropped + 1);
+    assert (bk_leases_count (bk_dispatch_leases (rig->dispatch)) == 0);
+    rig_core_is (rig, id, BK_ST_TIMEOUT);
+    rig_worker_bye (a);
+    rig_worker_bye (b);
+}
+
+//  A provider task cancelled while its host still reads the job's first
+//  answer: the plan that comes after gives the cancel URL, and the cancel
+//  goes out (the provider's job does not run on unwatched).
+static void s_test_cancel_before_plan (rig_core_t *rig) {
+    rig_worker_t *worker = rig_core_worker (rig, "plan", 1);
+    char id[AQ_UUID_TEXT], text[256];
+    rig_core_created (rig,
+                      "{\"targetUrl\": \"https://queue.fal.run/fal-ai/flux\", \"provider\": "
+                      "\"fal\", \"headers\": {\"Authorization\": \"Key k1\"}}",
+                      id);
+    rig_worker_expect (worker, id, "");
+    rig_worker_answer (worker,
+                       "{\"statusCode\": 200, \"body\": \"{\\\"request_id\\\": \\\"r9\\\"}\"}");
+    assert (rig_core_is (rig, id, BK_ST_POLLING)->poll.op_pending);
+    assert (rig_core_call (rig, AQ_CMD_TASK_CANCEL, "{\"key\": \"%s\", \"id\": \"%s\"}", rig->key,
+                           id) == AQ_OK);
+    const bk_task_t *task = rig_core_is (rig, id, BK_ST_CANCELLED);
+    assert (task->poll.cancel_owed && task->poll.op_pending && !task->poll.cancel_url);
+    rig_core_provider_reply (
+        rig, id,
+        "{\"state\": 0, \"plan\": {\"statusUrl\": "
+        "\"https://queue.fal.run/fal-ai/flux/requests/r9/status\", \"cancelUrl\": "
+        "\"https://queue.fal.run/fal-ai/flux/requests/r9/cancel\", \"cancelMethod\": \"PUT\"}}",
+        NULL);
+    rig_worker_expect (worker, id, "cancel");
+    assert (strcmp (rig_worker_field (worker, "url", text, sizeof text),
+                    "https://queue.fal.run/fal-ai/flux/requests/r9/cancel") == 0);
+    assert (strcmp (rig_worker_field (worker, "method", text, sizeof text), "PUT") == 0);
+    task = rig_core_is (rig, id, BK_ST_CANCELLED);
+    assert (!task->poll.cancel_owed && !task->poll.op_pending);
+    rig_worker_answer (worker, "{\"statusCode\": 202}");
+    rig_worker_bye (worker);
+}
+
+void bk_results_test (bool verbose) {
+    rig_core_t *rig = rig_core_new ("results", false);
+    s_test_who (rig);
+    s_test_kinds (rig);
+    s_test_names (rig);
+    rig_core_destroy (&rig);
+    rig = rig_core_new ("results-plan", true);
+    s_test_cancel_before_plan (rig);
+    rig_core_destroy (&rig);
+    if (verbose)
+        printf ("bk_results: ok\n");
 }

@@ -1,6 +1,7 @@
 /*  store.c - the broker's LMDB environment: named tables, one transaction
 
-    The only file that includes <lmdb.h>. Full sync is the default: a commit
+    The only module that includes <lmdb.h> (store_test.c holds its
+    selftest). Full sync is the default: a commit
     is on disk when it returns. It gets there through the redo log (redo.h):
     the LMDB write transaction stays open across commits, each commit appends
     its changes (puts and deletes, recorded as they are made) to the log and
@@ -76,6 +77,8 @@ struct _bk_store_t {
     uintptr_t map_end;         //  (see bk_store_release_pages)
     s_delta_t *deltas;         //  counter changes of this transaction
     size_t ndeltas;            //  used entries
+    int layout;                //  the layout version of the committed data
+    int layout_set;            //  the one this turn sets (bk_store_set_layout), 0
 };
 
 struct _bk_cursor_t {
@@ -225,6 +228,47 @@ static int s_open_redo (bk_store_t *self, const char *dir, char *err, size_t err
     return rc == 0 && replay == 0 ? 0 : -1;
 }
 
+//  The layout a "version" value names, into self->layout: 0, or -1 with
+//  err set when this build cannot open it (not a number, or outside
+//  BK_STORE_OLDEST..BK_STORE_VERSION).
+static int s_layout_check (bk_store_t *self, const MDB_val *val, const char *dir, char *err,
+                           size_t err_size) {
+    char text[8] = "";
+    int layout = 0;
+    if (val->mv_size > 0 && val->mv_size < sizeof text) {
+        memcpy (text, val->mv_data, val->mv_size);
+        text[val->mv_size] = '\0';
+        if (strspn (text, "0123456789") == val->mv_size)
+            layout = atoi (text);
+    }
+    if (layout < BK_STORE_OLDEST || layout > BK_STORE_VERSION) {
+        snprintf (err, err_size, "cannot open store '%s': layout version %.*s, this build needs %d",
+                  dir, (int) (val->mv_size < 8 ? val->mv_size : 8), (char *) val->mv_data,
+                  BK_STORE_VERSION);
+        return -1;
+    }
+    self->layout = layout;
+    return 0;
+}
+
+//  Reads the layout again once the redo log is replayed (a layout set by
+//  a commit the last checkpoint did not hold is in the log).
+static int s_layout_read (bk_store_t *self, const char *dir, char *err, size_t err_size) {
+    MDB_txn *txn;
+    MDB_val key = {7, "version"}, val;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_get (txn, self->dbi[BK_DB_META], &key, &val);
+        if (rc == 0 && s_layout_check (self, &val, dir, err, err_size) != 0)
+            rc = -1;
+        else if (rc != 0)
+            snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
+        mdb_txn_abort (txn);
+    } else
+        snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
+    return rc == 0 ? 0 : -1;
+}
+
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
                            size_t err_size) {
     bk_store_t *self = calloc (1, sizeof *self);
@@ -273,13 +317,10 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
         char want[16];
         int n = snprintf (want, sizeof want, "%d", BK_STORE_VERSION);
         rc = mdb_get (txn, self->dbi[BK_DB_META], &key, &val);
-        if (rc == MDB_NOTFOUND) {
+        if (rc == MDB_NOTFOUND) { //  a new store
             val.mv_size = (size_t) n, val.mv_data = want;
             rc = mdb_put (txn, self->dbi[BK_DB_META], &key, &val, 0);
-        } else if (rc == 0 && (val.mv_size != (size_t) n || memcmp (val.mv_data, want, n) != 0)) {
-            snprintf (err, err_size,
-                      "cannot open store '%s': layout version %.*s, this build needs %s", dir,
-                      (int) (val.mv_size < 8 ? val.mv_size : 8), (char *) val.mv_data, want);
+        } else if (rc == 0 && s_layout_check (self, &val, dir, err, err_size) != 0) {
             mdb_txn_abort (txn);
             bk_store_destroy (&self);
             return NULL;
@@ -292,7 +333,8 @@ bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char 
     if (rc != 0) {
         snprintf (err, err_size, "cannot open store '%s': %s", dir, mdb_strerror (rc));
         bk_store_destroy (&self);
-    } else if (s_open_redo (self, dir, err, err_size) != 0)
+    } else if (s_open_redo (self, dir, err, err_size) != 0 ||
+               s_layout_read (self, dir, err, err_size) != 0)
         bk_store_destroy (&self);
     else if (nosync) //  replayed what a full-sync run left; no log from now on
         bk_redo_destroy (&self->redo);
@@ -361,6 +403,8 @@ int bk_store_commit (bk_store_t *self) {
     assert (self->turn);
     int rc = s_flush_deltas (self);
     self->turn = false;
+    int layout = self->layout_set;
+    self->layout_set = 0;
     if (rc == 0 && self->failed)
         rc = self->failed;
     if (rc == 0 && self->commit_hook && (!self->held || self->nops))
@@ -373,6 +417,8 @@ int bk_store_commit (bk_store_t *self) {
         self->txn = NULL;
         if (rc == BK_EFULL)
             self->grow = true;
+        if (rc == 0 && layout)
+            self->layout = layout;
         return rc;
     }
     if (rc == 0 && self->nops) {
@@ -383,6 +429,8 @@ int bk_store_commit (bk_store_t *self) {
     }
     if (rc != 0)
         s_drop (self);
+    else if (layout)
+        self->layout = layout;
     return rc; //  0: on disk now
 }
 
@@ -407,6 +455,7 @@ uint64_t bk_store_replayed (bk_store_t *self) {
 
 void bk_store_abort (bk_store_t *self) {
     self->ndeltas = 0;
+    self->layout_set = 0;
     bool changed = self->nops || self->failed;
     self->turn = false;
     if (!self->held || changed)
@@ -659,256 +708,21 @@ int bk_store_reader_check (bk_store_t *self) {
     return dead;
 }
 
+int bk_store_layout (bk_store_t *self) {
+    return self->layout;
+}
+
+int bk_store_set_layout (bk_store_t *self, int layout) {
+    assert (self->turn && self->write);
+    assert (layout >= BK_STORE_OLDEST && layout <= BK_STORE_VERSION);
+    char text[16];
+    int n = snprintf (text, sizeof text, "%d", layout);
+    int rc = bk_store_put (self, BK_DB_META, "version", 7, text, (size_t) n);
+    if (rc == 0)
+        self->layout_set = layout;
+    return rc;
+}
+
 void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void)) {
     self->commit_hook = hook;
-}
-
-//  --------------------------------------------------------------------------
-
-void bk_store_test_dir (char dir[BK_STORE_TEST_DIR]) {
-    snprintf (dir, BK_STORE_TEST_DIR, "/tmp/aq-store-test-XXXXXX");
-    assert (mkdtemp (dir));
-}
-
-static int s_test_remove_one (const char *path, const struct stat *st, int type, struct FTW *ftw) {
-    return remove (path);
-}
-
-void bk_store_test_remove (const char *dir) {
-    assert (nftw (dir, s_test_remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0);
-}
-
-bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]) {
-    char err[256];
-    bk_store_test_dir (dir);
-    bk_store_t *store = bk_store_open (dir, 1 << 20, true, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
-    return store;
-}
-
-void bk_store_test_destroy (bk_store_t **self_p, const char *dir) {
-    bk_store_abort (*self_p);
-    bk_store_destroy (self_p);
-    bk_store_test_remove (dir);
-}
-
-static int s_disk_full (void) {
-    return ENOSPC;
-}
-
-static bool s_test_has (bk_store_t *store, const char *key, const char *value) {
-    bk_val_t v;
-    int rc = bk_store_get (store, BK_DB_TASKS, key, strlen (key), &v);
-    return value ? rc == 0 && v.size == strlen (value) && memcmp (v.data, value, v.size) == 0
-                 : rc == BK_NOTFOUND;
-}
-
-//  The redo log: commits between checkpoints survive a crash (replayed at
-//  open) and an abort (replayed at the next begin); a failed commit loses
-//  only itself; a checkpoint empties the log.
-static void s_test_redo (void) {
-    char dir[BK_STORE_TEST_DIR], path[BK_STORE_TEST_DIR + 16], err[256];
-    bk_store_test_dir (dir);
-    snprintf (path, sizeof path, "%s/redo.log", dir);
-    pid_t child = fork ();
-    assert (child >= 0);
-    if (child == 0) { //  commits, never checkpointed, then dies as kill -9 would
-        bk_store_t *store = bk_store_open (dir, 1 << 20, false, err, sizeof err);
-        assert (store);
-        bk_store_set_checkpoint (store, 3600 * 1000, 1 << 30);
-        assert (bk_store_begin (store, true) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "a", 1, "one", 3) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "b", 1, "two", 3) == 0);
-        assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 5) == 0);
-        assert (bk_store_commit (store) == 0);
-        assert (bk_store_begin (store, true) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "c", 1, "lost", 4) == 0);
-        bk_store_abort (store); //  replayed back to "a", "b", n = 5
-        assert (bk_store_begin (store, true) == 0);
-        assert (s_test_has (store, "a", "one") && s_test_has (store, "c", NULL));
-        assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 5);
-        bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_TASKS);
-        bk_val_t k, v;
-        assert (bk_cursor_seek (cursor, "a", 1, &k, &v) == 0 && bk_cursor_del (cursor) == 0);
-        bk_cursor_close (&cursor);
-        assert (bk_store_put (store, BK_DB_TASKS, "b", 1, "TWO", 3) == 0);
-        assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 2) == 0);
-        assert (bk_store_commit (store) == 0);
-        bk_store_set_commit_hook (store, s_disk_full);
-        assert (bk_store_begin (store, true) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "d", 1, "lost", 4) == 0);
-        assert (bk_store_commit (store) == BK_EFULL);
-        _exit (0);
-    }
-    int status;
-    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
-            WEXITSTATUS (status) == 0);
-    struct stat st;
-    assert (stat (path, &st) == 0 && st.st_size > 0);
-    bk_store_t *store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store && bk_store_replayed (store) == 2);
-    assert (bk_store_begin (store, false) == 0);
-    assert (s_test_has (store, "a", NULL) && s_test_has (store, "b", "TWO"));
-    assert (s_test_has (store, "c", NULL) && s_test_has (store, "d", NULL));
-    assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 7);
-    bk_store_abort (store);
-
-    assert (!bk_store_open (dir, 0, false, err, sizeof err)); //  one broker per store
-    assert (strstr (err, "is in use by another broker"));
-
-    bk_store_destroy (&store);
-
-    //  a checkpoint due after every commit, taken by settle only: a child
-    //  dying right after its third commit leaves that one to replay, one
-    //  that settled first leaves nothing
-    for (int settled = 0; settled < 2; settled++) {
-        child = fork ();
-        assert (child >= 0);
-        if (child == 0) {
-            store = bk_store_open (dir, 0, false, err, sizeof err);
-            assert (store);
-            bk_store_set_checkpoint (store, 0, 0);
-            for (int i = 0; i < 3; i++) {
-                if (i > 0)
-                    bk_store_settle (store);
-                assert (bk_store_begin (store, true) == 0);
-                assert (bk_store_put (store, BK_DB_TASKS, "e", 1, "five", 4) == 0);
-                assert (bk_store_commit (store) == 0);
-            }
-            if (settled)
-                bk_store_settle (store);
-            _exit (0);
-        }
-        assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
-                WEXITSTATUS (status) == 0);
-        store = bk_store_open (dir, 0, false, err, sizeof err);
-        assert (store && bk_store_replayed (store) == (settled ? 0 : 1));
-        bk_store_destroy (&store);
-    }
-    store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store && bk_store_replayed (store) == 0); //  a clean stop checkpoints
-    assert (bk_store_begin (store, false) == 0);
-    assert (s_test_has (store, "e", "five") && s_test_has (store, "b", "TWO"));
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-
-    //  a nosync run first replays what a crashed full-sync run left, so a
-    //  later full-sync run finds nothing stale to replay over its changes
-    child = fork ();
-    assert (child >= 0);
-    if (child == 0) {
-        store = bk_store_open (dir, 0, false, err, sizeof err);
-        assert (store);
-        bk_store_set_checkpoint (store, 3600 * 1000, 1 << 30);
-        assert (bk_store_begin (store, true) == 0);
-        assert (bk_store_put (store, BK_DB_TASKS, "x", 1, "crash", 5) == 0);
-        assert (bk_store_commit (store) == 0);
-        _exit (0);
-    }
-    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
-            WEXITSTATUS (status) == 0);
-    store = bk_store_open (dir, 0, true, err, sizeof err);
-    assert (store && bk_store_replayed (store) == 1);
-    assert (bk_store_begin (store, true) == 0);
-    assert (s_test_has (store, "x", "crash"));
-    assert (bk_store_put (store, BK_DB_TASKS, "x", 1, "nosync", 6) == 0);
-    assert (bk_store_commit (store) == 0);
-    bk_store_destroy (&store);
-    store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store && bk_store_replayed (store) == 0);
-    assert (bk_store_begin (store, false) == 0);
-    assert (s_test_has (store, "x", "nosync"));
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-
-    //  a torn record (the crash cut its write short) ends the log: the
-    //  store opens with what its checkpoint holds
-    int fd = open (path, O_WRONLY);
-    assert (fd >= 0 && pwrite (fd, "AQR1garbage", 11, 0) == 11);
-    close (fd);
-    store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store && bk_store_replayed (store) == 0);
-    assert (bk_store_begin (store, false) == 0);
-    assert (s_test_has (store, "x", "nosync") && s_test_has (store, "e", "five"));
-    bk_store_abort (store);
-    bk_store_destroy (&store);
-    bk_store_test_remove (dir);
-}
-
-void bk_store_test (bool verbose) {
-    char dir[BK_STORE_TEST_DIR], err[256];
-    bk_store_test_dir (dir);
-    bk_store_t *store = bk_store_open (dir, 1 << 20, false, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_put (store, BK_DB_TASKS, "b", 1, "two", 3) == 0);
-    assert (bk_store_put (store, BK_DB_TASKS, "a", 1, "one", 3) == 0);
-    assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, 5) == 0);
-    assert (bk_store_add (store, BK_DB_COUNTS, "n", 1, -7) == 0);
-    assert (bk_store_counter (store, BK_DB_COUNTS, "n", 1) == 0);
-    assert (bk_store_add (store, BK_DB_COUNTS, "m", 1, 3) == 0);
-    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
-    assert (bk_store_commit (store) == 0);
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
-    assert (bk_store_add (store, BK_DB_COUNTS, "m", 1, 2) == 0);
-    bk_store_abort (store); //  the uncommitted change is gone
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_counter (store, BK_DB_COUNTS, "m", 1) == 3);
-    assert (bk_store_commit (store) == 0);
-
-    //  grows a 1 MiB map well past its size, one commit at a time
-    char big[4000];
-    memset (big, 'x', sizeof big);
-    for (int batch = 0; batch < 20; batch++) {
-        assert (bk_store_begin (store, true) == 0);
-        for (int i = 0; i < 100; i++) {
-            char key[16];
-            int n = snprintf (key, sizeof key, "k%05d", batch * 100 + i);
-            assert (bk_store_put (store, BK_DB_ATTEMPTS, key, (size_t) n, big, sizeof big) == 0);
-        }
-        assert (bk_store_commit (store) == 0);
-    }
-    assert (bk_store_map_bytes (store) > 8 << 20);
-
-    assert (bk_store_begin (store, false) == 0);
-    bk_val_t k, v;
-    assert (bk_store_get (store, BK_DB_TASKS, "a", 1, &v) == 0 && memcmp (v.data, "one", 3) == 0);
-    assert (bk_store_get (store, BK_DB_TASKS, "c", 1, &v) == BK_NOTFOUND);
-    bk_cursor_t *cursor = bk_cursor_open (store, BK_DB_TASKS);
-    assert (bk_cursor_seek (cursor, NULL, 0, &k, &v) == 0 && memcmp (k.data, "a", 1) == 0);
-    assert (bk_cursor_next (cursor, &k, &v) == 0 && memcmp (k.data, "b", 1) == 0);
-    assert (bk_cursor_next (cursor, &k, &v) == BK_NOTFOUND);
-    assert (bk_cursor_seek (cursor, "aa", 2, &k, &v) == 0 && memcmp (k.data, "b", 1) == 0);
-    assert (bk_cursor_last (cursor, &k, &v) == 0 && memcmp (k.data, "b", 1) == 0);
-    assert (bk_cursor_prev (cursor, &k, &v) == 0 && memcmp (k.data, "a", 1) == 0);
-    bk_cursor_close (&cursor);
-    bk_store_abort (store);
-
-    //  a failed commit loses the transaction, not the store
-    bk_store_set_commit_hook (store, s_disk_full);
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_put (store, BK_DB_TASKS, "c", 1, "three", 5) == 0);
-    assert (bk_store_commit (store) == BK_EFULL);
-    bk_store_set_commit_hook (store, NULL);
-    assert (bk_store_begin (store, false) == 0);
-    assert (bk_store_get (store, BK_DB_TASKS, "c", 1, &v) == BK_NOTFOUND);
-    bk_store_abort (store);
-    assert (bk_store_reader_check (store) == 0);
-    bk_store_destroy (&store);
-
-    //  reopening keeps data; another layout version is refused
-    store = bk_store_open (dir, 0, false, err, sizeof err);
-    assert (store);
-    assert (bk_store_begin (store, true) == 0);
-    assert (bk_store_put (store, BK_DB_META, "version", 7, "999", 3) == 0);
-    assert (bk_store_commit (store) == 0);
-    bk_store_destroy (&store);
-    assert (bk_store_open (dir, 0, false, err, sizeof err) == NULL);
-    assert (strstr (err, "layout version 999"));
-    bk_store_test_remove (dir);
-    s_test_redo ();
-    if (verbose)
-        printf ("bk_store: ok\n");
 }

@@ -3,7 +3,9 @@
     The only module that includes <lmdb.h>. Values read are borrowed from the
     map and valid until the transaction ends: copy out before commit/abort.
     The layout (tables and record shapes) is versioned: changing it means
-    bumping BK_STORE_VERSION; an environment of another version is refused.
+    bumping BK_STORE_VERSION and teaching upgrade.c the way from the old
+    one. An environment of a layout older than BK_STORE_OLDEST or newer
+    than BK_STORE_VERSION is refused.
 */
 #ifndef BK_STORE_H
 #define BK_STORE_H
@@ -14,7 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_STORE_VERSION 1 //  adding a table is compatible; reshaping records is not
+//  Layout 1: records were JSON documents packed as msgpack (string keys).
+//  Layout 2: typed records, msgpack maps with small integer keys, key 0 the
+//  record's own version (task.h, tasks.c, keys.h, tokens.h, sched/).
+#define BK_STORE_VERSION 2 //  adding a table is compatible; reshaping records is not
+#define BK_STORE_OLDEST  1 //  the oldest layout opened (bk_upgrade_run brings it up)
 
 typedef enum {
     BK_DB_META,           //  "version", "seq" -> values
@@ -35,7 +41,7 @@ typedef enum {
     BK_DB_EVENT_NAMES,    //  team(16) event name 0 id(16) -> ""
     BK_DB_RUNS,           //  run id(16) -> packed run record
     BK_DB_SCHEDULE_RUNS,  //  schedule id(16) run id(16) -> ""
-    BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe start ms(8) | packed concurrency record
+    BK_DB_RUN_KEYS,       //  team(16) 'd'|'c' key -> dedupe or concurrency record (schedules.h)
     BK_DB_COUNT
 } bk_db_t;
 
@@ -55,9 +61,12 @@ typedef struct {
 //  Opens (creating if needed) the environment in dir, holding an exclusive
 //  flock on dir while open, and replays the redo log (dir/redo.log) into it.
 //  map_size is the initial map size; it grows on demand. nosync trades
-//  durability for speed (no log). Returns NULL and fills err on failure,
-//  including a directory in use, a layout version mismatch and a log that
-//  does not follow the store.
+//  durability for speed (no log). A new environment gets layout
+//  BK_STORE_VERSION; an existing one may be of any layout from
+//  BK_STORE_OLDEST (see bk_store_layout). Returns NULL and fills err on
+//  failure, including a directory in use, a layout this build does not
+//  open ("cannot open store 'DIR': layout version N, this build needs M")
+//  and a log that does not follow the store.
 bk_store_t *bk_store_open (const char *dir, int64_t map_size, bool nosync, char *err,
                            size_t err_size);
 //  Checkpoints (a clean stop leaves nothing to replay) and closes.
@@ -145,6 +154,15 @@ void bk_store_test_remove (const char *dir);
 //  transaction begun; and its end: abort, close, remove the directory.
 bk_store_t *bk_store_test_new (char dir[BK_STORE_TEST_DIR]);
 void bk_store_test_destroy (bk_store_t **self_p, const char *dir);
+
+//  The layout version of the committed data (BK_STORE_OLDEST to
+//  BK_STORE_VERSION): what the store was opened with, or the last
+//  bk_store_set_layout that committed.
+int bk_store_layout (bk_store_t *self);
+//  Sets the layout version in the current write transaction; it counts
+//  once the transaction commits (an abort or a failed commit forgets it).
+//  0 or a store error.
+int bk_store_set_layout (bk_store_t *self, int layout);
 
 //  Fault seam: replaces the commit (tests simulate a full disk). NULL restores.
 void bk_store_set_commit_hook (bk_store_t *self, int (*hook) (void));

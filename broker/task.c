@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 //  Record keys (msgpack map keys of the store record).
 enum {
@@ -52,6 +53,11 @@ enum {
     K_SIGNAL,
     K_POLL,
     K_NOTIFY,
+    K_TRACE_ID = 50, //  bin 16
+    K_TRACE_PARENT,  //  bin 8: the creator's span
+    K_TRACE_FLAGS,
+    K_TRACE_STATE,
+    K_SPAN, //  bin 8: the current attempt's span
 };
 
 //  Keys of the poll plan's own map (K_POLL), and of the notify state (K_NOTIFY).
@@ -138,6 +144,45 @@ char *bk_task_strdup (bk_task_t *self, const char *text) {
 void bk_task_set_blob (bk_task_t *self, bk_blob_t *blob, const void *data, size_t size) {
     blob->data = size ? bk_arena_memdup (self->arena, data, size) : NULL;
     blob->size = size;
+}
+
+//  --------------------------------------------------------------------------
+//  Trace context
+
+//  The value of a header (case-insensitive name) in the task's headers.
+static bool s_header (const bk_task_t *self, const char *name, aq_node_t *value) {
+    aq_node_t headers, key;
+    if (!self->headers.size || aq_msg_parse (self->headers.data, self->headers.size, &headers))
+        return false;
+    aq_iter_t it;
+    aq_node_iter (&headers, &it);
+    while (aq_iter_next (&it, &key, value))
+        if (aq_node_is_str (&key) && key.count == strlen (name) &&
+            strncasecmp ((const char *) key.data, name, key.count) == 0)
+            return aq_node_is_str (value);
+    return false;
+}
+
+void bk_task_set_trace (bk_task_t *self, const aq_node_t *traceparent,
+                        const aq_node_t *tracestate) {
+    aq_node_t parent = {.type = AQ_NODE_NIL}, state = {.type = AQ_NODE_NIL};
+    if (traceparent && aq_node_is_str (traceparent)) {
+        parent = *traceparent;
+        if (tracestate)
+            state = *tracestate;
+    } else if (!s_header (self, "traceparent", &parent))
+        parent.type = AQ_NODE_NIL;
+    else if (!s_header (self, "tracestate", &state))
+        state.type = AQ_NODE_NIL;
+    self->trace_state = NULL;
+    if (aq_node_is_str (&parent) &&
+        bk_trace_parse ((const char *) parent.data, parent.count, &self->trace) == 0) {
+        if (aq_node_is_str (&state) && state.count &&
+            bk_trace_state_ok ((const char *) state.data, state.count))
+            self->trace_state =
+                bk_arena_strndup (self->arena, (const char *) state.data, state.count);
+    } else
+        bk_trace_fresh (&self->trace);
 }
 
 //  --------------------------------------------------------------------------
@@ -282,6 +327,13 @@ void bk_task_encode (const bk_task_t *self, aq_writer_t *w) {
         s_encode_notify (&self->notify, w);
         n++;
     }
+    if (bk_trace_known (&self->trace)) {
+        s_kv_bin (w, K_TRACE_ID, self->trace.trace_id, 16), n++;
+        s_kv_bin (w, K_TRACE_PARENT, self->trace.parent, 8), n++;
+        PUT_INT (K_TRACE_FLAGS, self->trace.flags, true);
+        PUT_STR (K_TRACE_STATE, self->trace_state);
+        s_kv_bin (w, K_SPAN, self->span, 8), n++;
+    }
     aq_write_map_close (w, mark, n);
 }
 
@@ -302,6 +354,12 @@ static void s_uuid (const aq_node_t *value, uint8_t out[16], bool *ok) {
         memcpy (out, value->data, 16);
     else if (ok)
         *ok = false;
+}
+
+//  n bytes of a bin value into out; out unchanged (zero) otherwise.
+static void s_bytes (const aq_node_t *value, uint8_t *out, size_t n) {
+    if (value->type == AQ_NODE_BIN && value->count == n)
+        memcpy (out, value->data, n);
 }
 
 static void s_lease (const aq_node_t *value, char out[33]) {
@@ -550,6 +608,21 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
             break;
         case K_NOTIFY:
             s_decode_notify (&self->notify, &value);
+            break;
+        case K_TRACE_ID:
+            s_bytes (&value, self->trace.trace_id, 16);
+            break;
+        case K_TRACE_PARENT:
+            s_bytes (&value, self->trace.parent, 8);
+            break;
+        case K_TRACE_FLAGS:
+            self->trace.flags = value.type == AQ_NODE_INT ? (uint8_t) value.i : 0;
+            break;
+        case K_TRACE_STATE:
+            self->trace_state = s_str (self, &value);
+            break;
+        case K_SPAN:
+            s_bytes (&value, self->span, 8);
             break;
         }
     }

@@ -21,6 +21,7 @@
 
 #include "aq_msg.h"
 #include "arena.h"
+#include "trace.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -149,6 +150,10 @@ typedef struct {
     char signal[65];    //  hash of the one-time signal token while it may be used, ""
     bk_poll_t poll;     //  the poll plan
     bk_notify_t notify; //  the onCompleteUrl delivery
+    //  W3C trace context (trace.h)
+    bk_trace_t trace;  //  the task's trace; unknown for a task from layout 1 until it calls
+    char *trace_state; //  the creator's tracestate, or NULL
+    uint8_t span[8];   //  the current attempt's span, all zero before the first
 } bk_task_t;
 
 //  A new empty task (no fields set, times -1) with an arena of arena_size.
@@ -158,6 +163,11 @@ void bk_task_destroy (bk_task_t **self_p);
 //  Copies into the task's arena (NULL stays NULL).
 char *bk_task_strdup (bk_task_t *self, const char *text);
 void bk_task_set_blob (bk_task_t *self, bk_blob_t *blob, const void *data, size_t size);
+
+//  The task's trace: the creator's traceparent and tracestate (str nodes,
+//  or NULL/nil), else a traceparent among the task's headers, else a
+//  fresh trace. A malformed traceparent is ignored, as W3C says.
+void bk_task_set_trace (bk_task_t *self, const aq_node_t *traceparent, const aq_node_t *tracestate);
 
 //  The store record of a task, appended to w.
 void bk_task_encode (const bk_task_t *self, aq_writer_t *w);

@@ -6,13 +6,23 @@
 #include "tasks.h"
 #include "aq_time.h"
 #include "aq_uuid.h"
+#include "trace.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { A_VERSION = 0, A_ATTEMPT, A_STARTED_AT, A_DURATION, A_STATUS_CODE, A_ERROR };
+enum {
+    A_VERSION = 0,
+    A_ATTEMPT,
+    A_STARTED_AT,
+    A_DURATION,
+    A_STATUS_CODE,
+    A_ERROR,
+    A_TRACE,
+    A_SPAN
+};
 
 static const uint8_t s_all_teams[16] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
                                         0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
@@ -158,7 +168,8 @@ int bk_tasks_add_attempt (bk_store_t *store, const uint8_t id[16], const bk_atte
     key[16] = (uint8_t) (attempt->attempt >> 8), key[17] = (uint8_t) attempt->attempt;
     aq_writer_t w;
     aq_writer_init (&w);
-    aq_write_map (&w, 4 + (attempt->status_code >= 0) + (attempt->error != NULL));
+    bool traced = attempt->trace_id && attempt->span;
+    aq_write_map (&w, 4 + (attempt->status_code >= 0) + (attempt->error != NULL) + 2 * traced);
     aq_write_int (&w, A_VERSION), aq_write_int (&w, BK_TASK_RECORD);
     aq_write_int (&w, A_ATTEMPT), aq_write_int (&w, attempt->attempt);
     aq_write_int (&w, A_STARTED_AT), aq_write_int (&w, attempt->started_at);
@@ -167,6 +178,10 @@ int bk_tasks_add_attempt (bk_store_t *store, const uint8_t id[16], const bk_atte
         aq_write_int (&w, A_STATUS_CODE), aq_write_int (&w, attempt->status_code);
     if (attempt->error)
         aq_write_int (&w, A_ERROR), aq_write_str (&w, attempt->error);
+    if (traced) {
+        aq_write_int (&w, A_TRACE), aq_write_bin (&w, attempt->trace_id, 16);
+        aq_write_int (&w, A_SPAN), aq_write_bin (&w, attempt->span, 8);
+    }
     int rc = bk_store_put_writer (store, BK_DB_ATTEMPTS, key, 18, &w);
     aq_writer_release (&w);
     return rc;
@@ -178,7 +193,7 @@ static bool s_attempt_public (const bk_val_t *v, aq_writer_t *w) {
     if (aq_msg_parse (v->data, v->size, &record) != 0 || record.type != AQ_NODE_MAP)
         return false;
     bk_attempt_t a = {.attempt = -1, .started_at = -1, .status_code = -1};
-    aq_node_t error = {0};
+    aq_node_t error = {0}, trace = {0}, span = {0};
     aq_iter_t it;
     aq_node_iter (&record, &it);
     while (aq_iter_next (&it, &key, &value)) {
@@ -199,12 +214,20 @@ static bool s_attempt_public (const bk_val_t *v, aq_writer_t *w) {
         case A_ERROR:
             error = value;
             break;
+        case A_TRACE:
+            trace = value;
+            break;
+        case A_SPAN:
+            span = value;
+            break;
         }
     }
     if (a.attempt < 0)
         return false;
     bool has_error = aq_node_is_str (&error);
-    aq_write_map (w, 3 + (a.status_code >= 0) + has_error);
+    bool traced = trace.type == AQ_NODE_BIN && trace.count == 16 && span.type == AQ_NODE_BIN &&
+                  span.count == 8;
+    aq_write_map (w, 3 + (a.status_code >= 0) + has_error + 2 * traced);
     aq_write_kv_int (w, "attempt", a.attempt);
     char stamp[32];
     aq_write_kv_str (w, "startedAt", aq_time_format (a.started_at, stamp));
@@ -214,6 +237,11 @@ static bool s_attempt_public (const bk_val_t *v, aq_writer_t *w) {
     if (has_error) {
         aq_write_str (w, "error");
         aq_write_raw (w, error.raw, error.raw_size);
+    }
+    if (traced) {
+        char hex[33];
+        aq_write_kv_str (w, "traceId", bk_trace_hex (trace.data, 16, hex));
+        aq_write_kv_str (w, "spanId", bk_trace_hex (span.data, 8, hex));
     }
     return true;
 }
@@ -306,9 +334,10 @@ void bk_tasks_test (bool verbose) {
     bk_tasks_each_in_status (store, BK_ST_DELAYED, s_collect, &seen);
     assert (seen == 6);
 
-    bk_attempt_t attempt = {1, 0, 12, 503, NULL};
+    bk_attempt_t attempt = {1, 0, 12, 503, NULL, NULL, NULL};
     assert (bk_tasks_add_attempt (store, ids[1], &attempt) == 0);
-    attempt = (bk_attempt_t){2, 1000, 5, -1, "fetch failed: ECONNREFUSED"};
+    const uint8_t trace[16] = {0xab, 1}, span[8] = {0xcd, 2};
+    attempt = (bk_attempt_t){2, 1000, 5, -1, "fetch failed: ECONNREFUSED", trace, span};
     assert (bk_tasks_add_attempt (store, ids[1], &attempt) == 0);
     bk_tasks_write_attempts (store, ids[1], &w);
     data = aq_writer_data (&w, &size);
@@ -319,9 +348,13 @@ void bk_tasks_test (bool verbose) {
             aq_node_streq (&value, "1970-01-01T00:00:00.000Z"));
     assert (aq_node_get (&item, "statusCode", &value) && value.i == 503);
     assert (!aq_node_get (&item, "error", &value));
+    assert (!aq_node_get (&item, "traceId", &value) && !aq_node_get (&item, "spanId", &value));
     assert (aq_iter_next (&it, NULL, &item));
     assert (aq_node_get (&item, "error", &value) &&
             aq_node_streq (&value, "fetch failed: ECONNREFUSED"));
+    assert (aq_node_get (&item, "traceId", &value) &&
+            aq_node_streq (&value, "ab010000000000000000000000000000"));
+    assert (aq_node_get (&item, "spanId", &value) && aq_node_streq (&value, "cd02000000000000"));
     assert (!aq_node_get (&item, "statusCode", &value));
     aq_writer_reset (&w);
     bk_tasks_write_attempts (store, ids[2], &w);

@@ -35,11 +35,13 @@ void bk_tasks_each_in_status (bk_store_t *store, int status,
 
 //  One attempt of a task's call, as GET /v1/tasks/:id/attempts lists it.
 typedef struct {
-    int attempt;        //  its number, from 1
-    int64_t started_at; //  ms
-    int64_t duration;   //  ms
-    int status_code;    //  the answer's status, -1 when there was none
-    const char *error;  //  why there was none (or NULL)
+    int attempt;             //  its number, from 1
+    int64_t started_at;      //  ms
+    int64_t duration;        //  ms
+    int status_code;         //  the answer's status, -1 when there was none
+    const char *error;       //  why there was none (or NULL)
+    const uint8_t *trace_id; //  the task's trace (16 bytes), or NULL
+    const uint8_t *span;     //  the attempt's span in it (8 bytes), or NULL
 } bk_attempt_t;
 
 //  Appends attempt number n of task id. 0 or a store error.

@@ -12,6 +12,7 @@
 
 #include "aq_log.h"
 #include "aq_codec.h"
+#include "aq_notify.h"
 #include "aq_time.h"
 
 #include <assert.h>
@@ -22,8 +23,7 @@
 #include <sys/resource.h>
 #include <zmq.h>
 
-#define S_STOP_CHECK_MS 100    //  *stop is looked at this often
-#define S_HWM           100000 //  messages queued each way before sends fail
+#define S_HWM 100000 //  messages queued each way before sends fail
 
 void gw_config_defaults (gw_config_t *cfg) {
     assert (cfg);
@@ -63,21 +63,17 @@ static void s_drain (void *dealer, gw_http_t *http) {
             zmq_msg_close (&frame);
             return;
         }
-        int cmd;
-        json_t *body;
-        int rc = aq_codec_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body);
-        if (rc == 0)
-            gw_http_deliver (http, cmd, body);
-        else
+        int rc = gw_http_deliver (http, zmq_msg_data (&frame), zmq_msg_size (&frame));
+        if (rc != 0)
             aq_log (AQ_LOG_WARN, "gateway", "dropped a message from the broker: %s",
                     aq_proto_strerror (rc));
-        json_decref (body);
         zmq_msg_close (&frame);
     }
 }
 
-int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
-    assert (cfg && zmq_ctx && stop);
+int gw_gateway_run (const gw_config_t *cfg, aq_actor_t *actor) {
+    assert (cfg && actor);
+    void *zmq_ctx = aq_actor_ctx (actor);
     s_raise_fd_limit (cfg->max_connections);
     aq_curve_t *curve = NULL;
     if (cfg->cert || cfg->broker_cert) {
@@ -116,22 +112,29 @@ int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *sto
         return -1;
     }
     aq_log (AQ_LOG_INFO, "gateway", "broker at '%s'", cfg->broker_endpoint);
+    aq_actor_ready (actor);
+    aq_notify_ready ("gateway"); //  listening
+    int loop = aq_notify_loop_new ("gateway");
     int rc = 0;
-    while (!atomic_load (stop)) {
+    while (aq_actor_level (actor) == AQ_ACTOR_RUN) {
+        aq_notify_loop_turn (loop);
         zmq_pollitem_t items[] = {{dealer, 0, ZMQ_POLLIN, 0},
-                                  {NULL, gw_http_fd (http), ZMQ_POLLIN, 0}};
-        long timeout = gw_http_timeout (http);
-        if (zmq_poll (items, 2, timeout < S_STOP_CHECK_MS ? timeout : S_STOP_CHECK_MS) < 0 &&
-            errno != EINTR) {
+                                  {NULL, gw_http_fd (http), ZMQ_POLLIN, 0},
+                                  {aq_actor_socket (actor), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 3, gw_http_timeout (http)) < 0 && errno != EINTR) {
             if (errno != ETERM) {
                 aq_log (AQ_LOG_ERROR, "gateway", "cannot poll: %s", zmq_strerror (errno));
                 rc = -1;
             }
             break;
         }
+        if (items[2].revents & ZMQ_POLLIN)
+            aq_actor_command (actor);
         s_drain (dealer, http);
         gw_http_run (http);
     }
+    aq_notify_stopping ();
+    aq_notify_loop_end (loop);
     gw_http_destroy (&http);
     zmq_close (dealer);
     aq_log (AQ_LOG_INFO, "gateway", "stopped");
@@ -147,17 +150,8 @@ int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *sto
 
 #include <pthread.h>
 
-typedef struct {
-    gw_config_t cfg; //  what to run
-    void *ctx;       //  shared ZeroMQ context
-    atomic_int stop; //  set to end it
-    int rc;          //  gw_gateway_run's result
-} s_run_t;
-
-static void *s_runner (void *arg) {
-    s_run_t *run = (s_run_t *) arg;
-    run->rc = gw_gateway_run (&run->cfg, run->ctx, &run->stop);
-    return NULL;
+static int s_serve (const void *cfg, aq_actor_t *actor) {
+    return gw_gateway_run ((const gw_config_t *) cfg, actor);
 }
 
 typedef struct {
@@ -175,31 +169,28 @@ static void *s_fetcher (void *arg) {
 void gw_gateway_test (bool verbose) {
     if (verbose)
         printf (" * gw_gateway: ");
-    void *ctx = zmq_ctx_new ();
-    assert (ctx);
-    atomic_int stop = 0;
+    void *ctx = zsys_init (); //  the actors' context
 
-    //  Startup failures return -1 at once
+    //  Startup failures: the actor does not start
     gw_config_t cfg;
     gw_config_defaults (&cfg);
     assert (cfg.max_body == 1048576 && strcmp (cfg.listen, "127.0.0.1:8080") == 0);
     cfg.broker_endpoint = "bogus://x";
-    assert (gw_gateway_run (&cfg, ctx, &stop) == -1);
+    assert (aq_actor_start ("gw-test", s_serve, &cfg) == NULL);
     cfg.broker_endpoint = "inproc://gw-gateway-test";
     cfg.listen = "256.0.0.1:80";
-    assert (gw_gateway_run (&cfg, ctx, &stop) == -1);
+    assert (aq_actor_start ("gw-test", s_serve, &cfg) == NULL);
 
     //  The loop serves until stopped; a fake broker answers one request
     rig_broker_t *broker = rig_broker_new (ctx, "inproc://gw-gateway-test");
-    s_run_t run = {.ctx = ctx};
-    gw_config_defaults (&run.cfg);
-    run.cfg.broker_endpoint = "inproc://gw-gateway-test";
+    gw_config_defaults (&cfg);
+    cfg.broker_endpoint = "inproc://gw-gateway-test";
     char listen_on[32];
     int port = rig_http_free_port ();
     snprintf (listen_on, sizeof listen_on, "127.0.0.1:%d", port);
-    run.cfg.listen = listen_on;
-    pthread_t thread;
-    assert (pthread_create (&thread, NULL, s_runner, &run) == 0);
+    cfg.listen = listen_on;
+    zactor_t *gateway = aq_actor_start ("gw-test", s_serve, &cfg);
+    assert (gateway);
 
     //  A client thread asks; this thread plays the broker
     s_fetch_t fetch = {.port = port,
@@ -210,15 +201,15 @@ void gw_gateway_test (bool verbose) {
     bool answered = false;
     int64_t until = aq_time_mono_ms () + 5000;
     while (!answered && aq_time_mono_ms () < until) {
-        json_t *msg;
-        if (rig_broker_recv (broker, &msg, 100) == AQ_CMD_TASK_ATTEMPTS) {
-            assert (strcmp (aq_field_str (msg, "id"), "abc") == 0);
-            rig_broker_send (broker, AQ_CMD_REPLY,
-                             json_pack ("{sO si s{s[]}}", "corr", json_object_get (msg, "corr"),
-                                        "status", 200, "body", "attempts"));
+        aq_node_t msg, id, corr;
+        if (rig_broker_recv_msg (broker, &msg, 100) == AQ_CMD_TASK_ATTEMPTS) {
+            assert (aq_node_get (&msg, "id", &id) && aq_node_streq (&id, "abc"));
+            assert (aq_node_get (&msg, "corr", &corr) && corr.type == AQ_NODE_INT);
+            rig_broker_send_json (broker, AQ_CMD_REPLY,
+                                  "{\"corr\": %lld, \"status\": 200, \"body\": {\"attempts\": []}}",
+                                  (long long) corr.i);
             answered = true;
         }
-        json_decref (msg);
     }
     assert (answered);
     pthread_join (client, NULL);
@@ -226,11 +217,8 @@ void gw_gateway_test (bool verbose) {
     assert (strstr (fetch.text, "{\"attempts\":[]}"));
     free (fetch.text);
 
-    atomic_store (&run.stop, 1);
-    pthread_join (thread, NULL);
-    assert (run.rc == 0);
+    assert (aq_actor_stop (&gateway, -1, NULL) == 0);
     rig_broker_destroy (&broker);
-    zmq_ctx_term (ctx);
     if (verbose)
         printf ("OK\n");
 }

@@ -6,7 +6,7 @@
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
-#include <stdatomic.h>
+#include "aq_actor.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,8 +25,9 @@ typedef struct {
 
 void gw_config_defaults (gw_config_t *cfg);
 
-//  Runs until *stop becomes non-zero. Returns 0, or -1 when it cannot listen
-//  or connect (logged as one line).
-int gw_gateway_run (const gw_config_t *cfg, void *zmq_ctx, const atomic_int *stop);
+//  Runs as the component of actor (aq_actor.h): READY once listening, until
+//  a stop command. Returns 0, or -1 when it cannot listen or connect
+//  (logged as one line).
+int gw_gateway_run (const gw_config_t *cfg, aq_actor_t *actor);
 
 #endif

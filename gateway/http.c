@@ -24,7 +24,6 @@
       headers, rather than more.
 */
 #include "http.h"
-#include "json.h"
 #include "listen.h"
 #include "routes.h"
 
@@ -47,7 +46,7 @@
 #define S_SWEEP_MS     250       //  deadlines are checked this often
 #define S_PING_MS      1000      //  an idle broker is pinged this often
 #define S_PING_SLOW_MS 5000      //  and this often while it does not answer
-#define S_FRESH_MS     3000      //  /healthz: the broker spoke this recently
+#define S_FRESH_MS     3000      //  /healthz, /readyz: the broker spoke this recently
 #define S_GRACE_S      10        //  a reply may take the long poll's wait + this
 #define S_MEMORY_LIMIT 16384     //  per connection: request line, headers, read buffer
 #define S_DISCARD_MAX  (4 << 20) //  body bytes thrown away past max_body before closing
@@ -307,15 +306,19 @@ static s_conn_t *s_conn_of (struct MHD_Connection *connection) {
     return info ? (s_conn_t *) info->socket_context : NULL;
 }
 
+//  The query parameters of a request, the first GW_QUERY_MAX (routes.h).
+typedef struct {
+    gw_param_t params[GW_QUERY_MAX]; //  in arrival order
+    size_t count;                    //  how many
+} s_query_t;
+
 static enum MHD_Result s_collect_arg (void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
     //  Not checked as UTF-8 here: routes.c refuses or sanitizes what it uses.
-    json_t *pair = json_array ();
-    if (pair) {
-        json_array_append_new (pair, json_string_nocheck (key));
-        json_array_append_new (pair, value ? json_string_nocheck (value) : json_null ());
-        json_array_append_new ((json_t *) cls, pair);
-    }
+    s_query_t *query = (s_query_t *) cls;
+    if (query->count == GW_QUERY_MAX)
+        return MHD_NO; //  the rest cannot change the answer
+    query->params[query->count++] = (gw_param_t){key, value};
     return MHD_YES;
 }
 
@@ -369,9 +372,8 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
         return s_answer (self, req);
     }
     struct MHD_Connection *connection = req->connection;
-    json_t *query = json_array ();
-    if (query)
-        MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_collect_arg, query);
+    s_query_t query = {.count = 0};
+    MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_collect_arg, &query);
     gw_request_t in = {
         .method = req->method,
         .path = req->url,
@@ -379,21 +381,25 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
                                                       MHD_HTTP_HEADER_AUTHORIZATION),
         .idempotency_key =
             MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Idempotency-Key"),
-        .query = query,
+        .traceparent = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "traceparent"),
+        .tracestate = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "tracestate"),
+        .query = query.params,
+        .query_count = query.count,
         .body = req->body,
         .body_size = req->body_size,
     };
     gw_action_t action;
     gw_routes_translate (&in, &action);
-    json_decref (query);
     free (req->body);
     req->body = NULL;
     req->body_size = req->body_cap = 0;
     req->route = action.route;
 
     if (action.cmd == 0) {
-        if (action.response.status == 0) //  a local route: /healthz
-            gw_routes_healthz (s_broker_ok (self), &action.response);
+        if (action.response.status == 0 && action.route->id == GW_ROUTE_READYZ)
+            gw_response_readyz (&action.response, s_broker_ok (self));
+        else if (action.response.status == 0) //  a local route: /healthz
+            gw_response_healthz (&action.response, s_broker_ok (self));
         req->response = action.response;
         action.response.body = NULL; //  moved
         gw_action_release (&action);
@@ -401,17 +407,14 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
     }
     uint64_t corr = ++self->next_corr;
     size_t size = 0;
-    uint8_t *frame = NULL;
-    if (json_object_set_new (action.msg, "corr", json_integer ((json_int_t) corr)) == 0)
-        frame = aq_codec_encode (action.cmd, action.msg, &size);
+    const uint8_t *frame = gw_action_frame (&action, corr, &size);
+    int rc = frame ? zmq_send (self->dealer, frame, size, ZMQ_DONTWAIT) : 0;
     int wait_s = action.wait_s;
     gw_action_release (&action);
-    if (!frame) { //  a body the codec cannot carry: nested deeper than AQ_PROTO_DEPTH
-        gw_response_error (&req->response, 400, GW_JSON_TOO_DEEP);
+    if (!frame) {
+        gw_response_error (&req->response, 500, "Internal error");
         return s_answer (self, req);
     }
-    int rc = zmq_send (self->dealer, frame, size, ZMQ_DONTWAIT);
-    free (frame);
     if (rc < 0) {
         aq_log (AQ_LOG_WARN, "gateway", "cannot send to the broker: %s", zmq_strerror (errno));
         gw_response_error (&req->response, 503, "Broker unavailable");
@@ -665,39 +668,50 @@ void gw_http_run (gw_http_t *self) {
     bool unanswered = self->last_ping > self->broker_seen;
     if (now - self->broker_seen >= S_PING_MS &&
         now - self->last_ping >= (unanswered ? S_PING_SLOW_MS : S_PING_MS)) {
-        aq_codec_send (self->dealer, NULL, 0, AQ_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+        static const uint8_t ping[] = {AQ_PROTO_SIG0, AQ_PROTO_SIG1, AQ_PROTO_VERSION,
+                                       AQ_CMD_HEARTBEAT, 0x80}; //  and an empty map
+        zmq_send (self->dealer, ping, sizeof ping, ZMQ_DONTWAIT);
         self->last_ping = now;
     }
 }
 
-void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
+int gw_http_deliver (gw_http_t *self, const uint8_t *frame, size_t size) {
+    int cmd;
+    aq_node_t body, value;
+    int rc = aq_msg_frame (frame, size, &cmd, &body);
+    if (rc != 0)
+        return rc;
     self->broker_seen = aq_time_mono_ms ();
-    if (cmd == AQ_CMD_ERROR)
-        aq_log (AQ_LOG_WARN, "gateway", "broker error %lld: %s",
-                (long long) aq_field_int (body, "code", 0),
-                aq_field_str (body, "reason") ? aq_field_str (body, "reason") : "");
+    if (cmd == AQ_CMD_ERROR) {
+        int64_t code =
+            aq_node_get (&body, "code", &value) && value.type == AQ_NODE_INT ? value.i : 0;
+        bool reason = aq_node_get (&body, "reason", &value) && value.type == AQ_NODE_STR;
+        aq_log (AQ_LOG_WARN, "gateway", "broker error %lld: %.*s", (long long) code,
+                reason ? (int) strnlen ((const char *) value.data, value.count) : 0,
+                reason ? (const char *) value.data : "");
+    }
     if (cmd != AQ_CMD_REPLY && cmd != AQ_CMD_ERROR)
-        return;
-    int64_t corr = aq_field_int (body, "corr", 0);
+        return 0;
+    int64_t corr = aq_node_get (&body, "corr", &value) && value.type == AQ_NODE_INT ? value.i : 0;
     s_request_t *req = corr > 0 ? s_table_take (self, (uint64_t) corr) : NULL;
     if (req && cmd == AQ_CMD_ERROR) {
         //  a broker that does not know the command (an older one): say so now
         gw_response_error (&req->response, 502, "Bad reply from broker");
         s_resume (self, req);
-        return;
+        return 0;
     }
     if (!req) {
         aq_log (AQ_LOG_DEBUG, "gateway", "reply %lld came too late", (long long) corr);
-        return;
+        return 0;
     }
-    json_t *gateway = NULL;
-    if (req->route && req->route->id == GW_ROUTE_METRICS)
-        gateway = json_pack ("{sI sI sI}", "connections", (json_int_t) self->connections, "held",
-                             (json_int_t) self->held, "cutoffs", (json_int_t) self->cutoffs);
-    if (gw_routes_reply (req->route, body, gateway, &req->response) != 0)
+    gw_gauge_t gateway[] = {{"connections", (int64_t) self->connections},
+                            {"held", (int64_t) self->held},
+                            {"cutoffs", (int64_t) self->cutoffs}};
+    bool metrics = req->route && req->route->id == GW_ROUTE_METRICS;
+    if (gw_response_reply (&req->response, &body, metrics, gateway, 3) != 0)
         gw_response_error (&req->response, 500, "Internal error");
-    json_decref (gateway);
     s_resume (self, req);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -707,6 +721,7 @@ void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body) {
 
 #include "../tests/rig_broker.h"
 #include "../tests/rig_http.h"
+#include "aq_json.h"
 
 typedef struct {
     void *ctx;            //  ZeroMQ context
@@ -714,40 +729,43 @@ typedef struct {
     void *dealer;         //  the gateway's socket
     gw_http_t *http;      //  the server
     int requests;         //  protocol requests the fake broker saw
-    json_t *last;         //  the last one (its fields)
+    char *last;           //  the last one as JSON text
     int last_cmd;         //  and its command
 } s_harness_t;
 
 //  The fake broker: answers what the selftest expects.
 static void s_fake_broker (s_harness_t *h) {
-    json_t *msg;
+    aq_node_t msg, value, task;
     int cmd;
-    while ((cmd = rig_broker_recv (h->broker, &msg, 0)) != -1) {
+    while ((cmd = rig_broker_recv_msg (h->broker, &msg, 0)) != -1) {
         h->requests++;
         h->last_cmd = cmd;
-        json_decref (h->last);
-        h->last = msg;
-        json_t *reply;
-        json_int_t corr = json_integer_value (json_object_get (msg, "corr"));
-        const char *id = aq_field_str (msg, "id");
-        if (cmd == AQ_CMD_TASK_GET && id && strcmp (id, "held") == 0)
-            reply = NULL; //  never answered
-        else if (cmd == AQ_CMD_TASK_GET)
-            reply = json_pack ("{sI si s{s{ss ss}}}", "corr", corr, "status", 200, "body", "task",
-                               "id", id, "status", "pending");
+        free (h->last);
+        h->last = aq_json_dumps (&msg);
+        long long corr = aq_node_get (&msg, "corr", &value) ? (long long) value.i : 0;
+        char id[64] = "", target[256] = "";
+        if (aq_node_get (&msg, "id", &value))
+            aq_node_strcpy (&value, id, sizeof id);
+        if (aq_node_get (&msg, "task", &task) && aq_node_get (&task, "targetUrl", &value))
+            aq_node_strcpy (&value, target, sizeof target);
+        if (cmd == AQ_CMD_TASK_GET && strcmp (id, "held") == 0)
+            continue; //  never answered
+        char reply[512] = "\"status\": 429, \"retryAfter\": 7, \"error\": \"Rate limit exceeded. "
+                          "Upgrade your plan for higher limits.\"";
+        if (cmd == AQ_CMD_TASK_GET)
+            snprintf (
+                reply, sizeof reply,
+                "\"status\": 200, \"body\": {\"task\": {\"id\": \"%s\", \"status\": \"pending\"}}",
+                id);
         else if (cmd == AQ_CMD_TASK_CREATE)
-            reply = json_pack ("{sI si s{s{ss sO}}}", "corr", corr, "status", 201, "body", "task",
-                               "id", "t1", "targetUrl",
-                               json_object_get (json_object_get (msg, "task"), "targetUrl"));
+            snprintf (
+                reply, sizeof reply,
+                "\"status\": 201, \"body\": {\"task\": {\"id\": \"t1\", \"targetUrl\": \"%s\"}}",
+                target);
         else if (cmd == AQ_CMD_STATS)
-            reply = json_pack ("{sI si s{s{si} si}}", "corr", corr, "status", 200, "body", "tasks",
-                               "pending", 2, "workers", 1);
-        else
-            reply = json_pack ("{sI si ss si}", "corr", corr, "status", 429, "error",
-                               "Rate limit exceeded. Upgrade your plan for higher limits.",
-                               "retryAfter", 7);
-        if (reply)
-            rig_broker_send (h->broker, AQ_CMD_REPLY, reply);
+            snprintf (reply, sizeof reply,
+                      "\"status\": 200, \"body\": {\"tasks\": {\"pending\": 2}, \"workers\": 1}");
+        rig_broker_send_json (h->broker, AQ_CMD_REPLY, "{\"corr\": %lld, %s}", corr, reply);
     }
 }
 
@@ -768,11 +786,7 @@ static void s_pump (void *arg) {
             zmq_msg_close (&frame);
             break;
         }
-        int cmd;
-        json_t *body;
-        if (aq_codec_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &cmd, &body) == 0)
-            gw_http_deliver (h->http, cmd, body);
-        json_decref (body);
+        assert (gw_http_deliver (h->http, zmq_msg_data (&frame), zmq_msg_size (&frame)) == 0);
         zmq_msg_close (&frame);
     }
     gw_http_run (h->http);
@@ -835,15 +849,15 @@ void gw_http_test (bool verbose) {
     s_check (&h, "GET /v1/tasks/abc?wait=0 HTTP/1.1\r\n" S_AUTH "\r\n", "HTTP/1.1 200 OK\r\n",
              "{\"task\":{\"id\":\"abc\",\"status\":\"pending\"}}", NULL);
     assert (h.requests == 1 && h.last_cmd == AQ_CMD_TASK_GET);
-    assert (strcmp (aq_field_str (h.last, "key"), "k1") == 0);
-    assert (aq_field_int (h.last, "wait", -1) == 0 && aq_field_int (h.last, "corr", 0) > 0);
+    rig_http_expect (h.last, "{\"key\":\"k1\",\"id\":\"abc\",\"wait\":0,\"corr\":");
     const char *create = "POST /v1/tasks HTTP/1.1\r\n" S_AUTH
                          "Idempotency-Key: order-1\r\nContent-Length: 26\r\n\r\n"
                          "{\"targetUrl\": \"https://x\"}";
     s_check (&h, create, "HTTP/1.1 201 Created\r\n",
              "{\"task\":{\"id\":\"t1\",\"targetUrl\":\"https://x\"}}", NULL);
     assert (h.last_cmd == AQ_CMD_TASK_CREATE);
-    assert (strcmp (aq_field_str (h.last, "idem"), "order-1") == 0);
+    rig_http_expect (h.last,
+                     "\"task\":{\"targetUrl\":\"https://x\"},\"idem\":\"order-1\",\"corr\":");
     s_check (&h, "POST /v1/tasks/abc/cancel HTTP/1.1\r\n" S_AUTH "\r\n",
              "HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 7\r\n",
              "{\"error\":\"Rate limit exceeded. Upgrade your plan for higher limits.\"}", NULL);
@@ -851,16 +865,14 @@ void gw_http_test (bool verbose) {
     s_check (&h,
              "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 17\r\n\r\n{\"priority\":  2 }",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
-    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
-            strcmp (aq_field_str (h.last, "id"), "s1") == 0);
-    assert (aq_field_int (json_object_get (h.last, "schedule"), "priority", 0) == 2);
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE);
+    rig_http_expect (h.last, "\"id\":\"s1\",\"schedule\":{\"priority\":2}");
     s_check (&h,
              "PUT /tasks/s2 HTTP/1.1\r\n" S_AUTH "Transfer-Encoding: chunked\r\n\r\n"
              "7\r\n{\"title\r\n9\r\n\": \"Daily\r\n2\r\n\"}\r\n0\r\n\r\n",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
-    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE &&
-            strcmp (aq_field_str (h.last, "id"), "s2") == 0);
-    assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "title"), "Daily") == 0);
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_UPDATE);
+    rig_http_expect (h.last, "\"id\":\"s2\",\"schedule\":{\"title\":\"Daily\"}");
     s_check (&h, "PUT /tasks/s1 HTTP/1.1\r\n" S_AUTH "Content-Length: 0\r\n\r\n",
              "{\"error\":\"Request body must be a JSON object\"}", NULL);
     s_check (&h, "DELETE /tasks/s1 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -869,9 +881,8 @@ void gw_http_test (bool verbose) {
              "POST /tasks/preview HTTP/1.1\r\n" S_AUTH
              "Content-Length: 26\r\n\r\n{\"schedule_kind\": \"event\"}",
              "HTTP/1.1 429 Too Many Requests\r\n", NULL);
-    assert (h.last_cmd == AQ_CMD_SCHEDULE_PREVIEW && !json_object_get (h.last, "id"));
-    assert (strcmp (aq_field_str (json_object_get (h.last, "schedule"), "schedule_kind"),
-                    "event") == 0);
+    assert (h.last_cmd == AQ_CMD_SCHEDULE_PREVIEW && !strstr (h.last, "\"id\""));
+    rig_http_expect (h.last, "\"schedule\":{\"schedule_kind\":\"event\"}");
     s_check (&h, "GET /metrics HTTP/1.1\r\n" S_AUTH "\r\n",
              "Content-Type: text/plain; version=0.0.4\r\n",
              "asyncqueue_tasks{status=\"pending\"} 2\n", "asyncqueue_workers_connected 1\n",
@@ -951,7 +962,7 @@ void gw_http_test (bool verbose) {
     rig_http_expect (buf, "{\"error\":\"Gateway shutting down\"}");
     close (fd);
 
-    json_decref (h.last);
+    free (h.last);
     rig_broker_destroy (&h.broker);
     zmq_close (h.dealer);
     zmq_ctx_term (h.ctx);

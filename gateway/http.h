@@ -11,8 +11,9 @@
 
 #include "gateway.h"
 
-#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct _gw_http_t gw_http_t;
 
@@ -39,9 +40,11 @@ long gw_http_timeout (gw_http_t *self);
 //  answers 503 for requests the broker left too long, pings an idle broker.
 void gw_http_run (gw_http_t *self);
 
-//  Handles one message from the broker (body borrowed): a REPLY resumes
-//  the request with its corr; anything else only shows the broker is alive.
-void gw_http_deliver (gw_http_t *self, int cmd, const json_t *body);
+//  Handles one message from the broker (a whole frame, borrowed; read in
+//  place): a REPLY resumes the request with its corr and renders its
+//  answer; anything else only shows the broker is alive. Returns 0, or the
+//  AQ_EPROTO_* code of a frame that is not a protocol message (dropped).
+int gw_http_deliver (gw_http_t *self, const uint8_t *frame, size_t size);
 
 void gw_http_test (bool verbose);
 

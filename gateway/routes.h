@@ -2,13 +2,15 @@
 
     Knows nothing of libmicrohttpd: http.c hands it a gw_request_t (borrowed
     strings) and gets a gw_action_t back, either a protocol request to send
-    or a response to give at once. A broker REPLY becomes a gw_response_t
-    through gw_routes_reply.
+    or a response to give at once (response.c renders the broker's REPLY).
 */
 #ifndef GW_ROUTES_H
 #define GW_ROUTES_H
 
-#include <jansson.h>
+#include "aq_msg.h"
+#include "query.h"
+#include "response.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,22 +41,20 @@ typedef enum {
     GW_ROUTE_SCHEDULE_PREVIEW,       //  GET  /tasks/:id/preview
     GW_ROUTE_SCHEDULE_PREVIEW_DRAFT, //  POST /tasks/preview (a schedule not created)
     GW_ROUTE_EVENT_FIRE,             //  POST /events
+    GW_ROUTE_READYZ,                 //  GET  /readyz (answered by the gateway)
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
 #define GW_ROUTE_STRICT 2 //  unknown query parameters are a 400
 
-#define GW_ROUTE_PARAMS 5  //  most query parameters a route accepts
-#define GW_ALLOW_MAX    32 //  room for an Allow header value
-
 typedef struct {
-    const char *method;                      //  "GET", "POST", "PUT" or "DELETE"
-    const char *pattern;                     //  "/v1/tasks/:id/cancel"; ":id" matches one segment
-    gw_route_id_t id;                        //  which route
-    int cmd;                                 //  AQ_CMD_* sent to the broker, 0 when local
-    unsigned flags;                          //  GW_ROUTE_*
-    const char *body;                        //  the JSON body travels as this member; NULL: ignored
-    const char *params[GW_ROUTE_PARAMS + 1]; //  query parameters it accepts, NULL-terminated
+    const char *method;                     //  "GET", "POST", "PUT" or "DELETE"
+    const char *pattern;                    //  "/v1/tasks/:id/cancel"; ":id" matches one segment
+    gw_route_id_t id;                       //  which route
+    int cmd;                                //  AQ_CMD_* sent to the broker, 0 when local
+    unsigned flags;                         //  GW_ROUTE_*
+    const char *body;                       //  the JSON body travels as this member; NULL: ignored
+    const char *params[GW_QUERY_NAMES + 1]; //  query parameters it accepts, NULL-terminated
 } gw_route_t;
 
 typedef struct {
@@ -76,52 +76,39 @@ typedef struct {
     const char *path;            //  URL-decoded path, no query string
     const char *authorization;   //  Authorization header, or NULL
     const char *idempotency_key; //  Idempotency-Key header, or NULL
-    const json_t *query;         //  [[name, value or null], ...] in arrival order, or NULL
+    const char *traceparent;     //  W3C traceparent header, or NULL
+    const char *tracestate;      //  and tracestate, or NULL
+    const gw_param_t *query;     //  query parameters in arrival order (the first GW_QUERY_MAX)
+    size_t query_count;          //  how many
     const char *body;            //  request body, or NULL
     size_t body_size;            //  its length
 } gw_request_t;
-
-//  An HTTP response ready to queue.
-typedef struct {
-    int status;               //  HTTP status, 0 while unset
-    char *body;               //  malloc'd text, owned (NULL only while unset)
-    size_t body_size;         //  its length
-    const char *content_type; //  static string
-    int retry_after;          //  seconds for Retry-After, 0 for none
-    char allow[GW_ALLOW_MAX]; //  Allow header value, "" for none
-} gw_response_t;
 
 //  What to do with a request.
 typedef struct {
     const gw_route_t *route; //  matched route, NULL with a 404/405
     int cmd;                 //  AQ_CMD_* to send, 0 when answered here
-    json_t *msg;             //  fields of the request to send (owned), corr not set
+    aq_writer_t frame;       //  the protocol request so far (cmd != 0): header, fields
+    size_t map;              //  where its field map starts in frame
+    uint32_t fields;         //  fields written, corr not yet
     int wait_s;              //  seconds the broker may hold it (GET ?wait=N)
     gw_response_t response;  //  the local answer when cmd is 0 (unset for /healthz)
 } gw_action_t;
 
-//  Translates req. Always fills action: either cmd and msg (send it), or a
-//  local response (404, 405, 401 "API key required", 400 for a bad query
-//  or body), or, for a GW_ROUTE_LOCAL route, neither (the caller answers).
-//  The caller releases action with gw_action_release.
+//  Translates req. Always fills action: either cmd and a frame (finish it
+//  with gw_action_frame and send it), or a local response (404, 405, 401
+//  "API key required", 400 for a bad query or body), or, for a
+//  GW_ROUTE_LOCAL route, neither (the caller answers). The request's
+//  fields are key, id, the query parameters, the body under the route's
+//  member, idem: the body is written as msgpack straight from its JSON
+//  text (json.c). The caller releases action with gw_action_release.
 void gw_routes_translate (const gw_request_t *req, gw_action_t *action);
+
+//  Ends the request with its correlation id: the whole frame to send,
+//  borrowed from self until gw_action_release, its length in *size; NULL
+//  when out of memory. Once per action.
+const uint8_t *gw_action_frame (gw_action_t *self, uint64_t corr, size_t *size);
 void gw_action_release (gw_action_t *self);
-
-//  Maps a broker REPLY {status, body?, error?, retryAfter?} to an HTTP
-//  response for route: the body verbatim as compact JSON, {"error": error},
-//  Retry-After; /metrics renders a 200 body as Prometheus text (gateway
-//  may add gauges of the gateway itself, or be NULL). Returns 0, or -1 when
-//  out of memory (response then unset).
-int gw_routes_reply (const gw_route_t *route, const json_t *reply, const json_t *gateway,
-                     gw_response_t *response);
-
-//  {"status":"ok","broker":"ok"|"unreachable"} for GET /healthz.
-int gw_routes_healthz (bool broker_ok, gw_response_t *response);
-
-//  Sets response to status with {"error": message}. Returns 0 or -1 (out of memory).
-int gw_response_error (gw_response_t *self, int status, const char *message);
-//  Frees the body; the struct may be reused.
-void gw_response_release (gw_response_t *self);
 
 void gw_routes_test (bool verbose);
 

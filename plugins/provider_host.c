@@ -233,17 +233,19 @@ int aq_provider_host_main (int argc, char **argv) {
     return provider ? 0 : 3;
 }
 
-//  environ without AQ_* variables but AQ_LOG_LEVEL. Caller frees the array
-//  (not the strings).
+//  environ without AQ_* variables but AQ_LOG_LEVEL, and with the broker's
+//  log format as AQ_LOG_FORMAT. Caller frees the array (not the strings).
 static char **s_child_environ (void) {
     size_t count = 0;
     while (environ && environ[count])
         count++;
-    char **env = calloc (count + 1, sizeof *env);
+    char **env = calloc (count + 2, sizeof *env);
     size_t kept = 0;
     for (size_t i = 0; env && i < count; i++)
         if (strncmp (environ[i], "AQ_", 3) != 0 || strncmp (environ[i], "AQ_LOG_LEVEL=", 13) == 0)
             env[kept++] = environ[i];
+    if (env)
+        env[kept] = aq_log_format () == AQ_LOG_JSON ? "AQ_LOG_FORMAT=json" : "AQ_LOG_FORMAT=text";
     return env;
 }
 

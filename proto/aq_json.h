@@ -11,9 +11,11 @@
 
 #include "aq_msg.h"
 
-//  Appends the JSON text of a checked msgpack value to out (bytes, no NUL).
-//  0, or -1 for a value JSON cannot hold (bin, a map key that is not a
-//  string, NaN or infinity, an integer above INT64_MAX).
+//  Appends the JSON text of a checked msgpack value to out (bytes, no NUL):
+//  a node whose raw bytes span the value (from aq_msg_parse, aq_iter_next
+//  or aq_node_get; not a container's aq_msg_head). 0, or -1 for a value
+//  JSON cannot hold (bin, a map key that is not a string, NaN or infinity,
+//  an integer above INT64_MAX).
 int aq_json_write (const aq_node_t *node, aq_writer_t *out);
 
 //  The same as a malloc'd NUL-terminated string (NULL on -1). Caller frees.

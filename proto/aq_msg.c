@@ -262,6 +262,12 @@ static void s_node (const uint8_t *p, const uint8_t *end, aq_node_t *node) {
         node->raw_size = s_skip (p, end);
 }
 
+void aq_msg_head (const uint8_t *p, const uint8_t *end, aq_node_t *node) {
+    int rc = s_header (p, end, node);
+    assert (rc == 0); //  a checked buffer
+    (void) rc;
+}
+
 void aq_node_iter (const aq_node_t *container, aq_iter_t *it) {
     memset (it, 0, sizeof *it);
     if (container->type != AQ_NODE_ARRAY && container->type != AQ_NODE_MAP)

@@ -85,6 +85,12 @@ void aq_node_iter (const aq_node_t *container, aq_iter_t *it);
 //  false at the end.
 bool aq_iter_next (aq_iter_t *it, aq_node_t *key, aq_node_t *value);
 
+//  The value at p in a checked buffer (end is its end) without walking its
+//  children: a container's count and data are set, but its raw_size is
+//  its header's. For a caller that walks a value once, going from item to
+//  item itself (aq_iter_next measures each container it steps over).
+void aq_msg_head (const uint8_t *p, const uint8_t *end, aq_node_t *node);
+
 //  The value under a string key of a map; false when map is not a map or
 //  has no such key. Linear: maps here are small.
 bool aq_node_get (const aq_node_t *map, const char *key, aq_node_t *value);

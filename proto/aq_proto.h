@@ -41,7 +41,7 @@
     and are answered by exactly one REPLY.                                  */
 // clang-format off
 #define AQ_PROTO_COMMANDS(X)                                                 \
-    X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str")       \
+    X (TASK_CREATE,   1, "client>broker  task:{REST body}, idem?:str, traceparent?, tracestate?") \
     X (TASK_GET,      2, "client>broker  id:str, wait?:uint seconds <= 25")  \
     X (TASK_LIST,     3, "client>broker  status?, limit?, offset?, sortOrder?") \
     X (TASK_CANCEL,   4, "client>broker  id:str")                            \

@@ -870,10 +870,11 @@ class Broker:
     """aq-broker with a temp data dir and tcp endpoints on free ports: with
     --insecure, or with CURVE when certs (a Certs) is given; then clients
     and workers the harness starts use admitted certificates.
-    restart() and kill9() keep the data dir and the endpoints."""
+    restart() and kill9() keep the data dir and the endpoints; env adds to
+    the process's environment."""
 
     def __init__(self, name='broker', data=None, backoff_base_ms=None, backoff_cap_ms=None,
-                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=(), certs=None):
+                 heartbeat_ms=HEARTBEAT_MS, nosync=False, extra=(), certs=None, env=None):
         self.name = name
         self.certs = certs
         self.curve = (certs.client(name + '-harness')[1], certs.broker) if certs else None
@@ -894,7 +895,7 @@ class Broker:
             args.append('--nosync')
         args += certs.broker_args() if certs else ['--insecure']
         args += list(extra)
-        self.proc = Proc(name, args)
+        self.proc = Proc(name, args, env=env)
         self._admin = None
         self.wait_ready()
 
@@ -981,7 +982,7 @@ def start_broker(**kwargs):
 
 
 def start_worker(broker, slots=8, allow_private=True, heartbeat_ms=HEARTBEAT_MS, name=None,
-                 extra=()):
+                 extra=(), env=None):
     count = sum(1 for p in _procs if p.name.startswith('worker'))
     name = name or 'worker-%d' % (count + 1)
     args = [binary('aq-worker'), '--broker', broker.worker_ep, '--slots', slots]
@@ -992,7 +993,7 @@ def start_worker(broker, slots=8, allow_private=True, heartbeat_ms=HEARTBEAT_MS,
     if allow_private:
         args.append('--allow-private-targets')
     args += list(extra)
-    return Proc(name, args)
+    return Proc(name, args, env=env)
 
 
 def start_workers(broker, count, wait=True, **kwargs):
@@ -1007,14 +1008,15 @@ def start_workers(broker, count, wait=True, **kwargs):
 class Gateway:
     """aq-gateway on a free port in front of broker; .url(path) for requests."""
 
-    def __init__(self, broker, name=None, extra=()):
+    def __init__(self, broker, name=None, extra=(), env=None):
         count = sum(1 for p in _procs if p.name.startswith('gateway'))
         self.port = free_port()
         self.base = 'http://127.0.0.1:%d' % self.port
         name = name or 'gateway-%d' % (count + 1)
         curve = broker.certs.peer_args(broker.certs.client(name)[1]) if broker.certs else []
         self.proc = Proc(name, [binary('aq-gateway'), '--broker', broker.client_ep,
-                                '--listen', '127.0.0.1:%d' % self.port] + curve + list(extra))
+                                '--listen', '127.0.0.1:%d' % self.port] + curve + list(extra),
+                         env=env)
         self.http = requests.Session()
 
         def up():
@@ -1069,7 +1071,7 @@ class AllInOne:
     .url(path) for HTTP; new_key(), admin(), client(), stats() as on
     Broker, through ipc://DATA/client.ipc (which the all-in-one always binds)."""
 
-    def __init__(self, name='aq', data=None, workers=None, allow_private=True, extra=()):
+    def __init__(self, name='aq', data=None, workers=None, allow_private=True, extra=(), env=None):
         self.name = name
         self.data = data or os.path.join(tmpdir(), name + '.data')
         os.makedirs(self.data, exist_ok=True)
@@ -1082,7 +1084,7 @@ class AllInOne:
         if allow_private:
             args.append('--allow-private-targets')
         args += list(extra)
-        self.proc = Proc(name, args)
+        self.proc = Proc(name, args, env=env)
         self._admin = None
         self.http = requests.Session()
         self.wait_ready()

@@ -15,8 +15,8 @@
     an X-Due-Ms header (the task's due time, Unix ms) it records arrival minus
     due, and GET /_latency answers {"p50": ms, "p99": ms, "count": n}.
 */
-#include "../proto/aq_client.h"
-#include "../proto/aq_time.h"
+#include "aq_client.h"
+#include "aq_time.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -16,12 +16,14 @@
 #ifndef RIG_BROKER_H
 #define RIG_BROKER_H
 
-#include <jansson.h>
+#include "aq_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct _rig_broker_t rig_broker_t;
+typedef struct json_t json_t; //  jansson's: callers that use it include <jansson.h>
 
 //  A ROUTER bound to endpoint in the ZeroMQ context ctx (the caller's).
 rig_broker_t *rig_broker_new (void *ctx, const char *endpoint);
@@ -43,6 +45,13 @@ int rig_broker_recv (rig_broker_t *self, json_t **body, int ms);
 
 //  Sends cmd with body (taken; NULL for none) to the peer last heard.
 void rig_broker_send (rig_broker_t *self, int cmd, json_t *body);
+
+//  The same, read in place for a caller without jansson: *body views the
+//  message, which the rig keeps until the next call or rig_broker_destroy.
+int rig_broker_recv_msg (rig_broker_t *self, aq_node_t *body, int ms);
+
+//  Sends cmd with its body given as JSON text, printf style (an object).
+void rig_broker_send_json (rig_broker_t *self, int cmd, const char *format, ...);
 
 //  Sends one frame that is not a protocol message to the peer last heard.
 void rig_broker_send_raw (rig_broker_t *self, const void *data, size_t size);

@@ -67,10 +67,16 @@ def test_decode_bomb_costs_bounded_memory():
              ', '.join('%s %.2f' % kv for kv in took.items())))
     assert grown < 256 * MiB, 'the broker peak grew by %.0f MiB' % (grown / MiB)
     assert all(t < 3.0 for t in took.values()), took
+    # The broker reads frames in place (proto/aq_msg.h): it builds no tree,
+    # so a frame of 8 million empty values is checked in one pass and then
+    # refused as any request without a key is. (A decoder that builds a
+    # tree refuses it beyond its budget instead: ERROR 400 naming 128 MiB.)
     for name, msg in answers.items():
-        assert msg is not None and msg[0] == 'ERROR' and msg[1].get('code') == 400, (
-            '8 MiB of %s answered with %r' % (name, msg))
-        assert '128 MiB' in msg[1].get('reason', ''), msg
+        assert msg is not None, '8 MiB of %s got no answer' % name
+        refused = (msg[0] == 'REPLY' and msg[1].get('status') == 401) or (
+            msg[0] == 'ERROR' and msg[1].get('code') == 400 and
+            '128 MiB' in msg[1].get('reason', ''))
+        assert refused, '8 MiB of %s answered with %r' % (name, msg)
     # a task still runs end to end
     task = cli.create(targetUrl=target.url('/ok/after-bomb'))
     assert cli.wait_terminal(task['id'], timeout=15)['status'] == 'completed'

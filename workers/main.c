@@ -3,6 +3,7 @@
     Parses the command line and runs wk_worker_run until SIGINT or SIGTERM
     (a second signal stops at once, abandoning calls in flight).
 */
+#include "aq_config.h"
 #include "aq_log.h"
 #include "aq_main.h"
 #include "worker.h"
@@ -32,6 +33,10 @@ static void s_usage (FILE *out) {
              "  --heartbeat-ms N         heartbeat interval, 10..600000 ms (default 1000);\n"
              "                           the worker reconnects after 5 silent intervals\n"
              "  --name S                 name shown in the broker's stats (default host:pid)\n"
+             "  --config FILE            read options from FILE ('option value' per line;\n"
+             "                           the command line's options win)\n"
+             "  --log-format F           text (the default) or json: one JSON object per\n"
+             "                           line (time, level, component, msg, taskId)\n"
              "  -v, --verbose            log every call and debug messages\n"
              "  -h, --help               this text\n"
              "\n"
@@ -47,26 +52,33 @@ static long s_number (const char *text, long min, long max) {
     return errno || end == text || *end || value < min || value > max ? -1 : value;
 }
 
-static int s_run (const void *cfg, void *ctx, const atomic_int *stop) {
-    return wk_worker_run (cfg, ctx, stop);
+static int s_run (const void *cfg, aq_actor_t *actor) {
+    return wk_worker_run (cfg, actor);
 }
 
 int main (int argc, char **argv) {
+    int argc_all;
+    char **args = aq_config_expand (argc, argv, &argc_all);
+    if (!args)
+        return 1;
     wk_config_t cfg;
     wk_config_defaults (&cfg);
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    int rc = 1;
+    for (int i = 1; i < argc_all; i++) {
+        const char *arg = args[i];
+        const char *value = i + 1 < argc_all ? args[i + 1] : NULL;
         bool takes_value = strcmp (arg, "--broker") == 0 || strcmp (arg, "--slots") == 0 ||
                            strcmp (arg, "--heartbeat-ms") == 0 || strcmp (arg, "--name") == 0 ||
-                           strcmp (arg, "--cert") == 0 || strcmp (arg, "--broker-cert") == 0;
+                           strcmp (arg, "--cert") == 0 || strcmp (arg, "--broker-cert") == 0 ||
+                           strcmp (arg, "--log-format") == 0;
         if (takes_value && !value) {
             fprintf (stderr, "aq-worker: '%s' needs a value (see --help)\n", arg);
-            return 1;
+            goto out;
         }
         if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
             s_usage (stdout);
-            return 0;
+            rc = 0;
+            goto out;
         } else if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0) {
             cfg.verbose = true;
             aq_log_set_level (AQ_LOG_DEBUG);
@@ -80,20 +92,28 @@ int main (int argc, char **argv) {
             cfg.cert = value;
         else if (strcmp (arg, "--broker-cert") == 0)
             cfg.broker_cert = value;
-        else if (strcmp (arg, "--slots") == 0 &&
-                 (cfg.slots = (int) s_number (value, 1, 100000)) < 0) {
+        else if (strcmp (arg, "--log-format") == 0) {
+            if (aq_log_format_parse (value) < 0) {
+                fprintf (stderr, "aq-worker: --log-format must be text or json\n");
+                goto out;
+            }
+            aq_log_set_format (aq_log_format_parse (value));
+        } else if (strcmp (arg, "--slots") == 0 &&
+                   (cfg.slots = (int) s_number (value, 1, 100000)) < 0) {
             fprintf (stderr, "aq-worker: --slots must be a number between 1 and 100000\n");
-            return 1;
+            goto out;
         } else if (strcmp (arg, "--heartbeat-ms") == 0 &&
                    (cfg.heartbeat_ms = (int) s_number (value, 10, 600000)) < 0) {
             fprintf (stderr, "aq-worker: --heartbeat-ms must be a number between 10 and 600000\n");
-            return 1;
+            goto out;
         } else if (!takes_value) {
             fprintf (stderr, "aq-worker: unknown option '%s' (see --help)\n", arg);
-            return 1;
+            goto out;
         }
         i += takes_value;
     }
-
-    return aq_main_run ("aq-worker", s_run, &cfg);
+    rc = aq_main_run ("aq-worker", s_run, &cfg);
+out:
+    aq_config_free (&args, argc_all);
+    return rc;
 }

@@ -13,10 +13,12 @@
 #include "aq_curve.h"
 #include "aq_log.h"
 #include "aq_codec.h"
+#include "aq_notify.h"
 #include "aq_time.h"
 #include "callout.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,8 @@ typedef struct {
     json_t *outbox;         //  RESULT bodies ZeroMQ has not taken, oldest first
     bool ready_due;         //  READY not yet sent on this socket
     bool stopping;          //  finishing: no new jobs
+    bool up;                //  the broker has spoken: systemd was told
+    int loop;               //  our handle for the watchdog (aq_notify)
     int64_t heard;          //  when the broker last spoke, mono ms
     int64_t beat_at;        //  next HEARTBEAT, mono ms
     char name[128];         //  told to the broker in READY
@@ -108,8 +112,9 @@ static void s_flush (s_worker_t *self) {
         if (aq_codec_send (self->socket, NULL, 0, AQ_CMD_RESULT, result, ZMQ_DONTWAIT) != 0) {
             if (errno != EINVAL)
                 return; //  EAGAIN: no broker, or its queue is full
-            aq_log (AQ_LOG_ERROR, "worker", "cannot encode the result of task '%s'",
-                    json_string_value (json_object_get (result, "id")));
+            const char *id = json_string_value (json_object_get (result, "id"));
+            aq_log_task (AQ_LOG_ERROR, "worker", id, NULL, "cannot encode the result of task '%s'",
+                         id);
         }
         json_array_remove (self->outbox, 0);
     }
@@ -121,13 +126,14 @@ static void s_log_result (const json_t *result) {
     json_int_t attempt = json_integer_value (json_object_get (result, "attempt"));
     json_int_t duration = json_integer_value (json_object_get (result, "duration"));
     if (error)
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: %s (%lld ms)", id ? id : "",
-                (long long) attempt, error, (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL, "task '%s' attempt %lld: %s (%lld ms)",
+                     id ? id : "", (long long) attempt, error, (long long) duration);
     else
-        aq_log (AQ_LOG_INFO, "worker", "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
-                (long long) attempt,
-                (long long) json_integer_value (json_object_get (result, "statusCode")),
-                (long long) duration);
+        aq_log_task (AQ_LOG_INFO, "worker", id, NULL,
+                     "task '%s' attempt %lld: HTTP %lld in %lld ms", id ? id : "",
+                     (long long) attempt,
+                     (long long) json_integer_value (json_object_get (result, "statusCode")),
+                     (long long) duration);
 }
 
 static void s_take_job (s_worker_t *self, const json_t *job) {
@@ -139,8 +145,8 @@ static void s_take_job (s_worker_t *self, const json_t *job) {
         return;
     }
     const char *id = json_string_value (json_object_get (job, "id"));
-    aq_log (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", "task '%s' refused: %s",
-            id ? id : "", refusal);
+    aq_log_task (self->stopping ? AQ_LOG_DEBUG : AQ_LOG_WARN, "worker", id, NULL,
+                 "task '%s' refused: %s", id ? id : "", refusal);
     json_t *result = wk_callout_result_new (job);
     if (result) {
         json_object_set_new (result, "duration", json_integer (0));
@@ -183,14 +189,28 @@ static void s_receive (s_worker_t *self) {
             continue;
         }
         self->heard = aq_time_mono_ms ();
+        if (!self->up) {
+            self->up = true;
+            aq_notify_ready ("worker");
+        }
         s_on_message (self, cmd, body);
         json_decref (body);
     }
 }
 
-int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop) {
-    assert (cfg && zmq_ctx && stop);
-    s_worker_t self = {.cfg = cfg, .ctx = zmq_ctx};
+//  libcurl's TLS library (OpenSSL) keeps state per thread that it frees
+//  when the thread ends. A worker runs in a zactor's thread, which is
+//  detached: the process may exit a moment before that thread's end, and
+//  the state would be reported as leaked. Free it where the calls end.
+static void s_tls_thread_end (void) {
+    void (*stop) (void) = (void (*) (void)) dlsym (RTLD_DEFAULT, "OPENSSL_thread_stop");
+    if (stop)
+        stop ();
+}
+
+int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor) {
+    assert (cfg && actor);
+    s_worker_t self = {.cfg = cfg, .ctx = aq_actor_ctx (actor), .loop = -1};
     int rc = -1;
     int items_max = 2 * cfg->slots + 16;
     zmq_pollitem_t *items = NULL;
@@ -228,15 +248,19 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     aq_log (AQ_LOG_INFO, "worker", "'%s' working for broker '%s' with %d slots%s", self.name,
             cfg->broker_endpoint, cfg->slots,
             cfg->allow_private ? ", private targets allowed" : "");
+    aq_actor_ready (actor);
     rc = 0;
+    self.loop = aq_notify_loop_new ("worker");
     const int64_t silence = (int64_t) cfg->heartbeat_ms * cfg->heartbeat_liveness;
     int64_t drain_until = -1; //  when stopping: give up on undelivered results then
     self.beat_at = aq_time_mono_ms () + cfg->heartbeat_ms;
     for (;;) {
+        aq_notify_loop_turn (self.loop);
         int64_t now = aq_time_mono_ms ();
-        int stop_level = atomic_load (stop);
+        int stop_level = aq_actor_level (actor);
         if (stop_level && !self.stopping) {
             self.stopping = true;
+            aq_notify_stopping ();
             aq_log (AQ_LOG_INFO, "worker", "stopping: %zu calls in flight",
                     wk_callout_active (self.callout));
         }
@@ -277,15 +301,15 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
 
         //  Poll the broker and every call; wake for curl, heartbeats and stop
         int n;
-        while ((n = wk_callout_poll_items (self.callout, items + 1, items_max - 1)) >
-               items_max - 1) {
+        while ((n = wk_callout_poll_items (self.callout, items + 2, items_max - 2)) >
+               items_max - 2) {
             zmq_pollitem_t *more = realloc (items, (size_t) (n + 17) * sizeof *items);
             if (!more)
                 break; //  poll what fits; curl's timeouts still bound every call
             items = more;
             items_max = n + 17;
         }
-        n = n < items_max - 1 ? n : items_max - 1;
+        n = n < items_max - 2 ? n : items_max - 2;
         bool pending = (self.ready_due && !self.stopping) || json_array_size (self.outbox);
         items[0] = (zmq_pollitem_t){.socket = self.socket,
                                     .events = ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)};
@@ -293,12 +317,15 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
         long curl_timeout = wk_callout_timeout_ms (self.callout);
         timeout = curl_timeout >= 0 && curl_timeout < timeout ? curl_timeout : timeout;
         timeout = timeout < 0 ? 0 : timeout > S_POLL_MAX_MS ? S_POLL_MAX_MS : timeout;
-        int ready = zmq_poll (items, n + 1, timeout);
+        items[1] = (zmq_pollitem_t){.socket = aq_actor_socket (actor), .events = ZMQ_POLLIN};
+        int ready = zmq_poll (items, n + 2, timeout);
         if (ready < 0 && errno == ETERM)
             break; //  the context is going away: no more talking
         if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
             s_receive (&self);
-        wk_callout_handle (self.callout, items + 1, ready > 0 ? n : 0);
+        if (ready > 0 && (items[1].revents & ZMQ_POLLIN))
+            aq_actor_command (actor);
+        wk_callout_handle (self.callout, items + 2, ready > 0 ? n : 0);
         json_t *result;
         while ((result = wk_callout_next_result (self.callout))) {
             if (cfg->verbose)
@@ -310,12 +337,14 @@ int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop
     aq_codec_send (self.socket, NULL, 0, AQ_CMD_BYE, NULL, ZMQ_DONTWAIT);
     aq_log (AQ_LOG_INFO, "worker", "'%s' stopped", self.name);
 out:
+    aq_notify_loop_end (self.loop);
     if (self.socket)
         zmq_close (self.socket);
     aq_curve_destroy (&self.curve);
     wk_callout_destroy (&self.callout);
     json_decref (self.outbox);
     free (items);
+    s_tls_thread_end ();
     return rc;
 }
 
@@ -326,19 +355,8 @@ out:
 #include "../tests/rig_broker.h"
 #include "../tests/rig_http.h"
 
-#include <pthread.h>
-
-typedef struct {
-    wk_config_t cfg; //  the worker's settings
-    void *ctx;       //  shared ZeroMQ context
-    atomic_int stop; //  the worker's stop flag
-    int rc;          //  what wk_worker_run returned
-} s_run_t;
-
-static void *s_run_worker (void *arg) {
-    s_run_t *run = arg;
-    run->rc = wk_worker_run (&run->cfg, run->ctx, &run->stop);
-    return NULL;
+static int s_serve (const void *cfg, aq_actor_t *actor) {
+    return wk_worker_run ((const wk_config_t *) cfg, actor);
 }
 
 static void s_broker_job (rig_broker_t *broker, const char *id, const char *url, int timeout) {
@@ -378,28 +396,27 @@ static void s_expect_ready (rig_broker_t *broker, int credit, int ms) {
 
 void wk_worker_test (bool verbose) {
     aq_log_set_level (verbose ? AQ_LOG_DEBUG : AQ_LOG_ERROR + 1); //  quiet unless verbose
-    void *ctx = zmq_ctx_new ();
-    s_run_t run = {.ctx = ctx};
-    wk_config_defaults (&run.cfg);
-    assert (run.cfg.slots == 64 && run.cfg.heartbeat_ms == 1000);
-    assert (run.cfg.heartbeat_liveness == 5);
+    void *ctx = zsys_init ();                                     //  the actors' context
+    wk_config_t cfg;
+    wk_config_defaults (&cfg);
+    assert (cfg.slots == 64 && cfg.heartbeat_ms == 1000);
+    assert (cfg.heartbeat_liveness == 5);
 
     //  A broker endpoint ZeroMQ cannot use is a startup failure
-    run.cfg.broker_endpoint = "nonsense://x";
-    assert (wk_worker_run (&run.cfg, ctx, &run.stop) == -1);
+    cfg.broker_endpoint = "nonsense://x";
+    assert (aq_actor_start ("wk-test", s_serve, &cfg) == NULL);
 
     rig_broker_t *broker = rig_broker_new (ctx, "inproc://wk-worker-test");
     rig_broker_beat (broker, 20);
-    run.cfg = (wk_config_t){.broker_endpoint = "inproc://wk-worker-test",
-                            .name = "test-worker",
-                            .slots = 2,
-                            .allow_private = true,
-                            .heartbeat_ms = 100,
-                            .heartbeat_liveness = 5,
-                            .verbose = verbose};
-    pthread_t thread;
-    int rc = pthread_create (&thread, NULL, s_run_worker, &run);
-    assert (rc == 0);
+    cfg = (wk_config_t){.broker_endpoint = "inproc://wk-worker-test",
+                        .name = "test-worker",
+                        .slots = 2,
+                        .allow_private = true,
+                        .heartbeat_ms = 100,
+                        .heartbeat_liveness = 5,
+                        .verbose = verbose};
+    zactor_t *worker = aq_actor_start ("wk-test", s_serve, &cfg);
+    assert (worker);
     s_expect_ready (broker, 2, 2000);
 
     //  A call that fails; frames that are not ours are dropped
@@ -446,7 +463,7 @@ void wk_worker_test (bool verbose) {
     //  Stop: no new jobs, the call in flight finishes and reports, then BYE
     s_broker_job (broker, "e1", hang, 1);
     usleep (50 * 1000);
-    run.stop = 1;
+    zstr_send (worker, "STOP");
     usleep (250 * 1000);
     s_broker_job (broker, "e2", hang, 1);
     s_expect_result (broker, "e2", "worker shutting down", 1000);
@@ -454,10 +471,8 @@ void wk_worker_test (bool verbose) {
     json_t *body;
     assert (rig_broker_recv (broker, &body, 2000) == AQ_CMD_BYE);
     json_decref (body);
-    pthread_join (thread, NULL);
-    assert (run.rc == 0);
+    assert (aq_actor_stop (&worker, -1, NULL) == 0);
 
     close (hang_fd);
     rig_broker_destroy (&broker);
-    zmq_ctx_term (ctx);
 }

@@ -7,7 +7,7 @@
 #ifndef WK_WORKER_H
 #define WK_WORKER_H
 
-#include <stdatomic.h>
+#include "aq_actor.h"
 #include <stdbool.h>
 
 typedef struct {
@@ -24,9 +24,10 @@ typedef struct {
 
 void wk_config_defaults (wk_config_t *cfg);
 
-//  Runs until *stop becomes non-zero; in-flight calls are finished and
-//  reported first (bounded by their timeouts), then BYE. Returns 0, or -1 on
-//  a startup failure (logged).
-int wk_worker_run (const wk_config_t *cfg, void *zmq_ctx, const atomic_int *stop);
+//  Runs as the component of actor (aq_actor.h): READY once connected, until
+//  a stop command: in-flight calls are finished and reported first (bounded
+//  by their timeouts; HURRY abandons them), then BYE. Returns 0, or -1 on a
+//  startup failure (logged).
+int wk_worker_run (const wk_config_t *cfg, aq_actor_t *actor);
 
 #endif
