@@ -269,28 +269,32 @@ clean:
 # fuzz-NAME against the libraries (only the objects it reaches are linked),
 # and run by tests/fuzz/run.sh on tests/fuzz/corpus/NAME for FUZZ_SECONDS
 # each. FUZZ=NAME,NAME runs only those. The url harness loads the fal
-# plugin from a plain build in $(FUZZ_BUILD)/plain.
+# and bodies harnesses load the plugins from a plain build in $(FUZZ_BUILD)/plain.
 FUZZ_BUILD   ?= build/fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ         ?=
 FUZZ_NAMES    = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
 FUZZ_BINS     = $(patsubst %,$(BIN)/fuzz-%,$(FUZZ_NAMES))
-FUZZ_CFLAGS   = -Ibroker -Ibroker/sched -Igateway -Iworkers
+# -iquote: broker/limits.h must not hide <limits.h>
+FUZZ_CFLAGS   = -iquote broker -iquote broker/sched -iquote gateway -iquote workers
 
-.PHONY: fuzz fuzz-build fuzz-bins
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-plugins
 fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ=$(FUZZ) tests/fuzz/run.sh
 fuzz-build: deps
 	$(call ensure_pkgs,clang)
 	@$(MAKE) --no-print-directory SAN=fuzz CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-bins
-	@$(MAKE) --no-print-directory SAN=0 BUILD=$(FUZZ_BUILD)/plain $(FUZZ_BUILD)/plain/plugins/fal.so
+	@$(MAKE) --no-print-directory SAN=0 BUILD=$(FUZZ_BUILD)/plain fuzz-plugins
 fuzz-bins: $(FUZZ_BINS)
+fuzz-plugins: $(PLUGINS)
 
 .PRECIOUS: $(OBJ)/tests/fuzz/%.o
 $(OBJ)/tests/fuzz/%.o: private CFLAGS += $(FUZZ_CFLAGS)
-# A harness that needs a test rig as well names it here: FUZZ_RIGS_NAME.
+# A harness that needs a test rig as well names it here: FUZZ_RIGS_NAME
+# (gateway/json.o, whose selftest calls rig_jansson, needs that one).
 FUZZ_RIGS_gateway = $(OBJ)/tests/rig_jansson.o
+FUZZ_RIGS_bodies  = $(OBJ)/tests/rig_core.o $(OBJ)/tests/rig_jansson.o
 $(BIN)/fuzz-%: $(OBJ)/tests/fuzz/%.o $$(FUZZ_RIGS_$$*) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--gc-sections -o $@ $^ $(LDLIBS)

@@ -1,4 +1,4 @@
-/*  zone.c - fuzzes time zone names and TZif files (broker/zone.c)
+/*  zone.c - fuzzes time zone names and TZif files (broker/sched/zone.c)
 
     Input: a TZif file when it starts with "TZif", else a zone name as a
     schedule gives it. The module is compiled into the harness (#include
@@ -10,7 +10,7 @@
 */
 #include "fuzz.h"
 
-#include <zone.c> //  broker/zone.c (not this file): -Ibroker
+#include "../../broker/sched/zone.c" //  the module, not this file
 
 static const int64_t s_times[] = {
     -62135596800, //  0001-01-01, the earliest a schedule searches from
