@@ -184,6 +184,8 @@ static int s_check_combination (const struct icalrecurrencetype *r, char *errbuf
     for (int i = 0; !msg && i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
         if (icalrecurrencetype_day_position (r->by_day[i]) != 0 && !long_freq)
             msg = "BYDAY with a position (1MO, -1FR) needs FREQ=MONTHLY or FREQ=YEARLY";
+        else if (icalrecurrencetype_day_position (r->by_day[i]) != 0 && s_has (r->by_week_no))
+            msg = "BYDAY with a position cannot be used with BYWEEKNO"; //  RFC 5545 3.3.10
     for (int i = 0;
          !msg && i < ICAL_BY_MONTHDAY_SIZE && r->by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
         if (r->by_month_day[i] < 0 && !long_freq)

@@ -27,8 +27,9 @@
     position (1MO, -1FR) except with MONTHLY or YEARLY, a negative
     BYMONTHDAY except with MONTHLY or YEARLY, a negative BYYEARDAY except
     with YEARLY, BYWEEKNO without BYDAY (libical 3.0 picks wrong days, or
-    spends 60 ms to find none), RSCALE and SKIP. EXDATE and RDATE lines are
-    not supported.
+    spends 60 ms to find none) or with a BYDAY position (RFC 5545 forbids
+    it; libical 3.0 resumes it on other days), RSCALE and SKIP. EXDATE
+    and RDATE lines are not supported.
 
     The work is bounded by the caller: each search spends work units from a
     budget it is given (about 0.1 microsecond each: a libical iteration is

@@ -396,6 +396,9 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("FREQ=MONTHLY;BYSETPOS=6", "the rule never occurs");
     //  (and 'FREQ=YEARLY;BYWEEKNO=5' took libical 60 ms to find it never occurs)
     s_expect_error ("FREQ=YEARLY;BYWEEKNO=5", "BYWEEKNO needs BYDAY");
+    //  (and with a position, which RFC 5545 forbids, libical 3.0 found another
+    //  day when it resumed from a cursor than when it walked)
+    s_expect_error ("FREQ=YEARLY;BYWEEKNO=01;BYDAY=-1TH", "BYDAY with a position cannot be used");
     s_expect_error ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=3", "the rule never occurs");
     s_expect ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=2", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
               (const char *[]){"2024-07-01T09:00", "2025-07-01T09:00", NULL});
