@@ -5,6 +5,7 @@
 */
 #include "tasks.h"
 #include "aq_time.h"
+#include "request.h"
 #include "aq_uuid.h"
 #include "trace.h"
 
@@ -114,7 +115,8 @@ size_t bk_tasks_write_page (bk_store_t *store, const uint8_t team[16], int statu
         rc = bk_cursor_seek (cursor, after, prefix_size + 9, &k, &v);
         rc = rc == 0 ? bk_cursor_prev (cursor, &k, &v) : bk_cursor_last (cursor, &k, &v);
     }
-    for (int index = 0; rc == 0 && shown < (size_t) limit; index++) {
+    for (int index = 0; rc == 0 && shown < (size_t) limit && w->size - mark < BK_PAGE_BYTES;
+         index++) {
         if (k.size < prefix_size || memcmp (k.data, prefix, prefix_size) != 0)
             break;
         if (index >= offset && v.size == 16) {

@@ -22,7 +22,8 @@ bk_task_t *bk_tasks_get (bk_store_t *store, const uint8_t id[16]);
 int bk_tasks_save (bk_store_t *store, const bk_task_t *task, int old_status);
 
 //  Writes one page of a team's tasks (newest first unless ascending;
-//  status 0 for all) to w as an array of public tasks. Sets *total to the
+//  status 0 for all) to w as an array of public tasks: limit of them, or
+//  fewer once they take BK_PAGE_BYTES (request.h). Sets *total to the
 //  count matching and returns how many were written.
 size_t bk_tasks_write_page (bk_store_t *store, const uint8_t team[16], int status, int limit,
                             int offset, bool ascending, aq_writer_t *w, uint64_t *total);
