@@ -12,6 +12,7 @@ quarantine, so freed memory is not counted as growth).
 """
 
 import os
+import socket
 import threading
 import time
 
@@ -165,3 +166,79 @@ def test_preview_of_1000_fire_times_is_bounded():
     assert max(waits) < 1.0, 'another team waited %.3f s' % max(waits)
     api.close()
     other.close()
+
+
+def s_held(admin):
+    """The requests the gateway holds for the broker (its /metrics)."""
+    reply = admin.get('/metrics')
+    assert reply.status == 200, reply
+    for line in reply.data.decode().splitlines():
+        if line.startswith('asyncqueue_gateway_held '):
+            return int(line.split()[1])
+    raise AssertionError('no asyncqueue_gateway_held in /metrics')
+
+
+@aqtest.timeout(300)
+def test_10000_held_long_polls_are_bounded():
+    """10,000 long polls (GET /v1/tasks/:id?wait=25) on one pending task,
+    each on its own connection, held by one gateway and one broker: the
+    heaps grow by a bounded amount per poll, another team is served while
+    they are held, and when the task is cancelled every poll is answered
+    at once (the broker answers its waiters in the step that cancels)."""
+    count = 10000
+    target, broker, procs, cli = aqtest.cluster(workers=0, env=ENV)
+    gateway = aqtest.start_gateway(broker, env=ENV, extra=['--per-ip', str(count + 100)])
+    task = cli.create(targetUrl='http://127.0.0.1:9/held')  # no worker: it stays pending
+    admin = aqtest.HttpClient(gateway.port, key=broker.admin_token)
+    other = aqtest.HttpClient(gateway.port, key=broker.new_key('team-bystander'))
+    before = (s_anon(broker.proc), s_anon(gateway.proc))
+    request = ('GET /v1/tasks/%s?wait=25 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n'
+               % (task['id'], cli.key)).encode()
+    polls = []
+    start = time.monotonic()
+    try:
+        for _ in range(count):
+            s = socket.create_connection(('127.0.0.1', gateway.port))
+            s.sendall(request)
+            polls.append(s)
+        aqtest.wait_until(lambda: s_held(admin) >= count, 20, 'the gateway to hold every poll',
+                          interval=0.2)
+        opened = time.monotonic() - start
+        assert time.monotonic() - start < 20, 'holding them took too long for wait=25'
+        held = (s_anon(broker.proc) - before[0], s_anon(gateway.proc) - before[1])
+        waits = []
+        for _ in range(20):
+            reply = other.get('/v1/tasks?limit=1')
+            assert reply.status == 200, reply
+            waits.append(reply.elapsed)
+        api = aqtest.HttpClient(gateway.port, key=cli.key)
+        start = time.monotonic()
+        reply = api.post('/v1/tasks/%s/cancel' % task['id'])
+        assert reply.status == 200, reply
+        answered = 0
+        for s in polls:
+            s.settimeout(20)
+            data = b''
+            while b'"status":"cancelled"' not in data:
+                chunk = s.recv(65536)
+                assert chunk, 'a poll was closed without its answer: %r' % data[:200]
+                data += chunk
+            assert data.startswith(b'HTTP/1.1 200 '), data[:200]
+            answered += 1
+        answer_all = time.monotonic() - start
+    finally:
+        for s in polls:
+            s.close()
+    print('%d held long polls: opened and held in %.1f s; broker heap +%.1f MiB (%.0f bytes '
+          'a poll), gateway +%.1f MiB (%.0f bytes a poll); another team waited at most %.3f s; '
+          'all answered %.2f s after the cancel'
+          % (count, opened, held[0] / MiB, held[0] / count, held[1] / MiB, held[1] / count,
+             max(waits), answer_all))
+    assert answered == count
+    # docs/operations.md, "Resource bounds"
+    assert held[0] < count * 4096, 'the broker grew by %.1f MiB' % (held[0] / MiB)
+    assert held[1] < count * 32768, 'the gateway grew by %.1f MiB' % (held[1] / MiB)
+    assert max(waits) < 1.0, 'another team waited %.3f s' % max(waits)
+    assert answer_all < 10.0, answer_all
+    for client in (admin, other, api):
+        client.close()
