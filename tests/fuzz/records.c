@@ -1,13 +1,16 @@
-/*  records.c - fuzzes the team, key and token store records (broker/keys.c, tokens.c)
+/*  records.c - fuzzes the team, key, token, schedule and run store records
 
-    Input: a selector byte (0 mod 3: team, 1: API key, 2: token) and the
-    record's bytes. A decoder refuses what is not such a record, or fills
-    one whose encoding decodes to the same record (the same bytes once
-    encoded again) and whose public shape is one well-formed msgpack map.
+    Input: a selector byte (0 mod 5: team, 1: API key, 2: token, broker/
+    keys.c and tokens.c; 3: scheduled task, 4: its run, broker/sched/
+    sched_task.c and sched_run.c) and the record's bytes. A decoder refuses what is not such a
+   record, or fills one whose encoding decodes to the same record (the same bytes once encoded
+   again) and whose public shape is one well-formed msgpack map.
 */
 #include "aq_msg.h"
 #include "fuzz.h"
 #include "keys.h"
+#include "sched_run.h"
+#include "sched_task.h"
 #include "tokens.h"
 
 //  Checks w holds one msgpack map and empties it.
@@ -30,7 +33,7 @@ static void s_same (aq_writer_t *a, aq_writer_t *b) {
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
-    int which = (int) (fuzz_take (&data, &size, 1) % 3);
+    int which = (int) (fuzz_take (&data, &size, 1) % 5);
     aq_writer_t w, again;
     aq_writer_init (&w);
     aq_writer_init (&again);
@@ -59,6 +62,32 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
             s_same (&w, &again);
             bk_key_write_public (&key, "team", NULL, &w);
             s_map (&w);
+        }
+    } else if (which == 3) {
+        bk_sched_task_t *record = bk_sched_task_decode (data, size), *copy;
+        if (record) {
+            bk_sched_task_encode (record, &w);
+            encoded = aq_writer_data (&w, &encoded_size);
+            FUZZ_CHECK (encoded && (copy = bk_sched_task_decode (encoded, encoded_size)));
+            bk_sched_task_encode (copy, &again);
+            s_same (&w, &again);
+            bk_sched_task_write_public (record, &w);
+            s_map (&w);
+            bk_sched_task_destroy (&copy);
+            bk_sched_task_destroy (&record);
+        }
+    } else if (which == 4) {
+        bk_sched_run_t *run = bk_sched_run_decode (data, size), *copy;
+        if (run) {
+            bk_sched_run_encode (run, &w);
+            encoded = aq_writer_data (&w, &encoded_size);
+            FUZZ_CHECK (encoded && (copy = bk_sched_run_decode (encoded, encoded_size)));
+            bk_sched_run_encode (copy, &again);
+            s_same (&w, &again);
+            bk_sched_run_write_public (run, &w);
+            s_map (&w);
+            bk_sched_run_destroy (&copy);
+            bk_sched_run_destroy (&run);
         }
     } else {
         bk_token_t token, copy;
