@@ -96,6 +96,28 @@ static bool s_number (const char *text, long lo, long hi) {
     return v >= lo && v <= hi;
 }
 
+//  True when every value of a BYxxx list is within +-max and not 0.
+static bool s_in_range (const short *array, int size, int max) {
+    for (int i = 0; i < size && array[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+        if (array[i] == 0 || array[i] > max || array[i] < -max)
+            return false;
+    return true;
+}
+
+//  RFC 5545's ranges, where libical 3.0 takes more: BYYEARDAY and BYSETPOS
+//  up to +-384 (a BYYEARDAY of 384 wrote past the days-of-year bitmap),
+//  BYWEEKNO up to +-54, BYMONTH up to 13
+static bool s_rfc_ranges (const struct icalrecurrencetype *r) {
+    for (int i = 0; i < ICAL_BY_MONTH_SIZE && r->by_month[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+        int month = icalrecurrencetype_month_month (r->by_month[i]);
+        if (month < 1 || month > 12)
+            return false;
+    }
+    return s_in_range (r->by_year_day, ICAL_BY_YEARDAY_SIZE, 366) &&
+           s_in_range (r->by_set_pos, ICAL_BY_SETPOS_SIZE, 366) &&
+           s_in_range (r->by_week_no, ICAL_BY_WEEKNO_SIZE, 53);
+}
+
 //  Checks the rule's parts by name before libical sees them, so errors
 //  can say which part is wrong; returns 0 or -1
 static int s_check_parts (const char *rule, char *errbuf) {
@@ -142,7 +164,7 @@ static int s_check_parts (const char *rule, char *errbuf) {
         else
             snprintf (probe, sizeof probe, "FREQ=YEARLY;%s=%s", s_parts[i], value);
         struct icalrecurrencetype r = icalrecurrencetype_from_string (probe);
-        if (r.freq == ICAL_NO_RECURRENCE) {
+        if (r.freq == ICAL_NO_RECURRENCE || !s_rfc_ranges (&r)) {
             if (strcmp (s_parts[i], "FREQ") == 0)
                 snprintf (errbuf, BK_RRULE_ERRLEN,
                           "FREQ '%.40s' is not SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, "

@@ -363,6 +363,15 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("FREQ=DAILY;FREQ=WEEKLY", "FREQ is given twice");
     s_expect_error ("FREQ=DAILY;BYHOUR=25", "invalid BYHOUR value '25'");
     s_expect_error ("FREQ=DAILY;BYDAY=XX", "invalid BYDAY value 'XX'");
+    //  RFC 5545's ranges, where libical 3.0 takes more (found by
+    //  tests/fuzz/rrule.c: a BYYEARDAY of 384 wrote past a bitmap)
+    s_expect_error ("FREQ=MINUTELY;BYYEARDAY=384", "invalid BYYEARDAY value '384'");
+    s_expect_error ("FREQ=YEARLY;BYYEARDAY=1,-367", "invalid BYYEARDAY value '1,-367'");
+    s_expect_error ("FREQ=YEARLY;BYDAY=MO;BYWEEKNO=54", "invalid BYWEEKNO value '54'");
+    s_expect_error ("FREQ=YEARLY;BYMONTH=13", "invalid BYMONTH value '13'");
+    s_expect_error ("FREQ=YEARLY;BYDAY=MO;BYSETPOS=367", "invalid BYSETPOS value '367'");
+    s_expect ("FREQ=YEARLY;BYYEARDAY=366,-366", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
+              (const char *[]){"2024-01-01T09:00", "2024-12-31T09:00", "2028-01-01T09:00", NULL});
     s_expect_error ("FREQ=DAILY;UNTIL=tomorrow", "invalid UNTIL value 'tomorrow'");
     s_expect_error ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be a number from 1 to 32767");
     s_expect_error ("FREQ=DAILY;INTERVAL=70000", "INTERVAL must be a number from 1 to 32767");
