@@ -14,7 +14,7 @@ DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev 
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
            libsodium-dev libical-dev libjemalloc-dev \
            libsystemd-dev
-TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2 clang
 BENCH_PKGS = wrk
 
 CC      ?= cc
@@ -24,6 +24,13 @@ CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -g \
               -D_GNU_SOURCE -fPIC -Iproto -Iproto/runtime -Iproto/client -Iplugins
 ifeq ($(SAN),1)
   OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+        -fno-sanitize-recover=undefined
+  LDSAN = -fsanitize=address,undefined
+  MALLOC =
+else ifeq ($(SAN),fuzz)
+  # The fuzzing build (make fuzz, tests/fuzz): clang's coverage for
+  # libFuzzer in every module, the sanitizers as in SAN=1.
+  OPT = -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
         -fno-sanitize-recover=undefined
   LDSAN = -fsanitize=address,undefined
   MALLOC =
@@ -263,6 +270,41 @@ install: all
 
 clean:
 	rm -rf build
+
+# Fuzzing (docs/fuzzing.md): each tests/fuzz/NAME.c is a libFuzzer harness
+# for one parser of untrusted input, built with clang into $(FUZZ_BUILD)/bin/
+# fuzz-NAME against the libraries (only the objects it reaches are linked),
+# and run by tests/fuzz/run.sh on tests/fuzz/corpus/NAME for FUZZ_SECONDS
+# each. FUZZ=NAME,NAME runs only those. The url harness loads the fal
+# and bodies harnesses load the plugins from a plain build in $(FUZZ_BUILD)/plain.
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ         ?=
+FUZZ_NAMES    = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_BINS     = $(patsubst %,$(BIN)/fuzz-%,$(FUZZ_NAMES))
+# -iquote: broker/limits.h must not hide <limits.h>
+FUZZ_CFLAGS   = -iquote broker -iquote broker/sched -iquote gateway -iquote workers
+
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-plugins
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ=$(FUZZ) tests/fuzz/run.sh
+fuzz-build: deps
+	$(call ensure_pkgs,clang)
+	@$(MAKE) --no-print-directory SAN=fuzz CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-bins
+	@$(MAKE) --no-print-directory SAN=0 BUILD=$(FUZZ_BUILD)/plain fuzz-plugins
+fuzz-bins: $(FUZZ_BINS)
+fuzz-plugins: $(PLUGINS)
+
+.PRECIOUS: $(OBJ)/tests/fuzz/%.o
+$(OBJ)/tests/fuzz/%.o: private CFLAGS += $(FUZZ_CFLAGS)
+# A harness that needs a test rig as well names it here: FUZZ_RIGS_NAME
+# (gateway/json.o, whose selftest calls rig_jansson, needs that one).
+FUZZ_RIGS_gateway = $(OBJ)/tests/rig_jansson.o
+FUZZ_RIGS_bodies  = $(OBJ)/tests/rig_core.o $(OBJ)/tests/rig_jansson.o
+$(BIN)/fuzz-%: $(OBJ)/tests/fuzz/%.o $$(FUZZ_RIGS_$$*) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--gc-sections -o $@ $^ $(LDLIBS)
 
 FORMATTED = $(wildcard */*.c */*.h */*/*.c */*/*.h)
 format:

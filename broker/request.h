@@ -14,6 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  A list's page (tasks, schedules, runs) stops once its items take this
+//  many bytes, even short of its limit (it holds one item at least; an
+//  item is at most about 1.2 MiB, a body within a 1 MiB request and a
+//  64 KiB result): its REPLY stays within AQ_PROTO_MAX_MSG (8 MiB), the
+//  most a gateway or client takes before ZeroMQ drops its connection.
+#define BK_PAGE_BYTES (4 << 20)
+
 typedef struct {
     bk_outbox_t *outbox; //  where the answer goes
     void *socket;        //  the client socket it came in on

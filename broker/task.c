@@ -642,7 +642,11 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
             bk_trace_read_field (key.type == AQ_NODE_INT ? key.i : -1, &value, &self->trace);
         }
     }
-    if (!ok || !versioned || !bk_status_name (self->status) || !self->target_url)
+    //  every enumeration in range: the public shape indexes tables with them
+    if (!ok || !versioned || !bk_status_name (self->status) || !self->target_url ||
+        self->method < BK_METHOD_GET || self->method > BK_METHOD_DELETE ||
+        !bk_backoff_name (self->backoff) || self->on_complete.status < BK_OUTCOME_NONE ||
+        self->on_complete.status > BK_OUTCOME_FAILED)
         bk_task_destroy (&self);
     return self;
 }
@@ -893,6 +897,16 @@ void bk_task_test (bool verbose) {
     bytes = aq_writer_data (&w, &size);
     assert (!bk_task_decode (bytes, size));
     assert (!bk_task_decode ((const uint8_t *) "\x81\xa2id\x01", 5));
+    //  and an enumeration out of range (found by tests/fuzz/task_record.c)
+    for (int field = 0; field < 3; field++) {
+        back->method = field == 0 ? 4 : BK_METHOD_PUT;
+        back->backoff = field == 1 ? BK_BACKOFF_COUNT : BK_BACKOFF_JITTER;
+        back->on_complete.status = field == 2 ? BK_OUTCOME_FAILED + 1 : BK_OUTCOME_RETRYING;
+        aq_writer_reset (&w);
+        bk_task_encode (back, &w);
+        bytes = aq_writer_data (&w, &size);
+        assert (!bk_task_decode (bytes, size));
+    }
     aq_writer_release (&w);
     bk_task_destroy (&back);
     bk_task_destroy (&task);

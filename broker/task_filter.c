@@ -2,6 +2,7 @@
 #include "task_filter.h"
 #include "aq_time.h"
 #include "aq_uuid.h"
+#include "request.h" //  BK_PAGE_BYTES
 #include "task_index.h"
 #include "tasks.h"
 
@@ -492,12 +493,15 @@ typedef struct {
     int64_t limit;     //  matches to show
     int64_t seen;      //  matches so far
     size_t shown;      //  written
+    size_t mark;       //  where the page's array starts in w
+    bool full;         //  the page took BK_PAGE_BYTES: the rest is the next page's
     bool counting;     //  go on past the page to count the total
 } s_page_t;
 
 static int s_page_fn (void *arg, uint64_t seq, const uint8_t id[16], bk_task_t *task) {
     s_page_t *page = arg;
-    if (page->seen >= page->offset && (int64_t) page->shown < page->limit) {
+    page->full = page->full || page->w->size - page->mark >= BK_PAGE_BYTES;
+    if (page->seen >= page->offset && (int64_t) page->shown < page->limit && !page->full) {
         bk_task_t *read = task ? NULL : bk_tasks_get (page->store, id);
         if (task || read) {
             bk_task_write_public (task ? task : read, page->w);
@@ -506,7 +510,7 @@ static int s_page_fn (void *arg, uint64_t seq, const uint8_t id[16], bk_task_t *
         bk_task_destroy (&read);
     }
     page->seen++;
-    return !page->counting && page->seen >= page->offset + page->limit;
+    return !page->counting && (page->full || page->seen >= page->offset + page->limit);
 }
 
 size_t bk_task_query_page (bk_task_query_t *self, bool ascending, int64_t offset, int64_t limit,
@@ -514,8 +518,8 @@ size_t bk_task_query_page (bk_task_query_t *self, bool ascending, int64_t offset
                            bool *more) {
     uint64_t counted;
     bool by_counter = bk_task_query_counted (self, &counted);
-    s_page_t page = {self->store, w, offset, limit, 0, 0, !by_counter};
     size_t mark = aq_write_array_open (w);
+    s_page_t page = {self->store, w, offset, limit, 0, 0, mark, false, !by_counter};
     int rc = by_counter && (uint64_t) offset >= counted
                  ? BK_WALK_END //  past the end: nothing to walk
                  : bk_task_query_walk (self, ascending, 0, UINT64_MAX, &budget, s_page_fn, &page);
@@ -755,7 +759,7 @@ void bk_task_filter_test (bool verbose) {
     //  a walk from a seq on, as bulk jobs resume
     filter = (bk_task_filter_t){.status = BK_ST_FAILED, .created_after = -1, .created_before = -1};
     bk_task_query_t *query = bk_task_query_new (store, team, &filter);
-    s_page_t page = {store, NULL, 0, 0, 0, 0, true};
+    s_page_t page = {store, NULL, 0, 0, 0, 0, 0, false, true};
     aq_writer_t sink;
     aq_writer_init (&sink);
     page.w = &sink;

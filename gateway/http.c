@@ -32,6 +32,7 @@
 #include "aq_time.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -111,6 +112,77 @@ struct _gw_http_t {
 };
 
 //  --------------------------------------------------------------------------
+//  The requests libmicrohttpd refuses by itself
+//
+//  MHD answers a request it cannot parse or hold without calling us: 414
+//  (request line over its per-connection memory), 431 (headers over it),
+//  400 (malformed request line, header, chunked encoding or
+//  Content-Length; a missing Host with HTTP/1.1 when strict), 413 (a
+//  chunk size or Content-Length beyond what it can count), 505 (HTTP/0.9
+//  or 2.x) and 500 (it ran out of pool), each with a fixed HTML page
+//  (connection.c, transmit_error_response_len, in 0.9.75). It has no
+//  option or callback to change that page. It queues it through its
+//  exported MHD_queue_response, called by way of the library's PLT, so the
+//  gateway defines that symbol itself: the dynamic linker binds the
+//  library's own call to this definition, which puts an {"error": ...}
+//  body in place of the page and passes everything to the library's
+//  function (dlsym RTLD_NEXT). The gateway's own answers call that
+//  function directly (s_queue). If a libmicrohttpd bound its internal call
+//  directly, its HTML would come back: tests/test_gateway_limits.py checks
+//  each status.
+
+typedef enum MHD_Result (*s_queue_fn) (struct MHD_Connection *, unsigned int,
+                                       struct MHD_Response *);
+
+static enum MHD_Result s_queue (struct MHD_Connection *connection, unsigned int status,
+                                struct MHD_Response *response) {
+    static s_queue_fn library;
+    if (!library) {
+        library = (s_queue_fn) dlsym (RTLD_NEXT, "MHD_queue_response");
+        assert (library); //  libmicrohttpd is a shared library on every target
+    }
+    return library (connection, status, response);
+}
+
+//  The client message for a status MHD answers by itself.
+static const char *s_refusal (unsigned int status) {
+    switch (status) {
+    case 400:
+        return "Malformed HTTP request";
+    case 413:
+        return "Request body too large";
+    case 414:
+        return "URI too long";
+    case 431:
+        return "Request header fields too large";
+    case 505:
+        return "HTTP version not supported";
+    default:
+        return status < 500 ? "Request refused" : "Internal error";
+    }
+}
+
+enum MHD_Result MHD_queue_response (struct MHD_Connection *connection, unsigned int status_code,
+                                    struct MHD_Response *response) {
+    gw_response_t answer = {0};
+    struct MHD_Response *json = NULL;
+    if (status_code >= 400 &&
+        gw_response_error (&answer, (int) status_code, s_refusal (status_code)) == 0) {
+        json =
+            MHD_create_response_from_buffer (answer.body_size, answer.body, MHD_RESPMEM_MUST_FREE);
+        if (json) {
+            answer.body = NULL; //  MHD frees it
+            MHD_add_response_header (json, MHD_HTTP_HEADER_CONTENT_TYPE, answer.content_type);
+        }
+    }
+    gw_response_release (&answer);
+    enum MHD_Result rc = s_queue (connection, status_code, json ? json : response);
+    if (json)
+        MHD_destroy_response (json);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
 //  corr -> request table
 
 static void s_table_grow (gw_http_t *self) {
@@ -183,7 +255,7 @@ static enum MHD_Result s_answer (gw_http_t *self, s_request_t *req) {
     }
     if (answer->allow[0])
         MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, answer->allow);
-    enum MHD_Result rc = MHD_queue_response (req->connection, (unsigned) answer->status, response);
+    enum MHD_Result rc = s_queue (req->connection, (unsigned) answer->status, response);
     MHD_destroy_response (response);
     req->state = S_DONE;
     int64_t now = aq_time_mono_ms ();
@@ -765,6 +837,12 @@ void gw_http_test (bool verbose) {
              "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, POST\r\n", NULL);
     s_check (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 401 Unauthorized\r\n",
              "{\"error\":\"API key required\"}", NULL);
+    //  what libmicrohttpd refuses by itself, in our envelope
+    s_check (&h, "GET /v1/tasks HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 ",
+             "Content-Type: application/json\r\n", "{\"error\":\"HTTP version not supported\"}",
+             NULL);
+    s_check (&h, "GET /v1/tasks HTTX/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n",
+             "{\"error\":\"Malformed HTTP request\"}", NULL);
     assert (h.requests == 0);
 
     //  Through the broker: request translated, reply mapped

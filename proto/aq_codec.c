@@ -37,9 +37,9 @@ static void s_pack (s_encoder_t *self, const json_t *value, int depth) {
     case JSON_OBJECT: {
         rc = msgpack_pack_map (&self->pk, json_object_size (value));
         const char *key;
+        size_t len; //  a key may hold a NUL (json_object_setn)
         json_t *member;
-        json_object_foreach ((json_t *) value, key, member) {
-            size_t len = strlen (key);
+        json_object_keylen_foreach ((json_t *) value, key, len, member) {
             if (rc == 0)
                 rc = msgpack_pack_str (&self->pk, len);
             if (rc == 0)
@@ -506,6 +506,16 @@ void aq_codec_test (bool verbose) {
     assert (aq_codec_decode (bad, 8, &cmd, &body) == AQ_EPROTO_MALFORMED);
     bad[4] = 0x80, bad[5] = 0x80; //  trailing bytes after the map
     assert (aq_codec_decode (bad, 6, &cmd, &body) == AQ_EPROTO_MALFORMED);
+
+    //  a key holding a NUL encodes back whole (found by tests/fuzz/frame.c)
+    uint8_t nul_key[] = {
+        0xAA, 0xA1, AQ_PROTO_VERSION, AQ_CMD_JOB, 0x82, 0xA3, 'a', 0, 'b', 0x01, 0xA1, 'a', 0x02};
+    assert (aq_codec_decode (nul_key, sizeof nul_key, &cmd, &body) == 0);
+    size_t again_size;
+    uint8_t *again = aq_codec_encode (cmd, body, &again_size);
+    assert (again && again_size == sizeof nul_key && memcmp (again, nul_key, again_size) == 0);
+    free (again);
+    json_decref (body);
 
     //  nesting beyond the limit is refused both ways
     uint8_t deep[4 + 64];

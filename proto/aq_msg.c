@@ -31,6 +31,11 @@ static uint64_t s_be (const uint8_t *p, int n) {
 static bool s_utf8 (const uint8_t *text, size_t size) {
     size_t i = 0;
     while (i < size) {
+        uint64_t eight;
+        if (i + 8 <= size && (memcpy (&eight, text + i, 8), (eight & 0x8080808080808080u) == 0)) {
+            i += 8; //  eight ASCII bytes at once: most strings are all ASCII
+            continue;
+        }
         uint8_t c = text[i];
         if (c < 0x80) {
             i++;
@@ -445,7 +450,42 @@ void aq_write_array (aq_writer_t *self, uint32_t items) {
     s_container (self, items, 0x90, 0xDC, 0xDD);
 }
 
+//  text with each byte that does not belong to a UTF-8 character replaced
+//  by U+FFFD, malloc'd, its length in *size; NULL when out of memory.
+static char *s_utf8_repaired (const char *text, size_t *size) {
+    char *out = malloc (*size * 3 + 1);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < *size;) {
+        size_t len = 1;
+        while (len <= 4 && i + len <= *size && !s_utf8 ((const uint8_t *) text + i, len))
+            len++;
+        if (len <= 4 && i + len <= *size) { //  a character
+            memcpy (out + n, text + i, len);
+            n += len, i += len;
+        } else {
+            memcpy (out + n, "\xEF\xBF\xBD", 3);
+            n += 3, i++;
+        }
+    }
+    *size = n;
+    return out;
+}
+
 void aq_write_strn (aq_writer_t *self, const char *text, size_t size) {
+    if (!s_utf8 ((const uint8_t *) text, size)) {
+        //  A reader refuses such a string, and the frame or record with it:
+        //  a message cut in the middle of a character must still be read
+        char *repaired = s_utf8_repaired (text, &size);
+        if (!repaired) {
+            self->err = -1;
+            return;
+        }
+        aq_write_strn (self, repaired, size);
+        free (repaired);
+        return;
+    }
     if (size < 32)
         s_tagged (self, (uint8_t) (0xA0 | size), 0, 0);
     else if (size <= 0xFF)
@@ -605,6 +645,11 @@ void aq_msg_test (bool verbose) {
     aq_write_str (&w, "id"), aq_write_str (&w, NULL), aq_write_bool (&w, true);
     aq_write_double (&w, 1.5);
     s_expect_hex (&w, "a26964c0c3cb3ff8000000000000");
+    //  bytes that are not UTF-8 become U+FFFD, so the string reads back: a
+    //  message cut inside a character (found by tests/fuzz/cron.c)
+    aq_write_str (&w, "a\xdc"), aq_write_strn (&w, "\xc3\xa9\xff\xe2\x82", 5);
+    s_expect_hex (&w, "a461efbfbdab"
+                      "c3a9efbfbdefbfbdefbfbd");
     char long_text[40];
     memset (long_text, 'x', sizeof long_text);
     aq_write_strn (&w, long_text, 32);

@@ -134,7 +134,8 @@ uint8_t *aq_writer_take (aq_writer_t *self, size_t *size);
 
 void aq_write_map (aq_writer_t *self, uint32_t pairs);
 void aq_write_array (aq_writer_t *self, uint32_t items);
-//  A string (NULL writes nil).
+//  A string (NULL writes nil). A byte that is not part of a UTF-8 character
+//  is written as U+FFFD, as readers refuse strings that are not UTF-8.
 void aq_write_str (aq_writer_t *self, const char *text);
 void aq_write_strn (aq_writer_t *self, const char *text, size_t size);
 void aq_write_int (aq_writer_t *self, int64_t value);

@@ -96,6 +96,28 @@ static bool s_number (const char *text, long lo, long hi) {
     return v >= lo && v <= hi;
 }
 
+//  True when every value of a BYxxx list is within +-max and not 0.
+static bool s_in_range (const short *array, int size, int max) {
+    for (int i = 0; i < size && array[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+        if (array[i] == 0 || array[i] > max || array[i] < -max)
+            return false;
+    return true;
+}
+
+//  RFC 5545's ranges, where libical 3.0 takes more: BYYEARDAY and BYSETPOS
+//  up to +-384 (a BYYEARDAY of 384 wrote past the days-of-year bitmap),
+//  BYWEEKNO up to +-54, BYMONTH up to 13
+static bool s_rfc_ranges (const struct icalrecurrencetype *r) {
+    for (int i = 0; i < ICAL_BY_MONTH_SIZE && r->by_month[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+        int month = icalrecurrencetype_month_month (r->by_month[i]);
+        if (month < 1 || month > 12)
+            return false;
+    }
+    return s_in_range (r->by_year_day, ICAL_BY_YEARDAY_SIZE, 366) &&
+           s_in_range (r->by_set_pos, ICAL_BY_SETPOS_SIZE, 366) &&
+           s_in_range (r->by_week_no, ICAL_BY_WEEKNO_SIZE, 53);
+}
+
 //  Checks the rule's parts by name before libical sees them, so errors
 //  can say which part is wrong; returns 0 or -1
 static int s_check_parts (const char *rule, char *errbuf) {
@@ -142,7 +164,7 @@ static int s_check_parts (const char *rule, char *errbuf) {
         else
             snprintf (probe, sizeof probe, "FREQ=YEARLY;%s=%s", s_parts[i], value);
         struct icalrecurrencetype r = icalrecurrencetype_from_string (probe);
-        if (r.freq == ICAL_NO_RECURRENCE) {
+        if (r.freq == ICAL_NO_RECURRENCE || !s_rfc_ranges (&r)) {
             if (strcmp (s_parts[i], "FREQ") == 0)
                 snprintf (errbuf, BK_RRULE_ERRLEN,
                           "FREQ '%.40s' is not SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, "
@@ -174,6 +196,8 @@ static int s_check_combination (const struct icalrecurrencetype *r, char *errbuf
         msg = "BYSETPOS needs FREQ=MONTHLY or FREQ=YEARLY";
     else if (s_has (r->by_week_no) && f != ICAL_YEARLY_RECURRENCE)
         msg = "BYWEEKNO needs FREQ=YEARLY";
+    else if (s_has (r->by_week_no) && !s_has (r->by_day))
+        msg = "BYWEEKNO needs BYDAY"; //  libical 3.0 alone: wrong days, or 60 ms to find none
     else if (s_has (r->by_year_day) && (f == ICAL_DAILY_RECURRENCE || f == ICAL_WEEKLY_RECURRENCE ||
                                         f == ICAL_MONTHLY_RECURRENCE))
         msg = "BYYEARDAY cannot be used with FREQ=DAILY, WEEKLY or MONTHLY";
@@ -182,6 +206,8 @@ static int s_check_combination (const struct icalrecurrencetype *r, char *errbuf
     for (int i = 0; !msg && i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
         if (icalrecurrencetype_day_position (r->by_day[i]) != 0 && !long_freq)
             msg = "BYDAY with a position (1MO, -1FR) needs FREQ=MONTHLY or FREQ=YEARLY";
+        else if (icalrecurrencetype_day_position (r->by_day[i]) != 0 && s_has (r->by_week_no))
+            msg = "BYDAY with a position cannot be used with BYWEEKNO"; //  RFC 5545 3.3.10
     for (int i = 0;
          !msg && i < ICAL_BY_MONTHDAY_SIZE && r->by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
         if (r->by_month_day[i] < 0 && !long_freq)
@@ -367,6 +393,10 @@ static int64_t s_set_most (const struct icalrecurrencetype *r) {
     int64_t days = yearly ? 366 : 31;
     if (yearly && s_has (r->by_month) && 31 * months < days)
         days = 31 * months;
+    //  no part that picks days: DTSTART's day alone, in each month listed
+    if (!s_has (r->by_month_day) && !s_has (r->by_year_day) && !s_has (r->by_week_no) &&
+        !s_has (r->by_day))
+        days = yearly && s_has (r->by_month) ? months : 1;
     if (s_has (r->by_month_day)) {
         int64_t most =
             (int64_t) s_count (r->by_month_day, ICAL_BY_MONTHDAY_SIZE) * (yearly ? months : 1);

@@ -26,7 +26,12 @@
     never match: BYSETPOS except with MONTHLY or YEARLY, BYDAY with a
     position (1MO, -1FR) except with MONTHLY or YEARLY, a negative
     BYMONTHDAY except with MONTHLY or YEARLY, a negative BYYEARDAY except
-    with YEARLY, RSCALE and SKIP. EXDATE and RDATE lines are not supported.
+    with YEARLY, BYWEEKNO without BYDAY (libical 3.0 picks wrong days, or
+    spends 60 ms to find none) or with a BYDAY position (RFC 5545 forbids
+    it; libical 3.0 resumes it on other days), RSCALE and SKIP; so are
+    values outside RFC 5545's ranges that libical 3.0 takes (BYYEARDAY and
+    BYSETPOS past 366, BYWEEKNO past 53, BYMONTH 13). EXDATE and RDATE
+    lines are not supported.
 
     The work is bounded by the caller: each search spends work units from a
     budget it is given (about 0.1 microsecond each: a libical iteration is

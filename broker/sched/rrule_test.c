@@ -363,6 +363,15 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("FREQ=DAILY;FREQ=WEEKLY", "FREQ is given twice");
     s_expect_error ("FREQ=DAILY;BYHOUR=25", "invalid BYHOUR value '25'");
     s_expect_error ("FREQ=DAILY;BYDAY=XX", "invalid BYDAY value 'XX'");
+    //  RFC 5545's ranges, where libical 3.0 takes more (found by
+    //  tests/fuzz/rrule.c: a BYYEARDAY of 384 wrote past a bitmap)
+    s_expect_error ("FREQ=MINUTELY;BYYEARDAY=384", "invalid BYYEARDAY value '384'");
+    s_expect_error ("FREQ=YEARLY;BYYEARDAY=1,-367", "invalid BYYEARDAY value '1,-367'");
+    s_expect_error ("FREQ=YEARLY;BYDAY=MO;BYWEEKNO=54", "invalid BYWEEKNO value '54'");
+    s_expect_error ("FREQ=YEARLY;BYMONTH=13", "invalid BYMONTH value '13'");
+    s_expect_error ("FREQ=YEARLY;BYDAY=MO;BYSETPOS=367", "invalid BYSETPOS value '367'");
+    s_expect ("FREQ=YEARLY;BYYEARDAY=366,-366", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
+              (const char *[]){"2024-01-01T09:00", "2024-12-31T09:00", "2028-01-01T09:00", NULL});
     s_expect_error ("FREQ=DAILY;UNTIL=tomorrow", "invalid UNTIL value 'tomorrow'");
     s_expect_error ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be a number from 1 to 32767");
     s_expect_error ("FREQ=DAILY;INTERVAL=70000", "INTERVAL must be a number from 1 to 32767");
@@ -391,6 +400,17 @@ void bk_rrule_test (bool verbose) {
     s_expect_error ("FREQ=MONTHLY;BYMONTHDAY=1,2,3;BYDAY=MO;BYSETPOS=4", "the rule never occurs");
     s_expect_error ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYSETPOS=2", "never occurs");
     s_expect_error ("FREQ=YEARLY;BYMONTH=3;BYDAY=-6FR", "the rule never occurs");
+    //  a period without a part that picks days holds DTSTART's day alone
+    //  (found by tests/fuzz/rrule.c: libical looked for the 6th for 7 s)
+    s_expect_error ("FREQ=MONTHLY;BYSETPOS=6", "the rule never occurs");
+    //  (and 'FREQ=YEARLY;BYWEEKNO=5' took libical 60 ms to find it never occurs)
+    s_expect_error ("FREQ=YEARLY;BYWEEKNO=5", "BYWEEKNO needs BYDAY");
+    //  (and with a position, which RFC 5545 forbids, libical 3.0 found another
+    //  day when it resumed from a cursor than when it walked)
+    s_expect_error ("FREQ=YEARLY;BYWEEKNO=01;BYDAY=-1TH", "BYDAY with a position cannot be used");
+    s_expect_error ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=3", "the rule never occurs");
+    s_expect ("FREQ=YEARLY;BYMONTH=1,7;BYSETPOS=2", "UTC", "2024-01-01T09:00", "2024-01-01T00:00",
+              (const char *[]){"2024-07-01T09:00", "2025-07-01T09:00", NULL});
     s_expect_error ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "the rule never occurs");
     s_expect_error ("FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31", "the rule never occurs");
     s_expect_error ("RRULE:FREQ=DAILY RRULE:FREQ=WEEKLY", "only one RRULE is allowed");

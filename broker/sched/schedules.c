@@ -1,6 +1,7 @@
 /*  schedules.c - scheduled tasks and their runs in the store, with indexes */
 #include "schedules.h"
 #include "aq_uuid.h"
+#include "../request.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -100,7 +101,8 @@ static size_t s_page (bk_store_t *store, bk_db_t index, const uint8_t *prefix, s
         if (k.size < prefix_size + 16 || memcmp (k.data, prefix, prefix_size) != 0)
             break;
         const uint8_t *id = (const uint8_t *) k.data + k.size - 16;
-        bool in_page = (int64_t) *total >= offset && shown < (size_t) limit;
+        bool in_page =
+            (int64_t) *total >= offset && shown < (size_t) limit && w->size - mark < BK_PAGE_BYTES;
         bk_val_t record;
         if (!filtered && !in_page)
             (*total)++;

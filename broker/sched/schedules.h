@@ -48,8 +48,9 @@ typedef struct {
 } bk_schedules_filter_t;
 
 //  Writes one page of a team's schedules, newest first, to w as an array
-//  of public shapes. Sets *total to the number matching; returns how many
-//  were written.
+//  of public shapes: limit of them, or fewer once they take BK_PAGE_BYTES
+//  (request.h). Sets *total to the number matching; returns how many were
+//  written.
 size_t bk_schedules_write_page (bk_store_t *store, const uint8_t team[16],
                                 const bk_schedules_filter_t *filter, int limit, int offset,
                                 aq_writer_t *w, uint64_t *total);

@@ -199,6 +199,26 @@ static const char *s_tz_rule (const char *p, s_rule_t *rule) {
     return p;
 }
 
+static int64_t s_rule_instant (const s_rule_t *rule, int64_t year, int32_t off);
+
+//  True when the footer's transitions alternate, start, end, start, ...,
+//  over the 28-year cycle of weekdays and leap years: a daylight period
+//  longer than a year (",0/0,J365/52") leaves two starts in a row, and
+//  offsets would then disagree with the transitions around them (found by
+//  tests/fuzz/zone.c). Daylight time all year (",0/0,J365/25") ends as the
+//  next year's begins, which is fine.
+static bool s_rules_alternate (const bk_zone_t *self) {
+    for (int64_t y = 2000; y < 2028; y++) {
+        int64_t start = s_rule_instant (&self->dst_start, y, self->std_off);
+        int64_t end = s_rule_instant (&self->dst_end, y, self->dst_off);
+        int64_t next_start = s_rule_instant (&self->dst_start, y + 1, self->std_off);
+        int64_t next_end = s_rule_instant (&self->dst_end, y + 1, self->dst_off);
+        if (start <= end ? end > next_start : start > next_end)
+            return false;
+    }
+    return true;
+}
+
 //  Parses the footer into self; returns 0 or -1
 static int s_parse_footer (bk_zone_t *self, const char *tz) {
     if (!*tz)
@@ -226,7 +246,7 @@ static int s_parse_footer (bk_zone_t *self, const char *tz) {
         return -1;
     if (*p++ != ',' || !(p = s_tz_rule (p, &self->dst_end)))
         return -1;
-    return *p ? -1 : 0;
+    return *p || !s_rules_alternate (self) ? -1 : 0;
 }
 
 //  The instant a rule fires in a year, local time reckoned at offset off
@@ -722,6 +742,19 @@ void bk_zone_test (bool verbose) {
     }
     assert (bk_zone_month_days (2024, 2) == 29 && bk_zone_month_days (2100, 2) == 28);
     assert (bk_zone_month_days (2000, 2) == 29 && bk_zone_month_days (2023, 4) == 30);
+
+    //  Footers: transitions alternate; DST all year is one, longer is refused
+    const char *footers[][2] = {{"EET-2EEST,M3.5.0,M10.5.0/3", "ok"},
+                                {"<+1030>-10:30<+11>-11,M10.1.0,M4.1.0", "ok"},
+                                {"EST5EDT,0/0,J365/25", "ok"},
+                                {"EST5EDT,0/0,J365/52", NULL},
+                                {"AAA3BBB,J300/-167,J10", "ok"},
+                                {"AAA3BBB,J365/167,J1/-167", NULL},
+                                {NULL, NULL}};
+    for (int i = 0; footers[i][0]; i++) {
+        bk_zone_t footer = {0};
+        assert ((s_parse_footer (&footer, footers[i][0]) == 0) == (footers[i][1] != NULL));
+    }
 
     //  Names
     const char *good[] = {"UTC",

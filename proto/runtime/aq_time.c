@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#define S_MIN_MS -62167219200000LL //  0000-01-01T00:00:00.000Z
+#define S_MAX_MS 253402300799999LL //  9999-12-31T23:59:59.999Z
+
 int64_t aq_time_now_ms (void) {
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
@@ -20,12 +23,22 @@ int64_t aq_time_mono_ms (void) {
 }
 
 char *aq_time_format (int64_t ms, char *buf) {
-    time_t secs = (time_t) (ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int milli = (int) (ms - (int64_t) secs * 1000);
-    struct tm tm;
+    int64_t whole = ms / 1000;
+    int milli = (int) (ms % 1000);
+    if (milli < 0) //  floor: -1 ms is 999 ms into the second before the epoch
+        whole--, milli += 1000;
+    time_t secs = (time_t) whole;
+    struct tm tm = {0};
     gmtime_r (&secs, &tm);
-    size_t n = strftime (buf, 20, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf (buf + n, 8, ".%03dZ", milli % 1000);
+    //  not strftime's %Y, which gives "999" for the year 999; room for any
+    //  int fields, then the 31 characters buf holds (24 for years 0-9999)
+    char text[96];
+    snprintf (text, sizeof text, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+              (long long) tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+              tm.tm_sec, milli);
+    size_t n = strnlen (text, 31);
+    memcpy (buf, text, n);
+    buf[n] = '\0';
     return buf;
 }
 
@@ -109,8 +122,13 @@ int aq_time_parse (const char *text, int64_t *ms) {
     if (*p != '\0')
         return -1;
     int64_t days = s_days_from_civil (year, month, day);
-    *ms = ((days * 86400 + hour * 3600 + minute * 60 + second) - (int64_t) offset * 60) * 1000 +
-          milli;
+    int64_t at =
+        ((days * 86400 + hour * 3600 + minute * 60 + second) - (int64_t) offset * 60) * 1000 +
+        milli;
+    //  An offset may carry a time past the four-digit years (9999-12-31T23:00-05:00)
+    if (at < S_MIN_MS || at > S_MAX_MS)
+        return -1;
+    *ms = at;
     return 0;
 }
 
@@ -136,6 +154,14 @@ void aq_time_test (bool verbose) {
                          NULL};
     for (int i = 0; bad[i]; i++)
         assert (aq_time_parse (bad[i], &ms) == -1);
+    //  every instant parsed prints back as four-digit years (found by tests/fuzz/time.c)
+    assert (aq_time_parse ("9999-12-31T23:59:59.999-23:59", &ms) == -1);
+    assert (aq_time_parse ("0000-01-01T00:00:00+00:01", &ms) == -1);
+    assert (aq_time_parse ("0000-01-01", &ms) == 0 && ms == S_MIN_MS);
+    assert (strcmp (aq_time_format (ms, buf), "0000-01-01T00:00:00.000Z") == 0);
+    assert (aq_time_parse ("0999-03-04T05:06:07.089Z", &ms) == 0);
+    assert (strcmp (aq_time_format (ms, buf), "0999-03-04T05:06:07.089Z") == 0);
+    assert (strcmp (aq_time_format (-1, buf), "1969-12-31T23:59:59.999Z") == 0);
     assert (aq_time_parse (NULL, &ms) == -1);
     int64_t now = aq_time_now_ms ();
     assert (aq_time_parse (aq_time_format (now, buf), &ms) == 0 && ms == now);
