@@ -510,8 +510,11 @@ bk_task_t *bk_task_decode (const uint8_t *data, size_t size) {
         case K_TEAM:
             s_uuid (&value, self->team, &ok);
             break;
-        case K_SEQ:
-            self->seq = value.u;
+        case K_SEQ: //  stored as an int64: one above INT64_MAX is no seq of ours
+            if (value.type == AQ_NODE_INT && value.i >= 0)
+                self->seq = value.u;
+            else
+                ok = false;
             break;
         case K_STATUS:
             self->status = (int) i;
@@ -907,6 +910,13 @@ void bk_task_test (bool verbose) {
         bytes = aq_writer_data (&w, &size);
         assert (!bk_task_decode (bytes, size));
     }
+    //  a seq above INT64_MAX (it would encode back as a negative number)
+    back->on_complete.status = BK_OUTCOME_RETRYING;
+    back->seq = (uint64_t) INT64_MAX + 1;
+    aq_writer_reset (&w);
+    bk_task_encode (back, &w); //  written as an int64: negative
+    bytes = aq_writer_data (&w, &size);
+    assert (!bk_task_decode (bytes, size));
     aq_writer_release (&w);
     bk_task_destroy (&back);
     bk_task_destroy (&task);
