@@ -106,10 +106,12 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
         {AQ_CMD_SCHEDULE_UPDATE, "schedule"},  {AQ_CMD_SCHEDULE_SNOOZE, "snooze"},
         {AQ_CMD_SCHEDULE_PREVIEW, "schedule"}, {AQ_CMD_EVENT_FIRE, "event"},
         {AQ_CMD_TASK_SIGNAL, "signal"},        {AQ_CMD_TOKEN_CREATE, "token"},
+        {AQ_CMD_TASK_BATCH, "batch"},          {AQ_CMD_TASK_BULK, "bulk"},
+        {AQ_CMD_FLOW_SET, "limits"},
     };
     if (size < 1)
         return 0;
-    int kind = data[0] % 8;
+    int kind = data[0] % (int) (sizeof kinds / sizeof kinds[0]);
     aq_writer_t w;
     aq_writer_init (&w);
     char error[GW_JSON_ERROR_MAX];
@@ -131,6 +133,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
     char id[AQ_UUID_TEXT] = "";
     if (kinds[kind].cmd == AQ_CMD_SCHEDULE_UPDATE || kinds[kind].cmd == AQ_CMD_SCHEDULE_SNOOZE)
         s_schedule (id);
+    if (kinds[kind].cmd == AQ_CMD_FLOW_SET)
+        snprintf (id, sizeof id, "fuzz-key"); //  a flow control key's name
     if (kinds[kind].cmd == AQ_CMD_TASK_SIGNAL && !s_waiting (id)) {
         free (text);
         return 0;
@@ -148,7 +152,18 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
         fprintf (stderr, "answered %d '%s' %s\n", status, s_rig->error, s_rig->json);
     FUZZ_CHECK (status >= 200 && status < 500);
     if (status >= 400) {
-        FUZZ_CHECK (*s_rig->error && fuzz_message_ok (s_rig->error));
+        //  the error, or a batch's {"error": "tasks[i]: ...", "index": i} as the body
+        aq_node_t error, index;
+        char batch_error[512];
+        const char *said = s_rig->error;
+        if (!*said && kinds[kind].cmd == AQ_CMD_TASK_BATCH) {
+            FUZZ_CHECK (aq_node_get (&s_rig->body, "error", &error) &&
+                        aq_node_strcpy (&error, batch_error, sizeof batch_error) &&
+                        aq_node_get (&s_rig->body, "index", &index) && index.type == AQ_NODE_INT);
+            FUZZ_CHECK (strncmp (batch_error, "tasks[", 6) == 0);
+            said = batch_error;
+        }
+        FUZZ_CHECK (*said && fuzz_message_ok (said));
         return 0;
     }
     //  accepted: stored as it says, and it reads back
