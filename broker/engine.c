@@ -32,6 +32,7 @@ bk_engine_t *bk_engine_new (const bk_config_t *cfg, bk_store_t *store, bk_outbox
     self->vault = plugins ? aq_plugin_loader_vault (plugins, NULL) : NULL;
     self->queue = bk_queue_new (store);
     self->waiters = bk_waiters_new ();
+    self->minutes = bk_minutes_new ();
     self->next_due = 0;
     return self;
 }
@@ -43,6 +44,7 @@ void bk_engine_destroy (bk_engine_t **self_p) {
         return;
     bk_queue_destroy (&self->queue);
     bk_waiters_destroy (&self->waiters);
+    bk_minutes_destroy (&self->minutes);
     free (self);
     *self_p = NULL;
 }
@@ -158,10 +160,13 @@ void bk_engine_finish (bk_engine_t *self, bk_task_t *task, int status, const cha
         task->error = bk_task_strdup (task, error);
     if (task->in_run && self->step_hook)
         self->step_hook (self->hook_arg, task); //  a step of a scheduled run
-    if (status == BK_ST_COMPLETED)
+    if (status == BK_ST_COMPLETED) {
         self->stats.completed++;
-    else if (status == BK_ST_FAILED)
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_COMPLETED, self->now);
+    } else if (status == BK_ST_FAILED) {
         self->stats.failed++;
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_FAILED, self->now);
+    }
 }
 
 int bk_engine_attempt_failed (bk_engine_t *self, bk_task_t *task, const char *error, bool permanent,
@@ -344,8 +349,10 @@ int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
                                            : bk_engine_ready (self, task);
     if (rc == 0)
         rc = bk_engine_save (self, task, 0);
-    if (rc == 0)
+    if (rc == 0) {
         self->stats.created++;
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_CREATED, self->now);
+    }
     return rc;
 }
 

@@ -506,8 +506,10 @@ static void s_auth (bk_handlers_t *self, bk_req_t *req, int cmd) {
     char team[AQ_UUID_TEXT], topic[80];
     aq_uuid_format (req->team, team);
     aq_writer_t *w = bk_req_body (req, AQ_OK);
-    aq_write_map (w, 3);
+    const bk_team_t *record = bk_keys_team (self->keys, req->team);
+    aq_write_map (w, 4);
     aq_write_kv_str (w, "teamId", team);
+    aq_write_kv_str (w, "team", record ? record->name : "");
     aq_write_kv_str (w, "scope", req->read_only ? "read" : "full");
     aq_write_kv_str (w, "events", bk_engine_topic (self->engine, team, topic));
     bk_req_done (req);
@@ -533,13 +535,21 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
     } else if (!(bk_req_get (req, "key", &key) && s_is_admin (self, &key))) {
         if (s_authenticate (self, req, false) != 0)
             return;
+        char view[16] = "";
+        bool console = bk_req_str (req, "view", view, sizeof view) && !strcmp (view, "console");
         aq_writer_t *w = bk_req_body (req, AQ_OK);
-        aq_write_map (w, 3);
+        aq_write_map (w, console ? 5 : 3);
         aq_write_kv_str (w, "scope", "team");
         s_tasks_by_status (w, engine->store, req->team);
         aq_write_str (w, "counters");
         aq_write_map (w, 1);
         aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, req->team, 0));
+        if (console) { //  GET /v1/stats: the workers serve every team, so their count is no secret
+            aq_write_kv_int (w, "workers",
+                             bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
+            aq_write_str (w, "minutes");
+            bk_minutes_write (engine->minutes, req->team, engine->now, w);
+        }
         bk_req_done (req);
         return;
     }
@@ -891,15 +901,22 @@ static void s_test_commands (rig_core_t *rig) {
     assert (s_refused (rig, AQ_UNAUTH, "Invalid or revoked API key"));
 
     //  auth and stats: a team key sees its team, the admin token everything
-    char team[AQ_UUID_TEXT], topic[80], want[160];
+    char team[AQ_UUID_TEXT], topic[80], want[200];
     aq_uuid_format (rig->team, team);
     assert (rig_core_call (rig, AQ_CMD_AUTH, "{\"key\": \"%s\"}", rig->key) == AQ_OK);
-    snprintf (want, sizeof want, "{\"teamId\":\"%s\",\"scope\":\"full\",\"events\":\"%s\"}", team,
+    snprintf (want, sizeof want,
+              "{\"teamId\":\"%s\",\"team\":\"acme\",\"scope\":\"full\",\"events\":\"%s\"}", team,
               bk_engine_topic (rig->engine, team, topic));
     assert (strcmp (rig->json, want) == 0);
     assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\"}", rig->key) == AQ_OK);
     assert (rig_core_shows (rig, "\"scope\":\"team\"") && rig_core_shows (rig, "\"pending\":3,") &&
             rig_core_shows (rig, "\"counters\":{\"created\":3}"));
+    assert (!rig_core_shows (rig, "workers") && !rig_core_shows (rig, "minutes"));
+    //  the console's view (GET /v1/stats) adds the workers and the last hour
+    assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\", \"view\": \"console\"}",
+                           rig->key) == AQ_OK);
+    assert (rig_core_shows (rig, "\"counters\":{\"created\":3},\"workers\":0,\"minutes\":[{"));
+    assert (rig_core_shows (rig, "\"created\":1,\"completed\":0,\"failed\":0}]"));
     assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\"}", RIG_CORE_ADMIN) == AQ_OK);
     assert (rig_core_shows (rig, "\"scope\":\"global\"") && rig_core_shows (rig, "\"pending\":4,"));
     assert (rig_core_shows (rig, "\"workers\":0,") && rig_core_shows (rig, "\"created\":4,"));

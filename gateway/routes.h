@@ -45,6 +45,8 @@ typedef enum {
     GW_ROUTE_TASK_BATCH,             //  POST /v1/tasks/batch
     GW_ROUTE_TASK_BULK,              //  POST /v1/tasks/bulk
     GW_ROUTE_BULK_GET,               //  GET  /v1/bulk/:id
+    GW_ROUTE_WHOAMI,                 //  GET  /v1/whoami (AUTH: the key's team and scope)
+    GW_ROUTE_STATS,                  //  GET  /v1/stats (STATS, the console's view)
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker
