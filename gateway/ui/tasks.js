@@ -60,7 +60,7 @@ async function list(el, params, ctx, failedView) {
   const filter = readFilter(params);
   const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
   const base = failedView ? '#/failed' : '#/tasks';
-  const form = h('form', { class: 'filters card', 'aria-label': 'Filters' });
+  const form = h('form', { class: 'filters card', role: 'search', 'aria-label': 'Filters' });
   if (!failedView) {
     form.append(h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'),
       h('select', { id: 'f-status', name: 'status' }, STATUSES.map(st =>
