@@ -42,7 +42,13 @@ class s_Browser:
     def page(self, hash_, ready):
         """Goes to a page and waits for the JavaScript expression ready."""
         self.open(hash_)
-        return self.b.wait(ready, 15, 'page %s to show %s' % (hash_, ready))
+        value = self.b.wait(ready, 15, 'page %s to show %s' % (hash_, ready))
+        text = self.b.run('return document.getElementById("page").innerText;')
+        for junk in ('[object', 'undefined', 'NaN', 'null'):
+            assert junk not in text, (hash_, junk, text)
+        wide = self.b.run('return document.documentElement.scrollWidth - innerWidth;')
+        assert wide <= 0, '%s is %d px wider than the window' % (hash_, wide)
+        return value
 
     def shot(self, name):
         os.makedirs(SHOTS, exist_ok=True)

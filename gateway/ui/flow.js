@@ -2,11 +2,11 @@
 // pause/resume (GET /v1/flow-control, POST .../pause and .../resume)
 
 import { get, post, ApiError } from './api.js';
-import { h, time, table, button, announce, canWrite } from './ui.js';
+import { h, put, time, table, button, announce, canWrite } from './ui.js';
 
 export async function render(el, route, ctx) {
   const list = h('div', { id: 'flow' });
-  el.replaceChildren(h('h1', {}, 'Flow-control keys'),
+  put(el, h('h1', {}, 'Flow-control keys'),
     h('p', { class: 'muted' }, 'Limits on the outgoing calls of the tasks that share a key. A 429 holds the key and halves its rate; it climbs back by itself.'),
     list);
 
@@ -16,12 +16,12 @@ export async function render(el, route, ctx) {
       keys = (await get('/v1/flow-control?limit=100')).keys;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        list.replaceChildren(h('p', { class: 'muted' }, 'Flow control is not available on this server.'));
+        put(list, h('p', { class: 'muted' }, 'Flow control is not available on this server.'));
         return;
       }
       throw e;
     }
-    list.replaceChildren(table('Flow-control keys', [
+    put(list, table('Flow-control keys', [
       { title: 'Key', cell: k => h('code', {}, k.key) },
       { title: 'Rate', cell: k => (k.rate ? `${k.rate} per ${k.period} s` : '—') },
       { title: 'Effective', cell: k => (k.rate ? String(Math.round(k.effectiveRate * 100) / 100) : '—') },

@@ -2,7 +2,7 @@
 // depth, busiest flow-control keys (all from counters: GET /v1/stats)
 
 import { get, ApiError } from './api.js';
-import { h, s, table, plural } from './ui.js';
+import { h, put, s, table, plural } from './ui.js';
 
 const STATUSES = ['pending', 'delayed', 'processing', 'waiting', 'polling',
   'completed', 'failed', 'timeout', 'cancelled'];
@@ -13,21 +13,21 @@ export async function render(el, route, ctx) {
   const gauges = h('div', { class: 'tiles' });
   const chart = h('figure', { class: 'card chart' });
   const keys = h('section', { class: 'card' });
-  el.replaceChildren(h('h1', {}, 'Overview'), counts, gauges, chart, keys);
+  put(el, h('h1', {}, 'Overview'), counts, gauges, chart, keys);
 
   async function refresh() {
     const [stats, flow] = await Promise.all([get('/v1/stats'), flowKeys()]);
-    counts.replaceChildren(...STATUSES.map(st =>
+    put(counts, ...STATUSES.map(st =>
       h('a', { class: 'tile st-' + st, href: '#/tasks?status=' + st, 'data-status': st },
         h('span', { class: 'n' }, String(stats.tasks[st] ?? 0)), h('span', {}, st))));
-    gauges.replaceChildren(
+    put(gauges, 
       tile('Workers connected', stats.workers ?? 0, 'workers'),
       tile('Queue depth (pending)', stats.tasks.pending ?? 0, 'depth'),
       tile('Delayed', stats.tasks.delayed ?? 0, 'delayed'),
       tile('Tasks ever created', stats.counters?.created ?? 0, 'created'));
-    chart.replaceChildren(drawChart(stats.minutes || []),
+    put(chart, drawChart(stats.minutes || []),
       h('figcaption', {}, 'Tasks per minute over the last hour, in your time zone'));
-    keys.replaceChildren(h('h2', {}, 'Busiest flow-control keys'), flow === null
+    put(keys, h('h2', {}, 'Busiest flow-control keys'), flow === null
       ? h('p', { class: 'muted' }, 'Flow control is not available on this server.')
       : table('Busiest flow-control keys', [
         { title: 'Key', cell: k => h('a', { href: '#/flow' }, k.key) },

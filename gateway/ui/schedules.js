@@ -2,14 +2,14 @@
 // times (preview), its runs (skipped ones with why), pause/resume/run now
 
 import { get, post } from './api.js';
-import { h, time, badge, table, fields, button, announce, canWrite } from './ui.js';
+import { h, put, time, badge, table, fields, button, announce, canWrite } from './ui.js';
 
 export async function render(el, route, ctx) {
   const list = h('div', { id: 'schedules' });
-  el.replaceChildren(h('h1', {}, 'Scheduled tasks'), list);
+  put(el, h('h1', {}, 'Scheduled tasks'), list);
   async function refresh() {
     const data = await get('/tasks?limit=100');
-    list.replaceChildren(table('Scheduled tasks', [
+    put(list, table('Scheduled tasks', [
       { title: 'Title', cell: t => h('a', { href: '#/schedule/' + t.id }, t.title || t.id) },
       { title: 'Status', cell: t => badge(t.status) },
       { title: 'Schedule', cell: t => h('code', {}, t.schedule_kind + (t.schedule_expr ? ' ' + t.schedule_expr : '')) },
@@ -27,7 +27,7 @@ export async function renderOne(el, route, ctx) {
   const head = h('div', { class: 'head' });
   const info = h('div', { class: 'grid' });
   const runs = h('section', { class: 'card' });
-  el.replaceChildren(h('p', {}, h('a', { href: '#/schedules' }, '← Scheduled tasks')), head, info, runs);
+  put(el, h('p', {}, h('a', { href: '#/schedules' }, '← Scheduled tasks')), head, info, runs);
 
   async function refresh() {
     const [task, preview, runList] = await Promise.all([
@@ -35,11 +35,11 @@ export async function renderOne(el, route, ctx) {
       get(path + '/preview?count=5'),
       get(path + '/runs?limit=50'),
     ]);
-    head.replaceChildren(h('h1', {}, task.title || 'Scheduled task'), badge(task.status),
+    put(head, h('h1', {}, task.title || 'Scheduled task'), badge(task.status),
       canWrite() && task.status === 'active' ? button('Pause', () => act('pause'), { id: 'pause' }) : null,
       canWrite() && task.status === 'paused' ? button('Resume', () => act('resume'), { id: 'resume' }) : null,
       canWrite() && task.status !== 'canceled' ? button('Run now', () => act('run_now'), { id: 'run-now' }) : null);
-    info.replaceChildren(
+    put(info, 
       h('section', { class: 'card' }, h('h2', {}, 'Schedule'), fields([
         ['Kind', task.schedule_kind], ['Expression', task.schedule_expr ? h('code', {}, task.schedule_expr) : ''],
         ['Time zone', task.timezone], ['Description', task.description],
@@ -52,7 +52,7 @@ export async function renderOne(el, route, ctx) {
       h('section', { class: 'card' }, h('h2', {}, 'Next fire times'),
         preview.fire_times.length ? h('ol', { id: 'fire-times' }, preview.fire_times.map(at => h('li', {}, time(at))))
           : h('p', { class: 'muted' }, task.schedule_kind === 'event' ? 'Runs when its event is posted.' : 'No further fire time.')));
-    runs.replaceChildren(h('h2', {}, 'Runs'), table('Runs', [
+    put(runs, h('h2', {}, 'Runs'), table('Runs', [
       { title: 'Trigger', cell: r => r.trigger },
       { title: 'Status', cell: r => badge(r.status) },
       { title: 'For', cell: r => time(r.scheduled_at) },

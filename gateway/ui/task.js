@@ -2,7 +2,7 @@
 // retry and cancel; kept current by a long poll (GET /v1/tasks/:id?wait=25)
 
 import { get, post } from './api.js';
-import { h, time, badge, fields, button, announce, canWrite } from './ui.js';
+import { h, put, time, badge, fields, button, announce, canWrite } from './ui.js';
 import { labels } from './tasks.js';
 
 const CANCELLABLE = ['pending', 'delayed', 'waiting', 'polling'];
@@ -15,16 +15,16 @@ export async function render(el, route, ctx) {
   const head = h('div', { class: 'head' });
   const body = h('div', { class: 'grid' });
   const timeline = h('section', { class: 'card', 'aria-labelledby': 'attempts-h' });
-  el.replaceChildren(h('p', {}, h('a', { href: '#/tasks' }, '← Tasks')), head, body, timeline);
+  put(el, h('p', {}, h('a', { href: '#/tasks' }, '← Tasks')), head, body, timeline);
 
   let task = null;
   async function draw(t) {
     task = t;
     const attempts = (await get(path + '/attempts')).attempts;
-    head.replaceChildren(h('h1', {}, 'Task ', h('span', { class: 'mono' }, t.id)), badge(t.status),
+    put(head, h('h1', {}, 'Task ', h('span', { class: 'mono' }, t.id)), badge(t.status),
       canWrite() && RETRYABLE.includes(t.status) ? button('Retry', () => act('retry'), { id: 'retry' }) : null,
       canWrite() && CANCELLABLE.includes(t.status) ? button('Cancel', () => act('cancel'), { id: 'cancel', class: 'danger' }) : null);
-    body.replaceChildren(
+    put(body, 
       h('section', { class: 'card' }, h('h2', {}, 'Request'), fields([
         ['Target', h('span', { class: 'url' }, t.method + ' ' + t.targetUrl)],
         ['Labels', labels(t.labels)],
@@ -47,7 +47,7 @@ export async function render(el, route, ctx) {
         t.result.bodyTruncated ? h('p', { class: 'muted' }, 'Body truncated.') : null,
       ] : h('p', { class: 'muted' }, 'No result yet.')));
     const longest = Math.max(1, ...attempts.map(a => a.duration || 0));
-    timeline.replaceChildren(h('h2', { id: 'attempts-h' }, 'Attempts'), attempts.length
+    put(timeline, h('h2', { id: 'attempts-h' }, 'Attempts'), attempts.length
       ? h('ol', { class: 'timeline', id: 'attempts' }, attempts.map(a => h('li', { class: a.error || (a.statusCode >= 500) ? 'bad' : 'good' },
         h('span', { class: 'num' }, '#' + a.attempt), time(a.startedAt),
         h('span', { class: 'code' }, a.statusCode !== undefined ? 'HTTP ' + a.statusCode : ''),

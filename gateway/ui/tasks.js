@@ -3,7 +3,7 @@
 // same list fixed to status=failed (the dead-letter view)
 
 import { get, post, query } from './api.js';
-import { h, time, badge, table, button, confirm, announce, canWrite, plural } from './ui.js';
+import { h, put, time, badge, table, button, confirm, announce, canWrite, plural } from './ui.js';
 
 const LIMIT = 25;
 const STATUSES = ['', 'pending', 'delayed', 'processing', 'waiting', 'polling',
@@ -56,11 +56,13 @@ function toLocal(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+const narrow = () => matchMedia('(max-width: 640px)').matches;
+
 async function list(el, params, ctx, failedView) {
   const filter = readFilter(params);
   const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
   const base = failedView ? '#/failed' : '#/tasks';
-  const form = h('form', { class: 'filters card', role: 'search', 'aria-label': 'Filters' });
+  const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filters' });
   if (!failedView) {
     form.append(h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'),
       h('select', { id: 'f-status', name: 'status' }, STATUSES.map(st =>
@@ -91,9 +93,11 @@ async function list(el, params, ctx, failedView) {
   const actions = h('div', { class: 'actions' });
   const rows = h('div', { id: 'rows' });
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
-  el.replaceChildren(h('h1', {}, failedView ? 'Failed tasks' : 'Tasks'),
+  put(el, h('h1', {}, failedView ? 'Failed tasks' : 'Tasks'),
     failedView ? h('p', { class: 'muted' }, 'The dead-letter view: tasks that used up their retries. Retry puts them back in the queue with a new attempt series; their history stays.') : null,
-    form, summary, actions, rows, pager);
+    h('details', { class: 'card filters-box', open: Object.keys(filter).length > (failedView ? 1 : 0) || !narrow() },
+      h('summary', {}, 'Filters'), form),
+    summary, actions, rows, pager);
 
   let total = 0;
   async function refresh() {
@@ -101,7 +105,7 @@ async function list(el, params, ctx, failedView) {
     total = data.pagination.total;
     summary.textContent = total === 0 ? 'No task matches.' :
       `${plural(total, 'task')} match; showing ${offset + 1}–${offset + data.tasks.length}.`;
-    rows.replaceChildren(table('Tasks', [
+    put(rows, table('Tasks', [
       { title: 'Task', cell: t => h('a', { href: '#/task/' + t.id, class: 'mono' }, t.id.slice(0, 8) + '…') },
       { title: 'Status', cell: t => badge(t.status) },
       { title: 'Target', cell: t => h('span', { class: 'url', title: t.targetUrl }, t.method + ' ' + t.targetUrl) },
@@ -110,14 +114,14 @@ async function list(el, params, ctx, failedView) {
       { title: 'Created', cell: t => time(t.createdAt) },
     ], data.tasks, 'No task matches these filters.'));
     const link = (label, at, rel) => h('a', { href: base + query(Object.assign({}, filter, { offset: at || undefined })), rel, class: 'button secondary' }, label);
-    pager.replaceChildren(
+    put(pager, 
       offset > 0 ? link('Previous', Math.max(0, offset - LIMIT), 'prev') : null,
       data.pagination.hasMore ? link('Next', offset + LIMIT, 'next') : null);
     drawActions();
   }
 
   function drawActions() {
-    actions.replaceChildren();
+    put(actions);
     if (!canWrite() || total === 0) return;
     const retryable = failedView || ['failed', 'timeout', undefined].includes(filter.status);
     const cancellable = !failedView && ['pending', 'delayed', 'waiting', 'polling', undefined].includes(filter.status);

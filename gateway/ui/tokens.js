@@ -1,7 +1,7 @@
 // tokens.js - the token vault: names and dates, never values; create, delete
 
 import { get, call, post } from './api.js';
-import { h, time, table, button, confirm, announce, canWrite } from './ui.js';
+import { h, put, time, table, button, confirm, announce, canWrite } from './ui.js';
 
 export async function render(el, route, ctx) {
   const list = h('div', { id: 'tokens' });
@@ -11,7 +11,7 @@ export async function render(el, route, ctx) {
     h('div', { class: 'field' }, h('label', { for: 't-value' }, 'Value (write-only)'),
       h('input', { id: 't-value', name: 'value', type: 'password', autocomplete: 'off', required: true })),
     h('div', { class: 'field buttons' }, h('button', { type: 'submit' }, 'Create'))) : null;
-  el.replaceChildren(h('h1', {}, 'Tokens'),
+  put(el, h('h1', {}, 'Tokens'),
     h('p', { class: 'muted' }, 'Put a token id where a secret would go in a task\'s headers; the value is never shown again.'),
     list, form);
   form?.addEventListener('submit', async event => {
@@ -27,7 +27,7 @@ export async function render(el, route, ctx) {
 
   async function refresh() {
     const tokens = (await get('/v1/tokens')).tokens;
-    list.replaceChildren(table('Tokens', [
+    put(list, table('Tokens', [
       { title: 'Name', cell: t => t.name },
       { title: 'Id', cell: t => h('code', {}, t.id) },
       { title: 'Created', cell: t => time(t.createdAt) },

@@ -16,10 +16,17 @@ export function h(tag, attrs, ...children) {
 }
 
 function append(el, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
+}
+
+// Replaces el's children, leaving out null, undefined and false.
+export function put(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
 }
 
 // SVG elements (the chart)
