@@ -138,6 +138,8 @@ def test_console_pages_bulk_retry_read_key():
     assert who.status == 200 and who.json['team'] == team and who.json['scope'] == 'full', who
     assert api.get('/v1/whoami', key=read).json['scope'] == 'read'
     assert api.get('/v1/whoami', key=None).status == 401
+    shown = json.loads(aq.aqctl('--key', read, 'whoami'))
+    assert shown['team'] == team and shown['scope'] == 'read', shown
 
     # The files: no key needed, strict headers, a favicon
     page = api.get('/ui/', key=None)
