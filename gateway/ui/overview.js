@@ -25,7 +25,7 @@ export async function render(el, route, ctx) {
       tile('Queue depth (pending)', stats.tasks.pending ?? 0, 'depth'),
       tile('Delayed', stats.tasks.delayed ?? 0, 'delayed'),
       tile('Tasks ever created', stats.counters?.created ?? 0, 'created'));
-    put(chart, drawChart(stats.minutes || []),
+    put(chart, drawChart(stats.minutes || [], chart.clientWidth),
       h('figcaption', {}, 'Tasks per minute over the last hour, in your time zone'));
     put(keys, h('h2', {}, 'Busiest flow-control keys'), flow === null
       ? h('p', { class: 'muted' }, 'Flow control is not available on this server.')
@@ -57,8 +57,10 @@ async function flowKeys() {
 }
 
 // Three lines over 60 minutes, drawn as SVG (no library).
-function drawChart(minutes) {
-  const W = 720, H = 220, L = 40, B = 28, T = 10, R = 10;
+function drawChart(minutes, width) {
+  // drawn at the size it is shown, so its text stays readable on a phone
+  const W = Math.max(300, Math.min(1100, (width || 720) - 34)), H = W < 500 ? 180 : 220;
+  const L = 40, B = 28, T = 10, R = 10;
   const max = Math.max(1, ...minutes.flatMap(m => SERIES.map(([k]) => m[k])));
   const x = i => L + (i * (W - L - R)) / Math.max(1, minutes.length - 1);
   const y = v => T + (H - T - B) * (1 - v / max);
@@ -72,7 +74,7 @@ function drawChart(minutes) {
   }
   const fmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
   minutes.forEach((m, i) => {
-    if (i % 15 === 0 || i === minutes.length - 1) {
+    if (i % (W < 500 ? 20 : 10) === 0 || i === minutes.length - 1) {
       const at = new Date(m.at);
       svg.append(s('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' },
         s('title', {}, at.toISOString()), fmt.format(at)));

@@ -135,7 +135,7 @@ async function list(el, params, ctx, failedView) {
     const count = (await get('/v1/tasks' + query(Object.assign({}, filter, { limit: 1 })))).pagination.total;
     const what = action === 'retry' ? 'Retry' : 'Cancel';
     const note = action === 'retry' ? ' (only failed and timed-out ones can be retried)' : ' (only pending, delayed, waiting and polling ones can be cancelled)';
-    if (!await confirm(`${what} ${plural(count, 'task')} matching this filter?${note}`, `${what} ${count}`)) return;
+    if (!await confirm(`${what} ${plural(count, 'task')} matching this filter?${note}`, `${what} ${count}`, action === 'cancel')) return;
     const job = (await post('/v1/tasks/bulk', { action, filter: f })).bulk;
     announce(`${what}: ${job.matched} matched, running…`);
     let state = job;

@@ -36,7 +36,7 @@ export async function render(el, route, ctx) {
   }
 
   async function remove(t) {
-    if (!await confirm(`Delete the token "${t.name}"? Tasks that still name it will fail.`, 'Delete')) return;
+    if (!await confirm(`Delete the token "${t.name}"? Tasks that still name it will fail.`, 'Delete', true)) return;
     try {
       await call('DELETE', '/v1/tokens/' + encodeURIComponent(t.id));
       announce('Deleted.');

@@ -74,11 +74,14 @@ export function button(label, onclick, attrs) {
   return h('button', Object.assign({ type: 'button', onclick }, attrs || {}), label);
 }
 
-// The shared dialog: resolves true when the user confirms.
-export function confirm(text, action) {
+// The shared dialog: resolves true when the user confirms; danger marks
+// an action that throws something away.
+export function confirm(text, action, danger) {
   const dialog = document.getElementById('confirm');
   document.getElementById('confirm-text').textContent = text;
-  document.getElementById('confirm-ok').textContent = action || 'Confirm';
+  const ok = document.getElementById('confirm-ok');
+  ok.textContent = action || 'Confirm';
+  ok.className = danger ? 'danger' : '';
   return new Promise(resolve => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
     dialog.returnValue = 'cancel';
