@@ -15,6 +15,7 @@ in no cookie and not in localStorage. Screenshots of every page, at
 import json
 import os
 import random
+import time
 
 import aqtest
 import webdriver
@@ -55,8 +56,9 @@ class s_Browser:
         self.b.screenshot(os.path.join(SHOTS, name + '.png'))
 
     def check_logs(self):
-        """No console error, no 4xx/5xx response, no key in a URL."""
-        problems = []
+        """No console error, no 4xx/5xx response, no key in a URL; returns
+        the URLs requested since the last call."""
+        problems, urls = [], []
         for entry in self.b.log('browser'):
             if entry['level'] in ('SEVERE', 'WARNING') and not self._allowed(entry['message']):
                 problems.append('console: ' + entry['message'])
@@ -66,6 +68,7 @@ class s_Browser:
             if message['method'] == 'Network.requestWillBeSent':
                 url = params['request']['url']
                 self.urls.append(url)
+                urls.append(url)
                 for key in self.keys:
                     if key in url:
                         problems.append('the key is in a request URL: ' + url)
@@ -74,6 +77,7 @@ class s_Browser:
                 if response['status'] >= 400 and not self._allowed(response['url']):
                     problems.append('%d %s' % (response['status'], response['url']))
         assert not problems, problems
+        return urls
 
     def _allowed(self, text):
         # Flow control (GET /v1/flow-control) comes with the flow branch; on a
@@ -230,6 +234,19 @@ def test_console_pages_bulk_retry_read_key():
         b.viewport(1280, 800)
         browser.check_logs()
         browser.check_key_kept()
+
+        # A hidden tab asks nothing (the overview refreshes every 5 s while shown)
+        browser.page('#/overview', 'document.querySelectorAll("#counts a").length === 9')
+        b.run('Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});'
+              'document.dispatchEvent(new Event("visibilitychange"));')
+        browser.check_logs()
+        time.sleep(6.5)
+        asked = [u for u in browser.check_logs() if '/v1/' in u or '/tasks' in u]
+        assert asked == [], asked
+        b.run('Object.defineProperty(document, "visibilityState", {value: "visible", configurable: true});'
+              'document.dispatchEvent(new Event("visibilitychange"));')
+        time.sleep(0.5)
+        assert any('/v1/stats' in u for u in browser.check_logs())   # caught up at once
 
         # A read key: the same pages, no action button anywhere
         b.click('#signout')
