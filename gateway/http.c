@@ -812,6 +812,30 @@ void gw_http_test (bool verbose) {
              "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, POST\r\n", NULL);
     s_check (&h, "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 401 Unauthorized\r\n",
              "{\"error\":\"API key required\"}", NULL);
+
+    //  The console's files: no key, no broker, their headers; 304 on a
+    //  matching If-None-Match; /ui redirects; only GET and HEAD
+    bool redirect;
+    const gw_ui_asset_t *index = gw_ui_find ("/ui/", &redirect);
+    char etag[96], request[256];
+    snprintf (etag, sizeof etag, "ETag: %s\r\n", index->etag);
+    s_check (&h, "GET /ui/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: text/html; charset=utf-8\r\n", etag, "Cache-Control: no-cache\r\n",
+             "Content-Security-Policy: default-src 'self'; script-src 'self';",
+             "X-Content-Type-Options: nosniff\r\n", "\r\n\r\n<!doctype html>", NULL);
+    snprintf (request, sizeof request, "GET /ui/ HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+              index->etag);
+    s_check (&h, request, "HTTP/1.1 304 Not Modified\r\n", etag, NULL);
+    s_check (&h, "HEAD /ui/app.js HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: text/javascript; charset=utf-8\r\n", NULL);
+    s_check (&h, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: image/svg+xml\r\n", "<svg", NULL);
+    s_check (&h, "GET /ui HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 308 ", "Location: /ui/\r\n",
+             NULL);
+    s_check (&h, "GET /ui/nothing.js HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found\r\n",
+             "{\"error\":\"Not found\"}", NULL);
+    s_check (&h, "POST /ui/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+             "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, HEAD\r\n", NULL);
     assert (h.requests == 0);
 
     //  Through the broker: request translated, reply mapped
