@@ -247,6 +247,19 @@ def test_console_pages_bulk_retry_read_key():
               'document.dispatchEvent(new Event("visibilitychange"));')
         time.sleep(0.5)
         assert any('/v1/stats' in u for u in browser.check_logs())   # caught up at once
+        # A task not done yet is long-polled; hiding the tab ends the poll (no error)
+        later_id = later.json['task']['id']
+        browser.page('#/task/' + later_id, 'document.querySelector(".badge.st-delayed")')
+        time.sleep(0.5)
+        assert any(later_id + '?wait=25' in u for u in browser.check_logs())
+        b.run('Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});'
+              'document.dispatchEvent(new Event("visibilitychange"));')
+        time.sleep(1)
+        assert browser.check_logs() == []
+        b.run('Object.defineProperty(document, "visibilityState", {value: "visible", configurable: true});'
+              'document.dispatchEvent(new Event("visibilitychange"));')
+        time.sleep(0.5)
+        assert any(later_id + '?wait=25' in u for u in browser.check_logs())
 
         # A read key: the same pages, no action button anywhere
         b.click('#signout')
