@@ -118,8 +118,10 @@ bk_task_t *bk_engine_load (bk_engine_t *self, const uint8_t id[16]) {
 
 int bk_engine_save (bk_engine_t *self, bk_task_t *task, int old_status) {
     int rc = bk_tasks_save (self->store, task, old_status);
-    if (rc == 0 && task->status != old_status)
+    if (rc == 0 && task->status != old_status) {
+        bk_minutes_touch (self->minutes, task->team); //  wakes GET /v1/stats?wait
         s_announce (self, task);
+    }
     return rc;
 }
 

@@ -21,6 +21,17 @@
 #define S_MAX_WAIT_S 25               //  GET ?wait=N
 #define S_BATCH_MAX  1000             //  tasks in one POST /v1/tasks/batch
 
+//  A GET /v1/stats?wait held until the team's tasks change.
+typedef struct {
+    void *socket;     //  the client socket it came in on
+    uint8_t rid[256]; //  routing id of the client
+    size_t rid_size;  //  its length
+    int64_t corr;     //  correlation id
+    uint8_t team[16]; //  whose figures
+    uint64_t since;   //  the changes count the client has seen
+    int64_t deadline; //  mono ms to answer by anyway
+} s_held_t;
+
 struct _bk_handlers_t {
     bk_engine_t *engine;       //  borrowed
     bk_keys_t *keys;           //  borrowed
@@ -29,6 +40,9 @@ struct _bk_handlers_t {
     bk_scheduler_t *scheduler; //  borrowed
     bk_sockets_t *sockets;     //  borrowed: refused connections, for STATS
     bk_bulk_t *bulk;           //  borrowed: bulk jobs
+    s_held_t *held;            //  held GET /v1/stats?wait, in arrival order
+    size_t nheld;              //  how many
+    size_t held_cap;           //  allocated
     char admin[80];            //  the admin token
 };
 
@@ -54,6 +68,7 @@ void bk_handlers_destroy (bk_handlers_t **self_p) {
     if (!self)
         return;
     bk_limits_destroy (&self->limits);
+    free (self->held);
     sodium_memzero (self->admin, sizeof self->admin);
     free (self);
     *self_p = NULL;
@@ -522,10 +537,88 @@ static void s_tasks_by_status (aq_writer_t *w, bk_store_t *store, const uint8_t 
         aq_write_kv_int (w, bk_status_name (st), (int64_t) bk_tasks_count (store, team, st));
 }
 
+//  A team's figures: its tasks by status and the tasks it created (the
+//  store's counters); the console's view adds the workers connected (they
+//  serve every team, so their number is no secret), the last hour per
+//  minute and the count of status changes a long poll compares.
+static void s_team_stats (bk_handlers_t *self, aq_writer_t *w, const uint8_t team[16],
+                          bool console) {
+    bk_engine_t *engine = self->engine;
+    aq_write_map (w, console ? 6 : 3);
+    aq_write_kv_str (w, "scope", "team");
+    s_tasks_by_status (w, engine->store, team);
+    aq_write_str (w, "counters");
+    aq_write_map (w, 1);
+    aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, team, 0));
+    if (console) {
+        aq_write_kv_int (w, "workers",
+                         bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
+        aq_write_str (w, "minutes");
+        bk_minutes_write (engine->minutes, team, engine->now, w);
+        aq_write_str (w, "changes");
+        aq_write_uint (w, bk_minutes_changes (engine->minutes, team));
+    }
+}
+
+//  GET /v1/stats?wait=N&since=C: held when C is the team's changes count
+//  now (nothing new for the client), until it moves or N seconds pass.
+//  True when held.
+static bool s_stats_hold (bk_handlers_t *self, bk_req_t *req) {
+    aq_node_t wait;
+    char since_text[24];
+    if (!bk_req_get (req, "wait", &wait) || wait.type != AQ_NODE_INT || wait.i <= 0 ||
+        wait.i > S_MAX_WAIT_S || !bk_req_str (req, "since", since_text, sizeof since_text))
+        return false;
+    char *end;
+    uint64_t since = strtoull (since_text, &end, 10);
+    if (*end || end == since_text || req->rid_size > sizeof self->held[0].rid ||
+        since != bk_minutes_changes (self->engine->minutes, req->team))
+        return false;
+    if (self->nheld == self->held_cap) {
+        self->held_cap = self->held_cap ? self->held_cap * 2 : 16;
+        self->held = realloc (self->held, self->held_cap * sizeof *self->held);
+        assert (self->held);
+    }
+    s_held_t *held = &self->held[self->nheld++];
+    held->socket = req->socket;
+    memcpy (held->rid, req->rid, req->rid_size);
+    held->rid_size = req->rid_size;
+    held->corr = req->corr;
+    memcpy (held->team, req->team, 16);
+    held->since = since;
+    held->deadline = self->engine->mono + wait.i * 1000;
+    return true;
+}
+
+void bk_handlers_tick (bk_handlers_t *self) {
+    bk_engine_t *engine = self->engine;
+    for (size_t i = 0; i < self->nheld;) {
+        s_held_t *held = &self->held[i];
+        if (bk_minutes_changes (engine->minutes, held->team) == held->since &&
+            engine->mono < held->deadline) {
+            i++;
+            continue;
+        }
+        aq_writer_t *w = bk_outbox_reply_start (engine->outbox, held->corr, AQ_OK);
+        aq_write_str (w, "body");
+        s_team_stats (self, w, held->team, true);
+        bk_outbox_reply_queue (engine->outbox, held->socket, held->rid, held->rid_size, 1);
+        memmove (held, held + 1, (self->nheld - i - 1) * sizeof *held);
+        self->nheld--;
+    }
+}
+
+int64_t bk_handlers_next_deadline (bk_handlers_t *self) {
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->nheld; i++)
+        if (self->held[i].deadline < next)
+            next = self->held[i].deadline;
+    return next;
+}
+
 //  STATS: with the admin token (its `admin` field, or as the `key`, which
 //  is how a gateway passes GET /metrics' bearer) the whole broker's
-//  figures; with a team key only that team's: its tasks by status and the
-//  tasks it created (the store's counters), nothing global.
+//  figures; with a team key only that team's (s_team_stats).
 static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_engine_t *engine = self->engine;
     aq_node_t admin, key;
@@ -537,19 +630,9 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
             return;
         char view[16] = "";
         bool console = bk_req_str (req, "view", view, sizeof view) && !strcmp (view, "console");
-        aq_writer_t *w = bk_req_body (req, AQ_OK);
-        aq_write_map (w, console ? 5 : 3);
-        aq_write_kv_str (w, "scope", "team");
-        s_tasks_by_status (w, engine->store, req->team);
-        aq_write_str (w, "counters");
-        aq_write_map (w, 1);
-        aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, req->team, 0));
-        if (console) { //  GET /v1/stats: the workers serve every team, so their count is no secret
-            aq_write_kv_int (w, "workers",
-                             bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
-            aq_write_str (w, "minutes");
-            bk_minutes_write (engine->minutes, req->team, engine->now, w);
-        }
+        if (console && s_stats_hold (self, req))
+            return; //  answered by bk_handlers_tick
+        s_team_stats (self, bk_req_body (req, AQ_OK), req->team, console);
         bk_req_done (req);
         return;
     }
@@ -920,6 +1003,45 @@ static void s_test_commands (rig_core_t *rig) {
     assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\"}", RIG_CORE_ADMIN) == AQ_OK);
     assert (rig_core_shows (rig, "\"scope\":\"global\"") && rig_core_shows (rig, "\"pending\":4,"));
     assert (rig_core_shows (rig, "\"workers\":0,") && rig_core_shows (rig, "\"created\":4,"));
+    //  its long poll: held while the changes count is the one given, answered
+    //  by the next status change of the team's tasks, or at its deadline
+    aq_node_t changes;
+    int64_t seen, now_seen;
+    assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\", \"view\": \"console\"}",
+                           rig->key) == AQ_OK);
+    assert (aq_node_get (&rig->body, "changes", &changes) &&
+            aq_node_int_in (&changes, 3, INT64_MAX, &seen));
+    int64_t corr = rig_core_send (rig, AQ_CMD_STATS,
+                                  "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5, "
+                                  "\"since\": \"%lld\"}",
+                                  rig->key, (long long) seen);
+    rig_core_turn (rig);
+    assert (rig_core_answer (rig) < 0 && bk_handlers_next_deadline (rig->handlers) != INT64_MAX);
+    char made[AQ_UUID_TEXT];
+    assert (rig_core_create (rig, "{\"targetUrl\": \"http://t.test/stats\"}", made) == AQ_CREATED);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    assert (rig_core_shows (rig, "\"pending\":4,") && rig_core_shows (rig, "\"minutes\":["));
+    assert (aq_node_get (&rig->body, "changes", &changes) &&
+            aq_node_int_in (&changes, 0, INT64_MAX, &now_seen) && now_seen == seen + 1);
+    assert (bk_handlers_next_deadline (rig->handlers) == INT64_MAX);
+    corr = rig_core_send (rig, AQ_CMD_STATS,
+                          "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 2, "
+                          "\"since\": \"%lld\"}",
+                          rig->key, (long long) seen + 1);
+    rig_core_turn (rig);
+    assert (rig_core_answer (rig) < 0);
+    rig_core_later (rig, 1999);
+    assert (rig_core_answer (rig) < 0);
+    rig_core_later (rig, 1);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    //  an old count, or no count, is answered at once
+    assert (rig_core_call (rig, AQ_CMD_STATS,
+                           "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5, "
+                           "\"since\": \"%lld\"}",
+                           rig->key, (long long) seen) == AQ_OK);
+    assert (rig_core_call (rig, AQ_CMD_STATS,
+                           "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5}",
+                           rig->key) == AQ_OK);
     rig_core_call (rig, AQ_CMD_STATS, "{\"admin\": \"nope\"}");
     assert (s_refused (rig, AQ_UNAUTH, "Invalid admin token"));
 }

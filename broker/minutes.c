@@ -10,6 +10,7 @@
 
 typedef struct {
     uint8_t team[16];           //  whose
+    uint64_t changes;           //  status changes of its tasks
     int64_t minute[BK_MINUTES]; //  the minute a slot counts (ms / 60000), -1 unused
     uint32_t count[BK_MINUTES][BK_MINUTE_KINDS]; //  its counts by bk_minute_kind_t
 } s_team_t;
@@ -66,6 +67,17 @@ void bk_minutes_add (bk_minutes_t *self, const uint8_t team[16], int kind, int64
         memset (ring->count[slot], 0, sizeof ring->count[slot]);
     }
     ring->count[slot][kind]++;
+}
+
+void bk_minutes_touch (bk_minutes_t *self, const uint8_t team[16]) {
+    assert (self && team);
+    s_team (self, team, true)->changes++;
+}
+
+uint64_t bk_minutes_changes (bk_minutes_t *self, const uint8_t team[16]) {
+    assert (self && team);
+    s_team_t *ring = s_team (self, team, false);
+    return ring ? ring->changes : 0;
 }
 
 void bk_minutes_write (bk_minutes_t *self, const uint8_t team[16], int64_t now, aq_writer_t *w) {
@@ -142,6 +154,13 @@ void bk_minutes_test (bool verbose) {
     text = s_dump (self, a, t0 + 60 * S_MINUTE_MS);
     assert (!strstr (text, "\"created\":2") && strstr (text, "\"completed\":1"));
     free (text);
+
+    //  Status changes, by team
+    assert (bk_minutes_changes (self, a) == 0 && bk_minutes_changes (self, (uint8_t[16]){7}) == 0);
+    bk_minutes_touch (self, a);
+    bk_minutes_touch (self, a);
+    bk_minutes_touch (self, b);
+    assert (bk_minutes_changes (self, a) == 2 && bk_minutes_changes (self, b) == 1);
 
     //  Many teams
     for (int i = 0; i < 40; i++) {

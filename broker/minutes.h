@@ -1,5 +1,5 @@
 /*  minutes.h - per-team counts of tasks created, completed and failed,
-    minute by minute over the last hour
+    minute by minute over the last hour, and of status changes
 
     In memory only: the console's chart (GET /v1/stats) starts empty after
     a restart. A team's ring has 60 slots, one per wall-clock minute; a
@@ -30,6 +30,13 @@ void bk_minutes_destroy (bk_minutes_t **self_p);
 
 //  Counts one event of kind for team at wall time now (ms).
 void bk_minutes_add (bk_minutes_t *self, const uint8_t team[16], int kind, int64_t now);
+
+//  Counts a status change of one of team's tasks (a creation too).
+void bk_minutes_touch (bk_minutes_t *self, const uint8_t team[16]);
+
+//  The status changes of team's tasks since the broker started: what a
+//  long poll of GET /v1/stats?since= compares.
+uint64_t bk_minutes_changes (bk_minutes_t *self, const uint8_t team[16]);
 
 //  Appends to w an array of BK_MINUTES maps, oldest first, the last one
 //  the current minute: {"at": minute start (ms), "created", "completed",

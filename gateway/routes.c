@@ -54,7 +54,13 @@ static const gw_route_t s_routes[] = {
      "bulk",
      {NULL}},
     {"GET", "/v1/whoami", GW_ROUTE_WHOAMI, AQ_CMD_AUTH, GW_ROUTE_STRICT, NULL, {NULL}},
-    {"GET", "/v1/stats", GW_ROUTE_STATS, AQ_CMD_STATS, GW_ROUTE_STRICT, NULL, {NULL}},
+    {"GET",
+     "/v1/stats",
+     GW_ROUTE_STATS,
+     AQ_CMD_STATS,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"wait", "since", NULL}},
     {"GET", "/v1/bulk/:id", GW_ROUTE_BULK_GET, AQ_CMD_BULK_GET, GW_ROUTE_STRICT, NULL, {NULL}},
     {"GET",
      "/v1/tasks/:id",
@@ -683,6 +689,11 @@ void gw_routes_test (bool verbose) {
     s_expect_message (&req, AQ_CMD_AUTH, "{\"key\":\"k\"}");
     req.path = "/v1/stats";
     s_expect_message (&req, AQ_CMD_STATS, "{\"key\":\"k\",\"view\":\"console\"}");
+    S_QUERY (req, {"wait", "25"}, {"since", "41"}); //  a long poll
+    s_expect_message (&req, AQ_CMD_STATS,
+                      "{\"key\":\"k\",\"wait\":25,\"since\":\"41\",\"view\":\"console\"}");
+    S_QUERY (req, {"wait", "26"});
+    s_expect_local (&req, 400, "wait must be a number between 0 and 25");
     S_QUERY (req, {"x", "1"});
     s_expect_local (&req, 400, "Unknown query parameter: x");
     req.query = NULL;

@@ -15,6 +15,7 @@ in no cookie and not in localStorage. Screenshots of every page, at
 import json
 import os
 import random
+import threading
 import time
 
 import aqtest
@@ -131,10 +132,30 @@ def test_console_pages_bulk_retry_read_key():
     assert api.post('/tasks/%s/run_now' % schedule_id).status == 201
     assert api.post('/v1/tokens', {'name': 'fal key', 'value': 'secret-' + tag}).status == 201
 
-    def settled():
+    def settled(completed):
         counts = api.get('/v1/stats').json['tasks']
-        return counts if counts['completed'] >= 4 and counts['failed'] == 2 else None
-    wait_until(settled, 20, 'the tasks to finish')
+        return counts['completed'] >= completed and counts['failed'] == 2
+    wait_until(lambda: settled(4), 20, 'the tasks to finish')
+
+    # /v1/stats?wait=N&since=C: held while C is the team's changes count,
+    # answered at once by a status change of one of its tasks
+    changes = api.get('/v1/stats').json['changes']
+    quiet = api.get('/v1/stats?wait=1&since=%d' % changes)
+    assert quiet.status == 200 and quiet.elapsed >= 0.9 and quiet.json['changes'] == changes, quiet
+    assert api.get('/v1/stats?wait=5&since=%d' % (changes - 1)).elapsed < 0.5
+    poll = aqtest.HttpClient(aq.port, key)
+    woken = []
+    waiter = threading.Thread(target=lambda: woken.append(
+        poll.get('/v1/stats?wait=20&since=%d' % changes)))
+    waiter.start()
+    time.sleep(0.3)
+    assert api.post('/v1/tasks', {'targetUrl': target.url('/ok/wake')}).status == 201
+    waiter.join(10)
+    assert woken and woken[0].status == 200 and woken[0].json['changes'] > changes, woken
+    assert woken[0].elapsed < 5, woken[0].elapsed
+    poll.close()
+
+    wait_until(lambda: settled(5), 20, 'the last task to finish')
     flow = api.get('/v1/flow-control').status != 404
 
     # whoami: the key's team and scope, for any valid key
@@ -285,5 +306,6 @@ def test_console_pages_bulk_retry_read_key():
         browser.check_logs()
         assert browser.check_key_kept() == read
         assert any('/v1/whoami' in u for u in browser.urls)
+        assert any('/v1/stats?wait=25&since=' in u for u in browser.urls)   # the lists' long poll
     finally:
         browser.quit()

@@ -63,17 +63,33 @@ function showSignIn(message) {
 
 // ---- live updates --------------------------------------------------------
 
-// A page registers jobs: every(ms, fn) refreshes, loop(fn(signal)) long polls.
-// They run only while the document is visible, and stop with the page.
+// A page registers jobs: every(ms, fn) refreshes, loop(fn(signal)) long
+// polls, watch(fn(stats)) refreshes when the team's tasks change. They run
+// only while the document is visible, and stop with the page.
 function makeContext() {
   const jobs = [];
   const ctx = {
     every: (ms, fn) => jobs.push({ ms, fn }),
     loop: fn => jobs.push({ fn, loop: true }),
+    watch: fn => jobs.push({ fn: watchTeam(fn), loop: true }),
     go: hash => { location.hash = hash; },
     stopped: false,
   };
   return { ctx, jobs, run: null };
+}
+
+// GET /v1/stats?wait=25&since=N is held by the broker until a task of the
+// team changes status (N: the changes count last seen), or 25 s pass; then
+// fn refreshes the page. At most one refresh a second, however busy.
+function watchTeam(fn) {
+  let since = null;
+  return async signal => {
+    const stats = await get('/v1/stats' + (since === null ? '' : '?wait=25&since=' + since), signal);
+    if (signal.aborted) return;
+    since = stats.changes;
+    await fn(stats);
+    await new Promise(resolve => setTimeout(resolve, 1000));
+  };
 }
 
 function startJobs(p) {

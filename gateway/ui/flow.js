@@ -44,5 +44,5 @@ export async function render(el, route, ctx) {
   }
 
   await refresh();
-  ctx.every(5000, refresh);
+  ctx.watch(() => refresh());
 }

@@ -15,8 +15,8 @@ export async function render(el, route, ctx) {
   const keys = h('section', { class: 'card' });
   put(el, h('h1', {}, 'Overview'), counts, gauges, chart, keys);
 
-  async function refresh() {
-    const [stats, flow] = await Promise.all([get('/v1/stats'), flowKeys()]);
+  async function refresh(given) {
+    const [stats, flow] = await Promise.all([given || get('/v1/stats'), flowKeys()]);
     put(counts, ...STATUSES.map(st =>
       h('a', { class: 'tile st-' + st, href: '#/tasks?status=' + st, 'data-status': st },
         h('span', { class: 'n' }, String(stats.tasks[st] ?? 0)), h('span', {}, st))));
@@ -37,7 +37,7 @@ export async function render(el, route, ctx) {
       ], flow, 'No flow-control keys yet.'));
   }
   await refresh();
-  ctx.every(5000, refresh);
+  ctx.watch(refresh);
 }
 
 function tile(label, value, id) {

@@ -19,7 +19,7 @@ export async function render(el, route, ctx) {
     ], data.tasks, 'No scheduled tasks yet.'));
   }
   await refresh();
-  ctx.every(10000, refresh);
+  ctx.watch(() => refresh());
 }
 
 export async function renderOne(el, route, ctx) {
@@ -73,5 +73,5 @@ export async function renderOne(el, route, ctx) {
   }
 
   await refresh();
-  ctx.every(5000, refresh);
+  ctx.watch(() => refresh());
 }

@@ -148,7 +148,7 @@ async function list(el, params, ctx, failedView) {
   }
 
   await refresh();
-  ctx.every(5000, refresh);
+  ctx.watch(() => refresh());
 }
 
 export function labels(map) {

@@ -45,5 +45,5 @@ export async function render(el, route, ctx) {
   }
 
   await refresh();
-  ctx.every(15000, refresh);
+  ctx.every(30000, refresh); // tokens change only by hand
 }
