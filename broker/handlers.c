@@ -4,6 +4,7 @@
 #include "aq_proto.h"
 #include "aq_uuid.h"
 #include "delay.h"
+#include "figures.h"
 #include "request.h"
 #include "task_filter.h"
 #include "task_request.h"
@@ -21,17 +22,6 @@
 #define S_MAX_WAIT_S 25               //  GET ?wait=N
 #define S_BATCH_MAX  1000             //  tasks in one POST /v1/tasks/batch
 
-//  A GET /v1/stats?wait held until the team's tasks change.
-typedef struct {
-    void *socket;     //  the client socket it came in on
-    uint8_t rid[256]; //  routing id of the client
-    size_t rid_size;  //  its length
-    int64_t corr;     //  correlation id
-    uint8_t team[16]; //  whose figures
-    uint64_t since;   //  the changes count the client has seen
-    int64_t deadline; //  mono ms to answer by anyway
-} s_held_t;
-
 struct _bk_handlers_t {
     bk_engine_t *engine;       //  borrowed
     bk_keys_t *keys;           //  borrowed
@@ -40,9 +30,7 @@ struct _bk_handlers_t {
     bk_scheduler_t *scheduler; //  borrowed
     bk_sockets_t *sockets;     //  borrowed: refused connections, for STATS
     bk_bulk_t *bulk;           //  borrowed: bulk jobs
-    s_held_t *held;            //  held GET /v1/stats?wait, in arrival order
-    size_t nheld;              //  how many
-    size_t held_cap;           //  allocated
+    bk_figures_t *figures;     //  owned: STATS answers and their long polls
     char admin[80];            //  the admin token
 };
 
@@ -58,6 +46,7 @@ bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatc
     self->scheduler = scheduler;
     self->sockets = sockets;
     self->bulk = bulk;
+    self->figures = bk_figures_new (engine, dispatch, sockets);
     snprintf (self->admin, sizeof self->admin, "%s", admin);
     return self;
 }
@@ -68,7 +57,7 @@ void bk_handlers_destroy (bk_handlers_t **self_p) {
     if (!self)
         return;
     bk_limits_destroy (&self->limits);
-    free (self->held);
+    bk_figures_destroy (&self->figures);
     sodium_memzero (self->admin, sizeof self->admin);
     free (self);
     *self_p = NULL;
@@ -530,97 +519,10 @@ static void s_auth (bk_handlers_t *self, bk_req_t *req, int cmd) {
     bk_req_done (req);
 }
 
-static void s_tasks_by_status (aq_writer_t *w, bk_store_t *store, const uint8_t *team) {
-    aq_write_str (w, "tasks");
-    aq_write_map (w, BK_ST_COUNT - 1);
-    for (int st = 1; st < BK_ST_COUNT; st++)
-        aq_write_kv_int (w, bk_status_name (st), (int64_t) bk_tasks_count (store, team, st));
-}
-
-//  A team's figures: its tasks by status and the tasks it created (the
-//  store's counters); the console's view adds the workers connected (they
-//  serve every team, so their number is no secret), the last hour per
-//  minute and the count of status changes a long poll compares.
-static void s_team_stats (bk_handlers_t *self, aq_writer_t *w, const uint8_t team[16],
-                          bool console) {
-    bk_engine_t *engine = self->engine;
-    aq_write_map (w, console ? 6 : 3);
-    aq_write_kv_str (w, "scope", "team");
-    s_tasks_by_status (w, engine->store, team);
-    aq_write_str (w, "counters");
-    aq_write_map (w, 1);
-    aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, team, 0));
-    if (console) {
-        aq_write_kv_int (w, "workers",
-                         bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
-        aq_write_str (w, "minutes");
-        bk_minutes_write (engine->minutes, team, engine->now, w);
-        aq_write_str (w, "changes");
-        aq_write_uint (w, bk_minutes_changes (engine->minutes, team));
-    }
-}
-
-//  GET /v1/stats?wait=N&since=C: held when C is the team's changes count
-//  now (nothing new for the client), until it moves or N seconds pass.
-//  True when held.
-static bool s_stats_hold (bk_handlers_t *self, bk_req_t *req) {
-    aq_node_t wait;
-    char since_text[24];
-    if (!bk_req_get (req, "wait", &wait) || wait.type != AQ_NODE_INT || wait.i <= 0 ||
-        wait.i > S_MAX_WAIT_S || !bk_req_str (req, "since", since_text, sizeof since_text))
-        return false;
-    char *end;
-    uint64_t since = strtoull (since_text, &end, 10);
-    if (*end || end == since_text || req->rid_size > sizeof self->held[0].rid ||
-        since != bk_minutes_changes (self->engine->minutes, req->team))
-        return false;
-    if (self->nheld == self->held_cap) {
-        self->held_cap = self->held_cap ? self->held_cap * 2 : 16;
-        self->held = realloc (self->held, self->held_cap * sizeof *self->held);
-        assert (self->held);
-    }
-    s_held_t *held = &self->held[self->nheld++];
-    held->socket = req->socket;
-    memcpy (held->rid, req->rid, req->rid_size);
-    held->rid_size = req->rid_size;
-    held->corr = req->corr;
-    memcpy (held->team, req->team, 16);
-    held->since = since;
-    held->deadline = self->engine->mono + wait.i * 1000;
-    return true;
-}
-
-void bk_handlers_tick (bk_handlers_t *self) {
-    bk_engine_t *engine = self->engine;
-    for (size_t i = 0; i < self->nheld;) {
-        s_held_t *held = &self->held[i];
-        if (bk_minutes_changes (engine->minutes, held->team) == held->since &&
-            engine->mono < held->deadline) {
-            i++;
-            continue;
-        }
-        aq_writer_t *w = bk_outbox_reply_start (engine->outbox, held->corr, AQ_OK);
-        aq_write_str (w, "body");
-        s_team_stats (self, w, held->team, true);
-        bk_outbox_reply_queue (engine->outbox, held->socket, held->rid, held->rid_size, 1);
-        memmove (held, held + 1, (self->nheld - i - 1) * sizeof *held);
-        self->nheld--;
-    }
-}
-
-int64_t bk_handlers_next_deadline (bk_handlers_t *self) {
-    int64_t next = INT64_MAX;
-    for (size_t i = 0; i < self->nheld; i++)
-        if (self->held[i].deadline < next)
-            next = self->held[i].deadline;
-    return next;
-}
-
 //  STATS: with the admin token (its `admin` field, or as the `key`, which
 //  is how a gateway passes GET /metrics' bearer) the whole broker's
-//  figures; with a team key only that team's (s_team_stats).
+//  figures; with a team key only that team's (figures.h).
 static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
-    bk_engine_t *engine = self->engine;
     aq_node_t admin, key;
     if (bk_req_get (req, "admin", &admin)) {
         if (s_admin (self, req) != 0)
@@ -630,42 +532,22 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
             return;
         char view[16] = "";
         bool console = bk_req_str (req, "view", view, sizeof view) && !strcmp (view, "console");
-        if (console && s_stats_hold (self, req))
+        if (console && bk_figures_hold (self->figures, req))
             return; //  answered by bk_handlers_tick
-        s_team_stats (self, bk_req_body (req, AQ_OK), req->team, console);
+        bk_figures_team (self->figures, bk_req_body (req, AQ_OK), req->team, console);
         bk_req_done (req);
         return;
     }
-    static const char *const le[BK_LATENCY_BUCKETS] = {
-        "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "+Inf"};
-    const bk_stats_t *stats = &engine->stats;
-    aq_writer_t *w = bk_req_body (req, AQ_OK);
-    aq_write_map (w, 7);
-    aq_write_kv_str (w, "scope", "global");
-    s_tasks_by_status (w, engine->store, NULL);
-    aq_write_str (w, "counters");
-    aq_write_map (w, 9);
-    aq_write_kv_int (w, "created", (int64_t) stats->created);
-    aq_write_kv_int (w, "dispatched", (int64_t) stats->dispatched);
-    aq_write_kv_int (w, "completed", (int64_t) stats->completed);
-    aq_write_kv_int (w, "failed", (int64_t) stats->failed);
-    aq_write_kv_int (w, "retried", (int64_t) stats->retried);
-    aq_write_kv_int (w, "malformed", (int64_t) stats->malformed);
-    aq_write_kv_int (w, "workerLost", (int64_t) stats->lost);
-    aq_write_kv_int (w, "refusedConnections",
-                     (int64_t) (self->sockets ? bk_sockets_refused (self->sockets) : 0));
-    aq_write_kv_int (w, "refusedResults", (int64_t) stats->refused_results);
-    aq_write_kv_int (w, "workers", bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
-    aq_write_kv_int (w, "lmdbBytes", bk_store_used_bytes (engine->store));
-    aq_write_str (w, "attemptLatencyMs");
-    aq_write_map (w, BK_LATENCY_BUCKETS);
-    uint64_t cumulative = 0;
-    for (int i = 0; i < BK_LATENCY_BUCKETS; i++) {
-        cumulative += stats->latency[i];
-        aq_write_kv_int (w, le[i], (int64_t) cumulative);
-    }
-    aq_write_kv_int (w, "attemptLatencySumMs", (int64_t) stats->latency_sum_ms);
+    bk_figures_global (self->figures, bk_req_body (req, AQ_OK));
     bk_req_done (req);
+}
+
+void bk_handlers_tick (bk_handlers_t *self) {
+    bk_figures_tick (self->figures);
+}
+
+int64_t bk_handlers_next_deadline (bk_handlers_t *self) {
+    return bk_figures_next_deadline (self->figures);
 }
 
 static void s_admin_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
