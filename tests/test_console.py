@@ -157,6 +157,12 @@ def test_console_pages_bulk_retry_read_key():
 
     wait_until(lambda: settled(5), 20, 'the last task to finish')
     flow = api.get('/v1/flow-control').status != 404
+    flow_key = 'fal-prod-' + tag
+    if flow:
+        made = api.post('/v1/tasks', {'targetUrl': target.url('/ok/flow'),
+                                      'flowControl': {'key': flow_key, 'rate': 10, 'parallelism': 2}})
+        assert made.status == 201, made
+        wait_until(lambda: settled(6), 20, 'the flow task to finish')
 
     # whoami: the key's team and scope, for any valid key
     who = api.get('/v1/whoami')
@@ -238,7 +244,15 @@ def test_console_pages_bulk_retry_read_key():
         title = b.run('return document.querySelector("#fire-times time").title;')
         assert title.endswith('Z (UTC)'), title
         browser.shot('schedule')
-        browser.page('#/flow', 'document.querySelector("#flow p, #flow table")')
+        if flow:   # a key with limits: shown, paused from the page
+            browser.page('#/flow', s_rows('#flow tbody tr') + ' >= 1')
+            assert flow_key in b.run('return document.getElementById("flow").textContent;')
+            b.click('#flow tbody button')
+            wait_until(lambda: api.get('/v1/flow-control/' + flow_key).json['flowControl']['paused'],
+                       10, 'the key to be paused')
+            b.wait('document.querySelector("#flow tbody button").textContent === "Resume"', 10)
+        else:
+            browser.page('#/flow', 'document.querySelector("#flow p, #flow table")')
         browser.shot('flow')
         browser.page('#/tokens', s_rows('#tokens tbody tr') + ' === 1')
         assert 'secret-' + tag not in b.run('return document.body.textContent;')
