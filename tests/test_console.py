@@ -270,7 +270,7 @@ def test_console_pages_bulk_retry_read_key():
         browser.check_logs()
         browser.check_key_kept()
 
-        # A hidden tab asks nothing (the overview refreshes every 5 s while shown)
+        # A hidden tab asks nothing (the overview long-polls GET /v1/stats while shown)
         browser.page('#/overview', 'document.querySelectorAll("#counts a").length === 9')
         b.run('Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});'
               'document.dispatchEvent(new Event("visibilitychange"));')
