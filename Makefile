@@ -14,7 +14,8 @@ DEB_PKGS = build-essential pkg-config libzmq3-dev libczmq-dev libmicrohttpd-dev 
            liblmdb-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev \
            libsodium-dev libical-dev libjemalloc-dev \
            libsystemd-dev
-TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2 clang
+TEST_PKGS = python3 python3-requests python3-zmq python3-msgpack python3-yaml curl iproute2 clang \
+            chromium chromium-driver
 BENCH_PKGS = wrk
 
 CC      ?= cc
@@ -110,8 +111,21 @@ $(LIBBROKER): $(call objs,$(BROKER_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(LIBWORKER): $(call objs,$(WORKER_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(LIBGATEWAY): $(call objs,$(GATEWAY_SRC))
+$(LIBGATEWAY): $(call objs,$(GATEWAY_SRC)) $(OBJ)/gateway/ui_assets.o
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+
+# The web console (gateway/ui/, docs/console.md): its files become byte
+# arrays in a generated C file, written by a small C program built for the
+# build machine (no xxd, no python); gateway/ui.c serves them at /ui/.
+UI_FILES = $(sort $(wildcard gateway/ui/*.html gateway/ui/*.js gateway/ui/*.css gateway/ui/*.svg))
+UI_EMBED = $(BUILD)/tools/ui-embed
+$(UI_EMBED): tools/ui_embed.c
+	@mkdir -p $(dir $@); $(CC) $(CFLAGS_BASE) -O1 -o $@ $<
+$(BUILD)/gen/ui_assets.c: $(UI_EMBED) $(UI_FILES)
+	@mkdir -p $(dir $@); $(UI_EMBED) $(UI_FILES) > $@.tmp && mv $@.tmp $@
+$(OBJ)/gateway/ui_assets.o: $(BUILD)/gen/ui_assets.c gateway/ui.h | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Igateway -c $< -o $@
 
 ALL_LIBS = $(LIBBROKER) $(LIBGATEWAY) $(LIBWORKER) $(LIBPROTO)
 

@@ -33,6 +33,7 @@ bk_engine_t *bk_engine_new (const bk_config_t *cfg, bk_store_t *store, bk_outbox
     self->queue = bk_queue_new (store);
     self->flow = bk_flow_new (store, self->queue);
     self->waiters = bk_waiters_new ();
+    self->minutes = bk_minutes_new ();
     self->next_due = 0;
     return self;
 }
@@ -45,6 +46,7 @@ void bk_engine_destroy (bk_engine_t **self_p) {
     bk_flow_destroy (&self->flow);
     bk_queue_destroy (&self->queue);
     bk_waiters_destroy (&self->waiters);
+    bk_minutes_destroy (&self->minutes);
     free (self);
     *self_p = NULL;
 }
@@ -120,8 +122,10 @@ int bk_engine_save (bk_engine_t *self, bk_task_t *task, int old_status) {
     int rc = bk_tasks_save (self->store, task, old_status);
     if (rc == 0 && task->flow_key)
         bk_flow_moved (self->flow, task, old_status, self->now);
-    if (rc == 0 && task->status != old_status)
+    if (rc == 0 && task->status != old_status) {
+        bk_minutes_touch (self->minutes, task->team); //  wakes GET /v1/stats?wait
         s_announce (self, task);
+    }
     return rc;
 }
 
@@ -164,10 +168,13 @@ void bk_engine_finish (bk_engine_t *self, bk_task_t *task, int status, const cha
         task->error = bk_task_strdup (task, error);
     if (task->in_run && self->step_hook)
         self->step_hook (self->hook_arg, task); //  a step of a scheduled run
-    if (status == BK_ST_COMPLETED)
+    if (status == BK_ST_COMPLETED) {
         self->stats.completed++;
-    else if (status == BK_ST_FAILED)
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_COMPLETED, self->now);
+    } else if (status == BK_ST_FAILED) {
         self->stats.failed++;
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_FAILED, self->now);
+    }
 }
 
 int bk_engine_attempt_failed (bk_engine_t *self, bk_task_t *task, const char *error, bool permanent,
@@ -356,8 +363,10 @@ int bk_engine_insert (bk_engine_t *self, bk_task_t *task) {
                                            : bk_engine_ready (self, task);
     if (rc == 0)
         rc = bk_engine_save (self, task, 0);
-    if (rc == 0)
+    if (rc == 0) {
         self->stats.created++;
+        bk_minutes_add (self->minutes, task->team, BK_MINUTE_CREATED, self->now);
+    }
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #include "queue.h"
 #include "store.h"
 #include "task.h"
+#include "minutes.h"
 #include "tasks.h"
 #include "waiters.h"
 
@@ -65,6 +66,7 @@ struct _bk_engine_t {
     int64_t last_created;           //  createdAt of the newest task (the next is not older)
     int64_t next_due;               //  earliest delay-queue time, INT64_MAX if none known
     bk_stats_t stats;               //  counters since start
+    bk_minutes_t *minutes;          //  owned: the teams' last hour, minute by minute
     bk_engine_due_fn *due_hook;     //  sched/'s timers
     bk_engine_step_fn *step_hook;   //  sched/'s step ends
     void *hook_arg;                 //  their argument

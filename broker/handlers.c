@@ -4,6 +4,7 @@
 #include "aq_proto.h"
 #include "aq_uuid.h"
 #include "delay.h"
+#include "figures.h"
 #include "request.h"
 #include "task_filter.h"
 #include "task_request.h"
@@ -29,6 +30,7 @@ struct _bk_handlers_t {
     bk_scheduler_t *scheduler; //  borrowed
     bk_sockets_t *sockets;     //  borrowed: refused connections, for STATS
     bk_bulk_t *bulk;           //  borrowed: bulk jobs
+    bk_figures_t *figures;     //  owned: STATS answers and their long polls
     char admin[80];            //  the admin token
 };
 
@@ -44,6 +46,7 @@ bk_handlers_t *bk_handlers_new (bk_engine_t *engine, bk_keys_t *keys, bk_dispatc
     self->scheduler = scheduler;
     self->sockets = sockets;
     self->bulk = bulk;
+    self->figures = bk_figures_new (engine, dispatch, sockets);
     snprintf (self->admin, sizeof self->admin, "%s", admin);
     return self;
 }
@@ -54,6 +57,7 @@ void bk_handlers_destroy (bk_handlers_t **self_p) {
     if (!self)
         return;
     bk_limits_destroy (&self->limits);
+    bk_figures_destroy (&self->figures);
     sodium_memzero (self->admin, sizeof self->admin);
     free (self);
     *self_p = NULL;
@@ -515,26 +519,19 @@ static void s_auth (bk_handlers_t *self, bk_req_t *req, int cmd) {
     char team[AQ_UUID_TEXT], topic[80];
     aq_uuid_format (req->team, team);
     aq_writer_t *w = bk_req_body (req, AQ_OK);
-    aq_write_map (w, 3);
+    const bk_team_t *record = bk_keys_team (self->keys, req->team);
+    aq_write_map (w, 4);
     aq_write_kv_str (w, "teamId", team);
+    aq_write_kv_str (w, "team", record ? record->name : "");
     aq_write_kv_str (w, "scope", req->read_only ? "read" : "full");
     aq_write_kv_str (w, "events", bk_engine_topic (self->engine, team, topic));
     bk_req_done (req);
 }
 
-static void s_tasks_by_status (aq_writer_t *w, bk_store_t *store, const uint8_t *team) {
-    aq_write_str (w, "tasks");
-    aq_write_map (w, BK_ST_COUNT - 1);
-    for (int st = 1; st < BK_ST_COUNT; st++)
-        aq_write_kv_int (w, bk_status_name (st), (int64_t) bk_tasks_count (store, team, st));
-}
-
 //  STATS: with the admin token (its `admin` field, or as the `key`, which
 //  is how a gateway passes GET /metrics' bearer) the whole broker's
-//  figures; with a team key only that team's: its tasks by status and the
-//  tasks it created (the store's counters), nothing global.
+//  figures; with a team key only that team's (figures.h).
 static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
-    bk_engine_t *engine = self->engine;
     aq_node_t admin, key;
     if (bk_req_get (req, "admin", &admin)) {
         if (s_admin (self, req) != 0)
@@ -542,45 +539,15 @@ static void s_stats (bk_handlers_t *self, bk_req_t *req, int cmd) {
     } else if (!(bk_req_get (req, "key", &key) && s_is_admin (self, &key))) {
         if (s_authenticate (self, req, false) != 0)
             return;
-        aq_writer_t *w = bk_req_body (req, AQ_OK);
-        aq_write_map (w, 3);
-        aq_write_kv_str (w, "scope", "team");
-        s_tasks_by_status (w, engine->store, req->team);
-        aq_write_str (w, "counters");
-        aq_write_map (w, 1);
-        aq_write_kv_int (w, "created", (int64_t) bk_tasks_count (engine->store, req->team, 0));
+        char view[16] = "";
+        bool console = bk_req_str (req, "view", view, sizeof view) && !strcmp (view, "console");
+        if (console && bk_figures_hold (self->figures, req))
+            return; //  answered by bk_handlers_tick
+        bk_figures_team (self->figures, bk_req_body (req, AQ_OK), req->team, console);
         bk_req_done (req);
         return;
     }
-    static const char *const le[BK_LATENCY_BUCKETS] = {
-        "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "+Inf"};
-    const bk_stats_t *stats = &engine->stats;
-    aq_writer_t *w = bk_req_body (req, AQ_OK);
-    aq_write_map (w, 7);
-    aq_write_kv_str (w, "scope", "global");
-    s_tasks_by_status (w, engine->store, NULL);
-    aq_write_str (w, "counters");
-    aq_write_map (w, 9);
-    aq_write_kv_int (w, "created", (int64_t) stats->created);
-    aq_write_kv_int (w, "dispatched", (int64_t) stats->dispatched);
-    aq_write_kv_int (w, "completed", (int64_t) stats->completed);
-    aq_write_kv_int (w, "failed", (int64_t) stats->failed);
-    aq_write_kv_int (w, "retried", (int64_t) stats->retried);
-    aq_write_kv_int (w, "malformed", (int64_t) stats->malformed);
-    aq_write_kv_int (w, "workerLost", (int64_t) stats->lost);
-    aq_write_kv_int (w, "refusedConnections",
-                     (int64_t) (self->sockets ? bk_sockets_refused (self->sockets) : 0));
-    aq_write_kv_int (w, "refusedResults", (int64_t) stats->refused_results);
-    aq_write_kv_int (w, "workers", bk_leases_workers_alive (bk_dispatch_leases (self->dispatch)));
-    aq_write_kv_int (w, "lmdbBytes", bk_store_used_bytes (engine->store));
-    aq_write_str (w, "attemptLatencyMs");
-    aq_write_map (w, BK_LATENCY_BUCKETS);
-    uint64_t cumulative = 0;
-    for (int i = 0; i < BK_LATENCY_BUCKETS; i++) {
-        cumulative += stats->latency[i];
-        aq_write_kv_int (w, le[i], (int64_t) cumulative);
-    }
-    aq_write_kv_int (w, "attemptLatencySumMs", (int64_t) stats->latency_sum_ms);
+    bk_figures_global (self->figures, bk_req_body (req, AQ_OK));
     bk_req_done (req);
 }
 
@@ -668,6 +635,14 @@ static void s_flow_pause (bk_handlers_t *self, bk_req_t *req, int cmd) {
         bk_req_error (req, AQ_UNAVAILABLE, BK_REPLY_FAILED);
     else
         s_flow_answer (self, req, key);
+}
+
+void bk_handlers_tick (bk_handlers_t *self) {
+    bk_figures_tick (self->figures);
+}
+
+int64_t bk_handlers_next_deadline (bk_handlers_t *self) {
+    return bk_figures_next_deadline (self->figures);
 }
 
 static void s_admin_command (bk_handlers_t *self, bk_req_t *req, int cmd) {
@@ -996,18 +971,64 @@ static void s_test_commands (rig_core_t *rig) {
     assert (s_refused (rig, AQ_UNAUTH, "Invalid or revoked API key"));
 
     //  auth and stats: a team key sees its team, the admin token everything
-    char team[AQ_UUID_TEXT], topic[80], want[160];
+    char team[AQ_UUID_TEXT], topic[80], want[200];
     aq_uuid_format (rig->team, team);
     assert (rig_core_call (rig, AQ_CMD_AUTH, "{\"key\": \"%s\"}", rig->key) == AQ_OK);
-    snprintf (want, sizeof want, "{\"teamId\":\"%s\",\"scope\":\"full\",\"events\":\"%s\"}", team,
+    snprintf (want, sizeof want,
+              "{\"teamId\":\"%s\",\"team\":\"acme\",\"scope\":\"full\",\"events\":\"%s\"}", team,
               bk_engine_topic (rig->engine, team, topic));
     assert (strcmp (rig->json, want) == 0);
     assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\"}", rig->key) == AQ_OK);
     assert (rig_core_shows (rig, "\"scope\":\"team\"") && rig_core_shows (rig, "\"pending\":3,") &&
             rig_core_shows (rig, "\"counters\":{\"created\":3}"));
+    assert (!rig_core_shows (rig, "workers") && !rig_core_shows (rig, "minutes"));
+    //  the console's view (GET /v1/stats) adds the workers and the last hour
+    assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\", \"view\": \"console\"}",
+                           rig->key) == AQ_OK);
+    assert (rig_core_shows (rig, "\"counters\":{\"created\":3},\"workers\":0,\"minutes\":[{"));
+    assert (rig_core_shows (rig, "\"created\":1,\"completed\":0,\"failed\":0}]"));
     assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\"}", RIG_CORE_ADMIN) == AQ_OK);
     assert (rig_core_shows (rig, "\"scope\":\"global\"") && rig_core_shows (rig, "\"pending\":4,"));
     assert (rig_core_shows (rig, "\"workers\":0,") && rig_core_shows (rig, "\"created\":4,"));
+    //  its long poll: held while the changes count is the one given, answered
+    //  by the next status change of the team's tasks, or at its deadline
+    aq_node_t changes;
+    int64_t seen, now_seen;
+    assert (rig_core_call (rig, AQ_CMD_STATS, "{\"key\": \"%s\", \"view\": \"console\"}",
+                           rig->key) == AQ_OK);
+    assert (aq_node_get (&rig->body, "changes", &changes) &&
+            aq_node_int_in (&changes, 3, INT64_MAX, &seen));
+    int64_t corr = rig_core_send (rig, AQ_CMD_STATS,
+                                  "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5, "
+                                  "\"since\": \"%lld\"}",
+                                  rig->key, (long long) seen);
+    rig_core_turn (rig);
+    assert (rig_core_answer (rig) < 0 && bk_handlers_next_deadline (rig->handlers) != INT64_MAX);
+    char made[AQ_UUID_TEXT];
+    assert (rig_core_create (rig, "{\"targetUrl\": \"http://t.test/stats\"}", made) == AQ_CREATED);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    assert (rig_core_shows (rig, "\"pending\":4,") && rig_core_shows (rig, "\"minutes\":["));
+    assert (aq_node_get (&rig->body, "changes", &changes) &&
+            aq_node_int_in (&changes, 0, INT64_MAX, &now_seen) && now_seen == seen + 1);
+    assert (bk_handlers_next_deadline (rig->handlers) == INT64_MAX);
+    corr = rig_core_send (rig, AQ_CMD_STATS,
+                          "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 2, "
+                          "\"since\": \"%lld\"}",
+                          rig->key, (long long) seen + 1);
+    rig_core_turn (rig);
+    assert (rig_core_answer (rig) < 0);
+    rig_core_later (rig, 1999);
+    assert (rig_core_answer (rig) < 0);
+    rig_core_later (rig, 1);
+    assert (rig_core_answer (rig) == AQ_OK && rig->answer_corr == corr);
+    //  an old count, or no count, is answered at once
+    assert (rig_core_call (rig, AQ_CMD_STATS,
+                           "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5, "
+                           "\"since\": \"%lld\"}",
+                           rig->key, (long long) seen) == AQ_OK);
+    assert (rig_core_call (rig, AQ_CMD_STATS,
+                           "{\"key\": \"%s\", \"view\": \"console\", \"wait\": 5}",
+                           rig->key) == AQ_OK);
     rig_core_call (rig, AQ_CMD_STATS, "{\"admin\": \"nope\"}");
     assert (s_refused (rig, AQ_UNAUTH, "Invalid admin token"));
 }

@@ -37,6 +37,12 @@ void bk_handlers_destroy (bk_handlers_t **self_p);
 void bk_handlers_request (bk_handlers_t *self, void *socket, const uint8_t *rid, size_t rid_size,
                           int cmd, const aq_node_t *body);
 
+//  Answers the held GET /v1/stats?wait whose team's tasks changed, or
+//  whose time is up; once a turn, before the commit.
+void bk_handlers_tick (bk_handlers_t *self);
+//  The earliest deadline of a held request (mono ms), INT64_MAX if none.
+int64_t bk_handlers_next_deadline (bk_handlers_t *self);
+
 void bk_handlers_test (bool verbose);
 
 #endif

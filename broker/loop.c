@@ -396,6 +396,7 @@ static long s_wake (s_loop_t *self) {
         wake = next - now;
     int64_t deadlines[] = {bk_dispatch_next_deadline (self->dispatch),
                            bk_waiters_next_deadline (self->engine->waiters),
+                           bk_handlers_next_deadline (self->handlers),
                            bk_providers_next_wake (self->providers)};
     for (size_t i = 0; i < sizeof deadlines / sizeof *deadlines; i++)
         if (deadlines[i] != INT64_MAX && deadlines[i] - mono < wake)
@@ -459,6 +460,7 @@ static bool s_turn (s_loop_t *self, aq_actor_t *actor) {
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);
+    bk_handlers_tick (self->handlers);
     if (engine->seq != self->stored_seq &&
         bk_store_put (self->store, BK_DB_META, "seq", 3, &engine->seq, 8) == 0)
         self->stored_seq = engine->seq;

@@ -3,4 +3,4 @@
     X (gw_lexer)                                                                                   \
     X (gw_json)                                                                                    \
     X (gw_query)                                                                                   \
-    X (gw_response) X (gw_routes) X (gw_metrics) X (gw_listen) X (gw_http) X (gw_gateway)
+    X (gw_response) X (gw_routes) X (gw_ui) X (gw_metrics) X (gw_listen) X (gw_http) X (gw_gateway)

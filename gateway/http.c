@@ -26,6 +26,7 @@
 #include "http.h"
 #include "listen.h"
 #include "routes.h"
+#include "ui.h"
 
 #include "aq_log.h"
 #include "aq_codec.h"
@@ -236,6 +237,22 @@ static bool s_broker_ok (gw_http_t *self) {
     return self->broker_seen && aq_time_mono_ms () - self->broker_seen <= S_FRESH_MS;
 }
 
+//  Queues response with status for req (destroying our reference) and
+//  starts the deadline for the client to read it.
+static enum MHD_Result s_send (gw_http_t *self, s_request_t *req, struct MHD_Response *response,
+                               int status) {
+    enum MHD_Result rc = s_queue (req->connection, (unsigned) status, response);
+    MHD_destroy_response (response);
+    req->state = S_DONE;
+    int64_t now = aq_time_mono_ms ();
+    if (req->conn && !req->conn->cut)
+        req->conn->deadline = now + self->deadline_ms; //  to read the response
+    if (self->verbose)
+        aq_log (AQ_LOG_INFO, "gateway", "%s %s %d %lld ms", req->method, req->url, status,
+                (long long) (now - req->started));
+    return rc;
+}
+
 //  Queues req->response (taking its body). On the first callback this also
 //  makes MHD close the connection after it, without reading the body.
 static enum MHD_Result s_answer (gw_http_t *self, s_request_t *req) {
@@ -255,16 +272,44 @@ static enum MHD_Result s_answer (gw_http_t *self, s_request_t *req) {
     }
     if (answer->allow[0])
         MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, answer->allow);
-    enum MHD_Result rc = s_queue (req->connection, (unsigned) answer->status, response);
-    MHD_destroy_response (response);
-    req->state = S_DONE;
-    int64_t now = aq_time_mono_ms ();
-    if (req->conn && !req->conn->cut)
-        req->conn->deadline = now + self->deadline_ms; //  to read the response
-    if (self->verbose)
-        aq_log (AQ_LOG_INFO, "gateway", "%s %s %d %lld ms", req->method, req->url, answer->status,
-                (long long) (now - req->started));
-    return rc;
+    return s_send (self, req, response, answer->status);
+}
+
+//  Answers a path of the web console (ui.h): GET and HEAD only, the file
+//  from the binary with its type, ETag (304 when the client has it),
+//  Cache-Control and the Content-Security-Policy; "/ui" redirects to "/ui/".
+static enum MHD_Result s_console (gw_http_t *self, s_request_t *req) {
+    if (strcmp (req->method, "GET") && strcmp (req->method, "HEAD")) {
+        gw_response_error (&req->response, 405, "Method not allowed");
+        snprintf (req->response.allow, sizeof req->response.allow, "GET, HEAD");
+        return s_answer (self, req);
+    }
+    bool redirect;
+    const gw_ui_asset_t *asset = gw_ui_find (req->url, &redirect);
+    if (!asset && !redirect) {
+        gw_response_error (&req->response, 404, "Not found");
+        return s_answer (self, req);
+    }
+    const char *etag = asset ? asset->etag : NULL;
+    const char *given = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int status = redirect ? 308 : gw_ui_fresh (given, etag) ? 304 : 200;
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        status == 200 ? asset->size : 0, status == 200 ? (void *) asset->data : (void *) "",
+        MHD_RESPMEM_PERSISTENT);
+    if (!response)
+        return MHD_NO;
+    if (redirect)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_LOCATION, "/ui/");
+    else {
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, asset->type);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ETAG, etag);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, GW_UI_CACHE);
+        MHD_add_response_header (response, "Content-Security-Policy", GW_UI_CSP);
+        MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header (response, "Referrer-Policy", "no-referrer");
+    }
+    return s_send (self, req, response, status);
 }
 
 //  Holds a request just sent to the broker. Suspending takes the socket
@@ -371,6 +416,8 @@ static enum MHD_Result s_dispatch (gw_http_t *self, s_request_t *req) {
         gw_response_error (&req->response, 413, "Request body too large");
         return s_answer (self, req);
     }
+    if (gw_ui_owns (req->url)) //  static, no key
+        return s_console (self, req);
     struct MHD_Connection *connection = req->connection;
     s_query_t query = {.count = 0};
     MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_collect_arg, &query);
@@ -843,6 +890,30 @@ void gw_http_test (bool verbose) {
              NULL);
     s_check (&h, "GET /v1/tasks HTTX/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n",
              "{\"error\":\"Malformed HTTP request\"}", NULL);
+
+    //  The console's files: no key, no broker, their headers; 304 on a
+    //  matching If-None-Match; /ui redirects; only GET and HEAD
+    bool redirect;
+    const gw_ui_asset_t *index = gw_ui_find ("/ui/", &redirect);
+    char etag[96], request[256];
+    snprintf (etag, sizeof etag, "ETag: %s\r\n", index->etag);
+    s_check (&h, "GET /ui/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: text/html; charset=utf-8\r\n", etag, "Cache-Control: no-cache\r\n",
+             "Content-Security-Policy: default-src 'self'; script-src 'self';",
+             "X-Content-Type-Options: nosniff\r\n", "\r\n\r\n<!doctype html>", NULL);
+    snprintf (request, sizeof request, "GET /ui/ HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+              index->etag);
+    s_check (&h, request, "HTTP/1.1 304 Not Modified\r\n", etag, NULL);
+    s_check (&h, "HEAD /ui/app.js HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: text/javascript; charset=utf-8\r\n", NULL);
+    s_check (&h, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+             "Content-Type: image/svg+xml\r\n", "<svg", NULL);
+    s_check (&h, "GET /ui HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 308 ", "Location: /ui/\r\n",
+             NULL);
+    s_check (&h, "GET /ui/nothing.js HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found\r\n",
+             "{\"error\":\"Not found\"}", NULL);
+    s_check (&h, "POST /ui/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+             "HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, HEAD\r\n", NULL);
     assert (h.requests == 0);
 
     //  Through the broker: request translated, reply mapped

@@ -53,6 +53,14 @@ static const gw_route_t s_routes[] = {
      GW_ROUTE_STRICT,
      "bulk",
      {NULL}},
+    {"GET", "/v1/whoami", GW_ROUTE_WHOAMI, AQ_CMD_AUTH, GW_ROUTE_STRICT, NULL, {NULL}},
+    {"GET",
+     "/v1/stats",
+     GW_ROUTE_STATS,
+     AQ_CMD_STATS,
+     GW_ROUTE_STRICT,
+     NULL,
+     {"wait", "since", NULL}},
     {"GET", "/v1/bulk/:id", GW_ROUTE_BULK_GET, AQ_CMD_BULK_GET, GW_ROUTE_STRICT, NULL, {NULL}},
     {"GET",
      "/v1/tasks/:id",
@@ -415,6 +423,8 @@ void gw_routes_translate (const gw_request_t *req, gw_action_t *action) {
     if (route->id == GW_ROUTE_TASK_CREATE || route->id == GW_ROUTE_TASK_BATCH ||
         route->id == GW_ROUTE_SCHEDULE_CREATE)
         s_trace_fields (action, req);
+    if (route->id == GW_ROUTE_STATS) //  the team's figures with workers and the last hour
+        s_field (action, "view", "console", 7);
 out:
     if (status) {
         aq_writer_release (msg);
@@ -721,6 +731,24 @@ void gw_routes_test (bool verbose) {
     s_expect_local (&req, 404, "Bulk job not found");
     s_expect_miss ("DELETE", "/v1/bulk/b1", 405, "GET");
     s_expect_miss ("GET", "/v1/tasks/bulk/x", 404, "");
+
+    //  whoami and the console's stats: the key alone, plus the view
+    req = (gw_request_t){.method = "GET", .path = "/v1/whoami", .authorization = "Bearer k"};
+    s_expect_message (&req, AQ_CMD_AUTH, "{\"key\":\"k\"}");
+    req.path = "/v1/stats";
+    s_expect_message (&req, AQ_CMD_STATS, "{\"key\":\"k\",\"view\":\"console\"}");
+    S_QUERY (req, {"wait", "25"}, {"since", "41"}); //  a long poll
+    s_expect_message (&req, AQ_CMD_STATS,
+                      "{\"key\":\"k\",\"wait\":25,\"since\":\"41\",\"view\":\"console\"}");
+    S_QUERY (req, {"wait", "26"});
+    s_expect_local (&req, 400, "wait must be a number between 0 and 25");
+    S_QUERY (req, {"x", "1"});
+    s_expect_local (&req, 400, "Unknown query parameter: x");
+    req.query = NULL;
+    req.query_count = 0;
+    req.authorization = NULL;
+    s_expect_local (&req, 401, "API key required");
+    s_expect_miss ("POST", "/v1/whoami", 405, "GET");
 
     //  Cancel, retry, attempts carry the id; a body there is ignored
     req = (gw_request_t){.method = "POST",

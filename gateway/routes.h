@@ -50,6 +50,8 @@ typedef enum {
     GW_ROUTE_FLOW_SET,               //  PUT  /v1/flow-control/:key
     GW_ROUTE_FLOW_PAUSE,             //  POST /v1/flow-control/:key/pause
     GW_ROUTE_FLOW_RESUME,            //  POST /v1/flow-control/:key/resume
+    GW_ROUTE_WHOAMI,                 //  GET  /v1/whoami (AUTH: the key's team and scope)
+    GW_ROUTE_STATS,                  //  GET  /v1/stats (STATS, the console's view)
 } gw_route_id_t;
 
 #define GW_ROUTE_LOCAL  1 //  answered by the gateway, no key, no broker

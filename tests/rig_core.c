@@ -221,6 +221,7 @@ void rig_core_turn (rig_core_t *self) {
     bk_dispatch_expire (self->dispatch);
     bk_dispatch_run (self->dispatch);
     bk_dispatch_heartbeat (self->dispatch);
+    bk_handlers_tick (self->handlers);
     assert (bk_store_put (self->store, BK_DB_META, "seq", 3, &engine->seq, 8) == 0);
     assert (bk_store_commit (self->store) == 0);
     assert (bk_outbox_flush (self->outbox, true) == 0);

@@ -967,6 +967,10 @@ def s_exercise(api, full, read, other, limited, target, aq):
     api.call('GET', '/metrics', expect=200, **F)
     api.call('GET', '/metrics', expect=200, key=aq.admin_token)
     api.call('GET', '/metrics', expect=401, key=None)
+    for path in ('/v1/whoami', '/v1/stats'):
+        api.call('GET', path, expect=200, **F)
+        api.call('GET', path, expect=200, key=read)
+        api.call('GET', path, expect=401, key=None)
     # every path answers 405 to a method it does not take
     for template, item in api.doc['paths'].items():
         path = template.replace('{id}', done['id']).replace('{key}', 'openapi-key')

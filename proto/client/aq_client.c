@@ -406,6 +406,10 @@ int aq_client_flow_pause (aq_client_t *self, const char *key, bool paused, json_
     return s_call_id (self, paused ? AQ_CMD_FLOW_PAUSE : AQ_CMD_FLOW_RESUME, key, reply);
 }
 
+int aq_client_whoami (aq_client_t *self, json_t **reply) {
+    return aq_client_call (self, AQ_CMD_AUTH, NULL, reply);
+}
+
 json_t *aq_client_reply_body (const json_t *reply) {
     return json_object_get (reply, "body");
 }
@@ -609,6 +613,10 @@ void aq_client_test (bool verbose) {
     assert (json_equal (json_object_get (request, "bulk"), bulk));
     json_decref (reply);
     json_decref (bulk);
+    assert (aq_client_whoami (client, &reply) == 200);
+    request = json_object_get (aq_client_reply_body (reply), "request");
+    assert (aq_field_int (request, "cmd", 0) == AQ_CMD_AUTH && aq_field_str (request, "key"));
+    json_decref (reply);
     assert (aq_client_bulk_get (client, "b1", &reply) == 200);
     request = json_object_get (aq_client_reply_body (reply), "request");
     assert (aq_field_int (request, "cmd", 0) == AQ_CMD_BULK_GET);

@@ -142,6 +142,9 @@ int aq_client_task_bulk (aq_client_t *self, const json_t *bulk, json_t **reply);
 int aq_client_bulk_get (aq_client_t *self, const char *id, json_t **reply);
 //  STATS: counters and gauges (key or admin token).
 int aq_client_stats (aq_client_t *self, json_t **reply);
+//  AUTH: who the key is: body {"teamId", "team", "scope", "events"}
+//  (GET /v1/whoami over HTTP).
+int aq_client_whoami (aq_client_t *self, json_t **reply);
 
 //  Flow control keys (FLOW_*), the same return and ownership: `key` is a
 //  flow control key's name (borrowed), not the API key.

@@ -112,6 +112,7 @@ static const char *s_usage =
     "\n"
     "  stats                                         a key: its team's tasks; the admin\n"
     "                                                token: the whole server's figures\n"
+    "  whoami                                        the key's team and scope\n"
     "\n"
     "Exit status: 0 ok, 1 refused by the broker, broker unreachable or a secret file\n"
     "refused, 2 bad usage.\n";
@@ -1037,7 +1038,7 @@ int main (int argc, char **argv) {
         printf ("%s\n%s_secret\n", args.argv[0], args.argv[0]);
         return 0;
     }
-    if (strcmp (group, "stats") == 0) {
+    if (strcmp (group, "stats") == 0 || strcmp (group, "whoami") == 0) {
         if (*verb || args.argc)
             return s_usage_error ("unexpected argument '%s'", *verb ? verb : args.argv[0]);
     } else if (strcmp (group, "team") && strcmp (group, "key") && strcmp (group, "task") &&
@@ -1109,6 +1110,8 @@ int main (int argc, char **argv) {
         rc = s_bulk (&ctl, verb, &args);
     else if (strcmp (group, "flow") == 0)
         rc = s_flow (&ctl, verb, &args);
+    else if (strcmp (group, "whoami") == 0)
+        rc = s_show (&ctl, AQ_CMD_AUTH, NULL, NULL);
     else
         rc = s_show (&ctl, AQ_CMD_STATS, NULL, NULL);
     aq_client_destroy (&ctl.client);
