@@ -43,6 +43,17 @@ void bk_handlers_tick (bk_handlers_t *self);
 //  The earliest deadline of a held request (mono ms), INT64_MAX if none.
 int64_t bk_handlers_next_deadline (bk_handlers_t *self);
 
+//  Who may send a client command (the table in handlers.c).
+typedef enum {
+    BK_ACCESS_OWN,   //  the handler checks (STATS: key or admin; TASK_SIGNAL: key or sig_ token)
+    BK_ACCESS_ADMIN, //  the admin token
+    BK_ACCESS_READ,  //  any API key of the team
+    BK_ACCESS_WRITE  //  a full-scope API key
+} bk_access_t;
+//  cmd's access (a bk_access_t), -1 for no client command; *count, when
+//  count is not NULL, the commands in the table.
+int bk_handlers_access (int cmd, size_t *count);
+
 void bk_handlers_test (bool verbose);
 
 #endif

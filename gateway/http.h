@@ -33,6 +33,9 @@ int gw_http_fd (gw_http_t *self);
 //  The TCP port it listens on (useful with port 0).
 int gw_http_port (gw_http_t *self);
 
+//  Requests held for the broker's answer now.
+size_t gw_http_held (const gw_http_t *self);
+
 //  Milliseconds until gw_http_run has work due, at most a few hundred.
 long gw_http_timeout (gw_http_t *self);
 
