@@ -646,6 +646,15 @@ class Proc:
         self.start()
 
 
+def peak_rss(proc):
+    """Peak resident memory of a process in bytes (VmHWM)."""
+    with open('/proc/%d/status' % proc.pid) as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    raise AssertionError('no VmHWM for pid %d' % proc.pid)
+
+
 def check_processes():
     """Raises if a process of this test exited that should be running."""
     for proc in _procs:

@@ -20,15 +20,6 @@ from aqtest import wait_until
 MiB = 1 << 20
 
 
-def s_peak(proc):
-    """Peak resident memory of a process in bytes (VmHWM)."""
-    with open('/proc/%d/status' % proc.pid) as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) * 1024
-    raise AssertionError('no VmHWM for pid %d' % proc.pid)
-
-
 def s_team_client(broker, scope=None):
     return broker.client(key=broker.new_key('team-%d' % random.randrange(1 << 30), scope=scope))
 
@@ -47,7 +38,7 @@ def test_decode_bomb_costs_bounded_memory():
     target, broker, procs, cli = aqtest.cluster(workers=1)
     bystander = s_team_client(broker)
     bomb_items = 8 * MiB - 64
-    before = s_peak(broker.proc)
+    before = aqtest.peak_rss(broker.proc)
     took, answers = {}, {}
     with aqtest.Client(broker.client_ep) as raw:
         for name, fill in [('empty maps', b'\x80'), ('empty arrays', b'\x90'),
@@ -61,9 +52,9 @@ def test_decode_bomb_costs_bounded_memory():
             reply = bystander.call('TASK_LIST', {'limit': 1}, timeout=10)
             assert reply.get('status') == 200, reply
             took[name + ' then a list'] = time.monotonic() - start
-    grown = s_peak(broker.proc) - before
+    grown = aqtest.peak_rss(broker.proc) - before
     print('decode bomb: broker peak %.0f MiB, grew %.1f MiB; seconds: %s'
-          % (s_peak(broker.proc) / MiB, grown / MiB,
+          % (aqtest.peak_rss(broker.proc) / MiB, grown / MiB,
              ', '.join('%s %.2f' % kv for kv in took.items())))
     assert grown < 256 * MiB, 'the broker peak grew by %.0f MiB' % (grown / MiB)
     assert all(t < 3.0 for t in took.values()), took
@@ -125,7 +116,7 @@ def test_poll_template_attack_is_bounded():
     gateway = aqtest.start_gateway(broker)
     attacker = aqtest.HttpClient(gateway.port, key=broker.new_key('team-attacker'))
     bystander = s_team_client(broker)
-    before = s_peak(broker.proc)
+    before = aqtest.peak_rss(broker.proc)
     prefix = target.url('/ok/poll/')
     # the review's request: 2,000 placeholders, each filled with a 60 KB value
     review = attacker.post('/v1/tasks', s_poll_task(target, prefix + '{{v}}' * 2000))
@@ -152,11 +143,11 @@ def test_poll_template_attack_is_bounded():
                 finals[task_id] = task
         time.sleep(0.1)
     lost = broker.stats()['counters']['workerLost']
-    grown = s_peak(broker.proc) - before
+    grown = aqtest.peak_rss(broker.proc) - before
     print('template attack: broker peak %.0f MiB (grew %.1f MiB), workers lost %d, '
-          'another team\'s 20 tasks done in %.2f s' % (s_peak(broker.proc) / MiB, grown / MiB,
+          'another team\'s 20 tasks done in %.2f s' % (aqtest.peak_rss(broker.proc) / MiB, grown / MiB,
                                                         lost, waited))
-    assert s_peak(broker.proc) < 300 * MiB, 'broker peak %.0f MiB' % (s_peak(broker.proc) / MiB)
+    assert aqtest.peak_rss(broker.proc) < 300 * MiB, 'broker peak %.0f MiB' % (aqtest.peak_rss(broker.proc) / MiB)
     assert lost == 0, 'the broker lost %d workers' % lost
     assert waited < 10, waited
     assert review.status == 400 and review.error == (

@@ -25,15 +25,6 @@ MiB = 1 << 20
 ENV = {'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') + ':quarantine_size_mb=1'}
 
 
-def s_peak(proc):
-    """Peak resident memory of a process in bytes (VmHWM)."""
-    with open('/proc/%d/status' % proc.pid) as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) * 1024
-    raise AssertionError('no VmHWM for pid %d' % proc.pid)
-
-
 def s_anon(proc):
     """Resident anonymous memory of a process in bytes (RssAnon: the heap,
     not the store's pages mapped from its file)."""
@@ -129,7 +120,7 @@ def test_preview_of_1000_fire_times_is_bounded():
     gateway = aqtest.start_gateway(broker, env=ENV)
     api = aqtest.HttpClient(gateway.port, key=cli.key)
     other = broker.client(key=broker.new_key('team-bystander'))
-    before = s_peak(broker.proc)
+    before = aqtest.peak_rss(broker.proc)
     bodies = [
         {'schedule_kind': 'cron', 'schedule_expr': '* * * * *', 'timezone': 'Europe/Chisinau'},
         {'schedule_kind': 'cron', 'schedule_expr': '0 0 29 2 1', 'timezone': 'America/New_York'},
@@ -158,7 +149,7 @@ def test_preview_of_1000_fire_times_is_bounded():
                 assert len(reply.json['fire_times']) <= 1000, reply
             slowest = max(slowest, reply.elapsed)
             waits += probes
-    grown = s_peak(broker.proc) - before
+    grown = aqtest.peak_rss(broker.proc) - before
     print('preview count=1000: slowest %.3f s; broker +%.1f MiB; another team waited at most '
           '%.3f s (%d requests)' % (slowest, grown / MiB, max(waits), len(waits)))
     assert slowest < 1.0, slowest
