@@ -182,60 +182,11 @@ int bk_sched_upgrade_run (bk_sched_why_t *self, const uint8_t *key, size_t key_s
 //  field by field (upgrade_sched.c tests the rest).
 
 #include "../../tests/rig_v1.h"
+#include "../../tests/rig_upgrade.h"
 #include "aq_json.h"
 #include "schedules.h"
 
 #define S_T0 1765000000000LL //  2025-12-06T05:46:40.000Z
-
-static void s_test_uuid (int n, uint8_t id[16], char text[AQ_UUID_TEXT]) {
-    static const uint8_t base[16] = {0x01, 0x9a, 0xf1, 0x2c, 0x3b, 0x00, 0x70, 0x00,
-                                     0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
-    memcpy (id, base, 16);
-    id[14] = (uint8_t) (n >> 8), id[15] = (uint8_t) n;
-    aq_uuid_format (id, text);
-}
-
-//  Converts what key holds in db as upgrade.c does (a dedupe time's 8
-//  bytes as a bin node) and, when converted, stores the record; returns
-//  what the converter said, its reason in why (256 bytes).
-static int s_test_convert (bk_store_t *store, bk_db_t db, const void *key, size_t key_size,
-                           char *why) {
-    bk_val_t val;
-    aq_node_t v1;
-    assert (bk_store_get (store, db, key, key_size, &val) == 0);
-    if (db == BK_DB_RUN_KEYS && val.size == 8)
-        v1 = (aq_node_t){
-            .type = AQ_NODE_BIN, .count = 8, .data = val.data, .raw = val.data, .raw_size = 8};
-    else
-        assert (aq_msg_parse (val.data, val.size, &v1) == 0);
-    aq_writer_t w;
-    aq_writer_init (&w);
-    int rc = bk_sched_upgrade_record (store, db, key, key_size, &v1, &w, why, 256);
-    size_t size;
-    const uint8_t *data = aq_writer_data (&w, &size);
-    if (rc == 0)
-        assert (data && size && bk_store_put (store, db, key, key_size, data, size) == 0);
-    else
-        assert (size == 0 && *why);
-    aq_writer_release (&w);
-    return rc;
-}
-
-//  The JSON text of a blob of msgpack bytes (caller frees).
-static char *s_test_json (const bk_blob_t *blob) {
-    aq_node_t node;
-    assert (aq_msg_parse (blob->data, blob->size, &node) == 0);
-    return aq_json_dumps (&node);
-}
-
-static void s_test_json_is (const bk_blob_t *blob, const char *want) {
-    char *text = s_test_json (blob);
-    if (strcmp (text, want) != 0) {
-        fprintf (stderr, "bk_sched_upgrade: %s, want %s\n", text, want);
-        assert (false);
-    }
-    free (text);
-}
 
 //  The common part of a run: its fields up to steps_total.
 #define S_RUN_HEAD                                                                                 \
@@ -246,11 +197,11 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
     uint8_t schedule[16], step[4][16], run_id[6][16];
     char schedule_text[AQ_UUID_TEXT], text[6][AQ_UUID_TEXT], step_text[4][AQ_UUID_TEXT];
     char why[256];
-    s_test_uuid (100, schedule, schedule_text);
+    rig_upgrade_uuid (100, schedule, schedule_text);
     for (int i = 0; i < 6; i++)
-        s_test_uuid (200 + i, run_id[i], text[i]);
+        rig_upgrade_uuid (200 + i, run_id[i], text[i]);
     for (int i = 0; i < 4; i++)
-        s_test_uuid (300 + i, step[i], step_text[i]);
+        rig_upgrade_uuid (300 + i, step[i], step_text[i]);
     const char *one = "[{'targetUrl': 'http://x/1'}]";
     //  0: run_now, completed, with a concurrency key
     rig_v1_put_json (store, BK_DB_RUNS, run_id[0], 16,
@@ -310,7 +261,7 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
                      text[5], schedule_text, team_text, "event", "failed", 1, 0, 1, S_T0, S_T0,
                      one);
     for (int i = 0; i < 6; i++)
-        assert (s_test_convert (store, BK_DB_RUNS, run_id[i], 16, why) == 0);
+        assert (rig_upgrade_convert (store, BK_DB_RUNS, run_id[i], 16, why) == 0);
 
     bk_sched_run_t *run = bk_schedules_run (store, run_id[0]);
     assert (run && memcmp (run->id, run_id[0], 16) == 0);
@@ -321,7 +272,7 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
     assert (run->next_attempt_at == -1 && !run->error && run->nsteps == 1);
     assert (run->steps[0].step == 0 && memcmp (run->steps[0].task, step[0], 16) == 0);
     assert (run->steps[0].status == BK_ST_COMPLETED && !run->has_event);
-    s_test_json_is (&run->templates, "[{\"targetUrl\":\"http://x/1\"}]");
+    rig_upgrade_json_is (&run->templates, "[{\"targetUrl\":\"http://x/1\"}]");
     assert (run->priority == 5 && run->max_retries == 3 && run->backoff == BK_BACKOFF_JITTER);
     assert (strcmp (run->concurrency_key, "reports") == 0 && run->due == -1);
     bk_sched_run_destroy (&run);
@@ -332,8 +283,8 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
     assert (run->nsteps == 1 && run->steps[0].status == BK_ST_WAITING);
     assert (memcmp (run->steps[0].task, step[1], 16) == 0 && run->priority == 2);
     assert (run->max_retries == 2 && run->backoff == BK_BACKOFF_LINEAR);
-    s_test_json_is (&run->templates, "[{\"targetUrl\":\"http://x/1\",\"body\":\"one\"},"
-                                     "{\"targetUrl\":\"http://x/2\",\"method\":\"GET\"}]");
+    rig_upgrade_json_is (&run->templates, "[{\"targetUrl\":\"http://x/1\",\"body\":\"one\"},"
+                                          "{\"targetUrl\":\"http://x/2\",\"method\":\"GET\"}]");
     assert (strcmp (run->concurrency_key, "serial") == 0);
     bk_sched_run_destroy (&run);
 
@@ -355,7 +306,7 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
     assert (run && run->trigger == BK_TRIGGER_EVENT && run->status == BK_RUN_SKIPPED);
     assert (run->finished_at == S_T0 && strcmp (run->error, "deduplicated") == 0);
     assert (run->has_event && strcmp (run->event_name, "invoice.paid") == 0);
-    s_test_json_is (&run->event_data, "{\"invoice\":\"INV-2\",\"cents\":1250}");
+    rig_upgrade_json_is (&run->event_data, "{\"invoice\":\"INV-2\",\"cents\":1250}");
     bk_sched_run_destroy (&run);
 
     run = bk_schedules_run (store, run_id[5]);
@@ -385,7 +336,7 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
         snprintf (fields, sizeof fields, bad[i].fields, step_text[0]);
         rig_v1_put_json (store, BK_DB_RUNS, run_id[0], 16, S_RUN_HEAD "'_steps': %s, %s}", text[0],
                          schedule_text, team_text, "run_now", "pending", 1, 0, 1, one, fields);
-        assert (s_test_convert (store, BK_DB_RUNS, run_id[0], 16, why) == -1);
+        assert (rig_upgrade_convert (store, BK_DB_RUNS, run_id[0], 16, why) == -1);
         if (strcmp (why, bad[i].why) != 0) {
             fprintf (stderr, "bk_sched_upgrade: %s gave '%s', want '%s'\n", fields, why,
                      bad[i].why);
@@ -394,7 +345,7 @@ static void s_test_runs (bk_store_t *store, const uint8_t team[16], const char *
     }
     rig_v1_put_json (store, BK_DB_RUNS, run_id[0], 16, S_RUN_HEAD "'steps': []}", text[0],
                      schedule_text, team_text, "run_now", "pending", 1, 0, 1);
-    assert (s_test_convert (store, BK_DB_RUNS, run_id[0], 16, why) == -1);
+    assert (rig_upgrade_convert (store, BK_DB_RUNS, run_id[0], 16, why) == -1);
     assert (strcmp (why, "field '_steps' is missing") == 0);
 }
 
@@ -402,7 +353,7 @@ void bk_sched_upgrade_run_test (bool verbose) {
     char dir[BK_STORE_TEST_DIR], team_text[AQ_UUID_TEXT];
     uint8_t team[16];
     bk_store_t *store = bk_store_test_new (dir);
-    s_test_uuid (1, team, team_text);
+    rig_upgrade_uuid (1, team, team_text);
     s_test_runs (store, team, team_text);
     bk_store_test_destroy (&store, dir);
     if (verbose)

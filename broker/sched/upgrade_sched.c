@@ -347,59 +347,10 @@ int bk_sched_upgrade_record (bk_store_t *store, bk_db_t db, const void *key, siz
 //  back through schedules.c as the scheduler reads them, field by field.
 
 #include "../../tests/rig_v1.h"
+#include "../../tests/rig_upgrade.h"
 #include "aq_json.h"
 
 #define S_T0 1765000000000LL //  2025-12-06T05:46:40.000Z
-
-static void s_test_uuid (int n, uint8_t id[16], char text[AQ_UUID_TEXT]) {
-    static const uint8_t base[16] = {0x01, 0x9a, 0xf1, 0x2c, 0x3b, 0x00, 0x70, 0x00,
-                                     0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
-    memcpy (id, base, 16);
-    id[14] = (uint8_t) (n >> 8), id[15] = (uint8_t) n;
-    aq_uuid_format (id, text);
-}
-
-//  Converts what key holds in db as upgrade.c does (a dedupe time's 8
-//  bytes as a bin node) and, when converted, stores the record; returns
-//  what the converter said, its reason in why (256 bytes).
-static int s_test_convert (bk_store_t *store, bk_db_t db, const void *key, size_t key_size,
-                           char *why) {
-    bk_val_t val;
-    aq_node_t v1;
-    assert (bk_store_get (store, db, key, key_size, &val) == 0);
-    if (db == BK_DB_RUN_KEYS && val.size == 8)
-        v1 = (aq_node_t){
-            .type = AQ_NODE_BIN, .count = 8, .data = val.data, .raw = val.data, .raw_size = 8};
-    else
-        assert (aq_msg_parse (val.data, val.size, &v1) == 0);
-    aq_writer_t w;
-    aq_writer_init (&w);
-    int rc = bk_sched_upgrade_record (store, db, key, key_size, &v1, &w, why, 256);
-    size_t size;
-    const uint8_t *data = aq_writer_data (&w, &size);
-    if (rc == 0)
-        assert (data && size && bk_store_put (store, db, key, key_size, data, size) == 0);
-    else
-        assert (size == 0 && *why);
-    aq_writer_release (&w);
-    return rc;
-}
-
-//  The JSON text of a blob of msgpack bytes (caller frees).
-static char *s_test_json (const bk_blob_t *blob) {
-    aq_node_t node;
-    assert (aq_msg_parse (blob->data, blob->size, &node) == 0);
-    return aq_json_dumps (&node);
-}
-
-static void s_test_json_is (const bk_blob_t *blob, const char *want) {
-    char *text = s_test_json (blob);
-    if (strcmp (text, want) != 0) {
-        fprintf (stderr, "bk_sched_upgrade: %s, want %s\n", text, want);
-        assert (false);
-    }
-    free (text);
-}
 
 //  The common part of a scheduled task: its fields up to status.
 #define S_TASK_HEAD                                                                                \
@@ -413,7 +364,7 @@ static void s_test_schedules (bk_store_t *store, const uint8_t team[16], const c
     uint8_t id[6][16];
     char text[6][AQ_UUID_TEXT], why[256];
     for (int i = 0; i < 6; i++)
-        s_test_uuid (100 + i, id[i], text[i]);
+        rig_upgrade_uuid (100 + i, id[i], text[i]);
     //  0: cron, active, two steps and a concurrency key, fired before,
     //  its next fire queued
     rig_v1_put_json (store, BK_DB_SCHEDULES, id[0], 16,
@@ -478,16 +429,16 @@ static void s_test_schedules (bk_store_t *store, const uint8_t team[16], const c
                      "null", "null", "active", S_T0, S_T0, S_T0, S_T0 / 1000 + 100000,
                      S_T0 / 1000 + 99999, S_T0 + 1000, S_T0);
     for (int i = 0; i < 6; i++)
-        assert (s_test_convert (store, BK_DB_SCHEDULES, id[i], 16, why) == 0);
+        assert (rig_upgrade_convert (store, BK_DB_SCHEDULES, id[i], 16, why) == 0);
 
     bk_sched_task_t *t = bk_schedules_get (store, id[0]);
     assert (t && memcmp (t->id, id[0], 16) == 0 && memcmp (t->team, team, 16) == 0);
     assert (strcmp (t->title, "yearly report") == 0 && strcmp (t->description, "fixture") == 0);
     assert (t->kind == BK_SCHEDULE_CRON && strcmp (t->expr, "0 0 1 1 *") == 0);
     assert (strcmp (t->timezone, "Europe/Chisinau") == 0);
-    s_test_json_is (&t->payload,
-                    "{\"steps\":[{\"targetUrl\":\"http://x/1\",\"body\":\"one\"},"
-                    "{\"targetUrl\":\"http://x/2\",\"method\":\"GET\",\"timeout\":10}]}");
+    rig_upgrade_json_is (&t->payload,
+                         "{\"steps\":[{\"targetUrl\":\"http://x/1\",\"body\":\"one\"},"
+                         "{\"targetUrl\":\"http://x/2\",\"method\":\"GET\",\"timeout\":10}]}");
     assert (strcmp (t->created_by, "5f0c2a8e-3b1d-4c6e-9a7f-2d4b6c8e0a13") == 0);
     assert (t->priority == 2 && t->max_retries == 2 && t->backoff == BK_BACKOFF_LINEAR);
     assert (!t->dedupe_key && t->dedupe_window_s == -1 &&
@@ -515,8 +466,8 @@ static void s_test_schedules (bk_store_t *store, const uint8_t team[16], const c
     assert (t && t->status == BK_SCHED_PAUSED && t->next_run_at == S_T0 + 60000 && t->due == -1);
     assert (t->priority == 9 && t->max_retries == 0 && t->backoff == BK_BACKOFF_FIXED);
     assert (t->dedupe_window_s == 86400 && strcmp (t->dedupe_key, "m") == 0);
-    s_test_json_is (&t->payload,
-                    "{\"targetUrl\":\"http://x/m\",\"headers\":{\"Authorization\":\"tok_x\"}}");
+    rig_upgrade_json_is (
+        &t->payload, "{\"targetUrl\":\"http://x/m\",\"headers\":{\"Authorization\":\"tok_x\"}}");
     bk_sched_task_destroy (&t);
 
     t = bk_schedules_get (store, id[3]);
@@ -552,7 +503,7 @@ static void s_test_schedules (bk_store_t *store, const uint8_t team[16], const c
                          "{'id': '%s', 'team_id': '%s', 'title': 't', 'schedule_kind': 'cron', "
                          "'timezone': 'UTC', 'payload': {}, 'status': 'active', %s}",
                          text[0], team_text, bad[i].fields);
-        assert (s_test_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
+        assert (rig_upgrade_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
         if (strcmp (why, bad[i].why) != 0) {
             fprintf (stderr, "bk_sched_upgrade: %s gave '%s', want '%s'\n", bad[i].fields, why,
                      bad[i].why);
@@ -563,14 +514,14 @@ static void s_test_schedules (bk_store_t *store, const uint8_t team[16], const c
                      "{'id': '%s', 'team_id': '%s', 'schedule_kind': 'cron', 'timezone': 'UTC', "
                      "'payload': {}, 'status': 'active'}",
                      text[0], team_text);
-    assert (s_test_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
+    assert (rig_upgrade_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
     assert (strcmp (why, "field 'title' is missing") == 0);
     rig_v1_put_json (store, BK_DB_SCHEDULES, id[0], 16,
                      S_TASK_HEAD "'next_run_at': null, 'last_run_at': null, 'snoozed_until': null, "
                                  "'snooze_reason': null, 'created_at': %lld, 'updated_at': %lld}",
                      text[1], team_text, "t", "cron", "null", "UTC", "{}", 5, 3, "fixed", "null",
                      "null", "null", "active", S_T0, S_T0);
-    assert (s_test_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
+    assert (rig_upgrade_convert (store, BK_DB_SCHEDULES, id[0], 16, why) == -1);
     assert (strcmp (why, "field 'id' is not the record's key") == 0);
 }
 
@@ -578,7 +529,7 @@ static void s_test_run_keys (bk_store_t *store, const uint8_t team[16]) {
     uint8_t run[6][16];
     char run_text[6][AQ_UUID_TEXT], why[256];
     for (int i = 0; i < 6; i++) { //  waiting runs, in layout 2 (upgrade_run.c converts them)
-        s_test_uuid (200 + i, run[i], run_text[i]);
+        rig_upgrade_uuid (200 + i, run[i], run_text[i]);
         bk_sched_run_t *waiting = bk_sched_run_new (0);
         memcpy (waiting->id, run[i], 16);
         waiting->trigger = BK_TRIGGER_RUN_NOW;
@@ -598,9 +549,9 @@ static void s_test_run_keys (bk_store_t *store, const uint8_t team[16]) {
                      run_text[0]);
     int64_t last = S_T0 - 5000; //  bk_runkeys_set_dedupe's 8 bytes
     assert (bk_store_put (store, BK_DB_RUN_KEYS, invoice, 24, &last, 8) == 0);
-    assert (s_test_convert (store, BK_DB_RUN_KEYS, serial, 23, why) == 0);
-    assert (s_test_convert (store, BK_DB_RUN_KEYS, reports, 24, why) == 0);
-    assert (s_test_convert (store, BK_DB_RUN_KEYS, invoice, 24, why) == 0);
+    assert (rig_upgrade_convert (store, BK_DB_RUN_KEYS, serial, 23, why) == 0);
+    assert (rig_upgrade_convert (store, BK_DB_RUN_KEYS, reports, 24, why) == 0);
+    assert (rig_upgrade_convert (store, BK_DB_RUN_KEYS, invoice, 24, why) == 0);
 
     //  the scheduler reads them: the dedupe time; a run queues behind the
     //  holder, and when it passes the key the first run waiting takes it
@@ -642,7 +593,7 @@ static void s_test_run_keys (bk_store_t *store, const uint8_t team[16]) {
         char record[200];
         snprintf (record, sizeof record, bad[i].record, run_text[1]);
         rig_v1_put_json (store, BK_DB_RUN_KEYS, serial, 23, "%s", record);
-        assert (s_test_convert (store, BK_DB_RUN_KEYS, serial, 23, why) == -1);
+        assert (rig_upgrade_convert (store, BK_DB_RUN_KEYS, serial, 23, why) == -1);
         if (strcmp (why, bad[i].why) != 0) {
             fprintf (stderr, "bk_sched_upgrade: %s gave '%s', want '%s'\n", record, why,
                      bad[i].why);
@@ -651,7 +602,7 @@ static void s_test_run_keys (bk_store_t *store, const uint8_t team[16]) {
     }
     //  a dedupe key that is a map of string keys is neither layout
     rig_v1_put_json (store, BK_DB_RUN_KEYS, invoice, 24, "{'at': %lld}", S_T0);
-    assert (s_test_convert (store, BK_DB_RUN_KEYS, invoice, 24, why) == -1);
+    assert (rig_upgrade_convert (store, BK_DB_RUN_KEYS, invoice, 24, why) == -1);
     assert (strcmp (why, "it is not a record of the scheduler's in layout 1") == 0);
 }
 
@@ -659,7 +610,7 @@ void bk_sched_upgrade_test (bool verbose) {
     char dir[BK_STORE_TEST_DIR], team_text[AQ_UUID_TEXT];
     uint8_t team[16];
     bk_store_t *store = bk_store_test_new (dir);
-    s_test_uuid (1, team, team_text);
+    rig_upgrade_uuid (1, team, team_text);
     s_test_schedules (store, team, team_text);
     s_test_run_keys (store, team);
     bk_store_test_destroy (&store, dir);
